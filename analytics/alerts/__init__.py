@@ -1,0 +1,82 @@
+"""Early warning: pure streaming detectors and the alert lifecycle.
+
+No I/O, no clock: time is an argument. The shell (``ingest.alerting``) decodes messages, builds
+a :class:`Batch`, calls :func:`evaluate` and delivers the :class:`AlertEvent` list it returns.
+
+Thresholds and timing: ``load_alert_norms(profile) -> AlertNorms`` (the ``[alerts]`` section of a
+norms profile) plus the profile's limits, per subject via ``thresholds_for``.
+
+State: ``new_state(norms, alert_norms)``, ``add_subject(state, SubjectSpec) -> slot``,
+``admit(state, device_slot, seq)`` (de-duplication and sequence gaps), ``warm(state, batch)``
+(rebuild statistics without alerting), ``seed`` (the same from aggregates),
+``evaluate(state, batch, now) -> (state, events)``,
+``acknowledge`` / ``resolve`` (a person's actions), ``lifecycle.restore`` (reload stored alerts).
+
+See ``docs/alerts.md`` for the detectors, the lifecycle rules and where each number comes from.
+"""
+
+from analytics.alerts.engine import (
+    Batch,
+    BatchBuilder,
+    DetectorState,
+    acknowledge,
+    add_subject,
+    admit,
+    evaluate,
+    new_state,
+    open_alerts,
+    resolve,
+    seed,
+    warm,
+)
+from analytics.alerts.lifecycle import (
+    AlertEvent,
+    AlertState,
+    Transition,
+    TransitionError,
+    alert_id,
+    next_state,
+    restore,
+)
+from analytics.alerts.params import (
+    DEVICE_KINDS,
+    KINDS,
+    AlertKind,
+    AlertNorms,
+    KindRule,
+    Severity,
+    load_alert_norms,
+)
+from analytics.alerts.subjects import SubjectSpec, Thresholds, thresholds_for
+
+__all__ = [
+    "DEVICE_KINDS",
+    "KINDS",
+    "AlertEvent",
+    "AlertKind",
+    "AlertNorms",
+    "AlertState",
+    "Batch",
+    "BatchBuilder",
+    "DetectorState",
+    "KindRule",
+    "Severity",
+    "SubjectSpec",
+    "Thresholds",
+    "Transition",
+    "TransitionError",
+    "acknowledge",
+    "add_subject",
+    "admit",
+    "alert_id",
+    "evaluate",
+    "load_alert_norms",
+    "new_state",
+    "next_state",
+    "open_alerts",
+    "resolve",
+    "restore",
+    "seed",
+    "thresholds_for",
+    "warm",
+]

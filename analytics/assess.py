@@ -1,0 +1,560 @@
+"""Workplace assessment: per-sensor metrics and classes, factor classes, combined class and В.
+
+:func:`assess_workplace` takes each sensor's samples (times in seconds from the shift start),
+groups sensors by quantity and runs one vectorized irregular computation per quantity, then
+classifies (order 33н tables of the profile), combines factors (sensor factors plus classes
+entered for unmeasured factors) and derives В. Used by the CLI, the API and reports.
+
+Quantities and units (canonical unit first):
+
+========================  ===========================  ==========================================
+quantity                  units accepted               factor / band table
+========================  ===========================  ==========================================
+``noise_laeq``            dB(A)                        ``noise`` / ``noise_lex8h`` on LEX,8h
+``noise_lcpeak``          dB(C)                        reported only (no class table)
+``vib_hav``               m/s2, m/s²                   ``vibration_hand_arm`` on A(8) dB
+``vib_wbv_x|y``           m/s2, m/s²                   ``vibration_whole_body`` / XY band
+``vib_wbv_z``             m/s2, m/s²                   ``vibration_whole_body`` / Z band
+``gas``                   mg/m3, ppm (→ ·M/24.04)      ``chemical:<id>`` / acute or general, K
+``dust``                  mg/m3                        ``dust:<id>`` / fibrogenic strong or weak
+========================  ===========================  ==========================================
+
+Chemicals are classed on ``K = TWA/ПДК_сс`` and ``K = max15/ПДК_max``; the worse counts. Each
+substance (and each dust) is its own factor; several sensors of one factor → the worse sensor.
+Mixtures ``Σ TWAᵢ/ПДК_ссᵢ`` per substance group are reported, not classed (see docs).
+A sensor whose coverage is below the profile's minimum is flagged ``insufficient_data`` but
+still classed from what was measured (never zero-filled) and still counts in the workplace.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analytics.chemical import concentration_irregular
+from analytics.classes import (
+    ClassBands,
+    CombinedClass,
+    WorkingClass,
+    band_position,
+    class_from_rank,
+    classify,
+    combine_classes,
+)
+from analytics.errors import InputError, NormsError
+from analytics.noise import noise_irregular, peak_irregular
+from analytics.norms import Norms, Substance
+from analytics.types import FloatArray, IntArray
+from analytics.units import MOLAR_VOLUME_20C_L_MOL
+from analytics.vibration import vibration_irregular
+
+QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
+    "noise_laeq": ("dB(A)", "dBA"),
+    "noise_lcpeak": ("dB(C)", "dBC"),
+    "vib_hav": ("m/s2", "m/s²", "m/s^2"),
+    "vib_wbv_x": ("m/s2", "m/s²", "m/s^2"),
+    "vib_wbv_y": ("m/s2", "m/s²", "m/s^2"),
+    "vib_wbv_z": ("m/s2", "m/s²", "m/s^2"),
+    "gas": ("mg/m3", "mg/m³", "ppm"),
+    "dust": ("mg/m3", "mg/m³"),
+}
+QUANTITIES: tuple[str, ...] = tuple(QUANTITY_UNITS)
+
+
+def normalize_unit(quantity: str, unit: str) -> str:
+    """Canonical unit (``dB(A)``, ``dB(C)``, ``m/s2``, ``mg/m3`` or ``ppm``) for a quantity.
+
+    Raises:
+        InputError: for an unknown quantity or a unit the quantity does not take.
+    """
+    if quantity not in QUANTITY_UNITS:
+        raise InputError(f"unknown quantity {quantity!r}; use one of {', '.join(QUANTITIES)}")
+    accepted = QUANTITY_UNITS[quantity]
+    u = unit.strip()
+    for a in accepted:
+        if u.lower() == a.lower():
+            return "ppm" if a == "ppm" else accepted[0]
+    raise InputError(
+        f"unit {unit!r} does not fit quantity {quantity!r}; use {' or '.join(accepted)}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSeries:
+    """One sensor's samples over the shift.
+
+    Attributes:
+        sensor: sensor id.
+        quantity: one of :data:`QUANTITIES`.
+        unit: unit of ``values`` (see :func:`normalize_unit`).
+        substance: substance or dust id from the norms (gas/dust), else None.
+        time_s: sample times, seconds from the shift start, non-decreasing.
+        values: sample values.
+    """
+
+    sensor: str
+    quantity: str
+    unit: str
+    substance: str | None
+    time_s: FloatArray
+    values: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class SensorResult:
+    """Per-sensor metrics and class."""
+
+    sensor: str
+    quantity: str
+    substance: str | None
+    metrics: Mapping[str, float]
+    working_class: WorkingClass | None
+    factor: str | None
+    b_continuous: float | None
+    insufficient_data: bool
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class FactorResult:
+    """One factor of the workplace (measured or entered)."""
+
+    factor: str
+    working_class: WorkingClass
+    b: int
+    b_continuous: float
+    sensors: tuple[str, ...]
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkplaceAssessment:
+    """Everything :func:`assess_workplace` computes."""
+
+    sensors: tuple[SensorResult, ...]
+    factors: tuple[FactorResult, ...]
+    working_class: WorkingClass | None
+    b: int | None
+    b_continuous: float | None
+    combination: CombinedClass | None
+    insufficient_data: tuple[str, ...]
+    mixture_index: Mapping[str, float]
+    shift_duration_s: float
+    norms_name: str
+    norms_version: str
+    explanation: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN → None), the ``qorgau assess --json`` contract."""
+        return {
+            "sensors": [
+                {
+                    "sensor": s.sensor,
+                    "quantity": s.quantity,
+                    "substance": s.substance,
+                    "metrics": {k: _num(v) for k, v in s.metrics.items()},
+                    "class": None if s.working_class is None else s.working_class.value,
+                    "factor": s.factor,
+                    "B_continuous": _num(s.b_continuous),
+                    "insufficient_data": s.insufficient_data,
+                    "basis": s.basis,
+                }
+                for s in self.sensors
+            ],
+            "workplace": {
+                "class": None if self.working_class is None else self.working_class.value,
+                "B": self.b,
+                "B_continuous": _num(self.b_continuous),
+                "factors": [
+                    {
+                        "factor": f.factor,
+                        "class": f.working_class.value,
+                        "B": f.b,
+                        "B_continuous": _num(f.b_continuous),
+                        "sensors": list(f.sensors),
+                        "basis": f.basis,
+                    }
+                    for f in self.factors
+                ],
+                "rule": None if self.combination is None else self.combination.rule,
+                "deciding_factors": []
+                if self.combination is None
+                else list(self.combination.deciding),
+                "insufficient_data": list(self.insufficient_data),
+                "mixture_index": {k: _num(v) for k, v in self.mixture_index.items()},
+                "explanation": self.explanation,
+                "shift_hours": self.shift_duration_s / 3600.0,
+                "norms": {"name": self.norms_name, "version": self.norms_version},
+            },
+        }
+
+
+def _num(v: float | None) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return None if not math.isfinite(f) else round(f, 6)
+
+
+def _concat(
+    series: Sequence[SensorSeries], values: Sequence[FloatArray]
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    counts = np.array([s.time_s.size for s in series], dtype=np.intp)
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    t = np.concatenate([np.asarray(s.time_s, dtype=np.float64) for s in series])
+    v = np.concatenate([np.asarray(x, dtype=np.float64) for x in values])
+    return t, v, offsets
+
+
+def _classify_with_position(value: float, bands: ClassBands) -> tuple[WorkingClass | None, float]:
+    r = int(classify(value, bands))
+    if r < 0:
+        return None, math.nan
+    return class_from_rank(r), float(band_position(value, bands))
+
+
+def _gas_substance(norms: Norms, s: SensorSeries) -> Substance:
+    if not s.substance:
+        raise InputError(f"sensor {s.sensor!r} ({s.quantity}) needs a substance id")
+    sub = norms.substance(s.substance)
+    if sub.kind != ("gas" if s.quantity == "gas" else "dust"):
+        raise InputError(
+            f"sensor {s.sensor!r}: substance {sub.id!r} is a {sub.kind}, not a {s.quantity}"
+        )
+    return sub
+
+
+def assess_workplace(
+    series: Sequence[SensorSeries],
+    norms: Norms,
+    *,
+    shift_duration_s: float = 8.0 * 3600.0,
+    max_gap_s: float | None = None,
+    entered_factors: Mapping[str, WorkingClass | str] | None = None,
+) -> WorkplaceAssessment:
+    """Assess one workplace over one shift.
+
+    Args:
+        series: each sensor's samples; times are seconds from the shift start.
+        norms: the norms profile (:func:`analytics.norms.load_norms`).
+        shift_duration_s: shift length (the TWA/LEX/A(8) use ``T_shift/8 h``).
+        max_gap_s: the longest interval still counted as measured (profile default if None).
+        entered_factors: classes of unmeasured factors (``{"microclimate": "3.1"}``), which
+            join the combination.
+
+    Raises:
+        InputError: malformed series, unknown quantity/unit/substance.
+        NormsError: a substance lacks a limit or molar mass the computation needs.
+    """
+    if not series and not entered_factors:
+        raise InputError("nothing to assess: give at least one sensor series or entered factor")
+    gap = norms.sampling.max_gap_s if max_gap_s is None else float(max_gap_s)
+    pol = norms.sampling
+    results: dict[int, SensorResult] = {}
+    by_q: dict[str, list[int]] = {}
+    for i, s in enumerate(series):
+        normalize_unit(s.quantity, s.unit)
+        if (
+            np.asarray(s.time_s).size == 0
+            or np.asarray(s.time_s).shape != np.asarray(s.values).shape
+        ):
+            raise InputError(f"sensor {s.sensor!r}: time_s and values must be equal, non-empty")
+        by_q.setdefault(s.quantity, []).append(i)
+
+    def run_metrics(q: str, idx: list[int]) -> None:
+        ss = [series[i] for i in idx]
+        kw = {
+            "shift_duration_s": shift_duration_s,
+            "max_gap_s": gap,
+            "fallback_interval_s": pol.fallback_interval_s,
+        }
+        if q == "noise_laeq":
+            t, v, off = _concat(ss, [s.values for s in ss])
+            m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
+            bands = norms.band("noise_lex8h")
+            for j, s in enumerate(ss):
+                cls, pos = _classify_with_position(float(m.lex8h_db[j]), bands)
+                metrics = {
+                    "laeq_db": float(m.laeq_db[j]),
+                    "lex8h_db": float(m.lex8h_db[j]),
+                    "lamax_db": float(m.lamax_db[j]),
+                    "dose_pct": float(m.dose_pct[j]),
+                    "coverage": float(m.coverage[j]),
+                }
+                results[idx[j]] = _result(s, metrics, cls, pos, "noise", f"LEX,8h vs {bands.name}")
+        elif q == "noise_lcpeak":
+            t, v, off = _concat(ss, [s.values for s in ss])
+            p = peak_irregular(v, t, off, **kw)
+            for j, s in enumerate(ss):
+                metrics = {"lcpeak_db": float(p.lcpeak_db[j]), "coverage": float(p.coverage[j])}
+                results[idx[j]] = _result(
+                    s,
+                    metrics,
+                    None,
+                    math.nan,
+                    None,
+                    "LCpeak reported only: the profile has no class table",
+                )
+        elif q.startswith("vib_"):
+            axis = q.rsplit("_", 1)[-1]
+            if q == "vib_hav":
+                k, band_name, factor = 1.0, "vibration_hand_arm", "vibration_hand_arm"
+            elif axis == "z":
+                k, band_name, factor = norms.k_z, "vibration_whole_body_z", "vibration_whole_body"
+            else:
+                k, band_name, factor = norms.k_xy, "vibration_whole_body_xy", "vibration_whole_body"
+            t, v, off = _concat(ss, [s.values for s in ss])
+            vm = vibration_irregular(v, t, off, k=k, **kw)
+            bands = norms.band(band_name)
+            for j, s in enumerate(ss):
+                cls, pos = _classify_with_position(float(vm.a8_db[j]), bands)
+                metrics = {
+                    "a8_m_s2": float(vm.a8_m_s2[j]),
+                    "a8_db": float(vm.a8_db[j]),
+                    "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
+                    "coverage": float(vm.coverage[j]),
+                }
+                results[idx[j]] = _result(s, metrics, cls, pos, factor, f"A(8) dB vs {band_name}")
+        else:
+            subs = [_gas_substance(norms, s) for s in ss]
+            vals = []
+            for s, sub in zip(ss, subs, strict=True):
+                x = np.asarray(s.values, dtype=np.float64)
+                if normalize_unit(s.quantity, s.unit) == "ppm":
+                    if sub.molar_mass_g_mol is None:
+                        raise NormsError(
+                            f"substance {sub.id!r} has no molar mass in the profile; "
+                            "report it in mg/m3 or add molar_mass_g_mol"
+                        )
+                    x = x * (sub.molar_mass_g_mol / MOLAR_VOLUME_20C_L_MOL)
+                vals.append(x)
+            t, v, off = _concat(ss, vals)
+            cm = concentration_irregular(
+                v, t, off, min_window_fraction=pol.min_window_fraction, **kw
+            )
+            for j, (s, sub) in enumerate(zip(ss, subs, strict=True)):
+                metrics = {
+                    "twa8h_mg_m3": float(cm.twa8h_mg_m3[j]),
+                    "mean_mg_m3": float(cm.mean_mg_m3[j]),
+                    "max15min_mg_m3": float(cm.max15min_mg_m3[j]),
+                    "max_mg_m3": float(cm.max_mg_m3[j]),
+                    "coverage": float(cm.coverage[j]),
+                }
+                cls, pos, basis = _classify_substance(norms, sub, metrics)
+                prefix = "chemical" if q == "gas" else "dust"
+                results[idx[j]] = _result(s, metrics, cls, pos, f"{prefix}:{sub.id}", basis)
+
+    for q, idx in by_q.items():
+        run_metrics(q, idx)
+
+    sensors = tuple(results[i] for i in range(len(series)))
+    insufficient = tuple(
+        s.sensor for s in sensors if s.metrics.get("coverage", 1.0) < pol.min_coverage
+    )
+    sensors = tuple(_replace_insufficient(s, s.sensor in insufficient) for s in sensors)
+    return _combine(sensors, norms, entered_factors or {}, insufficient, shift_duration_s)
+
+
+def _result(
+    s: SensorSeries,
+    metrics: dict[str, float],
+    cls: WorkingClass | None,
+    pos: float,
+    factor: str | None,
+    basis: str,
+) -> SensorResult:
+    return SensorResult(
+        sensor=s.sensor,
+        quantity=s.quantity,
+        substance=s.substance,
+        metrics=metrics,
+        working_class=cls,
+        factor=factor,
+        b_continuous=pos,  # position for now; turned into В in _combine
+        insufficient_data=False,
+        basis=basis,
+    )
+
+
+def _replace_insufficient(s: SensorResult, flag: bool) -> SensorResult:
+    if not flag:
+        return s
+    return SensorResult(
+        s.sensor,
+        s.quantity,
+        s.substance,
+        s.metrics,
+        s.working_class,
+        s.factor,
+        s.b_continuous,
+        True,
+        s.basis + "; INSUFFICIENT DATA: coverage below the minimum",
+    )
+
+
+def _classify_substance(
+    norms: Norms, sub: Substance, metrics: dict[str, float]
+) -> tuple[WorkingClass | None, float, str]:
+    if sub.kind == "dust":
+        if sub.pdk_ss_mg_m3 is None:
+            raise NormsError(f"dust {sub.id!r} needs pdk_ss_mg_m3")
+        strong = sub.pdk_ss_mg_m3 <= norms.dust_fibrogenic_threshold_mg_m3
+        bands = norms.band("dust_fibrogenic_strong" if strong else "dust_fibrogenic_weak")
+        k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
+        metrics["k_twa"] = k
+        cls, pos = _classify_with_position(k, bands)
+        return cls, pos, f"TWA/ПДК_сс = {k:.3g} vs {bands.name}"
+    bands = norms.band("chemical_acute" if sub.group == "acute" else "chemical_general")
+    candidates: list[tuple[WorkingClass, float, str]] = []
+    if sub.pdk_ss_mg_m3 is not None:
+        k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
+        metrics["k_twa"] = k
+        c, p = _classify_with_position(k, bands)
+        if c is not None:
+            candidates.append((c, p, f"TWA/ПДК_сс = {k:.3g}"))
+    if sub.pdk_max_mg_m3 is not None:
+        k = metrics["max15min_mg_m3"] / sub.pdk_max_mg_m3
+        metrics["k_max15"] = k
+        c, p = _classify_with_position(k, bands)
+        if c is not None:
+            candidates.append((c, p, f"max 15-min/ПДК_max = {k:.3g}"))
+    if not candidates:
+        return None, math.nan, "no class: no limit could be compared (too little data)"
+    cls, pos, why = max(candidates, key=lambda c: (c[0].rank, c[1]))
+    return cls, pos, f"{why} vs {bands.name} (worse of TWA and 15-min)"
+
+
+def _combine(
+    sensors: tuple[SensorResult, ...],
+    norms: Norms,
+    entered: Mapping[str, WorkingClass | str],
+    insufficient: tuple[str, ...],
+    shift_duration_s: float,
+) -> WorkplaceAssessment:
+    scale = norms.harmfulness
+    final_sensors: list[SensorResult] = []
+    groups: dict[str, list[SensorResult]] = {}
+    for s in sensors:
+        b_cont = None
+        if s.working_class is not None:
+            b_cont = scale.continuous(s.working_class, float(s.b_continuous or 0.0))
+        fs = SensorResult(
+            s.sensor,
+            s.quantity,
+            s.substance,
+            s.metrics,
+            s.working_class,
+            s.factor,
+            b_cont,
+            s.insufficient_data,
+            s.basis,
+        )
+        final_sensors.append(fs)
+        if fs.working_class is not None and fs.factor is not None:
+            groups.setdefault(fs.factor, []).append(fs)
+    factors: list[FactorResult] = []
+    for name, members in groups.items():
+        top = max(
+            members,
+            key=lambda m: (m.working_class.rank if m.working_class else -1, m.b_continuous or 0.0),
+        )
+        assert top.working_class is not None
+        factors.append(
+            FactorResult(
+                factor=name,
+                working_class=top.working_class,
+                b=scale.discrete(top.working_class),
+                b_continuous=float(top.b_continuous or 0.0),
+                sensors=tuple(m.sensor for m in members),
+                basis=f"sensor {top.sensor}: {top.basis}",
+            )
+        )
+    for name, value in entered.items():
+        if name in groups:
+            raise InputError(f"entered factor {name!r} clashes with a measured factor")
+        c = WorkingClass.parse(value)
+        factors.append(
+            FactorResult(
+                name,
+                c,
+                scale.discrete(c),
+                scale.continuous(c, 0.0),
+                (),
+                "entered from assessment records",
+            )
+        )
+    mixture: dict[str, float] = {}
+    best_twa: dict[str, tuple[float, Substance]] = {}
+    for s in final_sensors:
+        if s.quantity == "gas" and s.substance:
+            sub = norms.substance(s.substance)
+            k = s.metrics.get("k_twa", math.nan)
+            if math.isfinite(k) and (sub.id not in best_twa or k > best_twa[sub.id][0]):
+                best_twa[sub.id] = (k, sub)
+    for k, sub in best_twa.values():
+        mixture[sub.group] = mixture.get(sub.group, 0.0) + k
+    if not factors:
+        return WorkplaceAssessment(
+            tuple(final_sensors),
+            (),
+            None,
+            None,
+            None,
+            None,
+            insufficient,
+            mixture,
+            shift_duration_s,
+            norms.name,
+            norms.version,
+            "no factor could be classed",
+        )
+    combined = combine_classes(
+        {f.factor: f.working_class for f in factors},
+        cap=norms.combination_cap,
+        three_at_3_1_gives=norms.three_at_3_1_gives,
+    )
+    wc = combined.working_class
+    b = scale.discrete(wc)
+    if wc == combined.highest:
+        b_cont = max(f.b_continuous for f in factors if f.factor in combined.deciding)
+    else:
+        b_cont = scale.continuous(wc, 0.0)
+    deciding = ", ".join(combined.deciding)
+    text = (
+        f"class {wc.value} ({combined.rule}; deciding: {deciding}); "
+        f"В = {b} (continuous {b_cont:.2f})"
+    )
+    if insufficient:
+        text += f"; insufficient data (coverage < {norms.sampling.min_coverage:.0%}): " + ", ".join(
+            insufficient
+        )
+    return WorkplaceAssessment(
+        sensors=tuple(final_sensors),
+        factors=tuple(sorted(factors, key=lambda f: (-f.working_class.rank, f.factor))),
+        working_class=wc,
+        b=b,
+        b_continuous=b_cont,
+        combination=combined,
+        insufficient_data=insufficient,
+        mixture_index=mixture,
+        shift_duration_s=shift_duration_s,
+        norms_name=norms.name,
+        norms_version=norms.version,
+        explanation=text,
+    )
+
+
+__all__ = [
+    "QUANTITIES",
+    "QUANTITY_UNITS",
+    "FactorResult",
+    "SensorResult",
+    "SensorSeries",
+    "WorkplaceAssessment",
+    "assess_workplace",
+    "normalize_unit",
+]

@@ -1,0 +1,12 @@
+"""Array type aliases used across the numeric core (declared once, here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+__all__ = ["BoolArray", "FloatArray", "IntArray"]

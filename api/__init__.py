@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): registry, readings and exposure, В, ПР scoring, alerts, dashboard."""

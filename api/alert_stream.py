@@ -1,0 +1,114 @@
+"""The API's link to the alert topics: one MQTT subscription per API process, fanned out to
+every live stream (SSE), and the publisher of people's transitions.
+
+The API never polls the database for new alerts: the engine publishes each transition on
+``{prefix}/v1/{enterprise}/alerts/{kind}`` and this hub receives it like any other subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import aiomqtt
+from pydantic import ValidationError
+
+from edge.mqtt_url import MqttEndpoint
+from ingest.alerting.wire import AlertMessage, alerts_subscription
+from qorgau.backoff import backoff_delay_s
+
+log = logging.getLogger(__name__)
+
+
+class AlertHub:
+    def __init__(self, mqtt_url: str, prefix: str, *, queue_size: int = 1000) -> None:
+        self.endpoint = MqttEndpoint.parse(mqtt_url)
+        self.prefix = prefix
+        self.queue_size = queue_size
+        self._subscribers: set[asyncio.Queue[AlertMessage | None]] = set()
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+
+    def subscribe(self) -> asyncio.Queue[AlertMessage | None]:
+        queue: asyncio.Queue[AlertMessage | None] = asyncio.Queue(self.queue_size)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[AlertMessage | None]) -> None:
+        self._subscribers.discard(queue)
+
+    def fan_out(self, message: AlertMessage) -> None:
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                # A client that cannot keep up is cut off (None ends its stream) rather than
+                # slowing everybody else; it reconnects and lists what it missed.
+                self._subscribers.discard(queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
+    async def publish(self, message: AlertMessage) -> bool:
+        """Publish a person's transition (QoS 1); False if the broker is away right now."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(message.topic(self.prefix), message.payload(), qos=1, timeout=5)
+        except aiomqtt.MqttError as exc:
+            log.warning("could not publish alert %s: %s", message.alert_id, exc)
+            return False
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                client = aiomqtt.Client(
+                    self.endpoint.host,
+                    self.endpoint.port,
+                    username=self.endpoint.username,
+                    password=self.endpoint.password,
+                    identifier=f"qorgau-api-{uuid.uuid4().hex[:12]}",
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    keepalive=30,
+                )
+                async with client:
+                    await client.subscribe(alerts_subscription(self.prefix), qos=1)
+                    self._client = client
+                    self.connected.set()
+                    attempt = 0
+                    reader = asyncio.create_task(self._read(client))
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                        await reader
+            except aiomqtt.MqttError as exc:
+                attempt += 1
+                delay = backoff_delay_s(attempt, cap_s=10.0)
+                log.warning("alert stream: broker unavailable (%s); retrying in %.1f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            finally:
+                self._client = None
+                self.connected.clear()
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for raw in client.messages:
+            payload = raw.payload
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            try:
+                message = AlertMessage.model_validate_json(payload)
+            except ValidationError:
+                log.info("ignored a malformed alert on %s", raw.topic)
+                continue
+            self.fan_out(message)

@@ -1,0 +1,134 @@
+"""``create_app(settings)``: the FastAPI application, built when called, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+
+from analytics import load_norms
+from analytics.alerts import load_alert_norms
+from api.alert_stream import AlertHub
+from api.auth import AnyRole
+from api.dashboard import install_dashboard
+from api.deps import ConnDep
+from api.errors import install_error_handlers
+from api.history import ShiftMemo
+from api.live import ReadingsHub
+from api.models import Health, error_responses
+from api.models_risk import TokenSummary
+from api.routes_alerts import router as alerts_router
+from api.routes_assessments import router as assessments_router
+from api.routes_exposure import router as exposure_router
+from api.routes_live import router as live_router
+from api.routes_map import router as map_router
+from api.routes_readings import router as readings_router
+from api.routes_registry import router as registry_router
+from api.routes_reports import router as reports_router
+from api.settings import ApiSettings
+from qorgau import __version__
+from store.connection import make_pool
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Workplace exposure from instrument readings, the harmfulness index **В**, assessors' inputs
+(Т, Об, СИЗ, З and classes of unmeasured factors), occupational risk **ПР** with its level,
+protection class, insurance tariff, PPE and social guarantees, the enterprises' digital map and
+exports for risk scoring and insurers.
+
+**Auth**: every endpoint except `/health` needs `Authorization: Bearer <token>`; create tokens
+with `qorgau tokens create --role admin|safety_officer|inspector|scoring`. Objects of another
+tenant answer 404; an endpoint the token's role may not use answers 403.
+"""
+
+_me_router = APIRouter(prefix="/api/v1", tags=["service"], responses=error_responses())
+
+
+@_me_router.get("/me", response_model=TokenSummary)
+async def me(token: AnyRole) -> TokenSummary:
+    """The calling token's role and tenant."""
+    return TokenSummary(
+        id=token.id,
+        name=token.name,
+        role=token.role.value,
+        enterprise_id=token.enterprise_id,
+        regions=list(token.regions),
+    )
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    norms = load_norms(settings.norms_profile)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = make_pool(
+            settings.database_url,
+            settings.database_schema,
+            max_size=settings.db_pool_max,
+            name="qorgau-api",
+        )
+        await pool.open(wait=False)
+        app.state.pool = pool
+        stop = asyncio.Event()
+        hub_tasks: list[asyncio.Task[None]] = []
+        if settings.api_alert_stream:
+            hub = AlertHub(settings.mqtt_url, settings.topic_prefix)
+            app.state.alert_hub = hub
+            hub_tasks.append(asyncio.create_task(hub.run(stop), name="alert-hub"))
+        if settings.api_live_stream:
+            readings_hub = ReadingsHub(settings.mqtt_url, settings.topic_prefix)
+            app.state.readings_hub = readings_hub
+            hub_tasks.append(asyncio.create_task(readings_hub.run(stop), name="readings-hub"))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in hub_tasks:
+                await task
+            await pool.close()
+
+    app = FastAPI(
+        title="Qorgau",
+        version=__version__,
+        summary="Workplace exposure, harmfulness index В, early warning and occupational risk.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.norms = norms
+    app.state.alert_norms = load_alert_norms(settings.norms_profile)
+    app.state.shift_memo = ShiftMemo(settings.api_shift_memo_size)
+    install_error_handlers(app)
+
+    @app.get("/health", response_model=Health, tags=["service"])
+    async def health(conn: ConnDep) -> Health | JSONResponse:
+        try:
+            row = await (
+                await conn.execute("SELECT backend FROM schema_migrations LIMIT 1")
+            ).fetchone()
+        except Exception as exc:  # report, don't raise: this is what monitoring polls
+            return JSONResponse(
+                status_code=503,
+                content=Health(status="degraded", database=f"error: {exc}").model_dump(),
+            )
+        return Health(status="ok", database="ok", backend=row[0] if row else None)
+
+    for router in (
+        _me_router,
+        registry_router,
+        readings_router,
+        assessments_router,
+        exposure_router,
+        map_router,
+        alerts_router,
+        live_router,
+        reports_router,
+    ):
+        app.include_router(router)
+    install_dashboard(app)
+    return app

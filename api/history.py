@@ -1,0 +1,261 @@
+"""Exposure of a workplace over many shifts, from the rollups of ``store.rollups``.
+
+Per shift and sensor, every rollup bucket becomes samples holding the bucket's representative
+statistic (``Rollup.level``: energy-mean level for LAeq, r.m.s. for vibration, mean for
+concentrations) for exactly the bucket's width, and ``analytics.assess_workplace`` does every
+formula as it does for raw readings. The rollups are sufficient statistics, so over fully
+measured buckets LEX,8h, A(8) and TWA are the exact time-weighted figures of a regularly sampled
+sensor. What the bucket resolution costs, and how it is reported:
+
+* a partly measured bucket counts as measured at its average (raw readings extrapolate the
+  unmeasured part of a shift at the shift's average instead);
+* coverage is counted from sample counts, taking the fullest bucket of the sensor in the range
+  as fully measured; it decides ``insufficient_data`` here;
+* 15-min maxima of concentrations are maxima of bucket means: exact with 1-min buckets, an
+  underestimate with 1-h buckets, where acute-gas classes rest on the TWA in practice.
+
+Hour buckets are used when every shift starts on a whole UTC hour and lasts whole hours (the
+default 08:00 shift in a whole-hour zone), minute buckets otherwise. A shift's result is
+memoised under a digest of exactly what went into it (rows, entered classes, norms version), so
+late readings or a new factor class recompute it and nothing else does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from analytics import Norms, SensorSeries, WorkplaceAssessment, assess_workplace
+from api.exposure import SensorRef, ShiftExposure, assessable, schedule_of, sensors_by_workplace
+from api.shifts import Schedule, Shift, shifts_between
+from store.assessments import factor_entries_of, in_force
+from store.catalog import Row, translate_errors
+from store.rollups import BUCKET_US, Bucket, Rollup, fetch_rollup
+
+US_PER_S = 1_000_000
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+class ShiftMemo:
+    """Bounded least-recently-used store of shift results keyed by the digest of their inputs."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, ShiftExposure] = OrderedDict()
+
+    def get(self, key: bytes) -> ShiftExposure | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: bytes, value: ShiftExposure) -> None:
+        if self._size == 0:
+            return
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+def bucket_for(schedule: Schedule, shifts: Sequence[Shift]) -> Bucket:
+    hour_s = 3600
+    aligned = schedule.duration_s % hour_s == 0 and all(
+        int(s.start.timestamp()) % hour_s == 0 for s in shifts
+    )
+    return "1 hour" if aligned else "1 min"
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    sensor: SensorRef
+    time_s: FloatArray
+    values: FloatArray
+    coverage: float
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class _SensorBuckets:
+    """One sensor's buckets over the whole range, its level computed once, and per shift the
+    slice of its buckets (``bounds[k]`` = start and end index for shift ``k``)."""
+
+    sensor: SensorRef
+    starts_us: np.ndarray[Any, np.dtype[np.int64]]
+    n: np.ndarray[Any, np.dtype[np.int64]]
+    level: FloatArray
+    full_n: float
+    bounds: np.ndarray[Any, np.dtype[np.intp]]
+    fingerprint: np.ndarray[Any, np.dtype[np.int64]]  # rows (start, n, level bits), contiguous
+
+
+def _buckets(
+    sensors: Sequence[SensorRef], rollups: Mapping[int, Rollup], edges_us: np.ndarray[Any, Any]
+) -> list[_SensorBuckets]:
+    found = []
+    for sensor in sensors:
+        r = rollups.get(sensor.id)
+        if r is None or len(r) == 0:
+            continue
+        level = np.asarray(r.level(sensor.quantity), dtype=np.float64)
+        keep = np.isfinite(level) & (r.n > 0)
+        if not keep.any():
+            continue
+        starts, n, level = r.starts_us[keep], r.n[keep], level[keep]
+        bounds = np.searchsorted(starts, edges_us, side="left").reshape(-1, 2)
+        fingerprint = np.ascontiguousarray(np.column_stack((starts, n, level.view(np.int64))))
+        found.append(_SensorBuckets(sensor, starts, n, level, float(n.max()), bounds, fingerprint))
+    return found
+
+
+def _part(b: _SensorBuckets, k: int, s: Shift, width_us: int) -> _Part:
+    i, j = b.bounds[k]
+    lo_us = int(s.start.timestamp() * US_PER_S)
+    span_us = (s.end - s.start).total_seconds() * US_PER_S
+    n = b.n[i:j]
+    # Two samples per bucket, at its start and its middle: every interval is then half a
+    # bucket, so the hold rule gives each bucket exactly its width, the last one included, and
+    # a missing bucket is a gap.
+    offset_s = (b.starts_us[i:j] - lo_us) / US_PER_S
+    time_s = np.empty(2 * offset_s.size)
+    time_s[0::2] = offset_s
+    time_s[1::2] = offset_s + width_us / US_PER_S / 2.0
+    covered = float(np.minimum(n / b.full_n, 1.0).sum()) * width_us / span_us
+    return _Part(b.sensor, time_s, np.repeat(b.level[i:j], 2), covered, int(n.sum()))
+
+
+async def history(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    workplace: Row,
+    first: date,
+    last: date,
+    memo: ShiftMemo,
+) -> list[ShiftExposure]:
+    """Every shift of ``first..last`` (local dates) from the rollups, oldest first."""
+    return (await history_of(conn, norms, [workplace], first, last, memo))[workplace["id"]]
+
+
+async def history_of(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    workplaces: Sequence[Row],
+    first: date,
+    last: date,
+    memo: ShiftMemo,
+) -> dict[int, list[ShiftExposure]]:
+    """:func:`history` of several workplaces, with one query per kind of data for all."""
+    ids = [w["id"] for w in workplaces]
+    sensors = await sensors_by_workplace(conn, ids)
+    entries = await factor_entries_of(conn, ids)
+    plans: dict[int, tuple[list[Shift], Bucket, list[SensorRef]]] = {}
+    wanted: dict[Bucket, tuple[set[int], datetime, datetime]] = {}
+    for w in workplaces:
+        schedule = schedule_of(w)
+        shifts = shifts_between(schedule, first, last)
+        bucket = bucket_for(schedule, shifts)
+        usable = [s for s in sensors[w["id"]] if assessable(s, norms)]
+        plans[w["id"]] = (shifts, bucket, usable)
+        got = wanted.get(bucket)
+        lo, hi = shifts[0].start, shifts[-1].end
+        if got is None:
+            wanted[bucket] = ({s.id for s in usable}, lo, hi)
+        else:
+            wanted[bucket] = (got[0] | {s.id for s in usable}, min(got[1], lo), max(got[2], hi))
+    rollups: dict[Bucket, dict[int, Rollup]] = {}
+    for bucket, (sensor_ids, lo, hi) in wanted.items():
+        async with translate_errors():
+            rollups[bucket] = await fetch_rollup(conn, sorted(sensor_ids), lo, hi, bucket)
+    return {
+        wid: _shifts_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
+        for wid, plan in plans.items()
+    }
+
+
+def _shifts_of(
+    norms: Norms,
+    workplace_id: int,
+    shifts: Sequence[Shift],
+    bucket: Bucket,
+    sensors: Sequence[SensorRef],
+    rollups: Mapping[int, Rollup],
+    entries: Sequence[Row],
+    memo: ShiftMemo,
+) -> list[ShiftExposure]:
+    width_us = BUCKET_US[bucket]
+    edges_us = np.array(
+        [int(t.timestamp() * US_PER_S) for s in shifts for t in (s.start, s.end)], dtype=np.int64
+    )
+    buckets = _buckets(sensors, rollups, edges_us)
+    ids = {s.code: s.id for s in sensors}
+    found = []
+    for k, s in enumerate(shifts):
+        entered = in_force(entries, "factor", s.day)
+        classes = {name: row["working_class"] for name, row in entered.items()}
+        digest = hashlib.blake2b(digest_size=20)
+        key_text = (workplace_id, s.start.isoformat(), s.duration_s, norms.name,
+                    norms.version, sorted(classes.items()), bucket)  # fmt: skip
+        digest.update(repr(key_text).encode())
+        present = []
+        for b in buckets:
+            i, j = b.bounds[k]
+            if i < j:
+                digest.update(b.sensor.code.encode())
+                digest.update(b.fingerprint[i:j].tobytes())
+                present.append(b)
+        key = digest.digest()
+        cached = memo.get(key)
+        if cached is None:
+            parts = [_part(b, k, s, width_us) for b in present]
+            cached = _assess(norms, s, parts, classes, entered, ids, bucket)
+            memo.put(key, cached)
+        found.append(cached)
+    return found
+
+
+def _assess(
+    norms: Norms,
+    s: Shift,
+    parts: Sequence[_Part],
+    classes: Mapping[str, str],
+    entered: Mapping[str, Row],
+    ids: Mapping[str, int],
+    bucket: str,
+) -> ShiftExposure:
+    samples = {p.sensor.code: p.samples for p in parts}
+    coverage = {p.sensor.code: p.coverage for p in parts}
+    if not parts and not classes:
+        return ShiftExposure(
+            s, None, samples, ids, (), entered,
+            "no readings and no entered factor classes: nothing to assess",
+            coverage=coverage, insufficient=(), source=f"rollups ({bucket})",
+        )  # fmt: skip
+    assessment: WorkplaceAssessment = assess_workplace(
+        [
+            SensorSeries(
+                p.sensor.code,
+                p.sensor.quantity,
+                p.sensor.unit,
+                p.sensor.substance,
+                p.time_s,
+                p.values,
+            )
+            for p in parts
+        ],
+        norms,
+        shift_duration_s=s.duration_s,
+        max_gap_s=BUCKET_US[bucket] / US_PER_S,
+        entered_factors=dict(classes),
+    )
+    short = tuple(code for code, c in coverage.items() if c < norms.sampling.min_coverage)
+    return ShiftExposure(
+        s, assessment, samples, ids, (), entered, "",
+        coverage=coverage, insufficient=short, source=f"rollups ({bucket})",
+    )  # fmt: skip

@@ -1,0 +1,207 @@
+"""The API's link to the readings topics, for the live charts of the dashboard.
+
+One MQTT connection per API process with a plain (non-shared) subscription to the readings
+topic of each device somebody is watching, reference-counted: the first viewer of a device
+subscribes, the last one leaving unsubscribes. Ingest's shared subscription is untouched, and a
+device nobody watches costs the API nothing. Messages are decoded with ``edge.protocol`` (the
+one wire format) and fanned out to the viewers' queues as :class:`LiveReadings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import aiomqtt
+
+from edge.mqtt_url import MqttEndpoint
+from edge.protocol import ProtocolError, decode_readings, parse_device_topic
+from qorgau.backoff import backoff_delay_s
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    """One channel of a readings message: finite samples only, times in ms since the epoch."""
+
+    sensor: str
+    quantity: str
+    unit: str
+    substance: str | None
+    times_ms: tuple[float, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveReadings:
+    enterprise: str
+    device: str
+    seq: int
+    channels: tuple[LiveChannel, ...]
+
+
+def decode_live(topic: str, payload: bytes) -> LiveReadings | None:
+    """A readings message as the live view shows it, or None when it cannot be read (ingest
+    quarantines such messages; the live view just skips them)."""
+    try:
+        where = parse_device_topic(topic)
+        message = decode_readings(payload)
+    except (ValueError, ProtocolError):
+        return None
+    channels = []
+    for channel in message.channels:
+        pairs = [
+            (t.timestamp() * 1000.0, float(v))
+            for t, v in zip(channel.times(), channel.values, strict=True)
+            if math.isfinite(v)
+        ]
+        channels.append(
+            LiveChannel(
+                sensor=channel.sensor,
+                quantity=channel.quantity.value,
+                unit=channel.unit,
+                substance=channel.substance,
+                times_ms=tuple(t for t, _ in pairs),
+                values=tuple(v for _, v in pairs),
+            )
+        )
+    return LiveReadings(where.enterprise, message.device, message.seq, tuple(channels))
+
+
+Viewer = asyncio.Queue[LiveReadings | None]
+
+
+class ReadingsHub:
+    def __init__(self, mqtt_url: str, prefix: str, *, queue_size: int = 1000) -> None:
+        self.endpoint = MqttEndpoint.parse(mqtt_url)
+        self.prefix = prefix
+        self.queue_size = queue_size
+        self._viewers: dict[str, set[Viewer]] = {}  # topic → queues
+        self._client: aiomqtt.Client | None = None
+        self._lock = asyncio.Lock()
+        self._demand = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    def topics(self) -> list[str]:
+        return sorted(self._viewers)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, topics: Iterable[str]) -> AsyncIterator[Viewer]:
+        """A queue that receives every readings message on ``topics`` until the block ends
+        (``None`` in the queue: the hub stopped or the viewer fell behind)."""
+        queue: Viewer = asyncio.Queue(self.queue_size)
+        wanted = sorted(set(topics))
+        self._demand.set()
+        async with self._lock:
+            fresh = [t for t in wanted if not self._viewers.get(t)]
+            for topic in wanted:
+                self._viewers.setdefault(topic, set()).add(queue)
+            await self._subscribe(fresh)
+        try:
+            yield queue
+        finally:
+            async with self._lock:
+                gone = []
+                for topic in wanted:
+                    viewers = self._viewers.get(topic, set())
+                    viewers.discard(queue)
+                    if not viewers:
+                        self._viewers.pop(topic, None)
+                        gone.append(topic)
+                await self._unsubscribe(gone)
+
+    async def _subscribe(self, topics: list[str]) -> None:
+        client = self._client
+        if client is None or not topics:
+            return  # (re)subscribed on the next connection
+        try:
+            await client.subscribe([(t, 0) for t in topics], timeout=5)
+        except aiomqtt.MqttError as exc:
+            log.warning("live readings: could not subscribe to %s: %s", topics, exc)
+
+    async def _unsubscribe(self, topics: list[str]) -> None:
+        client = self._client
+        if client is None or not topics:
+            return
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.unsubscribe(topics, timeout=5)
+
+    def fan_out(self, topic: str, readings: LiveReadings) -> None:
+        for queue in list(self._viewers.get(topic, ())):
+            try:
+                queue.put_nowait(readings)
+            except asyncio.QueueFull:
+                # A viewer that cannot keep up is cut off rather than slowing the others; its
+                # page reconnects and reloads the recent readings from the database.
+                for viewers in self._viewers.values():
+                    viewers.discard(queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        # Connect only once somebody watches: an API that nobody opens the live page of never
+        # needs the broker for readings.
+        demand = asyncio.create_task(self._demand.wait())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({demand, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        demand.cancel()
+        stopping.cancel()
+        attempt = 0
+        while not stop.is_set():
+            try:
+                client = aiomqtt.Client(
+                    self.endpoint.host,
+                    self.endpoint.port,
+                    username=self.endpoint.username,
+                    password=self.endpoint.password,
+                    identifier=f"qorgau-api-live-{uuid.uuid4().hex[:12]}",
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    keepalive=30,
+                )
+                async with client:
+                    async with self._lock:
+                        self._client = client
+                        await self._subscribe(self.topics())
+                    self.connected.set()
+                    attempt = 0
+                    reader = asyncio.create_task(self._read(client))
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                        await reader
+            except aiomqtt.MqttError as exc:
+                attempt += 1
+                delay = backoff_delay_s(attempt, cap_s=10.0)
+                log.warning(
+                    "live readings: broker unavailable (%s); retrying in %.1f s", exc, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            finally:
+                self._client = None
+                self.connected.clear()
+        for viewers in list(self._viewers.values()):
+            for queue in viewers:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for raw in client.messages:
+            payload = raw.payload
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            topic = str(raw.topic)
+            if topic not in self._viewers:
+                continue
+            readings = decode_live(topic, bytes(payload))
+            if readings is not None:
+                self.fan_out(topic, readings)

@@ -1,0 +1,316 @@
+"""Exposure of the shift in progress: running LEX,8h / TWA / A(8), their projection to the end
+of the shift at the current rate, and the class and В if the shift goes on as it has.
+
+Every number comes from ``analytics``: the hold rule (``hold_durations``) gives each sample its
+duration, the running sums (``sound_exposure_sum``, ``dose_sum``, ``vibration_energy_sum``) add
+them up, ``project_sum`` carries a sum to the end of the shift at the mean rate of the last
+``projection.rate_window_s`` (the alert engine's rate window, so the dashboard and the
+``projected_exposure`` alert agree), and ``lex_8h_from_exposure`` / ``twa_8h_from_dose`` /
+``a8_from_energy`` turn sums into daily values. Limits are the alert engine's projection levels
+(``analytics.alerts.thresholds_for``) in the sensor's own unit. The class and В come from
+``assess_workplace`` over the samples so far with the full shift length, which holds the
+unmeasured rest of the shift at the measured average (as for any partly measured shift).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from analytics import (
+    AnalyticsError,
+    Norms,
+    SensorSeries,
+    a8_from_energy,
+    assess_workplace,
+    dose_sum,
+    hold_durations,
+    lex_8h_from_exposure,
+    project_sum,
+    sound_exposure_sum,
+    twa_8h_from_dose,
+    vibration_energy_sum,
+)
+from analytics.alerts import AlertNorms, SubjectSpec, Thresholds, thresholds_for
+from analytics.alerts.subjects import PROJ_A8, PROJ_LEX, PROJ_NONE, PROJ_TWA
+from api.exposure import SensorRef, schedule_of, why_not_assessable, workplace_sensors
+from api.shifts import Schedule, Shift, shifts_between, today
+from store.assessments import current_factors
+from store.catalog import Row
+from store.workplace_data import SensorSamples, fetch_window
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+# Resolution of the time-to-limit search: one candidate per minute of the remaining shift.
+_TIME_STEP_S = 60.0
+
+_METRIC_LABEL = {PROJ_LEX: "LEX,8h", PROJ_TWA: "TWA", PROJ_A8: "A(8)"}
+
+
+@dataclass(frozen=True, slots=True)
+class LimitLine:
+    """A horizontal line for the sensor's chart, in the sensor's unit."""
+
+    label: str
+    value: float
+    kind: str  # action, limit, short_term (ПДК_max) or ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class RunningMetric:
+    metric: str  # LEX,8h, TWA or A(8)
+    unit: str
+    so_far: float  # the exposure received so far, as a daily value
+    projected: float  # at the end of the shift at the current rate
+    action_level: float | None
+    limit: float | None
+    rate_window_s: float
+    measured_s: float
+    time_to_limit_s: float | None  # None: not reached this shift at the current rate
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSensor:
+    sensor: SensorRef
+    samples: int
+    latest_at: datetime | None
+    latest_value: float | None
+    running: RunningMetric | None
+    lines: tuple[LimitLine, ...]
+    working_class: str | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunningExposure:
+    shift: Shift
+    at: datetime
+    elapsed_s: float
+    sensors: tuple[RunningSensor, ...]
+    working_class: str | None
+    b: int | None
+    b_continuous: float | None
+    deciding_factors: tuple[str, ...]
+    explanation: str
+
+    @property
+    def running(self) -> bool:
+        return self.at < self.shift.end
+
+
+def current_shift(schedule: Schedule, now: datetime) -> Shift:
+    """The shift under way at ``now``, or else the latest one that has started."""
+    day = today(schedule, now)
+    started = [
+        s for s in shifts_between(schedule, day - timedelta(days=2), day + timedelta(days=1))
+        if s.start <= now
+    ]  # fmt: skip
+    running = [s for s in started if now < s.end]
+    return (running or started)[-1]
+
+
+def _metric_of(kind: int, total: FloatArray, k: float) -> FloatArray:
+    if kind == PROJ_LEX:
+        return lex_8h_from_exposure(total)
+    if kind == PROJ_A8:
+        return a8_from_energy(total, k)
+    return twa_8h_from_dose(total)
+
+
+def _sum_of(kind: int, values: FloatArray, durations: FloatArray) -> float:
+    if kind == PROJ_LEX:
+        return float(sound_exposure_sum(values, durations))
+    if kind == PROJ_A8:
+        return float(vibration_energy_sum(values, durations))
+    return float(dose_sum(values, durations))
+
+
+def running_metric(
+    th: Thresholds,
+    time_s: FloatArray,
+    values: FloatArray,
+    *,
+    elapsed_s: float,
+    shift_duration_s: float,
+    norms: Norms,
+    rate_window_s: float,
+) -> RunningMetric | None:
+    """Running daily value of one sensor ``elapsed_s`` into its shift (samples at ``time_s``
+    seconds from the shift start) and its projection to the end of the shift."""
+    kind = th.projection
+    if kind == PROJ_NONE or time_s.size == 0:
+        return None
+    holds = hold_durations(
+        time_s,
+        np.zeros(1, dtype=np.intp),
+        shift_duration_s=shift_duration_s,
+        max_gap_s=norms.sampling.max_gap_s,
+        fallback_interval_s=norms.sampling.fallback_interval_s,
+    )
+    durations = holds.duration_s
+    total = _sum_of(kind, values, durations)
+    recent = holds.start_s >= max(elapsed_s - rate_window_s, 0.0)
+    recent_s = float(durations[recent].sum())
+    rate = _sum_of(kind, values[recent], durations[recent]) / recent_s if recent_s > 0 else 0.0
+    k = th.projection_k
+    projected_sum = project_sum(total, elapsed_s, shift_duration_s, rate)
+    so_far = float(_metric_of(kind, np.asarray(total, dtype=np.float64), k))
+    projected = float(_metric_of(kind, projected_sum, k))
+    levels = th.projection_levels
+    limit = levels[-1] if levels else None
+    time_to_limit: float | None = None
+    if limit is not None:
+        remaining = max(shift_duration_s - elapsed_s, 0.0)
+        steps = np.arange(0.0, remaining + _TIME_STEP_S, _TIME_STEP_S)
+        # S + r·t for each candidate t: project_sum to a shift that ends t from now.
+        ahead = _metric_of(kind, project_sum(total, elapsed_s, elapsed_s + steps, rate), k)
+        over = np.flatnonzero(ahead >= limit)
+        if over.size:
+            time_to_limit = float(min(steps[over[0]], remaining))
+    return RunningMetric(
+        metric=_METRIC_LABEL[kind],
+        unit=th.projection_unit,
+        so_far=so_far,
+        projected=projected,
+        action_level=levels[0] if len(levels) > 1 else None,
+        limit=limit,
+        rate_window_s=rate_window_s,
+        measured_s=float(durations.sum()),
+        time_to_limit_s=time_to_limit,
+    )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def limit_lines(th: Thresholds) -> tuple[LimitLine, ...]:
+    """What a chart of the sensor's raw values is drawn against, in the sensor's unit."""
+    lines: list[LimitLine] = []
+    unit = th.projection_unit
+    if th.projection == PROJ_TWA:
+        pdk = th.projection_levels[-1]
+        lines.append(LimitLine(f"ПДК_сс {_fmt(pdk)} {unit}", pdk, "limit"))
+    elif th.projection in (PROJ_LEX, PROJ_A8) and th.projection_levels:
+        *actions, limit = th.projection_levels
+        for level in actions:
+            lines.append(LimitLine(f"action {_fmt(level)} {unit}", level, "action"))
+        lines.append(LimitLine(f"{th.projection_metric} limit {_fmt(limit)} {unit}", limit,
+                               "limit"))  # fmt: skip
+    if math.isfinite(th.short_term):
+        lines.append(LimitLine(f"ПДК_max {_fmt(th.short_term)} {unit}", th.short_term,
+                               "short_term"))  # fmt: skip
+    if math.isfinite(th.ceiling) and th.projection != PROJ_TWA:
+        unit = "dB(C)" if "LCpeak" in th.ceiling_label else unit or "dB(A)"
+        lines.append(LimitLine(f"{th.ceiling_label} {_fmt(th.ceiling)} {unit}", th.ceiling,
+                               "ceiling"))  # fmt: skip
+    return tuple(lines)
+
+
+def _series(sensor: SensorRef, got: SensorSamples) -> SensorSeries:
+    return SensorSeries(
+        sensor=sensor.code,
+        quantity=sensor.quantity,
+        unit=sensor.unit,
+        substance=sensor.substance,
+        time_s=got.time_s,
+        values=got.values,
+    )
+
+
+async def running_exposure(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    alert_norms: AlertNorms,
+    workplace: Row,
+    enterprise_code: str,
+    now: datetime | None = None,
+    *,
+    sensors: Sequence[SensorRef] | None = None,
+) -> RunningExposure:
+    now = now or datetime.now(UTC)
+    shift = current_shift(schedule_of(workplace), now)
+    end = min(now, shift.end)
+    elapsed = max((end - shift.start).total_seconds(), 0.0)
+    if sensors is None:
+        sensors = await workplace_sensors(conn, workplace["id"])
+    data = await fetch_window(conn, [s.id for s in sensors], shift.start, end)
+    entered = (await current_factors(conn, [workplace["id"]], on=shift.day)).get(
+        workplace["id"], {}
+    )
+    results: list[RunningSensor] = []
+    series: list[SensorSeries] = []
+    for sensor in sensors:
+        spec = SubjectSpec(
+            enterprise=enterprise_code,
+            device="",
+            sensor=sensor.code,
+            quantity=sensor.quantity,
+            unit=sensor.unit,
+            substance=sensor.substance,
+        )
+        th = thresholds_for(spec, norms, alert_norms)
+        got = data.get(sensor.id)
+        running: RunningMetric | None = None
+        latest_at: datetime | None = None
+        latest_value: float | None = None
+        note = why_not_assessable(sensor, norms) or ""
+        samples = 0 if got is None else int(got.values.size)
+        if got is not None and samples:
+            latest_at = shift.start + timedelta(seconds=float(got.time_s[-1]))
+            latest_value = float(got.values[-1])
+            running = running_metric(
+                th,
+                got.time_s,
+                got.values,
+                elapsed_s=elapsed,
+                shift_duration_s=shift.duration_s,
+                norms=norms,
+                rate_window_s=alert_norms.projection_rate_window_s,
+            )
+            if not note:
+                series.append(_series(sensor, got))
+        elif not note:
+            note = "no readings in this shift yet"
+        results.append(
+            RunningSensor(
+                sensor, samples, latest_at, latest_value, running, limit_lines(th), None, note
+            )
+        )
+    factor_classes = {name: row["working_class"] for name, row in entered.items()}
+    if not series and not factor_classes:
+        return RunningExposure(shift, now, elapsed, tuple(results), None, None, None, (),
+                               "no readings in this shift yet")  # fmt: skip
+    try:
+        a = assess_workplace(
+            series, norms, shift_duration_s=shift.duration_s, entered_factors=factor_classes
+        )
+    except AnalyticsError as exc:
+        return RunningExposure(shift, now, elapsed, tuple(results), None, None, None, (),
+                               f"not assessed: {exc}")  # fmt: skip
+    classes = {s.sensor: s.working_class for s in a.sensors}
+    results = [
+        RunningSensor(
+            r.sensor, r.samples, r.latest_at, r.latest_value, r.running, r.lines,
+            None if classes.get(r.sensor.code) is None else str(classes[r.sensor.code]),
+            r.note,
+        )
+        for r in results
+    ]  # fmt: skip
+    return RunningExposure(
+        shift=shift,
+        at=now,
+        elapsed_s=elapsed,
+        sensors=tuple(results),
+        working_class=None if a.working_class is None else a.working_class.value,
+        b=a.b,
+        b_continuous=None if a.b_continuous is None else float(a.b_continuous),
+        deciding_factors=() if a.combination is None else tuple(a.combination.deciding),
+        explanation=a.explanation,
+    )

@@ -1,0 +1,50 @@
+"""Settings of ``qorgau api`` (environment variables ``QORGAU_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from store.settings import DatabaseSettings
+
+
+class ApiSettings(DatabaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
+
+    api_host: str = Field(default="127.0.0.1", description="address to listen on")
+    api_port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
+    api_max_points: int = Field(
+        default=100_000, ge=1, description="most readings one request returns"
+    )
+    norms_profile: str = Field(
+        default="default",
+        description="norms profile (name shipped with analytics, or a TOML path) for classes, "
+        "В, ПР, levels, tariffs, PPE and social guarantees",
+    )
+    api_shift_memo_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="shift results kept in memory for exposure histories (keyed by their "
+        "inputs, so never stale); 0 turns the memo off",
+    )
+    api_history_max_days: int = Field(
+        default=92, ge=1, le=400, description="longest date range one history request covers"
+    )
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:1883", description="broker URL (the live alert stream)"
+    )
+    topic_prefix: str = Field(default="qorgau", description="first topic segment(s)")
+    api_alert_stream: bool = Field(
+        default=True, description="subscribe to the alert topics for the live stream (SSE)"
+    )
+    api_sse_keepalive_s: float = Field(
+        default=15.0, gt=0, description="comment line sent on an idle alert stream"
+    )
+    api_live_stream: bool = Field(
+        default=True,
+        description="subscribe to the readings topics of watched workplaces for the live "
+        "dashboard (SSE)",
+    )
+    api_live_exposure_s: float = Field(
+        default=10.0, gt=0, description="how often a live stream pushes the running exposure"
+    )

@@ -1,0 +1,461 @@
+"""Benchmark of early warning: reading published → alert received, on MQTT and on SSE.
+
+Starts a private PostgreSQL and Mosquitto (``qorgau.localservices``), then as separate
+processes two ``qorgau ingest`` workers, ``qorgau alerts`` and ``qorgau api``. It measures what
+the ingest workers can commit (a short flood), then keeps simulated devices publishing at about
+half that rate in the background while it injects threshold crossings: each injection is one
+message carrying an H2S sample above the ceiling from a sensor that has not alerted yet, so it
+must raise exactly one ``ceiling`` alert. Latency is from just before the publish to the
+alert's arrival at a subscriber of the alert topic and at a client of
+``GET /api/v1/alerts/stream``. Prints figures; asserts nothing; cleans up.
+
+    python bench/alerts.py [--seconds 30] [--json] [--devices 40] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# This file is named like nothing it imports, but keep its folder off the path all the same.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import aiomqtt  # noqa: E402
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+
+from edge.mqtt_url import MqttEndpoint  # noqa: E402
+from edge.protocol import readings_topic  # noqa: E402
+from ingest.alerting.wire import alerts_subscription  # noqa: E402
+from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+
+ENT = "bench"
+SCHEMA = "qorgau"
+PREFIX = "qorgau"
+CHANNELS = (
+    ("noise", "noise_laeq", "dB(A)", None, 70.0),
+    ("co", "gas", "mg/m3", "CO", 2.0),
+    ("h2s", "gas", "mg/m3", "H2S", 0.5),
+    ("dust", "dust", "mg/m3", "silica_10_70", 0.3),
+    ("vib", "vib_hav", "m/s2", None, 0.8),
+)
+
+
+def register(url: str, devices: int, probes: int) -> None:
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        ent = conn.execute(
+            "INSERT INTO enterprises (code, name) VALUES (%s, 'Bench') RETURNING id", [ENT]
+        ).fetchone()[0]  # type: ignore[index]
+        rows = []
+        for d in range(devices):
+            dev = conn.execute(
+                "INSERT INTO devices (enterprise_id, code) VALUES (%s, %s) RETURNING id",
+                [ent, f"bg-{d}"],
+            ).fetchone()[0]  # type: ignore[index]
+            for name, quantity, unit, substance, _ in CHANNELS:
+                rows.append((dev, f"bg-{d}.{name}", quantity, unit, substance))
+        probe = conn.execute(
+            "INSERT INTO devices (enterprise_id, code) VALUES (%s, 'probe') RETURNING id", [ent]
+        ).fetchone()[0]  # type: ignore[index]
+        rows += [(probe, f"probe.h2s-{i}", "gas", "mg/m3", "H2S") for i in range(probes)]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO sensors (device_id, code, quantity, unit, substance) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def api_token(url: str) -> str:
+    """An admin bearer token for the API's alert stream."""
+    from store.auth import Role, create_token
+    from store.connection import connect_async
+
+    async def mint() -> str:
+        conn = await connect_async(url, SCHEMA, autocommit=True)
+        async with conn:
+            token, _ = await create_token(conn, name="bench", role=Role.ADMIN)
+            return token
+
+    return asyncio.run(mint())
+
+
+def _message(device: str, seq: int, t0: float, samples: int, rng: np.random.Generator) -> bytes:
+    start = datetime.fromtimestamp(t0, UTC).isoformat()
+    channels = [
+        {
+            "sensor": f"{device}.{name}",
+            "quantity": quantity,
+            "unit": unit,
+            **({"substance": substance} if substance else {}),
+            "t0": start,
+            "period_s": 1.0 / samples,
+            "values": np.round(base * (1 + 0.05 * rng.standard_normal(samples)), 3).tolist(),
+        }
+        for name, quantity, unit, substance, base in CHANNELS
+    ]
+    return orjson.dumps({"v": 1, "device": device, "seq": seq, "channels": channels})
+
+
+def publisher(
+    mqtt_url: str, devices: int, samples: int, rate_hz: float | None, seconds: float,
+    seq_base: int, stop: Any, sent: Any, backfill_from: float | None = None,
+) -> None:  # fmt: skip
+    """Background devices (a separate process): each sends one message per 1/rate_hz holding
+    the last second of ``samples`` per channel; ``rate_hz=None`` floods as fast as the broker
+    takes them, with sample times from ``backfill_from`` on (one second per message, as an
+    outbox catching up would)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"bench-pub-{os.getpid()}",
+        protocol=paho.MQTTv5,
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(endpoint.host, endpoint.port)
+    client.loop_start()
+    rng = np.random.default_rng(os.getpid())
+    seq = seq_base
+    started = time.monotonic()
+    tick = 0
+    count = 0
+    while not stop.is_set() and time.monotonic() - started < seconds:
+        now = time.time() if backfill_from is None else backfill_from + tick
+        for d in range(devices):
+            if rate_hz is not None:
+                # Devices are not synchronised: each sends at its own phase of the period.
+                delay = started + (tick + d / devices) / rate_hz - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                now = time.time()
+            device = f"bg-{d}"
+            client.publish(
+                readings_topic(PREFIX, ENT, device), _message(device, seq, now, samples, rng), qos=1
+            )
+            count += 1
+        seq += 1
+        tick += 1
+        if rate_hz is None and len(client._out_messages) > 2000:
+            time.sleep(0.01)  # flooding: don't queue unboundedly in the client
+    while client._out_messages:
+        time.sleep(0.01)
+    sent.value = count
+    client.loop_stop()
+    client.disconnect()
+
+
+def readings(url: str) -> int:
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])  # type: ignore[index]
+
+
+def spawn(
+    command: str, env: dict[str, str], log_dir: Path, name: str, nice: int = 0
+) -> subprocess.Popen[bytes]:
+    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qorgau.cli", command, "--no-upgrade"]
+        if command != "api"
+        else [sys.executable, "-m", "qorgau.cli", command],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,
+    )
+    log.close()
+    return process
+
+
+def engine_figures(metrics_url: str) -> dict[str, float]:
+    """Mean evaluation time and messages per evaluation, from the engine's own metrics."""
+    values: dict[str, float] = {}
+    for line in httpx.get(metrics_url).text.splitlines():
+        if line.startswith("qorgau_alerts_") and " " in line and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    count = values.get("qorgau_alerts_evaluate_seconds_count", 0.0) or 1.0
+    return {
+        "engine_evaluate_mean_ms": round(
+            1000 * values.get("qorgau_alerts_evaluate_seconds_sum", 0.0) / count, 2
+        ),
+        "engine_messages_per_evaluation": round(
+            values.get("qorgau_alerts_batch_messages_sum", 0.0)
+            / max(values.get("qorgau_alerts_batch_messages_count", 0.0), 1.0),
+            2,
+        ),
+    }
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], check: Any, what: str, timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
+
+
+def measure_capacity(mqtt_url: str, pg: str, devices: int, seconds: float) -> float:
+    """Readings per second the ingest workers commit while flooded."""
+    ctx = mp.get_context("spawn")
+    stop, sent = ctx.Event(), ctx.Value("q", 0)
+    before = readings(pg)
+    started = time.monotonic()
+    proc = ctx.Process(
+        target=publisher,
+        args=(mqtt_url, devices, 50, None, seconds, 1_000_000, stop, sent, time.time() - 7200),
+    )
+    proc.start()
+    proc.join()
+    expected = sent.value * len(CHANNELS) * 50
+    last, same_since = -1, time.monotonic()
+    while True:
+        now_count = readings(pg) - before
+        if now_count >= expected:
+            break
+        if now_count != last:
+            last, same_since = now_count, time.monotonic()
+        elif time.monotonic() - same_since > 10:
+            break
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    return (readings(pg) - before) / elapsed
+
+
+async def probe(
+    mqtt_url: str, api: str, seconds: float, probes: int, interval_s: float, token: str
+) -> dict[str, Any]:
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    sent: dict[str, float] = {}
+    mqtt_at: dict[str, float] = {}
+    sse_at: dict[str, float] = {}
+
+    def seen(store: dict[str, float], data: dict[str, Any]) -> None:
+        sensor = data.get("sensor") or ""
+        if (
+            data.get("kind") == "ceiling"
+            and data.get("transition") == "opened"
+            and sensor.startswith("probe.")
+            and sensor not in store
+        ):
+            store[sensor] = time.perf_counter()
+
+    async def read_sse(http: httpx.AsyncClient) -> None:
+        async with http.stream("GET", f"{api}/api/v1/alerts/stream?kind=ceiling") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    seen(sse_at, json.loads(line[6:]))
+
+    async with (
+        aiomqtt.Client(endpoint.host, endpoint.port, identifier="bench-listen") as listener,
+        aiomqtt.Client(endpoint.host, endpoint.port, identifier="bench-probe") as injector,
+        httpx.AsyncClient(timeout=None, headers={"Authorization": f"Bearer {token}"}) as http,
+    ):
+        await listener.subscribe(alerts_subscription(PREFIX), qos=1)
+
+        async def read_mqtt() -> None:
+            async for message in listener.messages:
+                seen(mqtt_at, orjson.loads(message.payload))  # type: ignore[arg-type]
+
+        tasks = [asyncio.create_task(read_mqtt()), asyncio.create_task(read_sse(http))]
+        await asyncio.sleep(1.0)
+        warmup = "probe.h2s-0"  # one alert end to end before measuring (not counted)
+        rng = np.random.default_rng(7)
+        seq = 0
+        deadline = time.monotonic() + seconds
+        while seq < probes and time.monotonic() < deadline:
+            sensor = f"probe.h2s-{seq}"
+            t = time.time()
+            payload = orjson.dumps(
+                {
+                    "v": 1, "device": "probe", "seq": seq,
+                    "channels": [{
+                        "sensor": sensor, "quantity": "gas", "unit": "mg/m3", "substance": "H2S",
+                        "t0": datetime.fromtimestamp(t, UTC).isoformat(), "period_s": 1.0,
+                        "values": [30.0],
+                    }],
+                }
+            )  # fmt: skip
+            sent[sensor] = time.perf_counter()
+            await injector.publish(readings_topic(PREFIX, ENT, "probe"), payload, qos=1)
+            seq += 1
+            if sensor == warmup:
+                for _ in range(200):
+                    if warmup in mqtt_at and warmup in sse_at:
+                        break
+                    await asyncio.sleep(0.05)
+                del sent[warmup]
+                deadline = time.monotonic() + seconds
+            await asyncio.sleep(interval_s * float(rng.uniform(0.5, 1.5)))
+        await asyncio.sleep(5.0)  # stragglers
+        for task in tasks:
+            task.cancel()
+
+    def stats(arrived: dict[str, float]) -> tuple[list[float], int]:
+        lat = [1000 * (arrived[s] - sent[s]) for s in sent if s in arrived]
+        return lat, len(sent) - len(lat)
+
+    mqtt_lat, missed = stats(mqtt_at)
+    sse_lat, sse_missed = stats(sse_at)
+
+    def pct(values: list[float], q: float) -> float | None:
+        return round(float(np.percentile(values, q)), 1) if values else None
+
+    return {
+        "injected": len(sent),
+        "p50_ms": pct(mqtt_lat, 50),
+        "p95_ms": pct(mqtt_lat, 95),
+        "p99_ms": pct(mqtt_lat, 99),
+        "max_ms": pct(mqtt_lat, 100),
+        "sse_p50_ms": pct(sse_lat, 50),
+        "sse_p95_ms": pct(sse_lat, 95),
+        "sse_p99_ms": pct(sse_lat, 99),
+        "missed": missed,
+        "sse_missed": sse_missed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=30.0, help="injection phase length")
+    parser.add_argument("--devices", type=int, default=40, help="background devices")
+    parser.add_argument("--workers", type=int, default=2, help="ingest workers")
+    parser.add_argument("--interval", type=float, default=0.2, help="mean s between injections")
+    parser.add_argument("--load", type=float, default=0.5, help="fraction of ingest capacity")
+    parser.add_argument(
+        "--ingest-nice",
+        type=int,
+        default=0,
+        help="CPU niceness of the ingest workers (0: the same priority as the engine)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--keep", action="store_true", help="keep the logs folder (printed)")
+    args = parser.parse_args(argv)
+
+    folder = scratch_dir("qorgau-bench-alerts-")
+    pg = LocalPostgres(folder / "pg", durable=False)
+    broker = LocalMosquitto(folder / "mqtt")
+    processes: list[subprocess.Popen[bytes]] = []
+    probes = int(args.seconds / args.interval * 2) + 10
+    result: dict[str, Any] = {}
+    try:
+        pg.start()
+        broker.start()
+        upgrade(pg.url, SCHEMA, timescale="off")
+        register(pg.url, args.devices, probes)
+        token = api_token(pg.url)
+        api_port = free_port()
+        env = {
+            "QORGAU_DATABASE_URL": pg.url,
+            "QORGAU_DATABASE_SCHEMA": SCHEMA,
+            "QORGAU_MQTT_URL": broker.url,
+            "QORGAU_TOPIC_PREFIX": PREFIX,
+            "QORGAU_LOG_LEVEL": "warning",
+            "QORGAU_API_PORT": str(api_port),
+            "QORGAU_ALERTS_CLIENT_ID": "bench-alerts",
+        }
+        for w in range(args.workers):
+            processes.append(
+                spawn(
+                    "ingest",
+                    {**env, "QORGAU_INGEST_CLIENT_ID": f"bench-ingest-{w}"},
+                    folder,
+                    f"ingest-{w}",
+                    nice=args.ingest_nice,
+                )
+            )
+        time.sleep(2.0)  # workers subscribed
+        # Ingest's capacity alone (the engine and the API start afterwards, so that they
+        # don't see the flood); the background then runs at a fraction of it.
+        capacity = measure_capacity(broker.url, pg.url, args.devices, 8.0)
+        metrics_port = free_port()
+        processes.append(
+            spawn(
+                "alerts", {**env, "QORGAU_ALERTS_METRICS_PORT": str(metrics_port)}, folder, "alerts"
+            )
+        )
+        api = f"http://127.0.0.1:{api_port}"
+        processes.append(spawn("api", env, folder, "api"))
+        wait_ready(processes[-1], lambda: httpx.get(f"{api}/health").status_code == 200, "API")
+        wait_ready(
+            processes[-2],
+            lambda: (
+                "qorgau_alerts_ready 1.0"
+                in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            ),
+            "alert engine",
+        )
+        target = args.load * capacity  # readings per second
+        samples = max(1, round(target / (args.devices * len(CHANNELS))))
+        ctx = mp.get_context("spawn")
+        stop, sent = ctx.Event(), ctx.Value("q", 0)
+        background = ctx.Process(
+            target=publisher,
+            args=(broker.url, args.devices, samples, 1.0, args.seconds + 30, 2_000_000, stop, sent),
+        )
+        before = readings(pg.url)
+        t_bg = time.monotonic()
+        background.start()
+        time.sleep(3.0)  # the load is steady before the first injection
+        result = asyncio.run(probe(broker.url, api, args.seconds, probes, args.interval, token))
+        committed = readings(pg.url) - before
+        result |= engine_figures(f"http://127.0.0.1:{metrics_port}/metrics")
+        stop.set()
+        background.join(30)
+        result |= {
+            "seconds": args.seconds,
+            "ingest_workers": args.workers,
+            "ingest_nice": args.ingest_nice,
+            "ingest_capacity_readings_per_s": round(capacity),
+            "background_readings_per_s": round(committed / (time.monotonic() - t_bg)),
+            "background_messages_per_s": args.devices,
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        broker.stop()
+        pg.stop()
+        if args.keep:
+            print(f"logs in {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:34} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Benchmark of the workplace exposure summary: ``GET /api/v1/workplaces/{id}/exposure/history``
+over 30 days, with 1,000 sensors' worth of rollups in the database.
+
+Starts its own PostgreSQL (``qorgau.localservices.LocalPostgres``, plain backend), registers one
+enterprise with ``--workplaces`` workplaces of ``--sensors-per-workplace`` sensors each (noise,
+gases, dust, vibration), and writes the hourly rollup rows (``readings_1h``) of ``--days`` days
+directly with COPY: raw readings at 1 Hz would be 2.6 billion rows for 1,000 sensors × 30 days,
+and the history endpoint reads the rollups only. Then it serves the API over HTTP on a free
+port and times requests for random workplaces:
+
+* cold: the first request per workplace (every shift assessed by ``analytics``);
+* warm: later requests (shifts whose rollup rows are unchanged come from the memo);
+* the map of all workplaces (``GET /api/v1/map``), three times.
+
+The machine's load average is printed too: on a shared machine the figures move with it.
+
+Prints p50/p99 latency in ms (``--json`` for one JSON object), then removes everything it made.
+Figures only; asserts nothing.
+
+    python bench/api.py [--workplaces 100] [--sensors-per-workplace 10] [--days 30]
+                        [--requests 500] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# This file is named like the package it measures: keep its own folder off the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from api.settings import ApiSettings  # noqa: E402
+from qorgau.demo import EmbeddedServer  # noqa: E402
+from qorgau.localservices import LocalPostgres, free_port, scratch_dir  # noqa: E402
+from store.auth import Role, create_token  # noqa: E402
+from store.connection import connect_async  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+
+SCHEMA = "bench"
+# (quantity, unit, substance, typical hourly level, day-to-day spread)
+SENSOR_KINDS: list[tuple[str, str, str | None, float, float]] = [
+    ("noise_laeq", "dB(A)", None, 86.0, 4.0),
+    ("noise_laeq", "dB(A)", None, 78.0, 4.0),
+    ("gas", "mg/m3", "CO", 12.0, 5.0),
+    ("gas", "mg/m3", "H2S", 3.0, 2.0),
+    ("dust", "mg/m3", "silica_10_70", 2.5, 1.0),
+    ("vib_hav", "m/s2", None, 2.2, 0.6),
+    ("vib_wbv_z", "m/s2", None, 0.45, 0.1),
+    ("gas", "mg/m3", "NO2", 1.0, 0.5),
+    ("dust", "mg/m3", "silica_gt70", 0.8, 0.3),
+    ("noise_laeq", "dB(A)", None, 92.0, 3.0),
+]
+SAMPLES_PER_HOUR = 3600  # 1 Hz instruments
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(samples) * 1000.0, q)), 2)
+
+
+async def build(url: str, workplaces: int, per_workplace: int, days: int, last: date) -> str:
+    """Registry, hourly rollups and an inspector token; returns the token."""
+    rng = np.random.default_rng(7)
+    conn = await connect_async(url, SCHEMA, autocommit=True)
+    async with conn:
+        eid = (
+            await (
+                await conn.execute(
+                    "INSERT INTO enterprises (code, name, region, activity_risk_class) "
+                    "VALUES ('bench', 'Bench mine', 'Karaganda', 14) RETURNING id"
+                )
+            ).fetchone()
+        )[0]  # type: ignore[index]
+        sensors: list[tuple[int, str]] = []
+        for w in range(workplaces):
+            wid = (
+                await (
+                    await conn.execute(
+                        "INSERT INTO workplaces (enterprise_id, code, name, headcount) "
+                        "VALUES (%s, %s, %s, 5) RETURNING id",
+                        [eid, f"wp-{w}", f"Workplace {w}"],
+                    )
+                ).fetchone()
+            )[0]  # type: ignore[index]
+            did = (
+                await (
+                    await conn.execute(
+                        "INSERT INTO devices (enterprise_id, code, workplace_id) "
+                        "VALUES (%s, %s, %s) RETURNING id",
+                        [eid, f"dev-{w}", wid],
+                    )
+                ).fetchone()
+            )[0]  # type: ignore[index]
+            for k in range(per_workplace):
+                quantity, unit, substance, _, _ = SENSOR_KINDS[k % len(SENSOR_KINDS)]
+                sid = (
+                    await (
+                        await conn.execute(
+                            "INSERT INTO sensors (device_id, code, quantity, unit, substance, "
+                            "workplace_id) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                            [did, f"dev-{w}.{k}", quantity, unit, substance, wid],
+                        )
+                    ).fetchone()
+                )[0]  # type: ignore[index]
+                sensors.append((int(sid), quantity))
+        first_hour = datetime.combine(last - timedelta(days=days - 1), datetime.min.time(), UTC)
+        hours = days * 24
+        starts = [(first_hour + timedelta(hours=h)).isoformat() for h in range(hours)]
+        n = SAMPLES_PER_HOUR
+        async with conn.cursor().copy(
+            "COPY readings_1h (sensor_id, bucket, n, sum_value, sum_sq, sum_pow10, min_value, "
+            "max_value) FROM STDIN"
+        ) as copy:
+            for index, (sid, quantity) in enumerate(sensors):
+                _, _, _, typical, spread = SENSOR_KINDS[(index % per_workplace) % len(SENSOR_KINDS)]
+                level = np.maximum(typical + spread * rng.standard_normal(hours), 0.01)
+                if quantity.startswith("noise"):
+                    pow10 = n * np.power(10.0, level / 10.0)
+                    mean, sq = level, level * level
+                else:
+                    pow10 = np.zeros(hours)
+                    mean, sq = level, level * level * 1.05
+                out = io.StringIO()
+                columns = zip(
+                    (mean * n).tolist(), (sq * n).tolist(), pow10.tolist(),
+                    (level * 0.5).tolist(), (level * 1.6).tolist(), strict=True,
+                )  # fmt: skip
+                for stamp, (sv, sq_, sp, lo, hi) in zip(starts, columns, strict=True):
+                    out.write(f"{sid}\t{stamp}\t{n}\t{sv!r}\t{sq_!r}\t{sp!r}\t{lo!r}\t{hi!r}\n")
+                await copy.write(out.getvalue())
+        await conn.execute("ANALYZE readings_1h")
+        token, _ = await create_token(
+            conn, name="bench", role=Role.INSPECTOR, regions=["Karaganda"]
+        )
+        return token
+
+
+def _has_rollups(url: str) -> bool:
+    from store.connection import connect
+
+    with connect(url, SCHEMA) as conn:
+        row = conn.execute("SELECT to_regclass('readings_1h')").fetchone()
+    return row is not None and row[0] is not None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workplaces", type=int, default=100)
+    parser.add_argument("--sensors-per-workplace", type=int, default=10)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=500, help="warm requests")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    folder = scratch_dir("qorgau-bench-api-")
+    pg = LocalPostgres(folder / "data", durable=False)
+    pg.start()
+    server: EmbeddedServer | None = None
+    thread: threading.Thread | None = None
+    try:
+        upgrade(pg.url, SCHEMA, timescale="off")
+        if not _has_rollups(pg.url):
+            print("bench/api.py: this schema has no readings_1h rollups (store/rollups.py "
+                  "is not merged yet); nothing to measure", file=sys.stderr)  # fmt: skip
+            return 2
+        last = datetime.now(UTC).date() - timedelta(days=1)
+        first = last - timedelta(days=args.days - 1)
+        t0 = time.perf_counter()
+        token = asyncio.run(
+            build(pg.url, args.workplaces, args.sensors_per_workplace, args.days, last)
+        )
+        build_s = time.perf_counter() - t0
+        port = free_port()
+        app = create_app(ApiSettings(database_url=pg.url, database_schema=SCHEMA))
+        server = EmbeddedServer(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.02)
+        params = {"from": first.isoformat(), "to": last.isoformat()}
+        cold: list[float] = []
+        warm: list[float] = []
+        shifts = 0
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ) as http:
+            ids = [
+                w["id"]
+                for w in http.get(
+                    "/api/v1/enterprises/1/workplaces", params={"limit": 1000}
+                ).json()["items"]
+            ]
+            for wid in ids:
+                t = time.perf_counter()
+                response = http.get(f"/api/v1/workplaces/{wid}/exposure/history", params=params)
+                cold.append(time.perf_counter() - t)
+                response.raise_for_status()
+                shifts = len(response.json()["shifts"])
+            pick = random.Random(3)
+            for _ in range(args.requests):
+                wid = pick.choice(ids)
+                t = time.perf_counter()
+                response = http.get(f"/api/v1/workplaces/{wid}/exposure/history", params=params)
+                warm.append(time.perf_counter() - t)
+                response.raise_for_status()
+            source = response.json()["source"]
+            map_ms = []
+            for _ in range(3):
+                t = time.perf_counter()
+                http.get("/api/v1/map", params=params).raise_for_status()
+                map_ms.append(round((time.perf_counter() - t) * 1000.0, 1))
+        result: dict[str, Any] = {
+            "bench": "GET /api/v1/workplaces/{id}/exposure/history",
+            "backend": "plain PostgreSQL",
+            "sensors": args.workplaces * args.sensors_per_workplace,
+            "workplaces": args.workplaces,
+            "sensors_per_workplace": args.sensors_per_workplace,
+            "days": args.days,
+            "shifts_per_request": shifts,
+            "rollup_rows_1h": args.workplaces * args.sensors_per_workplace * args.days * 24,
+            "source": source,
+            "data": "hourly rollup rows generated directly (no raw readings)",
+            "build_s": round(build_s, 1),
+            "cold": {"requests": len(cold), "p50_ms": percentile_ms(cold, 50),
+                     "p99_ms": percentile_ms(cold, 99)},
+            "warm": {"requests": len(warm), "p50_ms": percentile_ms(warm, 50),
+                     "p99_ms": percentile_ms(warm, 99)},
+            "map_all_workplaces_ms": map_ms,
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
+        }  # fmt: skip
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for key, value in result.items():
+                print(f"{key:>22}: {value}")
+    finally:
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(15)
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

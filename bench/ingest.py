@@ -1,0 +1,587 @@
+"""Ingest throughput, end to end, against its ceiling and a naive baseline.
+
+    python bench/ingest.py --seconds 20 --json
+
+Starts its own PostgreSQL and Mosquitto (``qorgau.localservices``, removed afterwards), then
+measures, each in a fresh schema with the same table layout:
+
+- ``raw_copy_rows_per_s``: the same rows COPYed straight into ``readings`` as pre-encoded binary
+  buffers of one ingest batch each, one transaction per buffer: what PostgreSQL itself takes,
+  the ceiling for ingest.
+- ``naive_readings_per_s``: a naive ingestor: ``json.loads`` each message, one ``INSERT`` per
+  reading, one commit per message (no broker: its cost would only lower this figure).
+- ``end_to_end_readings_per_s`` (1 worker) and ``end_to_end_2_workers_readings_per_s``: simulated
+  devices publish batched messages (QoS 1) to Mosquitto for ``--seconds``; ``qorgau ingest``
+  worker processes validate, de-duplicate, COPY, keep rollups and acknowledge; the figure is
+  committed readings over the time from the first publish to the last commit. The publisher
+  keeps a bounded backlog ahead of the workers (so they never starve and the broker's queue
+  stays small), and builds payloads from pre-encoded pieces, as devices do their own encoding.
+- ``lost`` and ``duplicated``: readings published but not stored, and stored twice, over both
+  end-to-end runs (by distinct (sensor, time), each reading having its own).
+
+Figures only, never pass/fail: the machine decides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from edge.protocol import readings_topic
+from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir
+from store.connection import connect, connect_async
+from store.migrate import upgrade
+from store.readings import (
+    COPY_READINGS_SQL,
+    ReadingBlock,
+    datetime_to_us,
+    days_of,
+    encode_copy_binary,
+    ensure_day_partitions,
+    us_to_datetime,
+)
+from store.registry import upsert_device, upsert_enterprise, upsert_sensor
+
+ENTERPRISE = "bench-ent"
+# suffix, quantity, unit, substance, value range of the simulated instrument
+CHANNELS = (
+    ("laeq", "noise_laeq", "dB(A)", None, 55.0, 105.0),
+    ("lamax", "noise_lamax", "dB(A)", None, 70.0, 120.0),
+    ("hav", "vib_hav", "m/s2", None, 0.2, 9.0),
+    ("wbvz", "vib_wbv_z", "m/s2", None, 0.05, 1.2),
+    ("co", "gas", "mg/m3", "CO", 0.0, 60.0),
+    ("h2s", "gas", "ppm", "H2S", 0.0, 15.0),
+    ("ch4", "gas", "%LEL", "CH4", 0.0, 40.0),
+    ("dust", "dust", "mg/m3", "silica", 0.05, 6.0),
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    devices: int
+    values: int  # per channel per message
+    period_s: float
+    start: datetime
+
+    @property
+    def per_message(self) -> int:
+        return len(CHANNELS) * self.values
+
+    def device(self, d: int) -> str:
+        return f"bench-dev-{d:04d}"
+
+    def t0(self, seq: int) -> datetime:
+        return self.start + timedelta(seconds=seq * self.values * self.period_s)
+
+
+class Payloads:
+    """Message bytes from pre-encoded pieces: only seq and t0 change between messages."""
+
+    def __init__(self, shape: Shape, prefix: str, seed: int = 1) -> None:
+        rng = np.random.default_rng(seed)
+        self.shape = shape
+        self.topics = [
+            readings_topic(prefix, ENTERPRISE, shape.device(d)) for d in range(shape.devices)
+        ]
+        self.heads: list[bytes] = []
+        self.channels: list[list[tuple[bytes, bytes]]] = []
+        for d in range(shape.devices):
+            code = shape.device(d)
+            self.heads.append(f'{{"v":1,"device":"{code}","seq":'.encode())
+            parts = []
+            for suffix, quantity, unit, substance, lo, hi in CHANNELS:
+                sub = f',"substance":"{substance}"' if substance else ""
+                before_t0 = (
+                    f'{{"sensor":"{code}.{suffix}","quantity":"{quantity}","unit":"{unit}"{sub},'
+                    '"t0":"'
+                ).encode()
+                values = np.round(rng.uniform(lo, hi, shape.values), 2)
+                after_t0 = (
+                    f'","period_s":{shape.period_s},"values":' + json.dumps(values.tolist()) + "}"
+                ).encode()
+                parts.append((before_t0, after_t0))
+            self.channels.append(parts)
+
+    def message(self, d: int, seq: int) -> tuple[str, bytes]:
+        t0 = self.shape.t0(seq).isoformat().encode()
+        body = b",".join(before + t0 + after for before, after in self.channels[d])
+        return self.topics[d], b"".join(
+            (self.heads[d], str(seq).encode(), b',"channels":[', body, b"]}")
+        )
+
+    def block(self, d: int, seq: int, sensor_ids: list[int]) -> ReadingBlock:
+        """The readings of one message, as ingest stores them."""
+        shape = self.shape
+        t0 = datetime_to_us(shape.t0(seq))
+        times = t0 + np.rint(np.arange(shape.values) * shape.period_s * 1e6).astype(np.int64)
+        blocks = []
+        for c, (_, after) in enumerate(self.channels[d]):
+            values = np.array(json.loads(after.split(b'"values":', 1)[1][:-1]), dtype=np.float64)
+            blocks.append(
+                ReadingBlock(times, np.full(shape.values, sensor_ids[c], np.int32), values)
+            )
+        return ReadingBlock.concat(blocks)
+
+
+# ---------------------------------------------------------------------- services and schema
+
+
+async def register(url: str, schema: str, shape: Shape) -> list[list[int]]:
+    conn = await connect_async(url, schema, autocommit=True)
+    ids: list[list[int]] = []
+    async with conn:
+        enterprise = await upsert_enterprise(conn, ENTERPRISE, "Benchmark")
+        for d in range(shape.devices):
+            device = await upsert_device(conn, enterprise, shape.device(d))
+            row = []
+            for suffix, quantity, unit, substance, _, _ in CHANNELS:
+                sensor = await upsert_sensor(
+                    conn, device, f"{shape.device(d)}.{suffix}", quantity=quantity, unit=unit,
+                    substance=substance,
+                )  # fmt: skip
+                row.append(sensor.id)
+            ids.append(row)
+    return ids
+
+
+def fresh_schema(url: str, name: str, shape: Shape) -> list[list[int]]:
+    upgrade(url, name, timescale="off")
+    return asyncio.run(register(url, name, shape))
+
+
+def drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def count_stored(url: str, schema: str) -> tuple[int, int]:
+    with connect(url, schema, autocommit=True) as conn:
+        conn.execute("SET work_mem = '512MB'")
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (sensor_id, time)) FROM readings"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+# ---------------------------------------------------------------------- raw COPY ceiling
+
+
+def raw_copy(
+    url: str, shape: Shape, payloads: Payloads, seconds: float, batch: int
+) -> dict[str, float]:
+    """COPY rate of the readings the workload produces, one batch per transaction, two ways
+    into fresh tables: pre-encoded binary buffers, and psycopg's typed ``write_row`` from
+    prepared tuples. Only COPY and commit are timed; the faster is the ceiling."""
+    rates = {}
+    for schema, typed in (("bench_raw", False), ("bench_raw_rows", True)):
+        ids = fresh_schema(url, schema, shape)
+        per_batch = max(1, batch // shape.per_message)
+        batches: list[Any] = []
+        seq, d, rows_ready = 0, 0, 0
+        days: set[int] = set()
+        # Enough for the time given at a generous rate (the loop below stops on time), with a
+        # cap on prepared tuples, which take memory.
+        while rows_ready < seconds * 600_000 and (not typed or rows_ready < 1_500_000):
+            blocks = []
+            for _ in range(per_batch):
+                blocks.append(payloads.block(d, seq, ids[d]))
+                d += 1
+                if d == shape.devices:
+                    d, seq = 0, seq + 1
+            block = ReadingBlock.concat(blocks)
+            days |= days_of(block.times_us)
+            rows_ready += len(block)
+            if typed:
+                batches.append(
+                    [
+                        (us_to_datetime(int(t)), int(s), float(v))
+                        for t, s, v in zip(
+                            block.times_us, block.sensor_ids, block.values, strict=True
+                        )
+                    ]
+                )
+            else:
+                batches.append((encode_copy_binary(block), len(block)))
+        asyncio.run(_ensure_days(url, schema, days))
+        rows = 0
+        with connect(url, schema) as conn:
+            started = time.perf_counter()
+            for item in batches:
+                with conn.cursor().copy(COPY_READINGS_SQL) as copy:
+                    if typed:
+                        copy.set_types(["timestamptz", "int4", "float8"])
+                        for row in item:
+                            copy.write_row(row)
+                        rows += len(item)
+                    else:
+                        copy.write(item[0])
+                        rows += item[1]
+                conn.commit()
+                if time.perf_counter() - started >= seconds:
+                    break
+            rates[typed] = rows / (time.perf_counter() - started)
+        del batches
+        drop_schema(url, schema)
+    return {
+        "raw_copy_rows_per_s": max(rates.values()),
+        "raw_copy_buffer_rows_per_s": rates[False],
+        "raw_copy_write_row_rows_per_s": rates[True],
+    }
+
+
+async def _ensure_days(url: str, schema: str, days: set[int]) -> None:
+    conn = await connect_async(url, schema, autocommit=True)
+    async with conn:
+        await ensure_day_partitions(conn, days)
+
+
+# ---------------------------------------------------------------------- naive baseline
+
+
+def naive(url: str, shape: Shape, payloads: Payloads, seconds: float) -> float:
+    ids = fresh_schema(url, "bench_naive", shape)
+    sensor_ids = {
+        f"{shape.device(d)}.{suffix}": ids[d][c]
+        for d in range(shape.devices)
+        for c, (suffix, *_rest) in enumerate(CHANNELS)
+    }
+    readings = 0
+    with psycopg.connect(url, options="-c search_path=bench_naive,public") as conn:
+        started = time.perf_counter()
+        seq = 0
+        while time.perf_counter() - started < seconds:
+            for d in range(shape.devices):
+                _, payload = payloads.message(d, seq)
+                message = json.loads(payload)
+                with conn.cursor() as cur:
+                    for channel in message["channels"]:
+                        t0 = datetime.fromisoformat(channel["t0"])
+                        sensor = sensor_ids[channel["sensor"]]
+                        for i, value in enumerate(channel["values"]):
+                            cur.execute(
+                                "INSERT INTO readings (time, sensor_id, value) VALUES (%s, %s, %s)",
+                                (t0 + timedelta(seconds=i * channel["period_s"]), sensor, value),
+                            )
+                            readings += 1
+                conn.commit()
+                if time.perf_counter() - started >= seconds:
+                    break
+            seq += 1
+        elapsed = time.perf_counter() - started
+    drop_schema(url, "bench_naive")
+    return readings / elapsed
+
+
+# ---------------------------------------------------------------------- end to end
+
+
+def publisher_main(
+    mqtt_port: int,
+    shape: Shape,
+    prefix: str,
+    seconds: float,
+    allowed: Any,
+    published: Any,
+    ready: Any,
+) -> None:
+    """Publish messages round-robin over devices while the backlog allows, for ``seconds``."""
+    import paho.mqtt.client as paho
+
+    payloads = Payloads(shape, prefix)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", mqtt_port)
+    client.loop_start()
+    ready.set()
+    count = 0
+    infos = []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if count >= allowed.value:
+                time.sleep(0.001)
+                continue
+            d, seq = count % shape.devices, count // shape.devices
+            topic, payload = payloads.message(d, seq)
+            infos.append(client.publish(topic, payload, qos=1))
+            count += 1
+            published.value = count
+        for info in infos:
+            info.wait_for_publish(60)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+                return bool(json.loads(r.read())["broker_connected"])
+        except OSError:
+            return False
+
+
+def start_worker(pg: str, mqtt: str, schema: str, prefix: str, name: str, folder: Path) -> Worker:
+    port = free_port()
+    log = folder / f"{name}.log"
+    env = {
+        **os.environ,
+        "QORGAU_DATABASE_URL": pg,
+        "QORGAU_DATABASE_SCHEMA": schema,
+        "QORGAU_MQTT_URL": mqtt,
+        "QORGAU_TOPIC_PREFIX": prefix,
+        "QORGAU_INGEST_CLIENT_ID": name,
+        "QORGAU_INGEST_METRICS_PORT": str(port),
+        "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
+        "QORGAU_LOG_LEVEL": "warning",
+    }
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from qorgau.cli import main; sys.exit(main())",
+             "ingest", "--no-upgrade"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    worker = Worker(process, port, log)
+    deadline = time.monotonic() + 30
+    while not worker.ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"ingest worker did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return worker
+
+
+def end_to_end(
+    pg: str, mqtt_url: str, mqtt_port: int, shape: Shape, seconds: float, workers: int,
+    window_messages: int, folder: Path, profile: Path | None = None,
+) -> dict[str, float]:  # fmt: skip
+    schema = f"bench_e2e{workers}"
+    prefix = f"bench{workers}"
+    fresh_schema(pg, schema, shape)
+    procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder)
+             for n in range(workers)]  # fmt: skip
+    ctx = mp.get_context("spawn")
+    allowed = ctx.Value("q", window_messages)
+    published = ctx.Value("q", 0)
+    ready = ctx.Event()
+    publisher = ctx.Process(
+        target=publisher_main,
+        args=(mqtt_port, shape, prefix, seconds, allowed, published, ready),
+    )
+    spies = []
+    try:
+        publisher.start()
+        ready.wait(30)
+        if profile is not None:  # py-spy (pip install py-spy), collapsed stacks per worker
+            for n, w in enumerate(procs):
+                spies.append(subprocess.Popen(
+                    ["py-spy", "record", "--format", "raw", "--rate", "200", "--pid",
+                     str(w.process.pid), "--duration", str(int(seconds)), "--output",
+                     str(profile.with_suffix(f".w{n}.txt"))],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                ))  # fmt: skip
+        started = time.monotonic()
+        committed = 0.0
+        last_change = started
+        while True:
+            now_committed = sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs)
+            if now_committed != committed:
+                committed, last_change = now_committed, time.monotonic()
+            allowed.value = int(committed) + window_messages
+            if not publisher.is_alive() and committed >= published.value:
+                break
+            if time.monotonic() - last_change > 60:
+                raise RuntimeError("ingest stopped committing")
+            time.sleep(0.1)
+        elapsed = last_change - started
+        publisher.join()
+        readings = sum(w.metric("qorgau_ingest_readings_total") for w in procs)
+        batches = sum(w.metric("qorgau_ingest_batch_readings_count") for w in procs)
+        commit_s = sum(w.metric("qorgau_ingest_commit_seconds_sum") for w in procs)
+        latency_sum = sum(w.metric("qorgau_ingest_latency_seconds_sum") for w in procs)
+        latency_n = sum(w.metric("qorgau_ingest_latency_seconds_count") for w in procs)
+        shares = [w.metric("qorgau_ingest_readings_total") for w in procs]
+        for spy in spies:
+            spy.wait(seconds + 30)
+    finally:
+        for w in procs:
+            w.process.terminate()
+            w.process.wait(30)
+        if publisher.is_alive():
+            publisher.kill()
+    expected = published.value * shape.per_message
+    total, distinct = count_stored(pg, schema)
+    drop_schema(pg, schema)
+    return {
+        "readings_per_s": readings / elapsed,
+        "messages": published.value,
+        "readings": expected,
+        "lost": expected - distinct,
+        "duplicated": total - distinct,
+        "mean_batch_readings": readings / batches if batches else 0.0,
+        "mean_commit_s": commit_s / batches if batches else 0.0,
+        "mean_arrival_to_commit_s": latency_sum / latency_n if latency_n else 0.0,
+        "worker_share_min": min(shares) / max(sum(shares), 1),
+    }
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="publishing time per run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--values", type=int, default=250, help="samples per channel per message")
+    parser.add_argument("--period-s", type=float, default=0.1, help="sampling period")
+    parser.add_argument("--batch", type=int, default=50_000, help="raw COPY rows per commit")
+    parser.add_argument("--window-messages", type=int, default=120,
+                        help="most messages published ahead of the commits")  # fmt: skip
+    parser.add_argument("--naive-seconds", type=float, default=None)
+    parser.add_argument("--no-fsync", action="store_true", help="PostgreSQL with fsync off")
+    parser.add_argument("--profile", type=Path, help="py-spy the 1-worker run into PROFILE.w0.txt")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="repeat ceiling and end-to-end runs; figures are medians (a busy machine varies)",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    shape = Shape(
+        devices=args.devices, values=args.values, period_s=args.period_s,
+        start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
+    )  # fmt: skip
+    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+    folder = scratch_dir("qorgau-bench-")
+    pg = LocalPostgres(folder / "pg", durable=not args.no_fsync)
+    broker = LocalMosquitto(folder / "mqtt")
+    try:
+        pg.start()
+        broker.start()
+        say = (lambda *_: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
+        say("naive ingestor…")
+        naive_rate = naive(pg.url, shape, Payloads(shape, "naive"),
+                           args.naive_seconds or min(args.seconds / 2, 10.0))  # fmt: skip
+        say(f"  {naive_rate:,.0f} readings/s")
+        rounds: list[dict[str, Any]] = []
+        for r in range(args.rounds):
+            say(f"round {r + 1} of {args.rounds}: raw COPY ceiling…")
+            raw = raw_copy(pg.url, shape, Payloads(shape, "raw"), args.seconds / 2, args.batch)
+            say(f"  {raw['raw_copy_rows_per_s']:,.0f} rows/s")
+            runs = {}
+            for n in (1, 2):
+                say(f"round {r + 1}: end to end, {n} worker(s)…")
+                runs[n] = end_to_end(
+                    pg.url, broker.url, broker.port, shape, args.seconds, n,
+                    args.window_messages, folder, args.profile if n == 1 and r == 0 else None,
+                )  # fmt: skip
+                say(f"  {runs[n]['readings_per_s']:,.0f} readings/s")
+            rounds.append({"raw": raw, 1: runs[1], 2: runs[2]})
+    finally:
+        broker.stop()
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
+    raw = {k: median([r["raw"][k] for r in rounds]) for k in rounds[0]["raw"]}
+    one = {k: median([r[1][k] for r in rounds]) for k in rounds[0][1]}
+    two = {k: median([r[2][k] for r in rounds]) for k in rounds[0][2]}
+    lost = sum(r[n]["lost"] for r in rounds for n in (1, 2))
+    duplicated = sum(r[n]["duplicated"] for r in rounds for n in (1, 2))
+    published = sum(r[n]["readings"] for r in rounds for n in (1, 2))
+    result = {
+        "end_to_end_readings_per_s": round(one["readings_per_s"]),
+        "end_to_end_2_workers_readings_per_s": round(two["readings_per_s"]),
+        "raw_copy_rows_per_s": round(raw["raw_copy_rows_per_s"]),
+        "naive_readings_per_s": round(naive_rate),
+        "lost": int(lost),
+        "duplicated": int(duplicated),
+        "ratio_to_raw_copy": round(one["readings_per_s"] / raw["raw_copy_rows_per_s"], 3),
+        "ratio_2_workers_to_raw_copy": round(two["readings_per_s"] / raw["raw_copy_rows_per_s"], 3),
+        "speedup_over_naive": round(one["readings_per_s"] / naive_rate, 1),
+        "raw_copy_buffer_rows_per_s": round(raw["raw_copy_buffer_rows_per_s"]),
+        "raw_copy_write_row_rows_per_s": round(raw["raw_copy_write_row_rows_per_s"]),
+        "readings_published": int(published),
+        "readings_per_message": shape.per_message,
+        "mean_batch_readings": round(one["mean_batch_readings"]),
+        "mean_commit_s": round(one["mean_commit_s"], 4),
+        "mean_arrival_to_commit_s": round(one["mean_arrival_to_commit_s"], 4),
+        "mean_arrival_to_commit_2_workers_s": round(two["mean_arrival_to_commit_s"], 4),
+        "smaller_worker_share_2_workers": round(two["worker_share_min"], 3),
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "per_round": [
+            {
+                "raw_copy_rows_per_s": round(r["raw"]["raw_copy_rows_per_s"]),
+                "end_to_end_readings_per_s": round(r[1]["readings_per_s"]),
+                "end_to_end_2_workers_readings_per_s": round(r[2]["readings_per_s"]),
+            }
+            for r in rounds
+        ],
+        "fsync": not args.no_fsync,
+        "date": datetime.now(UTC).date().isoformat(),
+        "load_average_1min_before": round(load_before, 2),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.machine()}",
+            "postgresql": _pg_version(),
+            "mosquitto": _mosquitto_version(),
+        },
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:40} {value}")
+
+
+def _pg_version() -> str:
+    from qorgau.localservices import postgres_bindir
+
+    out = subprocess.run([str(postgres_bindir() / "postgres"), "--version"], capture_output=True)
+    return out.stdout.decode().split()[2]  # "postgres (PostgreSQL) 15.x (Debian …)"
+
+
+def _mosquitto_version() -> str:
+    from qorgau.localservices import mosquitto_binary
+
+    out = subprocess.run([str(mosquitto_binary()), "-h"], capture_output=True)
+    first = (out.stdout or out.stderr).decode().splitlines()[0]
+    return first.rsplit(" ", 1)[-1]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Grafana dashboards as JSON (provisioning-ready) and their publisher."""

@@ -1,0 +1,281 @@
+"""A shift report as PDF with matplotlib alone: text, tables and charts laid out on A4 pages
+(``PdfPages``; Agg-free, no pyplot, so it is safe in threads). Fonts are embedded as TrueType
+(Type 42) so that the text, Cyrillic included, can be searched and extracted."""
+
+from __future__ import annotations
+
+import functools
+import io
+import textwrap
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import matplotlib
+from matplotlib import dates as mdates
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+from dashboards.reports.model import SensorSection, ShiftReport, fmt, metric_cell
+
+A4_IN = (8.27, 11.69)
+MARGIN = 0.07  # of the page width and height
+LINE = 0.0155  # height of one line of 8-pt text, as a fraction of the page
+LINE_COLOURS = {"action": "#ef6c00", "limit": "#c62828", "short_term": "#6a1b9a",
+                "ceiling": "#7f0000"}  # fmt: skip
+CLASS_COLOURS = {"1": "#dff1e0", "2": "#dff1e0", "3.1": "#fff3c4", "3.2": "#ffe0c2",
+                 "3.3": "#ffc9a8", "3.4": "#fbd3d3", "4": "#e57373"}  # fmt: skip
+STYLE = {
+    "pdf.fonttype": 42,
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+}
+
+
+@functools.cache
+def _drawable() -> frozenset[int]:
+    """Code points the report's font has glyphs for."""
+    font = FT2Font(font_manager.findfont(str(STYLE["font.family"])))
+    return frozenset(font.get_charmap())
+
+
+def _clean(text: str) -> str:
+    """Text as the PDF can show it: names typed into the registry may hold control characters
+    (shown as spaces) or characters DejaVu Sans has no glyph for (shown as "?")."""
+    drawable = _drawable()
+    return "".join(
+        " " if unicodedata.category(c) == "Cc" else c if ord(c) in drawable else "?" for c in text
+    )
+
+
+class _Pages:
+    """Lays text and tables top to bottom, opening a new page when one is full."""
+
+    def __init__(self, pdf: PdfPages, report: ShiftReport) -> None:
+        self.pdf = pdf
+        self.report = report
+        self.number = 0
+        self.fig: Figure | None = None
+        self.y = 0.0
+        self.new_page()
+
+    def new_page(self) -> None:
+        self.flush()
+        self.number += 1
+        self.fig = Figure(figsize=A4_IN)
+        self.y = 1.0 - MARGIN
+        r = self.report
+        self.fig.text(
+            MARGIN, MARGIN / 2,
+            f"Qorgau shift report · {r.enterprise}/{r.workplace} · {r.shift_date} shift "
+            f"{r.shift_number} · norms {r.norms} · generated {r.generated_at:%Y-%m-%d %H:%M} UTC",
+            fontsize=6.5, color="#5f6b7a",
+        )  # fmt: skip
+        self.fig.text(1 - MARGIN, MARGIN / 2, f"page {self.number}", fontsize=6.5,
+                      color="#5f6b7a", ha="right")  # fmt: skip
+
+    def flush(self) -> None:
+        if self.fig is not None:
+            self.pdf.savefig(self.fig, dpi=200)  # type: ignore[no-untyped-call]
+            self.fig = None
+
+    @property
+    def page(self) -> Figure:
+        assert self.fig is not None
+        return self.fig
+
+    def room(self, height: float) -> None:
+        if self.y - height < MARGIN:
+            self.new_page()
+
+    def text(self, text: str, *, size: float = 8, bold: bool = False, colour: str = "#1d2430",
+             wrap: int = 110, gap: float = 0.0) -> None:  # fmt: skip
+        for line in textwrap.wrap(_clean(text), wrap) or [""]:
+            height = LINE * size / 8
+            self.room(height)
+            self.page.text(MARGIN, self.y - height, line, fontsize=size, color=colour,
+                           fontweight="bold" if bold else "normal", va="bottom")  # fmt: skip
+            self.y -= height * 1.15
+        self.y -= gap
+
+    def table(self, headers: Sequence[str], widths: Sequence[float],
+              rows: Sequence[Sequence[str]], *, shade: int | None = None) -> None:  # fmt: skip
+        """Columns of ``widths`` (fractions of the text width); cells wrap; column ``shade``
+        gets the colour of the class of working conditions it holds."""
+        span = 1 - 2 * MARGIN
+        # Characters of 7.5-pt DejaVu Sans (4.5 pt wide on average, with room) in a column.
+        chars = [max(6, int(w * span * A4_IN[0] * 72 / 4.8)) for w in widths]
+
+        def row(cells: Sequence[str], *, bold: bool, fill: str | None) -> None:
+            wrapped = [
+                textwrap.wrap(_clean(c), n) or [""] for c, n in zip(cells, chars, strict=True)
+            ]
+            lines = max(len(w) for w in wrapped)
+            height = LINE * lines + LINE * 0.4
+            self.room(height)
+            if fill:
+                self.page.add_artist(
+                    Rectangle(
+                        (MARGIN, self.y - height), span, height, transform=self.page.transFigure,
+                        color=fill, zorder=0,
+                    )
+                )  # fmt: skip
+            x = MARGIN
+            for i, (cell, width) in enumerate(zip(wrapped, widths, strict=True)):
+                colour = CLASS_COLOURS.get(cells[i]) if shade == i and not bold else None
+                if colour:
+                    self.page.add_artist(
+                        Rectangle(
+                            (x, self.y - height), width * span, height,
+                            transform=self.page.transFigure, color=colour, zorder=0,
+                        )
+                    )  # fmt: skip
+                for k, line in enumerate(cell):
+                    self.page.text(x + 0.004, self.y - LINE * (k + 1), line, fontsize=7.5,
+                                   fontweight="bold" if bold else "normal")  # fmt: skip
+                x += width * span
+            self.y -= height
+            self.page.add_artist(
+                Line2D(
+                    [MARGIN, 1 - MARGIN],
+                    [self.y, self.y],
+                    transform=self.page.transFigure,
+                    color="#dde3ea",
+                    linewidth=0.6,
+                )
+            )
+
+        row(headers, bold=True, fill="#eef2f7")
+        for cells in rows:
+            row(cells, bold=False, fill=None)
+        self.y -= LINE
+
+    def axes(self, height: float) -> Axes:
+        self.room(height)
+        ax = self.page.add_axes((MARGIN + 0.06, self.y - height + 0.035, 1 - 2 * MARGIN - 0.08,
+                                 height - 0.06))  # fmt: skip
+        self.y -= height
+        return ax
+
+
+def _key_figures(s: SensorSection) -> str:
+    parts = []
+    for key, value in s.metrics.items():
+        if key == "coverage" or value is None:
+            continue
+        label, unit, shown = metric_cell(key, value)
+        parts.append(f"{label} {fmt(shown)}{' ' + unit if unit else ''}")
+    return "; ".join(parts)
+
+
+def _chart(ax: Axes, s: SensorSection, zone: ZoneInfo) -> None:
+    # The data line is embedded as an image (a shift is hundreds of points per sensor); titles,
+    # axes, ticks and legends stay text, so the report can still be searched.
+    ax.plot(s.chart_times, s.chart_values, color="#1565c0", linewidth=0.9, rasterized=True,
+            label=f"{s.chart_label}, {s.unit}")  # fmt: skip
+    ax.fill_between(s.chart_times, s.chart_values, alpha=0.08, color="#1565c0")
+    for line in s.lines:
+        ax.axhline(line.value, color=LINE_COLOURS.get(line.kind, "#555"), linestyle="--",
+                   linewidth=0.9, label=line.label)  # fmt: skip
+    cls = f" · class {s.working_class}" if s.working_class else ""
+    ax.set_title(_clean(f"{s.title} — {s.sensor}{cls}"), loc="left")
+    ax.set_ylabel(s.unit)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))  # type: ignore[no-untyped-call]
+    ax.grid(True, color="#e6e9ee", linewidth=0.6)
+    ax.legend(loc="upper right", frameon=False, ncols=2)
+    if s.quantity.startswith("noise"):
+        low = min(float(s.chart_values.min()) if s.chart_values.size else 60.0, 60.0)
+        ax.set_ylim(bottom=max(0.0, low - 5))
+    else:
+        ax.set_ylim(bottom=0)
+
+
+def render_pdf(report: ShiftReport) -> bytes:
+    r = report
+    zone = ZoneInfo(r.timezone)
+    out = io.BytesIO()
+    metadata = {
+        "Title": _clean(f"Shift report {r.workplace_name} {r.shift_date} shift {r.shift_number}"),
+        "Author": "Qorgau",
+        "Subject": "exposure, classes of working conditions, В, ПР",
+    }
+    style: Any = STYLE
+    with matplotlib.rc_context(style), PdfPages(out, metadata=metadata) as pdf:
+        pages = _Pages(pdf, r)
+        pages.text(f"Shift report — {r.workplace_name}", size=16, bold=True, gap=0.004)
+        start, end = r.start.astimezone(zone), r.end.astimezone(zone)
+        pages.text(
+            f"{r.enterprise_name} ({r.enterprise}) · workplace {r.workplace} · "
+            f"{r.profession or 'profession not given'} · {r.headcount} persons",
+            size=9, colour="#5f6b7a",
+        )  # fmt: skip
+        pages.text(
+            f"Shift {r.shift_number} of {r.shift_date}: {start:%Y-%m-%d %H:%M} – "
+            f"{end:%Y-%m-%d %H:%M} ({r.timezone})",
+            size=9, colour="#5f6b7a", gap=0.01,
+        )  # fmt: skip
+        b = "—" if r.b is None else f"{r.b} ({fmt(r.b_continuous)})"
+        pages.text(f"Class of working conditions: {r.working_class or '—'}    "
+                   f"Harmfulness index В: {b}", size=12, bold=True)  # fmt: skip
+        if r.risk is not None:
+            pages.text(
+                f"Occupational risk ПР: {fmt(r.risk.pr)}, level {r.risk.level} "
+                f"({r.risk.level_name}), protection class {r.risk.protection_class}",
+                size=12, bold=True,
+            )  # fmt: skip
+            pages.text(r.risk.explanation, colour="#5f6b7a")
+        else:
+            pages.text(f"Occupational risk ПР: not available — {r.risk_note}", size=10)
+        if r.explanation:
+            pages.text(r.explanation, colour="#5f6b7a", gap=0.01)
+
+        pages.text("Classes of working conditions", size=11, bold=True, gap=0.004)
+        pages.table(
+            ["Factor", "Class", "В", "В cont.", "Source", "Basis"],
+            [0.2, 0.07, 0.05, 0.08, 0.1, 0.5],
+            [[f.factor, f.working_class, str(f.b), fmt(f.b_continuous), f.source, f.basis]
+             for f in r.factors] or [["—", "", "", "", "", "no factor could be classed"]],
+            shade=1,
+        )  # fmt: skip
+        pages.text("Metrics per sensor", size=11, bold=True, gap=0.004)
+        rows = []
+        for s in r.sensors:
+            coverage = s.metrics.get("coverage")
+            cov = "—" if coverage is None else f"{fmt(coverage * 100)} %"
+            if s.insufficient:
+                cov += " (insufficient)"
+            rows.append([s.sensor, s.title, _key_figures(s), s.working_class or "—", cov])
+        rows += [[code, "", why, "—", ""] for code, why in r.skipped]
+        pages.table(["Sensor", "Quantity", "Shift metrics", "Class", "Coverage"],
+                    [0.2, 0.17, 0.43, 0.07, 0.13], rows, shade=3)  # fmt: skip
+
+        pages.room(0.33)  # the heading goes with the first chart
+        pages.text("Readings through the shift", size=11, bold=True, gap=0.004)
+        pages.text("One point per minute: energy-mean level for noise (10·lg of the mean of "
+                   "10^(L/10)), r.m.s. for vibration, mean for concentrations; dashed lines are "
+                   "the limits in the sensor's unit.", colour="#5f6b7a", gap=0.006)  # fmt: skip
+        for s in r.sensors:
+            if s.chart_values.size:
+                _chart(pages.axes(0.25), s, zone)
+
+        pages.text("Alerts of the shift", size=11, bold=True, gap=0.004)
+        pages.table(
+            ["Opened", "Severity", "Kind", "State", "Message"],
+            [0.1, 0.09, 0.15, 0.12, 0.54],
+            [[f"{a.opened_at.astimezone(zone):%H:%M}", a.severity, a.kind.replace("_", " "),
+              a.state + (f" by {a.acknowledged_by}" if a.acknowledged_by else ""), a.message]
+             for a in r.alerts] or [["", "", "", "", "No alerts in this shift."]],
+        )  # fmt: skip
+        pages.flush()
+    return out.getvalue()

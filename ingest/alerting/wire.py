@@ -1,0 +1,144 @@
+"""Alert messages on MQTT (``{prefix}/v1/{enterprise}/alerts/{kind}``, QoS 1, JSON).
+
+The engine publishes every transition it makes; the API publishes the transitions people make
+(acknowledge, resolve) on the same topics, so the engine, every API process and their live
+streams learn them without polling the database. ``source`` says who made the transition.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from analytics.alerts import AlertEvent, Severity
+from edge.protocol import alerts_topic
+from edge.protocol.topics import WIRE_VERSION_SEGMENT
+from store.alerts import AlertRecord
+
+SEVERITIES = ("info", "warning", "high", "critical")
+
+
+class AlertMessage(BaseModel):
+    """One alert transition: what subscribers, the SSE stream and webhooks receive."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: Literal[1] = 1
+    alert_id: str
+    transition: Literal["opened", "updated", "escalated", "acknowledged", "resolved"]
+    state: Literal["open", "acknowledged", "resolved"]
+    kind: str
+    severity: Literal["info", "warning", "high", "critical"]
+    enterprise: str
+    device: str
+    sensor: str | None = None
+    sensor_id: int | None = None
+    workplace: str | None = None
+    quantity: str | None = None
+    substance: str | None = None
+    value: float | None = Field(default=None, description="measured value, in `unit`")
+    unit: str = ""
+    threshold: float | None = Field(default=None, description="threshold, in `threshold_unit`")
+    threshold_unit: str = ""
+    time_left_s: float | None = Field(
+        default=None, description="projections and trends: seconds until the limit is reached"
+    )
+    message: str
+    at: datetime = Field(description="when the transition happened (sample time or clock)")
+    opened_at: datetime
+    sent_at: datetime
+    reason: str | None = None
+    actor: str | None = None
+    comment: str | None = None
+    escalations: int = 0
+    source: Literal["engine", "api"] = "engine"
+
+    def topic(self, prefix: str) -> str:
+        return alerts_topic(prefix, self.enterprise, self.kind)
+
+    def payload(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    def record(self) -> AlertRecord:
+        return AlertRecord(
+            alert_id=self.alert_id,
+            transition=self.transition,
+            state=self.state,
+            enterprise=self.enterprise,
+            device=self.device,
+            sensor=self.sensor,
+            sensor_id=self.sensor_id,
+            workplace=self.workplace,
+            quantity=self.quantity,
+            substance=self.substance,
+            kind=self.kind,
+            severity=self.severity,
+            value=self.value,
+            unit=self.unit,
+            threshold=self.threshold,
+            threshold_unit=self.threshold_unit,
+            time_left_s=self.time_left_s,
+            message=self.message,
+            opened_at=self.opened_at,
+            at=self.at,
+            escalations=self.escalations,
+            actor=self.actor,
+            comment=self.comment,
+            reason=self.reason,
+            source=self.source,
+        )
+
+
+def _utc(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+def from_event(event: AlertEvent, sent_at: datetime) -> AlertMessage:
+    d = event.to_dict()
+    return AlertMessage(
+        alert_id=event.alert_id,
+        transition=event.transition,
+        state=event.state,
+        kind=event.kind.value,
+        severity=event.severity.label,
+        enterprise=d["enterprise"],
+        device=d["device"],
+        sensor=d["sensor"],
+        sensor_id=d["sensor_id"],
+        workplace=d["workplace"],
+        quantity=d["quantity"],
+        substance=d["substance"],
+        value=d["value"],
+        unit=event.unit,
+        threshold=d["threshold"],
+        threshold_unit=event.threshold_unit,
+        time_left_s=d["time_left_s"],
+        message=event.message,
+        at=_utc(event.at_s),
+        opened_at=_utc(event.opened_at_s),
+        sent_at=sent_at,
+        reason=event.reason,
+        actor=event.actor,
+        comment=event.comment,
+        escalations=event.escalations,
+    )
+
+
+def alerts_subscription(prefix: str) -> str:
+    """Every enterprise's alerts of every kind."""
+    return f"{prefix}/{WIRE_VERSION_SEGMENT}/+/alerts/+"
+
+
+def severity_rank(label: str) -> int:
+    return int(Severity.parse(label))
+
+
+def wanted(message: AlertMessage, min_severity: str | None, kinds: tuple[str, ...] | None) -> bool:
+    """Whether a subscriber with these preferences gets ``message``. Transitions that end or
+    change an alert the subscriber received (acknowledged, resolved) pass whenever the alert's
+    severity does."""
+    if min_severity is not None and severity_rank(message.severity) < severity_rank(min_severity):
+        return False
+    return kinds is None or message.kind in kinds

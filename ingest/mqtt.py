@@ -1,0 +1,62 @@
+"""The MQTT side of ingest: an aiomqtt client whose messages are acknowledged by us, after the
+commit, instead of by the library on receipt.
+
+aiomqtt 2.5 has no public manual acknowledgement yet (empicano/aiomqtt#345, PR #346); paho-mqtt 2,
+which it wraps, has ``manual_ack``. This module is the only place that reaches into the wrapped
+paho client, so that the day aiomqtt ships the feature, one file changes.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.mqtt_url import MqttEndpoint
+
+
+def build_client(
+    endpoint: MqttEndpoint,
+    *,
+    client_id: str,
+    session_expiry_s: int,
+    receive_maximum: int,
+    will: aiomqtt.Will | None = None,
+    clean_start: bool = False,
+) -> aiomqtt.Client:
+    """An MQTT 5 client with a persistent session (``clean_start`` off) and manual acks.
+
+    Manual acks are switched on before connecting: a resumed session delivers its queued
+    messages right after CONNACK, and those too must wait for the commit.
+    """
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = session_expiry_s
+    properties.ReceiveMaximum = receive_maximum
+    client = aiomqtt.Client(
+        endpoint.host,
+        endpoint.port,
+        username=endpoint.username,
+        password=endpoint.password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=clean_start,
+        properties=properties,
+        tls_context=ssl.create_default_context() if endpoint.tls else None,
+        keepalive=30,
+        will=will,
+    )
+    _paho(client).manual_ack_set(True)
+    return client
+
+
+def _paho(client: aiomqtt.Client) -> Any:
+    return client._client  # see the module docstring
+
+
+def ack(client: aiomqtt.Client, mid: int, qos: int) -> None:
+    """Send PUBACK for a QoS 1 message (QoS 0 needs none). Call in receive order."""
+    if qos > 0:
+        _paho(client).ack(mid, qos)

@@ -1,0 +1,785 @@
+"""The ingest worker: one reader task (broker → validated items) and one writer task (items →
+COPY → commit → acknowledgements → listeners), joined by a bounded queue.
+
+Why this shape:
+- Acknowledging only after the commit means a crash at any point leaves every unstored message
+  unacknowledged, so the broker delivers it again (with Mosquitto: to the same client id when
+  it reconnects; see docs/ingest.md).
+- A redelivered message is stored once: ``(device, seq)`` goes into ``ingested_messages`` in the
+  same transaction as its readings, and a second copy finds it there and is skipped.
+- A commit whose outcome is unknown (the connection died while COMMIT was in flight) is settled
+  by asking PostgreSQL for the transaction's status after reconnecting, so its messages are
+  acknowledged and its readings reach listeners exactly as if the answer had arrived.
+- Backpressure: when the database is slow or away, acknowledgements stop, the broker stops
+  sending at our Receive Maximum and queues the rest. Memory stays bounded, nothing is dropped.
+- Throughput: samples are numpy columns from validation on, and a batch reaches PostgreSQL as
+  one pre-encoded binary COPY buffer. Batches close by size, or by time counted from the arrival
+  of their first message, so light load sees low latency and heavy load gets big batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiomqtt
+import numpy as np
+import psycopg
+
+from edge.mqtt_url import MqttEndpoint
+from edge.protocol import (
+    Channel,
+    DecodedMessage,
+    ProtocolError,
+    RejectReason,
+    decode_readings,
+    parse_device_topic,
+    readings_subscription,
+)
+from ingest import mqtt
+from ingest.listeners import CommittedBatch, Listener, ListenerHub, build_batch
+from ingest.metrics import IngestMetrics
+from ingest.settings import IngestSettings
+from ingest.validate import ChannelRows, CheckedMessage, Rejection, TimeWindow, check_channels
+from qorgau.backoff import backoff_delay_s, supervise
+from store.connection import (
+    DatabaseError,
+    ReconnectingConnection,
+    connect_async,
+    is_connection_problem,
+)
+from store.migrate import Backend, current_backend_async
+from store.readings import ReadingBlock, days_of, ensure_day_partitions
+from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
+from store.writes import write_readings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+
+
+async def _register_sensor(conn: Conn, *, device_id: int, channel: Channel) -> SensorInfo:
+    return await upsert_sensor(
+        conn,
+        device_id,
+        channel.sensor,
+        quantity=channel.quantity.value,
+        unit=channel.unit,
+        substance=channel.substance,
+    )
+
+
+@dataclass(slots=True)
+class QuarantineRecord:
+    topic: str
+    device: str | None
+    seq: int | None
+    sensor: str | None
+    reason: RejectReason
+    detail: str
+    payload: bytes | None
+    payload_bytes: int
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.topic,
+            self.device,
+            self.seq,
+            self.sensor,
+            self.reason.value,
+            self.detail,
+            self.payload,
+            self.payload_bytes,
+        )
+
+
+@dataclass(slots=True)
+class Item:
+    """One received message on its way to the database."""
+
+    mid: int
+    qos: int
+    generation: int  # which broker connection it came on; acks go back on that one only
+    received: float  # time.monotonic() at arrival
+    device: DeviceInfo | None = None
+    seq: int | None = None
+    channels: list[ChannelRows] = field(default_factory=list)
+    readings: int = 0
+    quarantine: list[QuarantineRecord] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[int, int] | None:
+        if self.device is None or self.seq is None:
+            return None
+        return (self.device.id, self.seq)
+
+
+@dataclass(slots=True)
+class _Flush:
+    """Marker: commit everything queued before it, then set ``done``."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    fresh: list[Item]  # first copies of (device, seq): their readings are now stored
+    keyless: list[Item]  # quarantined whole before a (device, seq) was known
+    duplicates: int  # copies of messages stored before (or earlier in this batch)
+    readings: int
+    quarantine: list[QuarantineRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class _InDoubt:
+    """A transaction whose COMMIT was sent but not answered."""
+
+    xid: str
+    result: CommitResult
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """What /health reports."""
+
+    healthy: bool
+    broker_connected: bool
+    database_ok: bool
+    writer_running: bool
+    queue_messages: int
+    unacknowledged: int
+    last_commit_age_s: float | None
+    database_error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.healthy else "degraded",
+            "broker_connected": self.broker_connected,
+            "database_ok": self.database_ok,
+            "writer_running": self.writer_running,
+            "queue_messages": self.queue_messages,
+            "unacknowledged": self.unacknowledged,
+            "last_commit_age_s": self.last_commit_age_s,
+            "database_error": self.database_error,
+        }
+
+
+class IngestWorker:
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or IngestMetrics()
+        self.endpoint = MqttEndpoint.parse(settings.mqtt_url)
+        # The broker never has more than Receive Maximum messages unacknowledged with us, so the
+        # queue cannot outgrow that; the bound is a second line of defence.
+        self._queue: asyncio.Queue[Item | _Flush] = asyncio.Queue(
+            maxsize=max(2 * settings.ingest_receive_maximum, 1000)
+        )
+        self._devices: dict[str, tuple[DeviceInfo, float]] = {}
+        self._unknown_until: dict[str, float] = {}
+        self._days_ready: set[int] = set()
+        self._client: aiomqtt.Client | None = None
+        self._generation = 0
+        self._lookup = ReconnectingConnection(
+            settings.database_url,
+            settings.database_schema,
+            retry_max_s=settings.ingest_retry_max_s,
+            purpose="registry lookup",
+        )
+        self._write_conn: Conn | None = None
+        self._backend: Backend | None = None
+        self._attempt: _InDoubt | None = None
+        self._listeners = ListenerHub(
+            self.metrics,
+            queue_batches=settings.ingest_listener_queue_batches,
+            timeout_s=settings.ingest_listener_timeout_s,
+        )
+        self._writer: asyncio.Task[None] | None = None
+        self._database_error: str | None = None
+        self._last_commit: float | None = None
+        self._unacked = 0
+        self._retire_idle_s: float | None = None
+        self._last_message = time.monotonic()
+        self.subscribed = asyncio.Event()
+
+    # ------------------------------------------------------------------ public API
+
+    def add_listener(self, listener: Listener, name: str | None = None) -> None:
+        """Call ``listener`` with every ``CommittedBatch`` (see ``ingest.listeners``)."""
+        self._listeners.add(listener, name)
+
+    def status(self) -> WorkerStatus:
+        writer_running = self._writer is not None and not self._writer.done()
+        database_ok = self._database_error is None
+        connected = self.subscribed.is_set()
+        return WorkerStatus(
+            healthy=writer_running and database_ok and connected,
+            broker_connected=connected,
+            database_ok=database_ok,
+            writer_running=writer_running,
+            queue_messages=self._queue.qsize(),
+            unacknowledged=self._unacked,
+            last_commit_age_s=(
+                None if self._last_commit is None else time.monotonic() - self._last_commit
+            ),
+            database_error=self._database_error,
+        )
+
+    async def retire(self, *, idle_s: float = 5.0) -> None:
+        """Leave the shared subscription for good without losing this client id's messages.
+
+        Mosquitto keeps routing a worker's share to its session while it is away, and holds its
+        unacknowledged messages for that client id alone; a session that expires takes them
+        with it. So a worker that will not come back must drain first: connect with its id,
+        unsubscribe (the broker stops choosing it), ingest what the session holds until nothing
+        has arrived for ``idle_s``, then delete the session. Run it while other workers are
+        subscribed, or new readings find no subscriber until one is.
+        """
+        self._retire_idle_s = idle_s
+        stop = asyncio.Event()
+        await self.run(stop)
+        # A clean start with no expiry discards the (now empty) session; no status is left.
+        client = mqtt.build_client(
+            self.endpoint,
+            client_id=self.settings.ingest_client_id,
+            session_expiry_s=0,
+            receive_maximum=self.settings.ingest_receive_maximum,
+            clean_start=True,
+        )
+        async with client:
+            await client.publish(self.settings.status_topic(), b"", qos=1, retain=True)
+        log.info("retired client id %s: its session is drained and deleted",
+                 self.settings.ingest_client_id)  # fmt: skip
+
+    # ------------------------------------------------------------------ supervisor
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then commit what was received, acknowledge it, and return."""
+        self._writer = asyncio.create_task(self._writer_loop(), name="ingest-writer")
+        self._listeners.start()
+        writer = self._writer
+
+        def broker_lost(exc: BaseException, delay: float) -> None:
+            self.subscribed.clear()
+            self.metrics.broker_connected.set(0)
+            self.metrics.mqtt_reconnects.inc()
+            log.warning(
+                "broker %s unavailable (%s); retrying in %.1f s",
+                self.endpoint.redacted(),
+                exc,
+                delay,
+            )
+
+        try:
+            await supervise(
+                lambda: self._session(stop, writer),
+                stop,
+                retry_on=(aiomqtt.MqttError,),
+                cap_s=self.settings.ingest_retry_max_s,
+                on_retry=broker_lost,
+            )
+            await self._listeners.drain(timeout_s=5.0)
+        finally:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            await self._listeners.stop()
+            await self._lookup.close()
+            if self._write_conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._write_conn.close()
+
+    async def _session(self, stop: asyncio.Event, writer: asyncio.Task[None]) -> None:
+        status_topic = self.settings.status_topic()
+        client = mqtt.build_client(
+            self.endpoint,
+            client_id=self.settings.ingest_client_id,
+            session_expiry_s=self.settings.ingest_session_expiry_s,
+            receive_maximum=self.settings.ingest_receive_maximum,
+            will=aiomqtt.Will(status_topic, self._status_payload("offline"), qos=1, retain=True),
+        )
+        async with client:
+            self._client = client
+            self._generation += 1
+            topic = readings_subscription(
+                self.settings.topic_prefix, self.settings.ingest_share_group
+            )
+            retiring = self._retire_idle_s is not None
+            if retiring:
+                await client.unsubscribe(topic)
+                log.info("retiring: left %s; draining the session", topic)
+            else:
+                await client.subscribe(topic, qos=1)
+                log.info("subscribed to %s on %s", topic, self.endpoint.redacted())
+            await client.publish(
+                status_topic,
+                self._status_payload("retiring" if retiring else "online"),
+                qos=1,
+                retain=True,
+            )
+            self.subscribed.set()
+            self.metrics.broker_connected.set(1)
+            reader = asyncio.create_task(self._read_loop(client), name="ingest-reader")
+            stopping = asyncio.create_task(stop.wait())
+            watcher = asyncio.create_task(self._watch_drained(stop)) if retiring else None
+            try:
+                await asyncio.wait({reader, stopping, writer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if watcher is not None:
+                    watcher.cancel()
+            if writer.done():
+                reader.cancel()
+                writer.result()  # a bug in the writer: fail loudly, don't stall silently
+            if reader.done():
+                self.subscribed.clear()
+                self.metrics.broker_connected.set(0)
+                reader.result()  # re-raises the broker error that ended it
+                return
+            # Graceful stop: no new messages; commit and acknowledge what we hold while the
+            # connection is still up, so the broker does not send it again.
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await self.flush(timeout_s=30.0)
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(
+                    status_topic, self._status_payload("offline"), qos=1, retain=True, timeout=5
+                )
+            self.subscribed.clear()
+            self.metrics.broker_connected.set(0)
+            self._client = None
+
+    async def _watch_drained(self, stop: asyncio.Event) -> None:
+        """Retiring: stop once everything is acknowledged and nothing new came for a while (the
+        broker sends queued messages as soon as acknowledgements make room)."""
+        assert self._retire_idle_s is not None
+        self._last_message = time.monotonic()
+        while True:
+            await asyncio.sleep(0.1)
+            quiet = time.monotonic() - self._last_message
+            if self._unacked == 0 and quiet >= self._retire_idle_s:
+                stop.set()
+                return
+
+    def _status_payload(self, state: str) -> bytes:
+        return json.dumps(
+            {
+                "state": state,
+                "client_id": self.settings.ingest_client_id,
+                "pid": os.getpid(),
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        ).encode()
+
+    async def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything received so far is committed and acknowledged."""
+        marker = _Flush()
+        await self._queue.put(marker)
+        try:
+            await asyncio.wait_for(marker.done.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("flush did not finish within %s s; the broker will redeliver", timeout_s)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ reader
+
+    async def _read_loop(self, client: aiomqtt.Client) -> None:
+        generation = self._generation
+        async for message in client.messages:
+            self._last_message = time.monotonic()
+            self.metrics.messages.inc()
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = str(payload).encode()
+            item = await self._prepare(
+                str(message.topic), bytes(payload), message.mid, message.qos, generation
+            )
+            self._unacked += 1
+            self.metrics.unacked.inc()
+            await self._queue.put(item)
+            self.metrics.queue_depth.set(self._queue.qsize())
+            # Buffered messages would otherwise be taken one after another without a pause,
+            # and the writer's network I/O would wait for the whole backlog.
+            await asyncio.sleep(0)
+
+    async def _prepare(
+        self, topic: str, payload: bytes, mid: int, qos: int, generation: int
+    ) -> Item:
+        """Decode and check one message; everything bad becomes a quarantine record."""
+        item = Item(mid=mid, qos=qos, generation=generation, received=time.monotonic())
+        now = datetime.now(UTC)
+
+        def reject_whole(reason: RejectReason, detail: str, device: str | None = None,
+                         seq: int | None = None) -> Item:  # fmt: skip
+            item.quarantine.append(self._record(topic, device, seq, None, reason, detail, payload))
+            return item
+
+        try:
+            where = parse_device_topic(topic)
+        except ValueError as exc:
+            return reject_whole(RejectReason.BAD_TOPIC, str(exc))
+        try:
+            decoded = decode_readings(payload, max_bytes=self.settings.ingest_max_payload_bytes)
+        except ProtocolError as exc:
+            return reject_whole(exc.reason, exc.detail, where.device)
+        if decoded.sent_at is not None:
+            self.metrics.broker_lag.set((now - decoded.sent_at).total_seconds())
+        if decoded.device != where.device:
+            return reject_whole(
+                RejectReason.TOPIC_MISMATCH,
+                f"payload names device {decoded.device!r} but was published under device "
+                f"{where.device!r}",
+                decoded.device,
+                decoded.seq,
+            )
+        device = await self._device(decoded.device)
+        if device is None:
+            return reject_whole(
+                RejectReason.UNKNOWN_DEVICE,
+                f"device {decoded.device!r} is not registered; add it with `qorgau devices add`",
+                decoded.device,
+                decoded.seq,
+            )
+        if device.enterprise_code != where.enterprise:
+            return reject_whole(
+                RejectReason.TOPIC_MISMATCH,
+                f"device {device.code!r} belongs to enterprise {device.enterprise_code!r}, not "
+                f"{where.enterprise!r}",
+                decoded.device,
+                decoded.seq,
+            )
+        checked = await self._check(decoded, device, now)
+        item.device = device
+        item.seq = decoded.seq
+        item.channels = checked.channels
+        item.readings = checked.readings
+        for rejection in checked.rejections:
+            item.quarantine.append(self._channel_record(topic, decoded, rejection))
+        return item
+
+    async def _check(
+        self, decoded: DecodedMessage, device: DeviceInfo, now: datetime
+    ) -> CheckedMessage:
+        window = TimeWindow.around(
+            now,
+            max_past_s=self.settings.ingest_max_past_s,
+            max_future_s=self.settings.ingest_max_future_s,
+        )
+
+        def run() -> CheckedMessage:
+            return check_channels(
+                decoded,
+                device,
+                window=window,
+                auto_register=self.settings.ingest_auto_register_sensors,
+            )
+
+        checked = run()
+        if not checked.new_sensors:
+            return checked
+        for channel in checked.new_sensors:
+            sensor = await self._lookup.run(
+                functools.partial(_register_sensor, device_id=device.id, channel=channel)
+            )
+            device.sensors[sensor.code] = sensor
+            log.info("registered sensor %s of device %s", sensor.code, device.code)
+        return run()
+
+    async def _device(self, code: str) -> DeviceInfo | None:
+        now = time.monotonic()
+        cached = self._devices.get(code)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        if self._unknown_until.get(code, 0.0) > now:
+            return None
+        device = await self._lookup.run(lambda conn: find_device(conn, code))
+        if device is None:
+            # Don't ask the database again for every message of a spoofed or new device.
+            self._unknown_until[code] = now + 5.0
+            if len(self._unknown_until) > 10_000:
+                self._unknown_until = {k: v for k, v in self._unknown_until.items() if v > now}
+            return None
+        self._devices[code] = (device, now + self.settings.ingest_device_cache_s)
+        return device
+
+    def _record(
+        self,
+        topic: str,
+        device: str | None,
+        seq: int | None,
+        sensor: str | None,
+        reason: RejectReason,
+        detail: str,
+        payload: bytes | None,
+    ) -> QuarantineRecord:
+        cap = self.settings.ingest_quarantine_payload_bytes
+        size = len(payload) if payload is not None else 0
+        return QuarantineRecord(
+            topic=topic,
+            device=device,
+            seq=seq,
+            sensor=sensor,
+            reason=reason,
+            detail=detail[:2000],
+            payload=payload[:cap] if payload is not None else None,
+            payload_bytes=size,
+        )
+
+    def _channel_record(
+        self, topic: str, decoded: DecodedMessage, rejection: Rejection
+    ) -> QuarantineRecord:
+        raw = json.dumps(rejection.raw, default=str).encode() if rejection.raw is not None else None
+        return self._record(
+            topic,
+            decoded.device,
+            decoded.seq,
+            rejection.sensor,
+            rejection.reason,
+            rejection.detail,
+            raw,
+        )
+
+    # ------------------------------------------------------------------ writer
+
+    async def _writer_loop(self) -> None:
+        max_readings = self.settings.ingest_batch_max_readings
+        max_delay = self.settings.ingest_batch_max_delay_ms / 1000
+        while True:
+            first = await self._queue.get()
+            batch: list[Item] = []
+            flushes: list[_Flush] = []
+            readings = 0
+            if isinstance(first, _Flush):
+                flushes.append(first)
+            else:
+                batch.append(first)
+                readings += first.readings
+                # The delay counts from the first message's arrival: one that waited in the
+                # queue during the previous commit is not held back any longer.
+                deadline = first.received + max_delay
+                while readings < max_readings:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        try:
+                            nxt = await asyncio.wait_for(self._queue.get(), remaining)
+                        except TimeoutError:
+                            break
+                    if isinstance(nxt, _Flush):
+                        flushes.append(nxt)
+                        break
+                    batch.append(nxt)
+                    readings += nxt.readings
+            if batch:
+                result = await self._commit_with_retry(batch)
+                self._acknowledge(batch)
+                self._after_commit(batch, result)
+            self.metrics.queue_depth.set(self._queue.qsize())
+            for marker in flushes:
+                marker.done.set()
+
+    async def _commit_with_retry(self, batch: list[Item]) -> CommitResult:
+        attempt = 0
+        in_doubt: _InDoubt | None = None
+        while True:
+            try:
+                if in_doubt is not None:
+                    settled = await self._settle(in_doubt)
+                    if settled is not None:
+                        self._database_ok()
+                        return settled
+                    in_doubt = None
+                result = await self._commit(batch)
+                self._database_ok()
+                return result
+            except (psycopg.Error, OSError, DatabaseError) as exc:
+                # Connection loss, a restart, a deadlock with another worker: all transient
+                # for data that passed validation. Anything else is a bug and ends the worker.
+                if self._attempt is not None:
+                    in_doubt = self._attempt
+                    self._attempt = None
+                attempt += 1
+                self.metrics.db_retries.inc()
+                self.metrics.database_ok.set(0)
+                self._database_error = str(exc).strip() or type(exc).__name__
+                if self._write_conn is not None:
+                    with contextlib.suppress(Exception):
+                        await self._write_conn.close()
+                self._write_conn = None
+                delay = backoff_delay_s(attempt, cap_s=self.settings.ingest_retry_max_s)
+                log.log(
+                    logging.WARNING if is_connection_problem(exc) else logging.ERROR,
+                    "database write of %d messages failed (%s); holding their acknowledgements "
+                    "and retrying in %.1f s",
+                    len(batch),
+                    self._database_error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _database_ok(self) -> None:
+        if self._database_error is not None:
+            log.info("database writes succeed again")
+        self._database_error = None
+        self.metrics.database_ok.set(1)
+
+    async def _settle(self, in_doubt: _InDoubt) -> CommitResult | None:
+        """The result of a transaction whose COMMIT went unanswered, if it did commit; None if
+        it did not (then the batch is written again; ``ingested_messages`` keeps that safe)."""
+        conn = await self._connection()
+        cur = await conn.execute("SELECT pg_xact_status(%s::xid8)", [in_doubt.xid])
+        row = await cur.fetchone()
+        status = row[0] if row else None
+        if status == "in progress":
+            # The server has not noticed the dead connection yet; ask again after a pause.
+            raise DatabaseError(f"transaction {in_doubt.xid} is still in progress")
+        log.info("transaction %s of an unanswered COMMIT: %s", in_doubt.xid, status or "unknown")
+        return in_doubt.result if status == "committed" else None
+
+    async def _connection(self) -> Conn:
+        if self._write_conn is None or self._write_conn.closed:
+            self._write_conn = await connect_async(
+                self.settings.database_url, self.settings.database_schema, autocommit=True
+            )
+        if self._backend is None:
+            self._backend = await current_backend_async(self._write_conn)
+        return self._write_conn
+
+    async def _commit(self, batch: list[Item]) -> CommitResult:
+        started = time.perf_counter()
+        self._attempt = None
+        conn = await self._connection()
+        backend = self._backend or "plain"
+        # First copy of each (device, seq) within the batch; later copies are redeliveries.
+        first_of: dict[tuple[int, int], Item] = {}
+        keyless: list[Item] = []
+        for item in batch:
+            key = item.key
+            if key is None:
+                keyless.append(item)
+            else:
+                first_of.setdefault(key, item)
+        candidates = ReadingBlock.concat(
+            _block(item) for item in first_of.values() if item.readings
+        )
+        if backend == "plain":
+            missing = days_of(candidates.times_us) - self._days_ready
+            if missing:
+                # In its own short transaction: partition DDL must not sit inside the data
+                # transaction, where it would lock against other workers' COPY.
+                await ensure_day_partitions(conn, missing)
+                self._days_ready |= missing
+        async with conn.transaction():
+            cur = await conn.execute("SELECT pg_current_xact_id()::text")
+            xid_row = await cur.fetchone()
+            new_keys: set[tuple[int, int]] = set()
+            if first_of:
+                # Sorted, so that two workers inserting overlapping keys lock them in one order.
+                keys = sorted(first_of)
+                cur = await conn.execute(
+                    """
+                    INSERT INTO ingested_messages (device_id, seq, readings)
+                    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[])
+                    ON CONFLICT DO NOTHING
+                    RETURNING device_id, seq
+                    """,
+                    [
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [first_of[k].readings for k in keys],
+                    ],
+                )
+                new_keys = {(int(d), int(s)) for d, s in await cur.fetchall()}
+            fresh = [first_of[k] for k in first_of if k in new_keys]
+            if len(fresh) == len(first_of):
+                block = candidates
+            else:
+                block = ReadingBlock.concat(_block(item) for item in fresh if item.readings)
+            await write_readings(conn, block, backend=backend)
+            # Messages that never got a key (unparseable, unknown device) are quarantined as
+            # received; a redelivery of one of those is quarantined again.
+            records = [rec for item in fresh + keyless for rec in item.quarantine]
+            if records:
+                async with conn.cursor() as qcur:
+                    await qcur.executemany(
+                        """
+                        INSERT INTO quarantine (topic, device, seq, sensor, reason, detail,
+                                                payload, payload_bytes)
+                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                        """,
+                        [r.row() for r in records],
+                    )
+            result = CommitResult(
+                fresh=fresh,
+                keyless=keyless,
+                duplicates=len(batch) - len(fresh) - len(keyless),
+                readings=len(block),
+                quarantine=records,
+            )
+            # From here until the COMMIT is answered, the outcome is in doubt if we fail.
+            self._attempt = _InDoubt(str(xid_row[0]) if xid_row else "0", result)
+        self._attempt = None
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        return result
+
+    def _acknowledge(self, batch: list[Item]) -> None:
+        client = self._client
+        self._unacked -= len(batch)
+        self.metrics.unacked.dec(len(batch))
+        for item in batch:
+            if client is None or item.generation != self._generation:
+                continue  # that connection is gone; the broker will redeliver and we dedupe
+            try:
+                mqtt.ack(client, item.mid, item.qos)
+            except Exception as exc:  # a dead socket: same as above
+                log.info("could not acknowledge mid %s (%s); it will be redelivered", item.mid, exc)
+
+    def _after_commit(self, batch: list[Item], result: CommitResult) -> None:
+        now = time.monotonic()
+        self._last_commit = now
+        self.metrics.last_commit.set(time.time())
+        self.metrics.messages_committed.inc(len(batch))
+        self.metrics.readings.inc(result.readings)
+        self.metrics.duplicates.inc(result.duplicates)
+        self.metrics.batch_readings.observe(result.readings)
+        for item in batch:
+            self.metrics.ingest_latency.observe(now - item.received)
+        for rec in result.quarantine:
+            self.metrics.quarantined.labels(rec.reason.value).inc()
+            log.warning(
+                "quarantined (%s) from %s device=%s seq=%s sensor=%s: %s",
+                rec.reason.value,
+                rec.topic,
+                rec.device,
+                rec.seq,
+                rec.sensor,
+                rec.detail,
+            )
+        if self._listeners and result.readings:
+            parts = [(item.device, item.channels) for item in result.fresh if item.readings]
+            self._listeners.publish(
+                build_batch([(d, c) for d, c in parts if d is not None], committed_at_s=time.time())
+            )
+
+
+def _block(item: Item) -> ReadingBlock:
+    return ReadingBlock.concat(
+        ReadingBlock(c.times_us, np.full(len(c.values), c.sensor.id, dtype=np.int32), c.values)
+        for c in item.channels
+    )
+
+
+__all__ = ["CommittedBatch", "IngestWorker", "WorkerStatus"]

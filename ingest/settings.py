@@ -1,0 +1,94 @@
+"""Settings of ``qorgau ingest`` (environment variables ``QORGAU_*``)."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ingest.validate import DEFAULT_MAX_PAST_S
+from store.settings import DatabaseSettings
+
+
+class IngestSettings(DatabaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
+
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")
+    topic_prefix: str = Field(default="qorgau", description="first topic segment(s)")
+    ingest_share_group: str = Field(
+        default="qorgau-ingest", description="MQTT 5 shared-subscription group of the workers"
+    )
+    ingest_client_id: str = Field(
+        default_factory=lambda: f"qorgau-ingest-{socket.gethostname()}",
+        description="MQTT client id; stable across restarts so the persistent session returns "
+        "(give each worker its own)",
+    )
+    ingest_session_expiry_s: int = Field(
+        default=7 * 24 * 3600, ge=0, description="how long the broker keeps the session offline"
+    )
+    ingest_receive_maximum: int = Field(
+        default=2000,
+        ge=1,
+        le=65535,
+        description="unacknowledged messages the broker may send this worker (bounds memory)",
+    )
+    ingest_batch_max_readings: int = Field(
+        default=50_000, ge=1, description="commit a batch once it holds this many readings"
+    )
+    ingest_batch_max_delay_ms: int = Field(
+        default=50,
+        ge=1,
+        description="commit a batch at the latest this long after its first message arrived "
+        "(bounds the latency that early warning sees when the load is light)",
+    )
+    ingest_max_payload_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="larger payloads are quarantined as oversized"
+    )
+    ingest_max_future_s: float = Field(
+        default=300.0, ge=0, description="samples later than now + this are quarantined"
+    )
+    ingest_max_past_s: float = Field(
+        default=DEFAULT_MAX_PAST_S,
+        gt=0,
+        description="samples older than now - this are quarantined (a reset device clock)",
+    )
+    ingest_device_cache_s: float = Field(
+        default=60.0, gt=0, description="how long registry entries are cached by a worker"
+    )
+    ingest_auto_register_sensors: bool = Field(
+        default=True,
+        description="a registered device may introduce new sensors (quantity and unit from the "
+        "first message); off: unknown sensors are quarantined",
+    )
+    ingest_quarantine_payload_bytes: int = Field(
+        default=16 * 1024, ge=0, description="how much of a bad payload the quarantine keeps"
+    )
+    ingest_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port of the HTTP server with /metrics (Prometheus) and /health (0: off)",
+    )
+    ingest_metrics_host: str = Field(
+        default="0.0.0.0", description="address the metrics and health server listens on"
+    )
+    ingest_status_topic: str = Field(
+        default="",
+        description="retained MQTT topic with this worker's online/offline status (empty: "
+        "{prefix}/ingest/{client id}/status)",
+    )
+    ingest_listener_queue_batches: int = Field(
+        default=64, ge=1, description="committed batches a slow listener may fall behind"
+    )
+    ingest_listener_timeout_s: float = Field(
+        default=10.0, gt=0, description="a listener call running longer is cancelled"
+    )
+    ingest_retry_max_s: float = Field(
+        default=10.0, gt=0, description="longest wait between database or broker retries"
+    )
+
+    def status_topic(self) -> str:
+        return self.ingest_status_topic or (
+            f"{self.topic_prefix}/ingest/{self.ingest_client_id}/status"
+        )

@@ -1,0 +1,224 @@
+"""``qorgau assess``: assess a workplace shift from a CSV of readings (I/O edge only)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analytics import SensorSeries, WorkplaceAssessment
+
+COLUMNS = ("time", "sensor", "quantity", "unit", "substance", "value")
+
+
+class CsvError(Exception):
+    """A CSV problem, with the line number in the message."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``assess`` subcommand."""
+    p = subparsers.add_parser(
+        "assess",
+        help="assess a workplace shift from a CSV of readings",
+        description=(
+            "Compute per-sensor exposure (LEX,8h, A(8), TWA, 15-min max), classes of working "
+            "conditions, the workplace class and the harmfulness index В from a CSV with the "
+            "header time,sensor,quantity,unit,substance,value. time is ISO 8601 with a zone; "
+            "quantity is noise_laeq, noise_lcpeak, vib_hav, vib_wbv_x, vib_wbv_y, vib_wbv_z, gas "
+            "or dust. The shift starts at the first sample of the file (or --shift-start) and "
+            "lasts --shift-hours; samples outside it are ignored."
+        ),
+    )
+    p.add_argument("--csv", required=True, type=Path, help="readings CSV file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--shift-hours", type=float, default=8.0, help="shift length (default 8)")
+    p.add_argument(
+        "--shift-start",
+        default=None,
+        help="ISO 8601 shift start with zone (default: the first sample of the file)",
+    )
+    p.add_argument("--norms", default="default", help="norms profile name or TOML path")
+    p.add_argument(
+        "--max-gap-s",
+        type=float,
+        default=None,
+        help="longest sampling interval still counted as measured (default: from the profile)",
+    )
+    p.add_argument(
+        "--factor",
+        action="append",
+        default=[],
+        metavar="NAME=CLASS",
+        help="class of an unmeasured factor, e.g. microclimate=3.1 (repeatable)",
+    )
+    p.set_defaults(handler=handle)
+
+
+def _parse_time(text: str, line: int) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CsvError(
+            f"line {line}: time {text!r} is not ISO 8601 (e.g. 2025-03-01T08:00:00+05:00)"
+        ) from None
+    if t.tzinfo is None:
+        raise CsvError(f"line {line}: time {text!r} has no zone; add +05:00 or Z")
+    return t
+
+
+def read_series(path: Path, shift_start: datetime | None) -> tuple[list[SensorSeries], datetime]:
+    """Parse the CSV into per-sensor series with times in seconds from the shift start."""
+    import numpy as np
+
+    from analytics import InputError, SensorSeries, normalize_unit
+
+    rows: dict[tuple[str, str, str], tuple[str, list[float], list[float]]] = {}
+    first: datetime | None = None
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CsvError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise CsvError(
+                f"line 1: missing column(s) {', '.join(missing)}; the header must be "
+                + ",".join(COLUMNS)
+            )
+        parsed: list[tuple[datetime, str, str, str, str, float]] = []
+        for rec in reader:
+            line = reader.line_num
+            q = (rec["quantity"] or "").strip()
+            try:
+                unit = normalize_unit(q, rec["unit"] or "")
+            except InputError as exc:
+                raise CsvError(f"line {line}: {exc}") from None
+            t = _parse_time(rec["time"] or "", line)
+            try:
+                v = float(rec["value"])
+            except (TypeError, ValueError):
+                raise CsvError(f"line {line}: value {rec['value']!r} is not a number") from None
+            if not np.isfinite(v):
+                raise CsvError(f"line {line}: value {rec['value']!r} must be finite")
+            if q in ("gas", "dust", "vib_hav", "vib_wbv_x", "vib_wbv_y", "vib_wbv_z") and v < 0:
+                what = "concentration" if q in ("gas", "dust") else "acceleration"
+                raise CsvError(f"line {line}: negative {what} {v}; fix or drop the reading")
+            sub = (rec["substance"] or "").strip()
+            if q in ("gas", "dust") and not sub:
+                raise CsvError(f"line {line}: a {q} reading needs a substance (e.g. CO)")
+            sensor = (rec["sensor"] or "").strip()
+            if not sensor:
+                raise CsvError(f"line {line}: empty sensor id")
+            parsed.append((t, sensor, q, unit, sub, v))
+            first = t if first is None or t < first else first
+    if not parsed or first is None:
+        raise CsvError("the CSV has no readings")
+    origin = shift_start or first
+    for t, sensor, q, unit, sub, v in parsed:
+        key = (sensor, q, sub)
+        if key not in rows:
+            rows[key] = (unit, [], [])
+        elif rows[key][0] != unit:
+            raise CsvError(f"sensor {sensor!r} {q} mixes units {rows[key][0]} and {unit}")
+        rows[key][1].append((t - origin).total_seconds())
+        rows[key][2].append(v)
+    series = []
+    for (sensor, q, sub), (unit, ts, vs) in rows.items():
+        t_arr = np.asarray(ts, dtype=np.float64)
+        order = np.argsort(t_arr, kind="stable")
+        series.append(
+            SensorSeries(sensor, q, unit, sub or None, t_arr[order], np.asarray(vs)[order])
+        )
+    return series, origin
+
+
+def _table(result: WorkplaceAssessment) -> str:
+    units = {
+        "laeq_db": "dB(A)", "lex8h_db": "dB(A)", "lamax_db": "dB(A)", "dose_pct": "%",
+        "lcpeak_db": "dB(C)", "a8_m_s2": "m/s²", "a8_db": "dB", "a_rms_m_s2": "m/s²",
+        "twa8h_mg_m3": "mg/m³", "mean_mg_m3": "mg/m³", "max15min_mg_m3": "mg/m³",
+        "max_mg_m3": "mg/m³", "coverage": "", "k_twa": "", "k_max15": "",
+    }  # fmt: skip
+    out = [f"{'sensor':<16} {'quantity':<13} {'subst.':<8} {'class':<5} metrics"]
+    for s in result.sensors:
+        parts = []
+        for k, v in s.metrics.items():
+            if k == "coverage":
+                parts.append(f"coverage {v:.0%}")
+            else:
+                parts.append(f"{k} {v:.4g} {units.get(k, '')}".rstrip())
+        cls = "-" if s.working_class is None else s.working_class.value
+        flag = "  [insufficient data]" if s.insufficient_data else ""
+        out.append(
+            f"{s.sensor:<16} {s.quantity:<13} {s.substance or '':<8} {cls:<5} "
+            + "; ".join(parts)
+            + flag
+        )
+    out.append("")
+    out.append("factors:")
+    for f in result.factors:
+        out.append(
+            f"  {f.factor:<28} class {f.working_class.value:<4} В {f.b} "
+            f"({f.b_continuous:.2f})  {f.basis}"
+        )
+    wc = "-" if result.working_class is None else result.working_class.value
+    out.append("")
+    out.append(f"workplace class {wc}, В = {result.b}, continuous В = {result.b_continuous}")
+    out.append(result.explanation)
+    return "\n".join(out)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the assessment; exit 0, or 2 with a message on stderr for bad input."""
+    from analytics import AnalyticsError, assess_workplace, load_norms
+
+    try:
+        start = _parse_time(args.shift_start, 0) if args.shift_start else None
+        if not args.shift_hours > 0:
+            raise CsvError("--shift-hours must be positive")
+        entered = {}
+        for item in args.factor:
+            name, sep, cls = item.partition("=")
+            if not sep or not name.strip():
+                raise CsvError(f"--factor {item!r}: use NAME=CLASS, e.g. microclimate=3.1")
+            entered[name.strip()] = cls.strip()
+        norms = load_norms(args.norms)
+        series, _ = read_series(args.csv, start)
+        result = assess_workplace(
+            series,
+            norms,
+            shift_duration_s=args.shift_hours * 3600.0,
+            max_gap_s=args.max_gap_s,
+            entered_factors=entered,
+        )
+    except CsvError as exc:
+        print(f"qorgau assess: {args.csv}: {exc}", file=sys.stderr)
+        return 2
+    except AnalyticsError as exc:
+        print(f"qorgau assess: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(_table(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m qorgau.commands.assess``)."""
+    parser = argparse.ArgumentParser(prog="qorgau")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["assess", *(sys.argv[1:] if argv is None else argv)])
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""``qorgau report``: shift reports (PDF, CSV, Excel) straight from the database."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from qorgau.runtime import settings_help
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from api.settings import ApiSettings
+
+    parser = subparsers.add_parser(
+        "report",
+        help="shift reports of workplaces as PDF, CSV or Excel",
+        description="Write the shift report of a workplace: per-sensor charts (PDF), metrics, "
+        "classes of working conditions, В, ПР and the alerts of the shift. Several workplaces "
+        "(--all-workplaces) or days (--to) give one file per shift in --out-dir, with a "
+        "progress bar. The same report is served by GET /api/v1/workplaces/{id}/report.",
+        epilog=settings_help(ApiSettings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workplace", help="workplace id, or its code (with --enterprise)")
+    which.add_argument(
+        "--all-workplaces", action="store_true", help="every workplace (of --enterprise)"
+    )
+    parser.add_argument("--enterprise", help="enterprise code")
+    parser.add_argument(
+        "--date", required=True, type=date.fromisoformat, help="local date of the shift"
+    )
+    parser.add_argument(
+        "--to", type=date.fromisoformat, help="last date of a range (inclusive) [--date]"
+    )
+    parser.add_argument(
+        "--shift", type=int, default=None, help="shift number of the day [every shift]"
+    )
+    parser.add_argument("--format", choices=("pdf", "csv", "xlsx"), default="pdf")
+    parser.add_argument("--out", type=Path, help="file to write (one report only)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("."), help="folder for several reports [.]"
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from tqdm import tqdm
+
+    from analytics import load_norms
+    from analytics.alerts import load_alert_norms
+    from api.exposure import schedule_of
+    from api.reports import shift_report
+    from api.settings import ApiSettings
+    from api.shifts import Shift, shift, shifts_between
+    from dashboards.reports import render
+    from qorgau.errors import QorgauError
+    from qorgau.runtime import load_settings
+    from store import catalog
+    from store.catalog import Row, Scope
+    from store.connection import connect_async
+
+    last = args.to or args.date
+    if last < args.date:
+        print("qorgau report: --to is before --date", file=sys.stderr)
+        return 2
+
+    async def workplaces(conn: object) -> list[Row]:
+        rows = await catalog.workplaces_of(
+            conn,  # type: ignore[arg-type]
+            Scope(),
+            {"e.code": args.enterprise} if args.enterprise else None,
+        )
+        if args.all_workplaces:
+            return rows
+        wanted = str(args.workplace)
+        found = [w for w in rows if str(w["id"]) == wanted or w["code"] == wanted]
+        if not found:
+            raise QorgauError(f"no workplace {wanted!r}" + (
+                f" in enterprise {args.enterprise!r}" if args.enterprise else ""))  # fmt: skip
+        if len(found) > 1:
+            raise QorgauError(
+                f"workplace code {wanted!r} exists in several enterprises "
+                f"({', '.join(w['enterprise'] for w in found)}): give --enterprise"
+            )
+        return found
+
+    async def run() -> int:
+        settings = load_settings(ApiSettings)
+        norms = load_norms(settings.norms_profile)
+        alert_norms = load_alert_norms(settings.norms_profile)
+        conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)
+        async with conn:
+            jobs: list[tuple[Row, Shift]] = []
+            for w in await workplaces(conn):
+                schedule = schedule_of(w)
+                if args.shift is not None:
+                    day = args.date
+                    while day <= last:
+                        jobs.append((w, shift(schedule, day, args.shift)))
+                        day = date.fromordinal(day.toordinal() + 1)
+                else:
+                    jobs.extend((w, s) for s in shifts_between(schedule, args.date, last))
+            if args.out is not None and len(jobs) != 1:
+                raise QorgauError(
+                    f"--out names one file but {len(jobs)} reports are due: use --out-dir"
+                )
+            if args.out is None:
+                args.out_dir.mkdir(parents=True, exist_ok=True)
+            with tqdm(total=len(jobs), unit="report", disable=len(jobs) < 2, file=sys.stderr,
+                      desc="shift reports") as progress:  # fmt: skip
+                for w, s in jobs:
+                    enterprise = await catalog.require(conn, "enterprise", w["enterprise_id"],
+                                                       Scope())  # fmt: skip
+                    workplace = await catalog.require(conn, "workplace", w["id"], Scope())
+                    report = await shift_report(conn, norms, alert_norms, workplace,
+                                                enterprise, s)  # fmt: skip
+                    body = await asyncio.to_thread(render, report, args.format)
+                    target = args.out or args.out_dir / f"{report.file_stem()}.{args.format}"
+                    target.write_bytes(body)
+                    progress.update()
+                    if len(jobs) == 1:
+                        print(target)
+            if len(jobs) > 1:
+                print(f"{len(jobs)} reports in {args.out_dir}")
+            return 0
+
+    try:
+        return asyncio.run(run())
+    except QorgauError as exc:
+        print(f"qorgau report: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,505 @@
+"""Alerts in PostgreSQL: the rows the API lists, the audit log of every transition, and what the
+alert engine needs at start (registry with calibration dates, enterprise settings, open alerts,
+recent statistics from raw readings)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One transition as it is written: the alert row's new state plus the audit entry."""
+
+    alert_id: str
+    transition: str
+    state: str
+    enterprise: str
+    device: str
+    sensor: str | None
+    sensor_id: int | None
+    workplace: str | None
+    quantity: str | None
+    substance: str | None
+    kind: str
+    severity: str
+    value: float | None
+    unit: str
+    threshold: float | None
+    threshold_unit: str
+    time_left_s: float | None
+    message: str
+    opened_at: datetime
+    at: datetime
+    escalations: int
+    actor: str | None
+    comment: str | None
+    reason: str | None
+    source: str
+
+
+_UPSERT = """
+INSERT INTO alerts (id, enterprise, device, sensor, sensor_id, workplace, quantity, substance,
+                    kind, severity, state, value, unit, threshold, threshold_unit, time_left_s,
+                    message, opened_at, updated_at, escalations,
+                    acknowledged_at, acknowledged_by, ack_comment,
+                    resolved_at, resolved_by, resolution)
+VALUES (%(alert_id)s, %(enterprise)s, %(device)s, %(sensor)s, %(sensor_id)s, %(workplace)s,
+        %(quantity)s, %(substance)s, %(kind)s, %(severity)s, %(state)s, %(value)s, %(unit)s,
+        %(threshold)s, %(threshold_unit)s, %(time_left_s)s, %(message)s, %(opened_at)s, %(at)s,
+        %(escalations)s,
+        CASE WHEN %(transition)s = 'acknowledged' THEN %(at)s END,
+        CASE WHEN %(transition)s = 'acknowledged' THEN %(actor)s END,
+        CASE WHEN %(transition)s = 'acknowledged' THEN %(comment)s END,
+        CASE WHEN %(transition)s = 'resolved' THEN %(at)s END,
+        CASE WHEN %(transition)s = 'resolved' THEN %(actor)s END,
+        CASE WHEN %(transition)s = 'resolved' THEN %(reason)s END)
+ON CONFLICT (id) DO UPDATE SET
+    -- A resolved alert stays resolved: a late engine update never re-opens what a person closed.
+    state = CASE WHEN alerts.state = 'resolved' THEN 'resolved'
+                 WHEN EXCLUDED.state = 'open' AND alerts.state = 'acknowledged' THEN 'acknowledged'
+                 ELSE EXCLUDED.state END,
+    severity = CASE WHEN %(transition)s IN ('updated', 'escalated', 'opened')
+                    THEN EXCLUDED.severity ELSE alerts.severity END,
+    value = COALESCE(EXCLUDED.value, alerts.value),
+    threshold = COALESCE(EXCLUDED.threshold, alerts.threshold),
+    unit = CASE WHEN EXCLUDED.unit <> '' THEN EXCLUDED.unit ELSE alerts.unit END,
+    threshold_unit = CASE WHEN EXCLUDED.threshold_unit <> '' THEN EXCLUDED.threshold_unit
+                          ELSE alerts.threshold_unit END,
+    time_left_s = CASE WHEN %(transition)s IN ('updated', 'opened')
+                       THEN EXCLUDED.time_left_s ELSE alerts.time_left_s END,
+    message = CASE WHEN %(transition)s IN ('updated', 'opened', 'escalated')
+                   THEN EXCLUDED.message ELSE alerts.message END,
+    updated_at = GREATEST(alerts.updated_at, EXCLUDED.updated_at),
+    escalations = GREATEST(alerts.escalations, EXCLUDED.escalations),
+    acknowledged_at = COALESCE(alerts.acknowledged_at, EXCLUDED.acknowledged_at),
+    acknowledged_by = COALESCE(alerts.acknowledged_by, EXCLUDED.acknowledged_by),
+    ack_comment = COALESCE(alerts.ack_comment, EXCLUDED.ack_comment),
+    resolved_at = COALESCE(alerts.resolved_at, EXCLUDED.resolved_at),
+    resolved_by = COALESCE(alerts.resolved_by, EXCLUDED.resolved_by),
+    resolution = COALESCE(alerts.resolution, EXCLUDED.resolution)
+"""
+
+_AUDIT = """
+INSERT INTO alert_events (alert_id, transition, state, severity, at, actor, comment, reason,
+                          value, message, source)
+VALUES (%(alert_id)s, %(transition)s, %(state)s, %(severity)s, %(at)s, %(actor)s, %(comment)s,
+        %(reason)s, %(value)s, %(message)s, %(source)s)
+"""
+
+
+async def write_transitions(conn: AsyncConnection[Any], records: Sequence[AlertRecord]) -> None:
+    """Apply transitions to the alert rows and append them to the audit log, in one
+    transaction, in order."""
+    params = [{k: getattr(r, k) for k in AlertRecord.__slots__} for r in records]
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(_UPSERT, params)
+        await cur.executemany(_AUDIT, params)
+
+
+_COLUMNS = """id::text AS alert_id, enterprise, device, sensor, sensor_id, workplace, quantity,
+    substance, kind, severity, state, value, unit, threshold, threshold_unit, time_left_s,
+    message, opened_at, updated_at, escalations, acknowledged_at, acknowledged_by, ack_comment,
+    resolved_at, resolved_by, resolution"""
+
+SEVERITY_ORDER = ("info", "warning", "high", "critical")
+
+
+async def list_alerts(
+    conn: AsyncConnection[Any],
+    *,
+    enterprises: Sequence[str] | None = None,
+    states: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    min_severity: str | None = None,
+    sensor_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if enterprises is not None:
+        where.append("enterprise = ANY(%s)")
+        args.append(list(enterprises))
+    if states:
+        where.append("state = ANY(%s)")
+        args.append(list(states))
+    if kinds:
+        where.append("kind = ANY(%s)")
+        args.append(list(kinds))
+    if min_severity:
+        where.append("severity = ANY(%s)")
+        args.append(list(SEVERITY_ORDER[SEVERITY_ORDER.index(min_severity) :]))
+    if sensor_id is not None:
+        where.append("sensor_id = %s")
+        args.append(sensor_id)
+    if since is not None:
+        where.append("opened_at >= %s")
+        args.append(since)
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        f"SELECT {_COLUMNS} FROM alerts {clause} ORDER BY opened_at DESC, id LIMIT %s OFFSET %s",
+        [*args, limit, offset],
+    )
+    return list(await cur.fetchall())
+
+
+async def get_alert(conn: AsyncConnection[Any], alert_id: str) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = %s", [alert_id])
+    return await cur.fetchone()
+
+
+async def alert_history(conn: AsyncConnection[Any], alert_id: str) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT transition, state, severity, at, recorded_at, actor, comment, reason, value,
+               message, source
+        FROM alert_events WHERE alert_id = %s ORDER BY id
+        """,
+        [alert_id],
+    )
+    return list(await cur.fetchall())
+
+
+async def open_alerts(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE state <> 'resolved'")
+    return list(await cur.fetchall())
+
+
+# ------------------------------------------------------------------ engine start-up
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySensor:
+    sensor_id: int
+    code: str
+    quantity: str
+    unit: str
+    substance: str | None
+    workplace: str | None
+    calibration_due: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryDevice:
+    device_id: int
+    code: str
+    enterprise_id: int
+    enterprise: str
+    workplace: str | None
+    sensors: tuple[RegistrySensor, ...]
+
+
+async def load_registry(
+    conn: AsyncConnection[Any], device_codes: Sequence[str] | None = None
+) -> list[RegistryDevice]:
+    """Devices with their sensors, enterprise and workplace codes and calibration dates."""
+    cur = conn.cursor(row_factory=dict_row)
+    filter_ = "WHERE d.code = ANY(%s)" if device_codes is not None else ""
+    await cur.execute(
+        f"""
+        SELECT d.id AS device_id, d.code AS device, d.enterprise_id, e.code AS enterprise,
+               dw.code AS device_workplace, s.id AS sensor_id, s.code AS sensor, s.quantity,
+               s.unit, s.substance, sw.code AS workplace, s.calibration_due
+        FROM devices d
+        JOIN enterprises e ON e.id = d.enterprise_id
+        LEFT JOIN workplaces dw ON dw.id = d.workplace_id
+        LEFT JOIN sensors s ON s.device_id = d.id
+        LEFT JOIN workplaces sw ON sw.id = s.workplace_id
+        {filter_}
+        ORDER BY d.id, s.id
+        """,
+        [list(device_codes)] if device_codes is not None else [],
+    )
+    devices: dict[int, tuple[dict[str, Any], list[RegistrySensor]]] = {}
+    for row in await cur.fetchall():
+        entry = devices.setdefault(row["device_id"], (row, []))
+        if row["sensor_id"] is not None:
+            entry[1].append(
+                RegistrySensor(
+                    sensor_id=row["sensor_id"],
+                    code=row["sensor"],
+                    quantity=row["quantity"],
+                    unit=row["unit"],
+                    substance=row["substance"],
+                    workplace=row["workplace"],
+                    calibration_due=row["calibration_due"],
+                )
+            )
+    return [
+        RegistryDevice(
+            device_id=row["device_id"],
+            code=row["device"],
+            enterprise_id=row["enterprise_id"],
+            enterprise=row["enterprise"],
+            workplace=row["device_workplace"],
+            sensors=tuple(sensors),
+        )
+        for row, sensors in devices.values()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseAlertSettings:
+    enterprise: str
+    norms_profile: str
+    shift_start: time
+    shift_duration_s: float
+    time_zone: str
+
+
+async def load_alert_settings(conn: AsyncConnection[Any]) -> dict[str, EnterpriseAlertSettings]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT e.code AS enterprise, a.norms_profile, a.shift_start, a.shift_duration_s,
+               a.time_zone
+        FROM alert_settings a JOIN enterprises e ON e.id = a.enterprise_id
+        """
+    )
+    return {row["enterprise"]: EnterpriseAlertSettings(**row) for row in await cur.fetchall()}
+
+
+async def set_alert_settings(
+    conn: AsyncConnection[Any],
+    enterprise: str,
+    *,
+    norms_profile: str = "default",
+    shift_start: time = time(8, 0),
+    shift_duration_s: float = 28800.0,
+    time_zone: str = "UTC",
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO alert_settings (enterprise_id, norms_profile, shift_start, shift_duration_s,
+                                    time_zone)
+        SELECT id, %s, %s, %s, %s FROM enterprises WHERE code = %s
+        ON CONFLICT (enterprise_id) DO UPDATE SET norms_profile = EXCLUDED.norms_profile,
+            shift_start = EXCLUDED.shift_start, shift_duration_s = EXCLUDED.shift_duration_s,
+            time_zone = EXCLUDED.time_zone
+        """,
+        [norms_profile, shift_start, shift_duration_s, time_zone, enterprise],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BinStats:
+    """Raw readings of one sensor aggregated into one time bin (or one shift)."""
+
+    sensor_id: int
+    start_s: float
+    count: int
+    span_s: float
+    sum_value: float
+    sum_power: float  # Σ 10^(v/10), for levels; never an arithmetic mean of decibels
+    sum_square: float
+    min_value: float
+    max_value: float
+
+
+async def latest_reading_times(conn: AsyncConnection[Any], since: datetime) -> dict[int, datetime]:
+    """Each sensor's latest reading time after ``since``."""
+    cur = await conn.execute(
+        "SELECT sensor_id, max(time) FROM readings WHERE time >= %s GROUP BY sensor_id", [since]
+    )
+    return {int(r[0]): r[1] for r in await cur.fetchall()}
+
+
+def _stats(rows: list[Any]) -> list[BinStats]:
+    return [
+        BinStats(int(r[0]), float(r[1]), int(r[2]), float(r[3]), *map(float, r[4:])) for r in rows
+    ]
+
+
+async def recent_bins(
+    conn: AsyncConnection[Any], since: dict[int, datetime], bin_s: float
+) -> list[BinStats]:
+    """Per sensor (``since``: sensor id → from when) and ``bin_s`` bin: the sums that rebuild
+    the detector windows."""
+    if not since:
+        return []
+    cur = await conn.execute(
+        """
+        SELECT r.sensor_id, floor(extract(epoch FROM r.time) / %(b)s) * %(b)s,
+               count(*), extract(epoch FROM max(r.time) - min(r.time)),
+               sum(r.value), sum(power(10.0, LEAST(r.value, 300.0) / 10.0)),
+               sum(r.value * r.value), min(r.value), max(r.value)
+        FROM unnest(%(ids)s::int[], %(since)s::timestamptz[]) AS s(sensor_id, since)
+        JOIN readings r ON r.sensor_id = s.sensor_id AND r.time >= s.since
+        GROUP BY 1, 2
+        """,
+        {"b": bin_s, "ids": list(since), "since": list(since.values())},
+    )
+    return _stats(await cur.fetchall())
+
+
+async def shift_sums(
+    conn: AsyncConnection[Any], spans: dict[int, tuple[datetime, datetime]]
+) -> list[BinStats]:
+    """Per sensor, sums over ``[start, until)`` (``spans``: sensor id → (start, until)): the
+    part of the current shift older than the detector windows."""
+    if not spans:
+        return []
+    cur = await conn.execute(
+        """
+        SELECT r.sensor_id, extract(epoch FROM s.start), count(*),
+               extract(epoch FROM max(r.time) - min(r.time)),
+               sum(r.value), sum(power(10.0, LEAST(r.value, 300.0) / 10.0)),
+               sum(r.value * r.value), min(r.value), max(r.value)
+        FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS s(sensor_id, start, until)
+        JOIN readings r ON r.sensor_id = s.sensor_id AND r.time >= s.start AND r.time < s.until
+        GROUP BY r.sensor_id, s.start
+        """,
+        [list(spans), [v[0] for v in spans.values()], [v[1] for v in spans.values()]],
+    )
+    return _stats(await cur.fetchall())
+
+
+# ------------------------------------------------------------------ preferences and webhooks
+
+
+@dataclass(frozen=True, slots=True)
+class Preference:
+    subscriber_kind: str
+    subscriber: str
+    min_severity: str
+    kinds: tuple[str, ...] | None
+
+
+async def get_preference(
+    conn: AsyncConnection[Any], subscriber_kind: str, subscriber: str
+) -> Preference | None:
+    row = await (
+        await conn.execute(
+            "SELECT subscriber_kind, subscriber, min_severity, kinds FROM alert_preferences "
+            "WHERE subscriber_kind = %s AND subscriber = %s",
+            [subscriber_kind, subscriber],
+        )
+    ).fetchone()
+    if row is None:
+        return None
+    return Preference(row[0], row[1], row[2], tuple(row[3]) if row[3] is not None else None)
+
+
+async def set_preference(conn: AsyncConnection[Any], pref: Preference) -> None:
+    await conn.execute(
+        """
+        INSERT INTO alert_preferences (subscriber_kind, subscriber, min_severity, kinds)
+        VALUES (%s, %s, %s, %s)
+        ON CONFLICT (subscriber_kind, subscriber) DO UPDATE
+        SET min_severity = EXCLUDED.min_severity, kinds = EXCLUDED.kinds
+        """,
+        [
+            pref.subscriber_kind,
+            pref.subscriber,
+            pref.min_severity,
+            list(pref.kinds) if pref.kinds is not None else None,
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A webhook with its effective filter: its own, narrowed by its owner's preferences."""
+
+    id: int
+    enterprise: str | None
+    url: str
+    secret: str
+    min_severity: str
+    kinds: tuple[str, ...] | None
+    subscriber_kind: str | None = None
+    subscriber: str | None = None
+
+
+def _narrow(
+    own_min: str, own_kinds: list[str] | None, pref_min: str | None, pref_kinds: list[str] | None
+) -> tuple[str, tuple[str, ...] | None]:
+    floor = own_min
+    if pref_min is not None and SEVERITY_ORDER.index(pref_min) > SEVERITY_ORDER.index(floor):
+        floor = pref_min
+    kinds: tuple[str, ...] | None = tuple(own_kinds) if own_kinds is not None else None
+    if pref_kinds is not None:
+        kinds = tuple(k for k in pref_kinds if kinds is None or k in kinds)
+    return floor, kinds
+
+
+async def list_webhooks(conn: AsyncConnection[Any], *, active_only: bool = True) -> list[Webhook]:
+    cur = await conn.execute(
+        """
+        SELECT w.id, w.enterprise, w.url, w.secret, w.min_severity, w.kinds,
+               w.subscriber_kind, w.subscriber, p.min_severity, p.kinds
+        FROM alert_webhooks w
+        LEFT JOIN alert_preferences p
+               ON p.subscriber_kind = w.subscriber_kind AND p.subscriber = w.subscriber
+        """
+        + ("WHERE w.active " if active_only else "")
+        + "ORDER BY w.id"
+    )
+    hooks = []
+    for r in await cur.fetchall():
+        floor, kinds = _narrow(r[4], r[5], r[8], r[9])
+        hooks.append(Webhook(r[0], r[1], r[2], r[3], floor, kinds, r[6], r[7]))
+    return hooks
+
+
+async def add_webhook(
+    conn: AsyncConnection[Any],
+    *,
+    url: str,
+    secret: str,
+    enterprise: str | None = None,
+    min_severity: str = "info",
+    kinds: Sequence[str] | None = None,
+    subscriber_kind: str | None = None,
+    subscriber: str | None = None,
+) -> int:
+    row = await (
+        await conn.execute(
+            "INSERT INTO alert_webhooks (enterprise, url, secret, min_severity, kinds, "
+            "subscriber_kind, subscriber) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            [
+                enterprise,
+                url,
+                secret,
+                min_severity,
+                list(kinds) if kinds is not None else None,
+                subscriber_kind,
+                subscriber,
+            ],
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def delete_webhook(conn: AsyncConnection[Any], webhook_id: int) -> bool:
+    cur = await conn.execute("DELETE FROM alert_webhooks WHERE id = %s", [webhook_id])
+    return cur.rowcount > 0
+
+
+async def alerts_during(
+    conn: AsyncConnection[Any], enterprise: str, workplace: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Alerts of one workplace that were open at some moment of ``[start, end)``: opened before
+    the end and not resolved before the start (shift reports)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        f"""SELECT {_COLUMNS} FROM alerts
+            WHERE enterprise = %s AND workplace = %s AND opened_at < %s
+              AND (resolved_at IS NULL OR resolved_at >= %s)
+            ORDER BY opened_at, id""",
+        [enterprise, workplace, end, start],
+    )
+    return list(await cur.fetchall())

@@ -1,0 +1,124 @@
+"""Connections and pools bound to Qorgau's schema, and the one place psycopg errors become ours."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from qorgau.backoff import backoff_delay_s
+from qorgau.errors import QorgauError
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseError(QorgauError):
+    """PostgreSQL could not be reached or refused a statement."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The server is down or unreachable: worth retrying later."""
+
+
+def connect_kwargs(schema: str) -> dict[str, Any]:
+    """Every connection resolves our tables in ``schema`` and extensions in ``public``."""
+    return {"options": f"-c search_path={schema},public", "connect_timeout": 5}
+
+
+def connect(url: str, schema: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, **connect_kwargs(schema))
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+
+
+async def connect_async(
+    url: str, schema: str, *, autocommit: bool = False
+) -> psycopg.AsyncConnection[Any]:
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=autocommit, **connect_kwargs(schema)
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+
+
+def make_pool(
+    url: str, schema: str, *, min_size: int = 1, max_size: int = 10, name: str = "qorgau"
+) -> AsyncConnectionPool:
+    """A pool that is not open yet: open it with ``await pool.open()`` in the owner's lifespan."""
+    return AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={**connect_kwargs(schema), "autocommit": True},
+        open=False,
+        name=name,
+        reconnect_timeout=0,  # keep trying while the server is away; callers see errors
+    )
+
+
+def is_connection_problem(exc: BaseException) -> bool:
+    """Whether an error means the server went away (retry) rather than a bad statement."""
+    if isinstance(exc, psycopg.OperationalError | DatabaseUnavailableError):
+        return True
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, PoolTimeout)
+
+
+class ReconnectingConnection:
+    """One autocommit connection that comes back after the server does.
+
+    ``run(action)`` retries ``action`` with capped jittered backoff while the server is
+    unreachable and re-raises anything else (a bad statement is a bug, not an outage). Services
+    that must not wait (a reader serving other devices) use ``get()`` and ``discard()``.
+    """
+
+    def __init__(self, url: str, schema: str, *, retry_max_s: float, purpose: str) -> None:
+        self._url = url
+        self._schema = schema
+        self._retry_max_s = retry_max_s
+        self._purpose = purpose
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def get(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await connect_async(self._url, self._schema, autocommit=True)
+        return self._conn
+
+    def discard(self) -> None:
+        """Forget a connection that failed; the next ``get()`` opens a new one."""
+        self._conn = None
+
+    async def run(self, action: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await action(await self.get())
+            except Exception as exc:
+                if not is_connection_problem(exc):
+                    raise
+                attempt += 1
+                self.discard()
+                delay = backoff_delay_s(attempt, cap_s=self._retry_max_s)
+                log.warning(
+                    "%s: database unavailable (%s); retrying in %.1f s",
+                    self._purpose,
+                    str(exc).strip(),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        self._conn = None

@@ -1,0 +1,215 @@
+"""Enterprises, workplaces, devices and sensors: what ingest checks every message against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+
+@dataclass(frozen=True, slots=True)
+class SensorInfo:
+    id: int
+    device_id: int
+    code: str
+    quantity: str
+    unit: str
+    substance: str | None
+    workplace_id: int | None
+    min_value: float | None
+    max_value: float | None
+
+
+@dataclass(slots=True)
+class DeviceInfo:
+    id: int
+    code: str
+    enterprise_id: int
+    enterprise_code: str
+    workplace_id: int | None
+    sensors: dict[str, SensorInfo] = field(default_factory=dict)
+
+
+_SENSOR_COLUMNS = (
+    "id, device_id, code, quantity, unit, substance, workplace_id, min_value, max_value"
+)
+
+
+def _sensor(row: dict[str, Any]) -> SensorInfo:
+    return SensorInfo(**{k: row[k] for k in SensorInfo.__slots__})
+
+
+async def upsert_enterprise(
+    conn: AsyncConnection[Any], code: str, name: str, region: str | None = None
+) -> int:
+    row = await (
+        await conn.execute(
+            """
+            INSERT INTO enterprises (code, name, region) VALUES (%s, %s, %s)
+            ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
+                region = COALESCE(EXCLUDED.region, enterprises.region)
+            RETURNING id
+            """,
+            [code, name, region],
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def upsert_workplace(
+    conn: AsyncConnection[Any],
+    enterprise_id: int,
+    code: str,
+    name: str,
+    *,
+    profession: str | None = None,
+    headcount: int = 1,
+) -> int:
+    row = await (
+        await conn.execute(
+            """
+            INSERT INTO workplaces (enterprise_id, code, name, profession, headcount)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT (enterprise_id, code) DO UPDATE SET name = EXCLUDED.name,
+                profession = EXCLUDED.profession, headcount = EXCLUDED.headcount
+            RETURNING id
+            """,
+            [enterprise_id, code, name, profession, headcount],
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def upsert_device(
+    conn: AsyncConnection[Any],
+    enterprise_id: int,
+    code: str,
+    *,
+    name: str | None = None,
+    workplace_id: int | None = None,
+) -> int:
+    row = await (
+        await conn.execute(
+            """
+            INSERT INTO devices (enterprise_id, code, name, workplace_id) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (code) DO UPDATE SET name = COALESCE(EXCLUDED.name, devices.name),
+                workplace_id = COALESCE(EXCLUDED.workplace_id, devices.workplace_id)
+            RETURNING id
+            """,
+            [enterprise_id, code, name, workplace_id],
+        )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def upsert_sensor(
+    conn: AsyncConnection[Any],
+    device_id: int,
+    code: str,
+    *,
+    quantity: str,
+    unit: str,
+    substance: str | None = None,
+    workplace_id: int | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> SensorInfo:
+    """Register a sensor, or return the registered one unchanged if it exists."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        f"""
+        INSERT INTO sensors (device_id, code, quantity, unit, substance, workplace_id,
+                             min_value, max_value)
+        VALUES (%s, %s, %s, %s, %s,
+                COALESCE(%s, (SELECT workplace_id FROM devices WHERE id = %s)), %s, %s)
+        ON CONFLICT (device_id, code) DO NOTHING
+        RETURNING {_SENSOR_COLUMNS}
+        """,
+        [device_id, code, quantity, unit, substance, workplace_id, device_id, min_value, max_value],
+    )
+    row = await cur.fetchone()
+    if row is None:
+        await cur.execute(
+            f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE device_id = %s AND code = %s",
+            [device_id, code],
+        )
+        row = await cur.fetchone()
+        assert row is not None
+    return _sensor(row)
+
+
+async def find_device(conn: AsyncConnection[Any], code: str) -> DeviceInfo | None:
+    """A device with its enterprise and sensors, or None if it is not registered."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT d.id, d.code, d.enterprise_id, e.code AS enterprise_code, d.workplace_id
+        FROM devices d JOIN enterprises e ON e.id = d.enterprise_id
+        WHERE d.code = %s
+        """,
+        [code],
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    device = DeviceInfo(**row)
+    await cur.execute(f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE device_id = %s", [device.id])
+    for sensor_row in await cur.fetchall():
+        sensor = _sensor(sensor_row)
+        device.sensors[sensor.code] = sensor
+    return device
+
+
+@dataclass(frozen=True, slots=True)
+class SensorListing:
+    id: int
+    code: str
+    device: str
+    enterprise: str
+    workplace: str | None
+    quantity: str
+    unit: str
+    substance: str | None
+
+
+async def list_sensors(
+    conn: AsyncConnection[Any], *, limit: int = 100, offset: int = 0
+) -> list[SensorListing]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT s.id, s.code, d.code AS device, e.code AS enterprise, w.code AS workplace,
+               s.quantity, s.unit, s.substance
+        FROM sensors s
+        JOIN devices d ON d.id = s.device_id
+        JOIN enterprises e ON e.id = d.enterprise_id
+        LEFT JOIN workplaces w ON w.id = s.workplace_id
+        ORDER BY s.id
+        LIMIT %s OFFSET %s
+        """,
+        [limit, offset],
+    )
+    return [SensorListing(**row) for row in await cur.fetchall()]
+
+
+async def get_sensor(conn: AsyncConnection[Any], sensor_id: int) -> SensorListing | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT s.id, s.code, d.code AS device, e.code AS enterprise, w.code AS workplace,
+               s.quantity, s.unit, s.substance
+        FROM sensors s
+        JOIN devices d ON d.id = s.device_id
+        JOIN enterprises e ON e.id = d.enterprise_id
+        LEFT JOIN workplaces w ON w.id = s.workplace_id
+        WHERE s.id = %s
+        """,
+        [sensor_id],
+    )
+    row = await cur.fetchone()
+    return SensorListing(**row) if row else None

@@ -1,0 +1,170 @@
+"""The shift in progress: running exposure from the analytics running sums, and the live
+stream of a workplace's readings straight from the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from datetime import UTC, datetime, time
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from analytics import load_norms
+from analytics.alerts import SubjectSpec, load_alert_norms, thresholds_for
+from api.running import current_shift, limit_lines, running_metric
+from api.shifts import Schedule
+from tests.live_support import DEVICE, NOISE, live_world, noise
+from tests.support import eventually
+
+NORMS = load_norms()
+ALERTS = load_alert_norms()
+HOUR = 3600.0
+
+
+def thresholds(quantity: str, unit: str, substance: str | None = None) -> Any:
+    spec = SubjectSpec(
+        enterprise="e", device="d", sensor="s", quantity=quantity, unit=unit, substance=substance
+    )
+    return thresholds_for(spec, NORMS, ALERTS)
+
+
+def test_constant_noise_half_a_shift_in() -> None:
+    # 88 dB(A) for the first 4 h of an 8 h shift, one sample a second.
+    t = np.arange(0.0, 4 * HOUR)
+    r = running_metric(
+        thresholds("noise_laeq", "dB(A)"), t, np.full(t.size, 88.0),
+        elapsed_s=4 * HOUR, shift_duration_s=8 * HOUR, norms=NORMS, rate_window_s=300.0,
+    )  # fmt: skip
+    assert r is not None
+    assert r.metric == "LEX,8h"
+    assert r.unit == "dB(A)"
+    assert r.so_far == pytest.approx(88.0 + 10 * math.log10(0.5), abs=1e-9)
+    assert r.projected == pytest.approx(88.0, abs=1e-9)
+    assert (r.action_level, r.limit) == (80.0, 85.0)
+    # 85 dB(A) over 8 h is half the energy of 88 dB(A): reached after 8 h·10^-0.3 ≈ 4.009 h.
+    exact = 8 * HOUR * 10**-0.3 - 4 * HOUR
+    assert r.time_to_limit_s is not None
+    assert exact <= r.time_to_limit_s < exact + 60.0
+
+
+def test_projection_uses_the_current_rate() -> None:
+    # CO at 2 mg/m³ for 3 h, then 40 mg/m³ for the last 10 minutes: TWA so far is small, the
+    # projection at the current rate is far over ПДК_сс (20 mg/m³).
+    t = np.arange(0.0, 3 * HOUR + 600.0)
+    c = np.where(t < 3 * HOUR, 2.0, 40.0)
+    r = running_metric(
+        thresholds("gas", "mg/m3", "CO"), t, c,
+        elapsed_s=t[-1] + 1.0, shift_duration_s=8 * HOUR, norms=NORMS, rate_window_s=300.0,
+    )  # fmt: skip
+    assert r is not None
+    so_far = (2.0 * 3 * HOUR + 40.0 * 600.0) / (8 * HOUR)
+    assert r.so_far == pytest.approx(so_far)
+    assert r.projected == pytest.approx(so_far + 40.0 * (8 * HOUR - t[-1] - 1.0) / (8 * HOUR))
+    assert r.limit == 20.0 < r.projected
+    assert r.time_to_limit_s is not None
+    assert 0 < r.time_to_limit_s < 5 * HOUR
+
+
+def test_no_daily_value_for_peaks_but_its_ceiling_is_drawn() -> None:
+    th = thresholds("noise_lcpeak", "dB(C)")
+    t = np.arange(0.0, 60.0)
+    args = {"elapsed_s": 60.0, "shift_duration_s": 8 * HOUR, "norms": NORMS}
+    assert running_metric(th, t, np.full(60, 120.0), rate_window_s=300.0, **args) is None
+    (line,) = limit_lines(th)
+    assert (line.value, line.kind) == (137.0, "ceiling")
+    assert "dB(C)" in line.label
+
+
+def test_gas_chart_lines_are_pdk_in_the_sensor_unit() -> None:
+    lines = {line.kind: line for line in limit_lines(thresholds("gas", "mg/m3", "H2S"))}
+    assert lines["limit"].value == NORMS.substance("H2S").pdk_ss_mg_m3
+    assert lines["short_term"].value == NORMS.substance("H2S").pdk_max_mg_m3
+    assert lines["limit"].label.startswith("ПДК_сс")
+
+
+def test_current_shift_between_shifts_is_the_last_one() -> None:
+    day = Schedule.of([time(8, 0)], 8 * 3600, "Asia/Almaty")
+    during = current_shift(day, datetime(2026, 11, 10, 5, 0, tzinfo=UTC))
+    assert during.start == datetime(2026, 11, 10, 3, 0, tzinfo=UTC)
+    evening = current_shift(day, datetime(2026, 11, 10, 15, 0, tzinfo=UTC))
+    assert evening.start == during.start
+
+
+async def read_events(
+    http: httpx.AsyncClient, url: str, into: list[tuple[str, dict[str, Any]]]
+) -> None:
+    async with http.stream("GET", url) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = "message"
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                into.append((event, json.loads(line[6:])))
+
+
+@pytest.mark.anyio
+@pytest.mark.services
+async def test_live_exposure_and_stream(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    async with (
+        live_world(pg_url, mqtt_url, schema, topic_prefix, exposure_every_s=0.5) as world,
+        httpx.AsyncClient(
+            base_url=world.base, timeout=10,
+            headers={"Authorization": f"Bearer {world.officer}"},
+        ) as http,
+    ):  # fmt: skip
+        path = f"/api/v1/workplaces/{world.workplace_id}/live"
+        exposure = (await http.get(f"{path}/exposure")).json()
+        assert exposure["running"] is True
+        sensors = {s["sensor"]: s for s in exposure["sensors"]}
+        assert set(sensors) >= {NOISE, f"{DEVICE}.co", f"{DEVICE}.hav"}
+        noise_now = sensors[NOISE]
+        assert noise_now["samples"] > 600  # the last 15 minutes at 1 Hz
+        running = noise_now["running"]
+        assert (running["metric"], running["unit"], running["limit"]) == ("LEX,8h", "dB(A)", 85.0)
+        assert running["projected"] >= running["so_far"] > 0
+        assert {line["kind"] for line in noise_now["lines"]} == {"action", "limit"}
+        assert sensors[f"{DEVICE}.co"]["running"]["metric"] == "TWA"
+        assert sensors[f"{DEVICE}.hav"]["running"]["unit"] == "m/s2"
+        assert exposure["B"] in (1, 2, 3, 4, 5)
+        assert exposure["working_class"] is not None
+
+        events: list[tuple[str, dict[str, Any]]] = []
+        reader = asyncio.create_task(read_events(http, path, events))
+        try:
+            await world.watching()
+            at = datetime.now(UTC).replace(microsecond=0)
+            stranger = noise(at, [55.0], sensor=f"{DEVICE}.not-registered")
+            await world.publish([noise(at, [93.25, 94.5]), stranger])
+
+            def readings() -> list[dict[str, Any]]:
+                return [d for e, d in events if e == "readings"]
+
+            await eventually(lambda: bool(readings()), what="the reading on the stream")
+            (message,) = readings()
+            (channel,) = message["sensors"]
+            assert channel["sensor_id"] == noise_now["sensor_id"]
+            assert channel["values"] == [93.25, 94.5]
+            assert channel["times"] == [at.timestamp() * 1000, at.timestamp() * 1000 + 1000]
+            await eventually(
+                lambda: sum(e == "exposure" for e, _ in events) >= 2,
+                what="running exposure pushed on the stream",
+            )
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        # The viewer is gone: the API no longer listens to the device.
+        hub = world.app.state.readings_hub
+        await eventually(lambda: not hub.topics(), what="unsubscribed after the viewer left")
+
+        outsider = await http.get(
+            f"{path}/exposure", headers={"Authorization": "Bearer qg_not-a-token"}
+        )
+        assert outsider.status_code == 401

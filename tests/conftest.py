@@ -1,0 +1,106 @@
+"""Fixtures that start real services: a throwaway PostgreSQL and Mosquitto per test session on
+free loopback ports (or the servers named by QORGAU_TEST_DATABASE_URL / QORGAU_TEST_MQTT_URL),
+a fresh schema and topic prefix per test, and factories for tests that stop and restart them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from qorgau.localservices import LocalMosquitto, LocalPostgres, scratch_dir
+from store.migrate import upgrade
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    external = os.environ.get("QORGAU_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    folder = scratch_dir("qorgau-test-pg-")
+    server = LocalPostgres(folder / "data", durable=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    external = os.environ.get("QORGAU_TEST_MQTT_URL")
+    if external:
+        yield external
+        return
+    folder = scratch_dir("qorgau-test-mqtt-")
+    broker = LocalMosquitto(folder)
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def schema(pg_url: str) -> Iterator[str]:
+    """A schema of its own for this test, with every migration applied (plain PostgreSQL)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    upgrade(pg_url, name, timescale=os.environ.get("QORGAU_TEST_TIMESCALE", "off"))  # type: ignore[arg-type]
+    yield name
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic root of its own for this test, so tests on one broker never see each other."""
+    return f"qt-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pg_factory() -> Iterator[Callable[[], LocalPostgres]]:
+    """Start dedicated PostgreSQL servers that a test may stop, kill and restart."""
+    started: list[tuple[LocalPostgres, Path]] = []
+
+    def make() -> LocalPostgres:
+        folder = scratch_dir("qorgau-test-pg-")
+        server = LocalPostgres(folder / "data", durable=False)
+        server.start()
+        started.append((server, folder))
+        return server
+
+    yield make
+    for server, folder in started:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def broker_factory() -> Iterator[Callable[..., LocalMosquitto]]:
+    """Start dedicated Mosquitto brokers that a test may stop and restart."""
+    started: list[tuple[LocalMosquitto, Path]] = []
+
+    def make(**kwargs: object) -> LocalMosquitto:
+        folder = scratch_dir("qorgau-test-mqtt-")
+        broker = LocalMosquitto(folder, **kwargs)  # type: ignore[arg-type]
+        broker.start()
+        started.append((broker, folder))
+        return broker
+
+    yield make
+    for broker, folder in started:
+        broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,304 @@
+"""The Grafana dashboards without Grafana (it cannot run here): the dashboard model is sane,
+every panel's SQL, with Grafana's macros and variables expanded as Grafana documents them, runs
+against a database filled with two hours of the simulated mine (stored through the store's write
+path) and gives the energy-correct figures; and the publisher talks to a stand-in Grafana HTTP
+server exactly as Grafana's API expects, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from dashboards.publish import DATASOURCE_TYPE, bundled_dashboards, prepared
+from firmware_sim.scenario import load_scenario
+from ingest.alerting.wire import AlertMessage
+from qorgau.cli import main
+from store.alerts import write_transitions
+from store.connection import connect_async
+from tests.dashboards.fake_grafana import FakeGrafana
+from tests.dashboards.grafana_macros import Context, expand, interval_s
+from tests.sim_support import register_scenario, store_readings
+
+GRAFANA_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
+START = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 08:00 in the mine's zone
+END = START + timedelta(hours=2)
+PANEL_TYPES = {"timeseries", "table", "stat", "bargauge", "text", "row", "gauge", "barchart"}
+
+
+def dashboards() -> list[tuple[str, dict[str, Any]]]:
+    return [(p.name, json.loads(p.read_text())) for p in sorted(GRAFANA_DIR.glob("*.json"))]
+
+
+def ours() -> list[tuple[str, dict[str, Any]]]:
+    """The exposure dashboards on the PostgreSQL data source (other files, e.g. the ops
+    dashboard over Prometheus, only need to be valid dashboards)."""
+    return [(n, d) for n, d in dashboards() if n.startswith("qorgau-")]
+
+
+def sql_targets(d: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for panel in d["panels"]:
+        for target in panel.get("targets", []):
+            if "rawSql" in target:
+                yield panel, target
+
+
+# ------------------------------------------------------------------ the model
+
+
+@pytest.mark.parametrize(("name", "board"), dashboards(), ids=[n for n, _ in dashboards()])
+def test_dashboard_model_is_sane(name: str, board: dict[str, Any]) -> None:
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", board.get("uid") or ""), name
+    assert board.get("title")
+    assert isinstance(board.get("schemaVersion"), int)
+    assert board["schemaVersion"] >= 36
+    assert board.get("id") is None, "provisioned dashboards carry no database id"
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    names = {v["name"] for v in board.get("templating", {}).get("list", [])}
+    used = set()
+    for panel in board["panels"]:
+        assert panel["type"] in PANEL_TYPES, panel["title"]
+        assert panel.get("title")
+        pos = panel["gridPos"]
+        assert 0 <= pos["x"] < pos["x"] + pos["w"] <= 24, panel["title"]
+        assert pos["h"] > 0, panel["title"]
+        for target in panel.get("targets", []):
+            text = json.dumps(target)
+            used |= set(re.findall(r"\$\{?(\w+)", text)) - {"__timeFilter", "__timeGroupAlias"}
+    user_vars = {u for u in used if not u.startswith("__")}
+    assert user_vars <= names, f"undefined variables {user_vars - names}"
+    # Panels never overlap.
+    cells = set()
+    for panel in board["panels"]:
+        pos = panel["gridPos"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps another panel"
+                cells.add((x, y))
+
+
+@pytest.mark.parametrize(("name", "board"), ours(), ids=[n for n, _ in ours()])
+def test_exposure_dashboards_use_the_postgres_variable_and_never_average_decibels(
+    name: str, board: dict[str, Any]
+) -> None:
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == DATASOURCE_TYPE
+    assert variables["schema"]["type"] == "constant"
+    assert variables["schema"]["hide"] == 2
+    for panel, target in sql_targets(board):
+        assert panel["datasource"] == {"type": DATASOURCE_TYPE, "uid": "${datasource}"}
+        assert target["datasource"] == panel["datasource"]
+        sql = target["rawSql"]
+        assert not re.search(r"\bavg\s*\(", sql, re.I), f"{panel['title']}: avg() in SQL"
+        assert "readings " not in sql.replace("readings_1", ""), "panels read the rollups"
+        if "noise_laeq" in sql and "log10" in sql:
+            assert "sum_pow10" in sql, panel["title"]
+        if target["format"] == "time_series":
+            assert "$__timeGroupAlias" in sql, panel["title"]
+
+
+# ------------------------------------------------------------------ the SQL on a real database
+
+
+@pytest.fixture
+async def mine(pg_url: str, schema: str) -> str:
+    scenario = load_scenario("mine")
+    await register_scenario(pg_url, schema, scenario)
+    devices = [scenario.build(d.code, start=START) for d in scenario.devices]
+    assert await store_readings(pg_url, schema, devices, END) > 100_000
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        records = []
+        for i, (workplace, state) in enumerate((("heading", "open"), ("longwall", "resolved"))):
+            at = START + timedelta(minutes=30 + i)
+            message = AlertMessage(
+                alert_id=f"00000000-0000-4000-8000-00000000000{i}", transition="opened",
+                state="open", kind="ceiling", severity="critical", enterprise=scenario.enterprise,
+                device=f"{scenario.enterprise}-x", sensor=None, workplace=workplace,
+                message=f"test alert {i}", at=at, opened_at=at, sent_at=at,
+            )  # fmt: skip
+            records.append(message.record())
+            if state == "resolved":
+                records.append(
+                    message.model_copy(
+                        update={"transition": "resolved", "state": "resolved",
+                                "at": at + timedelta(minutes=5), "reason": "cleared"}
+                    ).record()
+                )  # fmt: skip
+        for record in records:
+            await write_transitions(conn, [record])
+    return scenario.enterprise
+
+
+def run(pg_url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with psycopg.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql)  # type: ignore[call-overload]
+        assert cur.description is not None
+        return [c.name for c in cur.description], cur.fetchall()
+
+
+def options(pg_url: str, variable: dict[str, Any], ctx: Context) -> list[str]:
+    columns, rows = run(pg_url, expand(variable["query"], ctx))
+    at = columns.index("__value") if "__value" in columns else 0
+    return [str(r[at]) for r in rows]
+
+
+def contexts(pg_url: str, schema: str, board: dict[str, Any]) -> list[Context]:
+    """Every combination of the dashboard's variables that its own queries offer."""
+    found = [Context(START, END, variables={"schema": schema})]
+    for variable in board["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        found = [
+            Context(START, END, variables={**c.variables, variable["name"]: value})
+            for c in found
+            for value in options(pg_url, variable, c)
+        ]
+        assert found, f"variable {variable['name']} offers nothing"
+    return found
+
+
+@pytest.mark.anyio
+@pytest.mark.services
+@pytest.mark.parametrize(("name", "board"), ours(), ids=[n for n, _ in ours()])
+async def test_every_panel_query_runs_on_simulated_data(
+    name: str, board: dict[str, Any], pg_url: str, schema: str, mine: str
+) -> None:
+    def check() -> None:
+        combos = contexts(pg_url, schema, board)
+        assert len(combos) >= 1
+        if name == "qorgau-workplace.json":
+            assert len(combos) == 4, "one per workplace of the mine"
+        for panel, target in sql_targets(board):
+            answered = 0
+            for ctx in combos:
+                ctx.interval_s = max(60.0, interval_s(panel.get("interval", "1m")))
+                columns, rows = run(pg_url, expand(target["rawSql"], ctx))
+                if target["format"] == "time_series":
+                    assert columns[0] == "time", panel["title"]
+                    assert all(isinstance(r[0], int | float | type(rows[0][0])) for r in rows)
+                answered += bool(rows)
+            assert answered, f"{name}: panel {panel['title']!r} returned no rows"
+
+    await asyncio.to_thread(check)
+
+
+@pytest.mark.anyio
+@pytest.mark.services
+async def test_panels_average_energy_not_decibels(pg_url: str, schema: str, mine: str) -> None:
+    board = dict(ours())["qorgau-workplace.json"]
+    panels = {p["title"]: p for p in board["panels"]}
+
+    def check() -> None:
+        workplace = run(pg_url, f"SELECT id FROM {schema}.workplaces WHERE code = 'heading'")[1]
+        ctx = Context(START, END, interval_s=300.0, variables={
+            "schema": schema, "enterprise": mine, "workplace": str(workplace[0][0])})  # fmt: skip
+        for title, sensor, quantity in (
+            ("Noise LAeq, energy mean per interval", "mine-01-hd-1.noise", "noise_laeq"),
+            ("Vibration, r.m.s. per interval", "mine-01-hd-1.hav", "vib_hav"),
+        ):
+            sql = expand(panels[title]["targets"][0]["rawSql"], ctx)
+            _, rows = run(pg_url, sql)
+            got = {float(r[0]): float(r[2]) for r in rows if str(r[1]).startswith(sensor)}
+            assert len(got) == 24  # 2 h in 5-minute groups
+            _, raw = run(
+                pg_url,
+                f"SELECT extract(epoch FROM time)::float8, value FROM {schema}.readings r "
+                f"JOIN {schema}.sensors s ON s.id = r.sensor_id WHERE s.code = '{sensor}' "
+                f"AND time >= '{START.isoformat()}' AND time < '{END.isoformat()}'",
+            )
+            t = np.array([r[0] for r in raw])
+            v = np.array([r[1] for r in raw])
+            for start, shown in got.items():
+                inside = v[(t >= start) & (t < start + 300)]
+                if quantity == "noise_laeq":
+                    expected = 10 * np.log10(np.mean(10 ** (inside / 10)))
+                    assert abs(shown - float(np.mean(inside))) > 0 or inside.std() == 0
+                else:
+                    expected = np.sqrt(np.mean(inside**2))
+                assert shown == pytest.approx(expected, rel=1e-9), (title, start)
+
+    await asyncio.to_thread(check)
+
+
+# ------------------------------------------------------------------ the publisher
+
+TOKEN = "glsa_test-token"
+DB_URL = "postgresql://grafana_reader:s3cret@db.internal:5433/qorgau"
+
+
+def publish(grafana: FakeGrafana, *extra: str, token: str = TOKEN) -> int:
+    return main(["dashboards", "publish", "--url", grafana.url, "--token", token,
+                 "--database-url", DB_URL, *extra])  # fmt: skip
+
+
+def test_publish_creates_folder_datasource_and_dashboards_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QORGAU_DATABASE_SCHEMA", "plant_7")
+    with FakeGrafana(TOKEN) as grafana:
+        assert publish(grafana) == 0
+        first = capsys.readouterr().out
+        assert "created folder qorgau, data source qorgau-postgres" in first
+        state = grafana.state
+        assert all(r.authorization == f"Bearer {TOKEN}" for r in state.requests)
+        assert [(r.method, r.path) for r in state.requests[:4]] == [
+            ("GET", "/api/folders/qorgau"),
+            ("POST", "/api/folders"),
+            ("GET", "/api/datasources/uid/qorgau-postgres"),
+            ("POST", "/api/datasources"),
+        ]
+        (ds,) = state.datasources.values()
+        assert ds["type"] == DATASOURCE_TYPE
+        assert ds["url"] == "db.internal:5433"
+        assert ds["user"] == "grafana_reader"
+        assert ds["jsonData"]["database"] == "qorgau"
+        assert ds["secureJsonData"] == {"password": "s3cret"}
+        shipped = {d["uid"] for d in bundled_dashboards()}
+        assert set(state.dashboards) == shipped >= {"qorgau-workplace", "qorgau-enterprise"}
+        for saved in state.dashboards.values():
+            assert saved["folderUid"] == "qorgau"
+            schema = [v for v in saved["dashboard"]["templating"]["list"]
+                      if v["name"] == "schema"]  # fmt: skip
+            if schema:
+                assert schema[0]["query"] == "plant_7"
+        posted = [r.body for r in state.requests if r.path == "/api/dashboards/db"]
+        assert all(b["overwrite"] is True and b["dashboard"]["id"] is None for b in posted)
+
+        # Again: nothing new is created, the data source is updated, dashboards saved anew.
+        before = len(state.requests)
+        assert publish(grafana) == 0
+        assert "already there" in capsys.readouterr().out
+        again = [(r.method, r.path) for r in state.requests[before:]]
+        assert ("POST", "/api/folders") not in again
+        assert ("POST", "/api/datasources") not in again
+        assert ("PUT", "/api/datasources/uid/qorgau-postgres") in again
+        assert len(state.folders) == 1
+        assert len(state.datasources) == 1
+        assert {d["dashboard"]["version"] for d in state.dashboards.values()} == {2}
+
+
+def test_publish_reports_what_grafana_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeGrafana(TOKEN) as grafana:
+        assert publish(grafana, token="wrong") == 1
+        assert "Grafana answered 401" in capsys.readouterr().err
+        assert not grafana.state.folders
+
+
+def test_prepared_sets_the_schema_and_leaves_the_file_alone() -> None:
+    board = dict(ours())["qorgau-workplace.json"]
+    ready = prepared(board, "plant_7")
+    schema = next(v for v in ready["templating"]["list"] if v["name"] == "schema")
+    assert schema["current"]["value"] == "plant_7"
+    original = next(v for v in board["templating"]["list"] if v["name"] == "schema")
+    assert original["query"] == "qorgau"

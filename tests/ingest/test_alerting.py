@@ -1,0 +1,388 @@
+"""Scenarios through a real Mosquitto and PostgreSQL: crafted readings (explicit, backfilled
+sample times) published on the device topics, the alert engine subscribed beside an ingest
+worker, and its alerts received on the alert topics and found in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import numpy as np
+import pytest
+
+from edge.mqtt_url import MqttEndpoint
+from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic, status_topic
+from edge.protocol.quantities import Quantity
+from ingest.alerting.service import AlertService
+from ingest.alerting.settings import AlertsSettings
+from ingest.alerting.wire import AlertMessage, alerts_subscription
+from ingest.service import IngestWorker
+from ingest.settings import IngestSettings
+from qorgau.localservices import free_port
+from store.alerts import set_alert_settings
+from store.connection import connect_async
+from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
+from tests.support import eventually, rows
+
+pytestmark = [pytest.mark.anyio, pytest.mark.services]
+
+ENT = "acme"
+DEV = "acme-dev-1"
+
+
+async def register(
+    pg_url: str, schema: str, sensors: list[tuple[str, str, str, str | None]]
+) -> None:
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        ent = await upsert_enterprise(conn, ENT, "Acme mine")
+        wp = await upsert_workplace(conn, ent, "face-1", "Longwall face")
+        dev = await upsert_device(conn, ent, DEV, workplace_id=wp)
+        for code, quantity, unit, substance in sensors:
+            await upsert_sensor(
+                conn, dev, code, quantity=quantity, unit=unit, substance=substance,
+                workplace_id=wp, min_value=0.0, max_value=1000.0,
+            )  # fmt: skip
+
+
+@dataclass
+class Rig:
+    """The engine (and an ingest worker) running, a publisher, and the alerts received."""
+
+    engine: AlertService
+    publisher: aiomqtt.Client
+    prefix: str
+    received: list[AlertMessage] = field(default_factory=list)
+    seq: int = 0
+
+    async def publish(self, channels: list[Channel], *, settle: bool = True) -> None:
+        message = ReadingsMessage(device=DEV, seq=self.seq, channels=channels)
+        self.seq += 1
+        before = self.engine.messages_evaluated
+        await self.publisher.publish(
+            readings_topic(self.prefix, ENT, DEV), encode_readings(message), qos=1
+        )
+        if settle:  # one message per evaluation, as a live device sending every few seconds
+            while self.engine.messages_evaluated <= before:  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+
+    def of(self, kind: str) -> list[AlertMessage]:
+        return [m for m in self.received if m.kind == kind]
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    pg_url: str, mqtt_url: str, schema: str, prefix: str, *, with_ingest: bool = True
+) -> AsyncIterator[Rig]:
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    if with_ingest:
+        worker = IngestWorker(
+            IngestSettings(
+                database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
+                topic_prefix=prefix, ingest_client_id=f"ingest-{prefix}",
+            )
+        )  # fmt: skip
+        tasks.append(asyncio.create_task(worker.run(stop)))
+        await asyncio.wait_for(worker.subscribed.wait(), 10)
+    engine = AlertService(
+        AlertsSettings(
+            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url, topic_prefix=prefix,
+            alerts_client_id=f"alerts-{prefix}", alerts_tick_s=0.05,
+        )
+    )  # fmt: skip
+    tasks.append(asyncio.create_task(engine.run(stop)))
+    await asyncio.wait_for(engine.subscribed.wait(), 10)
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    listener = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"listen-{prefix}")
+    publisher = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"pub-{prefix}")
+    async with listener, publisher:
+        the_rig = Rig(engine, publisher, prefix)
+
+        async def listen() -> None:
+            async for m in listener.messages:
+                the_rig.received.append(AlertMessage.model_validate_json(bytes(m.payload)))  # type: ignore[arg-type]
+
+        await listener.subscribe(alerts_subscription(prefix), qos=1)
+        listening = asyncio.create_task(listen())
+        try:
+            yield the_rig
+        finally:
+            listening.cancel()
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+
+def gas(sensor: str, t0: datetime, values: np.ndarray, substance: str = "H2S") -> Channel:
+    return Channel(
+        sensor=sensor, quantity=Quantity.GAS, unit="mg/m3", substance=substance, t0=t0,
+        period_s=1.0, values=[float(v) for v in values],
+    )  # fmt: skip
+
+
+def opened(messages: list[AlertMessage]) -> list[str]:
+    return [m.kind for m in messages if m.transition == "opened"]
+
+
+async def test_h2s_leak_raises_pre_then_short_term_then_ceiling_and_resolves(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
+    rng = np.random.default_rng(11)
+    t = np.arange(0.0, 60 * 60.0)
+    leak = np.interp(t, [0, 300, 1500, 1800, 1801, 3600], [1, 1, 25, 25, 1, 1])
+    values = leak * (1 + 0.02 * rng.standard_normal(t.size))
+    async with rig(pg_url, mqtt_url, schema, topic_prefix) as r:
+        for i in range(0, t.size, 10):
+            await r.publish([gas(f"{DEV}.h2s", start + timedelta(seconds=i), values[i : i + 10])])
+        await eventually(
+            lambda: (
+                {m.kind for m in r.received if m.transition == "resolved"}
+                >= {"pre_exceedance", "short_term", "ceiling"}
+            ),
+            what="the leak's alerts to resolve",
+        )
+    wanted = ["pre_exceedance", "short_term", "ceiling"]
+    assert [k for k in opened(r.received) if k in wanted] == wanted
+    ceiling = r.of("ceiling")[0]
+    assert ceiling.severity == "critical"
+    assert ceiling.unit == "mg/m3"
+    assert ceiling.threshold_unit == "mg/m3"
+    assert ceiling.threshold == pytest.approx(20.0)
+    assert ceiling.value is not None
+    assert ceiling.value > 20.0
+    assert ceiling.sensor == f"{DEV}.h2s"
+    assert ceiling.workplace == "face-1"
+    assert "H2S" in ceiling.message
+    for kind in wanted:
+        resolved = [m for m in r.of(kind) if m.transition == "resolved"]
+        assert len(resolved) == 1
+        assert resolved[0].reason == "cleared"
+        assert resolved[0].at > start + timedelta(seconds=1800)
+
+    async def stored() -> bool:
+        got = rows(pg_url, schema, "SELECT kind, state FROM alerts WHERE kind = ANY(%s)", [wanted])
+        return sorted(got) == sorted((k, "resolved") for k in wanted)
+
+    await eventually(stored, what="the alerts stored as resolved")
+    audit = rows(
+        pg_url,
+        schema,
+        "SELECT a.kind, e.transition FROM alert_events e JOIN alerts a ON a.id = e.alert_id "
+        "WHERE a.kind = 'ceiling' ORDER BY e.id",
+    )
+    assert [tr for _, tr in audit if tr != "escalated"] == ["opened", "resolved"]
+
+
+async def test_noisy_signal_near_the_ceiling_raises_exactly_one_alert(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    start = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    rng = np.random.default_rng(4)
+    values = 20.0 + rng.uniform(-1.5, 1.5, 1200)  # crosses 20 mg/m³ hundreds of times
+    values[1000:] = 1.0
+    async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
+        for i in range(0, values.size, 5):
+            await r.publish([gas(f"{DEV}.h2s", start + timedelta(seconds=i), values[i : i + 5])])
+        await eventually(
+            lambda: any(m.transition == "resolved" for m in r.of("ceiling")),
+            what="the ceiling alert to resolve",
+        )
+    assert [m.transition for m in r.of("ceiling") if m.transition != "escalated"] == [
+        "opened",
+        "resolved",
+    ]
+    assert int(np.sum(np.diff((values[:1000] > 20).astype(int)) == 1)) > 100
+
+
+async def test_silent_sensor_of_a_live_device_is_flagged_within_twice_its_interval(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(
+        pg_url,
+        schema,
+        [(f"{DEV}.co", "gas", "mg/m3", "CO"), (f"{DEV}.h2s", "gas", "mg/m3", "H2S")],
+    )
+    interval = 1.0
+    async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
+        for i in range(10):
+            now = datetime.now(UTC)
+            channels = [gas(f"{DEV}.co", now, np.array([3.0 + 0.1 * i]), "CO")]
+            if i < 5:
+                channels.append(gas(f"{DEV}.h2s", now, np.array([1.0 + 0.1 * i])))
+            await r.publish(channels)
+            co_last = datetime.now(UTC)
+            await asyncio.sleep(interval)
+        silent = r.of("sensor_silent")
+        # CO kept talking: nothing about it while it did
+        assert all(m.at > co_last for m in silent if m.sensor == f"{DEV}.co")
+        (alert,) = [m for m in silent if m.sensor == f"{DEV}.h2s"]
+        # the learned interval is the sensor's cadence; the alert came before 2 × interval
+        assert alert.threshold is not None
+        assert alert.value is not None
+        assert alert.threshold <= 2 * interval
+        assert alert.value < 2 * interval
+        assert alert.unit == "s"
+        # and a device that says it is offline raises that instead
+        await r.publisher.publish(
+            status_topic(r.prefix, ENT, DEV), b'{"online": false}', qos=1, retain=True
+        )
+        await eventually(lambda: bool(r.of("device_offline")), what="device offline alert")
+        await r.publisher.publish(status_topic(r.prefix, ENT, DEV), b"", qos=1, retain=True)
+
+
+async def test_projected_overexposure_is_raised_before_the_limit_is_reached(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.noise", "noise_laeq", "dB(A)", None)])
+    now = datetime.now(UTC)
+    # The default shifts are 8-hour blocks from 08:00 UTC: replay the start of the last one.
+    origin = datetime(2024, 1, 1, 8, tzinfo=UTC)
+    blocks = math.floor((now - origin).total_seconds() / 28800) - 1
+    start = origin + timedelta(seconds=blocks * 28800)
+    t = np.arange(0.0, 900.0)
+    levels = 90.0 + 1.5 * np.sin(t / 11.0)
+    async with rig(pg_url, mqtt_url, schema, topic_prefix) as r:
+        for i in range(0, t.size, 10):
+            await r.publish(
+                [
+                    Channel(
+                        sensor=f"{DEV}.noise", quantity=Quantity.NOISE_LAEQ, unit="dB(A)",
+                        t0=start + timedelta(seconds=i), period_s=1.0,
+                        values=[float(v) for v in levels[i : i + 10]],
+                    )
+                ]
+            )  # fmt: skip
+        await eventually(lambda: bool(r.of("projected_exposure")), what="projection alert")
+    alert = r.of("projected_exposure")[0]
+    elapsed = (alert.at - start).total_seconds()
+    # LEX,8h of the exposure so far (90 dB(A) for `elapsed` seconds) is still below 80 dB(A)
+    assert 90.0 + 1.0 + 10 * math.log10(elapsed / 28800) < 80.0
+    assert alert.value == pytest.approx(90.0, abs=1.0)
+    assert alert.unit == "dB(A)"
+    assert alert.threshold == 85.0
+    assert alert.severity == "high"
+    assert alert.time_left_s is not None
+    assert 0 < alert.time_left_s < 28800
+    assert "LEX,8h" in alert.message
+
+
+async def test_a_restarted_engine_keeps_its_open_alerts_and_windows(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    start = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    t = np.arange(0.0, 2100.0)
+    values = np.interp(t, [0, 900, 901, 2100], [12, 12, 1, 1]) + 0.01 * np.sin(t)
+    async with rig(pg_url, mqtt_url, schema, topic_prefix) as first:
+        for i in range(0, 900, 10):
+            await first.publish(
+                [gas(f"{DEV}.h2s", start + timedelta(seconds=i), values[i : i + 10])]
+            )
+        await eventually(lambda: bool(first.of("short_term")), what="the 15-min alert")
+        ident = first.of("short_term")[0].alert_id
+        await eventually(
+            lambda: rows(pg_url, schema, "SELECT count(*) FROM readings")[0][0] >= 900,
+            what="readings stored by ingest",
+        )
+    async with rig(pg_url, mqtt_url, schema, topic_prefix) as second:
+        second.seq = first.seq
+        state = next(iter(second.engine.states.values()))
+        assert ident in state.cells.by_id  # restored from the database
+        # the window was rebuilt from stored readings: the mean is still over ПДК_max
+        slot = state.index[f"{DEV}/{DEV}.h2s"]
+        wsum, w = state.bins.window_sums(
+            np.array([slot]), np.array([(start + timedelta(seconds=899)).timestamp()]), 900.0
+        )
+        assert wsum[0] / w[0] == pytest.approx(12.0, abs=0.1)
+        for i in range(900, 2100, 10):
+            await second.publish(
+                [gas(f"{DEV}.h2s", start + timedelta(seconds=i), values[i : i + 10])]
+            )
+        await eventually(
+            lambda: any(m.transition == "resolved" for m in second.of("short_term")),
+            what="the restored alert to resolve",
+        )
+    assert [m.alert_id for m in second.of("short_term") if m.transition != "escalated"] == [ident]
+
+
+async def test_an_enterprise_profile_sets_its_own_thresholds(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    profile = tmp_path / "acme.toml"
+    profile.write_text(
+        'extends = "default"\n[sources]\nacme = "Acme standard 12: alarm at ПДК_max"\n'
+        '[alerts.ceiling]\ngas_pdk_max_multiple = { value = 1.0, source = "acme" }\n',
+        encoding="utf-8",
+    )
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        await set_alert_settings(conn, ENT, norms_profile=str(profile))
+    start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
+        await r.publish([gas(f"{DEV}.h2s", start, np.full(5, 12.0))])
+        await eventually(lambda: bool(r.of("ceiling")), what="the ceiling alert")
+    assert r.of("ceiling")[0].threshold == pytest.approx(10.0)
+
+
+async def test_qorgau_alerts_stops_cleanly_on_sigterm(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "QORGAU_DATABASE_URL": pg_url,
+        "QORGAU_DATABASE_SCHEMA": schema,
+        "QORGAU_MQTT_URL": mqtt_url,
+        "QORGAU_TOPIC_PREFIX": topic_prefix,
+        "QORGAU_ALERTS_METRICS_PORT": str(port),
+        "QORGAU_ALERTS_CLIENT_ID": f"sigterm-{topic_prefix}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "qorgau.cli", "alerts", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient() as http:
+
+            async def ready() -> bool:
+                with contextlib.suppress(httpx.HTTPError):
+                    text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                    return "qorgau_alerts_ready 1.0" in text
+                return False
+
+            await eventually(ready, what="the engine to subscribe")
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, err.decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_samples_ingest_refuses_feed_only_the_health_detector(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
+        # 5000 mg/m³ is outside the registered instrument range [0, 1000]: not a ceiling breach
+        await r.publish([gas(f"{DEV}.h2s", start, np.array([1.0, math.nan, 5000.0, 1.2]))])
+        await eventually(lambda: bool(r.of("out_of_range")), what="the out-of-range alert")
+        await asyncio.sleep(0.3)
+    assert opened(r.received) == ["out_of_range"]
+    assert r.of("out_of_range")[0].value == 2.0

@@ -1,0 +1,81 @@
+"""The worker says how it is: /health (200 or 503 with the reason), /metrics for Prometheus,
+and a retained status message on the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import aiomqtt
+import httpx
+import pytest
+
+from edge.mqtt_url import MqttEndpoint
+from ingest.http import serve_http
+from ingest.service import IngestWorker
+from ingest.settings import IngestSettings
+from qorgau.localservices import LocalMosquitto, free_port
+from tests.support import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.services]
+
+
+async def retained_status(url: str, topic: str) -> dict[str, object]:
+    endpoint = MqttEndpoint.parse(url)
+    async with aiomqtt.Client(endpoint.host, endpoint.port) as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(5):
+            async for message in client.messages:
+                body: dict[str, object] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                return body
+    raise AssertionError("no status")
+
+
+async def test_health_metrics_and_status_topic(
+    pg_url: str, schema: str, topic_prefix: str,
+    broker_factory: Callable[..., LocalMosquitto],
+) -> None:  # fmt: skip
+    broker = broker_factory()
+    settings = IngestSettings(
+        database_url=pg_url, database_schema=schema, mqtt_url=broker.url,
+        topic_prefix=topic_prefix, ingest_client_id="health-check", ingest_retry_max_s=0.5,
+    )  # fmt: skip
+    worker = IngestWorker(settings)
+    port = free_port()
+    server = await serve_http("127.0.0.1", port, worker.metrics.registry, worker.status)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            await asyncio.wait_for(worker.subscribed.wait(), 10)
+            health = await http.get("/health")
+            assert health.status_code == 200
+            assert health.json()["status"] == "ok"
+            metrics = (await http.get("/metrics")).text
+            assert "qorgau_ingest_readings_total" in metrics
+            assert "qorgau_ingest_broker_connected 1.0" in metrics
+            assert (await http.get("/nowhere")).status_code == 404
+            status = await retained_status(broker.url, settings.status_topic())
+            assert status["state"] == "online"
+            assert status["client_id"] == "health-check"
+
+            await asyncio.to_thread(broker.stop)
+
+            async def degraded() -> bool:
+                response = await http.get("/health")
+                return response.status_code == 503 and not response.json()["broker_connected"]
+
+            await eventually(degraded, what="health to report the broker away")
+            assert (await http.get("/live")).status_code == 200
+            await asyncio.to_thread(broker.start)
+            await eventually(
+                lambda: worker.status().healthy, what="health to recover with the broker"
+            )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        server.close()
+        await server.wait_closed()
+    status = await retained_status(broker.url, settings.status_topic())
+    assert status["state"] == "offline"

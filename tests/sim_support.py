@@ -1,0 +1,88 @@
+"""Simulated instruments into a real database through the store's write path (the same COPY
+and rollups ingest uses), for tests of what people look at: dashboards, Grafana, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from edge.driver import Driver, SampleBlock
+from firmware_sim.scenario import Scenario
+from store.connection import connect_async
+from store.readings import ReadingBlock, ensure_partitions
+from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
+from store.writes import write_readings
+
+
+def _block(blocks: Sequence[SampleBlock], ids: dict[str, int]) -> ReadingBlock:
+    parts = []
+    for b in blocks:
+        n = len(b.values)
+        offsets = (
+            np.asarray(b.offsets_s, dtype=np.float64)
+            if b.offsets_s is not None
+            else np.arange(n, dtype=np.float64) * b.spec.period_s
+        )
+        t0_us = int(b.t0.timestamp() * 1_000_000)
+        values = np.asarray(b.values, dtype=np.float64)
+        keep = np.isfinite(values)  # ingest quarantines non-finite samples
+        parts.append(
+            ReadingBlock(
+                (t0_us + np.round(offsets * 1_000_000).astype(np.int64))[keep],
+                np.full(int(keep.sum()), ids[b.spec.sensor], dtype=np.int32),
+                values[keep],
+            )
+        )
+    return ReadingBlock.concat(parts)
+
+
+async def store_readings(
+    pg_url: str, schema: str, devices: Sequence[Driver], until: datetime
+) -> int:
+    """Read every device up to ``until`` and store the samples; returns how many."""
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        rows = await (await conn.execute("SELECT code, id FROM sensors")).fetchall()
+        ids = {str(code): int(i) for code, i in rows}
+        total = 0
+        for device in devices:
+            block = _block(device.read(until), ids)
+            if not len(block):
+                continue
+            first = datetime.fromtimestamp(int(block.times_us.min()) / 1e6, UTC)
+            last = datetime.fromtimestamp(int(block.times_us.max()) / 1e6, UTC)
+            await ensure_partitions(conn, first, last)
+            async with conn.transaction():
+                total += await write_readings(conn, block, backend="plain")
+        return total
+
+
+async def register_scenario(pg_url: str, schema: str, scenario: Scenario) -> dict[str, int]:
+    """The scenario's enterprise, workplaces, devices and sensors (as ``qorgau devices
+    add-scenario`` registers them); returns workplace code → id."""
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        enterprise_id = await upsert_enterprise(
+            conn, scenario.enterprise, scenario.enterprise_name, scenario.region
+        )
+        workplaces: dict[str, int] = {}
+        for wp in scenario.workplaces.values():
+            workplaces[wp.code] = await upsert_workplace(
+                conn, enterprise_id, wp.code, wp.name,
+                profession=wp.profession, headcount=wp.headcount,
+            )  # fmt: skip
+        for spec in scenario.devices:
+            device_id = await upsert_device(
+                conn, enterprise_id, spec.code, name=spec.name,
+                workplace_id=workplaces[spec.workplace],
+            )  # fmt: skip
+            device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
+            for channel in device.channels():
+                await upsert_sensor(
+                    conn, device_id, channel.sensor, quantity=channel.quantity.value,
+                    unit=channel.unit, substance=channel.substance,
+                    workplace_id=workplaces[spec.workplace],
+                )  # fmt: skip
+        return workplaces
