@@ -37,6 +37,9 @@ class AlertHub:
         self._subscribers.add(queue)
         return queue
 
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     def unsubscribe(self, queue: asyncio.Queue[AlertMessage | None]) -> None:
         self._subscribers.discard(queue)
 

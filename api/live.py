@@ -92,6 +92,10 @@ class ReadingsHub:
     def topics(self) -> list[str]:
         return sorted(self._viewers)
 
+    def viewer_count(self) -> int:
+        """Open live streams (a viewer of several devices counts once)."""
+        return len(set[Viewer]().union(*self._viewers.values()))
+
     @contextlib.asynccontextmanager
     async def watch(self, topics: Iterable[str]) -> AsyncIterator[Viewer]:
         """A queue that receives every readings message on ``topics`` until the block ends

@@ -454,8 +454,11 @@ def test_prometheus_scrapes_every_metrics_port(resolved: dict[str, Any]) -> None
         for key in ("QORGAU_INGEST_METRICS_PORT", "QORGAU_ALERTS_METRICS_PORT"):
             if env.get(key):
                 expected.add(f"{name}:{env[key]}")
+        # The API serves /metrics on its own port unless QORGAU_API_METRICS turns it off.
+        if service.get("command") == ["api"] and env.get("QORGAU_API_METRICS", "true") != "false":
+            expected.add(f"{name}:{env['QORGAU_API_PORT']}")
     assert expected == targets
-    assert {"ingest-1:9101", "ingest-2:9101", "alerts:9102"} <= targets
+    assert {"ingest-1:9101", "ingest-2:9101", "alerts:9102", "api:8000"} <= targets
 
 
 def test_grafana_provisioning_points_at_files_that_exist(resolved: dict[str, Any]) -> None:

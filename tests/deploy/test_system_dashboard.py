@@ -1,6 +1,7 @@
 """The system-health dashboard asks Prometheus only for metrics our services really export: every
 metric name in its PromQL is checked against what a real ingest /metrics endpoint and a real alert
-engine metrics server serve (the same servers and registries the commands start)."""
+engine metrics server serve, and the API's registry (the same servers and registries the commands
+start)."""
 
 from __future__ import annotations
 
@@ -70,8 +71,9 @@ def served() -> set[str]:
     """What ingest's /metrics and the alert engine's metrics server expose, scraped over HTTP."""
     import asyncio
 
-    from prometheus_client import start_http_server
+    from prometheus_client import generate_latest, start_http_server
 
+    from api.metrics import ApiMetrics
     from ingest.alerting.metrics import AlertMetrics
     from ingest.http import serve_http
     from ingest.metrics import IngestMetrics
@@ -103,13 +105,17 @@ def served() -> set[str]:
         http.shutdown()
         http.server_close()
         thread.join(5)
-    return exported(ingest) | exported(alerts)
+    # The API serves its registry at /metrics as generate_latest renders it (tests/api covers
+    # the route itself).
+    api = generate_latest(ApiMetrics().registry).decode()
+    return exported(ingest) | exported(alerts) | exported(api)
 
 
 def test_the_scrape_sees_both_services(served: set[str]) -> None:
     assert "qorgau_ingest_readings_total" in served
     assert "qorgau_ingest_commit_seconds_bucket" in served
     assert "qorgau_alerts_ready" in served
+    assert "qorgau_api_response_start_seconds_bucket" in served
     # A labelled counter with no samples yet is still announced (HELP/TYPE).
     assert "qorgau_ingest_quarantined_total" in served
 
