@@ -197,7 +197,7 @@ async def _expired_partitions(conn: AsyncConnection[Any], cutoff: datetime) -> l
 async def _drop_partitions(
     conn: AsyncConnection[Any], policy: MaintenancePolicy, report: MaintenanceReport
 ) -> None:
-    """Drop each expired partition in its own short transaction.
+    """Drop each expired partition with one autocommit statement.
 
     Dropping a partition needs an ACCESS EXCLUSIVE lock on ``readings`` itself, and so would a
     plain DETACH first; DETACH CONCURRENTLY avoids that lock but PostgreSQL refuses it while the
@@ -205,26 +205,27 @@ async def _drop_partitions(
     lock (behind a long COPY or query), every new COPY of every ingest worker queues behind the
     DROP, even into other partitions; the lock timeout bounds that stall, and a partition not had
     in time is left for the next run. Once granted, the DROP is a catalog change and a file
-    unlink, so the lock is held for milliseconds whatever the partition's size.
+    unlink, and in autocommit the server commits it at once, so the lock is never held across a
+    round trip to this process.
     """
     dropped: list[DayPartition] = []
-    for part in report.partitions:
-        try:
-            async with conn.transaction():
-                await conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(
-                        sql.Literal(f"{policy.lock_timeout_ms}ms")
-                    )
-                )
+    await conn.execute(
+        "SELECT set_config('lock_timeout', %s, false)", [f"{policy.lock_timeout_ms}ms"]
+    )
+    try:
+        for part in report.partitions:
+            try:
                 await conn.execute(
                     sql.SQL("DROP TABLE {}").format(sql.Identifier(part.schema, part.name))
                 )
-        except psycopg.errors.LockNotAvailable:
-            log.info("partition %s is busy; leaving it for the next maintenance run", part.name)
-            report.busy_partitions.append(part)
-            continue
-        log.info("dropped partition %s (%s to %s)", part.name, part.start, part.end)
-        dropped.append(part)
+            except psycopg.errors.LockNotAvailable:
+                log.info("partition %s is busy; left for the next maintenance run", part.name)
+                report.busy_partitions.append(part)
+                continue
+            log.info("dropped partition %s (%s to %s)", part.name, part.start, part.end)
+            dropped.append(part)
+    finally:
+        await conn.execute("RESET lock_timeout")
     report.partitions = dropped
 
 

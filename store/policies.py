@@ -101,9 +101,8 @@ class MaintenancePolicy:
 async def interval_seconds(conn: psycopg.AsyncConnection[Any], name: str, text: str) -> float:
     """An interval setting in seconds, as PostgreSQL reads it (a month counts 30 days)."""
     try:
-        async with conn.transaction():
-            cur = await conn.execute("SELECT extract(epoch FROM %s::interval)::float8", [text])
-            row = await cur.fetchone()
+        cur = await conn.execute("SELECT extract(epoch FROM %s::interval)::float8", [text])
+        row = await cur.fetchone()
     except psycopg.errors.DataError as exc:
         raise ConfigurationError(
             f"{name}={text!r} is not a PostgreSQL interval (e.g. '30 days'): {exc}".strip()
