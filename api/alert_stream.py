@@ -15,9 +15,10 @@ import uuid
 import aiomqtt
 from pydantic import ValidationError
 
+from api.broker_link import keep_connected, run_until_stopped
 from edge.mqtt_url import MqttEndpoint
 from ingest.alerting.wire import AlertMessage, alerts_subscription
-from qorgau.backoff import backoff_delay_s
+from ingest.mqtt import mqtt5_client
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ class AlertHub:
         queue: asyncio.Queue[AlertMessage | None] = asyncio.Queue(self.queue_size)
         self._subscribers.add(queue)
         return queue
+
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
     def unsubscribe(self, queue: asyncio.Queue[AlertMessage | None]) -> None:
         self._subscribers.discard(queue)
@@ -64,42 +68,22 @@ class AlertHub:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        attempt = 0
-        while not stop.is_set():
-            try:
-                client = aiomqtt.Client(
-                    self.endpoint.host,
-                    self.endpoint.port,
-                    username=self.endpoint.username,
-                    password=self.endpoint.password,
-                    identifier=f"qorgau-api-{uuid.uuid4().hex[:12]}",
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    keepalive=30,
-                )
-                async with client:
-                    await client.subscribe(alerts_subscription(self.prefix), qos=1)
-                    self._client = client
-                    self.connected.set()
-                    attempt = 0
-                    reader = asyncio.create_task(self._read(client))
-                    stopping = asyncio.create_task(stop.wait())
-                    await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                    stopping.cancel()
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                        await reader
-            except aiomqtt.MqttError as exc:
-                attempt += 1
-                delay = backoff_delay_s(attempt, cap_s=10.0)
-                log.warning("alert stream: broker unavailable (%s); retrying in %.1f s", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-            finally:
-                self._client = None
-                self.connected.clear()
+        await keep_connected(lambda: self._session(stop), stop, link="alert stream")
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        client = mqtt5_client(self.endpoint, client_id=f"qorgau-api-{uuid.uuid4().hex[:12]}")
+        try:
+            async with client:
+                await client.subscribe(alerts_subscription(self.prefix), qos=1)
+                self._client = client
+                self.connected.set()
+                await run_until_stopped(self._read(client), stop)
+        finally:
+            self._client = None
+            self.connected.clear()
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for raw in client.messages:

@@ -19,6 +19,7 @@ from api.deps import ConnDep
 from api.errors import install_error_handlers
 from api.history import ShiftMemo
 from api.live import ReadingsHub
+from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.models import Health, error_responses
 from api.models_risk import TokenSummary
 from api.routes_alerts import router as alerts_router
@@ -63,6 +64,7 @@ async def me(token: AnyRole) -> TokenSummary:
 
 def create_app(settings: ApiSettings) -> FastAPI:
     norms = load_norms(settings.norms_profile)
+    metrics = ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,10 +81,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         if settings.api_alert_stream:
             hub = AlertHub(settings.mqtt_url, settings.topic_prefix)
             app.state.alert_hub = hub
+            metrics.watch_link("alerts", hub.connected.is_set)
+            metrics.watch_stream("alerts", hub.subscriber_count)
             hub_tasks.append(asyncio.create_task(hub.run(stop), name="alert-hub"))
         if settings.api_live_stream:
             readings_hub = ReadingsHub(settings.mqtt_url, settings.topic_prefix)
             app.state.readings_hub = readings_hub
+            metrics.watch_link("live", readings_hub.connected.is_set)
+            metrics.watch_stream("live", readings_hub.viewer_count)
             hub_tasks.append(asyncio.create_task(readings_hub.run(stop), name="readings-hub"))
         try:
             yield
@@ -104,6 +110,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.alert_norms = load_alert_norms(settings.norms_profile)
     app.state.shift_memo = ShiftMemo(settings.api_shift_memo_size)
     install_error_handlers(app)
+    if settings.api_metrics:
+        app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+        app.add_route("/metrics", metrics.exposition, include_in_schema=False)
+    app.state.metrics = metrics
 
     @app.get("/health", response_model=Health, tags=["service"])
     async def health(conn: ConnDep) -> Health | JSONResponse:

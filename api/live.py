@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import aiomqtt
 
+from api.broker_link import keep_connected, run_until_stopped
 from edge.mqtt_url import MqttEndpoint
 from edge.protocol import ProtocolError, decode_readings, parse_device_topic
-from qorgau.backoff import backoff_delay_s
+from ingest.mqtt import mqtt5_client
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,10 @@ class ReadingsHub:
     def topics(self) -> list[str]:
         return sorted(self._viewers)
 
+    def viewer_count(self) -> int:
+        """Open live streams (a viewer of several devices counts once)."""
+        return len(set[Viewer]().union(*self._viewers.values()))
+
     @contextlib.asynccontextmanager
     async def watch(self, topics: Iterable[str]) -> AsyncIterator[Viewer]:
         """A queue that receives every readings message on ``topics`` until the block ends
@@ -148,51 +153,25 @@ class ReadingsHub:
     async def run(self, stop: asyncio.Event) -> None:
         # Connect only once somebody watches: an API that nobody opens the live page of never
         # needs the broker for readings.
-        demand = asyncio.create_task(self._demand.wait())
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({demand, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        demand.cancel()
-        stopping.cancel()
-        attempt = 0
-        while not stop.is_set():
-            try:
-                client = aiomqtt.Client(
-                    self.endpoint.host,
-                    self.endpoint.port,
-                    username=self.endpoint.username,
-                    password=self.endpoint.password,
-                    identifier=f"qorgau-api-live-{uuid.uuid4().hex[:12]}",
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    keepalive=30,
-                )
-                async with client:
-                    async with self._lock:
-                        self._client = client
-                        await self._subscribe(self.topics())
-                    self.connected.set()
-                    attempt = 0
-                    reader = asyncio.create_task(self._read(client))
-                    stopping = asyncio.create_task(stop.wait())
-                    await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                    stopping.cancel()
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                        await reader
-            except aiomqtt.MqttError as exc:
-                attempt += 1
-                delay = backoff_delay_s(attempt, cap_s=10.0)
-                log.warning(
-                    "live readings: broker unavailable (%s); retrying in %.1f s", exc, delay
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-            finally:
-                self._client = None
-                self.connected.clear()
+        await run_until_stopped(self._demand.wait(), stop)
+        await keep_connected(lambda: self._session(stop), stop, link="live readings")
         for viewers in list(self._viewers.values()):
             for queue in viewers:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        client = mqtt5_client(self.endpoint, client_id=f"qorgau-api-live-{uuid.uuid4().hex[:12]}")
+        try:
+            async with client:
+                async with self._lock:
+                    self._client = client
+                    await self._subscribe(self.topics())
+                self.connected.set()
+                await run_until_stopped(self._read(client), stop)
+        finally:
+            self._client = None
+            self.connected.clear()
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for raw in client.messages:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
+from psycopg import AsyncConnection
+from pydantic import BaseModel
 
 from api.auth import Admin, Reader, Writer
 from api.deps import (
@@ -40,6 +42,7 @@ from api.models_registry import (
 )
 from store import catalog
 from store.auth import Role
+from store.catalog import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["registry"], responses=error_responses())
 
@@ -47,7 +50,27 @@ NOT_FOUND = not_found_response("object")
 RefFilter = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 
 # Fields that decide the tariff and the inspectors' jurisdiction: only an admin sets them.
+P = TypeVar("P", bound=BaseModel)
+
 _ADMIN_ONLY_ENTERPRISE_FIELDS = frozenset({"region", "activity_risk_class", "base_rate_pct"})
+
+
+async def _page(
+    conn: AsyncConnection[Any],
+    noun: str,
+    model: type[P],
+    scope: Scope,
+    filters: dict[str, Any],
+    limit: int,
+    offset: int,
+) -> Page[P]:
+    found = await catalog.page(conn, noun, scope, filters=filters, limit=limit, offset=offset)
+    return Page[model](  # type: ignore[valid-type]
+        items=[model.model_validate(r) for r in found.items],
+        total=found.total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 # --- enterprises ----------------------------------------------------------------------------
@@ -70,20 +93,8 @@ async def list_enterprises(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[EnterprisePublic]:
-    found = await catalog.page(
-        conn,
-        "enterprise",
-        token.scope,
-        filters={"region": region, "activity_risk_class": activity_risk_class},
-        limit=limit,
-        offset=offset,
-    )
-    return Page[EnterprisePublic](
-        items=[EnterprisePublic.model_validate(r) for r in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    filters = {"region": region, "activity_risk_class": activity_risk_class}
+    return await _page(conn, "enterprise", EnterprisePublic, token.scope, filters, limit, offset)
 
 
 @router.get("/enterprises/{enterprise_id}", response_model=EnterprisePublic, responses=NOT_FOUND)
@@ -136,20 +147,8 @@ async def list_sites(
     offset: Offset = 0,
 ) -> Page[SitePublic]:
     await catalog.require(conn, "enterprise", enterprise_id, token.scope)
-    found = await catalog.page(
-        conn,
-        "site",
-        token.scope,
-        filters={"enterprise_id": enterprise_id},
-        limit=limit,
-        offset=offset,
-    )
-    return Page[SitePublic](
-        items=[SitePublic.model_validate(r) for r in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    filters = {"enterprise_id": enterprise_id}
+    return await _page(conn, "site", SitePublic, token.scope, filters, limit, offset)
 
 
 @router.get("/sites/{site_id}", response_model=SitePublic, responses=NOT_FOUND)
@@ -197,20 +196,8 @@ async def list_workplaces(
     offset: Offset = 0,
 ) -> Page[WorkplacePublic]:
     await catalog.require(conn, "enterprise", enterprise_id, token.scope)
-    found = await catalog.page(
-        conn,
-        "workplace",
-        token.scope,
-        filters={"enterprise_id": enterprise_id, "site_id": site_id},
-        limit=limit,
-        offset=offset,
-    )
-    return Page[WorkplacePublic](
-        items=[WorkplacePublic.model_validate(r) for r in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    filters = {"enterprise_id": enterprise_id, "site_id": site_id}
+    return await _page(conn, "workplace", WorkplacePublic, token.scope, filters, limit, offset)
 
 
 @router.get("/workplaces/{workplace_id}", response_model=WorkplacePublic, responses=NOT_FOUND)
@@ -259,20 +246,8 @@ async def list_devices(
     offset: Offset = 0,
 ) -> Page[DevicePublic]:
     await catalog.require(conn, "enterprise", enterprise_id, token.scope)
-    found = await catalog.page(
-        conn,
-        "device",
-        token.scope,
-        filters={"enterprise_id": enterprise_id, "workplace_id": workplace_id},
-        limit=limit,
-        offset=offset,
-    )
-    return Page[DevicePublic](
-        items=[DevicePublic.model_validate(r) for r in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    filters = {"enterprise_id": enterprise_id, "workplace_id": workplace_id}
+    return await _page(conn, "device", DevicePublic, token.scope, filters, limit, offset)
 
 
 @router.get("/devices/{device_id}", response_model=DevicePublic, responses=NOT_FOUND)
@@ -321,20 +296,8 @@ async def list_sensors(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SensorPublic]:
-    found = await catalog.page(
-        conn,
-        "sensor",
-        token.scope,
-        filters={"e.id": enterprise_id, "workplace_id": workplace_id, "device_id": device_id},
-        limit=limit,
-        offset=offset,
-    )
-    return Page[SensorPublic](
-        items=[SensorPublic.model_validate(r) for r in found.items],
-        total=found.total,
-        limit=limit,
-        offset=offset,
-    )
+    filters = {"e.id": enterprise_id, "workplace_id": workplace_id, "device_id": device_id}
+    return await _page(conn, "sensor", SensorPublic, token.scope, filters, limit, offset)
 
 
 @router.get("/sensors/{sensor_id}", response_model=SensorPublic, responses=NOT_FOUND)

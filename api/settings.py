@@ -45,6 +45,11 @@ class ApiSettings(DatabaseSettings):
         description="subscribe to the readings topics of watched workplaces for the live "
         "dashboard (SSE)",
     )
+    api_metrics: bool = Field(
+        default=True,
+        description="serve Prometheus metrics at /metrics (no token: route counts and "
+        "latencies, no data)",
+    )
     api_live_exposure_s: float = Field(
         default=10.0, gt=0, description="how often a live stream pushes the running exposure"
     )

@@ -3,7 +3,12 @@
 Idempotent: the folder and the PostgreSQL data source are looked up by uid and created only
 when missing (the data source is updated to the given connection otherwise), and every
 dashboard is saved by uid with ``overwrite``, so publishing twice changes nothing but the
-dashboards' version numbers. The same JSON files serve Grafana's file provisioning unchanged.
+dashboards' version numbers. The same JSON files serve Grafana's file provisioning unchanged
+(``deploy/grafana/provisioning`` uses the same uids).
+
+The exposure dashboards read PostgreSQL; the system-health dashboard (``qorgau-system.json``)
+reads Prometheus. Each picks its data source through a variable of that type, so given a
+Prometheus address the publisher also creates (or updates) a Prometheus data source.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from qorgau.errors import QorgauError
 DATASOURCE_TYPE = "grafana-postgresql-datasource"
 DEFAULT_FOLDER_UID = "qorgau"
 DEFAULT_DATASOURCE_UID = "qorgau-postgres"
+PROMETHEUS_DATASOURCE_UID = "qorgau-prometheus"
 
 
 class PublishError(QorgauError):
@@ -71,6 +77,22 @@ def datasource_model(database_url: str, *, name: str, uid: str, timescale: bool)
     return model
 
 
+def prometheus_datasource_model(url: str, *, name: str, uid: str) -> dict[str, Any]:
+    """A Prometheus data source of Grafana (the metrics of ingest and the alert engine)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PublishError(f"the Prometheus URL must look like http://host:9090, got {url!r}")
+    return {
+        "name": name,
+        "uid": uid,
+        "type": "prometheus",
+        "access": "proxy",
+        "url": url,
+        "jsonData": {},
+        "isDefault": False,
+    }
+
+
 def prepared(dashboard: dict[str, Any], schema: str) -> dict[str, Any]:
     """The dashboard as Grafana's save API wants it, its hidden ``schema`` constant set."""
     out = copy.deepcopy(dashboard)
@@ -90,10 +112,24 @@ class PublishResult:
     folder_created: bool
     datasource_created: bool
     dashboards: list[str] = field(default_factory=list)  # urls Grafana answered
+    prometheus_created: bool = False
 
 
 def _missing(exc: GrafanaException) -> bool:
     return isinstance(exc, GrafanaClientError) and exc.status_code == 404
+
+
+def _ensure_datasource(api: Any, uid: str, model: dict[str, Any]) -> bool:
+    """Create the data source ``uid`` or update it to ``model``; True if it was created."""
+    try:
+        api.datasource.get_datasource_by_uid(uid)
+    except GrafanaException as exc:
+        if not _missing(exc):
+            raise
+        api.datasource.create_datasource(model)
+        return True
+    api.datasource.update_datasource_by_uid(uid, model)
+    return False
 
 
 def publish(
@@ -107,9 +143,17 @@ def publish(
     datasource_name: str = "Qorgau PostgreSQL",
     datasource_uid: str = DEFAULT_DATASOURCE_UID,
     timescale: bool = False,
+    prometheus_url: str | None = None,
 ) -> PublishResult:
     model = datasource_model(
         database_url, name=datasource_name, uid=datasource_uid, timescale=timescale
+    )
+    prometheus = (
+        prometheus_datasource_model(
+            prometheus_url, name="Qorgau Prometheus", uid=PROMETHEUS_DATASOURCE_UID
+        )
+        if prometheus_url
+        else None
     )
     # grafana-client's element methods are untyped: one Any-typed seam for all calls.
     api: Any = grafana
@@ -123,18 +167,12 @@ def publish(
             api.folder.create_folder(folder_title, uid=folder_uid)
             folder_created = True
 
-        datasource_created = False
-        try:
-            api.datasource.get_datasource_by_uid(datasource_uid)
-        except GrafanaException as exc:
-            if not _missing(exc):
-                raise
-            api.datasource.create_datasource(model)
-            datasource_created = True
-        else:
-            api.datasource.update_datasource_by_uid(datasource_uid, model)
-
+        datasource_created = _ensure_datasource(api, datasource_uid, model)
         result = PublishResult(folder_uid, datasource_uid, folder_created, datasource_created)
+        if prometheus is not None:
+            result.prometheus_created = _ensure_datasource(
+                api, PROMETHEUS_DATASOURCE_UID, prometheus
+            )
         for dashboard in dashboards if dashboards is not None else bundled_dashboards():
             answer = api.dashboard.update_dashboard(
                 {

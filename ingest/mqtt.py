@@ -18,6 +18,39 @@ from paho.mqtt.properties import Properties
 from edge.mqtt_url import MqttEndpoint
 
 
+def mqtt5_client(
+    endpoint: MqttEndpoint,
+    *,
+    client_id: str,
+    session_expiry_s: int | None = None,
+    receive_maximum: int | None = None,
+    will: aiomqtt.Will | None = None,
+    clean_start: bool = True,
+) -> aiomqtt.Client:
+    """The one way our services open an MQTT 5 connection: credentials and TLS (``mqtts://``)
+    from the endpoint, so that no service forgets either."""
+    properties = None
+    if session_expiry_s is not None or receive_maximum is not None:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if session_expiry_s is not None:
+            properties.SessionExpiryInterval = session_expiry_s
+        if receive_maximum is not None:
+            properties.ReceiveMaximum = receive_maximum
+    return aiomqtt.Client(
+        endpoint.host,
+        endpoint.port,
+        username=endpoint.username,
+        password=endpoint.password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=clean_start,
+        properties=properties,
+        tls_context=ssl.create_default_context() if endpoint.tls else None,
+        keepalive=30,
+        will=will,
+    )
+
+
 def build_client(
     endpoint: MqttEndpoint,
     *,
@@ -32,21 +65,13 @@ def build_client(
     Manual acks are switched on before connecting: a resumed session delivers its queued
     messages right after CONNACK, and those too must wait for the commit.
     """
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = session_expiry_s
-    properties.ReceiveMaximum = receive_maximum
-    client = aiomqtt.Client(
-        endpoint.host,
-        endpoint.port,
-        username=endpoint.username,
-        password=endpoint.password,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=clean_start,
-        properties=properties,
-        tls_context=ssl.create_default_context() if endpoint.tls else None,
-        keepalive=30,
+    client = mqtt5_client(
+        endpoint,
+        client_id=client_id,
+        session_expiry_s=session_expiry_s,
+        receive_maximum=receive_maximum,
         will=will,
+        clean_start=clean_start,
     )
     _paho(client).manual_ack_set(True)
     return client

@@ -135,12 +135,16 @@ SERVICE_ROLES = ("ingest", "reader")
 
 
 def service_acl(prefix: str, role: str) -> list[tuple[str, str]]:
-    """``ingest`` reads every device and publishes alerts; ``reader`` only reads."""
+    """``ingest`` reads every device, publishes alerts and its workers' retained status
+    (``{prefix}/ingest/{client id}/status``, and the same topic as last will); ``reader`` only
+    reads. Without the status grant Mosquitto refuses those publishes (PUBACK 0x87) and drops
+    the will, so a worker's online/offline state would never reach anybody."""
     if role not in SERVICE_ROLES:
         raise BrokerAuthError(f"unknown service role {role!r}; use one of {SERVICE_ROLES}")
     rules = [("read", f"{prefix}/v1/#")]
     if role == "ingest":
         rules.append(("write", f"{prefix}/v1/+/alerts/#"))
+        rules.append(("write", f"{prefix}/ingest/#"))
     return rules
 
 

@@ -99,35 +99,38 @@ async def current_indicators(
     conn: AsyncConnection[Any], workplace_ids: Sequence[int], on: date | None = None
 ) -> dict[int, dict[str, Row]]:
     """``{workplace: {indicator: entry}}`` in force on ``on`` (default: the latest entries)."""
-    rows = await _rows(
-        conn,
-        f"""SELECT DISTINCT ON (workplace_id, indicator) {_INDICATOR_COLUMNS}
-            FROM indicator_assessments
-            WHERE workplace_id = ANY(%s) AND (%s::date IS NULL OR assessed_on <= %s::date)
-            ORDER BY workplace_id, indicator, assessed_on DESC, id DESC""",
-        [list(workplace_ids), on, on],
+    return await _in_force(
+        conn, "indicator_assessments", "indicator", _INDICATOR_COLUMNS, workplace_ids, on
     )
-    found: dict[int, dict[str, Row]] = {}
-    for row in rows:
-        found.setdefault(row["workplace_id"], {})[row["indicator"]] = row
-    return found
 
 
 async def current_factors(
     conn: AsyncConnection[Any], workplace_ids: Sequence[int], on: date | None = None
 ) -> dict[int, dict[str, Row]]:
     """``{workplace: {factor: entry}}`` in force on ``on`` (default: the latest entries)."""
+    return await _in_force(conn, "factor_assessments", "factor", _FACTOR_COLUMNS, workplace_ids, on)
+
+
+async def _in_force(
+    conn: AsyncConnection[Any],
+    table: str,
+    key: str,
+    columns: str,
+    workplace_ids: Sequence[int],
+    on: date | None,
+) -> dict[int, dict[str, Row]]:
+    # table, key and columns are this module's constants, never user input.
     rows = await _rows(
         conn,
-        f"""SELECT DISTINCT ON (workplace_id, factor) {_FACTOR_COLUMNS}
-            FROM factor_assessments
+        f"""SELECT DISTINCT ON (workplace_id, {key}) {columns}
+            FROM {table}
             WHERE workplace_id = ANY(%s) AND (%s::date IS NULL OR assessed_on <= %s::date)
-            ORDER BY workplace_id, factor, assessed_on DESC, id DESC""",
+            ORDER BY workplace_id, {key}, assessed_on DESC, id DESC""",
         [list(workplace_ids), on, on],
     )
     found: dict[int, dict[str, Row]] = {}
     for row in rows:
-        found.setdefault(row["workplace_id"], {})[row["factor"]] = row
+        found.setdefault(row["workplace_id"], {})[row[key]] = row
     return found
 
 

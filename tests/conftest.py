@@ -16,6 +16,9 @@ import pytest
 from qorgau.localservices import LocalMosquitto, LocalPostgres, scratch_dir
 from store.migrate import upgrade
 
+# Fixtures shared by test folders that do not share a conftest.
+pytest_plugins = ["tests.tls_support"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

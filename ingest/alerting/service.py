@@ -35,8 +35,6 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 import numpy as np
 import psycopg
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
@@ -74,6 +72,7 @@ from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.webhooks import WebhookDispatcher
 from ingest.alerting.wire import AlertMessage, alerts_subscription, from_event
+from ingest.mqtt import mqtt5_client
 from ingest.validate import DEFAULT_MAX_PAST_S, ChannelRows, TimeWindow, check_channels
 from qorgau.backoff import backoff_delay_s, supervise
 from store.alerts import (
@@ -498,22 +497,12 @@ class AlertService:
             await self._db.close()
 
     def _client_for_session(self) -> aiomqtt.Client:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self.settings.alerts_session_expiry_s
-        properties.ReceiveMaximum = self.settings.alerts_receive_maximum
-        import ssl
-
-        return aiomqtt.Client(
-            self.endpoint.host,
-            self.endpoint.port,
-            username=self.endpoint.username,
-            password=self.endpoint.password,
-            identifier=self.settings.alerts_client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
+        return mqtt5_client(
+            self.endpoint,
+            client_id=self.settings.alerts_client_id,
+            session_expiry_s=self.settings.alerts_session_expiry_s,
+            receive_maximum=self.settings.alerts_receive_maximum,
             clean_start=False,
-            properties=properties,
-            tls_context=ssl.create_default_context() if self.endpoint.tls else None,
-            keepalive=30,
         )
 
     async def _session(self, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the database as Grafana reaches it (user, password, host, port, database) "
         "[QORGAU_DATABASE_URL]",
     )
+    publish.add_argument(
+        "--prometheus-url",
+        help="Prometheus as Grafana reaches it, e.g. http://prometheus:9090: also create the "
+        "Prometheus data source the system-health dashboard reads",
+    )
     publish.add_argument("--folder", default="Qorgau", help="folder title [Qorgau]")
     publish.add_argument(
         "--timescaledb", action="store_true", help="tell Grafana the database has TimescaleDB"
@@ -65,6 +70,7 @@ def _publish(args: argparse.Namespace) -> int:
             schema=settings.database_schema,
             folder_title=args.folder,
             timescale=args.timescaledb,
+            prometheus_url=args.prometheus_url,
         )
     except PublishError as exc:
         print(f"qorgau dashboards publish: {exc}", file=sys.stderr)
@@ -72,6 +78,7 @@ def _publish(args: argparse.Namespace) -> int:
     made = [
         f"folder {result.folder_uid}" if result.folder_created else "",
         f"data source {result.datasource_uid}" if result.datasource_created else "",
+        "Prometheus data source" if result.prometheus_created else "",
     ]
     created = ", ".join(m for m in made if m)
     print(f"created {created}" if created else "folder and data source already there")

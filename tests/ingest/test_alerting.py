@@ -141,7 +141,11 @@ async def test_h2s_leak_raises_pre_then_short_term_then_ceiling_and_resolves(
     start = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
     rng = np.random.default_rng(11)
     t = np.arange(0.0, 60 * 60.0)
-    leak = np.interp(t, [0, 300, 1500, 1800, 1801, 3600], [1, 1, 25, 25, 1, 1])
+    # A plateau at 15 mg/m³ (over ПДК_max 10, under the ceiling 20) between the ramps keeps the
+    # three crossings minutes apart in sample time: the 15-minute mean passes 10 at about
+    # 1180 s and the ceiling is reached at about 1530 s. Crossings inside one message would be
+    # decided in one evaluation, where the order of the alerts is not that of the samples.
+    leak = np.interp(t, [0, 300, 900, 1500, 1560, 1800, 1801, 3600], [1, 1, 15, 15, 25, 25, 1, 1])
     values = leak * (1 + 0.02 * rng.standard_normal(t.size))
     async with rig(pg_url, mqtt_url, schema, topic_prefix) as r:
         for i in range(0, t.size, 10):
