@@ -85,7 +85,8 @@ async def run_maintenance(
     """Remove (or, with ``dry_run``, count) what the policy says has expired.
 
     ``conn`` must be in autocommit mode and is used for nothing else meanwhile: the advisory
-    lock belongs to its session. A dry run reads only, so it takes no lock.
+    lock belongs to its session. If this raises, close ``conn``: that releases the lock. A dry
+    run reads only, so it takes no lock.
     """
     if not conn.autocommit:
         raise ValueError("run_maintenance needs an autocommit connection")
@@ -103,13 +104,13 @@ async def run_maintenance(
     if not (locked and locked[0]):
         report.acted = False
         return report
-    try:
-        await _plan(conn, policy, report, count=False)
-        await _drop_partitions(conn, policy, report)
-        for table, cutoff in _row_cutoffs(report).items():
-            await _delete_batches(conn, table, cutoff, policy.batch_rows, report)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+    # No try/finally around the unlock: after an error or a cancellation the connection may be
+    # mid-statement or gone, and the lock ends with the session, which the caller closes.
+    await _plan(conn, policy, report, count=False)
+    await _drop_partitions(conn, policy, report)
+    for table, cutoff in _row_cutoffs(report).items():
+        await _delete_batches(conn, table, cutoff, policy.batch_rows, report)
+    await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
     return report
 
 
@@ -212,20 +213,19 @@ async def _drop_partitions(
     await conn.execute(
         "SELECT set_config('lock_timeout', %s, false)", [f"{policy.lock_timeout_ms}ms"]
     )
-    try:
-        for part in report.partitions:
-            try:
-                await conn.execute(
-                    sql.SQL("DROP TABLE {}").format(sql.Identifier(part.schema, part.name))
-                )
-            except psycopg.errors.LockNotAvailable:
-                log.info("partition %s is busy; left for the next maintenance run", part.name)
-                report.busy_partitions.append(part)
-                continue
-            log.info("dropped partition %s (%s to %s)", part.name, part.start, part.end)
-            dropped.append(part)
-    finally:
-        await conn.execute("RESET lock_timeout")
+    for part in report.partitions:
+        try:
+            await conn.execute(
+                sql.SQL("DROP TABLE {}").format(sql.Identifier(part.schema, part.name))
+            )
+        except psycopg.errors.LockNotAvailable:
+            log.info("partition %s is busy; left for the next maintenance run", part.name)
+            report.busy_partitions.append(part)
+            continue
+        log.info("dropped partition %s (%s to %s)", part.name, part.start, part.end)
+        dropped.append(part)
+    # The row deletes that follow may wait for row locks as long as ingest holds them.
+    await conn.execute("RESET lock_timeout")
     report.partitions = dropped
 
 
