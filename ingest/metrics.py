@@ -100,4 +100,16 @@ class IngestMetrics:
             ["listener"],
             registry=r,
         )
+        self.maintenance_runs = Counter(
+            "qorgau_ingest_maintenance_runs_total",
+            "maintenance job runs by outcome: done, skipped (another worker held the lock), failed",
+            ["outcome"],
+            registry=r,
+        )
+        self.maintenance_removed = Counter(
+            "qorgau_ingest_maintenance_removed_total",
+            "what the maintenance job removed: day partitions, or rows of a table",
+            ["what"],
+            registry=r,
+        )
         self.database_ok.set(1)

@@ -56,7 +56,9 @@ from store.connection import (
     connect_async,
     is_connection_problem,
 )
+from store.maintenance import run_maintenance
 from store.migrate import Backend, current_backend_async
+from store.policies import MaintenancePolicy, check_dedupe_horizon
 from store.readings import ReadingBlock, days_of, ensure_day_partitions
 from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
 from store.writes import write_readings
@@ -203,6 +205,7 @@ class IngestWorker:
             timeout_s=settings.ingest_listener_timeout_s,
         )
         self._writer: asyncio.Task[None] | None = None
+        self._maintenance: asyncio.Task[None] | None = None
         self._database_error: str | None = None
         self._last_commit: float | None = None
         self._unacked = 0
@@ -263,9 +266,14 @@ class IngestWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; then commit what was received, acknowledge it, and return."""
+        await self._check_settings()
         self._writer = asyncio.create_task(self._writer_loop(), name="ingest-writer")
         self._listeners.start()
         writer = self._writer
+        if self.settings.db_maintenance_interval_s > 0 and self._retire_idle_s is None:
+            self._maintenance = asyncio.create_task(
+                self._maintenance_loop(), name="ingest-maintenance"
+            )
 
         def broker_lost(exc: BaseException, delay: float) -> None:
             self.subscribed.clear()
@@ -291,6 +299,12 @@ class IngestWorker:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+            if self._maintenance is not None:
+                # Cancelling mid-batch closes its connection: the batch rolls back and the
+                # advisory lock goes with the session.
+                self._maintenance.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._maintenance
             await self._listeners.stop()
             await self._lookup.close()
             if self._write_conn is not None:
@@ -548,6 +562,60 @@ class IngestWorker:
             rejection.detail,
             raw,
         )
+
+    # ------------------------------------------------------------------ maintenance
+
+    def maintenance_policy(self) -> MaintenancePolicy:
+        return self.settings.maintenance_policy(
+            max_past_s=self.settings.ingest_max_past_s,
+            max_future_s=self.settings.ingest_max_future_s,
+        )
+
+    async def _check_settings(self) -> None:
+        """Refuse, before subscribing, settings under which pruning could break exactly-once
+        (``ConfigurationError``). With the database away the worker starts anyway: it waits for
+        the database to write, and the maintenance job checks again before it prunes anything."""
+        try:
+            conn = await connect_async(
+                self.settings.database_url, self.settings.database_schema, autocommit=True
+            )
+        except DatabaseError as exc:
+            log.warning("settings not checked against the database yet (%s)", str(exc).strip())
+            return
+        async with conn:
+            await check_dedupe_horizon(conn, self.maintenance_policy())
+
+    async def _maintenance_loop(self) -> None:
+        """Retention and dedupe pruning, now and then every interval. Every worker runs this;
+        the advisory lock in ``run_maintenance`` lets one act at a time. A failure is logged and
+        retried at the next interval: it never stops ingest."""
+        policy = self.maintenance_policy()
+        while True:
+            try:
+                conn = await connect_async(
+                    self.settings.database_url, self.settings.database_schema, autocommit=True
+                )
+                async with conn:
+                    report = await run_maintenance(conn, policy)
+            except Exception as exc:
+                self.metrics.maintenance_runs.labels("failed").inc()
+                log.log(
+                    logging.WARNING if is_connection_problem(exc) else logging.ERROR,
+                    "maintenance job failed (%s); next try in %g s",
+                    str(exc).strip() or type(exc).__name__,
+                    self.settings.db_maintenance_interval_s,
+                )
+            else:
+                if report.acted:
+                    self.metrics.maintenance_runs.labels("done").inc()
+                    removed = self.metrics.maintenance_removed
+                    removed.labels("partitions").inc(len(report.partitions))
+                    for table, rows in report.rows.items():
+                        removed.labels(table).inc(rows)
+                else:
+                    self.metrics.maintenance_runs.labels("skipped").inc()
+                    log.debug("maintenance: another worker holds the lock")
+            await asyncio.sleep(self.settings.db_maintenance_interval_s)
 
     # ------------------------------------------------------------------ writer
 

@@ -51,7 +51,8 @@ class IngestSettings(DatabaseSettings):
     ingest_max_past_s: float = Field(
         default=DEFAULT_MAX_PAST_S,
         gt=0,
-        description="samples older than now - this are quarantined (a reset device clock)",
+        description="samples older than now - this are quarantined (a reset device clock); "
+        "with max future it must stay below QORGAU_DB_DEDUPE_HORIZON (checked)",
     )
     ingest_device_cache_s: float = Field(
         default=60.0, gt=0, description="how long registry entries are cached by a worker"

@@ -1,13 +1,23 @@
-"""TimescaleDB background policies: compression, retention and rollup refresh.
+"""Storage policies: compression, retention, rollup refresh, and how long exactly-once lasts.
 
-Migrations create the objects once; policies are settings that may change, so ``upgrade``
-re-applies them on every run (remove, then add with the current values). Plain PostgreSQL has no
-background jobs: its rollups are kept by ingest and old day partitions are dropped by hand.
+On TimescaleDB they are background jobs. Migrations create the objects once; policies are
+settings that may change, so ``upgrade`` re-applies them on every run (remove, then add with the
+current values). Plain PostgreSQL has no background jobs: its rollups are kept by ingest, and the
+maintenance job (``store.maintenance``, run by ingest and by ``qorgau db prune``) applies the same
+retention settings there. On both, that job prunes ``ingested_messages`` (``MaintenancePolicy``).
 
-The one rule that protects the rollups: TimescaleDB recomputes a continuous aggregate over its
-refresh window from the raw rows, and raw rows that a retention policy dropped would come back as
-missing buckets. So when raw readings (or minute rollups) expire, the refresh look-back must be
-shorter than their retention; ``apply_timescale_policies`` refuses settings that break that.
+The one rule that protects the rollups on TimescaleDB: it recomputes a continuous aggregate over
+its refresh window from the raw rows, and raw rows that a retention policy dropped would come
+back as missing buckets. So when raw readings (or minute rollups) expire, the refresh look-back
+must be shorter than their retention; ``apply_timescale_policies`` refuses settings that break
+that. On plain PostgreSQL nothing ever recomputes a rollup from raw rows (ingest adds each fresh
+message to them once), so dropping raw partitions cannot touch them and the rule does not apply.
+
+The one rule that protects exactly-once: a redelivered message is recognised by its row in
+``ingested_messages``, and those rows are pruned after the dedupe horizon. A copy arriving later
+than that is no duplicate only because ingest refuses its samples as ``past_timestamp``, which
+holds when the horizon exceeds the sample window (max past + max future); ``check_dedupe_horizon``
+refuses settings that break that.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from qorgau.errors import ConfigurationError
 from store.connection import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,80 @@ class StoragePolicies:
             rollup_retention=rollup_retention.strip() or None,
             refresh_lookback=refresh_lookback.strip() or None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenancePolicy:
+    """What the maintenance job removes. Intervals as PostgreSQL interval text; None keeps."""
+
+    retention: str | None = None  # raw readings (plain PostgreSQL: whole day partitions)
+    rollup_retention: str | None = None  # minute rollups (plain PostgreSQL); hourly are kept
+    dedupe_horizon: str | None = None  # rows of ingested_messages, by received_at
+    # The sample window ingest accepts, which the dedupe horizon must exceed.
+    max_past_s: float = 0.0
+    max_future_s: float = 0.0
+    batch_rows: int = 10_000
+    lock_timeout_ms: int = 1000
+
+    @classmethod
+    def from_text(
+        cls,
+        *,
+        retention: str,
+        rollup_retention: str,
+        dedupe_horizon: str,
+        max_past_s: float,
+        max_future_s: float,
+        batch_rows: int,
+        lock_timeout_ms: int,
+    ) -> MaintenancePolicy:
+        """From settings, where an empty string means keep forever."""
+        return cls(
+            retention=retention.strip() or None,
+            rollup_retention=rollup_retention.strip() or None,
+            dedupe_horizon=dedupe_horizon.strip() or None,
+            max_past_s=max_past_s,
+            max_future_s=max_future_s,
+            batch_rows=batch_rows,
+            lock_timeout_ms=lock_timeout_ms,
+        )
+
+
+async def interval_seconds(conn: psycopg.AsyncConnection[Any], name: str, text: str) -> float:
+    """An interval setting in seconds, as PostgreSQL reads it (a month counts 30 days)."""
+    try:
+        cur = await conn.execute("SELECT extract(epoch FROM %s::interval)::float8", [text])
+        row = await cur.fetchone()
+    except psycopg.errors.DataError as exc:
+        raise ConfigurationError(
+            f"{name}={text!r} is not a PostgreSQL interval (e.g. '30 days'): {exc}".strip()
+        ) from exc
+    assert row is not None
+    return float(row[0])
+
+
+async def check_dedupe_horizon(
+    conn: psycopg.AsyncConnection[Any], policy: MaintenancePolicy
+) -> None:
+    """Refuse a dedupe horizon that a redelivered message could outlive while ingest would
+    still accept its samples (see the module docstring)."""
+    if policy.dedupe_horizon is None:
+        return
+    horizon_s = await interval_seconds(conn, "QORGAU_DB_DEDUPE_HORIZON", policy.dedupe_horizon)
+    window_s = policy.max_past_s + policy.max_future_s
+    if horizon_s <= window_s:
+        raise ConfigurationError(
+            f"QORGAU_DB_DEDUPE_HORIZON={policy.dedupe_horizon!r} ({_days(horizon_s)}) must be "
+            f"longer than the sample window ingest accepts, QORGAU_INGEST_MAX_PAST_S + "
+            f"QORGAU_INGEST_MAX_FUTURE_S = {policy.max_past_s:g} s + {policy.max_future_s:g} s "
+            f"({_days(window_s)}): a message redelivered after its (device, seq) was pruned would "
+            f"be stored twice. Raise QORGAU_DB_DEDUPE_HORIZON above {_days(window_s)} or lower "
+            f"QORGAU_INGEST_MAX_PAST_S below {_days(horizon_s - policy.max_future_s)}"
+        )
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86_400:.6g} days"
 
 
 def check_policies(conn: psycopg.Connection[Any], policies: StoragePolicies) -> None:

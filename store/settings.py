@@ -8,7 +8,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from store.policies import StoragePolicies
+from store.policies import MaintenancePolicy, StoragePolicies
+
+# The edge outbox holds about 14 days of a standard device (128 MiB, docs/edge.md) and the broker
+# keeps an offline session for 14 days, so a message can come back that late; 30 days leaves a
+# margin and must stay above ingest's sample window (ingest/validate.py: DEFAULT_MAX_PAST_S).
+DEFAULT_DEDUPE_HORIZON = "30 days"
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -38,17 +43,40 @@ class DatabaseSettings(BaseSettings):
     )
     db_retention: str = Field(
         default="",
-        description="TimescaleDB: drop raw readings older than this (empty: keep forever)",
+        description="drop raw readings older than this (empty: keep forever). TimescaleDB: a "
+        "retention policy; plain PostgreSQL: whole day partitions, by the maintenance job",
     )
     db_rollup_retention: str = Field(
         default="",
-        description="TimescaleDB: drop 1-minute rollups older than this (empty: keep forever; "
-        "hourly rollups are always kept)",
+        description="drop 1-minute rollups older than this (empty: keep forever; hourly rollups "
+        "are always kept). TimescaleDB: a retention policy; plain PostgreSQL: the maintenance job",
     )
     db_rollup_refresh_lookback: str = Field(
         default="",
         description="TimescaleDB: how far back rollup refreshes look for late data (empty: "
         "unlimited); must be shorter than any retention",
+    )
+    db_dedupe_horizon: str = Field(
+        default=DEFAULT_DEDUPE_HORIZON,
+        description="forget the (device, seq) of messages stored longer ago than this (empty: "
+        "never); must exceed QORGAU_INGEST_MAX_PAST_S + QORGAU_INGEST_MAX_FUTURE_S (checked)",
+    )
+    db_maintenance_interval_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="how often an ingest worker runs the maintenance job (retention on plain "
+        "PostgreSQL, dedupe pruning on both); one worker at a time (0: never)",
+    )
+    db_maintenance_batch_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="rows per DELETE statement of the maintenance job (bounds lock time)",
+    )
+    db_maintenance_lock_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="how long dropping a day partition may wait for its lock before it is left "
+        "for the next run (ingest's COPY queues behind a waiting DROP)",
     )
 
     def storage_policies(self) -> StoragePolicies:
@@ -57,6 +85,19 @@ class DatabaseSettings(BaseSettings):
             retention=self.db_retention,
             rollup_retention=self.db_rollup_retention,
             refresh_lookback=self.db_rollup_refresh_lookback,
+        )
+
+    def maintenance_policy(self, *, max_past_s: float, max_future_s: float) -> MaintenancePolicy:
+        """What the maintenance job does, given the sample window ingest accepts (which the
+        dedupe horizon must exceed)."""
+        return MaintenancePolicy.from_text(
+            retention=self.db_retention,
+            rollup_retention=self.db_rollup_retention,
+            dedupe_horizon=self.db_dedupe_horizon,
+            max_past_s=max_past_s,
+            max_future_s=max_future_s,
+            batch_rows=self.db_maintenance_batch_rows,
+            lock_timeout_ms=self.db_maintenance_lock_timeout_ms,
         )
 
     @field_validator("database_schema")

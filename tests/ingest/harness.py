@@ -212,6 +212,7 @@ class WorkerProcess:
     client_id: str
     log_path: Path
     metrics_port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)  # further settings, over the ones above
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -226,6 +227,7 @@ class WorkerProcess:
             "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
             "QORGAU_INGEST_RETRY_MAX_S": "1",
             "QORGAU_LOG_LEVEL": "warning",
+            **self.env,
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(

@@ -38,6 +38,9 @@ async def test_a_commit_with_a_lost_answer_is_settled_not_repeated(
                 database_url=proxied, database_schema=schema, mqtt_url=mqtt_url,
                 topic_prefix=topic_prefix, ingest_client_id=f"doubt-{topic_prefix}",
                 ingest_retry_max_s=0.5, ingest_batch_max_delay_ms=300,
+                # The proxy cuts the first COMMIT it sees on any connection: it must be the
+                # writer's, so no background job may share the proxy.
+                db_maintenance_interval_s=0,
             )
         )  # fmt: skip
         seen: list[CommittedBatch] = []
