@@ -98,15 +98,20 @@ def _status_kib(pid: int, field_name: str) -> int | None:
     return None
 
 
-def _pss_kib(pid: int) -> int | None:
+def _pss_kib(pid: int, shared: bool) -> int | None:
+    """Proportional set size; without System V / POSIX shared memory unless ``shared``."""
+    fields: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                name, _, rest = line.partition(":")
+                if name in ("Pss", "Pss_Shmem"):
+                    fields[name] = int(rest.split()[0])
     except OSError:
         return None
-    return None
+    if "Pss" not in fields:
+        return None
+    return fields["Pss"] if shared else fields["Pss"] - fields.get("Pss_Shmem", 0)
 
 
 def _descendants(root: int) -> list[int]:
@@ -133,11 +138,14 @@ def _descendants(root: int) -> list[int]:
 @dataclass
 class Watched:
     """A service whose memory is sampled: one process (VmRSS) or a process tree (sum of PSS:
-    PostgreSQL's backends share its buffers, which VmRSS would count once per backend)."""
+    PostgreSQL's backends share its buffers, which VmRSS would count once per backend). With
+    ``shared=False`` a tree's shared memory is left out: PostgreSQL's shared buffers fill up to
+    their configured size as data arrives, which is growth, but not a leak."""
 
     name: str
     pid: int
     tree: bool = False
+    shared: bool = True
     samples: list[tuple[float, float]] = field(default_factory=list)  # (s since soak start, MiB)
 
     def mib(self) -> float | None:
@@ -146,7 +154,7 @@ class Watched:
             return None if kib is None else kib / 1024
         total = 0
         for pid in _descendants(self.pid):
-            kib = _pss_kib(pid)
+            kib = _pss_kib(pid, self.shared)
             if kib is None:  # not ours to read: fall back to resident size
                 kib = _status_kib(pid, "VmRSS") or 0
             total += kib
@@ -351,22 +359,24 @@ def count(url: str, shape: Shape, acked: set[tuple[int, int]], since: datetime) 
                 [list(codes)],
             )
         }
-        conn.execute("SET work_mem = '512MB'")
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT (r.sensor_id, r.time)) FROM readings r"
-            " JOIN sensors s ON s.id = r.sensor_id JOIN devices d ON d.id = s.device_id"
-            " WHERE r.time >= %s AND d.code = ANY(%s)",
+        # Per sensor, where the (sensor_id, time) index gives the order: one global DISTINCT
+        # over composite keys takes twenty times longer.
+        conn.execute("SET work_mem = '256MB'")
+        per_sensor = conn.execute(
+            "SELECT r.sensor_id, count(*), count(DISTINCT r.time) FROM readings r"
+            " WHERE r.time >= %s AND r.sensor_id IN (SELECT s.id FROM sensors s"
+            " JOIN devices d ON d.id = s.device_id WHERE d.code = ANY(%s))"
+            " GROUP BY r.sensor_id",
             [since, list(codes)],
-        ).fetchone()
+        ).fetchall()
         quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()
-    assert row is not None
     assert quarantined is not None
     return Counts(
         messages_stored=len(stored),
         messages_lost=len(acked - stored),
         messages_unexpected=len(stored - acked),
-        readings_stored=int(row[0]),
-        readings_distinct=int(row[1]),
+        readings_stored=sum(int(r[1]) for r in per_sensor),
+        readings_distinct=sum(int(r[2]) for r in per_sensor),
         quarantined=int(quarantined[0]),
     )
 
@@ -402,9 +412,10 @@ def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 when nothing was lost or duplicated, 1 otherwise, 130 when "
-        "interrupted. Memory growth above 10 %% is reported (goals.memory_flat) but is not "
+        "interrupted. Memory growth above 10 % is reported (goals.memory_flat) but is not "
         "fatal: a few minutes cannot tell a leak from a cache filling up.",
     )
     parser.add_argument("--minutes", type=float, default=5.0, help="soak length [5]")
@@ -580,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         watched += [
             Watched("mosquitto", broker.process.pid),
             Watched("postgresql", pg.process.pid, tree=True),
+            Watched("pg-private", pg.process.pid, tree=True, shared=False),
         ]
         published, acked = ctx.Value("q", 0), ctx.Value("q", 0)
         out_path = folder / "published.json"
@@ -754,7 +766,10 @@ def report(result: dict[str, Any], as_json: bool) -> None:
             f"{name:<12} {num(m['rss_start_mib']):>16} {num(m['rss_end_mib']):>14}"
             f" {num(m['rss_max_mib']):>14} {num(m['growth_pct']):>11}"
         )
-    print("(postgresql: PSS summed over its processes; the others: VmRSS)")
+    print(
+        "(postgresql: PSS summed over its processes, shared buffers included; pg-private: the "
+        "same without shared memory; the others: VmRSS)"
+    )
     rows = [
         ("capacity (readings/s)", num(result["capacity"], 0)),
         ("rate target (readings/s)", f"{num(result['rate_target'], 0)}  {result['rate_source']}"),
