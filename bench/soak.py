@@ -10,8 +10,9 @@ afterwards), upgrades the schema, and runs the real services as subprocesses: ``
 ``qorgau alerts`` and ``qorgau api``. Then:
 
 1. Capacity: a burst of ``--burst-seconds`` with bench/ingest.py's workload and publisher (a
-   bounded backlog ahead of the commits) gives the readings per second the ingest workers
-   sustain end to end. ``--rate`` skips the burst and sets the soak rate directly.
+   bounded backlog ahead of the commits), with every service running: the lower of the rate
+   the ingest workers commit it at and the rate the alert engine takes it in at. ``--rate``
+   skips the burst and sets the soak rate directly.
 2. Soak: for ``--minutes``, simulated devices (bench/ingest.py's 8-channel messages, one
    message per device about every second) publish with QoS 1 at ``--load`` × capacity (half by
    default), paced, while a client asks the API for recent readings and the alert list a few
@@ -515,30 +516,6 @@ def main(argv: list[str] | None = None) -> int:
         for n, w in enumerate(workers):
             wait_ready(w.process, w.ready, f"ingest worker {n}")
 
-        # Capacity: the ingest workers alone (the engine and the API start afterwards, as in
-        # bench/alerts.py, so that they don't begin with the burst's backlog), with readings
-        # two days old so that the engine's warm start does not load them either.
-        if args.rate is not None:
-            capacity, rate_source = None, "given (--rate)"
-            rate = args.rate
-        else:
-            burst_shape = Shape(
-                devices=50,
-                values=args.values,
-                period_s=0.1,
-                device_prefix="burst",
-                start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
-            )
-            asyncio.run(register(pg.url, SCHEMA, burst_shape))
-            say(f"capacity burst: {args.burst_seconds:.0f} s, {args.workers} ingest worker(s)…")
-            run = burst(workers, broker.port, burst_shape, PREFIX, args.burst_seconds, 120)
-            capacity, rate_source = (
-                run.readings_per_s,
-                f"measured ({args.burst_seconds:.0f} s burst)",
-            )
-            rate = args.load * capacity
-            say(f"  capacity {capacity:,.0f} readings/s")
-
         metrics_port, api_port = free_port(), free_port()
         services.append(
             spawn(
@@ -561,6 +538,48 @@ def main(argv: list[str] | None = None) -> int:
             lambda: metric(alerts_metrics, "qorgau_alerts_ready") == 1.0,
             "alert engine",
         )
+
+        # Capacity: what the whole stack sustains, both consumers of the stream included: the
+        # rate at which the ingest workers commit a burst (bounded backlog, as in
+        # bench/ingest.py) and the rate at which the alert engine, on its own subscription,
+        # takes the same messages in; the lower of the two. The API runs meanwhile, idle. The
+        # burst's readings are two days old, apart from the soak's.
+        ingest_capacity = alerts_capacity = None
+        if args.rate is not None:
+            capacity, rate_source = None, "given (--rate)"
+            rate = args.rate
+        else:
+            burst_shape = Shape(
+                devices=50,
+                values=args.values,
+                period_s=0.1,
+                device_prefix="burst",
+                start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
+            )
+            asyncio.run(register(pg.url, SCHEMA, burst_shape))
+            say(f"capacity burst: {args.burst_seconds:.0f} s, {args.workers} ingest worker(s)…")
+            heard_before = metric(alerts_metrics, "qorgau_alerts_messages_total")
+            marks: list[float] = []
+            run = burst(
+                workers, broker.port, burst_shape, PREFIX, args.burst_seconds, 120,
+                lambda: marks.append(time.monotonic()),
+            )  # fmt: skip
+            deadline = time.monotonic() + 120
+            while (
+                metric(alerts_metrics, "qorgau_alerts_messages_total") - heard_before < run.messages
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the alert engine did not take in the burst")
+                time.sleep(0.1)
+            ingest_capacity = run.readings_per_s
+            alerts_capacity = run.messages * burst_shape.per_message / (time.monotonic() - marks[0])
+            capacity = min(ingest_capacity, alerts_capacity)
+            rate_source = f"measured ({args.burst_seconds:.0f} s burst)"
+            rate = args.load * capacity
+            say(
+                f"  capacity {capacity:,.0f} readings/s (ingest {ingest_capacity:,.0f}, "
+                f"alert engine {alerts_capacity:,.0f})"
+            )
         token = api_token(pg.url, SCHEMA, "soak")
 
         # One message per device about every second, 8 channels × --values samples each:
@@ -618,20 +637,36 @@ def main(argv: list[str] | None = None) -> int:
 
         end = begin + soak_s
         warm_sampled = False
+        # Messages published but not yet committed by ingest / not yet taken in by the engine:
+        # memory held for a backlog is not a leak, so the run says how large it got.
+        committed_before = sum(w.metric("qorgau_ingest_messages_committed_total") for w in workers)
+        heard_before = metric(alerts_metrics, "qorgau_alerts_messages_total")
+        backlog_max = {"ingest": 0.0, "alerts": 0.0}
+        backlog_at_end = dict(backlog_max)
         next_report = time.monotonic() + 10
         while (now := time.monotonic()) < end:
             if not warm_sampled and now - begin >= warmup_s:
                 sampler.sample()
                 warm_sampled = True
+            # Consumers first, publisher last: a message published in between is not counted
+            # as taken in before it was sent.
+            committed = sum(w.metric("qorgau_ingest_messages_committed_total") for w in workers)
+            heard = metric(alerts_metrics, "qorgau_alerts_messages_total")
+            sent_now = published.value
+            backlog_at_end = {
+                "ingest": sent_now - (committed - committed_before),
+                "alerts": sent_now - (heard - heard_before),
+            }
+            backlog_max = {k: max(v, backlog_at_end[k]) for k, v in backlog_max.items()}
             if now >= next_report:
                 next_report += 10
                 rss = "  ".join(f"{w.name} {w.samples[-1][1]:.0f}" for w in watched if w.samples)
-                done = sum(w.metric("qorgau_ingest_readings_total") for w in workers)
                 say(
                     f"{now - begin:4.0f} s: published "
-                    f"{published.value * per_message / (now - begin):,.0f} "
-                    f"readings/s, ingest total {done:,.0f} | API {api_load.ok} ok "
-                    f"{api_load.errors} errors | MiB: {rss}"
+                    f"{sent_now * per_message / (now - begin):,.0f} readings/s | backlog (messages)"
+                    f" ingest {backlog_at_end['ingest']:,.0f} alerts "
+                    f"{backlog_at_end['alerts']:,.0f} | API {api_load.ok} ok {api_load.errors} "
+                    f"errors | MiB: {rss}"
                 )
             for s in services:
                 if s.poll() is not None:
@@ -659,7 +694,9 @@ def main(argv: list[str] | None = None) -> int:
         drain_s = time.monotonic() - drain_started
         # The engine has its own subscription: give it the same chance to catch up.
         deadline = time.monotonic() + 30
-        while (heard := metric(alerts_metrics, "qorgau_alerts_messages_total")) < len(acked_set):
+        while (
+            heard := metric(alerts_metrics, "qorgau_alerts_messages_total") - heard_before
+        ) < len(acked_set):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -679,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
             "services": memory,
             "rate_source": rate_source,
             "capacity": None if capacity is None else round(capacity),
+            "capacity_ingest": None if ingest_capacity is None else round(ingest_capacity),
+            "capacity_alerts": None if alerts_capacity is None else round(alerts_capacity),
             "rate_target": round(rate),
             # n messages published over the n - 1 gaps between the first and the last
             "rate_achieved": round((len(acked_set) - 1) * per_message / soak_elapsed),
@@ -694,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
             "messages_unacknowledged_by_broker": sent["unacked"],
             "messages_refused_by_broker": sent["unrouted"] + sent["failed"],
             "drain_s": round(drain_s, 2),
+            "backlog_max_messages": {k: int(v) for k, v in backlog_max.items()},
+            "backlog_at_end_messages": {k: int(v) for k, v in backlog_at_end.items()},
             "alerts_messages_received": int(heard),
             "api_requests_ok": api_load.ok,
             "api_requests_failed": api_load.errors,
@@ -784,6 +825,11 @@ def report(result: dict[str, Any], as_json: bool) -> None:
             f"{result['messages_published']:,} / {result['messages_stored']:,}",
         ),
         ("drain after the soak (s)", num(result["drain_s"], 2)),
+        (
+            "backlog max, ingest / alerts",
+            f"{result['backlog_max_messages']['ingest']:,} / "
+            f"{result['backlog_max_messages']['alerts']:,} messages",
+        ),
         (
             "API requests ok / failed",
             f"{result['api_requests_ok']} / {result['api_requests_failed']}",
