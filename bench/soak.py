@@ -612,6 +612,11 @@ def main(argv: list[str] | None = None) -> int:
             Watched("postgresql", pg.process.pid, tree=True),
             Watched("pg-private", pg.process.pid, tree=True, shared=False),
         ]
+        # Messages published but not yet committed by ingest / not yet taken in by the engine:
+        # memory held for a backlog is not a leak, so the run says how large it got. Counted
+        # from here, before the first soak message.
+        committed_before = sum(w.metric("qorgau_ingest_messages_committed_total") for w in workers)
+        heard_before = metric(alerts_metrics, "qorgau_alerts_messages_total")
         published, acked = ctx.Value("q", 0), ctx.Value("q", 0)
         out_path = folder / "published.json"
         publisher = ctx.Process(
@@ -637,10 +642,6 @@ def main(argv: list[str] | None = None) -> int:
 
         end = begin + soak_s
         warm_sampled = False
-        # Messages published but not yet committed by ingest / not yet taken in by the engine:
-        # memory held for a backlog is not a leak, so the run says how large it got.
-        committed_before = sum(w.metric("qorgau_ingest_messages_committed_total") for w in workers)
-        heard_before = metric(alerts_metrics, "qorgau_alerts_messages_total")
         backlog_max = {"ingest": 0.0, "alerts": 0.0}
         backlog_at_end = dict(backlog_max)
         next_report = time.monotonic() + 10
