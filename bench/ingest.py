@@ -41,14 +41,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psycopg
+# bench/edge.py and bench/api.py are named like packages this file imports (edge.protocol):
+# keep this folder off the import path when run as a script.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from edge.protocol import readings_topic
-from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir
-from store.connection import connect, connect_async
-from store.migrate import upgrade
-from store.readings import (
+import numpy as np  # noqa: E402
+import psycopg  # noqa: E402
+
+from edge.protocol import readings_topic  # noqa: E402
+from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
+from store.connection import connect, connect_async  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.readings import (  # noqa: E402
     COPY_READINGS_SQL,
     ReadingBlock,
     datetime_to_us,
@@ -57,7 +62,7 @@ from store.readings import (
     ensure_day_partitions,
     us_to_datetime,
 )
-from store.registry import upsert_device, upsert_enterprise, upsert_sensor
+from store.registry import upsert_device, upsert_enterprise, upsert_sensor  # noqa: E402
 
 ENTERPRISE = "bench-ent"
 # suffix, quantity, unit, substance, value range of the simulated instrument

@@ -55,7 +55,7 @@ from types import FrameType
 from typing import Any
 
 # bench/ingest.py and bench/api.py are named like packages: keep this folder off the path, and
-# the repository's root on it for the bench.* helpers.
+# the repository's root on it for the bench.* modules.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
