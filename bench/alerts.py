@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -33,12 +32,14 @@ import numpy as np
 # This file is named like nothing it imports, but keep its folder off the path all the same.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))  # for bench.stack
 
 import aiomqtt  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.stack import api_token, spawn, stop_all, wait_ready  # noqa: E402
 from edge.mqtt_url import MqttEndpoint  # noqa: E402
 from edge.protocol import readings_topic  # noqa: E402
 from ingest.alerting.wire import alerts_subscription  # noqa: E402
@@ -80,20 +81,6 @@ def register(url: str, devices: int, probes: int) -> None:
                 "VALUES (%s, %s, %s, %s, %s)",
                 rows,
             )
-
-
-def api_token(url: str) -> str:
-    """An admin bearer token for the API's alert stream."""
-    from store.auth import Role, create_token
-    from store.connection import connect_async
-
-    async def mint() -> str:
-        conn = await connect_async(url, SCHEMA, autocommit=True)
-        async with conn:
-            token, _ = await create_token(conn, name="bench", role=Role.ADMIN)
-            return token
-
-    return asyncio.run(mint())
 
 
 def _message(device: str, seq: int, t0: float, samples: int, rng: np.random.Generator) -> bytes:
@@ -169,23 +156,6 @@ def readings(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])  # type: ignore[index]
 
 
-def spawn(
-    command: str, env: dict[str, str], log_dir: Path, name: str, nice: int = 0
-) -> subprocess.Popen[bytes]:
-    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qorgau.cli", command, "--no-upgrade"]
-        if command != "api"
-        else [sys.executable, "-m", "qorgau.cli", command],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=(lambda: os.nice(nice)) if nice else None,
-    )
-    log.close()
-    return process
-
-
 def engine_figures(metrics_url: str) -> dict[str, float]:
     """Mean evaluation time and messages per evaluation, from the engine's own metrics."""
     values: dict[str, float] = {}
@@ -204,20 +174,6 @@ def engine_figures(metrics_url: str) -> dict[str, float]:
             2,
         ),
     }
-
-
-def wait_ready(
-    process: subprocess.Popen[bytes], check: Any, what: str, timeout: float = 60
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} not ready within {timeout:.0f} s")
 
 
 def measure_capacity(mqtt_url: str, pg: str, devices: int, seconds: float) -> float:
@@ -368,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         upgrade(pg.url, SCHEMA, timescale="off")
         register(pg.url, args.devices, probes)
-        token = api_token(pg.url)
+        token = api_token(pg.url, SCHEMA)
         api_port = free_port()
         env = {
             "QORGAU_DATABASE_URL": pg.url,
@@ -436,13 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             "background_messages_per_s": args.devices,
         }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(processes, 20)
         broker.stop()
         pg.stop()
         if args.keep:

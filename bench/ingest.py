@@ -35,19 +35,25 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psycopg
+# bench/edge.py and bench/api.py are named like packages this file imports (edge.protocol):
+# keep this folder off the import path when run as a script.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from edge.protocol import readings_topic
-from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir
-from store.connection import connect, connect_async
-from store.migrate import upgrade
-from store.readings import (
+import numpy as np  # noqa: E402
+import psycopg  # noqa: E402
+
+from edge.protocol import readings_topic  # noqa: E402
+from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
+from store.connection import connect, connect_async  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.readings import (  # noqa: E402
     COPY_READINGS_SQL,
     ReadingBlock,
     datetime_to_us,
@@ -56,7 +62,7 @@ from store.readings import (
     ensure_day_partitions,
     us_to_datetime,
 )
-from store.registry import upsert_device, upsert_enterprise, upsert_sensor
+from store.registry import upsert_device, upsert_enterprise, upsert_sensor  # noqa: E402
 
 ENTERPRISE = "bench-ent"
 # suffix, quantity, unit, substance, value range of the simulated instrument
@@ -78,13 +84,14 @@ class Shape:
     values: int  # per channel per message
     period_s: float
     start: datetime
+    device_prefix: str = "bench-dev"  # distinct prefixes keep two workloads apart in one schema
 
     @property
     def per_message(self) -> int:
         return len(CHANNELS) * self.values
 
     def device(self, d: int) -> str:
-        return f"bench-dev-{d:04d}"
+        return f"{self.device_prefix}-{d:04d}"
 
     def t0(self, seq: int) -> datetime:
         return self.start + timedelta(seconds=seq * self.values * self.period_s)
@@ -381,6 +388,63 @@ def start_worker(pg: str, mqtt: str, schema: str, prefix: str, name: str, folder
     return worker
 
 
+@dataclass(frozen=True)
+class Burst:
+    messages: int  # published (and acknowledged by the broker)
+    readings: float  # committed by the workers during the burst
+    elapsed_s: float  # first publish → last commit
+
+    @property
+    def readings_per_s(self) -> float:
+        return self.readings / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def burst(
+    procs: list[Worker], mqtt_port: int, shape: Shape, prefix: str, seconds: float,
+    window_messages: int, on_started: Callable[[], None] | None = None,
+) -> Burst:  # fmt: skip
+    """Publish ``shape``'s messages for ``seconds`` with at most ``window_messages`` ahead of
+    the workers' commits, and wait until they have committed them all: what the workers
+    sustain end to end when never starved and never buried."""
+    baseline = sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs)
+    readings_before = sum(w.metric("qorgau_ingest_readings_total") for w in procs)
+    ctx = mp.get_context("spawn")
+    allowed = ctx.Value("q", window_messages)
+    published = ctx.Value("q", 0)
+    ready = ctx.Event()
+    publisher = ctx.Process(
+        target=publisher_main,
+        args=(mqtt_port, shape, prefix, seconds, allowed, published, ready),
+    )
+    try:
+        publisher.start()
+        ready.wait(30)
+        if on_started is not None:
+            on_started()
+        started = time.monotonic()
+        committed = 0.0
+        last_change = started
+        while True:
+            now_committed = (
+                sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs) - baseline
+            )
+            if now_committed != committed:
+                committed, last_change = now_committed, time.monotonic()
+            allowed.value = int(committed) + window_messages
+            if not publisher.is_alive() and committed >= published.value:
+                break
+            if time.monotonic() - last_change > 60:
+                raise RuntimeError("ingest stopped committing")
+            time.sleep(0.1)
+        publisher.join()
+    finally:
+        if publisher.is_alive():
+            publisher.kill()
+            publisher.join()
+    readings = sum(w.metric("qorgau_ingest_readings_total") for w in procs) - readings_before
+    return Burst(int(published.value), readings, last_change - started)
+
+
 def end_to_end(
     pg: str, mqtt_url: str, mqtt_port: int, shape: Shape, seconds: float, workers: int,
     window_messages: int, folder: Path, profile: Path | None = None,
@@ -390,42 +454,21 @@ def end_to_end(
     fresh_schema(pg, schema, shape)
     procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder)
              for n in range(workers)]  # fmt: skip
-    ctx = mp.get_context("spawn")
-    allowed = ctx.Value("q", window_messages)
-    published = ctx.Value("q", 0)
-    ready = ctx.Event()
-    publisher = ctx.Process(
-        target=publisher_main,
-        args=(mqtt_port, shape, prefix, seconds, allowed, published, ready),
-    )
-    spies = []
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def profile_workers() -> None:
+        if profile is None:
+            return
+        for n, w in enumerate(procs):  # py-spy (pip install py-spy), collapsed stacks per worker
+            spies.append(subprocess.Popen(
+                ["py-spy", "record", "--format", "raw", "--rate", "200", "--pid",
+                 str(w.process.pid), "--duration", str(int(seconds)), "--output",
+                 str(profile.with_suffix(f".w{n}.txt"))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+
     try:
-        publisher.start()
-        ready.wait(30)
-        if profile is not None:  # py-spy (pip install py-spy), collapsed stacks per worker
-            for n, w in enumerate(procs):
-                spies.append(subprocess.Popen(
-                    ["py-spy", "record", "--format", "raw", "--rate", "200", "--pid",
-                     str(w.process.pid), "--duration", str(int(seconds)), "--output",
-                     str(profile.with_suffix(f".w{n}.txt"))],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                ))  # fmt: skip
-        started = time.monotonic()
-        committed = 0.0
-        last_change = started
-        while True:
-            now_committed = sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs)
-            if now_committed != committed:
-                committed, last_change = now_committed, time.monotonic()
-            allowed.value = int(committed) + window_messages
-            if not publisher.is_alive() and committed >= published.value:
-                break
-            if time.monotonic() - last_change > 60:
-                raise RuntimeError("ingest stopped committing")
-            time.sleep(0.1)
-        elapsed = last_change - started
-        publisher.join()
-        readings = sum(w.metric("qorgau_ingest_readings_total") for w in procs)
+        run = burst(procs, mqtt_port, shape, prefix, seconds, window_messages, profile_workers)
         batches = sum(w.metric("qorgau_ingest_batch_readings_count") for w in procs)
         commit_s = sum(w.metric("qorgau_ingest_commit_seconds_sum") for w in procs)
         latency_sum = sum(w.metric("qorgau_ingest_latency_seconds_sum") for w in procs)
@@ -437,14 +480,13 @@ def end_to_end(
         for w in procs:
             w.process.terminate()
             w.process.wait(30)
-        if publisher.is_alive():
-            publisher.kill()
-    expected = published.value * shape.per_message
+    readings = run.readings
+    expected = run.messages * shape.per_message
     total, distinct = count_stored(pg, schema)
     drop_schema(pg, schema)
     return {
-        "readings_per_s": readings / elapsed,
-        "messages": published.value,
+        "readings_per_s": run.readings_per_s,
+        "messages": run.messages,
         "readings": expected,
         "lost": expected - distinct,
         "duplicated": total - distinct,

@@ -176,19 +176,29 @@ async def test_two_workers_share_the_stream_and_survive_one_being_killed(
         await until(lambda: stored(pg_url, schema)[0] > work.readings // 3, "a third stored")
         shares = [w.metric("qorgau_ingest_readings_total") for w in workers]
         assert all(s > 0 for s in shares), f"both workers take part: {shares}"
+        survivor = workers[0]
         workers[1].kill()
-        await asyncio.sleep(1.0)
+        assert stored(pg_url, schema)[0] < work.readings, "the kill must come mid-stream"
+        at_kill = survivor.metric("qorgau_ingest_messages_committed_total")
+        # The survivor goes on committing its share of the stream while the other is down.
+        await until(
+            lambda: survivor.metric("qorgau_ingest_messages_committed_total") > at_kill,
+            "the surviving worker to commit after the kill",
+        )
         # Mosquitto keeps the killed member's share for its client id: it comes back with it.
         replacement = WorkerProcess(
             pg_url, schema, mqtt_url, topic_prefix, "share-b", tmp_path / "b2.log"
         )
         await asyncio.to_thread(replacement.start().wait_ready)
         await until(publisher.done.is_set, "every message acknowledged by the broker")
+        assert publisher.acknowledged == work.devices * work.messages
         await all_stored_once(pg_url, schema, work.readings)
+        assert survivor.process is not None
+        assert survivor.process.poll() is None, "the surviving worker kept running"
         messages = np.array(
-            [w.metric("qorgau_ingest_messages_committed_total") for w in (workers[0], replacement)]
+            [w.metric("qorgau_ingest_messages_committed_total") for w in (survivor, replacement)]
         )
-        assert messages.min() > 0
+        assert messages.min() > 0, f"the survivor and the replacement both commit: {messages}"
     finally:
         publisher.stop()
         for w in (*workers, replacement):
