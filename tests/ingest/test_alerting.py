@@ -464,8 +464,10 @@ async def fleet(
     running: dict[str, AlertService] = {}
     published: dict[str, list[AlertMessage]] = {}
     endpoint = MqttEndpoint.parse(mqtt_url)
-    listener = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"listen-{prefix}")
-    publisher = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"pub-{prefix}")
+    # Fleets may nest: client ids of their own, or the broker would disconnect the outer ones.
+    tag = "-".join(engines)
+    listener = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"listen-{prefix}-{tag}")
+    publisher = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"pub-{prefix}-{tag}")
     try:
         for client_id, enterprises in engines.items():
             engine = AlertService(
