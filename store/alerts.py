@@ -171,9 +171,18 @@ async def alert_history(conn: AsyncConnection[Any], alert_id: str) -> list[dict[
     return list(await cur.fetchall())
 
 
-async def open_alerts(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+async def open_alerts(
+    conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Alerts not yet resolved (of ``enterprises`` only, when given)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE state <> 'resolved'")
+    if enterprises is None:
+        await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE state <> 'resolved'")
+    else:
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM alerts WHERE state <> 'resolved' AND enterprise = ANY(%s)",
+            [list(enterprises)],
+        )
     return list(await cur.fetchall())
 
 
@@ -202,11 +211,23 @@ class RegistryDevice:
 
 
 async def load_registry(
-    conn: AsyncConnection[Any], device_codes: Sequence[str] | None = None
+    conn: AsyncConnection[Any],
+    device_codes: Sequence[str] | None = None,
+    *,
+    enterprises: Sequence[str] | None = None,
 ) -> list[RegistryDevice]:
-    """Devices with their sensors, enterprise and workplace codes and calibration dates."""
+    """Devices with their sensors, enterprise and workplace codes and calibration dates (of
+    ``device_codes`` and of ``enterprises`` only, when given)."""
     cur = conn.cursor(row_factory=dict_row)
-    filter_ = "WHERE d.code = ANY(%s)" if device_codes is not None else ""
+    where: list[str] = []
+    args: list[Any] = []
+    if device_codes is not None:
+        where.append("d.code = ANY(%s)")
+        args.append(list(device_codes))
+    if enterprises is not None:
+        where.append("e.code = ANY(%s)")
+        args.append(list(enterprises))
+    filter_ = ("WHERE " + " AND ".join(where)) if where else ""
     await cur.execute(
         f"""
         SELECT d.id AS device_id, d.code AS device, d.enterprise_id, e.code AS enterprise,
@@ -220,7 +241,7 @@ async def load_registry(
         {filter_}
         ORDER BY d.id, s.id
         """,
-        [list(device_codes)] if device_codes is not None else [],
+        args,
     )
     devices: dict[int, tuple[dict[str, Any], list[RegistrySensor]]] = {}
     for row in await cur.fetchall():
@@ -259,14 +280,18 @@ class EnterpriseAlertSettings:
     time_zone: str
 
 
-async def load_alert_settings(conn: AsyncConnection[Any]) -> dict[str, EnterpriseAlertSettings]:
+async def load_alert_settings(
+    conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
+) -> dict[str, EnterpriseAlertSettings]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """
         SELECT e.code AS enterprise, a.norms_profile, a.shift_start, a.shift_duration_s,
                a.time_zone
         FROM alert_settings a JOIN enterprises e ON e.id = a.enterprise_id
-        """
+        WHERE %(all)s OR e.code = ANY(%(codes)s::text[])
+        """,
+        {"all": enterprises is None, "codes": list(enterprises or ())},
     )
     return {row["enterprise"]: EnterpriseAlertSettings(**row) for row in await cur.fetchall()}
 
@@ -308,11 +333,21 @@ class BinStats:
     max_value: float
 
 
-async def latest_reading_times(conn: AsyncConnection[Any], since: datetime) -> dict[int, datetime]:
-    """Each sensor's latest reading time after ``since``."""
-    cur = await conn.execute(
-        "SELECT sensor_id, max(time) FROM readings WHERE time >= %s GROUP BY sensor_id", [since]
-    )
+async def latest_reading_times(
+    conn: AsyncConnection[Any], since: datetime, sensor_ids: Sequence[int] | None = None
+) -> dict[int, datetime]:
+    """Each sensor's latest reading time after ``since`` (of ``sensor_ids`` only, when given)."""
+    if sensor_ids is None:
+        cur = await conn.execute(
+            "SELECT sensor_id, max(time) FROM readings WHERE time >= %s GROUP BY sensor_id",
+            [since],
+        )
+    else:
+        cur = await conn.execute(
+            "SELECT sensor_id, max(time) FROM readings WHERE time >= %s AND sensor_id = ANY(%s) "
+            "GROUP BY sensor_id",
+            [since, list(sensor_ids)],
+        )
     return {int(r[0]): r[1] for r in await cur.fetchall()}
 
 
@@ -435,7 +470,21 @@ def _narrow(
     return floor, kinds
 
 
-async def list_webhooks(conn: AsyncConnection[Any], *, active_only: bool = True) -> list[Webhook]:
+async def list_webhooks(
+    conn: AsyncConnection[Any],
+    *,
+    active_only: bool = True,
+    enterprises: Sequence[str] | None = None,
+) -> list[Webhook]:
+    """Webhooks; with ``enterprises``, those that can receive alerts of one of them (their own
+    enterprise's, or every enterprise's)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if active_only:
+        where.append("w.active")
+    if enterprises is not None:
+        where.append("(w.enterprise IS NULL OR w.enterprise = ANY(%s))")
+        args.append(list(enterprises))
     cur = await conn.execute(
         """
         SELECT w.id, w.enterprise, w.url, w.secret, w.min_severity, w.kinds,
@@ -444,8 +493,9 @@ async def list_webhooks(conn: AsyncConnection[Any], *, active_only: bool = True)
         LEFT JOIN alert_preferences p
                ON p.subscriber_kind = w.subscriber_kind AND p.subscriber = w.subscriber
         """
-        + ("WHERE w.active " if active_only else "")
-        + "ORDER BY w.id"
+        + ("WHERE " + " AND ".join(where) + " " if where else "")
+        + "ORDER BY w.id",
+        args,
     )
     hooks = []
     for r in await cur.fetchall():

@@ -13,7 +13,8 @@ WIRE_VERSION_SEGMENT = "v1"
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _check_segment(kind: str, value: str) -> None:
+def check_segment(kind: str, value: str) -> None:
+    """Refuse a value that cannot be one topic segment (wildcards, separators, empty)."""
     if not _SEGMENT.match(value):
         raise ValueError(
             f"{kind} {value!r} cannot be a topic segment: use 1–128 characters from "
@@ -22,19 +23,19 @@ def _check_segment(kind: str, value: str) -> None:
 
 
 def readings_topic(prefix: str, enterprise: str, device: str) -> str:
-    _check_segment("enterprise", enterprise)
-    _check_segment("device", device)
+    check_segment("enterprise", enterprise)
+    check_segment("device", device)
     return f"{prefix}/{WIRE_VERSION_SEGMENT}/{enterprise}/{device}/readings"
 
 
 def status_topic(prefix: str, enterprise: str, device: str) -> str:
-    _check_segment("enterprise", enterprise)
-    _check_segment("device", device)
+    check_segment("enterprise", enterprise)
+    check_segment("device", device)
     return f"{prefix}/{WIRE_VERSION_SEGMENT}/{enterprise}/{device}/status"
 
 
 def alerts_topic(prefix: str, enterprise: str, suffix: str = "") -> str:
-    _check_segment("enterprise", enterprise)
+    check_segment("enterprise", enterprise)
     base = f"{prefix}/{WIRE_VERSION_SEGMENT}/{enterprise}/alerts"
     return f"{base}/{suffix}" if suffix else base
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 
 @dataclass
@@ -18,7 +18,8 @@ class AlertMetrics:
         )
         self.skipped = Counter(
             "qorgau_alerts_skipped_messages_total",
-            "messages not fed to detectors, by reason (duplicate, old, refused, unknown_device)",
+            "messages not fed to detectors, by reason (duplicate, old, refused, unknown_device, "
+            "not_owned: another engine's enterprise)",
             ["reason"],
             registry=r,
         )
@@ -78,6 +79,21 @@ class AlertMetrics:
         )
         self.open_alerts = Gauge(
             "qorgau_alerts_open", "alerts currently open or acknowledged", registry=r
+        )
+        self.partition = Info(
+            "qorgau_alerts_partition",
+            "the enterprises this engine owns (QORGAU_ALERTS_ENTERPRISES; '*': all)",
+            registry=r,
+        )
+        self.unowned_enterprises = Gauge(
+            "qorgau_alerts_unowned_enterprises",
+            "enterprises of the registry that no live engine owns: they get no alerts",
+            registry=r,
+        )
+        self.ownership_conflicts = Gauge(
+            "qorgau_alerts_ownership_conflicts",
+            "other live engines whose enterprises overlap this engine's (alerts raised twice)",
+            registry=r,
         )
         self.mqtt_reconnects = Counter(
             "qorgau_alerts_mqtt_reconnects_total", "broker connections lost and retried", registry=r

@@ -12,6 +12,10 @@ Shape (one asyncio loop):
 - the **webhook dispatcher** pushes them to subscribed URLs with retries;
 - the **ticker** wakes the detectors for clock-driven checks (silence, offline, escalation).
 
+An engine may own only some enterprises (``QORGAU_ALERTS_ENTERPRISES``, ``partition.py``): then
+it subscribes to their topics only and loads, warms and checks only their devices, so every
+subject, alert and webhook delivery of an enterprise is one engine's.
+
 People's transitions (acknowledge, resolve) are made by the API, which publishes them on the
 same alert topics; the engine applies them to its state when they arrive.
 """
@@ -65,13 +69,12 @@ from edge.protocol import (
     RejectReason,
     decode_readings,
     parse_device_topic,
-    readings_subscription,
 )
-from edge.protocol.topics import WIRE_VERSION_SEGMENT
 from ingest.alerting.metrics import AlertMetrics
+from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.webhooks import WebhookDispatcher
-from ingest.alerting.wire import AlertMessage, alerts_subscription, from_event
+from ingest.alerting.wire import AlertMessage, from_event
 from ingest.mqtt import mqtt5_client
 from ingest.validate import DEFAULT_MAX_PAST_S, ChannelRows, TimeWindow, check_channels
 from qorgau.backoff import backoff_delay_s, supervise
@@ -130,6 +133,10 @@ class AlertService:
         self.metrics = metrics or AlertMetrics()
         self.clock = clock
         self.endpoint = MqttEndpoint.parse(settings.mqtt_url)
+        #: The enterprises this engine owns; ``None``: all of them.
+        self.enterprises = settings.owned_enterprises()
+        self._codes = sorted(self.enterprises) if self.enterprises is not None else None
+        self.ownership = Ownership(settings, self.metrics)
         self.states: dict[str, DetectorState] = {}
         self.enterprise_settings: dict[str, EnterpriseAlertSettings] = {}
         self.devices: dict[str, _Device] = {}
@@ -230,9 +237,9 @@ class AlertService:
             conn: psycopg.AsyncConnection[Any],
         ) -> tuple[dict[str, EnterpriseAlertSettings], list[RegistryDevice], list[dict[str, Any]]]:
             return (
-                await load_alert_settings(conn),
-                await load_registry(conn),
-                await open_alerts(conn),
+                await load_alert_settings(conn, self._codes),
+                await load_registry(conn, enterprises=self._codes),
+                await open_alerts(conn, self._codes),
             )
 
         settings, registry, stored = await self._db.run(fetch)
@@ -301,7 +308,9 @@ class AlertService:
         )
 
         async def latest(conn: psycopg.AsyncConnection[Any]) -> dict[int, datetime]:
-            return await latest_reading_times(conn, horizon)
+            # An engine owning some enterprises reads only their sensors' readings.
+            ids = list(slots) if self.enterprises is not None else None
+            return await latest_reading_times(conn, horizon, ids)
 
         # Windows are in sample time: rebuild the ones that end at each sensor's last reading.
         last = {k: v for k, v in (await self._db.run(latest)).items() if k in slots}
@@ -365,7 +374,10 @@ class AlertService:
 
     async def _load_webhooks(self) -> list[Any]:
         conn = await self._db.get()
-        return await list_webhooks(conn)
+        return await list_webhooks(conn, enterprises=self._codes)
+
+    def owns(self, enterprise: str) -> bool:
+        return self.enterprises is None or enterprise in self.enterprises
 
     async def _device(self, code: str) -> _Device | None:
         cached = self.devices.get(code)
@@ -389,7 +401,9 @@ class AlertService:
             log.warning("cannot look device %s up (%s); its messages skip the detectors", code, exc)
             self._db.discard()
             info, regs = None, []
-        if info is None or not regs:
+        if info is None or not regs or not self.owns(regs[0].enterprise):
+            # A device of another engine's enterprise (published under a wrong enterprise's
+            # topic) must not become a subject here: its clock checks would alert twice.
             self._unknown_until[code] = time.monotonic() + 5.0
             return None
         return self._register(regs[0], info)
@@ -409,7 +423,7 @@ class AlertService:
                 return await find_device(conn, code), await load_registry(conn, [code])
 
             info, regs = await self._db.run(fetch)
-            if info is not None and regs:
+            if info is not None and regs and self.owns(regs[0].enterprise):
                 self._register(regs[0], info)
         finally:
             device.refreshing = False
@@ -422,9 +436,10 @@ class AlertService:
                 return
             try:
                 conn = await self._db.get()
-                self.enterprise_settings = await load_alert_settings(conn)
+                self.enterprise_settings = await load_alert_settings(conn, self._codes)
                 codes = list(self.devices)
-                for reg in await load_registry(conn, codes) if codes else []:
+                regs = await load_registry(conn, codes, enterprises=self._codes) if codes else []
+                for reg in regs:
                     device = self.devices.get(reg.code)
                     if device is not None:
                         self._register(reg, device.info)
@@ -460,7 +475,17 @@ class AlertService:
     # ------------------------------------------------------------------ supervisor
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; then publish and store what was decided, and return."""
+        """Run until ``stop`` is set; then publish and store what was decided, and return.
+
+        Raises :class:`~ingest.alerting.partition.OwnershipConflictError` at once when another live
+        engine owns some of this engine's enterprises."""
+        await self.ownership.claim()
+        try:
+            await self._run(stop)
+        finally:
+            await self.ownership.release()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await self.load()
         self.ready.set()
         tasks = [
@@ -470,6 +495,7 @@ class AlertService:
             asyncio.create_task(self._store_loop(), name="alerts-store"),
             asyncio.create_task(self.webhooks.run(stop), name="alerts-webhooks"),
             asyncio.create_task(self._refresh_registry(stop), name="alerts-registry"),
+            asyncio.create_task(self.ownership.run(stop), name="alerts-heartbeat"),
         ]
 
         def broker_lost(exc: BaseException, delay: float) -> None:
@@ -510,15 +536,18 @@ class AlertService:
         async with client:
             self._client = client
             self._connected.set()
-            prefix = self.settings.topic_prefix
-            status = f"{prefix}/{WIRE_VERSION_SEGMENT}/+/+/status"
-            await client.subscribe(readings_subscription(prefix), qos=1)
-            await client.subscribe(status, qos=1)
+            wanted = self.ownership.subscriptions
+            await client.subscribe([(f, SubscribeOptions(qos=1)) for f in wanted.devices])
             # No-local: our own alerts don't come back; the API's (people's actions) do.
             await client.subscribe(
-                alerts_subscription(prefix), options=SubscribeOptions(qos=1, noLocal=True)
+                [(f, SubscribeOptions(qos=1, noLocal=True)) for f in wanted.alerts]
             )
-            log.info("alert engine subscribed on %s", self.endpoint.redacted())
+            await self.ownership.forget_stale(client)
+            log.info(
+                "alert engine subscribed on %s to %d topic filters",
+                self.endpoint.redacted(),
+                len(wanted.filters),
+            )
             self.subscribed.set()
             self.metrics.ready.set(1)
             reader = asyncio.create_task(self._read_loop(client), name="alerts-reader")
@@ -564,9 +593,17 @@ class AlertService:
         """Route one message: readings, a device status, or an alert someone else published."""
         parts = topic.split("/")
         if len(parts) >= 4 and parts[-2] == "alerts":
+            if not self.owns(parts[-3]):
+                self.metrics.skipped.labels("not_owned").inc()
+                return
             self._on_alert(payload)
             return
         where = parse_device_topic(topic)
+        if not self.owns(where.enterprise):
+            # Queued for this session under a filter it no longer owns, before the engine
+            # could unsubscribe it: another engine handles that enterprise now.
+            self.metrics.skipped.labels("not_owned").inc()
+            return
         received = self.clock()
         if where.kind == "status":
             await self._on_status(where.device, where.enterprise, payload)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from edge.protocol.topics import check_segment
 from store.settings import DatabaseSettings
 
 
@@ -29,6 +30,22 @@ class AlertsSettings(DatabaseSettings):
         default_factory=lambda: f"qorgau-alerts-{socket.gethostname()}",
         description="MQTT client id of the (non-shared, persistent) subscription; stable across "
         "restarts so that messages queued meanwhile are delivered",
+    )
+    alerts_enterprises: str = Field(
+        default="",
+        description="comma-separated codes of the enterprises this engine watches (one topic "
+        "filter each); empty: all of them. Engines of one broker must own disjoint sets",
+    )
+    alerts_heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="how often the engine renews its claim on its enterprises in the database",
+    )
+    alerts_heartbeat_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="an engine whose claim is older than this is taken for gone: another may "
+        "then take its enterprises",
     )
     alerts_session_expiry_s: int = Field(
         default=3600, ge=0, description="how long the broker queues readings for a stopped engine"
@@ -75,3 +92,27 @@ class AlertsSettings(DatabaseSettings):
     alerts_metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics port (0: off)"
     )
+
+    @field_validator("alerts_enterprises")
+    @classmethod
+    def _enterprise_codes(cls, value: str) -> str:
+        codes = sorted({code.strip() for code in value.split(",") if code.strip()})
+        for code in codes:
+            # Each code becomes a topic segment of a filter: a wildcard would widen it silently.
+            check_segment("enterprise", code)
+        return ",".join(codes)
+
+    @field_validator("alerts_heartbeat_timeout_s")
+    @classmethod
+    def _timeout_beyond_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        beat = info.data.get("alerts_heartbeat_s")
+        if beat is not None and value <= 2 * beat:
+            raise ValueError(
+                "must exceed twice QORGAU_ALERTS_HEARTBEAT_S, or a live engine whose heartbeat "
+                "is a little late is taken for gone"
+            )
+        return value
+
+    def owned_enterprises(self) -> frozenset[str] | None:
+        """The enterprises this engine owns; ``None``: all of them."""
+        return frozenset(self.alerts_enterprises.split(",")) if self.alerts_enterprises else None

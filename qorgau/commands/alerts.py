@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Subscribe to every device's readings and status on a non-shared persistent "
         "subscription, run the early-warning detectors and publish alerts to "
         "{prefix}/v1/{enterprise}/alerts/{kind}, store them and push them to webhooks. Run one "
-        "per broker (it needs every reading of a sensor). Stops cleanly on SIGTERM.",
+        "per broker (it needs every reading of a sensor), or several that each own a disjoint "
+        "set of enterprises (QORGAU_ALERTS_ENTERPRISES); an engine refuses to start while a "
+        "live one owns some of its enterprises. Stops cleanly on SIGTERM.",
         epilog=settings_help(AlertsSettings),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

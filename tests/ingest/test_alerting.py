@@ -20,16 +20,18 @@ import httpx
 import numpy as np
 import pytest
 
+from analytics.alerts.lifecycle import ACKNOWLEDGED
 from edge.mqtt_url import MqttEndpoint
 from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic, status_topic
 from edge.protocol.quantities import Quantity
+from ingest.alerting.partition import OwnershipConflictError
 from ingest.alerting.service import AlertService
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.wire import AlertMessage, alerts_subscription
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from qorgau.localservices import free_port
-from store.alerts import set_alert_settings
+from store.alerts import add_webhook, set_alert_settings
 from store.connection import connect_async
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
 from tests.support import eventually, rows
@@ -41,13 +43,18 @@ DEV = "acme-dev-1"
 
 
 async def register(
-    pg_url: str, schema: str, sensors: list[tuple[str, str, str, str | None]]
+    pg_url: str,
+    schema: str,
+    sensors: list[tuple[str, str, str, str | None]],
+    *,
+    enterprise: str = ENT,
+    device: str = DEV,
 ) -> None:
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:
-        ent = await upsert_enterprise(conn, ENT, "Acme mine")
+        ent = await upsert_enterprise(conn, enterprise, f"{enterprise} mine")
         wp = await upsert_workplace(conn, ent, "face-1", "Longwall face")
-        dev = await upsert_device(conn, ent, DEV, workplace_id=wp)
+        dev = await upsert_device(conn, ent, device, workplace_id=wp)
         for code, quantity, unit, substance in sensors:
             await upsert_sensor(
                 conn, dev, code, quantity=quantity, unit=unit, substance=substance,
@@ -390,3 +397,283 @@ async def test_samples_ingest_refuses_feed_only_the_health_detector(
         await asyncio.sleep(0.3)
     assert opened(r.received) == ["out_of_range"]
     assert r.of("out_of_range")[0].value == 2.0
+
+
+# ------------------------------------------------------------------ partitioned engines
+
+
+def engine_settings(
+    pg_url: str, mqtt_url: str, schema: str, prefix: str, client_id: str, enterprises: str
+) -> AlertsSettings:
+    return AlertsSettings(
+        database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url, topic_prefix=prefix,
+        alerts_client_id=client_id, alerts_enterprises=enterprises, alerts_tick_s=0.05,
+    )  # fmt: skip
+
+
+@dataclass
+class Fleet:
+    """Alert engines running side by side, a publisher, and every alert on the broker."""
+
+    engines: dict[str, AlertService]
+    publisher: aiomqtt.Client
+    prefix: str
+    received: list[AlertMessage] = field(default_factory=list)
+    published: dict[str, list[AlertMessage]] = field(default_factory=dict)
+    seq: dict[str, int] = field(default_factory=dict)
+
+    async def publish(self, enterprise: str, device: str, values: np.ndarray) -> None:
+        seq = self.seq.get(device, 0)
+        self.seq[device] = seq + 1
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+        message = ReadingsMessage(
+            device=device, seq=seq, channels=[gas(f"{device}.h2s", start, values)]
+        )
+        await self.publisher.publish(
+            readings_topic(self.prefix, enterprise, device), encode_readings(message), qos=1
+        )
+
+    async def publish_to(self, engine: str, enterprise: str, device: str, v: float) -> None:
+        """Publish and wait until ``engine`` has evaluated the message."""
+        before = self.engines[engine].messages_evaluated
+        await self.publish(enterprise, device, np.full(5, v))
+        await eventually(
+            lambda: self.engines[engine].messages_evaluated > before,
+            what=f"{engine} to evaluate {device}'s message",
+        )
+
+    def opened(self) -> list[tuple[str, str | None, str]]:
+        return sorted(
+            (m.enterprise, m.sensor, m.kind) for m in self.received if m.transition == "opened"
+        )
+
+
+@contextlib.asynccontextmanager
+async def fleet(
+    pg_url: str,
+    mqtt_url: str,
+    schema: str,
+    prefix: str,
+    engines: dict[str, str],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Fleet]:
+    """Engines by client id → QORGAU_ALERTS_ENTERPRISES, started one after the other."""
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    running: dict[str, AlertService] = {}
+    published: dict[str, list[AlertMessage]] = {}
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    # Fleets may nest: client ids of their own, or the broker would disconnect the outer ones.
+    tag = "-".join(engines)
+    listener = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"listen-{prefix}-{tag}")
+    publisher = aiomqtt.Client(endpoint.host, endpoint.port, identifier=f"pub-{prefix}-{tag}")
+    try:
+        for client_id, enterprises in engines.items():
+            engine = AlertService(
+                engine_settings(pg_url, mqtt_url, schema, prefix, client_id, enterprises)
+            )
+            engine.webhooks.transport = transport
+            published[client_id] = []
+            engine.listeners.append(published[client_id].append)
+            task = asyncio.create_task(engine.run(stop))
+            tasks.append(task)
+            running[client_id] = engine
+            subscribed = asyncio.create_task(engine.subscribed.wait())
+            await asyncio.wait({task, subscribed}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            subscribed.cancel()
+            if task.done():
+                task.result()  # it refused to start: the test sees why
+            assert engine.subscribed.is_set(), client_id
+        async with listener, publisher:
+            the_fleet = Fleet(running, publisher, prefix, published=published)
+
+            async def listen() -> None:
+                async for m in listener.messages:
+                    the_fleet.received.append(AlertMessage.model_validate_json(bytes(m.payload)))  # type: ignore[arg-type]
+
+            await listener.subscribe(alerts_subscription(prefix), qos=1)
+            listening = asyncio.create_task(listen())
+            try:
+                yield the_fleet
+            finally:
+                listening.cancel()
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+
+def h2s(device: str) -> list[tuple[str, str, str, str | None]]:
+    return [(f"{device}.h2s", "gas", "mg/m3", "H2S")]
+
+
+def not_owned(engine: AlertService) -> float:
+    value: float = engine.metrics.skipped.labels("not_owned")._value.get()
+    return value
+
+
+async def test_two_engines_split_the_enterprises_and_raise_each_alert_once(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for ent in ("acme", "globex", "initech"):
+        await register(pg_url, schema, h2s(f"{ent}-dev-1"), enterprise=ent, device=f"{ent}-dev-1")
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        await add_webhook(conn, url="http://receiver/all", secret="s" * 16)
+        await add_webhook(conn, url="http://receiver/acme", secret="s" * 16, enterprise="acme")
+    deliveries: list[tuple[str, str]] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        deliveries.append((request.url.path, request.headers["X-Qorgau-Alert"]))
+        return httpx.Response(200)
+
+    engines = {"alerts-a": "acme", "alerts-b": "globex"}
+    async with fleet(
+        pg_url, mqtt_url, schema, topic_prefix, engines, transport=httpx.MockTransport(receive)
+    ) as f:
+        a, b = f.engines["alerts-a"], f.engines["alerts-b"]
+        # Each engine loaded its own enterprise's devices only.
+        assert set(a.devices) == {"acme-dev-1"}
+        assert set(b.devices) == {"globex-dev-1"}
+        # initech is in the registry and nobody owns it: said at start and in the metrics.
+        assert b.metrics.unowned_enterprises._value.get() == 1
+        assert any("initech" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+        # 25 mg/m³ of H2S: over the ceiling (2 × ПДК_max, 20 mg/m³).
+        await f.publish("initech", "initech-dev-1", np.full(5, 25.0))
+        await f.publish_to("alerts-a", "acme", "acme-dev-1", 25.0)
+        await f.publish_to("alerts-b", "globex", "globex-dev-1", 25.0)
+        wanted = [(ent, f"{ent}-dev-1.h2s", "ceiling") for ent in ("acme", "globex")]
+        await eventually(lambda: f.opened() == wanted, what="the alerts of acme and globex")
+        ceiling = next(m for m in f.received if m.kind == "ceiling" and m.enterprise == "acme")
+        # A person acknowledges acme's ceiling alert through the API (which publishes it).
+        ack = ceiling.model_copy(
+            update={"transition": "acknowledged", "state": "acknowledged", "source": "api",
+                    "actor": "shift-lead"}
+        )  # fmt: skip
+        await f.publisher.publish(ack.topic(topic_prefix), ack.payload(), qos=1)
+        # The broker handles messages in order: once the engines have evaluated these, they
+        # have been sent everything published before.
+        await f.publish_to("alerts-a", "acme", "acme-dev-1", 1.0)
+        await f.publish_to("alerts-b", "globex", "globex-dev-1", 1.0)
+        await eventually(lambda: len(deliveries) >= 3, what="the webhook deliveries")
+        state = a.states["default"]
+        assert state.cells.status[state.cells.by_id[ceiling.alert_id]] == ACKNOWLEDGED
+    # Every alert exactly once overall, each from the engine owning its enterprise.
+    assert f.opened() == wanted
+    assert {m.enterprise for m in f.published["alerts-a"]} == {"acme"}
+    assert {m.enterprise for m in f.published["alerts-b"]} == {"globex"}
+    # The broker sent each engine its enterprise's messages only: two readings each, and the
+    # acknowledgement to acme's engine (not the other engine's alerts, not initech's readings).
+    assert a.metrics.messages._value.get() == 3
+    assert b.metrics.messages._value.get() == 2
+    assert not_owned(a) == not_owned(b) == 0
+    # The webhook for all enterprises got each alert once; acme's webhook acme's alerts only.
+    by_alert = {m.alert_id: m.enterprise for m in f.received}
+    to_all = sorted(h for path, h in deliveries if path == "/all")
+    to_acme = sorted(h for path, h in deliveries if path == "/acme")
+    assert to_all == sorted(f"{m.alert_id}:opened" for m in f.received if m.transition == "opened")
+    assert len(to_all) == len(set(to_all)) == 2
+    assert {by_alert[h.split(":")[0]] for h in to_acme} == {"acme"}
+    assert len(to_acme) == len(set(to_acme)) == 1
+    stored = rows(pg_url, schema, "SELECT enterprise, kind FROM alerts ORDER BY 1, 2")
+    assert stored == [(e, k) for e, _, k in wanted]
+
+
+@pytest.mark.parametrize("first", ["acme,globex", ""], ids=["partitioned", "all"])
+async def test_an_engine_restarted_without_an_enterprise_stops_receiving_it(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str, first: str
+) -> None:
+    for ent, dev in (
+        ("acme", "acme-dev-1"),
+        ("globex", "globex-dev-1"),
+        ("globex", "globex-dev-2"),
+    ):
+        await register(pg_url, schema, h2s(dev), enterprise=ent, device=dev)
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-x": first}) as f:
+        await f.publish_to("alerts-x", "globex", "globex-dev-1", 25.0)
+        await eventually(lambda: bool(f.received), what="globex's alert from the first engine")
+    if not first:
+        # As an engine of a version without claims left it: nothing recorded of its session.
+        rows(pg_url, schema, "DELETE FROM alert_engines RETURNING client_id")
+    # The same client id (the same persistent broker session) now owns acme only; globex moves
+    # to an engine of its own.
+    engines = {"alerts-x": "acme", "alerts-y": "globex"}
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, engines) as g:
+        x, y = g.engines["alerts-x"], g.engines["alerts-y"]
+        await g.publish_to("alerts-y", "globex", "globex-dev-2", 25.0)
+        await g.publish_to("alerts-x", "acme", "acme-dev-1", 1.0)
+        await eventually(lambda: bool(g.opened()), what="globex-dev-2's alert")
+        await g.publish_to("alerts-x", "acme", "acme-dev-1", 1.0)
+    assert g.opened() == [("globex", "globex-dev-2.h2s", "ceiling")]
+    assert g.published["alerts-x"] == []
+    # The broker no longer sends globex's readings (or its alerts) to the first client id.
+    assert not_owned(x) == 0
+    assert x.metrics.messages._value.get() == 2
+    assert {m.enterprise for m in g.published["alerts-y"]} == {"globex"}
+    # globex's devices and its open alert moved to the new engine.
+    assert set(x.devices) == {"acme-dev-1"}
+    assert set(y.devices) == {"globex-dev-1", "globex-dev-2"}
+    assert set(y.states["default"].cells.by_id) >= {f.received[0].alert_id}
+    assert not x.states or not x.states["default"].cells.by_id
+    (filters,) = rows(
+        pg_url, schema, "SELECT topic_filters FROM alert_engines WHERE client_id = 'alerts-x'"
+    )[0]
+    assert filters
+    assert all("/v1/acme/" in t for t in filters)
+
+
+async def test_an_engine_refuses_to_start_beside_a_live_engine_owning_some_of_its_enterprises(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, h2s("acme-dev-1"), enterprise="acme", device="acme-dev-1")
+
+    def settings(client_id: str, enterprises: str) -> AlertsSettings:
+        return engine_settings(pg_url, mqtt_url, schema, topic_prefix, client_id, enterprises)
+
+    async def refused(client_id: str, enterprises: str) -> str:
+        engine = AlertService(settings(client_id, enterprises))
+        with pytest.raises(OwnershipConflictError) as caught:
+            await asyncio.wait_for(engine.run(asyncio.Event()), 20)
+        assert not engine.subscribed.is_set()
+        return str(caught.value)
+
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-a": "acme,globex"}):
+        message = await refused("alerts-b", "globex,initech")
+        assert "'alerts-a'" in message
+        assert "owns globex" in message
+        assert "'alerts-a'" in await refused("alerts-all", "")
+        # The command says so and exits non-zero.
+        env = {
+            **os.environ,
+            "QORGAU_DATABASE_URL": pg_url,
+            "QORGAU_DATABASE_SCHEMA": schema,
+            "QORGAU_MQTT_URL": mqtt_url,
+            "QORGAU_TOPIC_PREFIX": topic_prefix,
+            "QORGAU_ALERTS_CLIENT_ID": "alerts-cli",
+            "QORGAU_ALERTS_ENTERPRISES": "acme",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "qorgau.cli", "alerts", "--no-upgrade", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 2
+        assert "'alerts-a'" in err.decode()
+        # A disjoint set runs beside it.
+        async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-c": "initech"}):
+            pass
+    # A clean stop releases the claim: an engine for all enterprises may start now, and then
+    # a partitioned one may not.
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-all": ""}):
+        assert "'alerts-all'" in await refused("alerts-d", "initech")
+    # A claim that stopped being renewed (a crashed engine) blocks nothing once it is older than
+    # the heartbeat timeout; a fresh one does.
+    rows(
+        pg_url, schema,
+        "INSERT INTO alert_engines (client_id, enterprises, heartbeat_at) VALUES "
+        "('ghost', '{acme}', now() - interval '1 hour'), ('fresh', '{globex}', now()) "
+        "RETURNING client_id",
+    )  # fmt: skip
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-e": "acme"}):
+        pass
+    assert "'fresh'" in await refused("alerts-f", "globex")
