@@ -39,7 +39,7 @@ import httpx  # noqa: E402
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.stack import api_token, spawn, stop_all, wait_ready  # noqa: E402
+from bench.stack import api_token, service_env, spawn, stop_all, wait_ready  # noqa: E402
 from edge.mqtt_url import MqttEndpoint  # noqa: E402
 from edge.protocol import readings_topic  # noqa: E402
 from ingest.alerting.wire import alerts_subscription  # noqa: E402
@@ -327,11 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         token = api_token(pg.url, SCHEMA)
         api_port = free_port()
         env = {
-            "QORGAU_DATABASE_URL": pg.url,
-            "QORGAU_DATABASE_SCHEMA": SCHEMA,
-            "QORGAU_MQTT_URL": broker.url,
-            "QORGAU_TOPIC_PREFIX": PREFIX,
-            "QORGAU_LOG_LEVEL": "warning",
+            **service_env(pg.url, SCHEMA, broker.url, PREFIX),
             "QORGAU_API_PORT": str(api_port),
             "QORGAU_ALERTS_CLIENT_ID": "bench-alerts",
         }

@@ -29,7 +29,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -42,13 +41,16 @@ from pathlib import Path
 from typing import Any
 
 # bench/edge.py and bench/api.py are named like packages this file imports (edge.protocol):
-# keep this folder off the import path when run as a script.
+# keep this folder off the import path when run as a script, and the repository's root on it
+# for the bench.* modules.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.stack import machine  # noqa: E402
 from edge.protocol import readings_topic  # noqa: E402
 from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
 from store.connection import connect, connect_async  # noqa: E402
@@ -592,37 +594,15 @@ def main() -> None:
             }
             for r in rounds
         ],
-        "fsync": not args.no_fsync,
         "date": datetime.now(UTC).date().isoformat(),
         "load_average_1min_before": round(load_before, 2),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.machine()}",
-            "postgresql": _pg_version(),
-            "mosquitto": _mosquitto_version(),
-        },
+        "machine": machine(fsync=not args.no_fsync),
     }
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
             print(f"{key:40} {value}")
-
-
-def _pg_version() -> str:
-    from qorgau.localservices import postgres_bindir
-
-    out = subprocess.run([str(postgres_bindir() / "postgres"), "--version"], capture_output=True)
-    return out.stdout.decode().split()[2]  # "postgres (PostgreSQL) 15.x (Debian …)"
-
-
-def _mosquitto_version() -> str:
-    from qorgau.localservices import mosquitto_binary
-
-    out = subprocess.run([str(mosquitto_binary()), "-h"], capture_output=True)
-    first = (out.stdout or out.stderr).decode().splitlines()[0]
-    return first.rsplit(" ", 1)[-1]
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import shutil
 import signal
@@ -68,12 +67,10 @@ from bench.ingest import (  # noqa: E402
     Payloads,
     Shape,
     Worker,
-    _mosquitto_version,
-    _pg_version,
     burst,
     register,
 )
-from bench.stack import api_token, spawn, stop_all, wait_ready  # noqa: E402
+from bench.stack import api_token, machine, service_env, spawn, stop_all, wait_ready  # noqa: E402
 from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
 from store.connection import connect  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
@@ -489,13 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         pg.start()
         broker.start()
         upgrade(pg.url, SCHEMA, timescale="off")
-        env = {
-            "QORGAU_DATABASE_URL": pg.url,
-            "QORGAU_DATABASE_SCHEMA": SCHEMA,
-            "QORGAU_MQTT_URL": broker.url,
-            "QORGAU_TOPIC_PREFIX": PREFIX,
-            "QORGAU_LOG_LEVEL": "warning",
-        }
+        env = service_env(pg.url, SCHEMA, broker.url, PREFIX)
         workers: list[Worker] = []
         for n in range(args.workers):
             name = f"soak-ingest-{n}"
@@ -753,14 +744,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "date": datetime.now(UTC).date().isoformat(),
             "load_average_1min_before": round(load_before, 2),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "system": f"{platform.system()} {platform.machine()}",
-                "postgresql": _pg_version(),
-                "mosquitto": _mosquitto_version(),
-                "fsync": not args.no_fsync,
-            },
+            "machine": machine(fsync=not args.no_fsync),
         }
         if api_load.errors:
             result["api_last_error"] = api_load.last_error

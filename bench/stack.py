@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import platform
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 
 def spawn(
@@ -83,3 +85,41 @@ def api_token(url: str, schema: str, name: str = "bench") -> str:
             return token
 
     return asyncio.run(mint())
+
+
+def service_env(pg_url: str, schema: str, mqtt_url: str, prefix: str) -> dict[str, str]:
+    """The settings every service of a bench stack shares (quiet logs: the bench prints)."""
+    return {
+        "QORGAU_DATABASE_URL": pg_url,
+        "QORGAU_DATABASE_SCHEMA": schema,
+        "QORGAU_MQTT_URL": mqtt_url,
+        "QORGAU_TOPIC_PREFIX": prefix,
+        "QORGAU_LOG_LEVEL": "warning",
+    }
+
+
+def machine(*, fsync: bool) -> dict[str, Any]:
+    """What a figure was measured on, for the JSON every bench prints."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.machine()}",
+        "postgresql": _pg_version(),
+        "mosquitto": _mosquitto_version(),
+        "fsync": fsync,
+    }
+
+
+def _pg_version() -> str:
+    from qorgau.localservices import postgres_bindir
+
+    out = subprocess.run([str(postgres_bindir() / "postgres"), "--version"], capture_output=True)
+    return out.stdout.decode().split()[2]  # "postgres (PostgreSQL) 15.x (Debian …)"
+
+
+def _mosquitto_version() -> str:
+    from qorgau.localservices import mosquitto_binary
+
+    out = subprocess.run([str(mosquitto_binary()), "-h"], capture_output=True)
+    first = (out.stdout or out.stderr).decode().splitlines()[0]
+    return first.rsplit(" ", 1)[-1]
