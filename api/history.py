@@ -16,8 +16,9 @@ sensor. What the bucket resolution costs, and how it is reported:
 
 Hour buckets are used when every shift starts on a whole UTC hour and lasts whole hours (the
 default 08:00 shift in a whole-hour zone), minute buckets otherwise. A shift's result is
-memoised under a digest of exactly what went into it (rows, entered classes, norms version), so
-late readings or a new factor class recompute it and nothing else does.
+memoised under a digest of exactly what went into it (rows, each sensor's fullest bucket in the
+workplace's period, entered classes, norms version), so late readings or a new factor class
+recompute it and nothing else does.
 """
 
 from __future__ import annotations
