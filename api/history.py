@@ -16,8 +16,9 @@ sensor. What the bucket resolution costs, and how it is reported:
 
 Hour buckets are used when every shift starts on a whole UTC hour and lasts whole hours (the
 default 08:00 shift in a whole-hour zone), minute buckets otherwise. A shift's result is
-memoised under a digest of exactly what went into it (rows, entered classes, norms version), so
-late readings or a new factor class recompute it and nothing else does.
+memoised under a digest of exactly what went into it (rows, each sensor's fullest bucket in the
+workplace's period, entered classes, norms version), so late readings or a new factor class
+recompute it and nothing else does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from api.exposure import SensorRef, ShiftExposure, assessable, schedule_of, sens
 from api.shifts import Schedule, Shift, shifts_between
 from store.assessments import factor_entries_of, in_force
 from store.catalog import Row, translate_errors
-from store.rollups import BUCKET_US, Bucket, Rollup, fetch_rollup
+from store.rollups import BUCKET_US, Bucket, BucketLevels, fetch_levels
 
 US_PER_S = 1_000_000
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -97,18 +98,23 @@ class _SensorBuckets:
 
 
 def _buckets(
-    sensors: Sequence[SensorRef], rollups: Mapping[int, Rollup], edges_us: np.ndarray[Any, Any]
+    sensors: Sequence[SensorRef], levels: Mapping[int, BucketLevels], edges_us: np.ndarray[Any, Any]
 ) -> list[_SensorBuckets]:
+    """Each sensor's buckets in the workplace's own range (first shift start to last shift end):
+    ``levels`` may span a wider range fetched for several workplaces at once, and the fullest
+    bucket, which coverage is counted against, must be the same whichever view asked."""
     found = []
+    lo_us, hi_us = int(edges_us[0]), int(edges_us[-1])
     for sensor in sensors:
-        r = rollups.get(sensor.id)
+        r = levels.get(sensor.id)
         if r is None or len(r) == 0:
             continue
-        level = np.asarray(r.level(sensor.quantity), dtype=np.float64)
-        keep = np.isfinite(level) & (r.n > 0)
+        i, j = np.searchsorted(r.starts_us, (lo_us, hi_us), side="left")
+        level, starts, n = r.level[i:j], r.starts_us[i:j], r.n[i:j]
+        keep = np.isfinite(level) & (n > 0)
         if not keep.any():
             continue
-        starts, n, level = r.starts_us[keep], r.n[keep], level[keep]
+        starts, n, level = starts[keep], n[keep], level[keep]
         bounds = np.searchsorted(starts, edges_us, side="left").reshape(-1, 2)
         fingerprint = np.ascontiguousarray(np.column_stack((starts, n, level.view(np.int64))))
         found.append(_SensorBuckets(sensor, starts, n, level, float(n.max()), bounds, fingerprint))
@@ -169,10 +175,13 @@ async def history_of(
             wanted[bucket] = ({s.id for s in usable}, lo, hi)
         else:
             wanted[bucket] = (got[0] | {s.id for s in usable}, min(got[1], lo), max(got[2], hi))
-    rollups: dict[Bucket, dict[int, Rollup]] = {}
+    quantities = {s.id: s.quantity for plan in plans.values() for s in plan[2]}
+    rollups: dict[Bucket, dict[int, BucketLevels]] = {}
     for bucket, (sensor_ids, lo, hi) in wanted.items():
         async with translate_errors():
-            rollups[bucket] = await fetch_rollup(conn, sorted(sensor_ids), lo, hi, bucket)
+            rollups[bucket] = await fetch_levels(
+                conn, {i: quantities[i] for i in sorted(sensor_ids)}, lo, hi, bucket
+            )
     return {
         wid: _shifts_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
         for wid, plan in plans.items()
@@ -185,7 +194,7 @@ def _shifts_of(
     shifts: Sequence[Shift],
     bucket: Bucket,
     sensors: Sequence[SensorRef],
-    rollups: Mapping[int, Rollup],
+    rollups: Mapping[int, BucketLevels],
     entries: Sequence[Row],
     memo: ShiftMemo,
 ) -> list[ShiftExposure]:
@@ -208,6 +217,9 @@ def _shifts_of(
             i, j = b.bounds[k]
             if i < j:
                 digest.update(b.sensor.code.encode())
+                # Coverage is counted against the fullest bucket of the whole range, so a late
+                # reading in another shift can change this shift's result.
+                digest.update(np.float64(b.full_n).tobytes())
                 digest.update(b.fingerprint[i:j].tobytes())
                 present.append(b)
         key = digest.digest()

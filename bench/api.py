@@ -1,30 +1,38 @@
-"""Benchmark of the workplace exposure summary: ``GET /api/v1/workplaces/{id}/exposure/history``
-over 30 days, with 1,000 sensors' worth of rollups in the database.
+"""Benchmark of the periodic views: the regional risk board (``GET /api/v1/map``), the exports
+(``/api/v1/export/enterprises``, ``/api/v1/export/workplaces``) and the workplace exposure
+summary (``GET /api/v1/workplaces/{id}/exposure/history``), over 30 days of rollups.
 
-Starts its own PostgreSQL (``qorgau.localservices.LocalPostgres``, plain backend), registers one
-enterprise with ``--workplaces`` workplaces of ``--sensors-per-workplace`` sensors each (noise,
-gases, dust, vibration), and writes the hourly rollup rows (``readings_1h``) of ``--days`` days
+Starts its own PostgreSQL (``qorgau.localservices.LocalPostgres``, plain backend), registers
+``--workplaces`` workplaces (``--workplaces-per-enterprise`` to an enterprise) of
+``--sensors-per-workplace`` sensors each (noise, gases, dust, vibration) with the assessors'
+Т, Об, СИЗ, З entered, and writes the hourly rollup rows (``readings_1h``) of ``--days`` days
 directly with COPY: raw readings at 1 Hz would be 2.6 billion rows for 1,000 sensors × 30 days,
-and the history endpoint reads the rollups only. Then it serves the API over HTTP on a free
-port and times requests for random workplaces:
+and these endpoints read the rollups only. Then it serves the API over HTTP on a free port and
+times:
 
-* cold: the first request per workplace (every shift assessed by ``analytics``);
-* warm: later requests (shifts whose rollup rows are unchanged come from the memo);
-* the map of all workplaces (``GET /api/v1/map``), three times.
+* the map and both exports (CSV), cold (an empty shift memo: every shift of every workplace
+  assessed) and warm (the same request again, three times); ms in all and per workplace;
+* the history of each workplace once (cold: every shift assessed by ``analytics``), then
+  ``--requests`` times for random workplaces (warm: shifts whose rollup rows are unchanged come
+  from the memo); ``--requests 0`` skips the history.
+
+A digest of each board's body is printed, so runs of two versions on the same day and seed can be
+compared for identical answers.
 
 The machine's load average is printed too: on a shared machine the figures move with it.
 
 Prints p50/p99 latency in ms (``--json`` for one JSON object), then removes everything it made.
 Figures only; asserts nothing.
 
-    python bench/api.py [--workplaces 100] [--sensors-per-workplace 10] [--days 30]
-                        [--requests 500] [--json]
+    python bench/api.py [--workplaces 100] [--workplaces-per-enterprise 100]
+                        [--sensors-per-workplace 10] [--days 30] [--requests 500] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -47,6 +55,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from api.history import ShiftMemo  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
 from qorgau.demo import EmbeddedServer  # noqa: E402
 from qorgau.localservices import LocalPostgres, free_port, scratch_dir  # noqa: E402
@@ -75,30 +84,45 @@ def percentile_ms(samples: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(samples) * 1000.0, q)), 2)
 
 
-async def build(url: str, workplaces: int, per_workplace: int, days: int, last: date) -> str:
-    """Registry, hourly rollups and an inspector token; returns the token."""
+async def build(
+    url: str, workplaces: int, per_enterprise: int, per_workplace: int, days: int, last: date
+) -> str:
+    """Registry, assessors' indicators, hourly rollups and an inspector token; returns the token."""
     rng = np.random.default_rng(7)
     conn = await connect_async(url, SCHEMA, autocommit=True)
     async with conn:
-        eid = (
-            await (
-                await conn.execute(
-                    "INSERT INTO enterprises (code, name, region, activity_risk_class) "
-                    "VALUES ('bench', 'Bench mine', 'Karaganda', 14) RETURNING id"
-                )
-            ).fetchone()
-        )[0]  # type: ignore[index]
         sensors: list[tuple[int, str]] = []
+        eid = 0
         for w in range(workplaces):
+            if w % per_enterprise == 0:
+                code = "bench" if w == 0 else f"bench-{w // per_enterprise}"
+                eid = (
+                    await (
+                        await conn.execute(
+                            "INSERT INTO enterprises (code, name, region, activity_risk_class) "
+                            "VALUES (%s, %s, 'Karaganda', 14) RETURNING id",
+                            [code, f"Bench mine {w // per_enterprise}"],
+                        )
+                    ).fetchone()
+                )[0]  # type: ignore[index]
             wid = (
                 await (
                     await conn.execute(
                         "INSERT INTO workplaces (enterprise_id, code, name, headcount) "
-                        "VALUES (%s, %s, %s, 5) RETURNING id",
-                        [eid, f"wp-{w}", f"Workplace {w}"],
+                        "VALUES (%s, %s, %s, %s) RETURNING id",
+                        [eid, f"wp-{w}", f"Workplace {w}", 1 + w % 7],
                     )
                 ).fetchone()
             )[0]  # type: ignore[index]
+            async with conn.cursor().copy(
+                "COPY indicator_assessments (workplace_id, indicator, value, assessed_by, "
+                "assessed_on) FROM STDIN"
+            ) as copy:
+                for k, name in enumerate(("T", "Ob", "SIZ", "Z")):
+                    value = 1 + (w + k) % 5
+                    await copy.write(
+                        f"{wid}\t{name}\t{value}\tbench\t{last - timedelta(days=90)}\n"
+                    )
             did = (
                 await (
                     await conn.execute(
@@ -145,7 +169,7 @@ async def build(url: str, workplaces: int, per_workplace: int, days: int, last: 
                 for stamp, (sv, sq_, sp, lo, hi) in zip(starts, columns, strict=True):
                     out.write(f"{sid}\t{stamp}\t{n}\t{sv!r}\t{sq_!r}\t{sp!r}\t{lo!r}\t{hi!r}\n")
                 await copy.write(out.getvalue())
-        await conn.execute("ANALYZE readings_1h")
+        await conn.execute("ANALYZE")
         token, _ = await create_token(
             conn, name="bench", role=Role.INSPECTOR, regions=["Karaganda"]
         )
@@ -160,12 +184,44 @@ def _has_rollups(url: str) -> bool:
     return row is not None and row[0] is not None
 
 
+def _board(
+    http: httpx.Client, reset: Any, path: str, params: dict[str, str], workplaces: int
+) -> dict[str, Any]:
+    """One board cold (empty shift memo) then warm three times: ms, ms per workplace, digest."""
+    reset()
+    t = time.perf_counter()
+    response = http.get(path, params=params)
+    cold_s = time.perf_counter() - t
+    response.raise_for_status()
+    digest = hashlib.sha256(response.content).hexdigest()[:16]
+    warm_s = []
+    for _ in range(3):
+        t = time.perf_counter()
+        again = http.get(path, params=params)
+        warm_s.append(time.perf_counter() - t)
+        again.raise_for_status()
+        if hashlib.sha256(again.content).hexdigest()[:16] != digest:
+            digest += " (warm differs!)"
+    warm = float(np.median(warm_s))
+    return {
+        "cold_ms": round(cold_s * 1000.0, 1),
+        "warm_ms": round(warm * 1000.0, 1),
+        "cold_ms_per_workplace": round(cold_s * 1000.0 / workplaces, 3),
+        "warm_ms_per_workplace": round(warm * 1000.0 / workplaces, 3),
+        "bytes": len(response.content),
+        "sha256": digest,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workplaces", type=int, default=100)
+    parser.add_argument("--workplaces-per-enterprise", type=int, default=100)
     parser.add_argument("--sensors-per-workplace", type=int, default=10)
     parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--requests", type=int, default=500, help="warm requests")
+    parser.add_argument(
+        "--requests", type=int, default=500, help="warm history requests (0: no history)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -184,11 +240,24 @@ def main() -> int:
         first = last - timedelta(days=args.days - 1)
         t0 = time.perf_counter()
         token = asyncio.run(
-            build(pg.url, args.workplaces, args.sensors_per_workplace, args.days, last)
+            build(
+                pg.url,
+                args.workplaces,
+                args.workplaces_per_enterprise,
+                args.sensors_per_workplace,
+                args.days,
+                last,
+            )
         )
         build_s = time.perf_counter() - t0
         port = free_port()
-        app = create_app(ApiSettings(database_url=pg.url, database_schema=SCHEMA))
+        settings = ApiSettings(database_url=pg.url, database_schema=SCHEMA)
+        app = create_app(settings)
+
+        def reset_memo() -> None:
+            # Between requests only: the server thread reads it at the start of each request.
+            app.state.shift_memo = ShiftMemo(settings.api_shift_memo_size)
+
         server = EmbeddedServer(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
         )
@@ -200,61 +269,70 @@ def main() -> int:
         cold: list[float] = []
         warm: list[float] = []
         shifts = 0
+        source = None
+        boards: dict[str, Any] = {}
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
+            timeout=600,
         ) as http:
-            ids = [
-                w["id"]
-                for w in http.get(
-                    "/api/v1/enterprises/1/workplaces", params={"limit": 1000}
-                ).json()["items"]
-            ]
-            for wid in ids:
-                t = time.perf_counter()
-                response = http.get(f"/api/v1/workplaces/{wid}/exposure/history", params=params)
-                cold.append(time.perf_counter() - t)
-                response.raise_for_status()
-                shifts = len(response.json()["shifts"])
-            pick = random.Random(3)
-            for _ in range(args.requests):
-                wid = pick.choice(ids)
-                t = time.perf_counter()
-                response = http.get(f"/api/v1/workplaces/{wid}/exposure/history", params=params)
-                warm.append(time.perf_counter() - t)
-                response.raise_for_status()
-            source = response.json()["source"]
-            map_ms = []
-            for _ in range(3):
-                t = time.perf_counter()
-                http.get("/api/v1/map", params=params).raise_for_status()
-                map_ms.append(round((time.perf_counter() - t) * 1000.0, 1))
+            csv_params = {**params, "format": "csv"}
+            for name, path, query in (
+                ("map", "/api/v1/map", params),
+                ("export_enterprises_csv", "/api/v1/export/enterprises", csv_params),
+                ("export_workplaces_csv", "/api/v1/export/workplaces", csv_params),
+            ):
+                boards[name] = _board(http, reset_memo, path, query, args.workplaces)
+            if args.requests > 0:
+                reset_memo()
+                ids = [
+                    w["id"]
+                    for w in http.get(
+                        "/api/v1/enterprises/1/workplaces", params={"limit": 1000}
+                    ).json()["items"]
+                ]
+                for wid in ids:
+                    t = time.perf_counter()
+                    response = http.get(f"/api/v1/workplaces/{wid}/exposure/history", params=params)
+                    cold.append(time.perf_counter() - t)
+                    response.raise_for_status()
+                    shifts = len(response.json()["shifts"])
+                pick = random.Random(3)
+                for _ in range(args.requests):
+                    wid = pick.choice(ids)
+                    t = time.perf_counter()
+                    response = http.get(f"/api/v1/workplaces/{wid}/exposure/history", params=params)
+                    warm.append(time.perf_counter() - t)
+                    response.raise_for_status()
+                source = response.json()["source"]
         result: dict[str, Any] = {
-            "bench": "GET /api/v1/workplaces/{id}/exposure/history",
+            "bench": "GET /api/v1/map, /api/v1/export/*, /api/v1/workplaces/{id}/exposure/history",
             "backend": "plain PostgreSQL",
             "sensors": args.workplaces * args.sensors_per_workplace,
             "workplaces": args.workplaces,
+            "enterprises": -(-args.workplaces // args.workplaces_per_enterprise),
             "sensors_per_workplace": args.sensors_per_workplace,
             "days": args.days,
-            "shifts_per_request": shifts,
             "rollup_rows_1h": args.workplaces * args.sensors_per_workplace * args.days * 24,
-            "source": source,
             "data": "hourly rollup rows generated directly (no raw readings)",
             "build_s": round(build_s, 1),
-            "cold": {"requests": len(cold), "p50_ms": percentile_ms(cold, 50),
-                     "p99_ms": percentile_ms(cold, 99)},
-            "warm": {"requests": len(warm), "p50_ms": percentile_ms(warm, 50),
-                     "p99_ms": percentile_ms(warm, 99)},
-            "map_all_workplaces_ms": map_ms,
-            "load_average_1min": round(os.getloadavg()[0], 2),
-            "cpus": os.cpu_count(),
-        }  # fmt: skip
+            **boards,
+        }
+        if cold:
+            result.update({
+                "history_shifts_per_request": shifts,
+                "history_source": source,
+                "history_cold": {"requests": len(cold), "p50_ms": percentile_ms(cold, 50),
+                                 "p99_ms": percentile_ms(cold, 99)},
+                "history_warm": {"requests": len(warm), "p50_ms": percentile_ms(warm, 50),
+                                 "p99_ms": percentile_ms(warm, 99)},
+            })  # fmt: skip
+        result.update({"load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()})
         if args.json:
             print(json.dumps(result))
         else:
             for key, value in result.items():
-                print(f"{key:>22}: {value}")
+                print(f"{key:>26}: {value}")
     finally:
         if server is not None:
             server.should_exit = True

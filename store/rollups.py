@@ -27,7 +27,7 @@ read through ``fetch_rollup``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -270,16 +270,15 @@ class Rollup:
 
     def mean(self) -> F64:
         """Arithmetic mean per bucket (concentrations)."""
-        return self.sum_value / self.n
+        return bucket_statistic("mean", self.n, self.sum_value)
 
     def rms(self) -> F64:
         """Root mean square per bucket (vibration acceleration): √(Σv²/n)."""
-        return np.sqrt(self.sum_sq / self.n)
+        return bucket_statistic("rms", self.n, self.sum_sq)
 
     def energy_mean_db(self) -> F64:
         """Energy-mean level per bucket (decibel quantities): 10·lg(Σ10^(L/10)/n)."""
-        with np.errstate(divide="ignore"):
-            return 10.0 * np.log10(self.sum_pow10 / self.n)
+        return bucket_statistic("energy_mean_db", self.n, self.sum_pow10)
 
     def total(self) -> SpanStats:
         """The whole span at once, exactly (sums of sums, never a mean of means)."""
@@ -301,13 +300,7 @@ class Rollup:
         """The statistic that represents a bucket of this quantity: energy mean for LAeq,
         maximum for LAmax and LCpeak, r.m.s. for vibration, mean for gas and dust."""
         kind = representative_statistic(quantity)
-        if kind == "energy_mean_db":
-            return self.energy_mean_db()
-        if kind == "rms":
-            return self.rms()
-        if kind == "max":
-            return self.max_value
-        return self.mean()
+        return bucket_statistic(kind, self.n, getattr(self, STATISTIC_COLUMN[kind]))
 
 
 def representative_statistic(quantity: str) -> str:
@@ -315,6 +308,27 @@ def representative_statistic(quantity: str) -> str:
         return _REPRESENTATIVE[quantity]
     except KeyError:
         raise ValueError(f"no rollup statistic is defined for quantity {quantity!r}") from None
+
+
+# The one column each statistic of a bucket is computed from (with ``n``).
+STATISTIC_COLUMN: Final[dict[str, str]] = {
+    "energy_mean_db": "sum_pow10",
+    "rms": "sum_sq",
+    "mean": "sum_value",
+    "max": "max_value",
+}
+
+
+def bucket_statistic(kind: str, n: I64, column: F64) -> F64:
+    """Statistic ``kind`` per bucket from ``n`` and its column (``STATISTIC_COLUMN[kind]``)."""
+    if kind == "energy_mean_db":
+        with np.errstate(divide="ignore"):
+            return 10.0 * np.log10(column / n)
+    if kind == "rms":
+        return np.sqrt(column / n)
+    if kind == "max":
+        return column
+    return column / n
 
 
 async def fetch_rollup(
@@ -363,6 +377,78 @@ async def fetch_rollup(
             order = np.argsort(starts, kind="stable")
             starts, counts, sums = starts[order], counts[order], [a[order] for a in sums]
         found[int(row[0])] = Rollup(int(row[0]), bucket, starts, counts, *sums)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLevels:
+    """One sensor's buckets in a span: starts, sample counts and the representative statistic
+    of its quantity (``Rollup.level``), ordered by bucket start."""
+
+    sensor_id: int
+    bucket: Bucket
+    starts_us: I64
+    n: I64
+    level: F64
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+
+# timestamptz travels as microseconds since 2000-01-01 UTC.
+_PG_EPOCH_US: Final = 946_684_800 * US_PER_S
+
+
+async def fetch_levels(
+    conn: AsyncConnection[Any],
+    quantities: Mapping[int, str],
+    start: datetime,
+    end: datetime,
+    bucket: Bucket = "1 min",
+) -> dict[int, BucketLevels]:
+    """``Rollup.level`` of each sensor (``{sensor id: quantity}``) for the buckets whose start
+    lies in [start, end), as ``fetch_rollup`` would give it; sensors without data are absent.
+
+    For views over many sensors (the risk board, the exports): per bucket only the count and
+    the one column the quantity's statistic needs travel, and the bucket start as the server
+    stores it, so a month of thousands of sensors costs about half of ``fetch_rollup``.
+    """
+    if bucket not in ROLLUP_TABLE:
+        raise ValueError(f"bucket must be one of {sorted(ROLLUP_TABLE)}, got {bucket!r}")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end need a time zone")
+    by_kind: dict[str, list[int]] = {}
+    for sensor_id, quantity in quantities.items():
+        by_kind.setdefault(representative_statistic(quantity), []).append(sensor_id)
+    found: dict[int, BucketLevels] = {}
+    for kind, sensor_ids in sorted(by_kind.items()):
+        # The column name is one of STATISTIC_COLUMN's values, never input.
+        cur = await conn.execute(
+            f"""
+            SELECT sensor_id, array_send(array_agg(bucket)), array_send(array_agg(n)),
+                   array_send(array_agg(value))
+            FROM (
+                SELECT sensor_id, bucket::timestamptz AS bucket, n::bigint AS n,
+                       {STATISTIC_COLUMN[kind]}::float8 AS value
+                FROM {ROLLUP_TABLE[bucket]}
+                WHERE sensor_id = ANY(%s::int[]) AND bucket >= %s AND bucket < %s
+                ORDER BY sensor_id, bucket
+            ) ordered
+            GROUP BY sensor_id
+            """,
+            [sorted(sensor_ids), start, end],
+        )
+        for row in await cur.fetchall():
+            starts = int8_array(row[1]) + _PG_EPOCH_US
+            counts = int8_array(row[2])
+            column = float8_array(row[3])
+            if starts.size > 1 and np.any(np.diff(starts) < 0):
+                order = np.argsort(starts, kind="stable")
+                starts, counts, column = starts[order], counts[order], column[order]
+            sid = int(row[0])
+            found[sid] = BucketLevels(
+                sid, bucket, starts, counts, bucket_statistic(kind, counts, column)
+            )
     return found
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from store.connection import connect_async
 from store.readings import ReadingBlock, datetime_to_us, days_of, ensure_day_partitions
-from store.rollups import BUCKET_US, Bucket, fetch_rollup, rollup_from_block
+from store.rollups import BUCKET_US, Bucket, fetch_levels, fetch_rollup, rollup_from_block
 from store.writes import write_readings
 from tests.store.conftest import BackendSchema
 
@@ -76,6 +76,27 @@ async def test_rollups_hold_the_statistics_of_exactly_the_written_readings(
         for column in ("sum_value", "sum_sq", "sum_pow10", "min_value", "max_value"):
             assert_same(getattr(actual, column), getattr(expected, column))
     assert sum(int(r.n.sum()) for r in got.values()) == len(block)
+
+
+@pytest.mark.parametrize("bucket", ["1 min", "1 hour"])
+async def test_fetch_levels_is_exactly_the_level_of_fetch_rollup(
+    backend_schema: BackendSchema, bucket: Bucket
+) -> None:
+    block = workload(seed=5)
+    await store(backend_schema, block)
+    quantities = {NOISE: "noise_laeq", VIB: "vib_hav", GAS: "gas", 999: "dust"}
+    span = (START + timedelta(minutes=20), START + timedelta(hours=2, minutes=50))
+    conn = await connect_async(backend_schema.url, backend_schema.schema, autocommit=True)
+    async with conn:
+        levels = await fetch_levels(conn, quantities, *span, bucket)
+        rollups = await fetch_rollup(conn, list(quantities), *span, bucket)
+    assert sorted(levels) == sorted(rollups) == [NOISE, VIB, GAS]
+    for sensor in (NOISE, VIB, GAS):
+        got, expected = levels[sensor], rollups[sensor]
+        np.testing.assert_array_equal(got.starts_us, expected.starts_us)
+        np.testing.assert_array_equal(got.n, expected.n)
+        # Bit for bit: shift results are memoised under the bytes of these levels.
+        assert got.level.tobytes() == expected.level(quantities[sensor]).tobytes()
 
 
 async def test_span_totals_are_exact_and_decibels_are_energy_averaged(
