@@ -171,7 +171,8 @@ def test_exact_b_lies_within_the_screened_bounds(case: Case) -> None:
         elif bounds.unrated[k]:
             assert found is None, k
         else:
-            assert low == (-math.inf, -math.inf) and high == (math.inf, math.inf)
+            assert low == (-math.inf, -math.inf)
+            assert high == (math.inf, math.inf)
 
 
 def test_bounds_are_tight_away_from_band_edges() -> None:
@@ -198,4 +199,5 @@ def test_bounds_are_tight_away_from_band_edges() -> None:
 def test_a_clash_with_an_entered_factor_is_left_to_the_exact_path() -> None:
     case = Case(3600.0, 28_800.0, [(0, [[(0, 90.0)]])], [{"noise": "3.1"}])
     bounds = screened(case, NORMS)
-    assert not bounds.rated[0] and not bounds.unrated[0]
+    assert not bounds.rated[0]
+    assert not bounds.unrated[0]
