@@ -59,7 +59,8 @@ METRIC_ATOL = 1e-9
 POSITION_EPS = 1e-9
 
 _LN10_OVER_10 = np.log(10.0) / 10.0
-_RANKS = len(WorkingClass)
+_CLASSES: tuple[WorkingClass, ...] = tuple(WorkingClass)
+_RANKS = len(_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +114,8 @@ def _widen(x: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 
 def _continuous(scale: HarmfulnessScale, rank: IntArray, position: FloatArray) -> FloatArray:
-    start = np.array([scale.continuous_start[c] for c in WorkingClass], dtype=np.float64)
-    span = np.array([scale.continuous_span[c] for c in WorkingClass], dtype=np.float64)
+    start = np.array([scale.continuous_start[c] for c in _CLASSES], dtype=np.float64)
+    span = np.array([scale.continuous_span[c] for c in _CLASSES], dtype=np.float64)
     r = np.maximum(rank, 0)
     p = np.minimum(np.maximum(position, 0.0), scale.position_cap)
     # Same operations as HarmfulnessScale.continuous, so a clipped position gives its exact value.
@@ -126,13 +127,16 @@ def _bounded(
 ) -> tuple[IntArray, FloatArray, FloatArray, BoolArray]:
     """Class rank, continuous-В bounds and whether the class is certain, for a metric whose
     exact value lies within the tolerance of ``x``."""
-    lo, hi = _widen(x)
-    r_lo, r_hi = classify(lo, bands), classify(hi, bands)
+    n = x.size
+    ends = np.concatenate(_widen(x))  # both ends in one pass: these arrays are tiny
+    r = classify(ends, bands)
     with np.errstate(invalid="ignore"):
-        p_lo = band_position(lo, bands) - POSITION_EPS
-        p_hi = band_position(hi, bands) + POSITION_EPS
-    certain = (r_lo == r_hi) & np.isfinite(p_lo) & np.isfinite(p_hi) & ~np.isnan(x)
-    return r_lo, _continuous(scale, r_lo, p_lo), _continuous(scale, r_lo, p_hi), certain
+        p = band_position(ends, bands)
+    p[:n] -= POSITION_EPS
+    p[n:] += POSITION_EPS
+    c = _continuous(scale, np.concatenate((r[:n], r[:n])), p)
+    certain = (r[:n] == r[n:]) & np.isfinite(p[:n]) & np.isfinite(p[n:]) & ~np.isnan(x)
+    return r[:n], c[:n], c[n:], certain
 
 
 def _means(series: BucketSeries, n_shifts: int, values: FloatArray) -> FloatArray:
