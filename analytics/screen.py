@@ -17,8 +17,8 @@ Why the intervals hold:
 * The 15-min maximum of a bucket-level step function is the largest bucket level when a bucket
   is at least as long as the window (a window inside that bucket reaches it; any window is a
   mean of levels). The exact path evaluates it from cumulative sums over the whole shift,
-  whose rounding stays far below the same tolerance. Shorter buckets only bound it from above,
-  so the 15-min candidate gives no lower bound there.
+  whose rounding stays far below the same tolerance. Shorter buckets only bound it from above:
+  such a sensor's shifts are left to the exact path.
 * Classes come from ``classify`` at both ends of a metric's interval; since ``classify`` is a
   ``searchsorted`` it is monotone, so equal classes at both ends are the exact class. A shift
   with any sensor whose ends differ (a value within the tolerance of a band edge), a NaN, a
@@ -205,7 +205,7 @@ def _sensor(
                 peak = np.where(present, peak, np.nan)
                 found = _bounded(peak / sub.pdk_max_mg_m3, bands, scale)
                 if bucket_s < SHORT_TERM_WINDOW_S:
-                    # Only an upper bound: the shift's class is not pinned by it.
+                    # Only an upper bound on the 15-min maximum: the class is not pinned.
                     found = (found[0], found[1], found[2], np.zeros(n_shifts, dtype=bool))
                 candidates.append(found)
             if not candidates:
