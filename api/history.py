@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from psycopg import AsyncConnection
@@ -53,12 +53,17 @@ US_PER_S = 1_000_000
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
+_V = TypeVar("_V")
+
+
 class ShiftMemo:
-    """Bounded least-recently-used store of shift results keyed by the digest of their inputs."""
+    """Bounded least-recently-used store of shift results keyed by the digest of their inputs,
+    and of each workplace's worst shift keyed by the digests of all its shifts."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._items: OrderedDict[bytes, ShiftExposure] = OrderedDict()
+        self._worst: OrderedDict[bytes, ShiftExposure | None] = OrderedDict()
 
     def get(self, key: bytes) -> ShiftExposure | None:
         found = self._items.get(key)
@@ -67,12 +72,26 @@ class ShiftMemo:
         return found
 
     def put(self, key: bytes, value: ShiftExposure) -> None:
-        if self._size == 0:
-            return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+        _bounded_put(self._items, key, value, self._size)
+
+    def get_worst(self, key: bytes) -> tuple[bool, ShiftExposure | None]:
+        """``(True, worst)`` if known (worst None: no rated shift), else ``(False, None)``."""
+        if key not in self._worst:
+            return False, None
+        self._worst.move_to_end(key)
+        return True, self._worst[key]
+
+    def put_worst(self, key: bytes, value: ShiftExposure | None) -> None:
+        _bounded_put(self._worst, key, value, self._size)
+
+
+def _bounded_put(items: OrderedDict[bytes, _V], key: bytes, value: _V, size: int) -> None:
+    if size == 0:
+        return
+    items[key] = value
+    items.move_to_end(key)
+    while len(items) > size:
+        items.popitem(last=False)
 
 
 def bucket_for(schedule: Schedule, shifts: Sequence[Shift]) -> Bucket:
@@ -279,15 +298,14 @@ class _Exact:
     def entered(self, k: int) -> Mapping[str, Row]:
         return in_force(self.entries, "factor", self.shifts[k].day)
 
-    def shift(self, k: int) -> ShiftExposure:
+    def key(self, k: int) -> bytes:
+        """Digest of everything shift ``k``'s result depends on."""
         norms, s = self.norms, self.shifts[k]
-        entered = self.entered(k)
-        classes = {name: row["working_class"] for name, row in entered.items()}
+        classes = {name: row["working_class"] for name, row in self.entered(k).items()}
         digest = hashlib.blake2b(digest_size=20)
         key_text = (self.workplace_id, s.start.isoformat(), s.duration_s, norms.name,
                     norms.version, sorted(classes.items()), self.bucket)  # fmt: skip
         digest.update(repr(key_text).encode())
-        present = []
         for b in self.buckets:
             i, j = b.bounds[k]
             if i < j:
@@ -296,10 +314,16 @@ class _Exact:
                 # reading in another shift can change this shift's result.
                 digest.update(np.float64(b.full_n).tobytes())
                 digest.update(b.fingerprint[i:j].tobytes())
-                present.append(b)
-        key = digest.digest()
+        return digest.digest()
+
+    def shift(self, k: int, key: bytes | None = None) -> ShiftExposure:
+        key = self.key(k) if key is None else key
         cached = self.memo.get(key)
         if cached is None:
+            norms, s = self.norms, self.shifts[k]
+            entered = self.entered(k)
+            classes = {name: row["working_class"] for name, row in entered.items()}
+            present = [b for b in self.buckets if b.bounds[k][0] < b.bounds[k][1]]
             parts = [_part(b, k, s, self.width_us) for b in present]
             cached = _assess(norms, s, parts, classes, entered, self.ids, self.bucket)
             self.memo.put(key, cached)
@@ -321,6 +345,21 @@ def _worst_of(
     memo: ShiftMemo,
 ) -> ShiftExposure | None:
     exact = _Exact(norms, workplace_id, shifts, bucket, sensors, rollups, entries, memo)
+    n = len(shifts)
+    # A workplace whose shifts' inputs are all unchanged since the last request has the same
+    # worst shift: the digests are cheap next to screening and the exact path.
+    keys = [exact.key(k) for k in range(n)]
+    whole = hashlib.blake2b(b"".join(keys), digest_size=20, person=b"qorgau-worst").digest()
+    known, answer = memo.get_worst(whole)
+    if known:
+        return answer
+    answer = _screened_worst(exact, keys)
+    memo.put_worst(whole, answer)
+    return answer
+
+
+def _screened_worst(exact: _Exact, keys: Sequence[bytes]) -> ShiftExposure | None:
+    norms, shifts = exact.norms, exact.shifts
     n = len(shifts)
     entered = [exact.entered(k) for k in range(n)]
     classes = [{name: row["working_class"] for name, row in e.items()} for e in entered]
@@ -354,8 +393,7 @@ def _worst_of(
         s = b.sensor
         series.append(BucketSeries(s.code, s.quantity, s.unit, s.substance, shift_of, b.level[idx]))
     if len(durations) != 1:
-        found = [exact.shift(k) for k in range(n)]
-        return worst(found)
+        return worst([exact.shift(k, keys[k]) for k in range(n)])
     bounds = screen_shifts(
         series,
         norms,
@@ -375,7 +413,7 @@ def _worst_of(
         for a, c, ins in zip(bounds.b_high, bounds.c_high, inside, strict=True)
     ]
     chosen = _candidates(low, high, ~unrated, sure_full, maybe_full)
-    return worst([exact.shift(k) for k in chosen])
+    return worst([exact.shift(k, keys[k]) for k in chosen])
 
 
 def _candidates(

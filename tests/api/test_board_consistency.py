@@ -283,3 +283,34 @@ async def test_board_keeps_the_exact_worst_shift_on_ties_and_band_edges(api: Api
     assert own["edge-raised-wp"]["B_source"]["working_class"] == "3.3"
     assert own["edge-capped-wp"]["B_source"]["date"] == last
     assert own["edge-capped-wp"]["B_source"]["working_class"] == "4"
+
+
+async def test_board_answer_follows_new_readings_after_being_remembered(api: Api) -> None:
+    # The board remembers each workplace's worst shift under the digests of all its shifts'
+    # inputs: a later reading in any shift of the period must change that answer, not be hidden
+    # behind it.
+    period = {"from": D.isoformat(), "to": (D + timedelta(days=2)).isoformat()}
+    start = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 08:00 in Almaty
+    tenant = await make_tenant(api, "late", "Almaty")
+    await write(api, flat(tenant.sensor["id"], start, 8, 86.0))
+    await indicators(api, tenant, tenant.workplace["id"], 3, 2)
+    scoring = await api.token(Role.SCORING)
+
+    async def board_row() -> dict[str, Any]:
+        body = await api.ok("GET", "/api/v1/export/workplaces", scoring, params=period)
+        (row,) = [r for r in body["rows"] if r["workplace_code"] == "late-wp"]
+        return dict(row)
+
+    before = await board_row()
+    assert before == await board_row()  # remembered, and the same
+    assert before["b_date"] == D.isoformat()
+    await write(api, flat(tenant.sensor["id"], start + timedelta(days=2), 8, 100.0))
+    after = await board_row()
+    own = await api.ok(
+        "GET", f"/api/v1/workplaces/{tenant.workplace['id']}/risk", tenant.officer, params=period
+    )
+    assert after["b_date"] == (D + timedelta(days=2)).isoformat()
+    assert (after["b"], after["b_class"], after["b_date"]) == (
+        own["B"], own["B_source"]["working_class"], own["B_source"]["date"],
+    )  # fmt: skip
+    assert after["b"] > before["b"]
