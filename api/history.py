@@ -24,17 +24,26 @@ recompute it and nothing else does.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from psycopg import AsyncConnection
 
 from analytics import Norms, SensorSeries, WorkplaceAssessment, assess_workplace
-from api.exposure import SensorRef, ShiftExposure, assessable, schedule_of, sensors_by_workplace
+from analytics.screen import BucketSeries, screen_shifts
+from api.exposure import (
+    SensorRef,
+    ShiftExposure,
+    assessable,
+    schedule_of,
+    sensors_by_workplace,
+    worst,
+)
 from api.shifts import Schedule, Shift, shifts_between
 from store.assessments import factor_entries_of, in_force
 from store.catalog import Row, translate_errors
@@ -44,12 +53,17 @@ US_PER_S = 1_000_000
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
+_V = TypeVar("_V")
+
+
 class ShiftMemo:
-    """Bounded least-recently-used store of shift results keyed by the digest of their inputs."""
+    """Bounded least-recently-used store of shift results keyed by the digest of their inputs,
+    and of each workplace's worst shift keyed by the digests of all its shifts."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._items: OrderedDict[bytes, ShiftExposure] = OrderedDict()
+        self._worst: OrderedDict[bytes, ShiftExposure | None] = OrderedDict()
 
     def get(self, key: bytes) -> ShiftExposure | None:
         found = self._items.get(key)
@@ -58,12 +72,26 @@ class ShiftMemo:
         return found
 
     def put(self, key: bytes, value: ShiftExposure) -> None:
-        if self._size == 0:
-            return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+        _bounded_put(self._items, key, value, self._size)
+
+    def get_worst(self, key: bytes) -> tuple[bool, ShiftExposure | None]:
+        """``(True, worst)`` if known (worst None: no rated shift), else ``(False, None)``."""
+        if key not in self._worst:
+            return False, None
+        self._worst.move_to_end(key)
+        return True, self._worst[key]
+
+    def put_worst(self, key: bytes, value: ShiftExposure | None) -> None:
+        _bounded_put(self._worst, key, value, self._size)
+
+
+def _bounded_put(items: OrderedDict[bytes, _V], key: bytes, value: _V, size: int) -> None:
+    if size == 0:
+        return
+    items[key] = value
+    items.move_to_end(key)
+    while len(items) > size:
+        items.popitem(last=False)
 
 
 def bucket_for(schedule: Schedule, shifts: Sequence[Shift]) -> Bucket:
@@ -158,10 +186,48 @@ async def history_of(
     memo: ShiftMemo,
 ) -> dict[int, list[ShiftExposure]]:
     """:func:`history` of several workplaces, with one query per kind of data for all."""
+    plans, rollups, entries = await _load(conn, norms, workplaces, first, last)
+    return {
+        wid: _shifts_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
+        for wid, plan in plans.items()
+    }
+
+
+async def worst_of(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    workplaces: Sequence[Row],
+    first: date,
+    last: date,
+    memo: ShiftMemo,
+) -> dict[int, ShiftExposure | None]:
+    """``worst(history(...))`` of each workplace, assessing only the shifts that can be it.
+
+    ``analytics.screen_shifts`` bounds В of every shift from the same bucket levels, and only
+    the shifts the bounds cannot rule out (:func:`_candidates`) go through the exact per-shift
+    path; the answer is that path's, shift for shift.
+    """
+    plans, rollups, entries = await _load(conn, norms, workplaces, first, last)
+    return {
+        wid: _worst_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
+        for wid, plan in plans.items()
+    }
+
+
+_Plan = tuple[list[Shift], Bucket, list[SensorRef]]
+
+
+async def _load(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    workplaces: Sequence[Row],
+    first: date,
+    last: date,
+) -> tuple[dict[int, _Plan], dict[Bucket, dict[int, BucketLevels]], dict[int, list[Row]]]:
     ids = [w["id"] for w in workplaces]
     sensors = await sensors_by_workplace(conn, ids)
     entries = await factor_entries_of(conn, ids)
-    plans: dict[int, tuple[list[Shift], Bucket, list[SensorRef]]] = {}
+    plans: dict[int, _Plan] = {}
     wanted: dict[Bucket, tuple[set[int], datetime, datetime]] = {}
     for w in workplaces:
         schedule = schedule_of(w)
@@ -182,10 +248,7 @@ async def history_of(
             rollups[bucket] = await fetch_levels(
                 conn, {i: quantities[i] for i in sorted(sensor_ids)}, lo, hi, bucket
             )
-    return {
-        wid: _shifts_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
-        for wid, plan in plans.items()
-    }
+    return plans, rollups, {wid: list(entries[wid]) for wid in plans}
 
 
 def _shifts_of(
@@ -198,22 +261,52 @@ def _shifts_of(
     entries: Sequence[Row],
     memo: ShiftMemo,
 ) -> list[ShiftExposure]:
-    width_us = BUCKET_US[bucket]
-    edges_us = np.array(
-        [int(t.timestamp() * US_PER_S) for s in shifts for t in (s.start, s.end)], dtype=np.int64
-    )
-    buckets = _buckets(sensors, rollups, edges_us)
-    ids = {s.code: s.id for s in sensors}
-    found = []
-    for k, s in enumerate(shifts):
-        entered = in_force(entries, "factor", s.day)
-        classes = {name: row["working_class"] for name, row in entered.items()}
+    exact = _Exact(norms, workplace_id, shifts, bucket, sensors, rollups, entries, memo)
+    return [exact.shift(k) for k in range(len(shifts))]
+
+
+class _Exact:
+    """The exact per-shift path of one workplace: ``assess_workplace`` on the shift's buckets,
+    through the memo."""
+
+    def __init__(
+        self,
+        norms: Norms,
+        workplace_id: int,
+        shifts: Sequence[Shift],
+        bucket: Bucket,
+        sensors: Sequence[SensorRef],
+        rollups: Mapping[int, BucketLevels],
+        entries: Sequence[Row],
+        memo: ShiftMemo,
+    ) -> None:
+        self.norms, self.workplace_id, self.shifts, self.bucket = (
+            norms,
+            workplace_id,
+            shifts,
+            bucket,
+        )
+        self.entries, self.memo = entries, memo
+        self.width_us = BUCKET_US[bucket]
+        self.edges_us = np.array(
+            [int(t.timestamp() * US_PER_S) for s in shifts for t in (s.start, s.end)],
+            dtype=np.int64,
+        )
+        self.buckets = _buckets(sensors, rollups, self.edges_us)
+        self.ids = {s.code: s.id for s in sensors}
+
+    def entered(self, k: int) -> Mapping[str, Row]:
+        return in_force(self.entries, "factor", self.shifts[k].day)
+
+    def key(self, k: int) -> bytes:
+        """Digest of everything shift ``k``'s result depends on."""
+        norms, s = self.norms, self.shifts[k]
+        classes = {name: row["working_class"] for name, row in self.entered(k).items()}
         digest = hashlib.blake2b(digest_size=20)
-        key_text = (workplace_id, s.start.isoformat(), s.duration_s, norms.name,
-                    norms.version, sorted(classes.items()), bucket)  # fmt: skip
+        key_text = (self.workplace_id, s.start.isoformat(), s.duration_s, norms.name,
+                    norms.version, sorted(classes.items()), self.bucket)  # fmt: skip
         digest.update(repr(key_text).encode())
-        present = []
-        for b in buckets:
+        for b in self.buckets:
             i, j = b.bounds[k]
             if i < j:
                 digest.update(b.sensor.code.encode())
@@ -221,15 +314,153 @@ def _shifts_of(
                 # reading in another shift can change this shift's result.
                 digest.update(np.float64(b.full_n).tobytes())
                 digest.update(b.fingerprint[i:j].tobytes())
-                present.append(b)
-        key = digest.digest()
-        cached = memo.get(key)
+        return digest.digest()
+
+    def shift(self, k: int, key: bytes | None = None) -> ShiftExposure:
+        key = self.key(k) if key is None else key
+        cached = self.memo.get(key)
         if cached is None:
-            parts = [_part(b, k, s, width_us) for b in present]
-            cached = _assess(norms, s, parts, classes, entered, ids, bucket)
-            memo.put(key, cached)
-        found.append(cached)
-    return found
+            norms, s = self.norms, self.shifts[k]
+            entered = self.entered(k)
+            classes = {name: row["working_class"] for name, row in entered.items()}
+            present = [b for b in self.buckets if b.bounds[k][0] < b.bounds[k][1]]
+            parts = [_part(b, k, s, self.width_us) for b in present]
+            cached = _assess(norms, s, parts, classes, entered, self.ids, self.bucket)
+            self.memo.put(key, cached)
+        return cached
+
+
+# Relative slack on the screened coverage: it is summed in another order than ``_part`` does.
+_COVERAGE_RTOL = 1e-9
+
+
+def _worst_of(
+    norms: Norms,
+    workplace_id: int,
+    shifts: Sequence[Shift],
+    bucket: Bucket,
+    sensors: Sequence[SensorRef],
+    rollups: Mapping[int, BucketLevels],
+    entries: Sequence[Row],
+    memo: ShiftMemo,
+) -> ShiftExposure | None:
+    exact = _Exact(norms, workplace_id, shifts, bucket, sensors, rollups, entries, memo)
+    n = len(shifts)
+    # A workplace whose shifts' inputs are all unchanged since the last request has the same
+    # worst shift: the digests are cheap next to screening and the exact path.
+    keys = [exact.key(k) for k in range(n)]
+    whole = hashlib.blake2b(b"".join(keys), digest_size=20, person=b"qorgau-worst").digest()
+    known, answer = memo.get_worst(whole)
+    if known:
+        return answer
+    answer = _screened_worst(exact, keys)
+    memo.put_worst(whole, answer)
+    return answer
+
+
+def _screened_worst(exact: _Exact, keys: Sequence[bytes]) -> ShiftExposure | None:
+    norms, shifts = exact.norms, exact.shifts
+    n = len(shifts)
+    entered = [exact.entered(k) for k in range(n)]
+    classes = [{name: row["working_class"] for name, row in e.items()} for e in entered]
+    starts_us, ends_us = exact.edges_us[0::2], exact.edges_us[1::2]
+    durations = {s.duration_s for s in shifts}
+    # Shifts whose buckets all lie wholly inside them (so each holds its full width) and whose
+    # coverage is surely above / surely below the minimum.
+    inside = np.ones(n, dtype=bool)
+    short_surely = np.zeros(n, dtype=bool)
+    short_maybe = np.zeros(n, dtype=bool)
+    series: list[BucketSeries] = []
+    for b in exact.buckets:
+        i, j = b.bounds[:, 0], b.bounds[:, 1]
+        lengths = np.maximum(j - i, 0)
+        total = int(lengths.sum())
+        shift_of = np.repeat(np.arange(n, dtype=np.intp), lengths)
+        # Index of every (shift, bucket) pair, shifts may share buckets if they overlap.
+        first_of = np.repeat(np.cumsum(lengths) - lengths - i, lengths)
+        idx = np.arange(total, dtype=np.intp) - first_of
+        ends = b.starts_us[idx] + exact.width_us
+        inside &= np.bincount(shift_of, weights=ends > ends_us[shift_of], minlength=n) == 0
+        share = np.minimum(b.n[idx] / b.full_n, 1.0)
+        covered = (
+            np.bincount(shift_of, weights=share, minlength=n)
+            * exact.width_us / (ends_us - starts_us)
+        )  # fmt: skip
+        present = lengths > 0
+        minimum = norms.sampling.min_coverage
+        short_surely |= present & (covered * (1.0 + _COVERAGE_RTOL) < minimum)
+        short_maybe |= present & (covered * (1.0 - _COVERAGE_RTOL) < minimum)
+        s = b.sensor
+        series.append(BucketSeries(s.code, s.quantity, s.unit, s.substance, shift_of, b.level[idx]))
+    if len(durations) != 1:
+        return worst([exact.shift(k, keys[k]) for k in range(n)])
+    bounds = screen_shifts(
+        series,
+        norms,
+        n_shifts=n,
+        shift_duration_s=float(durations.pop()),
+        bucket_s=exact.width_us / US_PER_S,
+        entered=classes,
+    )
+    rated = bounds.rated & inside
+    unrated = bounds.unrated & inside
+    sure_full = rated & ~short_maybe
+    maybe_full = ~short_surely
+    low = [(float(a), float(c)) if r else None
+           for a, c, r in zip(bounds.b_low, bounds.c_low, rated, strict=True)]  # fmt: skip
+    high = [
+        (float(a), float(c)) if ins else (math.inf, math.inf)
+        for a, c, ins in zip(bounds.b_high, bounds.c_high, inside, strict=True)
+    ]
+    chosen = _candidates(low, high, ~unrated, sure_full, maybe_full)
+    return worst([exact.shift(k, keys[k]) for k in chosen])
+
+
+def _candidates(
+    low: Sequence[tuple[float, float] | None],
+    high: Sequence[tuple[float, float]],
+    maybe_rated: np.ndarray[Any, np.dtype[np.bool_]],
+    sure_full: np.ndarray[Any, np.dtype[np.bool_]],
+    maybe_full: np.ndarray[Any, np.dtype[np.bool_]],
+) -> list[int]:
+    """Shifts (oldest first) among which ``worst`` of all shifts surely lies.
+
+    ``worst`` takes the highest (В, continuous В) among the sufficiently covered rated shifts
+    if there is one (pool = those), else among all rated shifts (pool = those); on equal keys
+    the latest. Let W be its answer. A shift s is dropped only when a shift t that is surely in
+    the pool has ``low(t) > high(s)``, or ``low(t) ≥ high(s)`` and t is later than s. W is never
+    dropped: key(t) ≤ key(W) for every t of the pool, and a t of equal key is not later than W
+    (W is the latest of its ties); ``low(t) > high(W)`` or a later t with ``low(t) ≥ high(W)``
+    would contradict that. ``worst`` over the kept shifts is then W again: W is in them, they
+    are a subset of all shifts, and in the first case W itself is sufficiently covered, so the
+    kept shifts have a pool of the same kind.
+    """
+    n = len(high)
+    if sure_full.any():
+        pool, eligible = sure_full, maybe_rated & maybe_full
+    elif not (maybe_rated & maybe_full).any():
+        pool, eligible = np.array([lo is not None for lo in low]), maybe_rated
+    else:
+        # Neither kind of pool is certain: let the exact path decide between all of them.
+        return [k for k in range(n) if maybe_rated[k]]
+    best: tuple[float, float] | None = None
+    later: list[tuple[float, float] | None] = [None] * n
+    for k in range(n - 1, -1, -1):
+        later[k] = best
+        lo = low[k]
+        if pool[k] and lo is not None and (best is None or lo > best):
+            best = lo
+    kept = []
+    for k in range(n):
+        if not eligible[k]:
+            continue
+        after = later[k]
+        if best is not None and best > high[k]:
+            continue
+        if after is not None and after >= high[k]:
+            continue
+        kept.append(k)
+    return kept
 
 
 def _assess(

@@ -28,7 +28,7 @@ from analytics import (
     social_guarantees,
 )
 from api.exposure import ShiftExposure, assess_shift, worst
-from api.history import ShiftMemo, history, history_of
+from api.history import ShiftMemo, history, worst_of
 from api.shifts import Shift
 from store.assessments import INDICATORS, current_indicators
 from store.catalog import Row
@@ -201,12 +201,14 @@ async def enterprise_risks(
     """Integral risk of each enterprise that ``workplaces`` (rows of
     :func:`store.catalog.workplaces_of`) belong to, in the order they come."""
     indicators = await current_indicators(conn, [w["id"] for w in workplaces], on=last)
-    shifts = await history_of(conn, norms, workplaces, first, last, memo)
+    # Only the worst shift of each workplace counts here: screened, then assessed exactly.
+    basis = await worst_of(conn, norms, workplaces, first, last, memo)
     by_enterprise: dict[int, tuple[Row, list[WorkplaceRisk]]] = {}
     for w in workplaces:
+        worst_shift = basis[w["id"]]
         result = await workplace_risk(
             conn, norms, w, first, last, memo=memo, indicators=indicators.get(w["id"], {}),
-            shifts=shifts[w["id"]],
+            shifts=[] if worst_shift is None else [worst_shift],
         )  # fmt: skip
         by_enterprise.setdefault(w["enterprise_id"], (w, []))[1].append(result)
     found = []

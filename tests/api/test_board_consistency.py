@@ -210,3 +210,107 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
         assert {k: alone[k] for k in ("mean_pr", "level", "share_by_level")} == {
             k: e[k] for k in ("mean_pr", "level", "share_by_level")
         }
+
+
+def flat(
+    sensor_id: int, start: datetime, hours: float, level: float, period_s: float = 10.0
+) -> list[tuple[datetime, int, float]]:
+    """A constant level: every hour bucket, and every shift of equal length, is then the same."""
+    n = int(hours * 3600 / period_s)
+    return [(start + timedelta(seconds=i * period_s), sensor_id, level) for i in range(n)]
+
+
+async def test_board_keeps_the_exact_worst_shift_on_ties_and_band_edges(api: Api) -> None:
+    # The board screens shifts before assessing them exactly; these workplaces are built so that
+    # a screen that dropped the wrong shift would show: equal В on several days (the latest must
+    # be reported), В raised by the combination or capped in the top band (equal continuous В
+    # whatever the level), levels exactly on band edges and coverage exactly at the minimum.
+    days = 3
+    period = {"from": D.isoformat(), "to": (D + timedelta(days=days - 1)).isoformat()}
+    shift0 = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 08:00 in Almaty
+
+    def day(k: int, hours_after: float = 0.0) -> datetime:
+        return shift0 + timedelta(days=k, hours=hours_after)
+
+    cases: dict[str, tuple[list[tuple[float, float]], str | None]] = {
+        # (hours measured, level) per day; an entered factor class, if any
+        "tie": ([(8, 90.0), (8, 90.0), (8, 90.0)], None),
+        "raised": ([(8, 88.0), (8, 93.0), (8, 86.0)], "3.2"),
+        "capped": ([(8, 130.0), (8, 127.0), (8, 125.0)], None),
+        "edge": ([(8, 85.0), (8, 80.0), (8, 85.0)], None),
+        "coverage": ([(6, 100.0), (8, 90.0), (6, 99.0)], None),
+    }
+    workplaces = []
+    for name, (plan, entered) in cases.items():
+        tenant = await make_tenant(api, f"edge-{name}", "Almaty")
+        rows = []
+        for k, (hours, level) in enumerate(plan):
+            rows += flat(tenant.sensor["id"], day(k), hours, level)
+        await write(api, rows)
+        await indicators(api, tenant, tenant.workplace["id"], 3, 2)
+        if entered is not None:
+            await api.ok(
+                "POST",
+                f"/api/v1/workplaces/{tenant.workplace['id']}/factor-classes",
+                tenant.officer,
+                json={"factor": "microclimate", "working_class": entered,
+                      "assessed_by": "lab", "assessed_on": "2026-10-01"},
+            )  # fmt: skip
+        workplaces.append((tenant, f"edge-{name}-wp"))
+
+    scoring = await api.token(Role.SCORING)
+    api.app.state.shift_memo = ShiftMemo(100_000)
+    body = await api.ok("GET", "/api/v1/export/workplaces", scoring, params=period)
+    rows_by_code = {r["workplace_code"]: r for r in body["rows"]}
+    api.app.state.shift_memo = ShiftMemo(100_000)
+    own = {
+        code: await api.ok(
+            "GET", f"/api/v1/workplaces/{t.workplace['id']}/risk", t.officer, params=period
+        )
+        for t, code in workplaces
+    }
+    for code, mine in own.items():
+        row = rows_by_code[code]
+        source = mine["B_source"]
+        assert (row["b"], row["b_class"], row["b_date"], row["b_shift"], row["pr"]) == (
+            mine["B"], source["working_class"], source["date"], source["shift"],
+            round(mine["pr"], 6),
+        ), code  # fmt: skip
+    last = (D + timedelta(days=days - 1)).isoformat()
+    # Ties go to the latest shift, not to the loudest or the first.
+    assert own["edge-tie-wp"]["B_source"]["date"] == last
+    assert own["edge-raised-wp"]["B_source"]["date"] == last
+    assert own["edge-raised-wp"]["B_source"]["working_class"] == "3.3"
+    assert own["edge-capped-wp"]["B_source"]["date"] == last
+    assert own["edge-capped-wp"]["B_source"]["working_class"] == "4"
+
+
+async def test_board_answer_follows_new_readings_after_being_remembered(api: Api) -> None:
+    # The board remembers each workplace's worst shift under the digests of all its shifts'
+    # inputs: a later reading in any shift of the period must change that answer, not be hidden
+    # behind it.
+    period = {"from": D.isoformat(), "to": (D + timedelta(days=2)).isoformat()}
+    start = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 08:00 in Almaty
+    tenant = await make_tenant(api, "late", "Almaty")
+    await write(api, flat(tenant.sensor["id"], start, 8, 86.0))
+    await indicators(api, tenant, tenant.workplace["id"], 3, 2)
+    scoring = await api.token(Role.SCORING)
+
+    async def board_row() -> dict[str, Any]:
+        body = await api.ok("GET", "/api/v1/export/workplaces", scoring, params=period)
+        (row,) = [r for r in body["rows"] if r["workplace_code"] == "late-wp"]
+        return dict(row)
+
+    before = await board_row()
+    assert before == await board_row()  # remembered, and the same
+    assert before["b_date"] == D.isoformat()
+    await write(api, flat(tenant.sensor["id"], start + timedelta(days=2), 8, 100.0))
+    after = await board_row()
+    own = await api.ok(
+        "GET", f"/api/v1/workplaces/{tenant.workplace['id']}/risk", tenant.officer, params=period
+    )
+    assert after["b_date"] == (D + timedelta(days=2)).isoformat()
+    assert (after["b"], after["b_class"], after["b_date"]) == (
+        own["B"], own["B_source"]["working_class"], own["B_source"]["date"],
+    )  # fmt: skip
+    assert after["b"] > before["b"]
