@@ -1,16 +1,20 @@
 """Alerts in PostgreSQL: the rows the API lists, the audit log of every transition, and what the
 alert engine needs at start (registry with calibration dates, enterprise settings, open alerts,
-recent statistics from raw readings)."""
+recent statistics from readings and their minute rollups)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, Final
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+
+from store.readings import datetime_to_us, us_to_datetime
+from store.rollups import BUCKET_US, pow10_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,12 +324,12 @@ async def set_alert_settings(
 
 @dataclass(frozen=True, slots=True)
 class BinStats:
-    """Raw readings of one sensor aggregated into one time bin (or one shift)."""
+    """Readings of one sensor aggregated into one time bin (or one shift)."""
 
     sensor_id: int
     start_s: float
     count: int
-    span_s: float
+    span_s: float  # last − first sample time; NaN for shift sums (rollups keep no sample times)
     sum_value: float
     sum_power: float  # Σ 10^(v/10), for levels; never an arithmetic mean of decibels
     sum_square: float
@@ -333,21 +337,39 @@ class BinStats:
     max_value: float
 
 
+_MINUTE_US: Final = BUCKET_US["1 min"]
+# Σ10^(v/10) of raw readings by the rule of the rollups, so the raw edges of a span and its
+# rollup minutes add up term for term (and no level can make power() fail).
+_POW10_R: Final = pow10_sql("r.value")
+
+
 async def latest_reading_times(
     conn: AsyncConnection[Any], since: datetime, sensor_ids: Sequence[int] | None = None
 ) -> dict[int, datetime]:
-    """Each sensor's latest reading time after ``since`` (of ``sensor_ids`` only, when given)."""
-    if sensor_ids is None:
-        cur = await conn.execute(
-            "SELECT sensor_id, max(time) FROM readings WHERE time >= %s GROUP BY sensor_id",
-            [since],
+    """Each sensor's latest reading time after ``since`` (of ``sensor_ids`` only, when given).
+
+    The latest minute comes from the minute rollups, and only that minute of raw readings is
+    read: a shift of 1 Hz readings per sensor is far more than its minutes."""
+    first_minute = us_to_datetime(datetime_to_us(since) // _MINUTE_US * _MINUTE_US)
+    only = "AND sensor_id = ANY(%(ids)s::int[])" if sensor_ids is not None else ""
+    cur = await conn.execute(
+        f"""
+        WITH latest AS (
+            SELECT sensor_id, max(bucket) AS bucket FROM readings_1m
+            WHERE bucket >= %(first)s {only}
+            GROUP BY sensor_id
         )
-    else:
-        cur = await conn.execute(
-            "SELECT sensor_id, max(time) FROM readings WHERE time >= %s AND sensor_id = ANY(%s) "
-            "GROUP BY sensor_id",
-            [since, list(sensor_ids)],
-        )
+        SELECT l.sensor_id, t.time
+        FROM latest l
+        CROSS JOIN LATERAL (
+            SELECT max(r.time) AS time FROM readings r
+            WHERE r.sensor_id = l.sensor_id AND r.time >= GREATEST(l.bucket, %(since)s)
+              AND r.time < l.bucket + interval '1 minute'
+        ) t
+        WHERE t.time IS NOT NULL
+        """,
+        {"first": first_minute, "since": since, "ids": list(sensor_ids or ())},
+    )
     return {int(r[0]): r[1] for r in await cur.fetchall()}
 
 
@@ -361,15 +383,15 @@ async def recent_bins(
     conn: AsyncConnection[Any], since: dict[int, datetime], bin_s: float
 ) -> list[BinStats]:
     """Per sensor (``since``: sensor id → from when) and ``bin_s`` bin: the sums that rebuild
-    the detector windows."""
+    the detector windows. From raw readings: bins are shorter than a minute, and the sample
+    interval is learnt from each bin's first and last sample time."""
     if not since:
         return []
     cur = await conn.execute(
-        """
+        f"""
         SELECT r.sensor_id, floor(extract(epoch FROM r.time) / %(b)s) * %(b)s,
                count(*), extract(epoch FROM max(r.time) - min(r.time)),
-               sum(r.value), sum(power(10.0, LEAST(r.value, 300.0) / 10.0)),
-               sum(r.value * r.value), min(r.value), max(r.value)
+               sum(r.value), sum({_POW10_R}), sum(r.value * r.value), min(r.value), max(r.value)
         FROM unnest(%(ids)s::int[], %(since)s::timestamptz[]) AS s(sensor_id, since)
         JOIN readings r ON r.sensor_id = s.sensor_id AND r.time >= s.since
         GROUP BY 1, 2
@@ -379,26 +401,97 @@ async def recent_bins(
     return _stats(await cur.fetchall())
 
 
+def split_minutes(
+    start: datetime, until: datetime
+) -> tuple[list[tuple[datetime, datetime]], tuple[datetime, datetime] | None]:
+    """``[start, until)`` as its whole minutes (``None`` if it has none) and the parts before
+    and after them (none where an end is on a minute boundary)."""
+    lo, hi = datetime_to_us(start), datetime_to_us(until)
+    whole_lo = -(-lo // _MINUTE_US) * _MINUTE_US
+    whole_hi = hi // _MINUTE_US * _MINUTE_US
+    if whole_lo >= whole_hi:
+        return ([(start, until)] if lo < hi else []), None
+    edges = [(a, b) for a, b in ((lo, whole_lo), (whole_hi, hi)) if a < b]
+    return (
+        [(us_to_datetime(a), us_to_datetime(b)) for a, b in edges],
+        (us_to_datetime(whole_lo), us_to_datetime(whole_hi)),
+    )
+
+
 async def shift_sums(
     conn: AsyncConnection[Any], spans: dict[int, tuple[datetime, datetime]]
 ) -> list[BinStats]:
     """Per sensor, sums over ``[start, until)`` (``spans``: sensor id → (start, until)): the
-    part of the current shift older than the detector windows."""
-    if not spans:
+    part of the current shift older than the detector windows. Sensors without readings in
+    their span are absent.
+
+    Whole minutes come from the minute rollups, only the partial minutes at either end from
+    raw readings: a shift is hours of readings per sensor but only hundreds of minutes. The
+    sums are those of the raw readings up to the order of floating-point addition; ``span_s``
+    is NaN (the engine learns sample intervals from the recent bins only)."""
+    edge_ids: list[int] = []
+    edge_lo: list[datetime] = []
+    edge_hi: list[datetime] = []
+    whole_ids: list[int] = []
+    whole_lo: list[datetime] = []
+    whole_hi: list[datetime] = []
+    for sensor_id, (start, until) in spans.items():
+        edges, whole = split_minutes(start, until)
+        for lo, hi in edges:
+            edge_ids.append(sensor_id)
+            edge_lo.append(lo)
+            edge_hi.append(hi)
+        if whole is not None:
+            whole_ids.append(sensor_id)
+            whole_lo.append(whole[0])
+            whole_hi.append(whole[1])
+    if not edge_ids and not whole_ids:
         return []
+    # Each edge is its own index range scan; n is numeric in views that sum counts, so cast.
     cur = await conn.execute(
-        """
-        SELECT r.sensor_id, extract(epoch FROM s.start), count(*),
-               extract(epoch FROM max(r.time) - min(r.time)),
-               sum(r.value), sum(power(10.0, LEAST(r.value, 300.0) / 10.0)),
-               sum(r.value * r.value), min(r.value), max(r.value)
-        FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS s(sensor_id, start, until)
-        JOIN readings r ON r.sensor_id = s.sensor_id AND r.time >= s.start AND r.time < s.until
-        GROUP BY r.sensor_id, s.start
+        f"""
+        WITH parts AS (
+            SELECT r.sensor_id, count(*)::bigint AS n, sum(r.value) AS sum_value,
+                   sum({_POW10_R}) AS sum_pow10, sum(r.value * r.value) AS sum_sq,
+                   min(r.value) AS min_value, max(r.value) AS max_value
+            FROM unnest(%(e_ids)s::int[], %(e_lo)s::timestamptz[], %(e_hi)s::timestamptz[])
+                AS e(sensor_id, lo, hi)
+            JOIN readings r ON r.sensor_id = e.sensor_id AND r.time >= e.lo AND r.time < e.hi
+            GROUP BY r.sensor_id
+            UNION ALL
+            SELECT m.sensor_id, sum(m.n)::bigint, sum(m.sum_value), sum(m.sum_pow10),
+                   sum(m.sum_sq), min(m.min_value), max(m.max_value)
+            FROM unnest(%(w_ids)s::int[], %(w_lo)s::timestamptz[], %(w_hi)s::timestamptz[])
+                AS w(sensor_id, lo, hi)
+            JOIN readings_1m m ON m.sensor_id = w.sensor_id AND m.bucket >= w.lo
+                AND m.bucket < w.hi
+            GROUP BY m.sensor_id
+        )
+        SELECT sensor_id, sum(n)::bigint, sum(sum_value), sum(sum_pow10), sum(sum_sq),
+               min(min_value), max(max_value)
+        FROM parts
+        GROUP BY sensor_id
+        HAVING sum(n) > 0
         """,
-        [list(spans), [v[0] for v in spans.values()], [v[1] for v in spans.values()]],
-    )
-    return _stats(await cur.fetchall())
+        {
+            "e_ids": edge_ids, "e_lo": edge_lo, "e_hi": edge_hi,
+            "w_ids": whole_ids, "w_lo": whole_lo, "w_hi": whole_hi,
+        },
+    )  # fmt: skip
+    return [
+        BinStats(
+            sensor_id=int(r[0]),
+            start_s=spans[int(r[0])][0].timestamp(),
+            count=int(r[1]),
+            span_s=math.nan,
+            sum_value=float(r[2]),
+            sum_power=float(r[3]),
+            sum_square=float(r[4]),
+            min_value=float(r[5]),
+            max_value=float(r[6]),
+        )
+        for r in await cur.fetchall()
+    ]
 
 
 # ------------------------------------------------------------------ preferences and webhooks

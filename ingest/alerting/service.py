@@ -291,8 +291,8 @@ class AlertService:
         )
 
     async def _warm(self, now: float) -> None:
-        """Rebuild windows and shift sums from stored readings (SQL aggregates of raw readings;
-        per-minute rollups can replace them when the store has them)."""
+        """Rebuild windows and shift sums from stored readings: the windows from raw readings
+        in bins, the older part of the shift from its minute rollups (store/alerts.py)."""
         slots: dict[int, tuple[DetectorState, int]] = {}
         for device in self.devices.values():
             state = self.states[device.profile]
