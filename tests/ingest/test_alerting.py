@@ -33,7 +33,10 @@ from ingest.settings import IngestSettings
 from qorgau.localservices import free_port
 from store.alerts import add_webhook, set_alert_settings
 from store.connection import connect_async
+from store.migrate import current_backend_async
+from store.readings import ReadingBlock, datetime_to_us, days_of, ensure_day_partitions
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
+from store.writes import write_readings
 from tests.support import eventually, rows
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
@@ -327,6 +330,41 @@ async def test_a_restarted_engine_keeps_its_open_alerts_and_windows(
             what="the restored alert to resolve",
         )
     assert [m.alert_id for m in second.of("short_term") if m.transition != "escalated"] == [ident]
+
+
+async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    await register(pg_url, schema, [(f"{DEV}.noise", "noise_laeq", "dB(A)", None)])
+    # A shift that began two hours ago: 40 loud minutes, then 30 quiet ones (longer than any
+    # window, so the loud minutes reach the engine through the shift sums only), none of them
+    # seen by an engine before it starts.
+    shift = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    t0 = shift + timedelta(seconds=17.25)  # the shift's first partial minute holds readings
+    rng = np.random.default_rng(3)
+    levels = np.concatenate([rng.uniform(103.0, 107.0, 2400), rng.uniform(68.0, 72.0, 1800)])
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        await set_alert_settings(
+            conn, ENT, shift_start=shift.time(), shift_duration_s=28800.0, time_zone="UTC"
+        )
+        row = await (await conn.execute("SELECT id FROM sensors")).fetchone()
+        assert row is not None
+        times_us = datetime_to_us(t0) + np.arange(levels.size, dtype=np.int64) * 1_000_000
+        block = ReadingBlock(times_us, np.full(levels.size, row[0], np.int32), levels)
+        await ensure_day_partitions(conn, days_of(block.times_us))
+        async with conn.transaction():
+            await write_readings(conn, block, backend=await current_backend_async(conn))
+    async with rig(pg_url, mqtt_url, schema, topic_prefix) as r:
+        state = next(iter(r.engine.states.values()))
+        slot = state.index[f"{DEV}/{DEV}.noise"]
+        # Sums of the whole shift so far, each 1 s sample weighing its second: what the
+        # projected end-of-shift LEX,8h goes on from.
+        assert state.shift_idx[slot] == round(
+            (shift.timestamp() - state.shift_origin[slot]) / 28800
+        )
+        assert state.shift_w[slot] == levels.size
+        assert state.shift_sum[slot] == pytest.approx(np.sum(10 ** (levels / 10)), rel=1e-9)
 
 
 async def test_an_enterprise_profile_sets_its_own_thresholds(
