@@ -365,6 +365,26 @@ async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
         )
         assert state.shift_w[slot] == levels.size
         assert state.shift_sum[slot] == pytest.approx(np.sum(10 ** (levels / 10)), rel=1e-9)
+        # Two quiet minutes now: the loud minutes before the restart alone take the shift over
+        # LEX,8h 85 dB(A), so the projection alert opens (after its minimum duration).
+        quiet_from = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=120)
+        for i in range(12):
+            await r.publish(
+                [Channel(sensor=f"{DEV}.noise", quantity=Quantity.NOISE_LAEQ, unit="dB(A)",
+                         t0=quiet_from + timedelta(seconds=10 * i), period_s=1.0,
+                         values=[70.0] * 10)]
+            )  # fmt: skip
+        await eventually(
+            lambda: any(m.transition == "opened" for m in r.of("projected_exposure")),
+            what="the projection alert after the restart",
+        )
+        (opened,) = [m for m in r.of("projected_exposure") if m.transition == "opened"]
+        assert opened.severity == "high"
+        assert opened.threshold == pytest.approx(85.0)
+        # The projection adds to the energy of the shift so far, never takes from it.
+        so_far_lex = 10 * np.log10((np.sum(10 ** (levels / 10)) + 120 * 10**7.0) / 28800)
+        assert opened.value is not None
+        assert opened.value >= so_far_lex - 0.01
 
 
 async def test_an_enterprise_profile_sets_its_own_thresholds(
