@@ -8,7 +8,9 @@ What it removes (``MaintenancePolicy``, from the same settings on both backends)
 - minute rollups older than ``QORGAU_DB_ROLLUP_RETENTION`` (plain PostgreSQL; hourly rollups
   are always kept);
 - rows of ``ingested_messages`` received longer ago than ``QORGAU_DB_DEDUPE_HORIZON`` (both
-  backends), only while that horizon exceeds ingest's sample window (``check_dedupe_horizon``).
+  backends), only while that horizon exceeds ingest's sample window (``check_dedupe_horizon``);
+- quarantined messages recorded longer ago than ``QORGAU_DB_QUARANTINE_RETENTION`` (both
+  backends).
 
 On TimescaleDB readings and minute rollups are left to its retention policies
 (``store.policies``); this job touches them only on plain PostgreSQL.
@@ -39,6 +41,7 @@ ROW_PRUNES: Final[dict[str, str]] = {
     "readings_default": "time",
     "readings_1m": "bucket",
     "ingested_messages": "received_at",
+    "quarantine": "received_at",
 }
 
 
@@ -69,6 +72,7 @@ class MaintenanceReport:
     readings_cutoff: datetime | None = None  # None: raw readings are not pruned here
     rollup_cutoff: datetime | None = None
     dedupe_cutoff: datetime | None = None
+    quarantine_cutoff: datetime | None = None
     partitions: list[DayPartition] = field(default_factory=list)  # dropped / to drop
     busy_partitions: list[DayPartition] = field(default_factory=list)  # lock not had in time
     rows: dict[str, int] = field(default_factory=dict)  # table → rows deleted / to delete
@@ -119,6 +123,7 @@ def _row_cutoffs(report: MaintenanceReport) -> dict[str, datetime]:
         "readings_default": report.readings_cutoff,
         "readings_1m": report.rollup_cutoff,
         "ingested_messages": report.dedupe_cutoff,
+        "quarantine": report.quarantine_cutoff,
     }
     return {table: cutoff for table, cutoff in cutoffs.items() if cutoff is not None}
 
@@ -130,16 +135,23 @@ async def _plan(
     ``count``, also the rows each table would lose."""
     plain = report.backend == "plain"
     cur = await conn.execute(
-        "SELECT now() - %s::interval, now() - %s::interval, now() - %s::interval",
+        "SELECT now() - %s::interval, now() - %s::interval, now() - %s::interval, "
+        "now() - %s::interval",
         [
             policy.retention if plain else None,
             policy.rollup_retention if plain else None,
             policy.dedupe_horizon,
+            policy.quarantine_retention,
         ],
     )
     row = await cur.fetchone()
     assert row is not None
-    report.readings_cutoff, report.rollup_cutoff, report.dedupe_cutoff = row
+    (
+        report.readings_cutoff,
+        report.rollup_cutoff,
+        report.dedupe_cutoff,
+        report.quarantine_cutoff,
+    ) = row
     if report.readings_cutoff is not None:
         report.partitions = await _expired_partitions(conn, report.readings_cutoff)
     if count:
@@ -309,6 +321,14 @@ def describe(report: MaintenanceReport, policy: MaintenancePolicy) -> list[str]:
             f"ingested_messages received more than {policy.dedupe_horizon} ago (before "
             f"{_utc(report.dedupe_cutoff)}): {verb_rows} "
             f"{report.rows.get('ingested_messages', 0):,} rows"
+        )
+    if report.quarantine_cutoff is None:
+        lines.append("quarantine: kept forever (QORGAU_DB_QUARANTINE_RETENTION is empty)")
+    else:
+        lines.append(
+            f"quarantined messages recorded more than {policy.quarantine_retention} ago (before "
+            f"{_utc(report.quarantine_cutoff)}): {verb_rows} "
+            f"{report.rows.get('quarantine', 0):,} rows"
         )
     return lines
 

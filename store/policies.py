@@ -68,6 +68,7 @@ class MaintenancePolicy:
     retention: str | None = None  # raw readings (plain PostgreSQL: whole day partitions)
     rollup_retention: str | None = None  # minute rollups (plain PostgreSQL); hourly are kept
     dedupe_horizon: str | None = None  # rows of ingested_messages, by received_at
+    quarantine_retention: str | None = None  # refused messages, by received_at
     # The sample window ingest accepts, which the dedupe horizon must exceed.
     max_past_s: float = 0.0
     max_future_s: float = 0.0
@@ -81,6 +82,7 @@ class MaintenancePolicy:
         retention: str,
         rollup_retention: str,
         dedupe_horizon: str,
+        quarantine_retention: str,
         max_past_s: float,
         max_future_s: float,
         batch_rows: int,
@@ -91,6 +93,7 @@ class MaintenancePolicy:
             retention=retention.strip() or None,
             rollup_retention=rollup_retention.strip() or None,
             dedupe_horizon=dedupe_horizon.strip() or None,
+            quarantine_retention=quarantine_retention.strip() or None,
             max_past_s=max_past_s,
             max_future_s=max_future_s,
             batch_rows=batch_rows,

@@ -61,11 +61,16 @@ class DatabaseSettings(BaseSettings):
         description="forget the (device, seq) of messages stored longer ago than this (empty: "
         "never); must exceed QORGAU_INGEST_MAX_PAST_S + QORGAU_INGEST_MAX_FUTURE_S (checked)",
     )
+    db_quarantine_retention: str = Field(
+        default="90 days",
+        description="delete quarantined (refused) messages recorded longer ago than this "
+        "(empty: keep forever); the quarantine counter metric keeps the totals",
+    )
     db_maintenance_interval_s: float = Field(
         default=3600.0,
         ge=0,
         description="how often an ingest worker runs the maintenance job (retention on plain "
-        "PostgreSQL, dedupe pruning on both); one worker at a time (0: never)",
+        "PostgreSQL, dedupe and quarantine pruning on both); one worker at a time (0: never)",
     )
     db_maintenance_batch_rows: int = Field(
         default=10_000,
@@ -94,6 +99,7 @@ class DatabaseSettings(BaseSettings):
             retention=self.db_retention,
             rollup_retention=self.db_rollup_retention,
             dedupe_horizon=self.db_dedupe_horizon,
+            quarantine_retention=self.db_quarantine_retention,
             max_past_s=max_past_s,
             max_future_s=max_future_s,
             batch_rows=self.db_maintenance_batch_rows,

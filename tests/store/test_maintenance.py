@@ -5,6 +5,7 @@ a dry run changes nothing, and two runs at once never both act."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,8 +36,9 @@ pytestmark = pytest.mark.anyio
 DAY = timedelta(days=1)
 WINDOW = {"max_past_s": 28 * 86_400.0, "max_future_s": 300.0}
 POLICY = MaintenancePolicy(
-    retention="5 days", rollup_retention="3 days", dedupe_horizon="30 days", batch_rows=10, **WINDOW
-)
+    retention="5 days", rollup_retention="3 days", dedupe_horizon="30 days",
+    quarantine_retention="90 days", batch_rows=10, **WINDOW,
+)  # fmt: skip
 SENSORS = (7, 8)
 
 
@@ -193,6 +195,24 @@ async def test_dedupe_records_older_than_the_horizon_go_in_batches(
     with connect(pg_url, schema, autocommit=True) as conn:
         left = [r[0] for r in conn.execute("SELECT seq FROM ingested_messages ORDER BY seq")]
     assert left == [100, 101, 102]
+
+
+async def test_quarantined_messages_older_than_their_retention_go(pg_url: str, schema: str) -> None:
+    with connect(pg_url, schema, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO quarantine (received_at, topic, reason, detail, payload_bytes) "
+            "SELECT now() - a, 'qorgau/v1/e/d/readings', 'schema', 'test ' || a, 0 "
+            "FROM unnest(%s::interval[]) AS t(a)",
+            [[100 * DAY + timedelta(hours=i) for i in range(12)] + [89 * DAY, DAY]],
+        )
+
+    report = await maintain(pg_url, schema)
+
+    assert report.rows["quarantine"] == 12
+    assert report.statements["quarantine"] == 2, "10 + 2 rows, one batch each"
+    assert scalar(pg_url, schema, "SELECT count(*) FROM quarantine") == 2
+    kept = await maintain(pg_url, schema, replace(POLICY, quarantine_retention=None))
+    assert "quarantine" not in kept.rows
 
 
 def test_a_dry_run_lists_what_would_go_and_changes_nothing(
