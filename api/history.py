@@ -186,10 +186,9 @@ async def history_of(
     memo: ShiftMemo,
 ) -> dict[int, list[ShiftExposure]]:
     """:func:`history` of several workplaces, with one query per kind of data for all."""
-    plans, rollups, entries = await _load(conn, norms, workplaces, first, last)
     return {
-        wid: _shifts_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
-        for wid, plan in plans.items()
+        wid: [exact.shift(k) for k in range(len(exact.shifts))]
+        for wid, exact in (await _load(conn, norms, workplaces, first, last, memo)).items()
     }
 
 
@@ -207,14 +206,10 @@ async def worst_of(
     the shifts the bounds cannot rule out (:func:`_candidates`) go through the exact per-shift
     path; the answer is that path's, shift for shift.
     """
-    plans, rollups, entries = await _load(conn, norms, workplaces, first, last)
     return {
-        wid: _worst_of(norms, wid, *plan, rollups[plan[1]], entries[wid], memo)
-        for wid, plan in plans.items()
+        wid: _worst_of(exact)
+        for wid, exact in (await _load(conn, norms, workplaces, first, last, memo)).items()
     }
-
-
-_Plan = tuple[list[Shift], Bucket, list[SensorRef]]
 
 
 async def _load(
@@ -223,11 +218,14 @@ async def _load(
     workplaces: Sequence[Row],
     first: date,
     last: date,
-) -> tuple[dict[int, _Plan], dict[Bucket, dict[int, BucketLevels]], dict[int, list[Row]]]:
+    memo: ShiftMemo,
+) -> dict[int, _Exact]:
+    """Each workplace's shifts, sensors, buckets and factor entries, with one query per kind of
+    data for all of them (one rollup query per bucket width and statistic)."""
     ids = [w["id"] for w in workplaces]
     sensors = await sensors_by_workplace(conn, ids)
     entries = await factor_entries_of(conn, ids)
-    plans: dict[int, _Plan] = {}
+    plans: dict[int, tuple[list[Shift], Bucket, list[SensorRef]]] = {}
     wanted: dict[Bucket, tuple[set[int], datetime, datetime]] = {}
     for w in workplaces:
         schedule = schedule_of(w)
@@ -248,21 +246,10 @@ async def _load(
             rollups[bucket] = await fetch_levels(
                 conn, {i: quantities[i] for i in sorted(sensor_ids)}, lo, hi, bucket
             )
-    return plans, rollups, {wid: list(entries[wid]) for wid in plans}
-
-
-def _shifts_of(
-    norms: Norms,
-    workplace_id: int,
-    shifts: Sequence[Shift],
-    bucket: Bucket,
-    sensors: Sequence[SensorRef],
-    rollups: Mapping[int, BucketLevels],
-    entries: Sequence[Row],
-    memo: ShiftMemo,
-) -> list[ShiftExposure]:
-    exact = _Exact(norms, workplace_id, shifts, bucket, sensors, rollups, entries, memo)
-    return [exact.shift(k) for k in range(len(shifts))]
+    return {
+        wid: _Exact(norms, wid, shifts, bucket, usable, rollups[bucket], entries[wid], memo)
+        for wid, (shifts, bucket, usable) in plans.items()
+    }
 
 
 class _Exact:
@@ -280,13 +267,16 @@ class _Exact:
         entries: Sequence[Row],
         memo: ShiftMemo,
     ) -> None:
-        self.norms, self.workplace_id, self.shifts, self.bucket = (
-            norms,
-            workplace_id,
-            shifts,
-            bucket,
-        )
-        self.entries, self.memo = entries, memo
+        self.norms = norms
+        self.workplace_id = workplace_id
+        self.shifts = shifts
+        self.bucket = bucket
+        self.memo = memo
+        # The factor classes entered by assessors that are in force on each shift's day.
+        self.entered = [in_force(entries, "factor", s.day) for s in shifts]
+        self.classes = [
+            {name: row["working_class"] for name, row in e.items()} for e in self.entered
+        ]
         self.width_us = BUCKET_US[bucket]
         self.edges_us = np.array(
             [int(t.timestamp() * US_PER_S) for s in shifts for t in (s.start, s.end)],
@@ -295,13 +285,9 @@ class _Exact:
         self.buckets = _buckets(sensors, rollups, self.edges_us)
         self.ids = {s.code: s.id for s in sensors}
 
-    def entered(self, k: int) -> Mapping[str, Row]:
-        return in_force(self.entries, "factor", self.shifts[k].day)
-
     def key(self, k: int) -> bytes:
         """Digest of everything shift ``k``'s result depends on."""
-        norms, s = self.norms, self.shifts[k]
-        classes = {name: row["working_class"] for name, row in self.entered(k).items()}
+        norms, s, classes = self.norms, self.shifts[k], self.classes[k]
         digest = hashlib.blake2b(digest_size=20)
         key_text = (self.workplace_id, s.start.isoformat(), s.duration_s, norms.name,
                     norms.version, sorted(classes.items()), self.bucket)  # fmt: skip
@@ -320,12 +306,12 @@ class _Exact:
         key = self.key(k) if key is None else key
         cached = self.memo.get(key)
         if cached is None:
-            norms, s = self.norms, self.shifts[k]
-            entered = self.entered(k)
-            classes = {name: row["working_class"] for name, row in entered.items()}
+            s = self.shifts[k]
             present = [b for b in self.buckets if b.bounds[k][0] < b.bounds[k][1]]
             parts = [_part(b, k, s, self.width_us) for b in present]
-            cached = _assess(norms, s, parts, classes, entered, self.ids, self.bucket)
+            cached = _assess(
+                self.norms, s, parts, self.classes[k], self.entered[k], self.ids, self.bucket
+            )
             self.memo.put(key, cached)
         return cached
 
@@ -334,35 +320,23 @@ class _Exact:
 _COVERAGE_RTOL = 1e-9
 
 
-def _worst_of(
-    norms: Norms,
-    workplace_id: int,
-    shifts: Sequence[Shift],
-    bucket: Bucket,
-    sensors: Sequence[SensorRef],
-    rollups: Mapping[int, BucketLevels],
-    entries: Sequence[Row],
-    memo: ShiftMemo,
-) -> ShiftExposure | None:
-    exact = _Exact(norms, workplace_id, shifts, bucket, sensors, rollups, entries, memo)
-    n = len(shifts)
+def _worst_of(exact: _Exact) -> ShiftExposure | None:
+    n = len(exact.shifts)
     # A workplace whose shifts' inputs are all unchanged since the last request has the same
     # worst shift: the digests are cheap next to screening and the exact path.
     keys = [exact.key(k) for k in range(n)]
     whole = hashlib.blake2b(b"".join(keys), digest_size=20, person=b"qorgau-worst").digest()
-    known, answer = memo.get_worst(whole)
+    known, answer = exact.memo.get_worst(whole)
     if known:
         return answer
     answer = _screened_worst(exact, keys)
-    memo.put_worst(whole, answer)
+    exact.memo.put_worst(whole, answer)
     return answer
 
 
 def _screened_worst(exact: _Exact, keys: Sequence[bytes]) -> ShiftExposure | None:
     norms, shifts = exact.norms, exact.shifts
     n = len(shifts)
-    entered = [exact.entered(k) for k in range(n)]
-    classes = [{name: row["working_class"] for name, row in e.items()} for e in entered]
     starts_us, ends_us = exact.edges_us[0::2], exact.edges_us[1::2]
     durations = {s.duration_s for s in shifts}
     # Shifts whose buckets all lie wholly inside them (so each holds its full width) and whose
@@ -400,7 +374,7 @@ def _screened_worst(exact: _Exact, keys: Sequence[bytes]) -> ShiftExposure | Non
         n_shifts=n,
         shift_duration_s=float(durations.pop()),
         bucket_s=exact.width_us / US_PER_S,
-        entered=classes,
+        entered=exact.classes,
     )
     rated = bounds.rated & inside
     unrated = bounds.unrated & inside
