@@ -37,7 +37,13 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from store.binary_arrays import float8_array, int8_array
-from store.readings import COPY_SIGNATURE, COPY_TRAILER, US_PER_S, ReadingBlock
+from store.readings import (
+    COPY_SIGNATURE,
+    COPY_TRAILER,
+    PG_EPOCH_OFFSET_US,
+    US_PER_S,
+    ReadingBlock,
+)
 
 Bucket = Literal["1 min", "1 hour"]
 BUCKET_US: Final[dict[str, int]] = {"1 min": 60 * US_PER_S, "1 hour": 3600 * US_PER_S}
@@ -405,10 +411,6 @@ class BucketLevels:
         return len(self.n)
 
 
-# timestamptz travels as microseconds since 2000-01-01 UTC.
-_PG_EPOCH_US: Final = 946_684_800 * US_PER_S
-
-
 async def fetch_levels(
     conn: AsyncConnection[Any],
     quantities: Mapping[int, str],
@@ -449,7 +451,7 @@ async def fetch_levels(
             [sorted(sensor_ids), start, end],
         )
         for row in await cur.fetchall():
-            starts = int8_array(row[1]) + _PG_EPOCH_US
+            starts = int8_array(row[1]) + PG_EPOCH_OFFSET_US
             counts = int8_array(row[2])
             column = float8_array(row[3])
             if starts.size > 1 and np.any(np.diff(starts) < 0):
