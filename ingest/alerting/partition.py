@@ -26,11 +26,9 @@ from typing import Any
 import aiomqtt
 import psycopg
 
-from edge.protocol import alerts_topic, readings_subscription
 from edge.protocol.topics import WIRE_VERSION_SEGMENT
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.settings import AlertsSettings
-from ingest.alerting.wire import alerts_subscription
 from qorgau.errors import ConfigurationError
 from store.alert_engines import (
     ClaimResult,
@@ -65,19 +63,13 @@ class Subscriptions:
 
 
 def subscriptions(prefix: str, enterprises: frozenset[str] | None) -> Subscriptions:
-    if enterprises is None:
-        return Subscriptions(
-            devices=(
-                readings_subscription(prefix),
-                f"{prefix}/{WIRE_VERSION_SEGMENT}/+/+/status",
-            ),
-            alerts=(alerts_subscription(prefix),),
-        )
     base = f"{prefix}/{WIRE_VERSION_SEGMENT}"
-    codes = sorted(enterprises)
+    # "+" in the enterprise segment is every enterprise: the all-enterprise filters are one
+    # enterprise's filters with that segment widened.
+    segments = ["+"] if enterprises is None else sorted(enterprises)
     return Subscriptions(
-        devices=tuple(f"{base}/{e}/+/{kind}" for e in codes for kind in ("readings", "status")),
-        alerts=tuple(alerts_topic(prefix, e, "+") for e in codes),
+        devices=tuple(f"{base}/{e}/+/{kind}" for e in segments for kind in ("readings", "status")),
+        alerts=tuple(f"{base}/{e}/alerts/+" for e in segments),
     )
 
 

@@ -133,10 +133,10 @@ class AlertService:
         self.metrics = metrics or AlertMetrics()
         self.clock = clock
         self.endpoint = MqttEndpoint.parse(settings.mqtt_url)
-        #: The enterprises this engine owns; ``None``: all of them.
-        self.enterprises = settings.owned_enterprises()
-        self._codes = sorted(self.enterprises) if self.enterprises is not None else None
         self.ownership = Ownership(settings, self.metrics)
+        #: The enterprises this engine owns; ``None``: all of them.
+        self.enterprises = self.ownership.enterprises
+        self._codes = sorted(self.enterprises) if self.enterprises is not None else None
         self.states: dict[str, DetectorState] = {}
         self.enterprise_settings: dict[str, EnterpriseAlertSettings] = {}
         self.devices: dict[str, _Device] = {}
