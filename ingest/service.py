@@ -58,7 +58,7 @@ from store.connection import (
 )
 from store.maintenance import run_maintenance
 from store.migrate import Backend, current_backend_async
-from store.policies import MaintenancePolicy, check_dedupe_horizon
+from store.policies import check_dedupe_horizon
 from store.readings import ReadingBlock, days_of, ensure_day_partitions
 from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
 from store.writes import write_readings
@@ -565,12 +565,6 @@ class IngestWorker:
 
     # ------------------------------------------------------------------ maintenance
 
-    def maintenance_policy(self) -> MaintenancePolicy:
-        return self.settings.maintenance_policy(
-            max_past_s=self.settings.ingest_max_past_s,
-            max_future_s=self.settings.ingest_max_future_s,
-        )
-
     async def _check_settings(self) -> None:
         """Refuse, before subscribing, settings under which pruning could break exactly-once
         (``ConfigurationError``). With the database away the worker starts anyway: it waits for
@@ -583,13 +577,13 @@ class IngestWorker:
             log.warning("settings not checked against the database yet (%s)", str(exc).strip())
             return
         async with conn:
-            await check_dedupe_horizon(conn, self.maintenance_policy())
+            await check_dedupe_horizon(conn, self.settings.ingest_maintenance_policy())
 
     async def _maintenance_loop(self) -> None:
         """Retention and dedupe pruning, now and then every interval. Every worker runs this;
         the advisory lock in ``run_maintenance`` lets one act at a time. A failure is logged and
         retried at the next interval: it never stops ingest."""
-        policy = self.maintenance_policy()
+        policy = self.settings.ingest_maintenance_policy()
         while True:
             try:
                 conn = await connect_async(

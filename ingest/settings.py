@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from ingest.validate import DEFAULT_MAX_PAST_S
+from store.policies import MaintenancePolicy
 from store.settings import DatabaseSettings
 
 
@@ -92,4 +93,11 @@ class IngestSettings(DatabaseSettings):
     def status_topic(self) -> str:
         return self.ingest_status_topic or (
             f"{self.topic_prefix}/ingest/{self.ingest_client_id}/status"
+        )
+
+    def ingest_maintenance_policy(self) -> MaintenancePolicy:
+        """The maintenance job's policy, its dedupe horizon checked against this worker's
+        sample window."""
+        return self.maintenance_policy(
+            max_past_s=self.ingest_max_past_s, max_future_s=self.ingest_max_future_s
         )

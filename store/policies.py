@@ -4,7 +4,8 @@ On TimescaleDB they are background jobs. Migrations create the objects once; pol
 settings that may change, so ``upgrade`` re-applies them on every run (remove, then add with the
 current values). Plain PostgreSQL has no background jobs: its rollups are kept by ingest, and the
 maintenance job (``store.maintenance``, run by ingest and by ``qorgau db prune``) applies the same
-retention settings there. On both, that job prunes ``ingested_messages`` (``MaintenancePolicy``).
+retention settings there. On both, that job prunes ``ingested_messages`` and the quarantine
+(``MaintenancePolicy``).
 
 The one rule that protects the rollups on TimescaleDB: it recomputes a continuous aggregate over
 its refresh window from the raw rows, and raw rows that a retention policy dropped would come

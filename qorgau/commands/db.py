@@ -28,11 +28,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upgrade.set_defaults(handler=_upgrade)
     prune = db_sub.add_parser(
         "prune",
-        help="run the maintenance job once: expired readings, minute rollups, dedupe records",
+        help="run the maintenance job once: expired readings, minute rollups, dedupe records, "
+        "quarantine",
         description="Remove what has expired: on plain PostgreSQL the day partitions of raw "
         "readings entirely older than QORGAU_DB_RETENTION and minute rollups older than "
         "QORGAU_DB_ROLLUP_RETENTION (on TimescaleDB its retention policies do that); on both, "
-        "the exactly-once records of messages stored longer ago than QORGAU_DB_DEDUPE_HORIZON. "
+        "the exactly-once records of messages stored longer ago than QORGAU_DB_DEDUPE_HORIZON and "
+        "quarantined messages older than QORGAU_DB_QUARANTINE_RETENTION. "
         "Ingest workers run the same job every QORGAU_DB_MAINTENANCE_INTERVAL_S, one at a time; "
         "a run that finds another one going does nothing.",
         epilog=_prune_settings_help(),
@@ -93,9 +95,7 @@ def _prune(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"qorgau db prune: {exc}", file=sys.stderr)
         return 2
-    policy = settings.maintenance_policy(
-        max_past_s=settings.ingest_max_past_s, max_future_s=settings.ingest_max_future_s
-    )
+    policy = settings.ingest_maintenance_policy()
 
     async def prune() -> MaintenanceReport:
         conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)

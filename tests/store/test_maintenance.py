@@ -343,9 +343,7 @@ async def test_the_default_settings_keep_the_horizon_above_the_sample_window(
     pg_url: str, schema: str
 ) -> None:
     settings = IngestSettings(database_url=pg_url, database_schema=schema)
-    policy = settings.maintenance_policy(
-        max_past_s=settings.ingest_max_past_s, max_future_s=settings.ingest_max_future_s
-    )
+    policy = settings.ingest_maintenance_policy()
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:
         await check_dedupe_horizon(conn, policy)
