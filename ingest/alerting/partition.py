@@ -37,6 +37,7 @@ from store.alert_engines import (
     conflicts_with,
     engine_claims,
     enterprise_codes,
+    overlap,
     release_claim,
     renew_claim,
 )
@@ -88,10 +89,8 @@ def conflict_message(
     wanted = "all enterprises" if mine is None else ", ".join(sorted(mine))
     lines = []
     for other in result.conflicts:
-        if mine is None or other.enterprises is None:
-            shared = "every enterprise"
-        else:
-            shared = ", ".join(sorted(mine & other.enterprises))
+        common = overlap(mine, other.enterprises)
+        shared = "every enterprise" if common is None else ", ".join(sorted(common))
         beat = other.heartbeat_at.isoformat(timespec="seconds")
         lines.append(f"{other.describe()} owns {shared} (last heartbeat {beat})")
     return (
