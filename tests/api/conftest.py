@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -59,22 +60,26 @@ class Api:
         return response.json()
 
 
-@pytest.fixture
-async def api(pg_url: str, schema: str) -> AsyncIterator[Api]:
-    app = create_app(
-        ApiSettings(
-            database_url=pg_url,
-            database_schema=schema,
-            api_alert_stream=False,
-            api_live_stream=False,
-        )
-    )
+@contextlib.asynccontextmanager
+async def in_process(settings: ApiSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app of ``settings`` started (its lifespan run) and a client that calls it through
+    ASGI, without a server."""
+    app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://qorgau.test", timeout=60
         ) as http,
     ):
+        yield app, http
+
+
+@pytest.fixture
+async def api(pg_url: str, schema: str) -> AsyncIterator[Api]:
+    settings = ApiSettings(
+        database_url=pg_url, database_schema=schema, api_alert_stream=False, api_live_stream=False
+    )
+    async with in_process(settings) as (app, http):
         client = Api(app, http, pg_url, schema)
         client.tokens["admin"] = await client.token(Role.ADMIN)
         yield client

@@ -3,13 +3,11 @@ headers, and the broker links, in Prometheus' text format."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
 from api.settings import ApiSettings
-from tests.api.conftest import Api
+from tests.api.conftest import Api, in_process
 from tests.support import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
@@ -53,32 +51,22 @@ async def test_requests_are_counted_by_route_template_and_status(api: Api) -> No
 
 
 async def test_metrics_can_be_switched_off(pg_url: str, schema: str) -> None:
-    app = create_app(
-        ApiSettings(
-            database_url=pg_url, database_schema=schema, api_alert_stream=False,
-            api_live_stream=False, api_metrics=False,
-        )
+    settings = ApiSettings(
+        database_url=pg_url, database_schema=schema, api_alert_stream=False,
+        api_live_stream=False, api_metrics=False,
     )  # fmt: skip
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with in_process(settings) as (_, http):
         assert (await http.get("/metrics")).status_code == 404
 
 
 async def test_the_alert_link_to_the_broker_is_reported(
     pg_url: str, schema: str, mqtt_url: str
 ) -> None:
-    app = create_app(
-        ApiSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            api_alert_stream=True, api_live_stream=False,
-        )
+    settings = ApiSettings(
+        database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
+        api_alert_stream=True, api_live_stream=False,
     )  # fmt: skip
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with in_process(settings) as (_, http):
 
         async def connected() -> bool:
             text = (await http.get("/metrics")).text

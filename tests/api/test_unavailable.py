@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import ApiSettings
 from qorgau.localservices import LocalPostgres
 from store.migrate import upgrade
+from tests.api.conftest import in_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -18,11 +17,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.services]
 async def test_database_down_is_503(pg_factory: Callable[[], LocalPostgres]) -> None:
     server = pg_factory()
     upgrade(server.url, "qorgau", timescale="off")
-    app = create_app(ApiSettings(database_url=server.url, database_schema="qorgau"))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    settings = ApiSettings(database_url=server.url, database_schema="qorgau")
+    async with in_process(settings) as (app, http):
         assert (await http.get("/health")).status_code == 200
         server.stop()
         app.state.pool.timeout = 2.0
