@@ -65,6 +65,30 @@ QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
 QUANTITIES: tuple[str, ...] = tuple(QUANTITY_UNITS)
 
 
+def vibration_weighting(norms: Norms, quantity: str) -> tuple[float, str, str]:
+    """Axis factor ``k``, class table and factor name of a vibration quantity (``vib_*``)."""
+    if quantity == "vib_hav":
+        return 1.0, "vibration_hand_arm", "vibration_hand_arm"
+    if quantity.rsplit("_", 1)[-1] == "z":
+        return norms.k_z, "vibration_whole_body_z", "vibration_whole_body"
+    return norms.k_xy, "vibration_whole_body_xy", "vibration_whole_body"
+
+
+def substance_bands(norms: Norms, sub: Substance) -> ClassBands:
+    """The class table of a substance: fibrogenic dust by its ПДК_сс, other substances by their
+    hazard group.
+
+    Raises:
+        NormsError: for a dust without ``pdk_ss_mg_m3``.
+    """
+    if sub.kind == "dust":
+        if sub.pdk_ss_mg_m3 is None:
+            raise NormsError(f"dust {sub.id!r} needs pdk_ss_mg_m3")
+        strong = sub.pdk_ss_mg_m3 <= norms.dust_fibrogenic_threshold_mg_m3
+        return norms.band("dust_fibrogenic_strong" if strong else "dust_fibrogenic_weak")
+    return norms.band("chemical_acute" if sub.group == "acute" else "chemical_general")
+
+
 def normalize_unit(quantity: str, unit: str) -> str:
     """Canonical unit (``dB(A)``, ``dB(C)``, ``m/s2``, ``mg/m3`` or ``ppm``) for a quantity.
 
@@ -300,13 +324,7 @@ def assess_workplace(
                     "LCpeak reported only: the profile has no class table",
                 )
         elif q.startswith("vib_"):
-            axis = q.rsplit("_", 1)[-1]
-            if q == "vib_hav":
-                k, band_name, factor = 1.0, "vibration_hand_arm", "vibration_hand_arm"
-            elif axis == "z":
-                k, band_name, factor = norms.k_z, "vibration_whole_body_z", "vibration_whole_body"
-            else:
-                k, band_name, factor = norms.k_xy, "vibration_whole_body_xy", "vibration_whole_body"
+            k, band_name, factor = vibration_weighting(norms, q)
             t, v, off = _concat(ss, [s.values for s in ss])
             vm = vibration_irregular(v, t, off, k=k, **kw)
             bands = norms.band(band_name)
@@ -399,16 +417,13 @@ def _replace_insufficient(s: SensorResult, flag: bool) -> SensorResult:
 def _classify_substance(
     norms: Norms, sub: Substance, metrics: dict[str, float]
 ) -> tuple[WorkingClass | None, float, str]:
+    bands = substance_bands(norms, sub)
     if sub.kind == "dust":
-        if sub.pdk_ss_mg_m3 is None:
-            raise NormsError(f"dust {sub.id!r} needs pdk_ss_mg_m3")
-        strong = sub.pdk_ss_mg_m3 <= norms.dust_fibrogenic_threshold_mg_m3
-        bands = norms.band("dust_fibrogenic_strong" if strong else "dust_fibrogenic_weak")
+        assert sub.pdk_ss_mg_m3 is not None  # substance_bands refuses a dust without it
         k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
         metrics["k_twa"] = k
         cls, pos = _classify_with_position(k, bands)
         return cls, pos, f"TWA/ПДК_сс = {k:.3g} vs {bands.name}"
-    bands = norms.band("chemical_acute" if sub.group == "acute" else "chemical_general")
     candidates: list[tuple[WorkingClass, float, str]] = []
     if sub.pdk_ss_mg_m3 is not None:
         k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3

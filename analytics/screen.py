@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.assess import normalize_unit
+from analytics.assess import normalize_unit, substance_bands, vibration_weighting
 from analytics.classes import ClassBands, HarmfulnessScale, WorkingClass, band_position, classify
 from analytics.errors import AnalyticsError
 from analytics.norms import Norms
@@ -171,12 +171,7 @@ def _sensor(
         rank, c_lo, c_hi, certain = _bounded(lex, norms.band("noise_lex8h"), scale)
         factor = "noise"
     elif s.quantity.startswith("vib_"):
-        if s.quantity == "vib_hav":
-            k, band, factor = 1.0, "vibration_hand_arm", "vibration_hand_arm"
-        elif s.quantity == "vib_wbv_z":
-            k, band, factor = norms.k_z, "vibration_whole_body_z", "vibration_whole_body"
-        else:
-            k, band, factor = norms.k_xy, "vibration_whole_body_xy", "vibration_whole_body"
+        k, band, factor = vibration_weighting(norms, s.quantity)
         a8 = k * np.sqrt(_means(s, n_shifts, level * level)) * np.sqrt(scale_8h)
         rank, c_lo, c_hi, certain = _bounded(acceleration_db(a8), norms.band(band), scale)
     else:
@@ -190,12 +185,12 @@ def _sensor(
         factor = f"{'chemical' if s.quantity == 'gas' else 'dust'}:{sub.id}"
         if sub.kind == "dust":
             if sub.pdk_ss_mg_m3 is None:
+                # The exact path raises for this sensor; let it.
                 return None, none, zeros, zeros, ~present
-            strong = sub.pdk_ss_mg_m3 <= norms.dust_fibrogenic_threshold_mg_m3
-            bands = norms.band("dust_fibrogenic_strong" if strong else "dust_fibrogenic_weak")
+            bands = substance_bands(norms, sub)
             rank, c_lo, c_hi, certain = _bounded(twa / sub.pdk_ss_mg_m3, bands, scale)
         else:
-            bands = norms.band("chemical_acute" if sub.group == "acute" else "chemical_general")
+            bands = substance_bands(norms, sub)
             candidates = []
             if sub.pdk_ss_mg_m3 is not None:
                 candidates.append(_bounded(twa / sub.pdk_ss_mg_m3, bands, scale))
