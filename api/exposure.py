@@ -23,7 +23,7 @@ from analytics import (
     assess_workplace,
     normalize_unit,
 )
-from api.shifts import Schedule, Shift, shifts_between
+from application.schedule import Schedule, Shift, shifts_between
 from store.assessments import current_factors, factor_entries, in_force
 from store.catalog import Row
 from store.workplace_data import fetch_window, sensors_of

@@ -44,7 +44,7 @@ from api.exposure import (
     sensors_by_workplace,
     worst,
 )
-from api.shifts import Schedule, Shift, shifts_between
+from application.schedule import Schedule, Shift, shifts_between
 from store.assessments import factor_entries_of, in_force
 from store.catalog import Row, translate_errors
 from store.rollups import BUCKET_US, Bucket, BucketLevels, fetch_levels

@@ -18,7 +18,7 @@ from api.exposure import assess_shift, insufficient, workplace_sensors
 from api.history import ShiftMemo
 from api.running import limit_lines
 from api.scoring import workplace_risk
-from api.shifts import Shift
+from application.schedule import Shift
 from dashboards.reports import (
     AlertRow,
     FactorRow,

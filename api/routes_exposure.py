@@ -36,7 +36,7 @@ from api.models_risk import (
     TariffPublic,
 )
 from api.scoring import TariffResult, guarantees_for, ppe_for, tariff_for, workplace_risk
-from api.shifts import Schedule, Shift, last_finished, shift, today
+from application.schedule import Schedule, Shift, last_finished, shift, today
 from store import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["exposure and risk"], responses=error_responses())

@@ -40,7 +40,7 @@ from analytics import (
 from analytics.alerts import AlertNorms, SubjectSpec, Thresholds, thresholds_for
 from analytics.alerts.subjects import PROJ_A8, PROJ_LEX, PROJ_NONE, PROJ_TWA
 from api.exposure import SensorRef, schedule_of, why_not_assessable, workplace_sensors
-from api.shifts import Schedule, Shift, shifts_between, today
+from application.schedule import Shift, current_shift
 from store.assessments import current_factors
 from store.catalog import Row
 from store.workplace_data import SensorSamples, fetch_window
@@ -102,17 +102,6 @@ class RunningExposure:
     @property
     def running(self) -> bool:
         return self.at < self.shift.end
-
-
-def current_shift(schedule: Schedule, now: datetime) -> Shift:
-    """The shift under way at ``now``, or else the latest one that has started."""
-    day = today(schedule, now)
-    started = [
-        s for s in shifts_between(schedule, day - timedelta(days=2), day + timedelta(days=1))
-        if s.start <= now
-    ]  # fmt: skip
-    running = [s for s in started if now < s.end]
-    return (running or started)[-1]
 
 
 def _metric_of(kind: int, total: FloatArray, k: float) -> FloatArray:

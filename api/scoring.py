@@ -29,7 +29,7 @@ from analytics import (
 )
 from api.exposure import ShiftExposure, assess_shift, worst
 from api.history import ShiftMemo, history, worst_of
-from api.shifts import Shift
+from application.schedule import Shift
 from store.assessments import INDICATORS, current_indicators
 from store.catalog import Row
 

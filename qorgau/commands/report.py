@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     from api.exposure import schedule_of
     from api.reports import shift_report
     from api.settings import ApiSettings
-    from api.shifts import Shift, shift, shifts_between
+    from application.schedule import Shift, shift, shifts_between
     from dashboards.reports import render
     from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings
