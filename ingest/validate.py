@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from edge.protocol import Channel, DecodedMessage, RejectReason
 from store.readings import US_PER_S, datetime_to_us, us_to_datetime
 from store.registry import DeviceInfo, SensorInfo
+from store.settings import DEFAULT_MAX_PAST_S  # noqa: F401 - re-exported: ingest's sample window
 
 # What no instrument of the unit can report, used when the registry gives the sensor no range
 # of its own: values outside are faults, not exposures. Rms accelerations and concentrations
@@ -34,12 +35,6 @@ PHYSICAL_RANGE_BY_UNIT: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-# Samples older than this are refused as past_timestamp unless configured otherwise: an edge
-# outbox may deliver two weeks late (about 330 h of a standard device fit its 128 MiB), a device
-# whose clock was reset reports 1970. The window also keeps exactly-once exact after pruning: it
-# must stay shorter than the dedupe horizon (store/settings.py: DEFAULT_DEDUPE_HORIZON, 30 days),
-# or a message redelivered after its (device, seq) was forgotten would be stored twice.
-DEFAULT_MAX_PAST_S: Final = 28 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
