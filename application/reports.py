@@ -16,10 +16,7 @@ from psycopg import AsyncConnection
 from analytics import Norms
 from analytics.alerts import AlertNorms, SubjectSpec, thresholds_for
 from application.assessments import sensors_by_workplace, stored_shift
-from application.running import limit_lines
-from application.schedule import Shift
-from application.scoring import workplace_risk
-from dashboards.reports import (
+from application.report_model import (
     AlertRow,
     FactorRow,
     LimitMark,
@@ -27,6 +24,9 @@ from dashboards.reports import (
     SensorSection,
     ShiftReport,
 )
+from application.running import limit_lines
+from application.schedule import Shift
+from application.scoring import workplace_risk
 from store.alerts import alerts_during
 from store.catalog import Row
 from store.rollups import fetch_rollup, representative_statistic

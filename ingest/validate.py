@@ -19,7 +19,6 @@ from numpy.typing import NDArray
 from edge.protocol import Channel, DecodedMessage, RejectReason
 from store.readings import US_PER_S, datetime_to_us, us_to_datetime
 from store.registry import DeviceInfo, SensorInfo
-from store.settings import DEFAULT_MAX_PAST_S  # noqa: F401 - re-exported: ingest's sample window
 
 # What no instrument of the unit can report, used when the registry gives the sensor no range
 # of its own: values outside are faults, not exposures. Rms accelerations and concentrations
@@ -33,8 +32,6 @@ PHYSICAL_RANGE_BY_UNIT: Final[dict[str, tuple[float, float]]] = {
     "ppm": (0.0, 1.0e6),
     "%LEL": (0.0, 1.0e4),
 }
-
-
 
 
 @dataclass(frozen=True, slots=True)

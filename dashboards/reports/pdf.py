@@ -22,7 +22,7 @@ from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from dashboards.reports.model import SensorSection, ShiftReport, fmt, metric_cell
+from application.report_model import SensorSection, ShiftReport, fmt, metric_cell
 
 A4_IN = (8.27, 11.69)
 MARGIN = 0.07  # of the page width and height
@@ -230,18 +230,24 @@ def render_pdf(report: ShiftReport) -> bytes:
             pages.text(
                 f"PROVISIONAL — not enough data (lowest coverage {lowest}): the class and В "
                 "below are not a finding",
-                size=12, bold=True, colour="#b3261e",
+                size=12,
+                bold=True,
+                colour="#b3261e",
             )
         b = "—" if r.b is None else f"{r.b} ({fmt(r.b_continuous)})"
         if r.insufficient_data and r.b is not None:
             b += " (provisional)"
         pages.text(
             f"Class of working conditions: {r.headline_class}    Harmfulness index В: {b}",
-            size=12, bold=True,
+            size=12,
+            bold=True,
         )
         if r.status != "final":
-            pages.text(f"Assessment status: {r.status} (late readings may still change it)",
-                       size=9, colour="#5f6b7a")
+            pages.text(
+                f"Assessment status: {r.status} (late readings may still change it)",
+                size=9,
+                colour="#5f6b7a",
+            )
         if r.risk is not None:
             pages.text(
                 f"Occupational risk ПР: {fmt(r.risk.pr)}, level {r.risk.level} "

@@ -15,7 +15,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from dashboards.reports.model import METRICS, ShiftReport, metric_cell
+from application.report_model import METRICS, ShiftReport, metric_cell
 
 CSV_HEADER = ("section", "item", "name", "value", "unit")
 CLASS_FILLS = {"1": "DFF1E0", "2": "DFF1E0", "3.1": "FFF3C4", "3.2": "FFE0C2", "3.3": "FFC9A8",
