@@ -106,12 +106,9 @@ async def assess_workplaces(
 ) -> tuple[int, int]:
     """Assess the given shifts of ``workplaces`` and store the changed ones (caller's
     transaction). Returns (shifts assessed, shifts written)."""
-    spans = [(s.start, s.end) for w in workplaces for s in shifts.get(int(w["id"]), ())]
-    if not spans:
+    if not any(shifts.get(int(w["id"])) for w in workplaces):
         return 0, 0
-    lo = min(a for a, _ in spans)
-    hi = max(b for _, b in spans)
-    inputs = await load_inputs(conn, norms, workplaces, lo, hi)
+    inputs = await load_inputs(conn, norms, workplaces, shifts)
     assessed = 0
     rows: list[AssessedShift] = []
     for w in workplaces:

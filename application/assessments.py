@@ -1,15 +1,21 @@
-"""Assessed shifts: computing one from the minute rollups, and reading the stored ones.
+"""Assessed shifts: computing one from the rollups, and reading the stored ones.
 
-A shift is assessed from its workplace's sensors' minute rollups (``store.rollups``): every
-bucket becomes two samples holding the bucket's representative statistic (energy-mean level for
-LAeq, r.m.s. for vibration, mean for concentrations) for exactly the bucket's width, and
+A shift is assessed from its workplace's sensors' rollups (``store.rollups``): every bucket
+becomes two samples holding the bucket's representative statistic (energy-mean level for LAeq,
+r.m.s. for vibration, mean for concentrations) for exactly the bucket's width, and
 ``analytics.assess_workplace`` does every formula. The rollups are sufficient statistics, so over
 fully measured buckets LEX,8h, A(8) and TWA are the exact time-weighted figures of a regularly
-sampled sensor; a partly measured bucket counts as measured at its average, and 15-min maxima
-of concentrations are maxima of minute means.
+sampled sensor; a partly measured bucket counts as measured at its average.
 
-Coverage of a sensor is counted from sample counts: its fullest minute of the shift counts as
-fully measured, every other minute in proportion, over the shift's duration. Below the norms
+Hour buckets are used for a workplace whose shifts all start and end on whole UTC hours (the
+default 08:00 shift in a whole-hour zone such as Asia/Almaty), minute buckets otherwise: the
+same figures for fully measured hours at a sixtieth of the rows. The cost: 15-min maxima of
+concentrations are maxima of bucket means, exact with minute buckets and an underestimate with
+hour buckets (acute-gas classes then rest on the TWA; the alert engine watches the 15-min means
+on the stream itself).
+
+Coverage of a sensor is counted from sample counts: its fullest bucket of the shift counts as
+fully measured, every other bucket in proportion, over the shift's duration. Below the norms
 profile's minimum the sensor, and the shift, are "insufficient data" on every surface.
 
 The result is stored once (``store.shift_assessments``) by the assessment service and read by
@@ -33,13 +39,11 @@ from application.schedule import Schedule, Shift, shift, shifts_between
 from store import shift_assessments as stored
 from store.assessments import factor_entries_of, in_force
 from store.catalog import Row, translate_errors
-from store.rollups import BUCKET_US, BucketLevels, fetch_levels
+from store.rollups import BUCKET_US, Bucket, BucketLevels, fetch_levels
 from store.workplace_data import sensors_of
 
 US_PER_S = 1_000_000
-BUCKET: Final = "1 min"
-WIDTH_US = BUCKET_US[BUCKET]
-SOURCE = "minute rollups"
+SOURCE: Final = "rollups"
 NOTHING_TO_ASSESS = "no readings and no entered factor classes: nothing to assess"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -249,6 +253,17 @@ class WorkplaceInputs:
     sensors: tuple[SensorRef, ...]
     buckets: tuple[_Sensor, ...]
     entries: tuple[Row, ...]
+    bucket: Bucket
+
+    @property
+    def width_us(self) -> int:
+        return BUCKET_US[self.bucket]
+
+
+def bucket_for(shifts: Sequence[Shift]) -> Bucket:
+    """Hour buckets when every shift starts and ends on a whole UTC hour, else minutes."""
+    aligned = all(int(t.timestamp()) % 3600 == 0 for s in shifts for t in (s.start, s.end))
+    return "1 hour" if aligned else "1 min"
 
 
 def _num(value: float | None) -> float | None:
@@ -328,6 +343,7 @@ def _assess(
     digest: bytes,
 ) -> AssessedShift:
     lo_us = int(s.start.timestamp() * US_PER_S)
+    width_us = inputs.width_us
     series: list[SensorSeries] = []
     coverage: dict[str, float] = {}
     samples: dict[str, int] = {}
@@ -339,10 +355,10 @@ def _assess(
         offset_s = (b.starts_us[i:j] - lo_us) / US_PER_S
         time_s = np.empty(2 * offset_s.size)
         time_s[0::2] = offset_s
-        time_s[1::2] = offset_s + WIDTH_US / US_PER_S / 2.0
+        time_s[1::2] = offset_s + width_us / US_PER_S / 2.0
         full = float(n.max())
         coverage[b.ref.code] = min(
-            float(np.minimum(n / full, 1.0).sum()) * WIDTH_US / US_PER_S / s.duration_s, 1.0
+            float(np.minimum(n / full, 1.0).sum()) * width_us / US_PER_S / s.duration_s, 1.0
         )
         samples[b.ref.code] = int(n.sum())
         r = b.ref
@@ -355,7 +371,7 @@ def _assess(
         series,
         norms,
         shift_duration_s=s.duration_s,
-        max_gap_s=WIDTH_US / US_PER_S,
+        max_gap_s=width_us / US_PER_S,
         entered_factors=dict(classes),
     )
     short = [code for code, c in coverage.items() if c < norms.sampling.min_coverage]
@@ -420,7 +436,7 @@ def _assess(
             "explanation": a.explanation,
             "note": "",
             "insufficient_sensors": short,
-            "source": SOURCE,
+            "source": f"{SOURCE} ({inputs.bucket})",
             "entered": {name: {"working_class": c} for name, c in classes.items()},
         },
         norms_profile=norms.name,
@@ -433,33 +449,45 @@ async def load_inputs(
     conn: AsyncConnection[Any],
     norms: Norms,
     workplaces: Sequence[Row],
-    lo: datetime,
-    hi: datetime,
+    shifts: Mapping[int, Sequence[Shift]],
 ) -> dict[int, WorkplaceInputs]:
-    """The sensors, minute buckets in ``[lo, hi)`` and factor entries of ``workplaces``, with
-    one query per kind of data for all of them."""
+    """The sensors, buckets over ``shifts`` and factor entries of ``workplaces``, with one
+    query per kind of data (and bucket width) for all of them."""
     ids = [int(w["id"]) for w in workplaces]
     sensors = await sensors_by_workplace(conn, ids)
     entries = await factor_entries_of(conn, ids)
-    usable = {
-        s.id: s.quantity
-        for refs in sensors.values()
-        for s in refs
-        if why_not_assessable(s, norms) is None
-    }
-    async with translate_errors():
-        levels = await fetch_levels(conn, usable, lo, hi, BUCKET) if usable else {}
-    return {
-        int(w["id"]): WorkplaceInputs(
-            w,
-            tuple(sensors[int(w["id"])]),
-            tuple(
-                _sensor(ref, levels[ref.id]) for ref in sensors[int(w["id"])] if ref.id in levels
-            ),
-            tuple(entries.get(int(w["id"]), ())),
+    wanted: dict[Bucket, tuple[dict[int, str], datetime, datetime]] = {}
+    buckets: dict[int, Bucket] = {}
+    for w in workplaces:
+        todo = shifts.get(int(w["id"]), ())
+        if not todo:
+            continue
+        bucket = buckets[int(w["id"])] = bucket_for(todo)
+        usable, lo, hi = wanted.get(bucket, ({}, todo[0].start, todo[-1].end))
+        usable.update(
+            (s.id, s.quantity)
+            for s in sensors[int(w["id"])]
+            if why_not_assessable(s, norms) is None
         )
-        for w in workplaces
-    }
+        wanted[bucket] = (usable, min(lo, todo[0].start), max(hi, todo[-1].end))
+    levels: dict[Bucket, dict[int, BucketLevels]] = {}
+    for bucket, (usable, lo, hi) in wanted.items():
+        async with translate_errors():
+            levels[bucket] = await fetch_levels(conn, usable, lo, hi, bucket) if usable else {}
+    found = {}
+    for w in workplaces:
+        wid = int(w["id"])
+        if wid not in buckets:
+            continue
+        got = levels[buckets[wid]]
+        found[wid] = WorkplaceInputs(
+            w,
+            tuple(sensors[wid]),
+            tuple(_sensor(ref, got[ref.id]) for ref in sensors[wid] if ref.id in got),
+            tuple(entries.get(wid, ())),
+            buckets[wid],
+        )
+    return found
 
 
 def _sensor(ref: SensorRef, r: BucketLevels) -> _Sensor:

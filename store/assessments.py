@@ -22,6 +22,7 @@ def _day_start(day: date) -> datetime:
 def now() -> datetime:
     return datetime.now(UTC)
 
+
 INDICATORS: tuple[str, ...] = ("T", "Ob", "SIZ", "Z")
 
 _INDICATOR_COLUMNS = (
@@ -80,7 +81,8 @@ async def add_factor(
         [workplace_id, factor, working_class, assessed_by, assessed_on, evidence, entered_by],
     )
     # The stored shifts from that date on are assessed again (a day early: local dates).
-    await note_workplace(conn, workplace_id, _day_start(assessed_on) - timedelta(days=1), now())
+    since = _day_start(assessed_on) - timedelta(days=1)
+    await note_workplace(conn, workplace_id, since, max(since, now()))
     return rows[0]
 
 

@@ -226,13 +226,13 @@ async def try_leader_lock(conn: AsyncConnection[Any]) -> bool:
 
 
 async def workplaces_with_data(conn: AsyncConnection[Any], since: datetime) -> list[int]:
-    """Workplaces with a sensor that has minute rollups since ``since`` or entered factor
+    """Workplaces with a sensor that has hourly rollups since ``since`` or entered factor
     classes, for a rebuild."""
     cur = await conn.execute(
         """
         SELECT DISTINCT s.workplace_id FROM sensors s
         WHERE s.workplace_id IS NOT NULL AND EXISTS (
-            SELECT 1 FROM readings_1m r WHERE r.sensor_id = s.id AND r.bucket >= %s)
+            SELECT 1 FROM readings_1h r WHERE r.sensor_id = s.id AND r.bucket >= %s)
         UNION
         SELECT DISTINCT workplace_id FROM factor_assessments
         ORDER BY 1
