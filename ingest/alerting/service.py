@@ -231,7 +231,8 @@ class AlertService:
                     ),
                 ),
             )
-        self.shifts.attach(state, self.clock())
+        wanted = {state.subjects[slot].schedule for slot in device.sensor_slots.values()}
+        self.shifts.attach(state, self.clock(), wanted - {None})
         self.devices[reg.code] = device
         return device
 

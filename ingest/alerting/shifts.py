@@ -82,16 +82,18 @@ class ShiftCalendars:
     def due(self, now: float) -> bool:
         return self._span is None or now + self.renew_before_s >= self._span[1].timestamp()
 
-    def attach(self, state: DetectorState, now: float) -> None:
-        """Give ``state`` the calendars it lacks (schedules registered since it last got
-        them), of the current span (:meth:`renew` moves the span on, for every state)."""
+    def attach(
+        self, state: DetectorState, now: float, wanted: Iterable[Hashable] | None = None
+    ) -> None:
+        """Give ``state`` the calendars it lacks of the schedules ``wanted`` (all of its
+        schedules when None), of the current span (:meth:`renew` moves the span on, for every
+        state)."""
         if self._span is None:
             self._new_span(now)
-        missing: dict[Hashable, ShiftCalendar] = {
-            s: self._calendar(s)
-            for s in schedules(state)
-            if isinstance(s, Schedule) and state.calendars.calendar(s) is not self._calendar(s)
-        }
+        missing: dict[Hashable, ShiftCalendar] = {}
+        for s in schedules(state) if wanted is None else wanted:
+            if isinstance(s, Schedule) and state.calendars.calendar(s) is not self._calendar(s):
+                missing[s] = self._calendar(s)
         set_calendars(state, missing)
 
     def renew(self, states: Iterable[DetectorState], now: float) -> None:
