@@ -717,7 +717,10 @@ def _projection(state: DetectorState, touched: IntArray, t: FloatArray, st: _Ste
     with np.errstate(invalid="ignore"):
         length = np.where(inside, end - start, 1.0)
         elapsed = np.where(inside, tt - start, 0.0)
-    projected = project_sum(state.shift_sum[idx], elapsed, length, rate)
+    # An ended shift's figure is what it came to: nothing is left to add.
+    projected = np.where(
+        inside, project_sum(state.shift_sum[idx], elapsed, length, rate), state.shift_sum[idx]
+    )
     metric = _metric(kk, projected, state.proj_k[idx])
     measured = inside & (state.shift_w[idx] >= a.projection_min_measured_s)
     lowest = np.array([state.thresholds[int(s)].projection_levels[0] for s in idx])
