@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
 from analytics import AnalyticsError
-from application.schedule import NoSuchShift
+from application.schedule import NoSuchShiftError
 from qorgau.errors import QorgauError
 from store.catalog import ConflictError, InvalidInputError, NotFoundError
 from store.connection import DatabaseUnavailableError
@@ -83,8 +83,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
         return _json(422, str(exc))
 
-    @app.exception_handler(NoSuchShift)
-    async def no_such_shift(request: Request, exc: NoSuchShift) -> JSONResponse:
+    @app.exception_handler(NoSuchShiftError)
+    async def no_such_shift(request: Request, exc: NoSuchShiftError) -> JSONResponse:
         return _json(422, str(exc))
 
     @app.exception_handler(AnalyticsError)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from qorgau.errors import QorgauError
 
 
-class NoSuchShift(QorgauError):
+class NoSuchShiftError(QorgauError):
     """A shift number outside the workplace's schedule."""
 
 
@@ -34,7 +34,8 @@ class Schedule:
 
     @classmethod
     def of_workplace(cls, workplace: Any) -> Schedule:
-        """The schedule of a workplace row (``shift_starts``, ``shift_duration_s``, ``timezone``)."""
+        """The schedule of a workplace row (``shift_starts``, ``shift_duration_s``,
+        ``timezone``)."""
         return cls.of(
             workplace["shift_starts"], workplace["shift_duration_s"], workplace["timezone"]
         )
@@ -54,7 +55,7 @@ class Shift:
 
 def shift(schedule: Schedule, day: date, number: int) -> Shift:
     if not 1 <= number <= len(schedule.starts):
-        raise NoSuchShift(
+        raise NoSuchShiftError(
             f"shift {number} does not exist: the workplace has {len(schedule.starts)} shift(s) "
             "a day, numbered from 1"
         )
@@ -97,9 +98,10 @@ def current_shift(schedule: Schedule, now: datetime) -> Shift:
     that has started."""
     day = today(schedule, now)
     started = [
-        s for s in shifts_between(schedule, day - timedelta(days=2), day + timedelta(days=1))
+        s
+        for s in shifts_between(schedule, day - timedelta(days=2), day + timedelta(days=1))
         if s.start <= now
-    ]  # fmt: skip
+    ]
     running = [s for s in started if now < s.end]
     return (running or started)[-1]
 
