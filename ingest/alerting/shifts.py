@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analytics.alerts import DetectorState, ShiftCalendar, schedules, set_calendars, utc_time_text
 from application.schedule import Schedule, bounds_s, local_time_text
-from ingest.validate import DEFAULT_MAX_PAST_S
+from store.settings import DEFAULT_MAX_PAST_S
 
 log = logging.getLogger(__name__)
 

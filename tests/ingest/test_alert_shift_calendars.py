@@ -19,7 +19,7 @@ from analytics.alerts import (
 )
 from application.schedule import Schedule, current_shift
 from ingest.alerting.shifts import ShiftCalendars, schedule_of, time_text
-from ingest.validate import DEFAULT_MAX_PAST_S
+from store.settings import DEFAULT_MAX_PAST_S
 
 SCHEDULE = Schedule.of([time(7, 0), time(19, 30)], 43200, "Asia/Almaty")
 
