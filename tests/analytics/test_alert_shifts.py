@@ -5,6 +5,7 @@ calendar built by ``application.schedule`` and searched by the pure core."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -195,3 +196,33 @@ def test_shifts_a_schedule_holds_are_those_overlapping_lists() -> None:
     assert ends == [int(s.end.timestamp()) for s in listed]
     assert all(e - s == 12 * 3600 for s, e in zip(starts, ends, strict=True))
     assert datetime.fromtimestamp(starts[0], UTC) <= LO + timedelta(hours=12)
+
+
+def test_registry_refresh_keeps_the_shift_and_a_new_schedule_starts_afresh(
+    norms: Norms, alert_norms: AlertNorms
+) -> None:
+    state = new_state(norms, alert_norms)
+    add_subject(state, SubjectSpec(enterprise="e", device="d"))
+    spec = SubjectSpec(
+        enterprise="e", device="d", sensor="d.noise", quantity="noise_laeq", unit="dB(A)",
+        workplace="press-2", schedule=TWO_SHIFTS, timezone=ZONE,
+    )  # fmt: skip
+    slot = add_subject(state, spec)
+    set_calendars(state, {TWO_SHIFTS: _calendar()})
+    t = _local(27, 8) + np.arange(60.0)
+    b = BatchBuilder()
+    b.channel(slot, t, np.full(60, 90.0), 1.0, np.ones(60, bool), float(t[-1]))
+    evaluate(state, b.build(), float(t[-1]))
+    # The same schedule read again from the registry (an equal value): nothing changes.
+    again = Schedule.of([time(19, 30), time(7, 0)], 12 * 3600, ZONE)
+    add_subject(state, replace(spec, schedule=again))
+    assert state.shift_w[slot] == 60.0
+    assert state.shift_start[slot] == _local(27, 7)
+    # The workplace moved to one 8-h shift from 08:00: the old shift is not one of it.
+    moved = Schedule.of([time(8, 0)], 8 * 3600, ZONE)
+    add_subject(state, replace(spec, schedule=moved))
+    assert state.shift_w[slot] == 0.0
+    set_calendars(state, {moved: _calendar(moved)})
+    np.testing.assert_array_equal(
+        shift_at(state, np.array([slot]), t[:1]), ([_local(27, 8)], [_local(27, 16)])
+    )
