@@ -117,14 +117,11 @@ def bounds_s(schedule: Schedule, lo: datetime, hi: datetime) -> tuple[list[int],
     """Start and end epoch seconds of every shift holding some instant of ``[lo, hi]``, in time
     order: the calendar that streaming code (the alert engine) searches instead of calling
     :func:`overlapping` per sample. Whole seconds: a start time given to the fraction of a
-    second is taken at its whole second."""
-    starts: list[int] = []
-    ends: list[int] = []
-    for s in overlapping(schedule, lo, hi):
-        start = int(s.start.timestamp() // 1)
-        starts.append(start)
-        ends.append(start + schedule.duration_s)
-    return starts, ends
+    second is taken at its whole second. Sorted by start, one shift per start: on the day
+    clocks go forward a start time that does not exist (02:30 in Berlin) falls before a later
+    start of that morning (03:15), and two start times may fall on one instant."""
+    starts = sorted({int(s.start.timestamp() // 1) for s in overlapping(schedule, lo, hi)})
+    return starts, [start + schedule.duration_s for start in starts]
 
 
 def local_time_text(at: datetime, timezone: str) -> str:

@@ -226,3 +226,21 @@ def test_registry_refresh_keeps_the_shift_and_a_new_schedule_starts_afresh(
     np.testing.assert_array_equal(
         shift_at(state, np.array([slot]), t[:1]), ([_local(27, 8)], [_local(27, 16)])
     )
+
+
+def test_a_start_time_the_spring_change_skips_still_gives_a_calendar_in_time_order() -> None:
+    """On 29 March 2026 Berlin's clocks jump from 02:00 to 03:00: a 02:30 start does not exist
+    and falls (as the schedule module places it) before that morning's 03:15 start."""
+    schedule = Schedule.of([time(2, 30), time(3, 15)], 3600, ZONE)
+    lo, hi = datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC)
+    starts, ends = bounds_s(schedule, lo, hi)
+    assert starts == sorted(int(s.start.timestamp()) for s in overlapping(schedule, lo, hi))
+    cal = Calendars()
+    cal.update({schedule: ShiftCalendar.of(starts, ends)})
+    # 03:20 is in the 03:15 shift; "02:30" begins only at 03:30 that day.
+    t = np.array([_local_march(29, 3, 20)])
+    assert cal.find(np.array([0]), t)[0][0] == _local_march(29, 3, 15)
+
+
+def _local_march(day: int, hour: int, minute: int = 0) -> float:
+    return datetime(2026, 3, day, hour, minute, tzinfo=ZoneInfo(ZONE)).timestamp()
