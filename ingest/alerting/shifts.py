@@ -11,8 +11,8 @@ its calendar when its sensor is registered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from analytics.alerts import DetectorState, ShiftCalendar, schedules, set_calendars, utc_time_text
@@ -33,7 +33,7 @@ def time_text(time_s: float, zone: str) -> str:
 
 
 def schedule_of(
-    starts: Iterable[object] | None, duration_s: int | None, zone: str
+    starts: Sequence[time] | None, duration_s: int | None, zone: str
 ) -> Schedule | None:
     """The schedule of a workplace, or None when there is none (no workplace) or the zone is
     unknown to this machine (logged: the sensor then gets no projections)."""
@@ -44,7 +44,7 @@ def schedule_of(
     except (ZoneInfoNotFoundError, ValueError):
         log.error("unknown time zone %r: sensors of its workplaces get no shift projections", zone)
         return None
-    return Schedule.of(list(starts), duration_s, zone)  # type: ignore[arg-type]
+    return Schedule.of(starts, duration_s, zone)
 
 
 class ShiftCalendars:
