@@ -67,17 +67,17 @@ def validation_content(errs: Sequence[Mapping[str, Any]], max_errors: int) -> di
     most ``max_errors`` errors, clipped, never echoing the input; ``error_count`` says how many
     there were in all."""
     shown = [
-        {
-            "loc": _loc(e.get("loc", ())),
-            "msg": _clip(str(e.get("msg", "invalid")), _MSG_CHARS),
-            "type": e.get("type"),
-        }
+        (_loc(e.get("loc", ())), _clip(str(e.get("msg", "invalid")), _MSG_CHARS), e.get("type"))
         for e in errs[:max_errors]
     ]
-    summary = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in shown[:5])
+    summary = "; ".join(f"{_location(loc)}: {msg}" for loc, msg, _ in shown[:5])
     if len(errs) > len(shown[:5]):
         summary += f"; and {len(errs) - len(shown[:5])} more"
-    return {"detail": f"invalid request: {summary}", "errors": shown, "error_count": len(errs)}
+    return {
+        "detail": f"invalid request: {summary}",
+        "errors": [{"loc": loc, "msg": msg, "type": kind} for loc, msg, kind in shown],
+        "error_count": len(errs),
+    }
 
 
 def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> None:

@@ -28,6 +28,10 @@ class BodySizeLimit:
     (``Transfer-Encoding: chunked``) is read here up to the limit and handed on from memory, so
     the route never starts on a body that will turn out too large. The server frames a body
     with a ``Content-Length`` by that length, so a client cannot send more than it declared.
+
+    The 413 leaves the connection open: the server reads and drops the rest of the body, so
+    the client gets the answer and not a reset connection (closing a socket with unread data in
+    it resets it). A client that asked ``Expect: 100-continue`` never sends the body at all.
     """
 
     def __init__(self, app: ASGIApp, *, limit_bytes: int) -> None:
@@ -67,10 +71,7 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
-            status_code=413,
-            content={"detail": too_large_message(self.limit_bytes)},
-            # The unread rest of the body makes the connection unusable for a next request.
-            headers={"Connection": "close"},
+            status_code=413, content={"detail": too_large_message(self.limit_bytes)}
         )
         await response(scope, receive, send)
 

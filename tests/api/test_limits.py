@@ -4,17 +4,23 @@ of another tenant, safe headers on every answer, and /docs that work without int
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import httpx
 import pytest
+import uvicorn
 
-from api.app import DOCS_ASSETS
+from api.app import DOCS_ASSETS, create_app
 from api.settings import ApiSettings
+from qorgau.demo import EmbeddedServer
+from qorgau.localservices import free_port
 from store.auth import Role
 from tests.api.conftest import Api, in_process, make_tenant
+from tests.support import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -206,3 +212,45 @@ async def test_docs_load_nothing_from_outside(api: Api) -> None:
     swagger = (await api.http.get("/docs")).text
     assert f"{DOCS_ASSETS}/swagger-ui-bundle.js" in swagger
     assert "/openapi.json" in swagger
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_a_real_server_refuses_big_bodies_and_keeps_serving(
+    pg_url: str, schema: str, http: Literal["httptools", "h11"]
+) -> None:
+    """Through uvicorn (both of its HTTP parsers) and a socket: the limit holds for both
+    framings, the client gets the 413 and not a reset connection, and the server keeps
+    answering."""
+    app = create_app(
+        ApiSettings(database_url=pg_url, database_schema=schema, api_alert_stream=False,
+                    api_live_stream=False, api_max_body_bytes=SMALL_LIMIT)
+    )  # fmt: skip
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, http=http)
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started, what="API start")
+        admin = Api(app, httpx.AsyncClient(), pg_url, schema)
+        token = await admin.token(Role.ADMIN)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        limits = httpx.Limits(max_connections=1)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+            big = _enterprise("wire-big", size=3 * SMALL_LIMIT)
+            declared = await client.post("/api/v1/enterprises", content=big, headers=headers)
+            chunked = await client.post(
+                "/api/v1/enterprises", content=_chunks(big, 512), headers=headers
+            )
+            assert (declared.status_code, chunked.status_code) == (413, 413)
+            assert chunked.request.headers["transfer-encoding"] == "chunked"
+            fine = await client.post(
+                "/api/v1/enterprises",
+                content=_chunks(_enterprise("wire-fine", size=SMALL_LIMIT), 512),
+                headers=headers,
+            )
+            assert fine.status_code == 201, fine.text
+            assert (await client.get("/health")).status_code == 200
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
