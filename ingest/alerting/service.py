@@ -380,7 +380,12 @@ class AlertService:
 
     async def _record_webhook_outcome(self, hook_id: int, at: datetime, error: str | None) -> None:
         conn = await self._db.get()
-        await record_webhook_outcome(conn, hook_id, at, error)
+        try:
+            await record_webhook_outcome(conn, hook_id, at, error)
+        except Exception as exc:
+            if is_connection_problem(exc):
+                self._db.discard()  # the next one reconnects
+            raise
 
     def owns(self, enterprise: str) -> bool:
         return self.enterprises is None or enterprise in self.enterprises

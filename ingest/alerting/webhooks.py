@@ -150,6 +150,7 @@ class WebhookDispatcher:
         # The reason last logged as a warning per webhook, so that a broken receiver does not
         # log one warning per alert.
         self._warned: dict[int, str] = {}
+        self._record_failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the webhook list fresh until ``stop``; then finish deliveries in flight briefly."""
@@ -216,7 +217,12 @@ class WebhookDispatcher:
         try:
             await self._record(hook.id, at, problem)
         except Exception as exc:  # the database may be away; the log and the metric still tell
-            log.warning("webhook %s: could not record the delivery outcome: %s", hook.id, exc)
+            # One warning per outage, not one per delivery.
+            level = logging.DEBUG if self._record_failing else logging.WARNING
+            self._record_failing = True
+            log.log(level, "webhook %s: could not record the delivery outcome: %s", hook.id, exc)
+        else:
+            self._record_failing = False
 
     async def _attempts(self, hook: Webhook, message: AlertMessage) -> str | None:
         """Deliver with retries; None when delivered, else why not."""

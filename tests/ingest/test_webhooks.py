@@ -232,3 +232,25 @@ async def test_refusals_give_up_and_successes_are_recorded() -> None:
         3: None,
     }
     assert metrics.webhooks.labels("retried")._value.get() == 2
+
+
+class _BrokenStore(_Outcomes):
+    async def __call__(self, hook_id: int, at: datetime, error: str | None) -> None:
+        await super().__call__(hook_id, at, error)
+        raise OSError("the database is away")
+
+
+async def test_a_store_outage_is_one_warning_not_one_per_delivery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hook = Webhook(5, None, "http://receiver/ok", "s3cret-s3cret-s3cret", "info", None)
+    outcomes = _BrokenStore()
+    with caplog.at_level(logging.DEBUG, logger="ingest.alerting.webhooks"):
+        metrics = await _dispatch(
+            [hook], httpx.MockTransport(lambda r: httpx.Response(200)), 4, outcomes
+        )
+    assert outcomes.recorded == [(5, None)] * 4
+    assert metrics.webhooks.labels("delivered")._value.get() == 4
+    unrecorded = [r for r in caplog.records if "could not record" in r.getMessage()]
+    assert [r.levelno for r in unrecorded].count(logging.WARNING) == 1
+    assert len(unrecorded) == 4
