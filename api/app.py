@@ -123,9 +123,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.add_route("/metrics", metrics.exposition, include_in_schema=False)
     app.state.metrics = metrics
     # Added last, so outermost: a too large body is refused before anything else runs, and every
-    # answer (errors included) gets the headers.
-    app.add_middleware(SafeHeaders, private_prefix="/api/")
+    # answer (the 413 and other errors included) gets the headers.
     app.add_middleware(BodySizeLimit, limit_bytes=settings.api_max_body_bytes)
+    app.add_middleware(SafeHeaders, private_prefix="/api/")
 
     @app.get("/health", response_model=Health, tags=["service"])
     async def health(conn: ConnDep) -> Health | JSONResponse:

@@ -72,6 +72,8 @@ async def test_a_declared_body_over_the_limit_is_refused_unparsed(small: Api) ->
     assert len(body) > SMALL_LIMIT
     response = await _post(small, "/api/v1/enterprises", body)
     assert response.status_code == 413
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
     assert str(SMALL_LIMIT) in response.json()["detail"]
     assert "QORGAU_API_MAX_BODY_BYTES" in response.json()["detail"]
     assert "too-big" not in await _enterprise_codes(small)
