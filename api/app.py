@@ -18,7 +18,6 @@ from api.auth import AnyRole
 from api.dashboard import install_dashboard
 from api.deps import ConnDep
 from api.errors import install_error_handlers
-from api.history import ShiftMemo
 from api.limits import BodySizeLimit, SafeHeaders
 from api.live import ReadingsHub
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
@@ -116,7 +115,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.norms = norms
     app.state.alert_norms = load_alert_norms(settings.norms_profile)
-    app.state.shift_memo = ShiftMemo(settings.api_shift_memo_size)
     install_error_handlers(app, max_validation_errors=settings.api_max_validation_errors)
     if settings.api_metrics:
         app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
