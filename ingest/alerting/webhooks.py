@@ -80,7 +80,7 @@ def _check_host(host: str) -> None:
         if not _LABEL.match(label):
             raise ValueError(
                 f"the host name {host[:100]!r} is not valid: each part between dots needs 1 to "
-                "63 letters, digits or hyphens, and no hyphen at either end"
+                "63 letters, digits, hyphens or underscores, and no hyphen at either end"
             )
         if label.lower().startswith("xn--"):
             try:
@@ -184,10 +184,11 @@ class WebhookDispatcher:
     async def _deliver(self, hook: Webhook, message: AlertMessage) -> None:
         """One delivery with its outcome counted, logged and recorded; never raises (but for
         cancellation at shutdown)."""
+        unexpected: Exception | None = None
         try:
             problem = await self._attempts(hook, message)
         except Exception as exc:  # an error of no known kind: still one outcome, not a lost task
-            log.exception("webhook %s: delivery of alert %s failed", hook.id, message.alert_id)
+            unexpected = exc
             problem = f"unexpected error: {type(exc).__name__}: {exc}"
         if problem is None:
             self.metrics.webhooks.labels("delivered").inc()
@@ -203,6 +204,7 @@ class WebhookDispatcher:
                     hook.id,
                     message.alert_id,
                     problem,
+                    exc_info=unexpected,  # the traceback of an error of no known kind
                 )
             else:
                 log.debug(

@@ -213,6 +213,8 @@ async def test_a_library_error_of_no_known_kind_is_an_outcome_not_a_lost_task(
     with caplog.at_level(logging.WARNING, logger="ingest.alerting.webhooks"):
         await _dispatch([hook], httpx.MockTransport(explode), 1, outcomes)
     assert outcomes.recorded == [(3, "unexpected error: UnicodeError: label too long")]
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.exc_info is not None, "the traceback of an error of no known kind"
 
 
 async def test_refusals_give_up_and_successes_are_recorded() -> None:
