@@ -405,6 +405,14 @@ class IngestWorker:
             watcher = asyncio.create_task(self._watch_drained(stop)) if retiring else None
             try:
                 await asyncio.wait({reader, stopping, writer}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Cancelled from outside (Ctrl-C): the reader goes with the session, or it would
+                # fail on the closed connection with nobody to hear it. Unacknowledged messages
+                # come again to this client id.
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await reader
+                raise
             finally:
                 stopping.cancel()
                 if watcher is not None:

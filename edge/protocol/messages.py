@@ -263,7 +263,8 @@ def decode_readings(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> De
         try:
             good.append(Channel.model_validate(raw_channel))
         except ValidationError as exc:
-            rejected.append(_rejected_channel(index, raw_channel, _first_error(exc)))
+            detail = _first_error(exc).removeprefix("message: ")
+            rejected.append(_rejected_channel(index, raw_channel, f"channels.{index}: {detail}"))
     return DecodedMessage(
         device=envelope.device,
         seq=envelope.seq,
@@ -286,7 +287,8 @@ def _rejected_channel(index: int, raw: Any, detail: str) -> RejectedChannel:
             index,
             name,
             RejectReason.TOO_DEEP,
-            f"channels.{index}: nested deeper than a readings message can be ({MAX_NESTING})",
+            f"channels.{index}: nested deeper than a readings message can be "
+            f"({MAX_NESTING} levels)",
             None,
         )
     return RejectedChannel(index, name, RejectReason.SCHEMA, detail, raw)
