@@ -17,6 +17,7 @@ from edge.mqtt_url import MqttEndpoint
 from edge.protocol import alerts_topic
 from ingest.alerting.wire import AlertMessage
 
+
 def alert(enterprise: str, kind: str = "ceiling") -> AlertMessage:
     now = datetime.now(UTC)
     return AlertMessage(

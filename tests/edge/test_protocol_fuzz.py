@@ -87,7 +87,7 @@ def outcome(payload: bytes) -> str:
         assert_quarantinable(record.row())
         assert live is None
         return "refused"
-    assert live is not None
+    assert (live is not None) == (decoded.device == "d1"), "shown if it is the topic's device"
     accepted(decoded)
     return "accepted"
 
@@ -235,6 +235,13 @@ def test_a_good_message_is_accepted_whole() -> None:
     checked = check_channels(decoded, registered(), window=WINDOW, auto_register=True)
     assert checked.rejections == []
     assert checked.readings == 2
+    live = decode_live(TOPIC, with_channel())
+    assert live is not None
+    assert [len(c.values) for c in live.channels] == [2]
+
+
+def test_the_live_view_skips_a_payload_naming_another_device_than_its_topic() -> None:
+    assert decode_live(TOPIC.replace("/d1/", "/d2/"), with_channel()) is None
 
 
 # ------------------------------------------------------------------------- generated input
