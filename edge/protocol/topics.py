@@ -19,10 +19,11 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ALERTS_SEGMENT = "alerts"
 DEVICE_KINDS = ("readings", "status")
 # Segments a device code must not take (compared case-insensitively, since people read them):
-# the service topics beside devices, the kinds of device topics, and names kept for services
-# to come (commands to devices, configuration, the ingest and engine status trees).
+# the service topic beside devices, the kinds of device topics (a device named like them makes
+# topic filters ambiguous to read), and the two names device-management topics commonly take,
+# kept free for commands and configuration sent to devices.
 RESERVED_DEVICE_CODES: frozenset[str] = frozenset(
-    {ALERTS_SEGMENT, *DEVICE_KINDS, "ingest", "engines", "commands", "config", "events", "system"}
+    {ALERTS_SEGMENT, *DEVICE_KINDS, "commands", "config"}
 )
 
 

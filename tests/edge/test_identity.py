@@ -283,7 +283,7 @@ def test_a_device_may_publish_its_readings_and_status_and_nothing_else(
         assert publish_as(broker, "dev-a", password, refused) == 0x87, refused
 
 
-@pytest.mark.parametrize("code", ["alerts", "Status", "readings", "ingest"])
+@pytest.mark.parametrize("code", ["alerts", "Status", "readings", "config"])
 def test_device_codes_of_service_topics_are_refused(
     code: str, auth_env: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
