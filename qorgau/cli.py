@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "devices",
     "ingest",
     "deadletters",
+    "assessments",
     "alerts",
     "api",
     "db",
