@@ -6,6 +6,7 @@ broker, no database."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -36,10 +37,13 @@ TOPIC = readings_topic("fuzz", "ent", "d1")
 ALERT_TOPIC = "fuzz/v1/ent/alerts/threshold"
 DEEP = b"[" * 1100 + b"]" * 1100  # the message that stopped ingest for good (issue 13)
 
-# A worker is only built, never run: its quarantine records are what the test checks.
-WORKER = IngestWorker(
-    IngestSettings(database_url="postgresql://nobody@127.0.0.1:9/none", ingest_client_id="fuzz")
-)
+
+@functools.cache
+def worker() -> IngestWorker:
+    """Built, never run (no database, no broker): its quarantine records are what is checked."""
+    return IngestWorker(
+        IngestSettings(database_url="postgresql://nobody@127.0.0.1:9/none", ingest_client_id="fuzz")
+    )
 
 
 def registered() -> DeviceInfo:
@@ -83,7 +87,7 @@ def outcome(payload: bytes) -> str:
     if isinstance(decoded, ProtocolError):
         assert isinstance(decoded.reason, RejectReason)
         assert decoded.detail
-        record = WORKER._record(TOPIC, "d1", None, None, decoded.reason, decoded.detail, payload)
+        record = worker()._record(TOPIC, "d1", None, None, decoded.reason, decoded.detail, payload)
         assert_quarantinable(record.row())
         assert live is None
         return "refused"
@@ -113,7 +117,7 @@ def accepted(decoded: DecodedMessage) -> None:
         json.dumps(rejected.raw, default=str)  # what the quarantine keeps of the channel
     checked = check_channels(decoded, registered(), window=WINDOW, auto_register=True)
     for rejection in checked.rejections:
-        assert_quarantinable(WORKER._channel_record(TOPIC, decoded, rejection).row())
+        assert_quarantinable(worker()._channel_record(TOPIC, decoded, rejection).row())
     for rows in checked.channels:  # only finite samples in the instrument's range are kept
         lo, hi = sensor_range(rows.sensor)
         assert bool(((rows.values >= lo) & (rows.values <= hi)).all())
