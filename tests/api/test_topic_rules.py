@@ -1,6 +1,7 @@
-"""The API's alert stream takes an alert's enterprise from its topic (issue 13): whoever may
-publish on one enterprise's alert topic cannot reach another enterprise's people by naming it in
-the payload. With a real broker; no database."""
+"""Topics and payloads agree (issue 13): the API's alert stream takes an alert's enterprise from
+its topic, so whoever may publish on one enterprise's alert topic cannot reach another
+enterprise's people by naming it in the payload; and no device may take a code that service
+topics use at its level."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from api.models_registry import DeviceCreate
 from edge.mqtt_url import MqttEndpoint
 from edge.protocol import alerts_topic
 from ingest.alerting.wire import AlertMessage
+from tests.api.conftest import Api, make_tenant
 
 
 def alert(enterprise: str, kind: str = "ceiling") -> AlertMessage:
@@ -61,6 +63,18 @@ async def test_an_alert_naming_another_enterprise_than_its_topic_is_refused(
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
+
+
+@pytest.mark.anyio
+@pytest.mark.services
+async def test_the_api_refuses_a_device_named_after_a_service_topic(api: Api) -> None:
+    tenant = await make_tenant(api, "entb", "Almaty")
+    path = f"/api/v1/enterprises/{tenant.enterprise['id']}/devices"
+    refused = await api.call("POST", path, api.tokens["admin"], json={"code": "alerts"})
+    assert refused.status_code == 422
+    assert "reserved for service topics" in refused.text
+    accepted = await api.call("POST", path, api.tokens["admin"], json={"code": "alerts-1"})
+    assert accepted.status_code == 201
 
 
 @pytest.mark.parametrize("code", ["alerts", "ALERTS", "status", "readings"])
