@@ -89,6 +89,7 @@ class AssessedShift:
     b_continuous: float | None
     coverage_min: float | None
     insufficient_data: bool
+    deciding_factors: tuple[str, ...]
     detail: Mapping[str, Any]
     norms_profile: str
     norms_version: str
@@ -107,10 +108,6 @@ class AssessedShift:
     @property
     def insufficient_sensors(self) -> list[str]:
         return list(self.detail.get("insufficient_sensors", ()))
-
-    @property
-    def deciding_factors(self) -> list[str]:
-        return list(self.detail.get("deciding_factors", ()))
 
     @property
     def explanation(self) -> str:
@@ -143,6 +140,7 @@ class AssessedShift:
             "b_continuous": self.b_continuous,
             "coverage_min": self.coverage_min,
             "insufficient_data": self.insufficient_data,
+            "deciding_factors": list(self.deciding_factors),
             "detail": dict(self.detail),
             "norms_profile": self.norms_profile,
             "norms_version": self.norms_version,
@@ -163,6 +161,7 @@ class AssessedShift:
             b_continuous=row["b_continuous"],
             coverage_min=row["coverage_min"],
             insufficient_data=bool(row["insufficient_data"]),
+            deciding_factors=tuple(row["deciding_factors"]),
             detail=row["detail"],
             norms_profile=row["norms_profile"],
             norms_version=row["norms_version"],
@@ -201,6 +200,7 @@ def unassessed(
         b_continuous=None,
         coverage_min=0.0 if rows else None,
         insufficient_data=True,
+        deciding_factors=(),
         detail={
             "sensors": rows,
             "factors": [],
@@ -427,6 +427,7 @@ def _assess(
         b_continuous=_num(a.b_continuous),
         coverage_min=_num(min(coverages)) if coverages else None,
         insufficient_data=bool(short),
+        deciding_factors=() if combination is None else tuple(combination.deciding),
         detail={
             "sensors": sensors,
             "factors": factors,
@@ -567,10 +568,16 @@ def worst(shifts: Sequence[AssessedShift]) -> AssessedShift | None:
 
 
 async def worst_shifts(
-    conn: AsyncConnection[Any], workplace_ids: Sequence[int], first: date, last: date
+    conn: AsyncConnection[Any],
+    workplace_ids: Sequence[int],
+    first: date,
+    last: date,
+    *,
+    detail: bool = True,
 ) -> dict[int, AssessedShift]:
-    """The shift that sets each workplace's В over ``first..last``, from the stored table."""
-    rows = await stored.worst_shifts(conn, workplace_ids, first, last)
+    """The shift that sets each workplace's В over ``first..last``, from the stored table
+    (``detail=False``: headline figures only)."""
+    rows = await stored.worst_shifts(conn, workplace_ids, first, last, detail=detail)
     return {w: AssessedShift.of_row(r) for w, r in rows.items()}
 
 

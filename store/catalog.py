@@ -91,12 +91,12 @@ _ENTERPRISE = _Kind(
     "enterprise",
     "enterprises",
     "e",
-    """SELECT e.id, e.code, e.name, e.region, e.timezone, e.activity_code,
+    """SELECT e.id, e.code, e.name, e.region, e.timezone, e.norms_profile, e.activity_code,
               e.activity_risk_class, e.base_rate_pct, e.created_at, e.updated_at
        FROM enterprises e""",
     frozenset(
-        {"code", "name", "region", "timezone", "activity_code", "activity_risk_class",
-         "base_rate_pct"}
+        {"code", "name", "region", "timezone", "norms_profile", "activity_code",
+         "activity_risk_class", "base_rate_pct"}
     ),
 )  # fmt: skip
 _SITE = _Kind(
@@ -307,7 +307,7 @@ async def workplaces_of(
         f"""SELECT w.id, w.code, w.name, w.profession, w.headcount, w.enterprise_id,
                    w.shift_starts, w.shift_duration_s,
                    e.code AS enterprise, e.name AS enterprise_name, e.region, e.timezone,
-                   e.activity_code, e.activity_risk_class, e.base_rate_pct
+                   e.norms_profile, e.activity_code, e.activity_risk_class, e.base_rate_pct
             FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
             WHERE {" AND ".join(clauses)}
             ORDER BY e.id, w.id""",

@@ -24,7 +24,8 @@ STATUSES: Final = ("running", "provisional", "final")
 
 _COLUMNS: Final = (
     "workplace_id, shift_start, shift_end, local_day, shift_number, timezone, status, "
-    "working_class, b, b_continuous, coverage_min, insufficient_data, detail, norms_profile, "
+    "working_class, b, b_continuous, coverage_min, insufficient_data, deciding_factors, detail, "
+    "norms_profile, "
     "norms_version, inputs_digest, computed_at"
 )
 _WRITTEN: Final = _COLUMNS.replace(", computed_at", "").split(", ")
@@ -191,23 +192,38 @@ WORST_ORDER: Final = "insufficient_data, b DESC, b_continuous DESC NULLS LAST, s
 
 
 async def worst_shifts(
-    conn: AsyncConnection[Any], workplace_ids: Sequence[int], first: date, last: date
+    conn: AsyncConnection[Any],
+    workplace_ids: Sequence[int],
+    first: date,
+    last: date,
+    *,
+    detail: bool = True,
 ) -> dict[int, Row]:
     """The shift that sets each workplace's В over local dates ``first..last`` (rated shifts
-    only; workplaces without one are absent)."""
+    only; workplaces without one are absent). Without ``detail`` the per-sensor and per-factor
+    detail is left out (an empty object): the map and exports need the headline only."""
+    columns = ", ".join(
+        "'{}'::jsonb AS detail" if c == "detail" and not detail else f"a.{c}"
+        for c in _COLUMNS.split(", ")
+    )
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
+        # First the key of each worst shift from the index alone, then those rows only.
         await cur.execute(
             f"""
-            SELECT w.workplace_id, a.*
+            SELECT {columns}
             FROM unnest(%s::bigint[]) AS w(workplace_id)
             CROSS JOIN LATERAL (
-                SELECT {_COLUMNS.replace("workplace_id, ", "")}
-                FROM shift_assessments
+                SELECT shift_start FROM shift_assessments
                 WHERE workplace_id = w.workplace_id AND local_day BETWEEN %s AND %s
                   AND b IS NOT NULL
                 ORDER BY {WORST_ORDER}
                 LIMIT 1
+            ) k
+            CROSS JOIN LATERAL (
+                SELECT * FROM shift_assessments
+                WHERE workplace_id = w.workplace_id AND shift_start = k.shift_start
+                LIMIT 1  -- keeps the planner from flattening this into a hash join
             ) a
             """,
             [list(workplace_ids), first, last],
