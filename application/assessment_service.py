@@ -26,7 +26,13 @@ from psycopg import AsyncConnection
 from psycopg.errors import OperationalError
 
 from analytics import Norms
-from application.assessments import AssessedShift, assess_shifts, load_inputs, schedule_of
+from application.assessments import (
+    AssessedShift,
+    Profiles,
+    assess_shifts,
+    load_inputs,
+    schedule_of,
+)
 from application.schedule import Shift, local_day, overlapping, shifts_between
 from application.settings import AssessmentSettings
 from qorgau.backoff import supervise
@@ -96,7 +102,7 @@ def shifts_to_assess(
 
 async def assess_workplaces(
     conn: AsyncConnection[Any],
-    norms: Norms,
+    profiles: Profiles,
     workplaces: Sequence[Row],
     shifts: dict[int, list[Shift]],
     *,
@@ -108,7 +114,7 @@ async def assess_workplaces(
     transaction). Returns (shifts assessed, shifts written)."""
     if not any(shifts.get(int(w["id"])) for w in workplaces):
         return 0, 0
-    inputs = await load_inputs(conn, norms, workplaces, shifts)
+    inputs = await load_inputs(conn, profiles, workplaces, shifts)
     assessed = 0
     rows: list[AssessedShift] = []
     for w in workplaces:
@@ -118,7 +124,7 @@ async def assess_workplaces(
             continue
         known = None if force else await stored.digests(conn, wid, [s.start for s in todo])
         assessed += len(todo)
-        rows.extend(assess_shifts(norms, inputs[wid], todo, now, late_s, known))
+        rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))
     written = await stored.upsert(conn, [r.row() for r in rows])
     return assessed, written
 
@@ -132,7 +138,7 @@ class AssessmentService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.norms = norms
+        self.profiles = Profiles(norms)
         self.clock = clock
         self.state = ServiceStatus()
 
@@ -221,7 +227,7 @@ class AssessmentService:
                     int(w["id"]): shifts_to_assess(w, spans[int(w["id"])], now) for w in workplaces
                 }
                 assessed, written = await assess_workplaces(
-                    conn, self.norms, workplaces, todo, now=now, late_s=late_s
+                    conn, self.profiles, workplaces, todo, now=now, late_s=late_s
                 )
                 result.workplaces += len(workplaces)
                 result.shifts_assessed += assessed
@@ -253,6 +259,7 @@ async def rebuild(
         since_at = first - timedelta(days=1)
     else:
         since_at = datetime.combine(since, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+    profiles = Profiles(norms)
     ids = (
         list(workplace_ids)
         if workplace_ids is not None
@@ -273,7 +280,7 @@ async def rebuild(
                 ]
             await stored.delete_from(conn, {w: s[0].start for w, s in todo.items() if s})
             _, written = await assess_workplaces(
-                conn, norms, workplaces, todo, now=now, late_s=late_s, force=True
+                conn, profiles, workplaces, todo, now=now, late_s=late_s, force=True
             )
         total += written
         if progress is not None:

@@ -25,6 +25,7 @@ every surface; :func:`assess_shifts` is the only place that computes it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,15 @@ from typing import Any, Final
 import numpy as np
 from psycopg import AsyncConnection
 
-from analytics import AnalyticsError, Norms, SensorSeries, assess_workplace, normalize_unit
+from analytics import (
+    AnalyticsError,
+    Norms,
+    NormsError,
+    SensorSeries,
+    assess_workplace,
+    load_norms,
+    normalize_unit,
+)
 from application.schedule import Schedule, Shift, shift, shifts_between
 from store import shift_assessments as stored
 from store.assessments import factor_entries_of, in_force
@@ -46,6 +55,8 @@ US_PER_S = 1_000_000
 SOURCE: Final = "rollups"
 NOTHING_TO_ASSESS = "no readings and no entered factor classes: nothing to assess"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,9 +457,37 @@ def _assess(
     )
 
 
+class Profiles:
+    """Each enterprise's norms profile (``enterprises.norms_profile``; none: the service's
+    default), loaded once."""
+
+    def __init__(self, default: Norms) -> None:
+        self.default = default
+        self._loaded: dict[str, Norms] = {}
+
+    def of(self, workplace: Row) -> Norms:
+        name = workplace.get("norms_profile")
+        if not name or name == self.default.name:
+            return self.default
+        if name not in self._loaded:
+            try:
+                self._loaded[name] = load_norms(name)
+            except NormsError as exc:
+                log.error(
+                    "norms profile %r of workplace %s cannot be loaded (%s); the default "
+                    "profile %r is used",
+                    name,
+                    workplace["id"],
+                    exc,
+                    self.default.name,
+                )
+                self._loaded[name] = self.default
+        return self._loaded[name]
+
+
 async def load_inputs(
     conn: AsyncConnection[Any],
-    norms: Norms,
+    profiles: Profiles,
     workplaces: Sequence[Row],
     shifts: Mapping[int, Sequence[Shift]],
 ) -> dict[int, WorkplaceInputs]:
@@ -468,7 +507,7 @@ async def load_inputs(
         usable.update(
             (s.id, s.quantity)
             for s in sensors[int(w["id"])]
-            if why_not_assessable(s, norms) is None
+            if why_not_assessable(s, profiles.of(w)) is None
         )
         wanted[bucket] = (usable, min(lo, todo[0].start), max(hi, todo[-1].end))
     levels: dict[Bucket, dict[int, BucketLevels]] = {}

@@ -517,6 +517,11 @@ class Webhook:
     kinds: tuple[str, ...] | None
     subscriber_kind: str | None = None
     subscriber: str | None = None
+    # What became of its deliveries (migration 0022): current when last_error_at is later than
+    # last_delivered_at.
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_delivered_at: datetime | None = None
 
 
 def _narrow(
@@ -549,7 +554,8 @@ async def list_webhooks(
     cur = await conn.execute(
         """
         SELECT w.id, w.enterprise, w.url, w.secret, w.min_severity, w.kinds,
-               w.subscriber_kind, w.subscriber, p.min_severity, p.kinds
+               w.subscriber_kind, w.subscriber, p.min_severity, p.kinds,
+               w.last_error, w.last_error_at, w.last_delivered_at
         FROM alert_webhooks w
         LEFT JOIN alert_preferences p
                ON p.subscriber_kind = w.subscriber_kind AND p.subscriber = w.subscriber
@@ -561,7 +567,7 @@ async def list_webhooks(
     hooks = []
     for r in await cur.fetchall():
         floor, kinds = _narrow(r[4], r[5], r[8], r[9])
-        hooks.append(Webhook(r[0], r[1], r[2], r[3], floor, kinds, r[6], r[7]))
+        hooks.append(Webhook(r[0], r[1], r[2], r[3], floor, kinds, *r[6:8], *r[10:13]))
     return hooks
 
 
@@ -593,6 +599,27 @@ async def add_webhook(
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def record_webhook_outcome(
+    conn: AsyncConnection[Any], webhook_id: int, at: datetime, error: str | None
+) -> None:
+    """Note a delivery of webhook ``webhook_id`` at ``at``: failed with ``error``, or (None)
+    delivered. Never moves a time back: deliveries in flight end in any order."""
+    if error is None:
+        await conn.execute(
+            "UPDATE alert_webhooks SET last_delivered_at = GREATEST(last_delivered_at, %s) "
+            "WHERE id = %s",
+            [at, webhook_id],
+        )
+        return
+    await conn.execute(
+        """
+        UPDATE alert_webhooks SET last_error = %s, last_error_at = %s
+        WHERE id = %s AND (last_error_at IS NULL OR last_error_at <= %s)
+        """,
+        [error, at, webhook_id, at],
+    )
 
 
 async def delete_webhook(conn: AsyncConnection[Any], webhook_id: int) -> bool:

@@ -33,13 +33,34 @@ class InvalidInputError(DatabaseError):
     """The database refused the values (a reference to a missing object, a failed check)."""
 
 
+# What a clash on a unique constraint means, by table. PostgreSQL's own text names the key and
+# its value (``Key (code)=(devb-1) already exists``); device codes are unique across tenants
+# (a device's code is its broker user), so that text could show another tenant's data: the
+# answer says only which kind of code is taken, never by whom.
+_TAKEN = {
+    "enterprises": "an enterprise with this code already exists; choose another code",
+    "sites": "a site with this code already exists in this enterprise; choose another code",
+    "workplaces": "a workplace with this code already exists in this enterprise; choose "
+    "another code",
+    "devices": "a device with this code already exists; device codes are unique across all "
+    "enterprises (a device's code is its broker user), so choose another code, e.g. one that "
+    "starts with the enterprise's code",
+    "sensors": "a sensor with this code already exists on this device; choose another code",
+}
+_TAKEN_OTHER = "an object with these values already exists"
+
+
+def conflict_message(table: str | None) -> str:
+    """The answer to a unique-constraint clash on ``table``: which code is taken, no values."""
+    return _TAKEN.get(table or "", _TAKEN_OTHER)
+
+
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
     try:
         yield
     except errors.UniqueViolation as exc:
-        detail = exc.diag.message_detail or str(exc)
-        raise ConflictError(f"already exists: {detail}") from exc
+        raise ConflictError(conflict_message(exc.diag.table_name)) from exc
     except (errors.ForeignKeyViolation, errors.CheckViolation, errors.NotNullViolation) as exc:
         detail = exc.diag.message_primary or str(exc)
         raise InvalidInputError(f"refused by the database: {detail}") from exc

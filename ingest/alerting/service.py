@@ -87,6 +87,7 @@ from store.alerts import (
     load_registry,
     open_alerts,
     recent_bins,
+    record_webhook_outcome,
     shift_sums,
     write_transitions,
 )
@@ -157,6 +158,7 @@ class AlertService:
         self.webhooks = WebhookDispatcher(
             self._load_webhooks,
             self.metrics,
+            record=self._record_webhook_outcome,
             timeout_s=settings.alerts_webhook_timeout_s,
             max_attempts=settings.alerts_webhook_max_attempts,
             retry_max_s=settings.alerts_webhook_retry_max_s,
@@ -381,6 +383,15 @@ class AlertService:
     async def _load_webhooks(self) -> list[Any]:
         conn = await self._db.get()
         return await list_webhooks(conn, enterprises=self._codes)
+
+    async def _record_webhook_outcome(self, hook_id: int, at: datetime, error: str | None) -> None:
+        conn = await self._db.get()
+        try:
+            await record_webhook_outcome(conn, hook_id, at, error)
+        except Exception as exc:
+            if is_connection_problem(exc):
+                self._db.discard()  # the next one reconnects
+            raise
 
     def owns(self, enterprise: str) -> bool:
         return self.enterprises is None or enterprise in self.enterprises
