@@ -81,20 +81,15 @@ class ServiceStatus:
         }
 
 
-# How far back a change reaches by itself: readings arrive at most ingest's window late, but an
-# assessor may enter a class in force from long ago. Older shifts: ``qorgau assessments rebuild``.
-REACH = timedelta(days=92)
-
-
 def shifts_to_assess(
     workplace: Row, spans: Sequence[tuple[datetime, datetime]], now: datetime
 ) -> list[Shift]:
     """The started shifts of ``workplace``'s schedule that hold an instant of any span (not
-    older than ``REACH``)."""
+    older than ``store.shift_assessments.REACH``)."""
     schedule = schedule_of(workplace)
     found: dict[datetime, Shift] = {}
     for lo, hi in spans:
-        for s in overlapping(schedule, max(lo, now - REACH), min(hi, now)):
+        for s in overlapping(schedule, max(lo, now - stored.REACH), min(hi, now)):
             if s.start <= now:
                 found[s.start] = s
     return [found[k] for k in sorted(found)]

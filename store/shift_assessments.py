@@ -31,6 +31,12 @@ _COLUMNS: Final = (
 _WRITTEN: Final = _COLUMNS.replace(", computed_at", "").split(", ")
 
 
+# How far back a change reaches by itself: readings arrive at most ingest's window late, but an
+# assessor may enter a class in force from long ago, and a schedule may change. Older shifts:
+# ``qorgau assessments rebuild --since``.
+REACH: Final = timedelta(days=92)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """Something that may change the shifts of ``workplace_id`` holding an instant of
@@ -70,6 +76,30 @@ async def note_workplace(
     await conn.execute(
         "INSERT INTO assessment_changes (workplace_id, lo, hi) VALUES (%s, %s, %s)",
         [workplace_id, lo, hi],
+    )
+
+
+async def reassess(
+    conn: AsyncConnection[Any], *, workplace_id: int | None = None, enterprise_id: int | None = None
+) -> None:
+    """The schedule, time zone or norms profile of a workplace (or of every workplace of an
+    enterprise) changed: its stored shifts of the last ``REACH`` no longer hold, so they are
+    dropped and noted for the service to assess again under the new settings (older ones stay
+    as they were assessed)."""
+    if (workplace_id is None) == (enterprise_id is None):
+        raise ValueError("give exactly one of workplace_id and enterprise_id")
+    params = {"w": workplace_id, "e": enterprise_id, "reach": REACH}
+    await conn.execute(
+        """
+        WITH chosen AS (SELECT id FROM workplaces WHERE id = %(w)s OR enterprise_id = %(e)s),
+             dropped AS (
+                DELETE FROM shift_assessments a USING chosen
+                WHERE a.workplace_id = chosen.id AND a.shift_start >= now() - %(reach)s
+             )
+        INSERT INTO assessment_changes (workplace_id, lo, hi)
+        SELECT id, now() - %(reach)s, now() FROM chosen
+        """,
+        params,
     )
 
 
