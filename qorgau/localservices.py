@@ -199,11 +199,12 @@ class LocalPostgres:
     def _wait_ready(self, timeout_s: float) -> None:
         import psycopg
 
+        from store.connection import ping
+
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with psycopg.connect(self.url, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
+                ping(self.url, connect_timeout_s=2)
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:

@@ -52,6 +52,13 @@ async def connect_async(
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 
 
+def ping(url: str, *, connect_timeout_s: int = 2) -> None:
+    """Connect to ``url`` and run the smallest query: returns once the server answers queries,
+    raises ``psycopg.OperationalError`` while it does not accept connections yet."""
+    with psycopg.connect(url, connect_timeout=connect_timeout_s) as conn:
+        conn.execute("SELECT 1")
+
+
 def make_pool(
     url: str, schema: str, *, min_size: int = 1, max_size: int = 10, name: str = "qorgau"
 ) -> AsyncConnectionPool:

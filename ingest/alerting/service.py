@@ -88,6 +88,7 @@ from store.alerts import (
     open_alerts,
     recent_bins,
     record_webhook_outcome,
+    settled_alerts,
     shift_sums,
     write_transitions,
 )
@@ -470,13 +471,9 @@ class AlertService:
         held = {i for state in self.states.values() for i in state.cells.by_id}
         if not held or self._store:
             return  # our own writes are still pending: the rows may be behind us
-        cur = await conn.execute(
-            "SELECT id::text, state, acknowledged_by, resolved_by FROM alerts "
-            "WHERE id = ANY(%s::uuid[]) AND state <> 'open'",
-            [list(held)],
-        )
+        settled = await settled_alerts(conn, list(held))
         now = self.clock()
-        for ident, state_name, acked_by, resolved_by in await cur.fetchall():
+        for ident, state_name, acked_by, resolved_by in settled:
             for state in self.states.values():
                 where = state.cells.by_id.get(ident)
                 if where is None:

@@ -58,6 +58,7 @@ def _create(args: argparse.Namespace) -> int:
     from qorgau.runtime import load_settings
     from store.auth import Role, create_token
     from store.connection import connect_async
+    from store.registry import enterprise_id_of
     from store.settings import DatabaseSettings
 
     async def run() -> str:
@@ -66,14 +67,9 @@ def _create(args: argparse.Namespace) -> int:
         async with conn:
             enterprise_id = None
             if args.enterprise:
-                row = await (
-                    await conn.execute(
-                        "SELECT id FROM enterprises WHERE code = %s", [args.enterprise]
-                    )
-                ).fetchone()
-                if row is None:
+                enterprise_id = await enterprise_id_of(conn, args.enterprise)
+                if enterprise_id is None:
                     raise QorgauError(f"no enterprise with code {args.enterprise!r}")
-                enterprise_id = int(row[0])
             expires = (
                 datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
             )
