@@ -32,9 +32,9 @@ from api.routes_readings import router as readings_router
 from api.routes_registry import router as registry_router
 from api.routes_reports import router as reports_router
 from api.settings import ApiSettings
-from qorgau import __version__
 from store.connection import make_pool
 from store.migrate import recorded_backend_async
+from vocabulary import __version__
 
 log = logging.getLogger(__name__)
 

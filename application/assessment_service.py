@@ -37,10 +37,10 @@ from application.assessments import (
 )
 from application.schedule import Shift, local_day, overlapping, shifts_between
 from application.settings import AssessmentSettings
-from qorgau.backoff import supervise
 from store import shift_assessments as stored
 from store.catalog import Row, Scope, workplaces_of
 from store.connection import DatabaseUnavailableError, connect_async
+from vocabulary.backoff import supervise
 
 log = logging.getLogger(__name__)
 

@@ -58,8 +58,8 @@ from edge.protocol import (
     status_topic,
 )
 from edge.settings import EdgeSettings
-from qorgau.backoff import backoff_delay_s
-from qorgau.errors import ConfigurationError
+from vocabulary.backoff import backoff_delay_s
+from vocabulary.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 

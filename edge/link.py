@@ -24,7 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.mqtt_url import MqttEndpoint
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 log = logging.getLogger(__name__)
 

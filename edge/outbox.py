@@ -36,8 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from qorgau.errors import QorgauError
 from store import outbox_sql as sql
+from vocabulary.errors import QorgauError
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024

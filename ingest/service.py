@@ -55,7 +55,6 @@ from ingest.listeners import CommittedBatch, Listener, ListenerHub, build_batch
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.validate import ChannelRows, CheckedMessage, Rejection, TimeWindow, check_channels
-from qorgau.backoff import backoff_delay_s, supervise
 from store.connection import (
     DatabaseError,
     ReconnectingConnection,
@@ -70,6 +69,7 @@ from store.policies import check_dedupe_horizon
 from store.readings import ReadingBlock, days_of, ensure_day_partitions
 from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
 from store.writes import write_readings
+from vocabulary.backoff import backoff_delay_s, supervise
 
 log = logging.getLogger(__name__)
 

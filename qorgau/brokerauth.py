@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from edge.protocol import readings_topic, status_topic
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the iteration count is in the hash
 PBKDF2_SALT_BYTES = 12

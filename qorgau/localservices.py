@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from qorgau.broker import BrokerConfig, render_mosquitto_conf
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from qorgau.backoff import backoff_delay_s
-from qorgau.errors import QorgauError
+from vocabulary.backoff import backoff_delay_s
+from vocabulary.errors import QorgauError
 
 T = TypeVar("T")
 

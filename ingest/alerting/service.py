@@ -79,7 +79,6 @@ from ingest.alerting.webhooks import WebhookDispatcher
 from ingest.alerting.wire import AlertMessage, decode_alert, from_event
 from ingest.mqtt import mqtt5_client
 from ingest.validate import ChannelRows, TimeWindow, check_channels
-from qorgau.backoff import backoff_delay_s, supervise
 from store.alerts import (
     RegistryDevice,
     latest_reading_times,
@@ -95,6 +94,7 @@ from store.alerts import (
 from store.connection import ReconnectingConnection, is_connection_problem
 from store.registry import DeviceInfo, find_device
 from store.settings import DEFAULT_MAX_PAST_S
+from vocabulary.backoff import backoff_delay_s, supervise
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from edge.drivers import load_driver_factory, parse_options
 from edge.protocol import MAX_VALUES_PER_CHANNEL, Quantity, decode_readings, encode_readings
 from edge.settings import EdgeSettings
 from firmware_sim.device import standard_device
-from qorgau.errors import ConfigurationError
+from vocabulary.errors import ConfigurationError
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 NOISE = ChannelSpec("d.noise", Quantity.NOISE_LAEQ, "dB(A)")

@@ -15,7 +15,6 @@ import pytest
 
 from ingest.settings import IngestSettings
 from qorgau.cli import main
-from qorgau.errors import ConfigurationError
 from store.connection import connect, connect_async
 from store.maintenance import lock_key, run_maintenance
 from store.policies import MaintenancePolicy, check_dedupe_horizon
@@ -30,6 +29,7 @@ from store.readings import (
 from store.writes import write_readings
 from tests.store.conftest import BackendSchema
 from tests.support import eventually, scalar
+from vocabulary.errors import ConfigurationError
 
 pytestmark = pytest.mark.anyio
 
