@@ -40,16 +40,6 @@ import aiomqtt
 import numpy as np
 import psycopg
 
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import (
-    Channel,
-    DecodedMessage,
-    ProtocolError,
-    RejectReason,
-    decode_readings,
-    parse_device_topic,
-    readings_subscription,
-)
 from ingest import mqtt
 from ingest.listeners import CommittedBatch, Listener, ListenerHub, build_batch
 from ingest.metrics import IngestMetrics
@@ -70,6 +60,16 @@ from store.readings import ReadingBlock, days_of, ensure_day_partitions
 from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
 from store.writes import write_readings
 from vocabulary.backoff import backoff_delay_s, supervise
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import (
+    Channel,
+    DecodedMessage,
+    ProtocolError,
+    RejectReason,
+    decode_readings,
+    parse_device_topic,
+    readings_subscription,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,10 @@
-"""What every part of Qorgau speaks, at the bottom of the layers: the shared errors and the
-retry backoff. It imports nothing of ours, so every package (the edge agent included) may import
-it without pulling anything else in.
+"""What every part of Qorgau speaks, at the bottom of the layers: the readings and status wire
+format with its topics and the table of quantities and units (``vocabulary.protocol``), MQTT
+URLs (``vocabulary.mqtt_url``), the shared errors and the retry backoff. It imports nothing of
+ours and needs only pydantic, so every package (the edge agent included) may import it.
 
-The readings and alert wire formats, the table of quantities and units and the MQTT URLs belong
-here too; they still live in ``edge.protocol``, ``edge.mqtt_url`` and ``ingest.alerting.wire``.
+The alert wire format belongs here too; it still lives in ``ingest.alerting.wire`` (it is built
+from the alert engine's events and the store's alert records).
 """
 
 # The release of Qorgau, which every service reports (``qorgau --version``, the API's OpenAPI

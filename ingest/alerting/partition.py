@@ -26,7 +26,6 @@ from typing import Any
 import aiomqtt
 import psycopg
 
-from edge.protocol.topics import WIRE_VERSION_SEGMENT
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.settings import AlertsSettings
 from store.alert_engines import (
@@ -42,6 +41,7 @@ from store.alert_engines import (
 )
 from store.connection import ReconnectingConnection
 from vocabulary.errors import ConfigurationError
+from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 
 log = logging.getLogger(__name__)
 

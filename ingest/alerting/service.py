@@ -62,15 +62,6 @@ from analytics.alerts import (
     shift_at,
 )
 from analytics.alerts.lifecycle import ACKNOWLEDGED
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import (
-    DecodedMessage,
-    ProtocolError,
-    RejectReason,
-    decode_readings,
-    decode_status,
-    parse_device_topic,
-)
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
@@ -95,6 +86,15 @@ from store.connection import ReconnectingConnection, is_connection_problem
 from store.registry import DeviceInfo, find_device
 from store.settings import DEFAULT_MAX_PAST_S
 from vocabulary.backoff import backoff_delay_s, supervise
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import (
+    DecodedMessage,
+    ProtocolError,
+    RejectReason,
+    decode_readings,
+    decode_status,
+    parse_device_topic,
+)
 
 log = logging.getLogger(__name__)
 

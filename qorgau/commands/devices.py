@@ -269,9 +269,9 @@ def _add(args: argparse.Namespace) -> int:
     written, and the files are put back if anything fails."""
     import sys
 
-    from edge.protocol import readings_topic
     from qorgau.brokerauth import device_acl
     from vocabulary.errors import QorgauError
+    from vocabulary.protocol import readings_topic
 
     settings = _settings()
     try:

@@ -11,12 +11,12 @@ import aiomqtt
 import httpx
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.http import serve_http
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from qorgau.localservices import LocalMosquitto, free_port
 from tests.support import eventually
+from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from store.connection import connect_async
@@ -18,6 +17,7 @@ from store.readings import ReadingBlock, days_of, ensure_day_partitions
 from store.writes import write_readings
 from tests.ingest.harness import WorkerProcess, Workload, stored
 from tests.support import eventually, scalar
+from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
