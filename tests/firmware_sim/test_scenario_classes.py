@@ -50,6 +50,7 @@ EXPECTED: dict[str, tuple[str, dict[str, tuple[str, dict[str, str]]]]] = {
 }  # fmt: skip
 
 
+@pytest.mark.slow  # a whole simulated shift per scenario
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_simulated_shift_lands_in_the_documented_classes(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -31,7 +31,7 @@ from tests.store.conftest import BackendSchema
 from tests.support import eventually, scalar
 from vocabulary.errors import ConfigurationError
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
 DAY = timedelta(days=1)
 WINDOW = {"max_past_s": 28 * 86_400.0, "max_future_s": 300.0}

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from store.connection import connect
 from store.migrate import available_migrations, upgrade
+
+pytestmark = pytest.mark.services
 
 
 def test_upgrade_is_idempotent_and_records_the_backend(pg_url: str, schema: str) -> None:
