@@ -23,7 +23,13 @@ Chemicals are classed on ``K = TWA/ПДК_сс`` and ``K = max15/ПДК_max``; t
 substance (and each dust) is its own factor; several sensors of one factor → the worse sensor.
 Mixtures ``Σ TWAᵢ/ПДК_ссᵢ`` per substance group are reported, not classed (see docs).
 A sensor whose coverage is below the profile's minimum is flagged ``insufficient_data`` but
-still classed from what was measured (never zero-filled) and still counts in the workplace.
+still classed (never zero-filled) and still counts in the workplace.
+
+Daily values and the class of an incomplete shift (:data:`INCOMPLETE_SHIFT_RULE`): the reported
+``lex8h_db`` / ``a8_m_s2`` / ``twa8h_mg_m3`` are the standards' 8-h values of what was measured
+(Σ over every sample / 8 h); ``*_projected_*`` fill the part of the declared shift without
+readings at the measured rate. The class is taken from the larger of the two
+(:func:`classifying_value`), which is the projected value whenever readings are missing.
 """
 
 from __future__ import annotations
@@ -63,6 +69,24 @@ QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
     "dust": ("mg/m3", "mg/m³"),
 }
 QUANTITIES: tuple[str, ...] = tuple(QUANTITY_UNITS)
+
+#: The one rule for which value classes a shift, stated in every assessment (``to_dict``). Why
+#: the projected value: a reading missing inside the declared shift is unknown, not silence or
+#: clean air; the measured-only 8-h value would class a shift better the less of it was
+#: measured (4 h at 83 dB(A) of an 8-h shift: 80.0 dB(A), class 2), while the projection never
+#: lies below it and equals it once the shift is covered. A shift truly shorter than 8 h is
+#: declared as such (``--shift-hours``, the workplace's schedule) and then has nothing to fill.
+INCOMPLETE_SHIFT_RULE = (
+    "classed on the larger of the measured 8-h value (Σ over the measured time / 8 h) and the "
+    "projected value (the declared shift's unmeasured time at the measured rate); they are "
+    "equal when the shift is covered"
+)
+
+
+def classifying_value(measured: float, projected: float) -> float:
+    """The value a sensor is classed on (:data:`INCOMPLETE_SHIFT_RULE`): the larger of the
+    measured 8-h value and the projected one (NaN only if both are)."""
+    return float(np.fmax(measured, projected))
 
 
 def vibration_weighting(norms: Norms, quantity: str) -> tuple[float, str, str]:
@@ -141,6 +165,7 @@ class SensorResult:
     b_continuous: float | None
     insufficient_data: bool
     basis: str
+    projected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +196,8 @@ class WorkplaceAssessment:
     norms_name: str
     norms_version: str
     explanation: str = field(default="")
+    projected: tuple[str, ...] = ()
+    classification_rule: str = INCOMPLETE_SHIFT_RULE
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN → None), the ``qorgau assess --json`` contract."""
@@ -185,6 +212,7 @@ class WorkplaceAssessment:
                     "factor": s.factor,
                     "B_continuous": _num(s.b_continuous),
                     "insufficient_data": s.insufficient_data,
+                    "classified_by": "projected" if s.projected else "measured",
                     "basis": s.basis,
                 }
                 for s in self.sensors
@@ -209,6 +237,8 @@ class WorkplaceAssessment:
                 if self.combination is None
                 else list(self.combination.deciding),
                 "insufficient_data": list(self.insufficient_data),
+                "projected": list(self.projected),
+                "classification_rule": self.classification_rule,
                 "mixture_index": {k: _num(v) for k, v in self.mixture_index.items()},
                 "explanation": self.explanation,
                 "shift_hours": self.shift_duration_s / 3600.0,
@@ -265,7 +295,9 @@ def assess_workplace(
     Args:
         series: each sensor's samples; times are seconds from the shift start.
         norms: the norms profile (:func:`analytics.norms.load_norms`).
-        shift_duration_s: shift length (the TWA/LEX/A(8) use ``T_shift/8 h``).
+        shift_duration_s: the declared shift length: coverage is counted against it and its
+            unmeasured time is projected at the measured rate; the 8-h values themselves sum
+            every sample and divide by 8 h.
         max_gap_s: the longest interval still counted as measured (profile default if None).
         entered_factors: classes of unmeasured factors (``{"microclimate": "3.1"}``), which
             join the combination.
@@ -301,20 +333,31 @@ def assess_workplace(
             m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
             bands = norms.band("noise_lex8h")
             for j, s in enumerate(ss):
-                cls, pos = _classify_with_position(float(m.lex8h_db[j]), bands)
+                value = classifying_value(float(m.lex8h_db[j]), float(m.lex8h_projected_db[j]))
+                cls, pos = _classify_with_position(value, bands)
                 metrics = {
                     "laeq_db": float(m.laeq_db[j]),
                     "lex8h_db": float(m.lex8h_db[j]),
+                    "lex8h_projected_db": float(m.lex8h_projected_db[j]),
                     "lamax_db": float(m.lamax_db[j]),
                     "dose_pct": float(m.dose_pct[j]),
-                    "coverage": float(m.coverage[j]),
+                    "dose_projected_pct": float(m.dose_projected_pct[j]),
+                    **_times(m.measured_s[j], m.unmeasured_s[j], m.coverage[j]),
                 }
-                results[idx[j]] = _result(s, metrics, cls, pos, "noise", f"LEX,8h vs {bands.name}")
+                proj = _projects(metrics)
+                what = "projected LEX,8h" if proj else "LEX,8h"
+                results[idx[j]] = _result(
+                    s, metrics, cls, pos, "noise", f"{what} vs {bands.name}", proj
+                )
         elif q == "noise_lcpeak":
             t, v, off = _concat(ss, [s.values for s in ss])
             p = peak_irregular(v, t, off, **kw)
             for j, s in enumerate(ss):
-                metrics = {"lcpeak_db": float(p.lcpeak_db[j]), "coverage": float(p.coverage[j])}
+                metrics = {
+                    "lcpeak_db": float(p.lcpeak_db[j]),
+                    "measured_s": float(p.measured_s[j]),
+                    "coverage": float(p.coverage[j]),
+                }
                 results[idx[j]] = _result(
                     s,
                     metrics,
@@ -329,14 +372,21 @@ def assess_workplace(
             vm = vibration_irregular(v, t, off, k=k, **kw)
             bands = norms.band(band_name)
             for j, s in enumerate(ss):
-                cls, pos = _classify_with_position(float(vm.a8_db[j]), bands)
+                value = classifying_value(float(vm.a8_db[j]), float(vm.a8_projected_db[j]))
+                cls, pos = _classify_with_position(value, bands)
                 metrics = {
                     "a8_m_s2": float(vm.a8_m_s2[j]),
                     "a8_db": float(vm.a8_db[j]),
+                    "a8_projected_m_s2": float(vm.a8_projected_m_s2[j]),
+                    "a8_projected_db": float(vm.a8_projected_db[j]),
                     "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
-                    "coverage": float(vm.coverage[j]),
+                    **_times(vm.measured_s[j], vm.unmeasured_s[j], vm.coverage[j]),
                 }
-                results[idx[j]] = _result(s, metrics, cls, pos, factor, f"A(8) dB vs {band_name}")
+                proj = _projects(metrics)
+                what = "projected A(8)" if proj else "A(8)"
+                results[idx[j]] = _result(
+                    s, metrics, cls, pos, factor, f"{what} dB vs {band_name}", proj
+                )
         else:
             subs = [_gas_substance(norms, s) for s in ss]
             vals = []
@@ -357,14 +407,17 @@ def assess_workplace(
             for j, (s, sub) in enumerate(zip(ss, subs, strict=True)):
                 metrics = {
                     "twa8h_mg_m3": float(cm.twa8h_mg_m3[j]),
+                    "twa8h_projected_mg_m3": float(cm.twa8h_projected_mg_m3[j]),
                     "mean_mg_m3": float(cm.mean_mg_m3[j]),
                     "max15min_mg_m3": float(cm.max15min_mg_m3[j]),
                     "max_mg_m3": float(cm.max_mg_m3[j]),
-                    "coverage": float(cm.coverage[j]),
+                    **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
                 }
                 cls, pos, basis = _classify_substance(norms, sub, metrics)
                 prefix = "chemical" if q == "gas" else "dust"
-                results[idx[j]] = _result(s, metrics, cls, pos, f"{prefix}:{sub.id}", basis)
+                results[idx[j]] = _result(
+                    s, metrics, cls, pos, f"{prefix}:{sub.id}", basis, _projects(metrics)
+                )
 
     for q, idx in by_q.items():
         run_metrics(q, idx)
@@ -377,6 +430,19 @@ def assess_workplace(
     return _combine(sensors, norms, entered_factors or {}, insufficient, shift_duration_s)
 
 
+def _times(measured_s: float, unmeasured_s: float, coverage: float) -> dict[str, float]:
+    return {
+        "measured_s": float(measured_s),
+        "unmeasured_s": float(unmeasured_s),
+        "coverage": float(coverage),
+    }
+
+
+def _projects(metrics: Mapping[str, float]) -> bool:
+    """Whether the sensor's class rests on a projection (readings missing in the shift)."""
+    return metrics.get("unmeasured_s", 0.0) > 0.0
+
+
 def _result(
     s: SensorSeries,
     metrics: dict[str, float],
@@ -384,6 +450,7 @@ def _result(
     pos: float,
     factor: str | None,
     basis: str,
+    projected: bool = False,
 ) -> SensorResult:
     return SensorResult(
         sensor=s.sensor,
@@ -395,6 +462,7 @@ def _result(
         b_continuous=pos,  # position for now; turned into В in _combine
         insufficient_data=False,
         basis=basis,
+        projected=projected,
     )
 
 
@@ -411,6 +479,7 @@ def _replace_insufficient(s: SensorResult, flag: bool) -> SensorResult:
         s.b_continuous,
         True,
         s.basis + "; INSUFFICIENT DATA: coverage below the minimum",
+        s.projected,
     )
 
 
@@ -418,19 +487,23 @@ def _classify_substance(
     norms: Norms, sub: Substance, metrics: dict[str, float]
 ) -> tuple[WorkingClass | None, float, str]:
     bands = substance_bands(norms, sub)
+    twa = classifying_value(metrics["twa8h_mg_m3"], metrics["twa8h_projected_mg_m3"])
+    label = "projected TWA" if _projects(metrics) else "TWA"
+    if sub.pdk_ss_mg_m3 is not None:
+        # k_twa is the ratio the class is taken on; k_twa_measured that of the measured TWA.
+        metrics["k_twa"] = twa / sub.pdk_ss_mg_m3
+        metrics["k_twa_measured"] = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
     if sub.kind == "dust":
         assert sub.pdk_ss_mg_m3 is not None  # substance_bands refuses a dust without it
-        k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
-        metrics["k_twa"] = k
+        k = metrics["k_twa"]
         cls, pos = _classify_with_position(k, bands)
-        return cls, pos, f"TWA/ПДК_сс = {k:.3g} vs {bands.name}"
+        return cls, pos, f"{label}/ПДК_сс = {k:.3g} vs {bands.name}"
     candidates: list[tuple[WorkingClass, float, str]] = []
     if sub.pdk_ss_mg_m3 is not None:
-        k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
-        metrics["k_twa"] = k
+        k = metrics["k_twa"]
         c, p = _classify_with_position(k, bands)
         if c is not None:
-            candidates.append((c, p, f"TWA/ПДК_сс = {k:.3g}"))
+            candidates.append((c, p, f"{label}/ПДК_сс = {k:.3g}"))
     if sub.pdk_max_mg_m3 is not None:
         k = metrics["max15min_mg_m3"] / sub.pdk_max_mg_m3
         metrics["k_max15"] = k
@@ -440,7 +513,7 @@ def _classify_substance(
     if not candidates:
         return None, math.nan, "no class: no limit could be compared (too little data)"
     cls, pos, why = max(candidates, key=lambda c: (c[0].rank, c[1]))
-    return cls, pos, f"{why} vs {bands.name} (worse of TWA and 15-min)"
+    return cls, pos, f"{why} vs {bands.name} (worse of {label} and 15-min)"
 
 
 def _combine(
@@ -451,6 +524,7 @@ def _combine(
     shift_duration_s: float,
 ) -> WorkplaceAssessment:
     scale = norms.harmfulness
+    projected = tuple(s.sensor for s in sensors if s.projected and s.working_class is not None)
     final_sensors: list[SensorResult] = []
     groups: dict[str, list[SensorResult]] = {}
     for s in sensors:
@@ -467,6 +541,7 @@ def _combine(
             b_cont,
             s.insufficient_data,
             s.basis,
+            s.projected,
         )
         final_sensors.append(fs)
         if fs.working_class is not None and fs.factor is not None:
@@ -526,6 +601,7 @@ def _combine(
             norms.name,
             norms.version,
             "no factor could be classed",
+            projected,
         )
     combined = combine_classes(
         {f.factor: f.working_class for f in factors},
@@ -543,6 +619,10 @@ def _combine(
         f"class {wc.value} ({combined.rule}; deciding: {deciding}); "
         f"В = {b} (continuous {b_cont:.2f})"
     )
+    if projected:
+        text += "; classed on projected values (readings missing in the shift): " + ", ".join(
+            projected
+        )
     if insufficient:
         text += f"; insufficient data (coverage < {norms.sampling.min_coverage:.0%}): " + ", ".join(
             insufficient
@@ -560,10 +640,12 @@ def _combine(
         norms_name=norms.name,
         norms_version=norms.version,
         explanation=text,
+        projected=projected,
     )
 
 
 __all__ = [
+    "INCOMPLETE_SHIFT_RULE",
     "QUANTITIES",
     "QUANTITY_UNITS",
     "FactorResult",
@@ -571,5 +653,6 @@ __all__ = [
     "SensorSeries",
     "WorkplaceAssessment",
     "assess_workplace",
+    "classifying_value",
     "normalize_unit",
 ]
