@@ -30,13 +30,21 @@ def register(subparsers: Any) -> None:
             "conditions, the workplace class and the harmfulness index В from a CSV with the "
             "header time,sensor,quantity,unit,substance,value. time is ISO 8601 with a zone; "
             "quantity is noise_laeq, noise_lcpeak, vib_hav, vib_wbv_x, vib_wbv_y, vib_wbv_z, gas "
-            "or dust. The shift starts at the first sample of the file (or --shift-start) and "
-            "lasts --shift-hours; samples outside it are ignored."
+            "or dust. 8-h values (LEX,8h, A(8), TWA) sum every reading of the file and divide "
+            "by 8 h. The declared shift starts at the first sample (or --shift-start) and lasts "
+            "--shift-hours: coverage is the part of it with readings, and the *_projected values "
+            "fill its unmeasured time at the measured rate. An incomplete shift is classed on "
+            "the larger of the two (see docs/exposure.md, Conventions)."
         ),
     )
     p.add_argument("--csv", required=True, type=Path, help="readings CSV file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--shift-hours", type=float, default=8.0, help="shift length (default 8)")
+    p.add_argument(
+        "--shift-hours",
+        type=float,
+        default=8.0,
+        help="declared shift length that coverage and projection count against (default 8)",
+    )
     p.add_argument(
         "--shift-start",
         default=None,
@@ -145,6 +153,8 @@ def _table(result: WorkplaceAssessment) -> str:
         "lcpeak_db": "dB(C)", "a8_m_s2": "m/s²", "a8_db": "dB", "a_rms_m_s2": "m/s²",
         "twa8h_mg_m3": "mg/m³", "mean_mg_m3": "mg/m³", "max15min_mg_m3": "mg/m³",
         "max_mg_m3": "mg/m³", "coverage": "", "k_twa": "", "k_max15": "",
+        "lex8h_projected_db": "dB(A)", "dose_projected_pct": "%", "a8_projected_m_s2": "m/s²",
+        "a8_projected_db": "dB", "twa8h_projected_mg_m3": "mg/m³", "k_twa_measured": "",
     }  # fmt: skip
     out = [f"{'sensor':<16} {'quantity':<13} {'subst.':<8} {'class':<5} metrics"]
     for s in result.sensors:
@@ -152,6 +162,8 @@ def _table(result: WorkplaceAssessment) -> str:
         for k, v in s.metrics.items():
             if k == "coverage":
                 parts.append(f"coverage {v:.0%}")
+            elif k in ("measured_s", "unmeasured_s"):
+                parts.append(f"{k[:-2]} {v / 3600.0:.4g} h")
             else:
                 parts.append(f"{k} {v:.4g} {units.get(k, '')}".rstrip())
         cls = "-" if s.working_class is None else s.working_class.value
