@@ -113,6 +113,50 @@ def substance_bands(norms: Norms, sub: Substance) -> ClassBands:
     return norms.band("chemical_acute" if sub.group == "acute" else "chemical_general")
 
 
+def physical_range(
+    norms: Norms, quantity: str, unit: str, substance: Substance | None = None
+) -> tuple[float, float]:
+    """The range a reading of ``quantity`` in ``unit`` can physically take (profile data,
+    ``[physical_range]``); a value outside it is a fault, never exposure.
+
+    A gas in mg/m³ is bounded by the pure gas (``ppm`` maximum × M / 24.04) when the substance
+    has a molar mass, else by the profile's generic ``gas_mg_m3``.
+    """
+    r = norms.physical_range
+    u = normalize_unit(quantity, unit)
+    if quantity in ("noise_laeq", "noise_lcpeak"):
+        return r[quantity]
+    if quantity.startswith("vib_"):
+        return r["vibration_m_s2"]
+    if quantity == "dust":
+        return r["dust_mg_m3"]
+    if u == "ppm":
+        return r["gas_ppm"]
+    if substance is not None and substance.molar_mass_g_mol is not None:
+        lo, hi = r["gas_ppm"]
+        scale = substance.molar_mass_g_mol / MOLAR_VOLUME_20C_L_MOL
+        return lo * scale, hi * scale
+    return r["gas_mg_m3"]
+
+
+def check_physical(norms: Norms, s: SensorSeries, substance: Substance | None = None) -> None:
+    """Refuse a series holding a value outside :func:`physical_range` (or NaN/inf).
+
+    Raises:
+        InputError: naming the sensor, the first bad sample and the range.
+    """
+    lo, hi = physical_range(norms, s.quantity, s.unit, substance)
+    v = np.asarray(s.values, dtype=np.float64)
+    bad = ~((v >= lo) & (v <= hi))  # NaN fails both comparisons
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"sensor {s.sensor!r} ({s.quantity}, {s.unit}): sample {i} is {v[i]!r}, outside the "
+            f"physical range [{lo:g}, {hi:g}]; a reading there is a sensor or unit fault: "
+            "drop it or fix the unit"
+        )
+
+
 def normalize_unit(quantity: str, unit: str) -> str:
     """Canonical unit (``dB(A)``, ``dB(C)``, ``m/s2``, ``mg/m3`` or ``ppm``) for a quantity.
 
@@ -319,6 +363,10 @@ def assess_workplace(
             or np.asarray(s.time_s).shape != np.asarray(s.values).shape
         ):
             raise InputError(f"sensor {s.sensor!r}: time_s and values must be equal, non-empty")
+        # Never a class from impossible data: out-of-range values stop the assessment.
+        check_physical(
+            norms, s, _gas_substance(norms, s) if s.quantity in ("gas", "dust") else None
+        )
         by_q.setdefault(s.quantity, []).append(i)
 
     def run_metrics(q: str, idx: list[int]) -> None:
@@ -653,6 +701,8 @@ __all__ = [
     "SensorSeries",
     "WorkplaceAssessment",
     "assess_workplace",
+    "check_physical",
     "classifying_value",
     "normalize_unit",
+    "physical_range",
 ]

@@ -23,6 +23,16 @@ from analytics.errors import NormsError
 
 _PACKAGE = "analytics.norms"
 
+#: Keys of ``[physical_range]`` every profile has (see ``analytics.assess.physical_range``).
+PHYSICAL_RANGE_KEYS = (
+    "noise_laeq",
+    "noise_lcpeak",
+    "vibration_m_s2",
+    "gas_ppm",
+    "gas_mg_m3",
+    "dust_mg_m3",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Substance:
@@ -99,6 +109,7 @@ class Norms:
     risk: RiskNorms
     en689: En689Norms
     sources: Mapping[str, str] = field(default_factory=dict)
+    physical_range: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def substance(self, substance_id: str) -> Substance:
         """Look a substance up by id (case-insensitive)."""
@@ -384,6 +395,15 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     ):
         if needed not in bands:
             raise NormsError(f"norms profile {label!r} lacks band table 'bands.{needed}'")
+    ranges: dict[str, tuple[float, float]] = {}
+    for q in r.node("physical_range"):
+        pair = r.leaf(f"physical_range.{q}")
+        if not isinstance(pair, list) or len(pair) != 2 or not float(pair[0]) < float(pair[1]):
+            raise NormsError(f"physical_range.{q} must be [low, high] with low < high")
+        ranges[str(q)] = (float(pair[0]), float(pair[1]))
+    for needed in PHYSICAL_RANGE_KEYS:
+        if needed not in ranges:
+            raise NormsError(f"norms profile {label!r} lacks 'physical_range.{needed}'")
     cap = WorkingClass.parse(r.leaf("combination.cap"))
     if cap.rank > WorkingClass.C3_4.rank:
         raise NormsError("combination.cap must be 3.4 or lower (class 4 is never combined)")
@@ -405,6 +425,7 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         risk=risk,
         en689=en,
         sources=MappingProxyType(dict(r.sources)),
+        physical_range=MappingProxyType(ranges),
     )
 
 
