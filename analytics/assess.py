@@ -20,7 +20,9 @@ quantity                  units accepted               factor / band table
 ========================  ===========================  ==========================================
 
 Chemicals are classed on ``K = TWA/ПДК_сс`` and ``K = max15/ПДК_max``; the worse counts. Each
-substance (and each dust) is its own factor; several sensors of one factor → the worse sensor.
+substance (and each dust) is its own factor; several sensors of one factor → the worse sensor,
+except hand-arm vibration, whose sensors are the worker's tools: their partial A(8) add up as
+``√Σ Aᵢ(8)²`` (ISO 5349-1 eq. 4) when that is worse.
 Mixtures ``Σ TWAᵢ/ПДК_ссᵢ`` per substance group are reported, not classed (see docs).
 A sensor whose coverage is below the profile's minimum is flagged ``insufficient_data`` but
 still classed (never zero-filled) and still counts in the workplace.
@@ -55,8 +57,8 @@ from analytics.errors import InputError, NormsError
 from analytics.noise import noise_irregular, peak_irregular
 from analytics.norms import Norms, Substance
 from analytics.types import FloatArray, IntArray
-from analytics.units import MOLAR_VOLUME_20C_L_MOL
-from analytics.vibration import vibration_irregular
+from analytics.units import MOLAR_VOLUME_20C_L_MOL, acceleration_db
+from analytics.vibration import combine_a8, vibration_irregular
 
 QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
     "noise_laeq": ("dB(A)", "dBA"),
@@ -564,6 +566,35 @@ def _classify_substance(
     return cls, pos, f"{why} vs {bands.name} (worse of {label} and 15-min)"
 
 
+def _hand_arm_tools(
+    worst: FactorResult, members: Sequence[SensorResult], norms: Norms
+) -> FactorResult:
+    """Hand-arm vibration from several tools of one worker: the partial exposures add up,
+    ``A(8) = √Σ Aᵢ(8)²`` (ISO 5349-1:2001 eq. 4; Directive 2002/44/EC Annex A.1), so the
+    factor is classed on that sum when it is worse than the worst single sensor (which, under
+    :data:`INCOMPLETE_SHIFT_RULE`, may be a projected value)."""
+    total = float(combine_a8(np.array([m.metrics["a8_m_s2"] for m in members])))
+    total_db = float(acceleration_db(total))
+    bands = norms.band("vibration_hand_arm")
+    cls, pos = _classify_with_position(total_db, bands)
+    if cls is None:
+        return worst
+    b_cont = norms.harmfulness.continuous(cls, pos)
+    if (cls.rank, b_cont) <= (worst.working_class.rank, worst.b_continuous):
+        return worst
+    return FactorResult(
+        factor=worst.factor,
+        working_class=cls,
+        b=norms.harmfulness.discrete(cls),
+        b_continuous=b_cont,
+        sensors=worst.sensors,
+        basis=(
+            f"√ΣA(8)² of {len(members)} tools = {total:.3g} m/s² ({total_db:.1f} dB) "
+            f"vs {bands.name} (ISO 5349-1 eq. 4)"
+        ),
+    )
+
+
 def _combine(
     sensors: tuple[SensorResult, ...],
     norms: Norms,
@@ -601,16 +632,17 @@ def _combine(
             key=lambda m: (m.working_class.rank if m.working_class else -1, m.b_continuous or 0.0),
         )
         assert top.working_class is not None
-        factors.append(
-            FactorResult(
-                factor=name,
-                working_class=top.working_class,
-                b=scale.discrete(top.working_class),
-                b_continuous=float(top.b_continuous or 0.0),
-                sensors=tuple(m.sensor for m in members),
-                basis=f"sensor {top.sensor}: {top.basis}",
-            )
+        found = FactorResult(
+            factor=name,
+            working_class=top.working_class,
+            b=scale.discrete(top.working_class),
+            b_continuous=float(top.b_continuous or 0.0),
+            sensors=tuple(m.sensor for m in members),
+            basis=f"sensor {top.sensor}: {top.basis}",
         )
+        if name == "vibration_hand_arm" and len(members) > 1:
+            found = _hand_arm_tools(found, members, norms)
+        factors.append(found)
     for name, value in entered.items():
         if name in groups:
             raise InputError(f"entered factor {name!r} clashes with a measured factor")

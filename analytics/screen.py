@@ -30,7 +30,11 @@ Why the intervals hold:
   float64 too. A position clipped to 0 or to the cap at both ends is exactly the clipped value,
   so ties between shifts at a capped or a combination-raised В are kept exact.
 * Factor and workplace values are maxima over members of the top class, so their bounds are
-  the maxima of the members' bounds; the combination itself is taken on exact classes.
+  the maxima of the members' bounds; the combination itself is taken on exact classes. The
+  exception, hand-arm vibration from several sensors (tools) in one shift, whose √ΣA(8)² the
+  exact path may class higher, is left to the exact path.
+* The exact path classes an incomplete shift on its projected value; with every bucket inside
+  its shift that is the bucket mean scaled to the shift, ``mean·T_shift/8 h``, as here.
 """
 
 from __future__ import annotations
@@ -244,6 +248,13 @@ def screen_shifts(
     if any(v < 0.0 for v in scale.continuous_span.values()):
         return wide  # continuous В would not be monotone in exposure: nothing to bound
     certain = np.ones(n_shifts, dtype=bool)
+    # Several hand-arm sensors in a shift: the exact path may class their √ΣA(8)², above any
+    # single sensor's bound; leave those shifts to it.
+    tools = np.zeros(n_shifts, dtype=np.intp)
+    for s in series:
+        if s.quantity == "vib_hav":
+            tools += np.bincount(s.shift, minlength=n_shifts) > 0
+    certain &= tools < 2
     factors: dict[str, _Factor] = {}
     try:
         for s in series:

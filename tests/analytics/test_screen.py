@@ -20,6 +20,7 @@ KINDS: list[tuple[str, str, str | None]] = [
     ("noise_laeq", "dB(A)", None),
     ("vib_hav", "m/s2", None),
     ("vib_wbv_z", "m/s2", None),
+    ("vib_wbv_x", "m/s2", None),
     ("gas", "mg/m3", "CO"),
     ("gas", "mg/m3", "NO2"),
     ("gas", "ppm", "H2S"),
@@ -34,7 +35,7 @@ def edge_level(kind: int, edge: float, scale_8h: float) -> float:
     if quantity == "noise_laeq":
         return edge - 10.0 * math.log10(scale_8h)
     if quantity.startswith("vib_"):
-        k = 1.0 if quantity == "vib_hav" else NORMS.k_z
+        k = 1.0 if quantity == "vib_hav" else NORMS.k_z if quantity.endswith("z") else NORMS.k_xy
         return 1e-6 * 10.0 ** (edge / 20.0) / (k * math.sqrt(scale_8h))
     sub = NORMS.substance(substance or "")
     limit = sub.pdk_ss_mg_m3 or sub.pdk_max_mg_m3 or 1.0
@@ -52,7 +53,8 @@ def bands_of(kind: int) -> tuple[float, ...]:
     if quantity == "vib_hav":
         return NORMS.band("vibration_hand_arm").upper
     if quantity.startswith("vib_"):
-        return NORMS.band("vibration_whole_body_z").upper
+        axis = "z" if quantity.endswith("z") else "xy"
+        return NORMS.band(f"vibration_whole_body_{axis}").upper
     sub = NORMS.substance(substance or "")
     if sub.kind == "dust":
         strong = (sub.pdk_ss_mg_m3 or 0.0) <= NORMS.dust_fibrogenic_threshold_mg_m3
@@ -60,7 +62,12 @@ def bands_of(kind: int) -> tuple[float, ...]:
     return NORMS.band("chemical_acute").upper
 
 
-TYPICAL = {"noise_laeq": (70.0, 125.0), "vib_hav": (0.5, 12.0), "vib_wbv_z": (0.1, 3.0)}
+TYPICAL = {
+    "noise_laeq": (70.0, 125.0),
+    "vib_hav": (0.5, 12.0),
+    "vib_wbv_z": (0.1, 3.0),
+    "vib_wbv_x": (0.1, 3.0),
+}
 
 
 @dataclass(frozen=True)
