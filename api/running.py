@@ -8,8 +8,9 @@ them up, ``project_sum`` carries a sum to the end of the shift at the mean rate 
 ``projected_exposure`` alert agree), and ``lex_8h_from_exposure`` / ``twa_8h_from_dose`` /
 ``a8_from_energy`` turn sums into daily values. Limits are the alert engine's projection levels
 (``analytics.alerts.thresholds_for``) in the sensor's own unit. The class and В come from
-``assess_workplace`` over the samples so far with the full shift length, which holds the
-unmeasured rest of the shift at the measured average (as for any partly measured shift).
+``assess_workplace`` over the samples so far with the full shift length: the rest of the shift
+is unmeasured, so the class rests on the projected values (unmeasured time at the measured
+rate), ``analytics.INCOMPLETE_SHIFT_RULE`` as for any partly measured shift.
 """
 
 from __future__ import annotations
