@@ -204,9 +204,10 @@ def test_projected_noise_overexposure_warns_before_the_limit_is_reached(
     assert so_far < 80.0
     assert first.value == pytest.approx(90.0, abs=0.3)  # 90 dB(A) for the whole shift
     assert first.severity is Severity.HIGH
-    assert first.threshold == 85.0
-    # 85 dB(A) needs 28800·10^8.5 of sound exposure: at 10^9 per second that is 9107 s
-    assert first.time_left_s == pytest.approx(28800 * 10**-0.5 - elapsed, rel=0.02)
+    limit = alert_norms.noise_lex8h_levels_db[-1]
+    assert first.threshold == limit
+    # The limit needs 28800·10^(limit/10) of sound exposure, at 10^9 per second
+    assert first.time_left_s == pytest.approx(28800 * 10 ** ((limit - 90) / 10) - elapsed, rel=0.02)
     assert "LEX,8h" in first.message
     assert "dB(A)" in first.message
 
@@ -436,8 +437,15 @@ def test_alert_norms_have_sources_and_can_be_overridden(tmp_path: Path) -> None:
     a = load_alert_norms("default")
     assert a.lcpeak_ceiling_db == 137.0
     assert a.lamax_ceiling_db == 110.0
-    assert a.noise_lex8h_levels_db == (80.0, 85.0)
-    assert a.hand_arm_levels_m_s2 == (2.5, 5.0)
+    # Kazakhstan by default: noise limit 80 dB(A), hand-arm 2.0 m/s² (the class-2 edge).
+    assert a.noise_lex8h_levels_db == (77.0, 80.0)
+    assert a.hand_arm_levels_m_s2 == (1.6, 2.0)
+    assert "ҚР ДСМ-15" in a.sources["alerts.projection.noise_lex8h_db"]
+    # The EU action and limit values stay available as the 'eu' profile.
+    eu = load_alert_norms("eu")
+    assert eu.noise_lex8h_levels_db == (80.0, 85.0)
+    assert eu.hand_arm_levels_m_s2 == (2.5, 5.0)
+    assert "2003/10/EC" in eu.sources["alerts.projection.noise_lex8h_db"]
     assert "137" in a.sources["alerts.ceiling.noise_lcpeak_db"]
     assert all(v for v in a.sources.values())
     profile = tmp_path / "acme.toml"
@@ -474,8 +482,8 @@ def test_thresholds_come_from_the_profile(norms: Norms, alert_norms: AlertNorms)
 
     assert th("noise_lcpeak", "dB(C)").ceiling == 137.0
     assert th("noise_lamax", "dB(A)").ceiling == 110.0
-    assert th("noise_laeq", "dB(A)").projection_levels == (80.0, 85.0)
-    assert th("vib_hav", "m/s2").projection_levels == (2.5, 5.0)
+    assert th("noise_laeq", "dB(A)").projection_levels == (77.0, 80.0)
+    assert th("vib_hav", "m/s2").projection_levels == (1.6, 2.0)
     z_limit = th("vib_wbv_z", "m/s2").projection_levels[1]
     assert z_limit == pytest.approx(1e-6 * 10 ** (115 / 20))  # class-2 edge 115 dB ≈ 0.56 m/s²
     # X/Y: A(8) carries k = 1.4, so the limit on it is 1.4 × the published 112 dB (≈ 0.40 m/s²).
