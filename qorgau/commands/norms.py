@@ -42,6 +42,7 @@ def norms_to_dict(n: Norms) -> dict[str, Any]:
         },
         "noise": {"dose_criterion_db": n.dose_criterion_db},
         "vibration": {"k_xy": n.k_xy, "k_z": n.k_z},
+        "physical_range": {k: list(v) for k, v in n.physical_range.items()},
         "bands": {
             k: {
                 "metric": b.metric,
@@ -104,7 +105,9 @@ def render(n: Norms) -> str:
         "",
         f"noise dose criterion {n.dose_criterion_db:g} dB(A); combination cap "
         f"{n.combination_cap.value}; min coverage {n.sampling.min_coverage:.0%}; "
-        f"max gap {n.sampling.max_gap_s:g} s",
+        f"max gap {n.sampling.max_gap_s:g} s; whole-body k X/Y {n.k_xy:g}, Z {n.k_z:g}",
+        "physical range of a reading: "
+        + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in n.physical_range.items()),
         f"ПР = {r.weight_bt:g}·(В+Т)/2 + {r.weight_os:g}·(Об+СИЗ)/2 + {r.weight_z:g}·З; "
         f"level thresholds {list(r.level_thresholds)}",
         "tariff coefficients by level: "
