@@ -71,6 +71,7 @@ from analytics.assess import (
     WorkplaceAssessment,
     assess_workplace,
     classifying_value,
+    is_alarm_channel,
     normalize_unit,
 )
 from analytics.chemical import (
@@ -191,6 +192,7 @@ __all__ = [
     "harmfulness_index",
     "hold_durations",
     "insurance_tariff",
+    "is_alarm_channel",
     "lex_8h",
     "lex_8h_from_exposure",
     "load_norms",

@@ -67,10 +67,22 @@ QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
     "vib_wbv_x": ("m/s2", "m/s²", "m/s^2"),
     "vib_wbv_y": ("m/s2", "m/s²", "m/s^2"),
     "vib_wbv_z": ("m/s2", "m/s²", "m/s^2"),
-    "gas": ("mg/m3", "mg/m³", "ppm"),
+    "gas": ("mg/m3", "mg/m³", "ppm", "%vol", "%LEL"),
     "dust": ("mg/m3", "mg/m³"),
 }
 QUANTITIES: tuple[str, ...] = tuple(QUANTITY_UNITS)
+
+#: Gas units of alarm channels (oxygen and methane by volume, combustibles in % of the lower
+#: explosive limit): reported (minimum, maximum, mean) but not classed, since no class table
+#: takes them; their two-level alarms are the alert engine's.
+ALARM_UNITS: tuple[str, ...] = ("%vol", "%LEL")
+
+
+def is_alarm_channel(quantity: str, unit: str) -> bool:
+    """Whether a gas sensor reports an alarm quantity (% vol, % LEL) rather than a
+    concentration that a ПДК applies to."""
+    return quantity == "gas" and normalize_unit(quantity, unit) in ALARM_UNITS
+
 
 #: The one rule for which value classes a shift, stated in every assessment (``to_dict``). Why
 #: the projected value: a reading missing inside the declared shift is unknown, not silence or
@@ -134,6 +146,10 @@ def physical_range(
         return r["dust_mg_m3"]
     if u == "ppm":
         return r["gas_ppm"]
+    if u == "%vol":
+        return r["gas_pct_vol"]
+    if u == "%LEL":
+        return r["gas_pct_lel"]
     if substance is not None and substance.molar_mass_g_mol is not None:
         lo, hi = r["gas_ppm"]
         scale = substance.molar_mass_g_mol / MOLAR_VOLUME_20C_L_MOL
@@ -170,8 +186,8 @@ def normalize_unit(quantity: str, unit: str) -> str:
     accepted = QUANTITY_UNITS[quantity]
     u = unit.strip()
     for a in accepted:
-        if u.lower() == a.lower():
-            return "ppm" if a == "ppm" else accepted[0]
+        if u.replace(" ", "").lower() == a.lower():  # "% vol" as instruments often write it
+            return a if a in ("ppm", *ALARM_UNITS) else accepted[0]
     raise InputError(
         f"unit {unit!r} does not fit quantity {quantity!r}; use {' or '.join(accepted)}"
     )
@@ -366,6 +382,10 @@ def assess_workplace(
         ):
             raise InputError(f"sensor {s.sensor!r}: time_s and values must be equal, non-empty")
         # Never a class from impossible data: out-of-range values stop the assessment.
+        if is_alarm_channel(s.quantity, s.unit):
+            check_physical(norms, s)
+            by_q.setdefault("gas_alarm", []).append(i)
+            continue
         check_physical(
             norms, s, _gas_substance(norms, s) if s.quantity in ("gas", "dust") else None
         )
@@ -415,6 +435,30 @@ def assess_workplace(
                     math.nan,
                     None,
                     "LCpeak reported only: the profile has no class table",
+                )
+        elif q == "gas_alarm":
+            t, v, off = _concat(ss, [s.values for s in ss])
+            # The hold rule and coverage as for any gas; min and max of held samples only.
+            cm = concentration_irregular(
+                v, t, off, min_window_fraction=pol.min_window_fraction, **kw
+            )
+            for j, s in enumerate(ss):
+                x = np.asarray(s.values, dtype=np.float64)
+                unit = normalize_unit(s.quantity, s.unit).lstrip("%").lower()
+                metrics = {
+                    f"min_pct_{unit}": float(x.min()),
+                    f"max_pct_{unit}": float(cm.max_mg_m3[j]),
+                    f"mean_pct_{unit}": float(cm.mean_mg_m3[j]),
+                    **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
+                }
+                results[idx[j]] = _result(
+                    s,
+                    metrics,
+                    None,
+                    math.nan,
+                    None,
+                    f"alarm channel ({s.unit}): reported only, no class table takes it; its "
+                    "alarms are the alert engine's",
                 )
         elif q.startswith("vib_"):
             k, band_name, factor = vibration_weighting(norms, q)
@@ -660,7 +704,7 @@ def _combine(
     mixture: dict[str, float] = {}
     best_twa: dict[str, tuple[float, Substance]] = {}
     for s in final_sensors:
-        if s.quantity == "gas" and s.substance:
+        if s.quantity == "gas" and s.substance and "k_twa" in s.metrics:
             sub = norms.substance(s.substance)
             k = s.metrics.get("k_twa", math.nan)
             if math.isfinite(k) and (sub.id not in best_twa or k > best_twa[sub.id][0]):
@@ -725,6 +769,7 @@ def _combine(
 
 
 __all__ = [
+    "ALARM_UNITS",
     "INCOMPLETE_SHIFT_RULE",
     "QUANTITIES",
     "QUANTITY_UNITS",
@@ -735,6 +780,7 @@ __all__ = [
     "assess_workplace",
     "check_physical",
     "classifying_value",
+    "is_alarm_channel",
     "normalize_unit",
     "physical_range",
 ]

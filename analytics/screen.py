@@ -44,7 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.assess import normalize_unit, substance_bands, vibration_weighting
+from analytics.assess import (
+    is_alarm_channel,
+    normalize_unit,
+    substance_bands,
+    vibration_weighting,
+)
 from analytics.classes import ClassBands, HarmfulnessScale, WorkingClass, band_position, classify
 from analytics.errors import AnalyticsError
 from analytics.norms import Norms
@@ -164,8 +169,8 @@ def _sensor(
     none = np.full(n_shifts, -1, dtype=np.intp)
     zeros = np.zeros(n_shifts)
     unit = normalize_unit(s.quantity, s.unit)
-    if s.quantity == "noise_lcpeak":
-        return None, none, zeros, zeros, np.ones(n_shifts, dtype=bool)
+    if s.quantity == "noise_lcpeak" or is_alarm_channel(s.quantity, s.unit):
+        return None, none, zeros, zeros, np.ones(n_shifts, dtype=bool)  # reported, never classed
     if s.quantity == "noise_laeq":
         negative[:] = False  # a level in dB may be negative; only the other kinds raise
     if s.quantity == "noise_laeq":

@@ -21,6 +21,7 @@ from analytics import (
     SensorSeries,
     WorkplaceAssessment,
     assess_workplace,
+    is_alarm_channel,
     normalize_unit,
 )
 from api.shifts import Schedule, Shift, shifts_between
@@ -98,7 +99,9 @@ def why_not_assessable(sensor: SensorRef, norms: Norms) -> str | None:
     """Why ``sensor`` cannot be assessed with ``norms``, or None when it can."""
     try:
         normalize_unit(sensor.quantity, sensor.unit)
-        if sensor.quantity in ("gas", "dust"):
+        if sensor.quantity in ("gas", "dust") and not is_alarm_channel(
+            sensor.quantity, sensor.unit
+        ):  # % vol and % LEL channels are reported without a substance limit
             norms.substance(sensor.substance or "")
     except AnalyticsError as exc:
         return f"not assessed: {exc}"

@@ -30,6 +30,8 @@ PHYSICAL_RANGE_KEYS = (
     "vibration_m_s2",
     "gas_ppm",
     "gas_mg_m3",
+    "gas_pct_vol",
+    "gas_pct_lel",
     "dust_mg_m3",
 )
 

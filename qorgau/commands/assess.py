@@ -140,7 +140,7 @@ def read_series(
     import numpy as np
 
     from analytics import AnalyticsError, InputError, SensorSeries, normalize_unit
-    from analytics.assess import physical_range
+    from analytics.assess import is_alarm_channel, physical_range
 
     text = _decode(path)
     first_line = text.split("\n", 1)[0]
@@ -196,7 +196,8 @@ def read_series(
         key = (sensor, q, sub)
         if norms is not None and key not in ranges:
             try:
-                found = norms.substance(sub) if q in ("gas", "dust") else None
+                measured = q in ("gas", "dust") and not is_alarm_channel(q, unit)
+                found = norms.substance(sub) if measured else None
                 ranges[key] = physical_range(norms, q, unit, found)
             except AnalyticsError as exc:
                 raise CsvError(f"line {line}: {exc}") from None
@@ -243,6 +244,8 @@ def _table(result: WorkplaceAssessment) -> str:
         "lcpeak_db": "dB(C)", "a8_m_s2": "m/s²", "a8_db": "dB", "a_rms_m_s2": "m/s²",
         "twa8h_mg_m3": "mg/m³", "mean_mg_m3": "mg/m³", "max15min_mg_m3": "mg/m³",
         "max_mg_m3": "mg/m³", "coverage": "", "k_twa": "", "k_max15": "",
+        "min_pct_vol": "% vol", "max_pct_vol": "% vol", "mean_pct_vol": "% vol",
+        "min_pct_lel": "% LEL", "max_pct_lel": "% LEL", "mean_pct_lel": "% LEL",
         "lex8h_projected_db": "dB(A)", "dose_projected_pct": "%", "a8_projected_m_s2": "m/s²",
         "a8_projected_db": "dB", "twa8h_projected_mg_m3": "mg/m³", "k_twa_measured": "",
     }  # fmt: skip

@@ -536,3 +536,53 @@ def test_seeding_from_bin_aggregates_equals_adding_the_samples(seed: int, n: int
     lo, hi, _, _ = seeded.bins.window_extremes(np.array([slot2]), end, 900.0)
     lo2, hi2, _, _ = live.bins.window_extremes(np.array([slot]), end, 900.0)
     assert (lo[0], hi[0]) == (lo2[0], hi2[0])
+
+
+def test_oxygen_deficiency_raises_the_first_then_the_second_low_alarm(
+    norms: Norms, alert_norms: AlertNorms
+) -> None:
+    """A four-gas detector's O2 channel (% vol): first and second low alarms, enrichment high."""
+    first, second = alert_norms.oxygen_low_pct_vol
+    state, _, slot = _state(norms, alert_norms, "gas", "%vol", "O2")
+    t = np.arange(0.0, 600.0)
+    # 20.9 % for 2 min, then down to between the alarms, then below the second, then back.
+    v = np.select(
+        [t < 120, t < 240, t < 360],
+        [20.9, (first + second) / 2, second - 1.0],
+        20.9,
+    )
+    events = _feed(state, slot, t, v)
+    pre = _of(events, AlertKind.PRE_FLOOR)
+    floor = _of(events, AlertKind.FLOOR)
+    assert pre[0].transition == "opened"
+    assert T0 + 120 <= pre[0].at_s < T0 + 130
+    assert pre[0].threshold == first
+    assert pre[0].severity is alert_norms.kinds[AlertKind.PRE_FLOOR].severity
+    assert floor[0].transition == "opened"
+    assert T0 + 240 <= floor[0].at_s < T0 + 250
+    assert floor[0].value == pytest.approx(second - 1.0)
+    assert floor[0].severity is Severity.CRITICAL
+    assert "below the second oxygen alarm" in floor[0].message
+    # Back at 20.9 %: both resolve once clear for their clear duration.
+    assert {e.transition for e in floor} >= {"opened", "resolved"}
+    assert {e.transition for e in pre} >= {"opened", "resolved"}
+    assert not _of(events, AlertKind.CEILING)
+    # Enrichment: above the high alarm is a ceiling.
+    state, _, slot = _state(norms, alert_norms, "gas", "%vol", "O2")
+    high = _feed(state, slot, t[:60], np.full(60, alert_norms.oxygen_high_pct_vol + 1.0))
+    (opened,) = [e for e in _of(high, AlertKind.CEILING) if e.transition == "opened"]
+    assert opened.threshold == alert_norms.oxygen_high_pct_vol
+    assert not _of(high, AlertKind.FLOOR)
+
+
+def test_methane_by_volume_has_two_alarm_levels(norms: Norms, alert_norms: AlertNorms) -> None:
+    first, second = alert_norms.methane_pct_vol
+    state, _, slot = _state(norms, alert_norms, "gas", "%vol", "CH4")
+    t = np.arange(0.0, 300.0)
+    v = np.where(t < 100, 0.2, np.where(t < 200, (first + second) / 2, second + 0.5))
+    events = _feed(state, slot, t, v)
+    pre = [e for e in _of(events, AlertKind.PRE_EXCEEDANCE) if e.transition == "opened"]
+    ceiling = [e for e in _of(events, AlertKind.CEILING) if e.transition == "opened"]
+    assert pre and pre[0].threshold == first and pre[0].at_s >= T0 + 100
+    assert ceiling and ceiling[0].threshold == second and ceiling[0].at_s >= T0 + 200
+    assert not _of(events, AlertKind.FLOOR)

@@ -175,3 +175,26 @@ def test_any_bytes_exit_0_or_2(tmp_path: Path, data: bytes) -> None:
     p.write_bytes(HEADER.encode() + data)
     rc, _, err = run_cli(assess_cmd, ["assess", "--csv", str(p), "--json"])
     assert rc in (0, 2), err
+
+
+def test_oxygen_and_methane_channels_are_reported_not_classed(tmp_path: Path) -> None:
+    p = tmp_path / "mine.csv"
+    rows = [
+        f"2025-03-03T08:{m:02d}:00+05:00,o2,gas,%vol,O2,{20.9 - m / 100:.2f}\n" for m in range(30)
+    ]
+    rows += [f"2025-03-03T08:{m:02d}:00+05:00,ch4,gas,% LEL,CH4,{m % 7}\n" for m in range(30)]
+    rows += [f"2025-03-03T08:{m:02d}:00+05:00,co,gas,mg/m3,CO,5\n" for m in range(30)]
+    p.write_text(HEADER + "".join(rows), encoding="utf-8")
+    data = assess_json(assess_cmd, ["--csv", str(p)])
+    by = {s["sensor"]: s for s in data["sensors"]}
+    assert by["o2"]["class"] is None and by["o2"]["factor"] is None
+    assert by["o2"]["metrics"]["min_pct_vol"] == pytest.approx(20.9 - 0.29)
+    assert by["o2"]["metrics"]["max_pct_vol"] == pytest.approx(20.9)
+    assert by["ch4"]["metrics"]["max_pct_lel"] == pytest.approx(6.0)
+    assert [f["factor"] for f in data["workplace"]["factors"]] == ["chemical:CO"]
+
+
+def test_oxygen_above_100_percent_by_volume_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "bad.csv"
+    p.write_text(HEADER + GOOD + "2025-03-03T08:01:00+05:00,o2,gas,%vol,O2,150\n")
+    _refused(p, "line 3:", "physical range")
