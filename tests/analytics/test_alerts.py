@@ -583,6 +583,10 @@ def test_methane_by_volume_has_two_alarm_levels(norms: Norms, alert_norms: Alert
     events = _feed(state, slot, t, v)
     pre = [e for e in _of(events, AlertKind.PRE_EXCEEDANCE) if e.transition == "opened"]
     ceiling = [e for e in _of(events, AlertKind.CEILING) if e.transition == "opened"]
-    assert pre and pre[0].threshold == first and pre[0].at_s >= T0 + 100
-    assert ceiling and ceiling[0].threshold == second and ceiling[0].at_s >= T0 + 200
+    assert pre
+    assert pre[0].threshold == first
+    assert pre[0].at_s >= T0 + 100
+    assert ceiling
+    assert ceiling[0].threshold == second
+    assert ceiling[0].at_s >= T0 + 200
     assert not _of(events, AlertKind.FLOOR)

@@ -187,7 +187,8 @@ def test_oxygen_and_methane_channels_are_reported_not_classed(tmp_path: Path) ->
     p.write_text(HEADER + "".join(rows), encoding="utf-8")
     data = assess_json(assess_cmd, ["--csv", str(p)])
     by = {s["sensor"]: s for s in data["sensors"]}
-    assert by["o2"]["class"] is None and by["o2"]["factor"] is None
+    assert by["o2"]["class"] is None
+    assert by["o2"]["factor"] is None
     assert by["o2"]["metrics"]["min_pct_vol"] == pytest.approx(20.9 - 0.29)
     assert by["o2"]["metrics"]["max_pct_vol"] == pytest.approx(20.9)
     assert by["ch4"]["metrics"]["max_pct_lel"] == pytest.approx(6.0)
