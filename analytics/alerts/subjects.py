@@ -144,8 +144,8 @@ def thresholds_for(spec: SubjectSpec, norms: Norms, alerts: AlertNorms) -> Thres
             linear=2,
         )
     if q == "gas" and spec.unit == "%vol":
-        sub = (spec.substance or "").upper()
-        if sub == "O2":
+        gas = (spec.substance or "").upper()
+        if gas == "O2":
             first, second = alerts.oxygen_low_pct_vol
             return Thresholds(
                 ceiling=alerts.oxygen_high_pct_vol,
@@ -155,7 +155,7 @@ def thresholds_for(spec: SubjectSpec, norms: Norms, alerts: AlertNorms) -> Thres
                 pre_floor=first,
                 pre_floor_label="first oxygen alarm",
             )
-        if sub == "CH4":
+        if gas == "CH4":
             first, second = alerts.methane_pct_vol
             return Thresholds(
                 ceiling=second,
