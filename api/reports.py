@@ -73,7 +73,7 @@ async def shift_report(
                            quantity=s.quantity, unit=unit, substance=s.substance)  # fmt: skip
         lines = tuple(
             LimitMark(line.label, line.value, line.kind)
-            for line in limit_lines(thresholds_for(spec, norms, alert_norms))
+            for line in limit_lines(thresholds_for(spec, norms, alert_norms), unit)
         )
         sections.append(
             SensorSection(

@@ -67,7 +67,7 @@ def fmt(value: float | None, digits: int = 3) -> str:
 class LimitMark:
     label: str
     value: float
-    kind: str  # action, limit, short_term, ceiling
+    kind: str  # action, limit, short_term, ceiling, floor
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,3 +171,19 @@ async def test_live_exposure_and_stream(
             f"{path}/exposure", headers={"Authorization": "Bearer qg_not-a-token"}
         )
         assert outsider.status_code == 401
+
+
+def test_oxygen_and_methane_charts_carry_their_alarm_lines() -> None:
+    o2 = {line.kind: line for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")}
+    first, second = ALERTS.oxygen_low_pct_vol
+    floors = sorted(
+        line.value for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")
+        if line.kind == "floor"
+    )  # fmt: skip
+    assert floors == [second, first]
+    assert o2["ceiling"].value == ALERTS.oxygen_high_pct_vol
+    assert o2["ceiling"].label.endswith("%vol")
+    ch4 = {line.kind: line for line in limit_lines(thresholds("gas", "%vol", "CH4"), "%vol")}
+    assert (ch4["action"].value, ch4["ceiling"].value) == ALERTS.methane_pct_vol
+    lel = {line.kind: line for line in limit_lines(thresholds("gas", "%LEL", "CH4"), "%LEL")}
+    assert lel["ceiling"].label.endswith("%LEL")  # not dB(A)
