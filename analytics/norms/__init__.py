@@ -71,6 +71,8 @@ class RiskNorms:
     indicator_max: int
     level_thresholds: tuple[float, ...]
     level_names: tuple[str, ...]
+    level_names_ru: tuple[str, ...]
+    level_names_kz: tuple[str, ...]
     protection_classes: tuple[str, ...]
     protection_names: tuple[str, ...]
     tariff_coefficients: tuple[float, ...]
@@ -344,6 +346,8 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         indicator_max=int(r.number("risk.indicator_max")),
         level_thresholds=tuple(float(x) for x in r.leaf("risk.level_thresholds")),
         level_names=tuple(str(x) for x in r.leaf("risk.level_names")),
+        level_names_ru=tuple(str(x) for x in r.leaf("risk.level_names_ru")),
+        level_names_kz=tuple(str(x) for x in r.leaf("risk.level_names_kz")),
         protection_classes=tuple(str(x) for x in r.leaf("risk.protection_classes")),
         protection_names=tuple(str(x) for x in r.leaf("risk.protection_names")),
         tariff_coefficients=tuple(float(x) for x in r.leaf("risk.tariff_coefficients")),
@@ -354,6 +358,8 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     n_levels = len(risk.level_thresholds) + 1
     for fname, seq in (
         ("level_names", risk.level_names),
+        ("level_names_ru", risk.level_names_ru),
+        ("level_names_kz", risk.level_names_kz),
         ("protection_classes", risk.protection_classes),
         ("protection_names", risk.protection_names),
         ("tariff_coefficients", risk.tariff_coefficients),

@@ -70,6 +70,8 @@ def norms_to_dict(n: Norms) -> dict[str, Any]:
             "weights": {"B_T": n.risk.weight_bt, "Ob_SIZ": n.risk.weight_os, "Z": n.risk.weight_z},
             "level_thresholds": list(n.risk.level_thresholds),
             "level_names": list(n.risk.level_names),
+            "level_names_ru": list(n.risk.level_names_ru),
+            "level_names_kz": list(n.risk.level_names_kz),
             "protection_classes": list(n.risk.protection_classes),
             "tariff_coefficients": list(n.risk.tariff_coefficients),
             "activity_base_rate_pct": {str(k): v for k, v in n.risk.activity_base_rate_pct.items()},
@@ -110,6 +112,13 @@ def render(n: Norms) -> str:
         + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in n.physical_range.items()),
         f"ПР = {r.weight_bt:g}·(В+Т)/2 + {r.weight_os:g}·(Об+СИЗ)/2 + {r.weight_z:g}·З; "
         f"level thresholds {list(r.level_thresholds)}",
+        "level names: "
+        + "; ".join(
+            f"{i + 1}: {en} / {ru} / {kz}"
+            for i, (en, ru, kz) in enumerate(
+                zip(r.level_names, r.level_names_ru, r.level_names_kz, strict=True)
+            )
+        ),
         "tariff coefficients by level: "
         + ", ".join(f"{i + 1}: {c:g}" for i, c in enumerate(r.tariff_coefficients)),
         "base rates (% of payroll) by activity risk class: "
