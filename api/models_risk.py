@@ -139,7 +139,10 @@ class SensorExposure(BaseModel):
     samples: int = Field(description="readings in the shift window")
     metrics: dict[str, float | None] = Field(
         description="laeq_db, lex8h_db, lamax_db, dose_pct, a8_m_s2, a8_db, twa8h_mg_m3, "
-        "max15min_mg_m3, k_twa, coverage (fraction of the shift measured), …"
+        "max15min_mg_m3, k_twa, coverage (fraction of the shift measured); where readings "
+        "are missing the projected values lex8h_projected_db, a8_projected_m_s2, "
+        "twa8h_projected_mg_m3 (unmeasured time at the measured rate, which the class is "
+        "taken on: docs/exposure.md, Conventions), unmeasured_s, …"
     )
     working_class: str | None = Field(description="class of working conditions of this sensor")
     factor: str | None
