@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from store.settings import DatabaseSettings
+from store.settings import DEFAULT_MAX_PAST_S, DatabaseSettings
 
 
 class ApiSettings(DatabaseSettings):
@@ -16,16 +16,29 @@ class ApiSettings(DatabaseSettings):
     api_max_points: int = Field(
         default=100_000, ge=1, description="most readings one request returns"
     )
+    api_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="largest request body accepted, in bytes (1 MiB); a larger one, declared or "
+        "chunked, is answered 413 before it is parsed",
+    )
+    api_max_validation_errors: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="most field errors one 422 answer lists (the answer says how many there "
+        "were): a body of many bad fields cannot make a huge answer",
+    )
     norms_profile: str = Field(
         default="default",
         description="norms profile (name shipped with analytics, or a TOML path) for classes, "
         "В, ПР, levels, tariffs, PPE and social guarantees",
     )
-    api_shift_memo_size: int = Field(
-        default=100_000,
-        ge=0,
-        description="shift results kept in memory for exposure histories (keyed by their "
-        "inputs, so never stale); 0 turns the memo off",
+    ingest_max_past_s: float = Field(
+        default=DEFAULT_MAX_PAST_S,
+        gt=0,
+        description="ingest's sample window (the same variable ingest reads): a shift ended "
+        "longer ago than this is final",
     )
     api_history_max_days: int = Field(
         default=92, ge=1, le=400, description="longest date range one history request covers"

@@ -33,13 +33,34 @@ class InvalidInputError(DatabaseError):
     """The database refused the values (a reference to a missing object, a failed check)."""
 
 
+# What a clash on a unique constraint means, by table. PostgreSQL's own text names the key and
+# its value (``Key (code)=(devb-1) already exists``); device codes are unique across tenants
+# (a device's code is its broker user), so that text could show another tenant's data: the
+# answer says only which kind of code is taken, never by whom.
+_TAKEN = {
+    "enterprises": "an enterprise with this code already exists; choose another code",
+    "sites": "a site with this code already exists in this enterprise; choose another code",
+    "workplaces": "a workplace with this code already exists in this enterprise; choose "
+    "another code",
+    "devices": "a device with this code already exists; device codes are unique across all "
+    "enterprises (a device's code is its broker user), so choose another code, e.g. one that "
+    "starts with the enterprise's code",
+    "sensors": "a sensor with this code already exists on this device; choose another code",
+}
+_TAKEN_OTHER = "an object with these values already exists"
+
+
+def conflict_message(table: str | None) -> str:
+    """The answer to a unique-constraint clash on ``table``: which code is taken, no values."""
+    return _TAKEN.get(table or "", _TAKEN_OTHER)
+
+
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
     try:
         yield
     except errors.UniqueViolation as exc:
-        detail = exc.diag.message_detail or str(exc)
-        raise ConflictError(f"already exists: {detail}") from exc
+        raise ConflictError(conflict_message(exc.diag.table_name)) from exc
     except (errors.ForeignKeyViolation, errors.CheckViolation, errors.NotNullViolation) as exc:
         detail = exc.diag.message_primary or str(exc)
         raise InvalidInputError(f"refused by the database: {detail}") from exc
@@ -91,12 +112,12 @@ _ENTERPRISE = _Kind(
     "enterprise",
     "enterprises",
     "e",
-    """SELECT e.id, e.code, e.name, e.region, e.timezone, e.activity_code,
+    """SELECT e.id, e.code, e.name, e.region, e.timezone, e.norms_profile, e.activity_code,
               e.activity_risk_class, e.base_rate_pct, e.created_at, e.updated_at
        FROM enterprises e""",
     frozenset(
-        {"code", "name", "region", "timezone", "activity_code", "activity_risk_class",
-         "base_rate_pct"}
+        {"code", "name", "region", "timezone", "norms_profile", "activity_code",
+         "activity_risk_class", "base_rate_pct"}
     ),
 )  # fmt: skip
 _SITE = _Kind(
@@ -285,21 +306,29 @@ async def update(
 
 
 async def workplaces_of(
-    conn: AsyncConnection[Any], scope: Scope, filters: Mapping[str, Any] | None = None
+    conn: AsyncConnection[Any],
+    scope: Scope,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    ids: Sequence[int] | None = None,
 ) -> list[Row]:
-    """Every workplace in ``scope`` with its enterprise's fields, for integral risk and exports."""
+    """Every workplace in ``scope`` (and among ``ids``) with its enterprise's fields, for
+    integral risk, exports and the assessment service."""
     cond, params = scope.where()
     clauses = [cond]
     for column, value in (filters or {}).items():
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(value)
+    if ids is not None:
+        clauses.append("w.id = ANY(%s::bigint[])")
+        params.append(list(ids))
     return await _fetch(
         conn,
         f"""SELECT w.id, w.code, w.name, w.profession, w.headcount, w.enterprise_id,
                    w.shift_starts, w.shift_duration_s,
                    e.code AS enterprise, e.name AS enterprise_name, e.region, e.timezone,
-                   e.activity_code, e.activity_risk_class, e.base_rate_pct
+                   e.norms_profile, e.activity_code, e.activity_risk_class, e.base_rate_pct
             FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
             WHERE {" AND ".join(clauses)}
             ORDER BY e.id, w.id""",
