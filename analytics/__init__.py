@@ -56,7 +56,9 @@ Risk ПР (``analytics.risk``)
     ``occupational_risk(B, T, Ob, SIZ, Z, norms) -> RiskAssessment`` (with contributions),
     ``risk_score`` (vectorized), ``risk_level``, ``protection_class``,
     ``insurance_tariff(level, norms, *, activity_class=None, base_rate_pct=None) -> Tariff``,
-    ``ppe_recommendation(factor, level, norms)``, ``social_guarantees(level, norms)``,
+    ``ppe_recommendation(factor, level, norms)``,
+    ``ppe_for_factor(group, working_class, level, norms) -> (row, text)`` (by the factor's
+    class), ``social_guarantees(level, norms)``,
     ``enterprise_risk(pr, headcount, norms) -> EnterpriseRisk``.
 
 Errors: ``AnalyticsError(ValueError)`` ← ``InputError``, ``NormsError``.
@@ -121,6 +123,7 @@ from analytics.risk import (
     insurance_tariff,
     occupational_risk,
     occupational_risks,
+    ppe_for_factor,
     ppe_recommendation,
     protection_class,
     risk_level,
@@ -206,6 +209,7 @@ __all__ = [
     "occupational_risks",
     "peak_irregular",
     "peak_regular",
+    "ppe_for_factor",
     "ppe_recommendation",
     "ppm_to_mg_m3",
     "preliminary_test",

@@ -78,6 +78,8 @@ class RiskNorms:
     tariff_coefficients: tuple[float, ...]
     activity_base_rate_pct: Mapping[int, float]
     ppe: Mapping[str, tuple[str, ...]]
+    ppe_row_by_class: Mapping[WorkingClass, int]
+    ppe_by_level_too: frozenset[str]
     guarantees: tuple[tuple[str, ...], ...]
 
 
@@ -365,6 +367,10 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         tariff_coefficients=tuple(float(x) for x in r.leaf("risk.tariff_coefficients")),
         activity_base_rate_pct=MappingProxyType(rates),
         ppe=MappingProxyType(ppe),
+        ppe_row_by_class=MappingProxyType(
+            _class_map(r.leaf("risk.ppe_rows.by_class"), "risk.ppe_rows.by_class", int)
+        ),
+        ppe_by_level_too=frozenset(str(x) for x in r.leaf("risk.ppe_rows.by_level_too")),
         guarantees=tuple(tuple(str(x) for x in lvl) for lvl in r.leaf("risk.guarantees.by_level")),
     )
     n_levels = len(risk.level_thresholds) + 1
@@ -380,6 +386,8 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     ):
         if len(seq) != n_levels:
             raise NormsError(f"risk.{fname} needs {n_levels} entries, one per risk level")
+    if any(not 1 <= row <= n_levels for row in risk.ppe_row_by_class.values()):
+        raise NormsError(f"risk.ppe_rows.by_class rows must be 1..{n_levels}")
     if any(b <= a for a, b in zip(risk.level_thresholds, risk.level_thresholds[1:], strict=False)):
         raise NormsError("risk.level_thresholds must strictly increase")
 

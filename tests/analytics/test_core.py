@@ -351,3 +351,24 @@ def test_several_hand_arm_tools_are_classed_on_their_sum(norms: Norms) -> None:
     assert factor.working_class == want
     assert want.rank > max(s.working_class.rank for s in result.sensors if s.working_class)
     assert "√ΣA(8)²" in factor.basis
+
+
+def test_ppe_follows_the_factors_own_class(norms: Norms) -> None:
+    """Issue 15.4: noise at class 3.4 in a low-risk workplace still gets the strongest
+    hearing protection; whole-body vibration is never offered gloves."""
+    from analytics import ppe_for_factor
+
+    rows = norms.risk.ppe_row_by_class
+    row, text = ppe_for_factor("noise", "3.4", 2, norms)
+    assert row == rows[WorkingClass.C3_4]
+    assert text == norms.risk.ppe["noise"][-1]
+    # Within the limit: the baseline row whatever the workplace's level.
+    assert ppe_for_factor("noise", "2", 5, norms)[0] == 1
+    # Noise follows the level too where it is higher (the seed's example picks by level).
+    assert ppe_for_factor("noise", "3.1", 4, norms)[0] == 4
+    # Other groups follow their class alone.
+    assert ppe_for_factor("dust", "3.1", 4, norms)[0] == rows[WorkingClass.C3_1]
+    for cls in ("2", "3.1", "3.2", "3.3", "3.4", "4"):
+        _, wbv = ppe_for_factor("vibration_whole_body", cls, 5, norms)
+        assert "glove" not in wbv.lower()
+    assert "gloves" in ppe_for_factor("vibration", "3.2", 3, norms)[1]
