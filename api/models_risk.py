@@ -339,6 +339,10 @@ class RiskPublic(BaseModel):
     pr: float = Field(description="ПР = 0.7·(В+Т)/2 + 0.2·(Об+СИЗ)/2 + 0.1·З (profile weights)")
     level: int
     level_name: str
+    level_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="the level's name by language: en, ru (as the seed), kz",
+    )
     protection_class: str
     protection_name: str
     contributions: list[ContributionPublic]

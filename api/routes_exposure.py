@@ -259,6 +259,11 @@ async def workplace_risk_route(
         pr=round(risk.pr, 6),
         level=risk.level,
         level_name=risk.level_name,
+        level_names={
+            "en": risk.level_name,
+            "ru": norms.risk.level_names_ru[risk.level - 1],
+            "kz": norms.risk.level_names_kz[risk.level - 1],
+        },
         protection_class=risk.protection_class,
         protection_name=risk.protection_name,
         contributions=[
