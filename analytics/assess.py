@@ -157,22 +157,31 @@ def physical_range(
     return r["gas_mg_m3"]
 
 
+def physical_fault(norms: Norms, s: SensorSeries, substance: Substance | None = None) -> str | None:
+    """Why a series cannot be exposure, or None: the first value outside
+    :func:`physical_range` (or NaN/inf), with the range and the fix."""
+    lo, hi = physical_range(norms, s.quantity, s.unit, substance)
+    v = np.asarray(s.values, dtype=np.float64)
+    bad = ~((v >= lo) & (v <= hi))  # NaN fails both comparisons
+    if not np.any(bad):
+        return None
+    i = int(np.flatnonzero(bad)[0])
+    return (
+        f"sensor {s.sensor!r} ({s.quantity}, {s.unit}): sample {i} is {v[i]!r}, outside the "
+        f"physical range [{lo:g}, {hi:g}]; a reading there is a sensor or unit fault: drop it "
+        "or fix the unit"
+    )
+
+
 def check_physical(norms: Norms, s: SensorSeries, substance: Substance | None = None) -> None:
     """Refuse a series holding a value outside :func:`physical_range` (or NaN/inf).
 
     Raises:
         InputError: naming the sensor, the first bad sample and the range.
     """
-    lo, hi = physical_range(norms, s.quantity, s.unit, substance)
-    v = np.asarray(s.values, dtype=np.float64)
-    bad = ~((v >= lo) & (v <= hi))  # NaN fails both comparisons
-    if np.any(bad):
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"sensor {s.sensor!r} ({s.quantity}, {s.unit}): sample {i} is {v[i]!r}, outside the "
-            f"physical range [{lo:g}, {hi:g}]; a reading there is a sensor or unit fault: "
-            "drop it or fix the unit"
-        )
+    fault = physical_fault(norms, s, substance)
+    if fault is not None:
+        raise InputError(fault)
 
 
 def normalize_unit(quantity: str, unit: str) -> str:
@@ -260,6 +269,7 @@ class WorkplaceAssessment:
     explanation: str = field(default="")
     projected: tuple[str, ...] = ()
     classification_rule: str = INCOMPLETE_SHIFT_RULE
+    refused: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN → None), the ``qorgau assess --json`` contract."""
@@ -300,6 +310,7 @@ class WorkplaceAssessment:
                 else list(self.combination.deciding),
                 "insufficient_data": list(self.insufficient_data),
                 "projected": list(self.projected),
+                "refused": list(self.refused),
                 "classification_rule": self.classification_rule,
                 "mixture_index": {k: _num(v) for k, v in self.mixture_index.items()},
                 "explanation": self.explanation,
@@ -373,6 +384,7 @@ def assess_workplace(
     gap = norms.sampling.max_gap_s if max_gap_s is None else float(max_gap_s)
     pol = norms.sampling
     results: dict[int, SensorResult] = {}
+    refused: list[str] = []
     by_q: dict[str, list[int]] = {}
     for i, s in enumerate(series):
         normalize_unit(s.quantity, s.unit)
@@ -381,15 +393,22 @@ def assess_workplace(
             or np.asarray(s.time_s).shape != np.asarray(s.values).shape
         ):
             raise InputError(f"sensor {s.sensor!r}: time_s and values must be equal, non-empty")
-        # Never a class from impossible data: out-of-range values stop the assessment.
-        if is_alarm_channel(s.quantity, s.unit):
-            check_physical(norms, s)
-            by_q.setdefault("gas_alarm", []).append(i)
-            continue
-        check_physical(
-            norms, s, _gas_substance(norms, s) if s.quantity in ("gas", "dust") else None
+        alarm = is_alarm_channel(s.quantity, s.unit)
+        substance = (
+            _gas_substance(norms, s) if s.quantity in ("gas", "dust") and not alarm else None
         )
-        by_q.setdefault(s.quantity, []).append(i)
+        # Never a class from impossible data: a series with a value outside the physical range
+        # is refused (no metrics, no class) and named, the other sensors are assessed. A
+        # service assessing stored data must not stop on one faulty sensor.
+        fault = physical_fault(norms, s, substance)
+        if fault is not None:
+            refused.append(s.sensor)
+            results[i] = SensorResult(
+                s.sensor, s.quantity, s.substance, {}, None, None, None, False,
+                f"REFUSED: {fault}",
+            )  # fmt: skip
+            continue
+        by_q.setdefault("gas_alarm" if alarm else s.quantity, []).append(i)
 
     def run_metrics(q: str, idx: list[int]) -> None:
         ss = [series[i] for i in idx]
@@ -521,7 +540,9 @@ def assess_workplace(
         s.sensor for s in sensors if s.metrics.get("coverage", 1.0) < pol.min_coverage
     )
     sensors = tuple(_replace_insufficient(s, s.sensor in insufficient) for s in sensors)
-    return _combine(sensors, norms, entered_factors or {}, insufficient, shift_duration_s)
+    return _combine(
+        sensors, norms, entered_factors or {}, insufficient, shift_duration_s, tuple(refused)
+    )
 
 
 def _times(measured_s: float, unmeasured_s: float, coverage: float) -> dict[str, float]:
@@ -645,6 +666,7 @@ def _combine(
     entered: Mapping[str, WorkingClass | str],
     insufficient: tuple[str, ...],
     shift_duration_s: float,
+    refused: tuple[str, ...] = (),
 ) -> WorkplaceAssessment:
     scale = norms.harmfulness
     projected = tuple(s.sensor for s in sensors if s.projected and s.working_class is not None)
@@ -724,8 +746,14 @@ def _combine(
             shift_duration_s,
             norms.name,
             norms.version,
-            "no factor could be classed",
+            "no factor could be classed"
+            + (
+                f"; refused (values outside the physical range): {', '.join(refused)}"
+                if refused
+                else ""
+            ),
             projected,
+            refused=refused,
         )
     combined = combine_classes(
         {f.factor: f.working_class for f in factors},
@@ -743,6 +771,8 @@ def _combine(
         f"class {wc.value} ({combined.rule}; deciding: {deciding}); "
         f"В = {b} (continuous {b_cont:.2f})"
     )
+    if refused:
+        text += "; refused (values outside the physical range): " + ", ".join(refused)
     if projected:
         text += "; classed on projected values (readings missing in the shift): " + ", ".join(
             projected
@@ -765,6 +795,7 @@ def _combine(
         norms_version=norms.version,
         explanation=text,
         projected=projected,
+        refused=refused,
     )
 
 

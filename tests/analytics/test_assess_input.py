@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics import InputError, Norms, SensorSeries, assess_workplace
+from analytics.assess import check_physical
 from qorgau.commands import assess as assess_cmd
 
 HEADER = "time,sensor,quantity,unit,substance,value\n"
@@ -127,12 +128,25 @@ def test_sparse_samples_are_not_full_coverage(tmp_path: Path, norms: Norms) -> N
 
 
 def test_assess_workplace_refuses_impossible_values(norms: Norms) -> None:
-    t = np.arange(10, dtype=np.float64) * 60.0
-    v = np.full(10, 5.0)
+    """A stored series with an impossible value: that sensor is refused by name (no metrics,
+    no class), the others are assessed, and nothing raises (a service must go on)."""
+    t = np.arange(480, dtype=np.float64) * 60.0
+    v = np.full(t.size, 5.0)
     v[4] = 1e308
-    s = SensorSeries("g", "gas", "mg/m3", "CO", t, v)
+    bad = SensorSeries("g", "gas", "mg/m3", "CO", t, v)
+    noise = SensorSeries("n", "noise_laeq", "dB(A)", None, t, np.full(t.size, 90.0))
+    result = assess_workplace([bad, noise], norms)
+    by = {s.sensor: s for s in result.sensors}
+    assert by["g"].working_class is None
+    assert by["g"].factor is None
+    assert not by["g"].metrics
+    assert "sample 4" in by["g"].basis
+    assert "physical range" in by["g"].basis
+    assert result.refused == ("g",)
+    assert [f.factor for f in result.factors] == ["noise"]
+    assert "refused" in result.explanation
     with pytest.raises(InputError, match=r"sample 4 .*physical range"):
-        assess_workplace([s], norms)
+        check_physical(norms, bad, norms.substance("CO"))
 
 
 _FIELD = st.sampled_from(
