@@ -62,6 +62,14 @@ class IngestSettings(DatabaseSettings):
         description="a registered device may introduce new sensors (quantity and unit from the "
         "first message); off: unknown sensors are quarantined",
     )
+    ingest_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="a message whose processing fails this many times for a reason that is "
+        "neither its content (quarantined at once) nor an outage (retried while it lasts) is "
+        "written to the dead_letters table and acknowledged (`qorgau deadletters`)",
+    )
     ingest_quarantine_payload_bytes: int = Field(
         default=16 * 1024, ge=0, description="how much of a bad payload the quarantine keeps"
     )

@@ -302,7 +302,21 @@ async def update(
         f"UPDATE {kind.table} SET {assignments}, updated_at = now() WHERE id = %s RETURNING id",
         [*data.values(), obj_id],
     )
+    if any(current.get(k) != v for k, v in data.items() if k in _SHAPES_SHIFTS.get(noun, ())):
+        # Shifts are defined by these: the stored assessments must follow (a late import:
+        # store.shift_assessments reads this module's helpers).
+        from store.shift_assessments import reassess
+
+        ids = {"workplace_id": obj_id} if noun == "workplace" else {"enterprise_id": obj_id}
+        await reassess(conn, **ids)
     return await require(conn, noun, obj_id, Scope())
+
+
+# The fields that define an object's shifts or how they are assessed.
+_SHAPES_SHIFTS: Mapping[str, frozenset[str]] = {
+    "workplace": frozenset({"shift_starts", "shift_duration_s"}),
+    "enterprise": frozenset({"timezone", "norms_profile"}),
+}
 
 
 async def workplaces_of(

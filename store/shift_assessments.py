@@ -31,6 +31,12 @@ _COLUMNS: Final = (
 _WRITTEN: Final = _COLUMNS.replace(", computed_at", "").split(", ")
 
 
+# How far back a change reaches by itself: readings arrive at most ingest's window late, but an
+# assessor may enter a class in force from long ago, and a schedule may change. Older shifts:
+# ``qorgau assessments rebuild --since``.
+REACH: Final = timedelta(days=92)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """Something that may change the shifts of ``workplace_id`` holding an instant of
@@ -70,6 +76,30 @@ async def note_workplace(
     await conn.execute(
         "INSERT INTO assessment_changes (workplace_id, lo, hi) VALUES (%s, %s, %s)",
         [workplace_id, lo, hi],
+    )
+
+
+async def reassess(
+    conn: AsyncConnection[Any], *, workplace_id: int | None = None, enterprise_id: int | None = None
+) -> None:
+    """The schedule, time zone or norms profile of a workplace (or of every workplace of an
+    enterprise) changed: its stored shifts of the last ``REACH`` no longer hold, so they are
+    dropped and noted for the service to assess again under the new settings (older ones stay
+    as they were assessed)."""
+    if (workplace_id is None) == (enterprise_id is None):
+        raise ValueError("give exactly one of workplace_id and enterprise_id")
+    params = {"w": workplace_id, "e": enterprise_id, "reach": REACH}
+    await conn.execute(
+        """
+        WITH chosen AS (SELECT id FROM workplaces WHERE id = %(w)s OR enterprise_id = %(e)s),
+             dropped AS (
+                DELETE FROM shift_assessments a USING chosen
+                WHERE a.workplace_id = chosen.id AND a.shift_start >= now() - %(reach)s
+             )
+        INSERT INTO assessment_changes (workplace_id, lo, hi)
+        SELECT id, now() - %(reach)s, now() FROM chosen
+        """,
+        params,
     )
 
 
@@ -262,3 +292,73 @@ async def first_rollup(conn: AsyncConnection[Any]) -> datetime | None:
     cur = await conn.execute("SELECT min(bucket) FROM readings_1h")
     row = await cur.fetchone()
     return None if row is None else row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringColumns:
+    """Per workplace, in enterprise then workplace order, what ПР needs: the worst stored
+    shift's В of the period and whether its data were enough, and the indicators in force."""
+
+    workplace_id: np.ndarray[Any, np.dtype[np.int64]]
+    enterprise_id: np.ndarray[Any, np.dtype[np.int64]]
+    code: list[str]
+    headcount: np.ndarray[Any, np.dtype[np.float64]]
+    b: np.ndarray[Any, np.dtype[np.float64]]  # NaN: no rated shift
+    not_enough_data: np.ndarray[Any, np.dtype[np.bool_]]
+    indicators: dict[str, np.ndarray[Any, np.dtype[np.float64]]]  # T, Ob, SIZ, Z; NaN: missing
+
+
+async def scoring_columns(
+    conn: AsyncConnection[Any],
+    scope_condition: str,
+    params: Sequence[Any],
+    first: date,
+    last: date,
+) -> ScoringColumns:
+    """:class:`ScoringColumns` of the workplaces whose enterprise (aliased ``e``) passes
+    ``scope_condition`` — one query, an index walk per workplace, no detail read."""
+    cur = await conn.execute(
+        f"""
+        SELECT w.id, w.enterprise_id, w.code, w.headcount::float8, a.b::float8,
+               coalesce(a.insufficient_data, false),
+               i.t::float8, i.ob::float8, i.siz::float8, i.z::float8
+        FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
+        LEFT JOIN LATERAL (
+            SELECT b, insufficient_data FROM shift_assessments
+            WHERE workplace_id = w.id AND local_day BETWEEN %s AND %s AND b IS NOT NULL
+            ORDER BY {WORST_ORDER}
+            LIMIT 1
+        ) a ON true
+        LEFT JOIN LATERAL (
+            SELECT max(value) FILTER (WHERE indicator = 'T') AS t,
+                   max(value) FILTER (WHERE indicator = 'Ob') AS ob,
+                   max(value) FILTER (WHERE indicator = 'SIZ') AS siz,
+                   max(value) FILTER (WHERE indicator = 'Z') AS z
+            FROM (
+                SELECT DISTINCT ON (indicator) indicator, value FROM indicator_assessments
+                WHERE workplace_id = w.id AND assessed_on <= %s
+                ORDER BY indicator, assessed_on DESC, id DESC
+            ) latest
+        ) i ON true
+        WHERE {scope_condition}
+        ORDER BY w.enterprise_id, w.id
+        """,
+        [first, last, last, *params],
+        binary=True,
+    )
+    found = await cur.fetchall()
+
+    def column(k: int, dtype: Any) -> Any:
+        return np.array([np.nan if r[k] is None else r[k] for r in found], dtype=dtype)
+
+    return ScoringColumns(
+        workplace_id=np.array([r[0] for r in found], dtype=np.int64),
+        enterprise_id=np.array([r[1] for r in found], dtype=np.int64),
+        code=[r[2] for r in found],
+        headcount=column(3, np.float64),
+        b=column(4, np.float64),
+        not_enough_data=np.array([bool(r[5]) for r in found], dtype=bool),
+        indicators={
+            name: column(6 + j, np.float64) for j, name in enumerate(("T", "Ob", "SIZ", "Z"))
+        },
+    )

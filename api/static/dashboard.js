@@ -51,8 +51,9 @@
     return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
   }
 
+  /** A time as people read it: always with its zone (e.g. "16:27 GMT+5"). */
   function timeIn(zone, value, withDate = false) {
-    const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone };
+    const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone, timeZoneName: "short" };
     if (withDate) Object.assign(options, { day: "2-digit", month: "short" });
     return new Intl.DateTimeFormat("en-GB", options).format(new Date(value));
   }
