@@ -161,9 +161,9 @@ class FactorExposure(BaseModel):
     basis: str
 
 
-class ExposurePublic(BaseModel):
-    workplace_id: int
-    shift: ShiftRef
+class StoredShiftStatus(BaseModel):
+    """Where a stored shift assessment stands, on every answer that shows one."""
+
     status: Literal["running", "provisional", "final"] = Field(
         description="running: the shift is under way; provisional: ended, late readings may "
         "still change it; final"
@@ -172,6 +172,11 @@ class ExposurePublic(BaseModel):
         description="some sensor covered less of the shift than the norms' minimum: the class "
         "and В are provisional, not a finding"
     )
+
+
+class ExposurePublic(StoredShiftStatus):
+    workplace_id: int
+    shift: ShiftRef
     computed_at: dt.datetime | None = Field(
         description="when the stored assessment was computed (null: nothing to assess)"
     )
@@ -191,18 +196,10 @@ class ExposurePublic(BaseModel):
     norms: dict[str, str]
 
 
-class ShiftSummary(BaseModel):
+class ShiftSummary(StoredShiftStatus):
     date: dt.date
     shift: int
     start: dt.datetime
-    status: Literal["running", "provisional", "final"] = Field(
-        description="running: the shift is under way; provisional: ended, late readings may "
-        "still change it; final"
-    )
-    not_enough_data: bool = Field(
-        description="some sensor covered less of the shift than the norms' minimum: the class "
-        "and В are provisional, not a finding"
-    )
     working_class: str | None
     B: int | None
     B_continuous: float | None
