@@ -148,6 +148,11 @@ class SensorExposure(BaseModel):
     factor: str | None
     B_continuous: float | None
     insufficient_data: bool
+    classified_by: Literal["measured", "projected"] | None = Field(
+        default=None,
+        description="whether the class rests on the measured 8-h value or on the projected one "
+        "(unmeasured time at the measured rate: docs/exposure.md, Conventions)",
+    )
     basis: str = Field(description="what the class was decided on, or why there is none")
 
 
@@ -193,6 +198,9 @@ class ExposurePublic(StoredShiftStatus):
         description="Σ TWA/ПДК_сс per substance group (reported, not classed)"
     )
     explanation: str
+    classification_rule: str | None = Field(
+        default=None, description="which value classes an incomplete shift, and why"
+    )
     norms: dict[str, str]
 
 

@@ -99,6 +99,7 @@ def exposure_public(found: AssessedShift) -> ExposurePublic:
         factors=[FactorExposure.model_validate(f) for f in found.factors],
         mixture_index=dict(d.get("mixture_index", {})),
         explanation=found.explanation or found.note,
+        classification_rule=d.get("classification_rule"),
         norms={"name": found.norms_profile, "version": found.norms_version},
     )
 

@@ -406,6 +406,7 @@ def _assess(
                 "factor": sr.factor,
                 "B_continuous": _num(sr.b_continuous),
                 "insufficient_data": sr.sensor in short,
+                "classified_by": "projected" if sr.projected else "measured",
                 "basis": sr.basis,
             }
         )
@@ -449,6 +450,8 @@ def _assess(
             "deciding_factors": [] if combination is None else list(combination.deciding),
             "mixture_index": {k: _num(v) for k, v in a.mixture_index.items()},
             "explanation": a.explanation,
+            "classification_rule": a.classification_rule,
+            "projected": list(a.projected),
             "note": "",
             "insufficient_sensors": short,
             "source": f"{SOURCE} ({inputs.bucket})",
