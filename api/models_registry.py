@@ -340,7 +340,7 @@ class SensorCreate(BaseModel):
     code: Code
     quantity: Quantity
     unit: str = Field(
-        max_length=16, description="unit of the values: dB(A), dB(C), m/s2, mg/m3, ppm, %LEL"
+        max_length=16, description="unit of the values: dB(A), dB(C), m/s2, mg/m3, ppm, %LEL, %vol"
     )
     substance: str | None = Field(
         default=None,

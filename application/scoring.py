@@ -23,11 +23,10 @@ from analytics import (
     NormsError,
     RiskAssessment,
     Tariff,
-    WorkingClass,
     enterprise_risk,
     insurance_tariff,
     occupational_risks,
-    ppe_recommendation,
+    ppe_for_factor,
     risk_score,
     social_guarantees,
 )
@@ -43,6 +42,7 @@ _PPE_GROUP_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("noise", "noise"),
     ("chemical:", "gas"),
     ("dust:", "dust"),
+    ("vibration_whole_body", "vibration_whole_body"),  # before the hand-arm prefix
     ("vibration", "vibration"),
 )
 
@@ -198,8 +198,8 @@ def tariff_for(enterprise: Row, level: int, norms: Norms) -> TariffResult:
 
 
 def ppe_for(basis: AssessedShift | None, level: int, norms: Norms) -> list[Ppe]:
-    """PPE per measured factor: the matrix row of the workplace's risk level for a harmful
-    factor (class 3.1 or above), the baseline row for a factor within its limit."""
+    """PPE per measured factor, chosen by that factor's own class (and, for noise, the
+    workplace's risk level as in the seed): ``analytics.ppe_for_factor``."""
     if basis is None:
         return []
     found = []
@@ -208,11 +208,8 @@ def ppe_for(basis: AssessedShift | None, level: int, norms: Norms) -> list[Ppe]:
         group = next((g for p, g in _PPE_GROUP_BY_PREFIX if name.startswith(p)), None)
         if group is None or group not in norms.risk.ppe:
             continue
-        harmful = WorkingClass(factor["working_class"]).rank >= WorkingClass.C3_1.rank
-        at = level if harmful else 1
-        found.append(
-            Ppe(name, group, str(factor["working_class"]), at, ppe_recommendation(group, at, norms))
-        )
+        row, text = ppe_for_factor(group, str(factor["working_class"]), level, norms)
+        found.append(Ppe(name, group, str(factor["working_class"]), row, text))
     return found
 
 

@@ -31,6 +31,7 @@ PHYSICAL_RANGE_BY_UNIT: Final[dict[str, tuple[float, float]]] = {
     "mg/m3": (0.0, 1.0e7),
     "ppm": (0.0, 1.0e6),
     "%LEL": (0.0, 1.0e4),
+    "%vol": (0.0, 100.0),  # a share of the volume
 }
 
 

@@ -436,7 +436,7 @@
       this.lines = sensor.lines;
       const label = `${quantityLabel(sensor)}, ${sensor.unit}`;
       this.el = h("figure", { class: "card chart", dataset: { sensorId: sensor.sensor_id, points: 0 } }, h("figcaption", {}, h("b", {}, label), h("span", { class: "latest" }, "—")));
-      const colours = { action: "#ef6c00", limit: "#c62828", short_term: "#6a1b9a", ceiling: "#7f0000" };
+      const colours = { action: "#ef6c00", limit: "#c62828", short_term: "#6a1b9a", ceiling: "#7f0000", floor: "#283593" };
       const series = [
         {},
         { label, stroke: "#1565c0", width: 1.5, fill: "rgba(21,101,192,0.08)", points: { show: false } },

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from analytics.alerts import load_alert_norms
 from analytics.alerts.lifecycle import ACKNOWLEDGED
 from application.schedule import Schedule, current_shift, last_finished, local_time_text
 from ingest.alerting.partition import OwnershipConflictError
@@ -320,7 +321,7 @@ async def test_projected_overexposure_is_raised_before_the_limit_is_reached(
     assert f"ends the shift at {local_time_text(shift.end, zone)}" in alert.message
     assert "(Asia/Almaty)" in alert.message
     assert alert.unit == "dB(A)"
-    assert alert.threshold == 85.0
+    assert alert.threshold == load_alert_norms().noise_lex8h_levels_db[-1]
     assert alert.severity == "high"
     assert alert.time_left_s is not None
     assert 0 < alert.time_left_s < 43200
@@ -400,7 +401,8 @@ async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
         assert state.shift_w[slot] == levels.size
         assert state.shift_sum[slot] == pytest.approx(np.sum(10 ** (levels / 10)), rel=1e-9)
         # Two quiet minutes now: the loud minutes before the restart alone take the shift over
-        # LEX,8h 85 dB(A), so the projection alert opens (after its minimum duration).
+        # the noise limit (LEX,8h 85 dB(A) or more), so the projection alert opens (after its
+        # minimum duration).
         quiet_from = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=120)
         for i in range(12):
             await r.publish(
@@ -414,7 +416,7 @@ async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
         )
         (opened,) = [m for m in r.of("projected_exposure") if m.transition == "opened"]
         assert opened.severity == "high"
-        assert opened.threshold == pytest.approx(85.0)
+        assert opened.threshold == pytest.approx(load_alert_norms().noise_lex8h_levels_db[-1])
         # The projection adds to the energy of the shift so far, never takes from it.
         so_far_lex = 10 * np.log10((np.sum(10 ** (levels / 10)) + 120 * 10**7.0) / 28800)
         assert opened.value is not None
