@@ -27,7 +27,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.errors import OperationalError
 
-from analytics import Norms, load_norms
+from analytics import AnalyticsError, Norms, load_norms
 from application.assessments import (
     AssessedShift,
     Profiles,
@@ -121,7 +121,12 @@ async def assess_workplaces(
             continue
         known = None if force else await stored.digests(conn, wid, [s.start for s in todo])
         assessed += len(todo)
-        rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))
+        try:
+            rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))
+        except AnalyticsError as exc:
+            # One workplace whose data the numeric core refuses must not stop the others: its
+            # stored shifts stay as they were, and the log says what to fix.
+            log.error("assessments: workplace %s (%s) not assessed: %s", wid, w["code"], exc)
     written = await stored.upsert(conn, [r.row() for r in rows])
     return assessed, written
 
