@@ -48,7 +48,7 @@ from analytics import (
     load_norms,
     normalize_unit,
 )
-from application.schedule import Schedule, Shift, shift, shifts_between
+from application.schedule import Schedule, Shift, shifts_between
 from store import shift_assessments as stored
 from store.assessments import factor_entries_of, in_force
 from store.catalog import Row, translate_errors
@@ -615,15 +615,11 @@ async def stored_period(
     first: date,
     last: date,
     late_s: float,
-    *,
-    every_shift: bool = True,
 ) -> list[AssessedShift]:
-    """Shifts of local dates ``first..last``, oldest first: the stored ones, and with
-    ``every_shift`` the schedule's other (unmeasured) shifts that have started as well."""
+    """Every started shift of local dates ``first..last``, oldest first: the stored ones, and
+    the schedule's other (unmeasured) shifts as "nothing to assess"."""
     rows = await stored.shifts_of(conn, int(workplace["id"]), first, last)
     found = {r["shift_start"]: AssessedShift.of_row(r) for r in rows}
-    if not every_shift:
-        return list(found.values())
     schedule = schedule_of(workplace)
     now = datetime.now(UTC)
     sensors: list[SensorRef] | None = None
@@ -672,7 +668,3 @@ async def worst_shifts(
     (``detail=False``: headline figures only)."""
     rows = await stored.worst_shifts(conn, workplace_ids, first, last, detail=detail)
     return {w: AssessedShift.of_row(r) for w, r in rows.items()}
-
-
-def shift_of(workplace: Row, day: date, number: int) -> Shift:
-    return shift(schedule_of(workplace), day, number)

@@ -20,8 +20,6 @@ from psycopg.types.json import Jsonb
 from store.catalog import Row, translate_errors
 from store.readings import ReadingBlock, us_to_datetime
 
-STATUSES: Final = ("running", "provisional", "final")
-
 _COLUMNS: Final = (
     "workplace_id, shift_start, shift_end, local_day, shift_number, timezone, status, "
     "working_class, b, b_continuous, coverage_min, insufficient_data, deciding_factors, detail, "
@@ -122,14 +120,6 @@ async def take_changes(conn: AsyncConnection[Any], limit: int) -> list[Change]:
         [limit],
     )
     return [Change(int(w), lo, hi, noted) for w, lo, hi, noted in await cur.fetchall()]
-
-
-async def pending_changes(conn: AsyncConnection[Any]) -> tuple[int, datetime | None]:
-    """How many change rows wait, and when the oldest was noted."""
-    cur = await conn.execute("SELECT count(*), min(noted_at) FROM assessment_changes")
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0]), row[1]
 
 
 async def digests(
