@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,13 +75,14 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-def pg_factory() -> Iterator[Callable[[], LocalPostgres]]:
-    """Start dedicated PostgreSQL servers that a test may stop, kill and restart."""
+def pg_factory() -> Iterator[Callable[..., LocalPostgres]]:
+    """Start dedicated PostgreSQL servers that a test may stop, kill and restart (keyword
+    arguments go to ``LocalPostgres``, e.g. ``timescaledb=False``)."""
     started: list[tuple[LocalPostgres, Path]] = []
 
-    def make() -> LocalPostgres:
+    def make(**kwargs: Any) -> LocalPostgres:
         folder = scratch_dir("qorgau-test-pg-")
-        server = LocalPostgres(folder / "data", durable=False)
+        server = LocalPostgres(folder / "data", durable=False, **kwargs)
         server.start()
         started.append((server, folder))
         return server

@@ -1,13 +1,20 @@
-"""Migrations on a real PostgreSQL: idempotent, and day partitions that never refuse a write."""
+"""Migrations on a real PostgreSQL: idempotent, day partitions that never refuse a write, and the
+backend decided without ever losing the connection (TimescaleDB installed but not preloaded)."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import psycopg
+import pytest
 
-from store.connection import connect
-from store.migrate import available_migrations, upgrade
+from qorgau.localservices import LocalPostgres, timescaledb_installed
+from store.connection import DatabaseError, connect
+from store.migrate import available_migrations, timescaledb_preloaded, upgrade
 
 
 def test_upgrade_is_idempotent_and_records_the_backend(pg_url: str, schema: str) -> None:
@@ -74,3 +81,46 @@ def test_partitions_are_made_for_the_days_present_not_the_range_between(
         }
     assert {"readings_p19700101", "readings_p20200615"} <= names
     assert not any(n.startswith("readings_p1971") for n in names)
+
+
+@pytest.fixture
+def unloaded_server(pg_factory: Callable[..., LocalPostgres]) -> LocalPostgres:
+    """A server where TimescaleDB is installed but not preloaded (as on a stock Debian server
+    after ``apt-get install`` of the extension, before its configuration is changed)."""
+    if not timescaledb_installed():
+        pytest.skip("the TimescaleDB extension is not installed for the test PostgreSQL server")
+    return pg_factory(timescaledb=False)
+
+
+def test_auto_falls_back_to_plain_saying_how_to_enable_timescaledb(
+    unloaded_server: LocalPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="store.migrate"):
+        result = upgrade(unloaded_server.url, "qorgau", timescale="auto")
+    assert result.backend == "plain"
+    assert "shared_preload_libraries" in result.backend_reason
+    assert any("shared_preload_libraries" in r.getMessage() for r in caplog.records)
+    # The whole schema is there and usable: the fallback did not lose the connection.
+    assert result.applied[-1] == (
+        f"{available_migrations()[-1].version:04d}_{available_migrations()[-1].name}"
+    )
+    with connect(unloaded_server.url, "qorgau", autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM readings_1m").fetchone() == (0,)
+        assert not timescaledb_preloaded(conn)
+    assert upgrade(unloaded_server.url, "qorgau", timescale="auto").backend == "plain"
+
+
+def test_on_refuses_an_installed_but_unloaded_timescaledb_with_the_remedy(
+    unloaded_server: LocalPostgres,
+) -> None:
+    with pytest.raises(DatabaseError, match="shared_preload_libraries = 'timescaledb'"):
+        upgrade(unloaded_server.url, "qorgau", timescale="on")
+    # Nothing half-done: a later upgrade still decides afresh.
+    assert upgrade(unloaded_server.url, "qorgau", timescale="off").backend == "plain"
+
+
+def test_local_servers_preload_timescaledb_when_it_is_installed(pg_url: str) -> None:
+    if os.environ.get("QORGAU_TEST_DATABASE_URL"):
+        pytest.skip("the test server is an external one, not started by qorgau.localservices")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert timescaledb_preloaded(conn) == timescaledb_installed()
