@@ -11,8 +11,8 @@ import pytest
 from store.auth import Role
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
-from store.writes import write_readings
 from tests.api.conftest import Api, Tenant, make_tenant
+from tests.support import write_as_ingest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -33,7 +33,7 @@ async def write_shift(
     async with conn:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
-            await write_readings(conn, ReadingBlock.from_rows(rows), backend="plain")
+            await write_as_ingest(conn, ReadingBlock.from_rows(rows))
 
 
 async def enter_indicators(api: Api, tenant: Tenant, **values: int) -> None:
@@ -304,7 +304,7 @@ async def test_rollup_history_agrees_with_raw_readings(api: Api) -> None:
     async with conn:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
-            await write_readings(conn, ReadingBlock.from_rows(rows), backend="plain")
+            await write_as_ingest(conn, ReadingBlock.from_rows(rows))
     path = f"/api/v1/workplaces/{tenant.workplace['id']}"
     raw = await api.ok("GET", f"{path}/exposure", tenant.officer, params={"date": DAY.isoformat()})
     history = await api.ok(
