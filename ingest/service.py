@@ -161,6 +161,9 @@ class WorkerStatus:
     unacknowledged: int
     last_commit_age_s: float | None
     database_error: str | None
+    # TimescaleDB jobs whose latest run failed, as the maintenance job last saw them: the
+    # rollups or compression fall behind, but ingest itself is healthy.
+    failing_jobs: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +175,7 @@ class WorkerStatus:
             "unacknowledged": self.unacknowledged,
             "last_commit_age_s": self.last_commit_age_s,
             "database_error": self.database_error,
+            "failing_jobs": list(self.failing_jobs),
         }
 
 
@@ -207,6 +211,7 @@ class IngestWorker:
         self._writer: asyncio.Task[None] | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._database_error: str | None = None
+        self._failing_jobs: tuple[str, ...] = ()
         self._last_commit: float | None = None
         self._unacked = 0
         self._retire_idle_s: float | None = None
@@ -234,6 +239,7 @@ class IngestWorker:
                 None if self._last_commit is None else time.monotonic() - self._last_commit
             ),
             database_error=self._database_error,
+            failing_jobs=self._failing_jobs,
         )
 
     async def retire(self, *, idle_s: float = 5.0) -> None:
@@ -600,6 +606,10 @@ class IngestWorker:
                     self.settings.db_maintenance_interval_s,
                 )
             else:
+                self._failing_jobs = tuple(job.describe() for job in report.failing_jobs)
+                self.metrics.db_jobs_failing.set(len(self._failing_jobs))
+                for failing in self._failing_jobs:
+                    log.warning("TimescaleDB background %s", failing)
                 if report.acted:
                     self.metrics.maintenance_runs.labels("done").inc()
                     removed = self.metrics.maintenance_removed

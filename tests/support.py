@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -116,3 +117,21 @@ def drop_schema(url: str, schema: str, *, attempts: int = 10) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+def break_compression_job(url: str, schema: str) -> int:
+    """Give the schema's compression job a config it cannot run with and have the scheduler
+    run it now; returns its id."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT job_id, config FROM timescaledb_information.jobs "
+            "WHERE hypertable_schema = %s AND proc_name = 'policy_compression'",
+            [schema],
+        ).fetchone()
+        assert row is not None
+        config = {**row[1], "compress_after": "not an interval"}
+        conn.execute(
+            "SELECT alter_job(%s, config => %s::jsonb, scheduled => true, next_start => now())",
+            [row[0], json.dumps(config)],
+        )
+    return int(row[0])
