@@ -17,7 +17,6 @@ from api.auth import AnyRole
 from api.dashboard import install_dashboard
 from api.deps import ConnDep
 from api.errors import install_error_handlers
-from api.history import ShiftMemo
 from api.live import ReadingsHub
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.models import Health, error_responses
@@ -108,7 +107,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.norms = norms
     app.state.alert_norms = load_alert_norms(settings.norms_profile)
-    app.state.shift_memo = ShiftMemo(settings.api_shift_memo_size)
     install_error_handlers(app)
     if settings.api_metrics:
         app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

@@ -10,18 +10,12 @@ from fastapi import Depends, Path, Query, Request
 from psycopg import AsyncConnection
 
 from analytics import Norms
-from api.history import ShiftMemo
 from api.settings import ApiSettings
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
     async with request.app.state.pool.connection() as conn:
         yield conn
-
-
-def get_memo(request: Request) -> ShiftMemo:
-    memo: ShiftMemo = request.app.state.shift_memo
-    return memo
 
 
 def get_settings(request: Request) -> ApiSettings:
@@ -39,7 +33,6 @@ def get_norms(request: Request) -> Norms:
 ConnDep = Annotated[AsyncConnection[Any], Depends(get_conn, scope="function")]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 NormsDep = Annotated[Norms, Depends(get_norms)]
-MemoDep = Annotated[ShiftMemo, Depends(get_memo)]
 
 # Ids in paths: bigint identities (sensors are integer), bounded so that no value reaches the
 # database that it would reject as out of range.

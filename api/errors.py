@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
 from analytics import AnalyticsError
+from application.schedule import NoSuchShiftError
 from qorgau.errors import QorgauError
 from store.catalog import ConflictError, InvalidInputError, NotFoundError
 from store.connection import DatabaseUnavailableError
@@ -80,6 +81,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInputError)
     async def invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
+        return _json(422, str(exc))
+
+    @app.exception_handler(NoSuchShiftError)
+    async def no_such_shift(request: Request, exc: NoSuchShiftError) -> JSONResponse:
         return _json(422, str(exc))
 
     @app.exception_handler(AnalyticsError)

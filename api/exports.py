@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from analytics import Norms
 from api.models_risk import EnterpriseRiskPublic
-from api.scoring import EnterpriseResult, tariff_for
+from application.scoring import EnterpriseResult, tariff_for
 
 ENTERPRISE_COLUMNS: tuple[str, ...] = (
     "enterprise_code",
@@ -69,7 +69,21 @@ WORKPLACE_COLUMNS: tuple[str, ...] = (
     "norms_version",
 )
 
-Cell = str | int | float | None
+# v2: v1 and whether each figure rests on enough data (a result from too little data always
+# says so), the status of the shift В comes from and its lowest coverage.
+ENTERPRISE_COLUMNS_V2: tuple[str, ...] = (*ENTERPRISE_COLUMNS, "not_enough_data")
+WORKPLACE_COLUMNS_V2: tuple[str, ...] = (
+    *WORKPLACE_COLUMNS,
+    "b_not_enough_data",
+    "b_coverage_min",
+    "b_status",
+)
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "v1": (ENTERPRISE_COLUMNS, WORKPLACE_COLUMNS),
+    "v2": (ENTERPRISE_COLUMNS_V2, WORKPLACE_COLUMNS_V2),
+}
+
+Cell = str | int | float | bool | None
 
 
 class ExportPublic(BaseModel):
@@ -101,6 +115,7 @@ def enterprise_row(e: EnterpriseRiskPublic, norms: Norms) -> dict[str, Cell]:
         "tariff_coefficient": None if e.tariff is None else e.tariff.coefficient,
         "tariff_pct": None if e.tariff is None else e.tariff.tariff_pct,
         "norms_version": f"{norms.name} {norms.version}",
+        "not_enough_data": e.not_enough_data,
     }
     for n in range(1, 6):
         row[f"share_level_{n}"] = e.share_by_level.get(n) if e.level is not None else None
@@ -112,7 +127,6 @@ def workplace_rows(result: EnterpriseResult, norms: Norms) -> list[dict[str, Cel
     for w in result.workplaces:
         wp = w.workplace
         basis = w.basis
-        a = None if basis is None else basis.assessment
         risk = w.risk
         tariff = None if risk is None else tariff_for(result.enterprise, risk.level, norms).tariff
         values: dict[str, Any] = {
@@ -126,12 +140,10 @@ def workplace_rows(result: EnterpriseResult, norms: Norms) -> list[dict[str, Cel
             "period_from": result.first.isoformat(),
             "period_to": result.last.isoformat(),
             "b": None if basis is None else basis.b,
-            "b_class": None if a is None or a.working_class is None else a.working_class.value,
+            "b_class": None if basis is None else basis.working_class,
             "b_date": None if basis is None else basis.shift.day.isoformat(),
             "b_shift": None if basis is None else basis.shift.number,
-            "b_deciding_factors": None
-            if a is None or a.combination is None
-            else " ".join(a.combination.deciding),
+            "b_deciding_factors": None if basis is None else " ".join(basis.deciding_factors),
             "pr": None if risk is None else round(risk.pr, 6),
             "level": None if risk is None else risk.level,
             "level_name": None if risk is None else risk.level_name,
@@ -139,9 +151,12 @@ def workplace_rows(result: EnterpriseResult, norms: Norms) -> list[dict[str, Cel
             "tariff_pct": None if tariff is None else round(tariff.tariff_pct, 6),
             "unscored_reason": w.reason,
             "norms_version": f"{norms.name} {norms.version}",
+            "b_not_enough_data": None if basis is None else basis.insufficient_data,
+            "b_coverage_min": None if basis is None else basis.coverage_min,
+            "b_status": None if basis is None else basis.status,
         }
         for name in ("T", "Ob", "SIZ", "Z"):
             entry = w.indicators.get(name)
             values[name.lower()] = None if entry is None else entry["value"]
-        rows.append({c: values.get(c) for c in WORKPLACE_COLUMNS})
+        rows.append({c: values.get(c) for c in WORKPLACE_COLUMNS_V2})
     return rows

@@ -161,6 +161,17 @@ class FactorExposure(BaseModel):
 class ExposurePublic(BaseModel):
     workplace_id: int
     shift: ShiftRef
+    status: Literal["running", "provisional", "final"] = Field(
+        description="running: the shift is under way; provisional: ended, late readings may "
+        "still change it; final"
+    )
+    not_enough_data: bool = Field(
+        description="some sensor covered less of the shift than the norms' minimum: the class "
+        "and В are provisional, not a finding"
+    )
+    computed_at: dt.datetime | None = Field(
+        description="when the stored assessment was computed (null: nothing to assess)"
+    )
     working_class: str | None = Field(description="combined class of the workplace")
     B: int | None = Field(description="harmfulness index В, 1..5")
     B_continuous: float | None = Field(description="В with the position inside the band")
@@ -181,6 +192,14 @@ class ShiftSummary(BaseModel):
     date: dt.date
     shift: int
     start: dt.datetime
+    status: Literal["running", "provisional", "final"] = Field(
+        description="running: the shift is under way; provisional: ended, late readings may "
+        "still change it; final"
+    )
+    not_enough_data: bool = Field(
+        description="some sensor covered less of the shift than the norms' minimum: the class "
+        "and В are provisional, not a finding"
+    )
     working_class: str | None
     B: int | None
     B_continuous: float | None
@@ -196,7 +215,7 @@ class ExposureHistory(BaseModel):
     date_to: dt.date = Field(alias="to", serialization_alias="to")
     shifts: list[ShiftSummary]
     worst: ShiftSummary | None = Field(description="the shift with the highest В")
-    source: str = Field(description="raw readings or rollups")
+    source: str = Field(description="where the shifts come from")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -220,9 +239,11 @@ class BSource(BaseModel):
     B_continuous: float | None
     deciding_factors: list[str]
     insufficient_data: bool = Field(
-        description="true when no shift of the period had sufficient coverage, so В rests on "
-        "an extrapolated, partly measured shift"
+        description="true when no shift of the period had sufficient coverage: В rests on a "
+        "partly measured shift and is provisional"
     )
+    coverage_min: float | None = Field(description="lowest sensor coverage (0..1) of that shift")
+    status: Literal["running", "provisional", "final"] | None
     explanation: str
 
 
@@ -348,6 +369,8 @@ class EnterpriseRiskPublic(BaseModel):
                     "workplaces_scored": 2,
                     "workplaces_unscored": 1,
                     "unscored": {"crane-3": "indicators not entered: Z"},
+                    "workplaces_not_enough_data": [],
+                    "not_enough_data": False,
                     "tariff": {
                         "base_rate_pct": 1.55,
                         "coefficient": 1.2,
@@ -377,6 +400,15 @@ class EnterpriseRiskPublic(BaseModel):
     workplaces_scored: int
     workplaces_unscored: int
     unscored: dict[str, str] = Field(description="workplace code → why it has no ПР")
+    workplaces_not_enough_data: list[str] = Field(
+        default_factory=list,
+        description="scored workplaces whose В rests on a shift with too little data",
+    )
+    not_enough_data: bool = Field(
+        default=False,
+        description="some scored workplace's В rests on a shift with too little data: the "
+        "level is provisional",
+    )
     tariff: TariffPublic | None
     tariff_note: str | None = None
 

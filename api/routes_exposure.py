@@ -9,17 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from api.auth import Reader
-from api.deps import ConnDep, Day, MemoDep, NormsDep, SettingsDep, WorkplaceId
+from api.deps import ConnDep, Day, NormsDep, SettingsDep, WorkplaceId
 from api.errors import UnprocessableError, not_found_response
-from api.exposure import (
-    ShiftExposure,
-    assess_shift,
-    insufficient,
-    schedule_of,
-    sufficient,
-    worst,
-)
-from api.history import history
 from api.models import error_responses
 from api.models_risk import (
     BSource,
@@ -35,8 +26,15 @@ from api.models_risk import (
     ShiftSummary,
     TariffPublic,
 )
-from api.scoring import TariffResult, guarantees_for, ppe_for, tariff_for, workplace_risk
-from api.shifts import Schedule, Shift, last_finished, shift, today
+from application.assessments import (
+    AssessedShift,
+    schedule_of,
+    stored_period,
+    stored_shift,
+    worst,
+)
+from application.schedule import Schedule, Shift, last_finished, shift, today
+from application.scoring import TariffResult, guarantees_for, ppe_for, tariff_for, workplace_risk
 from store import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["exposure and risk"], responses=error_responses())
@@ -82,115 +80,48 @@ def shift_ref(s: Shift) -> ShiftRef:
     return ShiftRef(date=s.day, shift=s.number, start=s.start, end=s.end, duration_s=s.duration_s)
 
 
-def exposure_public(workplace_id: int, found: ShiftExposure) -> ExposurePublic:
-    a = found.assessment
-    sensors: list[SensorExposure] = []
-    coverages: list[float] = []
-    if a is not None:
-        for s in a.sensors:
-            metrics = dict(s.metrics)
-            if found.coverage is not None and s.sensor in found.coverage:
-                metrics["coverage"] = found.coverage[s.sensor]
-            cov = metrics.get("coverage")
-            if cov is not None and math.isfinite(cov):
-                coverages.append(float(cov))
-            flagged = s.sensor in insufficient(found)
-            sensors.append(
-                SensorExposure(
-                    sensor_id=found.sensor_ids.get(s.sensor),
-                    sensor=s.sensor,
-                    quantity=s.quantity,
-                    substance=s.substance,
-                    samples=found.samples.get(s.sensor, 0),
-                    metrics={k: _num(v) for k, v in metrics.items()},
-                    working_class=None if s.working_class is None else s.working_class.value,
-                    factor=s.factor,
-                    B_continuous=_num(s.b_continuous),
-                    insufficient_data=flagged,
-                    basis=s.basis,
-                )
-            )
-    for skipped in found.skipped:
-        no_data = skipped.reason.startswith("no readings")
-        if no_data:
-            coverages.append(0.0)
-        sensors.append(
-            SensorExposure(
-                sensor_id=skipped.sensor.id,
-                sensor=skipped.sensor.code,
-                quantity=skipped.sensor.quantity,
-                substance=skipped.sensor.substance,
-                samples=0,
-                metrics={"coverage": 0.0} if no_data else {},
-                working_class=None,
-                factor=None,
-                B_continuous=None,
-                insufficient_data=no_data,
-                basis=skipped.reason,
-            )
-        )
-    factors = []
-    if a is not None:
-        for f in a.factors:
-            factors.append(
-                FactorExposure(
-                    factor=f.factor,
-                    working_class=f.working_class.value,
-                    B=f.b,
-                    B_continuous=round(f.b_continuous, 6),
-                    source="measured" if f.sensors else "entered",
-                    sensors=list(f.sensors),
-                    basis=f.basis,
-                )
-            )
-    flagged_sensors = list(insufficient(found))
-    flagged_sensors += [s.sensor.code for s in found.skipped if s.reason.startswith("no readings")]
+def exposure_public(found: AssessedShift) -> ExposurePublic:
+    d = found.detail
     return ExposurePublic(
-        workplace_id=workplace_id,
+        workplace_id=found.workplace_id,
         shift=shift_ref(found.shift),
-        working_class=None if a is None or a.working_class is None else a.working_class.value,
+        status=found.status,
+        computed_at=found.computed_at,
+        not_enough_data=found.insufficient_data,
+        working_class=found.working_class,
         B=found.b,
-        B_continuous=_num(found.b_continuous),
-        rule=None if a is None or a.combination is None else a.combination.rule,
-        deciding_factors=[] if a is None or a.combination is None else list(a.combination.deciding),
-        coverage_min=min(coverages) if coverages else None,
-        insufficient_data=flagged_sensors,
-        sensors=sensors,
-        factors=factors,
-        mixture_index={} if a is None else {k: _num(v) for k, v in a.mixture_index.items()},
-        explanation=found.note if a is None else a.explanation,
-        norms={} if a is None else {"name": a.norms_name, "version": a.norms_version},
+        B_continuous=found.b_continuous,
+        rule=d.get("rule"),
+        deciding_factors=found.deciding_factors,
+        coverage_min=found.coverage_min,
+        insufficient_data=found.insufficient_sensors,
+        sensors=[SensorExposure.model_validate(s) for s in found.sensors],
+        factors=[FactorExposure.model_validate(f) for f in found.factors],
+        mixture_index=dict(d.get("mixture_index", {})),
+        explanation=found.explanation or found.note,
+        norms={"name": found.norms_profile, "version": found.norms_version},
     )
 
 
-def shift_summary(found: ShiftExposure) -> ShiftSummary:
-    a = found.assessment
-    if found.coverage is not None:
-        coverages = list(found.coverage.values())
-    elif a is not None:
-        coverages = [float(s.metrics.get("coverage", math.nan)) for s in a.sensors]
-    else:
-        coverages = []
-    coverages += [0.0 for s in found.skipped if s.reason.startswith("no readings")]
-    finite = [c for c in coverages if math.isfinite(c)]
-    flagged = list(insufficient(found))
-    flagged += [s.sensor.code for s in found.skipped if s.reason.startswith("no readings")]
+def shift_summary(found: AssessedShift) -> ShiftSummary:
     return ShiftSummary(
         date=found.shift.day,
         shift=found.shift.number,
         start=found.shift.start,
-        working_class=None if a is None or a.working_class is None else a.working_class.value,
+        status=found.status,
+        not_enough_data=found.insufficient_data,
+        working_class=found.working_class,
         B=found.b,
-        B_continuous=_num(found.b_continuous),
-        deciding_factors=[] if a is None or a.combination is None else list(a.combination.deciding),
-        coverage_min=_num(min(finite)) if finite else None,
-        insufficient_data=flagged,
+        B_continuous=found.b_continuous,
+        deciding_factors=found.deciding_factors,
+        coverage_min=found.coverage_min,
+        insufficient_data=found.insufficient_sensors,
         note=found.note,
     )
 
 
-def b_source(found: ShiftExposure | None) -> BSource:
-    if found is None or found.assessment is None:
+def b_source(found: AssessedShift | None) -> BSource:
+    if found is None:
         return BSource(
             date=None,
             shift=None,
@@ -198,17 +129,20 @@ def b_source(found: ShiftExposure | None) -> BSource:
             B_continuous=None,
             deciding_factors=[],
             insufficient_data=True,
+            coverage_min=None,
+            status=None,
             explanation="",
         )
-    a = found.assessment
     return BSource(
         date=found.shift.day,
         shift=found.shift.number,
-        working_class=None if a.working_class is None else a.working_class.value,
-        B_continuous=_num(found.b_continuous),
-        deciding_factors=[] if a.combination is None else list(a.combination.deciding),
-        insufficient_data=not sufficient(found),
-        explanation=a.explanation,
+        working_class=found.working_class,
+        B_continuous=found.b_continuous,
+        deciding_factors=found.deciding_factors,
+        insufficient_data=found.insufficient_data,
+        coverage_min=found.coverage_min,
+        status=found.status,
+        explanation=found.explanation,
     )
 
 
@@ -232,16 +166,20 @@ async def workplace_exposure(
     workplace_id: WorkplaceId,
     conn: ConnDep,
     norms: NormsDep,
+    settings: SettingsDep,
     token: Reader,
     day: Annotated[Day, Query(alias="date")] = None,
     number: Annotated[ShiftNumber, Query(alias="shift")] = None,
 ) -> ExposurePublic:
-    """Exposure of one shift from raw readings: metrics per sensor (LEX,8h, A(8), TWA, 15-min
-    maximum, coverage), class per factor, combined class, В discrete and continuous. Default:
-    the latest finished shift."""
+    """The stored assessment of one shift: metrics per sensor (LEX,8h, A(8), TWA, 15-min
+    maximum, coverage), class per factor, combined class, В discrete and continuous, its status
+    (running, provisional, final) and whether the data were enough. Default: the latest
+    finished shift."""
     workplace = await catalog.require(conn, "workplace", workplace_id, token.scope)
     chosen = pick_shift(schedule_of(workplace), day, number)
-    return exposure_public(workplace_id, await assess_shift(conn, norms, workplace, chosen))
+    return exposure_public(
+        await stored_shift(conn, norms, workplace, chosen, settings.ingest_max_past_s)
+    )
 
 
 @router.get(
@@ -254,7 +192,6 @@ async def workplace_exposure_history(
     conn: ConnDep,
     norms: NormsDep,
     settings: SettingsDep,
-    memo: MemoDep,
     token: Reader,
     first: Annotated[Day, Query(alias="from")] = None,
     last: Annotated[Day, Query(alias="to")] = None,
@@ -264,7 +201,7 @@ async def workplace_exposure_history(
     workplace = await catalog.require(conn, "workplace", workplace_id, token.scope)
     schedule = schedule_of(workplace)
     first, last = resolve_period(schedule.timezone, first, last, settings.api_history_max_days)
-    shifts = await history(conn, norms, workplace, first, last, memo)
+    shifts = await stored_period(conn, norms, workplace, first, last, settings.ingest_max_past_s)
     top = worst(shifts)
     return ExposureHistory(
         workplace_id=workplace_id,
@@ -272,7 +209,7 @@ async def workplace_exposure_history(
         date_to=last,
         shifts=[shift_summary(s) for s in shifts],
         worst=None if top is None else shift_summary(top),
-        source=shifts[0].source if shifts else "rollups",
+        source="stored shift assessments (from the minute rollups)",
     )
 
 
@@ -282,7 +219,6 @@ async def workplace_risk_route(
     conn: ConnDep,
     norms: NormsDep,
     settings: SettingsDep,
-    memo: MemoDep,
     token: Reader,
     first: Annotated[Day, Query(alias="from")] = None,
     last: Annotated[Day, Query(alias="to")] = None,
@@ -303,7 +239,9 @@ async def workplace_risk_route(
         first = last = chosen.day
     else:
         first, last = resolve_period(schedule.timezone, first, last, settings.api_history_max_days)
-    result = await workplace_risk(conn, norms, workplace, first, last, memo=memo, shift=chosen)
+    result = await workplace_risk(
+        conn, norms, workplace, first, last, late_s=settings.ingest_max_past_s, shift=chosen
+    )
     if result.risk is None:
         raise HTTPException(409, f"no ПР for workplace {workplace_id}: {result.reason}")
     risk = result.risk

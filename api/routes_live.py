@@ -21,12 +21,12 @@ from analytics.alerts import AlertNorms
 from api.auth import Reader
 from api.deps import ConnDep, NormsDep, WorkplaceId
 from api.errors import not_found_response
-from api.exposure import SensorRef
 from api.live import LiveReadings, ReadingsHub
 from api.models import error_responses
 from api.models_risk import ShiftRef
-from api.running import RunningExposure, running_exposure
 from api.settings import ApiSettings
+from application.assessments import SensorRef
+from application.running import RunningExposure, running_exposure
 from edge.protocol import readings_topic
 from store import catalog
 from store.catalog import Row
@@ -94,6 +94,14 @@ class LiveExposurePublic(BaseModel):
     B_continuous: float | None
     deciding_factors: list[str]
     explanation: str
+    not_enough_data: bool = Field(
+        description="the shift so far covers less than the norms' minimum: class and В are "
+        "provisional"
+    )
+    coverage_min: float | None = Field(description="lowest sensor coverage (0..1) so far")
+    assessed_at: datetime | None = Field(
+        description="when the stored assessment of this shift was computed"
+    )
 
 
 def _num(value: float | None) -> float | None:
@@ -153,6 +161,9 @@ def live_public(
         B_continuous=_num(found.b_continuous),
         deciding_factors=list(found.deciding_factors),
         explanation=found.explanation,
+        not_enough_data=found.insufficient_data,
+        coverage_min=_num(found.coverage_min),
+        assessed_at=found.assessed_at,
     )
 
 
@@ -208,10 +219,16 @@ async def _channels(conn: ConnDep, workplace_id: int, token: Reader, prefix: str
 
 
 async def _exposure(
-    conn: ConnDep, norms: Norms, alert_norms: AlertNorms, channels: _Channels
+    conn: ConnDep, norms: Norms, alert_norms: AlertNorms, channels: _Channels, late_s: float
 ) -> LiveExposurePublic:
     found = await running_exposure(
-        conn, norms, alert_norms, channels.workplace, channels.enterprise, sensors=channels.refs
+        conn,
+        norms,
+        alert_norms,
+        channels.workplace,
+        channels.enterprise,
+        late_s=late_s,
+        sensors=channels.refs,
     )
     return live_public(channels.workplace, channels.enterprise, channels.devices, found)
 
@@ -230,7 +247,9 @@ async def live_exposure(
     against; the class and В if the shift goes on as it has so far."""
     settings: ApiSettings = request.app.state.settings
     channels = await _channels(conn, workplace_id, token, settings.topic_prefix)
-    return await _exposure(conn, norms, request.app.state.alert_norms, channels)
+    return await _exposure(
+        conn, norms, request.app.state.alert_norms, channels, settings.ingest_max_past_s
+    )
 
 
 @router.get(
@@ -268,7 +287,9 @@ async def live(
         # not hold one in between.
         try:
             async with pool.connection() as own:
-                found = await _exposure(own, norms, alert_norms, channels)
+                found = await _exposure(
+                    own, norms, alert_norms, channels, settings.ingest_max_past_s
+                )
         except Exception as exc:  # the readings go on even if the database is away
             log.warning("live exposure of workplace %s: %s", workplace_id, exc)
             return None

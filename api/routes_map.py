@@ -13,19 +13,12 @@ from psycopg import AsyncConnection
 
 from analytics import Norms
 from api.auth import AnyRole, Reader
-from api.deps import ConnDep, Day, EnterpriseId, MemoDep, NormsDep, SettingsDep
-from api.exports import (
-    ENTERPRISE_COLUMNS,
-    WORKPLACE_COLUMNS,
-    ExportPublic,
-    enterprise_row,
-    workplace_rows,
-)
-from api.history import ShiftMemo
+from api.deps import ConnDep, Day, EnterpriseId, NormsDep, SettingsDep
+from api.exports import COLUMNS, ExportPublic, enterprise_row, workplace_rows
 from api.models import error_responses
 from api.models_risk import EnterpriseRiskPublic, MapPublic
 from api.routes_exposure import resolve_period, tariff_public
-from api.scoring import EnterpriseResult, enterprise_risks
+from application.scoring import EnterpriseResult, enterprise_risks
 from store import catalog
 from store.auth import TokenInfo
 
@@ -41,7 +34,11 @@ ActivityCode = Annotated[
     str | None, Query(max_length=20, description="only this economic activity code (ОКЭД)")
 ]
 ColumnSet = Annotated[
-    Literal["v1"], Query(description="column set; v1 is stable, new columns come as v2")
+    Literal["v1", "v2"],
+    Query(
+        description="column set; each is stable once published. v2 adds whether a figure "
+        "rests on enough data, the status and coverage of the shift В comes from"
+    ),
 ]
 Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
 
@@ -58,6 +55,11 @@ def enterprise_public(result: EnterpriseResult) -> EnterpriseRiskPublic:
         for w in result.workplaces
         if w.risk is None or w.workplace["headcount"] <= 0
     }
+    provisional = [
+        w.workplace["code"]
+        for w in result.workplaces
+        if w.risk is not None and w.basis is not None and w.basis.insufficient_data
+    ]
     return EnterpriseRiskPublic(
         enterprise_id=e["enterprise_id"],
         enterprise=e["enterprise"],
@@ -75,6 +77,8 @@ def enterprise_public(result: EnterpriseResult) -> EnterpriseRiskPublic:
         share_by_level={}
         if integral is None
         else {k: round(v, 6) for k, v in integral.share_by_level.items()},
+        workplaces_not_enough_data=provisional,
+        not_enough_data=bool(provisional),
         workplaces_scored=len(result.workplaces) - len(unscored),
         workplaces_unscored=len(unscored),
         unscored=unscored,
@@ -90,14 +94,14 @@ async def _results(
     filters: dict[str, Any],
     first: date,
     last: date,
-    memo: ShiftMemo,
+    late_s: float,
 ) -> list[EnterpriseResult]:
     """Integral risk of every enterprise in the caller's scope that passes ``filters``,
     including enterprises without workplaces (unscored)."""
     workplaces = await catalog.workplaces_of(
         conn, token.scope, {f"e.{k}": v for k, v in filters.items()}
     )
-    results = await enterprise_risks(conn, norms, workplaces, first, last, memo)
+    results = await enterprise_risks(conn, norms, workplaces, first, last, late_s=late_s)
     seen = {r.enterprise["enterprise_id"] for r in results}
     everyone = await catalog.page(conn, "enterprise", token.scope, filters=filters, limit=100_000)
     for e in everyone.items:
@@ -124,7 +128,6 @@ async def enterprise_risk_route(
     conn: ConnDep,
     norms: NormsDep,
     settings: SettingsDep,
-    memo: MemoDep,
     token: Reader,
     first: Annotated[Day, Query(alias="from")] = None,
     last: Annotated[Day, Query(alias="to")] = None,
@@ -133,7 +136,9 @@ async def enterprise_risk_route(
     its level, the headcount per level and the insurance tariff at that level."""
     enterprise = await catalog.require(conn, "enterprise", enterprise_id, token.scope)
     first, last = resolve_period(enterprise["timezone"], first, last, settings.api_history_max_days)
-    results = await _results(conn, norms, token, {"id": enterprise_id}, first, last, memo)
+    results = await _results(
+        conn, norms, token, {"id": enterprise_id}, first, last, settings.ingest_max_past_s
+    )
     return enterprise_public(results[0])
 
 
@@ -142,7 +147,6 @@ async def risk_map(
     conn: ConnDep,
     norms: NormsDep,
     settings: SettingsDep,
-    memo: MemoDep,
     token: AnyRole,
     region: Region = None,
     activity_risk_class: RiskClass = None,
@@ -158,7 +162,7 @@ async def risk_map(
         "activity_risk_class": activity_risk_class,
         "activity_code": activity_code,
     }
-    results = await _results(conn, norms, token, filters, first, last, memo)
+    results = await _results(conn, norms, token, filters, first, last, settings.ingest_max_past_s)
     enterprises = [enterprise_public(r) for r in results]
     levels = len(norms.risk.level_thresholds) + 1
     by_level = dict.fromkeys(range(1, levels + 1), 0)
@@ -175,7 +179,12 @@ async def risk_map(
 
 
 def _export(
-    kind: str, columns: tuple[str, ...], rows: list[dict[str, Any]], fmt: str, meta: dict[str, Any]
+    kind: str,
+    version: str,
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+    fmt: str,
+    meta: dict[str, Any],
 ) -> Response:
     if fmt == "csv":
         out = io.StringIO()
@@ -186,15 +195,20 @@ def _export(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="qorgau-{kind}-v1.csv"',
-                "X-Qorgau-Export-Columns": "v1",
+                "Content-Disposition": f'attachment; filename="qorgau-{kind}-{version}.csv"',
+                "X-Qorgau-Export-Columns": version,
             },
         )
-    body = ExportPublic(columns_version="v1", columns=list(columns), rows=rows, **meta)
+    body = ExportPublic(
+        columns_version=version,
+        columns=list(columns),
+        rows=[{c: row.get(c) for c in columns} for row in rows],
+        **meta,
+    )
     return Response(
         body.model_dump_json(),
         media_type="application/json",
-        headers={"X-Qorgau-Export-Columns": "v1"},
+        headers={"X-Qorgau-Export-Columns": version},
     )
 
 
@@ -214,10 +228,9 @@ async def export_enterprises(
     conn: ConnDep,
     norms: NormsDep,
     settings: SettingsDep,
-    memo: MemoDep,
     token: AnyRole,
     format: Format = "json",
-    columns: ColumnSet = "v1",
+    columns: ColumnSet = "v2",
     region: Region = None,
     activity_risk_class: RiskClass = None,
     first: Annotated[Day, Query(alias="from")] = None,
@@ -227,10 +240,10 @@ async def export_enterprises(
     tariff. Columns of `v1` are listed in docs/api.md and never change meaning."""
     first, last = resolve_period(COUNTRY_ZONE, first, last, settings.api_history_max_days)
     filters = {"region": region, "activity_risk_class": activity_risk_class}
-    results = await _results(conn, norms, token, filters, first, last, memo)
+    results = await _results(conn, norms, token, filters, first, last, settings.ingest_max_past_s)
     rows = [enterprise_row(enterprise_public(r), norms) for r in results]
     meta = _meta(first, last, norms)
-    return _export("enterprises", ENTERPRISE_COLUMNS, rows, format, meta)
+    return _export("enterprises", columns, COLUMNS[columns][0], rows, format, meta)
 
 
 @router.get("/export/workplaces", response_class=Response, responses=_EXPORT_RESPONSES)
@@ -238,10 +251,9 @@ async def export_workplaces(
     conn: ConnDep,
     norms: NormsDep,
     settings: SettingsDep,
-    memo: MemoDep,
     token: AnyRole,
     format: Format = "json",
-    columns: ColumnSet = "v1",
+    columns: ColumnSet = "v2",
     region: Region = None,
     activity_risk_class: RiskClass = None,
     first: Annotated[Day, Query(alias="from")] = None,
@@ -251,10 +263,10 @@ async def export_workplaces(
     class and the enterprise's tariff at the workplace's level. Columns: docs/api.md."""
     first, last = resolve_period(COUNTRY_ZONE, first, last, settings.api_history_max_days)
     filters = {"region": region, "activity_risk_class": activity_risk_class}
-    results = await _results(conn, norms, token, filters, first, last, memo)
+    results = await _results(conn, norms, token, filters, first, last, settings.ingest_max_past_s)
     rows = [row for r in results for row in workplace_rows(r, norms)]
     meta = _meta(first, last, norms)
-    return _export("workplaces", WORKPLACE_COLUMNS, rows, format, meta)
+    return _export("workplaces", columns, COLUMNS[columns][1], rows, format, meta)
 
 
 def _meta(first: date, last: date, norms: Norms) -> dict[str, Any]:

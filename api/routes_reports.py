@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.auth import Reader
-from api.deps import ConnDep, Day, NormsDep, WorkplaceId
-from api.exposure import schedule_of
+from api.deps import ConnDep, Day, NormsDep, SettingsDep, WorkplaceId
 from api.models import error_responses
-from api.reports import shift_report
 from api.routes_exposure import ShiftNumber, pick_shift
+from application.assessments import schedule_of
+from application.reports import shift_report
 from dashboards.reports import FORMATS, MEDIA_TYPES, ReportFormat, render
 from store import catalog
 
@@ -36,6 +36,7 @@ async def workplace_report(
     request: Request,
     conn: ConnDep,
     norms: NormsDep,
+    settings: SettingsDep,
     token: Reader,
     day: Annotated[Day, Query(alias="date")] = None,
     number: Annotated[ShiftNumber, Query(alias="shift")] = None,
@@ -50,7 +51,13 @@ async def workplace_report(
     enterprise = await catalog.require(conn, "enterprise", workplace["enterprise_id"], token.scope)
     chosen = pick_shift(schedule_of(workplace), day, number)
     report = await shift_report(
-        conn, norms, request.app.state.alert_norms, workplace, enterprise, chosen
+        conn,
+        norms,
+        request.app.state.alert_norms,
+        workplace,
+        enterprise,
+        chosen,
+        late_s=settings.ingest_max_past_s,
     )
     # Rendering is CPU work (matplotlib): off the event loop.
     body = await asyncio.to_thread(render, report, fmt)

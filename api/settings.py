@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from store.settings import DatabaseSettings
+from store.settings import DEFAULT_MAX_PAST_S, DatabaseSettings
 
 
 class ApiSettings(DatabaseSettings):
@@ -21,11 +21,11 @@ class ApiSettings(DatabaseSettings):
         description="norms profile (name shipped with analytics, or a TOML path) for classes, "
         "В, ПР, levels, tariffs, PPE and social guarantees",
     )
-    api_shift_memo_size: int = Field(
-        default=100_000,
-        ge=0,
-        description="shift results kept in memory for exposure histories (keyed by their "
-        "inputs, so never stale); 0 turns the memo off",
+    ingest_max_past_s: float = Field(
+        default=DEFAULT_MAX_PAST_S,
+        gt=0,
+        description="ingest's sample window (the same variable ingest reads): a shift ended "
+        "longer ago than this is final",
     )
     api_history_max_days: int = Field(
         default=92, ge=1, le=400, description="longest date range one history request covers"

@@ -8,9 +8,8 @@ from dataclasses import replace
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ingest.validate import DEFAULT_MAX_PAST_S
 from store.policies import MaintenancePolicy, StoragePolicies
-from store.settings import DatabaseSettings
+from store.settings import DEFAULT_MAX_PAST_S, DatabaseSettings
 
 
 class IngestSettings(DatabaseSettings):

@@ -34,14 +34,6 @@ PHYSICAL_RANGE_BY_UNIT: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-# Samples older than this are refused as past_timestamp unless configured otherwise: an edge
-# outbox may deliver two weeks late (about 330 h of a standard device fit its 128 MiB), a device
-# whose clock was reset reports 1970. The window also keeps exactly-once exact after pruning: it
-# must stay shorter than the dedupe horizon (store/settings.py: DEFAULT_DEDUPE_HORIZON, 30 days),
-# or a message redelivered after its (device, seq) was forgotten would be stored twice.
-DEFAULT_MAX_PAST_S: Final = 28 * 86_400.0
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     reason: RejectReason

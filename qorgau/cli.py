@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "devices",
     "ingest",
+    "assessments",
     "alerts",
     "api",
     "db",

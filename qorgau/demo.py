@@ -22,7 +22,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import ApiSettings
-from api.shifts import Schedule, shifts_between, today
+from application.schedule import Schedule, shifts_between, today
 from edge.agent import EdgeAgent
 from edge.driver import Driver
 from edge.settings import EdgeSettings

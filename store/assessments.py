@@ -5,13 +5,23 @@ latest entered) is the one in force on a date."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from store.catalog import Row, translate_errors
+from store.shift_assessments import note_workplace
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
 
 INDICATORS: tuple[str, ...] = ("T", "Ob", "SIZ", "Z")
 
@@ -70,6 +80,9 @@ async def add_factor(
             VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_FACTOR_COLUMNS}""",
         [workplace_id, factor, working_class, assessed_by, assessed_on, evidence, entered_by],
     )
+    # The stored shifts from that date on are assessed again (a day early: local dates).
+    since = _day_start(assessed_on) - timedelta(days=1)
+    await note_workplace(conn, workplace_id, since, max(since, now()))
     return rows[0]
 
 

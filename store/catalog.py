@@ -285,15 +285,23 @@ async def update(
 
 
 async def workplaces_of(
-    conn: AsyncConnection[Any], scope: Scope, filters: Mapping[str, Any] | None = None
+    conn: AsyncConnection[Any],
+    scope: Scope,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    ids: Sequence[int] | None = None,
 ) -> list[Row]:
-    """Every workplace in ``scope`` with its enterprise's fields, for integral risk and exports."""
+    """Every workplace in ``scope`` (and among ``ids``) with its enterprise's fields, for
+    integral risk, exports and the assessment service."""
     cond, params = scope.where()
     clauses = [cond]
     for column, value in (filters or {}).items():
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(value)
+    if ids is not None:
+        clauses.append("w.id = ANY(%s::bigint[])")
+        params.append(list(ids))
     return await _fetch(
         conn,
         f"""SELECT w.id, w.code, w.name, w.profession, w.headcount, w.enterprise_id,

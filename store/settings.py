@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,14 @@ from store.policies import MaintenancePolicy, StoragePolicies
 # keeps an offline session for 14 days, so a message can come back that late; 30 days leaves a
 # margin and must stay above ingest's sample window (ingest/validate.py: DEFAULT_MAX_PAST_S).
 DEFAULT_DEDUPE_HORIZON = "30 days"
+
+# Samples older than this are refused as past_timestamp unless configured otherwise
+# (QORGAU_INGEST_MAX_PAST_S): an edge outbox may deliver two weeks late (about 330 h of a standard
+# device fit its 128 MiB), a device whose clock was reset reports 1970. The window also keeps
+# exactly-once exact after pruning: it must stay shorter than the dedupe horizon above, or a
+# message redelivered after its (device, seq) was forgotten would be stored twice. A stored shift
+# assessment is final once this long has passed since the shift ended.
+DEFAULT_MAX_PAST_S: Final = 28 * 86_400.0
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 

@@ -13,7 +13,7 @@ from firmware_sim.scenario import Scenario
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
-from tests.support import write_as_ingest
+from tests.support import assess_now, write_as_ingest
 
 
 def _block(blocks: Sequence[SampleBlock], ids: dict[str, int]) -> ReadingBlock:
@@ -41,7 +41,8 @@ def _block(blocks: Sequence[SampleBlock], ids: dict[str, int]) -> ReadingBlock:
 async def store_readings(
     pg_url: str, schema: str, devices: Sequence[Driver], until: datetime
 ) -> int:
-    """Read every device up to ``until`` and store the samples; returns how many."""
+    """Read every device up to ``until`` and store the samples, then let the assessment service
+    store their shifts (one pass); returns how many samples."""
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:
         rows = await (await conn.execute("SELECT code, id FROM sensors")).fetchall()
@@ -56,7 +57,8 @@ async def store_readings(
             await ensure_partitions(conn, first, last)
             async with conn.transaction():
                 total += await write_as_ingest(conn, block)
-        return total
+    await assess_now(pg_url, schema)
+    return total
 
 
 async def register_scenario(pg_url: str, schema: str, scenario: Scenario) -> dict[str, int]:

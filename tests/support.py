@@ -135,3 +135,24 @@ def break_compression_job(url: str, schema: str) -> int:
             [row[0], json.dumps(config)],
         )
     return int(row[0])
+
+
+async def assess_now(url: str, schema: str, norms_profile: str = "default") -> int:
+    """One pass of the assessment service over everything stored since its last pass (what
+    ``qorgau assessments run`` does every few seconds); returns the shifts written."""
+    from analytics import load_norms
+    from application.assessment_service import AssessmentService
+    from application.settings import AssessmentSettings
+    from store.connection import connect_async
+
+    settings = AssessmentSettings(
+        database_url=url, database_schema=schema, norms_profile=norms_profile
+    )
+    service = AssessmentService(settings, load_norms(norms_profile))
+    written = 0
+    async with await connect_async(url, schema, autocommit=True) as conn:
+        while True:
+            result = await service.pass_once(conn)
+            written += result.shifts_written
+            if result.changes < settings.assess_batch_changes:
+                return written

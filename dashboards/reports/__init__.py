@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from dashboards.reports.model import (
+from application.report_model import (
     AlertRow,
     FactorRow,
     LimitMark,

@@ -22,7 +22,7 @@ from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from dashboards.reports.model import SensorSection, ShiftReport, fmt, metric_cell
+from application.report_model import SensorSection, ShiftReport, fmt, metric_cell
 
 A4_IN = (8.27, 11.69)
 MARGIN = 0.07  # of the page width and height
@@ -225,9 +225,29 @@ def render_pdf(report: ShiftReport) -> bytes:
             f"{end:%Y-%m-%d %H:%M} ({r.timezone})",
             size=9, colour="#5f6b7a", gap=0.01,
         )  # fmt: skip
+        if r.insufficient_data:
+            lowest = "—" if r.coverage_min is None else f"{fmt(r.coverage_min * 100)} %"
+            pages.text(
+                f"PROVISIONAL — not enough data (lowest coverage {lowest}): the class and В "
+                "below are not a finding",
+                size=12,
+                bold=True,
+                colour="#b3261e",
+            )
         b = "—" if r.b is None else f"{r.b} ({fmt(r.b_continuous)})"
-        pages.text(f"Class of working conditions: {r.working_class or '—'}    "
-                   f"Harmfulness index В: {b}", size=12, bold=True)  # fmt: skip
+        if r.insufficient_data and r.b is not None:
+            b += " (provisional)"
+        pages.text(
+            f"Class of working conditions: {r.headline_class}    Harmfulness index В: {b}",
+            size=12,
+            bold=True,
+        )
+        if r.status != "final":
+            pages.text(
+                f"Assessment status: {r.status} (late readings may still change it)",
+                size=9,
+                colour="#5f6b7a",
+            )
         if r.risk is not None:
             pages.text(
                 f"Occupational risk ПР: {fmt(r.risk.pr)}, level {r.risk.level} "

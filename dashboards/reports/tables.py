@@ -15,7 +15,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from dashboards.reports.model import METRICS, ShiftReport, metric_cell
+from application.report_model import METRICS, ShiftReport, metric_cell
 
 CSV_HEADER = ("section", "item", "name", "value", "unit")
 CLASS_FILLS = {"1": "DFF1E0", "2": "DFF1E0", "3.1": "FFF3C4", "3.2": "FFE0C2", "3.3": "FFC9A8",
@@ -38,6 +38,10 @@ def _rows(r: ShiftReport) -> Iterator[tuple[str, str, str, object, str]]:
     yield "shift", r.workplace, "end", r.end.astimezone(zone).isoformat(), r.timezone
     yield "workplace", r.workplace, "class", r.working_class or "", ""
     yield "workplace", r.workplace, "B", "" if r.b is None else r.b, "1..5"
+    yield "workplace", r.workplace, "status", r.status, ""
+    yield "workplace", r.workplace, "insufficient_data", str(r.insufficient_data).lower(), ""
+    coverage = "" if r.coverage_min is None else _num(r.coverage_min)
+    yield "workplace", r.workplace, "coverage_min", coverage, "0..1"
     yield "workplace", r.workplace, "B continuous", _num(r.b_continuous) or "", "1..5"
     yield "workplace", r.workplace, "deciding factors", " ".join(r.deciding_factors), ""
     for s in r.sensors:
@@ -111,7 +115,10 @@ def render_xlsx(report: ShiftReport) -> bytes:
         ["start", r.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
         ["end", r.end.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
         ["time zone", r.timezone],
-        ["class of working conditions", r.working_class or ""],
+        ["class of working conditions", r.headline_class],
+        ["assessment status", r.status],
+        ["insufficient data", r.insufficient_data],
+        ["lowest coverage", _num(r.coverage_min)],
         ["harmfulness index В (1..5)", r.b],
         ["В continuous", _num(r.b_continuous)],
         ["deciding factors", ", ".join(r.deciding_factors)],

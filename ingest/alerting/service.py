@@ -76,7 +76,7 @@ from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.webhooks import WebhookDispatcher
 from ingest.alerting.wire import AlertMessage, from_event
 from ingest.mqtt import mqtt5_client
-from ingest.validate import DEFAULT_MAX_PAST_S, ChannelRows, TimeWindow, check_channels
+from ingest.validate import ChannelRows, TimeWindow, check_channels
 from qorgau.backoff import backoff_delay_s, supervise
 from store.alerts import (
     EnterpriseAlertSettings,
@@ -92,6 +92,7 @@ from store.alerts import (
 )
 from store.connection import ReconnectingConnection, is_connection_problem
 from store.registry import DeviceInfo, find_device
+from store.settings import DEFAULT_MAX_PAST_S
 
 log = logging.getLogger(__name__)
 

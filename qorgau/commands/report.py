@@ -53,10 +53,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from analytics import load_norms
     from analytics.alerts import load_alert_norms
-    from api.exposure import schedule_of
-    from api.reports import shift_report
     from api.settings import ApiSettings
-    from api.shifts import Shift, shift, shifts_between
+    from application.assessments import schedule_of
+    from application.reports import shift_report
+    from application.schedule import Shift, shift, shifts_between
     from dashboards.reports import render
     from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings
@@ -117,8 +117,15 @@ def _run(args: argparse.Namespace) -> int:
                     enterprise = await catalog.require(conn, "enterprise", w["enterprise_id"],
                                                        Scope())  # fmt: skip
                     workplace = await catalog.require(conn, "workplace", w["id"], Scope())
-                    report = await shift_report(conn, norms, alert_norms, workplace,
-                                                enterprise, s)  # fmt: skip
+                    report = await shift_report(
+                        conn,
+                        norms,
+                        alert_norms,
+                        workplace,
+                        enterprise,
+                        s,
+                        late_s=settings.ingest_max_past_s,
+                    )
                     body = await asyncio.to_thread(render, report, args.format)
                     target = args.out or args.out_dir / f"{report.file_stem()}.{args.format}"
                     target.write_bytes(body)

@@ -19,6 +19,7 @@ from ingest.alerting.wire import AlertMessage
 from store.alerts import write_transitions
 from store.auth import Role, create_token
 from store.connection import connect_async
+from tests.support import assess_now
 
 
 @dataclass
@@ -53,6 +54,10 @@ class Api:
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await self.http.request(method, path, headers=headers, **kwargs)
+
+    async def assess(self) -> int:
+        """Let the assessment service store the shifts of what was written since."""
+        return await assess_now(self.pg_url, self.schema)
 
     async def ok(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
         response = await self.call(method, path, token, **kwargs)

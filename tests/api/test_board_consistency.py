@@ -1,6 +1,6 @@
-"""The regional board and the exports assess all workplaces at once; each of their rows must be
-exactly what the workplace's own ``/risk`` answers for the same period, whatever the mix of
-time zones, schedules, bucket widths and gaps in the data."""
+"""The regional board and the exports read the stored shifts of all workplaces at once; each of
+their rows must be exactly what the workplace's own ``/risk`` answers for the same period,
+whatever the mix of time zones, schedules and gaps in the data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from api.history import ShiftMemo
 from store.auth import Role
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
@@ -40,6 +39,7 @@ async def write(api: Api, rows: list[tuple[datetime, int, float]]) -> None:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
             await write_as_ingest(conn, ReadingBlock.from_rows(rows))
+    await api.assess()
 
 
 async def indicators(api: Api, tenant: Tenant, workplace_id: int, t: int, ob: int) -> None:
@@ -153,25 +153,15 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
             for tenant, wid, code in workplaces
         }
 
-    # Shift results are memoised: what the board computed must never leak into a workplace's
-    # own answer, nor the other way round. So: the board on an empty memo, the workplaces on
-    # the memo it left, then each side again on an empty memo.
     scoring = await api.token(Role.SCORING)
 
     async def board_rows() -> list[dict[str, Any]]:
         body = await api.ok("GET", "/api/v1/export/workplaces", scoring, params=PERIOD)
         return body["rows"]  # type: ignore[no-any-return]
 
-    def forget() -> None:
-        api.app.state.shift_memo = ShiftMemo(100_000)
-
-    forget()
     export_rows = await board_rows()
-    own_after_board = await own_risks()
-    forget()
     own = await own_risks()
-    assert own_after_board == own
-    forget()
+    assert await own_risks() == own
     assert await board_rows() == export_rows
     rows = {r["workplace_code"]: r for r in export_rows}
     assert set(rows) == set(own)
@@ -220,11 +210,12 @@ def flat(
     return [(start + timedelta(seconds=i * period_s), sensor_id, level) for i in range(n)]
 
 
-async def test_board_keeps_the_exact_worst_shift_on_ties_and_band_edges(api: Api) -> None:
-    # The board screens shifts before assessing them exactly; these workplaces are built so that
-    # a screen that dropped the wrong shift would show: equal В on several days (the latest must
-    # be reported), В raised by the combination or capped in the top band (equal continuous В
-    # whatever the level), levels exactly on band edges and coverage exactly at the minimum.
+async def test_board_picks_the_same_worst_shift_on_ties_and_band_edges(api: Api) -> None:
+    # The board picks each workplace's worst shift in SQL, /risk in the same order; these
+    # workplaces are built so that two orders that differ would show: equal В on several days
+    # (the latest must be reported), В raised by the combination or capped in the top band
+    # (equal continuous В whatever the level), levels exactly on band edges and coverage
+    # exactly at the minimum.
     days = 3
     period = {"from": D.isoformat(), "to": (D + timedelta(days=days - 1)).isoformat()}
     shift0 = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 08:00 in Almaty
@@ -257,12 +248,11 @@ async def test_board_keeps_the_exact_worst_shift_on_ties_and_band_edges(api: Api
                       "assessed_by": "lab", "assessed_on": "2026-10-01"},
             )  # fmt: skip
         workplaces.append((tenant, f"edge-{name}-wp"))
+    await api.assess()
 
     scoring = await api.token(Role.SCORING)
-    api.app.state.shift_memo = ShiftMemo(100_000)
     body = await api.ok("GET", "/api/v1/export/workplaces", scoring, params=period)
     rows_by_code = {r["workplace_code"]: r for r in body["rows"]}
-    api.app.state.shift_memo = ShiftMemo(100_000)
     own = {
         code: await api.ok(
             "GET", f"/api/v1/workplaces/{t.workplace['id']}/risk", t.officer, params=period
@@ -285,10 +275,9 @@ async def test_board_keeps_the_exact_worst_shift_on_ties_and_band_edges(api: Api
     assert own["edge-capped-wp"]["B_source"]["working_class"] == "4"
 
 
-async def test_board_answer_follows_new_readings_after_being_remembered(api: Api) -> None:
-    # The board remembers each workplace's worst shift under the digests of all its shifts'
-    # inputs: a later reading in any shift of the period must change that answer, not be hidden
-    # behind it.
+async def test_board_answer_follows_new_readings(api: Api) -> None:
+    # A later reading in any shift of the period changes the stored shift and so the board's
+    # answer, once the assessment service has passed.
     period = {"from": D.isoformat(), "to": (D + timedelta(days=2)).isoformat()}
     start = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 08:00 in Almaty
     tenant = await make_tenant(api, "late", "Almaty")

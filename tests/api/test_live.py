@@ -15,8 +15,8 @@ import pytest
 
 from analytics import load_norms
 from analytics.alerts import SubjectSpec, load_alert_norms, thresholds_for
-from api.running import current_shift, limit_lines, running_metric
-from api.shifts import Schedule
+from application.running import limit_lines, running_metric
+from application.schedule import Schedule, current_shift
 from tests.live_support import DEVICE, NOISE, live_world, noise
 from tests.support import eventually
 

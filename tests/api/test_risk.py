@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
+from analytics import SensorSeries, assess_workplace, load_norms
 from store.auth import Role
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
@@ -34,6 +36,7 @@ async def write_shift(
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
             await write_as_ingest(conn, ReadingBlock.from_rows(rows))
+    await api.assess()
 
 
 async def enter_indicators(api: Api, tenant: Tenant, **values: int) -> None:
@@ -174,6 +177,7 @@ async def test_entered_factor_classes_join_the_combination(api: Api) -> None:
             "assessed_on": "2026-10-01",
         },
     )
+    await api.assess()  # the assessment service applies the entered class
     exposure = await api.ok(
         "GET",
         f"/api/v1/workplaces/{tenant.workplace['id']}/exposure",
@@ -241,6 +245,7 @@ async def test_map_and_exports(api: Api) -> None:
             json={"indicator": name, "value": value, "assessed_by": "x",
                   "assessed_on": "2026-01-01"},
         )  # fmt: skip
+    await api.assess()  # the assessment service stores the office's shifts (entered class)
     period = {"from": DAY.isoformat(), "to": DAY.isoformat()}
     scoring_token = await api.token(Role.SCORING)
     body = await api.ok("GET", "/api/v1/map", scoring_token, params=period)
@@ -268,11 +273,19 @@ async def test_map_and_exports(api: Api) -> None:
     assert len(lines) == 3
     assert any(",3.05," in line for line in lines)
     export = await api.ok("GET", "/api/v1/export/enterprises", scoring_token, params=period)
-    assert export["columns_version"] == "v1"
+    assert export["columns_version"] == "v2"
     row = next(r for r in export["rows"] if r["enterprise_code"] == "ent-a")
     assert set(row) == set(export["columns"])
     assert row["level"] == 2
     assert row["tariff_pct"] == pytest.approx(1.86, abs=1e-9)
+    assert row["not_enough_data"] is False
+    # v1 stays as published: the same figures without the columns v2 added.
+    v1 = await api.ok(
+        "GET", "/api/v1/export/enterprises", scoring_token, params={**period, "columns": "v1"}
+    )
+    assert v1["columns_version"] == "v1"
+    assert "not_enough_data" not in v1["columns"]
+    assert next(r for r in v1["rows"] if r["enterprise_code"] == "ent-a")["level"] == 2
 
 
 async def test_period_b_prefers_shifts_with_sufficient_coverage(api: Api) -> None:
@@ -290,23 +303,33 @@ async def test_period_b_prefers_shifts_with_sufficient_coverage(api: Api) -> Non
     assert only["B_source"]["insufficient_data"] is True
 
 
-async def test_rollup_history_agrees_with_raw_readings(api: Api) -> None:
-    """Per shift, В and continuous В from the hourly rollups equal those from raw readings
-    when every hour is fully measured (the rollups are sufficient statistics)."""
+async def test_stored_shift_from_rollups_agrees_with_raw_readings(api: Api) -> None:
+    """В and continuous В stored from the minute rollups equal what the numeric core gives on
+    the raw readings when every minute is fully measured (the rollups are sufficient
+    statistics), and the history shows the same stored shift."""
     tenant = await make_tenant(api, "ent-a", "Almaty")
     n = int(8 * 3600 / PERIOD_S)
+    values = [85.0 + 10.0 * ((i * PERIOD_S // 3600) % 2) + 0.01 * (i % 7) for i in range(n)]
     rows = [
-        (SHIFT_START + timedelta(seconds=i * PERIOD_S), tenant.sensor["id"],
-         85.0 + 10.0 * ((i * PERIOD_S // 3600) % 2) + 0.01 * (i % 7))
-        for i in range(n)
-    ]  # fmt: skip
+        (SHIFT_START + timedelta(seconds=i * PERIOD_S), tenant.sensor["id"], v)
+        for i, v in enumerate(values)
+    ]
     conn = await connect_async(api.pg_url, api.schema, autocommit=True)
     async with conn:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
             await write_as_ingest(conn, ReadingBlock.from_rows(rows))
+    assert await api.assess() == 1
+    oracle = assess_workplace(
+        [SensorSeries("raw", "noise_laeq", "dB(A)", None,
+                      np.arange(n, dtype=np.float64) * PERIOD_S, np.array(values))],
+        load_norms("default"),
+        shift_duration_s=8 * 3600.0,
+    )  # fmt: skip
     path = f"/api/v1/workplaces/{tenant.workplace['id']}"
-    raw = await api.ok("GET", f"{path}/exposure", tenant.officer, params={"date": DAY.isoformat()})
+    stored = await api.ok(
+        "GET", f"{path}/exposure", tenant.officer, params={"date": DAY.isoformat()}
+    )
     history = await api.ok(
         "GET",
         f"{path}/exposure/history",
@@ -314,7 +337,13 @@ async def test_rollup_history_agrees_with_raw_readings(api: Api) -> None:
         params={"from": DAY.isoformat(), "to": DAY.isoformat()},
     )
     (shift,) = history["shifts"]
-    assert history["source"] == "rollups (1 hour)"
-    assert shift["B"] == raw["B"] == 3  # LEX = 85 + 10·lg 5.5 ≈ 92.4 dB(A): class 3.2
-    assert shift["B_continuous"] == pytest.approx(raw["B_continuous"], abs=1e-6)
+    assert stored["status"] == shift["status"] == "provisional"
+    assert shift["B"] == stored["B"] == oracle.b == 3  # LEX ≈ 92.4 dB(A): class 3.2
+    assert oracle.b_continuous is not None
+    assert shift["B_continuous"] == pytest.approx(oracle.b_continuous, abs=1e-6)
+    assert stored["B_continuous"] == shift["B_continuous"]
+    assert stored["sensors"][0]["metrics"]["lex8h_db"] == pytest.approx(
+        oracle.sensors[0].metrics["lex8h_db"], abs=1e-6
+    )
     assert shift["coverage_min"] == pytest.approx(1.0, abs=1e-3)
+    assert shift["not_enough_data"] is False

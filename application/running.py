@@ -7,9 +7,9 @@ them up, ``project_sum`` carries a sum to the end of the shift at the mean rate 
 ``projection.rate_window_s`` (the alert engine's rate window, so the dashboard and the
 ``projected_exposure`` alert agree), and ``lex_8h_from_exposure`` / ``twa_8h_from_dose`` /
 ``a8_from_energy`` turn sums into daily values. Limits are the alert engine's projection levels
-(``analytics.alerts.thresholds_for``) in the sensor's own unit. The class and В come from
-``assess_workplace`` over the samples so far with the full shift length, which holds the
-unmeasured rest of the shift at the measured average (as for any partly measured shift).
+(``analytics.alerts.thresholds_for``) in the sensor's own unit. The class, В and coverage are
+the stored assessment of the running shift (``application.assessments``), the same row every
+other surface shows, refreshed by the assessment service as readings arrive.
 """
 
 from __future__ import annotations
@@ -24,11 +24,8 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from analytics import (
-    AnalyticsError,
     Norms,
-    SensorSeries,
     a8_from_energy,
-    assess_workplace,
     dose_sum,
     hold_durations,
     lex_8h_from_exposure,
@@ -39,11 +36,16 @@ from analytics import (
 )
 from analytics.alerts import AlertNorms, SubjectSpec, Thresholds, thresholds_for
 from analytics.alerts.subjects import PROJ_A8, PROJ_LEX, PROJ_NONE, PROJ_TWA
-from api.exposure import SensorRef, schedule_of, why_not_assessable, workplace_sensors
-from api.shifts import Schedule, Shift, shifts_between, today
-from store.assessments import current_factors
+from application.assessments import (
+    SensorRef,
+    schedule_of,
+    sensors_by_workplace,
+    stored_shift,
+    why_not_assessable,
+)
+from application.schedule import Shift, current_shift
 from store.catalog import Row
-from store.workplace_data import SensorSamples, fetch_window
+from store.workplace_data import fetch_window
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -98,21 +100,13 @@ class RunningExposure:
     b_continuous: float | None
     deciding_factors: tuple[str, ...]
     explanation: str
+    insufficient_data: bool = True
+    coverage_min: float | None = None
+    assessed_at: datetime | None = None  # when the stored assessment was computed
 
     @property
     def running(self) -> bool:
         return self.at < self.shift.end
-
-
-def current_shift(schedule: Schedule, now: datetime) -> Shift:
-    """The shift under way at ``now``, or else the latest one that has started."""
-    day = today(schedule, now)
-    started = [
-        s for s in shifts_between(schedule, day - timedelta(days=2), day + timedelta(days=1))
-        if s.start <= now
-    ]  # fmt: skip
-    running = [s for s in started if now < s.end]
-    return (running or started)[-1]
 
 
 def _metric_of(kind: int, total: FloatArray, k: float) -> FloatArray:
@@ -213,17 +207,6 @@ def limit_lines(th: Thresholds) -> tuple[LimitLine, ...]:
     return tuple(lines)
 
 
-def _series(sensor: SensorRef, got: SensorSamples) -> SensorSeries:
-    return SensorSeries(
-        sensor=sensor.code,
-        quantity=sensor.quantity,
-        unit=sensor.unit,
-        substance=sensor.substance,
-        time_s=got.time_s,
-        values=got.values,
-    )
-
-
 async def running_exposure(
     conn: AsyncConnection[Any],
     norms: Norms,
@@ -232,6 +215,7 @@ async def running_exposure(
     enterprise_code: str,
     now: datetime | None = None,
     *,
+    late_s: float,
     sensors: Sequence[SensorRef] | None = None,
 ) -> RunningExposure:
     now = now or datetime.now(UTC)
@@ -239,13 +223,11 @@ async def running_exposure(
     end = min(now, shift.end)
     elapsed = max((end - shift.start).total_seconds(), 0.0)
     if sensors is None:
-        sensors = await workplace_sensors(conn, workplace["id"])
+        sensors = (await sensors_by_workplace(conn, [workplace["id"]]))[workplace["id"]]
     data = await fetch_window(conn, [s.id for s in sensors], shift.start, end)
-    entered = (await current_factors(conn, [workplace["id"]], on=shift.day)).get(
-        workplace["id"], {}
-    )
+    assessed = await stored_shift(conn, norms, workplace, shift, late_s)
+    classes = {r["sensor"]: r["working_class"] for r in assessed.sensors}
     results: list[RunningSensor] = []
-    series: list[SensorSeries] = []
     for sensor in sensors:
         spec = SubjectSpec(
             enterprise=enterprise_code,
@@ -274,43 +256,31 @@ async def running_exposure(
                 norms=norms,
                 rate_window_s=alert_norms.projection_rate_window_s,
             )
-            if not note:
-                series.append(_series(sensor, got))
         elif not note:
             note = "no readings in this shift yet"
         results.append(
             RunningSensor(
-                sensor, samples, latest_at, latest_value, running, limit_lines(th), None, note
+                sensor,
+                samples,
+                latest_at,
+                latest_value,
+                running,
+                limit_lines(th),
+                classes.get(sensor.code),
+                note,
             )
         )
-    factor_classes = {name: row["working_class"] for name, row in entered.items()}
-    if not series and not factor_classes:
-        return RunningExposure(shift, now, elapsed, tuple(results), None, None, None, (),
-                               "no readings in this shift yet")  # fmt: skip
-    try:
-        a = assess_workplace(
-            series, norms, shift_duration_s=shift.duration_s, entered_factors=factor_classes
-        )
-    except AnalyticsError as exc:
-        return RunningExposure(shift, now, elapsed, tuple(results), None, None, None, (),
-                               f"not assessed: {exc}")  # fmt: skip
-    classes = {s.sensor: s.working_class for s in a.sensors}
-    results = [
-        RunningSensor(
-            r.sensor, r.samples, r.latest_at, r.latest_value, r.running, r.lines,
-            None if classes.get(r.sensor.code) is None else str(classes[r.sensor.code]),
-            r.note,
-        )
-        for r in results
-    ]  # fmt: skip
     return RunningExposure(
         shift=shift,
         at=now,
         elapsed_s=elapsed,
         sensors=tuple(results),
-        working_class=None if a.working_class is None else a.working_class.value,
-        b=a.b,
-        b_continuous=None if a.b_continuous is None else float(a.b_continuous),
-        deciding_factors=() if a.combination is None else tuple(a.combination.deciding),
-        explanation=a.explanation,
+        working_class=assessed.working_class,
+        b=assessed.b,
+        b_continuous=assessed.b_continuous,
+        deciding_factors=tuple(assessed.deciding_factors),
+        explanation=assessed.explanation or assessed.note,
+        insufficient_data=assessed.insufficient_data,
+        coverage_min=assessed.coverage_min,
+        assessed_at=assessed.computed_at,
     )

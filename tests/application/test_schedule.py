@@ -6,8 +6,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from api.errors import UnprocessableError
-from api.shifts import Schedule, last_finished, shift, shifts_between
+from application.schedule import NoSuchShiftError, Schedule, last_finished, shift, shifts_between
 
 ALMATY = Schedule.of([time(8, 0)], 28800, "Asia/Almaty")
 
@@ -28,7 +27,7 @@ def test_night_shift_crosses_midnight() -> None:
 
 
 def test_missing_shift_number_says_how_many_exist() -> None:
-    with pytest.raises(UnprocessableError, match="1 shift"):
+    with pytest.raises(NoSuchShiftError, match="1 shift"):
         shift(ALMATY, date(2026, 11, 10), 2)
 
 

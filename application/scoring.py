@@ -1,8 +1,10 @@
-"""ПР of workplaces and the integral risk of enterprises: В from exposure, Т/Об/СИЗ/З from
-assessors, everything else (formula, levels, tariff, PPE, guarantees) from ``analytics``.
+"""ПР of workplaces and the integral risk of enterprises: В from the stored shift assessments,
+Т/Об/СИЗ/З from assessors, everything else (formula, levels, tariff, PPE, guarantees) from
+``analytics``.
 
-В of a period is the В of its worst shift (highest В, then highest continuous В): ПР should not
-fall because a quiet day followed a loud one. A single shift can be asked for instead.
+В of a period is the В of its worst stored shift (sufficiently covered shifts first, then the
+highest В, then the highest continuous В): ПР should not fall because a quiet day followed a
+loud one. A single shift can be asked for instead.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from analytics import (
     ppe_recommendation,
     social_guarantees,
 )
-from api.exposure import ShiftExposure, assess_shift, worst
-from api.history import ShiftMemo, history, worst_of
-from api.shifts import Shift
+from application.assessments import AssessedShift, stored_shift, worst_shifts
+from application.schedule import Shift
 from store.assessments import INDICATORS, current_indicators
 from store.catalog import Row
 
@@ -47,7 +48,7 @@ class WorkplaceRisk:
     workplace: Row
     first: date
     last: date
-    basis: ShiftExposure | None
+    basis: AssessedShift | None  # the shift В is taken from
     indicators: Mapping[str, Row]
     risk: RiskAssessment | None
     reason: str | None  # why there is no ПР
@@ -80,25 +81,25 @@ async def workplace_risk(
     first: date,
     last: date,
     *,
-    memo: ShiftMemo,
+    late_s: float,
     shift: Shift | None = None,
     indicators: Mapping[str, Row] | None = None,
-    shifts: Sequence[ShiftExposure] | None = None,
+    basis: AssessedShift | None = None,
+    basis_known: bool = False,
 ) -> WorkplaceRisk:
-    """ПР of ``workplace`` with В from ``shift``, or from the worst shift of ``first..last``
-    (``shifts``, when the caller has them already)."""
+    """ПР of ``workplace`` with В from the stored assessment of ``shift``, or of the worst
+    stored shift of ``first..last`` (``basis``, when the caller has it: ``basis_known``)."""
     if indicators is None:
         indicators = (await current_indicators(conn, [workplace["id"]], on=last)).get(
             workplace["id"], {}
         )
-    if shift is not None:
-        basis: ShiftExposure | None = await assess_shift(conn, norms, workplace, shift)
-        if basis is not None and basis.b is None:
-            basis = None
-    else:
-        if shifts is None:
-            shifts = await history(conn, norms, workplace, first, last, memo)
-        basis = worst(shifts)
+    if not basis_known:
+        if shift is not None:
+            basis = await stored_shift(conn, norms, workplace, shift, late_s)
+        else:
+            basis = (await worst_shifts(conn, [workplace["id"]], first, last)).get(workplace["id"])
+    if basis is not None and basis.b is None:
+        basis = None
     reasons = []
     if basis is None or basis.b is None:
         reasons.append(
@@ -152,26 +153,21 @@ def tariff_for(enterprise: Row, level: int, norms: Norms) -> TariffResult:
         return TariffResult(None, "norms", str(exc))
 
 
-def ppe_for(basis: ShiftExposure | None, level: int, norms: Norms) -> list[Ppe]:
+def ppe_for(basis: AssessedShift | None, level: int, norms: Norms) -> list[Ppe]:
     """PPE per measured factor: the matrix row of the workplace's risk level for a harmful
     factor (class 3.1 or above), the baseline row for a factor within its limit."""
-    if basis is None or basis.assessment is None:
+    if basis is None:
         return []
     found = []
-    for factor in basis.assessment.factors:
-        group = next((g for p, g in _PPE_GROUP_BY_PREFIX if factor.factor.startswith(p)), None)
+    for factor in basis.factors:
+        name = str(factor["factor"])
+        group = next((g for p, g in _PPE_GROUP_BY_PREFIX if name.startswith(p)), None)
         if group is None or group not in norms.risk.ppe:
             continue
-        harmful = factor.working_class.rank >= WorkingClass.C3_1.rank
+        harmful = WorkingClass(factor["working_class"]).rank >= WorkingClass.C3_1.rank
         at = level if harmful else 1
         found.append(
-            Ppe(
-                factor.factor,
-                group,
-                factor.working_class.value,
-                at,
-                ppe_recommendation(group, at, norms),
-            )
+            Ppe(name, group, str(factor["working_class"]), at, ppe_recommendation(group, at, norms))
         )
     return found
 
@@ -196,20 +192,28 @@ async def enterprise_risks(
     workplaces: Sequence[Row],
     first: date,
     last: date,
-    memo: ShiftMemo,
+    *,
+    late_s: float,
 ) -> list[EnterpriseResult]:
     """Integral risk of each enterprise that ``workplaces`` (rows of
-    :func:`store.catalog.workplaces_of`) belong to, in the order they come."""
-    indicators = await current_indicators(conn, [w["id"] for w in workplaces], on=last)
-    # Only the worst shift of each workplace counts here: screened, then assessed exactly.
-    basis = await worst_of(conn, norms, workplaces, first, last, memo)
+    :func:`store.catalog.workplaces_of`) belong to, in the order they come, from the stored
+    shift assessments (one query for the worst shift of every workplace)."""
+    ids = [w["id"] for w in workplaces]
+    indicators = await current_indicators(conn, ids, on=last)
+    basis = await worst_shifts(conn, ids, first, last)
     by_enterprise: dict[int, tuple[Row, list[WorkplaceRisk]]] = {}
     for w in workplaces:
-        worst_shift = basis[w["id"]]
         result = await workplace_risk(
-            conn, norms, w, first, last, memo=memo, indicators=indicators.get(w["id"], {}),
-            shifts=[] if worst_shift is None else [worst_shift],
-        )  # fmt: skip
+            conn,
+            norms,
+            w,
+            first,
+            last,
+            late_s=late_s,
+            indicators=indicators.get(w["id"], {}),
+            basis=basis.get(w["id"]),
+            basis_known=True,
+        )
         by_enterprise.setdefault(w["enterprise_id"], (w, []))[1].append(result)
     found = []
     for enterprise, results in by_enterprise.values():

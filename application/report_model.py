@@ -151,6 +151,18 @@ class ShiftReport:
     norms: str  # name and version of the norms profile
     generated_at: datetime
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (sensor, why not assessed)
+    status: str = "final"  # of the stored assessment: running, provisional or final
+    coverage_min: float | None = None  # lowest coverage (0..1) of the sensors
+    insufficient_data: bool = False  # below the norms' coverage minimum: a provisional result
+
+    @property
+    def headline_class(self) -> str:
+        """The class as a headline may print it: never bare when the data were too few."""
+        if self.working_class is None:
+            return "—"
+        if self.insufficient_data:
+            return f"{self.working_class} (provisional: not enough data)"
+        return self.working_class
 
     def file_stem(self) -> str:
         return (

@@ -1,7 +1,8 @@
 """Shift reports: what the report of one shift of one workplace contains, gathered from the same
-places as the rest of the API (``assess_shift`` for metrics, classes and В; ``workplace_risk``
-for ПР; the minute rollups for the charts; the alerts table), then rendered by
-``dashboards.reports``. Used by ``GET /api/v1/workplaces/{id}/report`` and ``qorgau report``."""
+places as every other surface (the stored shift assessment for metrics, classes, В and
+coverage; ``workplace_risk`` for ПР of that shift; the minute rollups for the charts; the alerts
+table), then rendered by ``dashboards.reports``. Used by ``GET /api/v1/workplaces/{id}/report``
+and ``qorgau report``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,8 @@ from psycopg import AsyncConnection
 
 from analytics import Norms
 from analytics.alerts import AlertNorms, SubjectSpec, thresholds_for
-from api.exposure import assess_shift, insufficient, workplace_sensors
-from api.history import ShiftMemo
-from api.running import limit_lines
-from api.scoring import workplace_risk
-from api.shifts import Shift
-from dashboards.reports import (
+from application.assessments import sensors_by_workplace, stored_shift
+from application.report_model import (
     AlertRow,
     FactorRow,
     LimitMark,
@@ -27,6 +24,9 @@ from dashboards.reports import (
     SensorSection,
     ShiftReport,
 )
+from application.running import limit_lines
+from application.schedule import Shift
+from application.scoring import workplace_risk
 from store.alerts import alerts_during
 from store.catalog import Row
 from store.rollups import fetch_rollup, representative_statistic
@@ -50,43 +50,53 @@ async def shift_report(
     workplace: Row,
     enterprise: Row,
     shift: Shift,
+    *,
+    late_s: float,
 ) -> ShiftReport:
-    sensors = await workplace_sensors(conn, workplace["id"])
-    found = await assess_shift(conn, norms, workplace, shift, sensors=sensors)
-    a = found.assessment
-    ids = dict(found.sensor_ids)
-    units = {s.code: s.unit for s in sensors}
+    refs = (await sensors_by_workplace(conn, [workplace["id"]]))[workplace["id"]]
+    found = await stored_shift(conn, norms, workplace, shift, late_s)
+    units = {s.code: s.unit for s in refs}
+    ids = {s.code: s.id for s in refs}
     charts = await fetch_rollup(conn, list(ids.values()), shift.start, shift.end, "1 min")
-    flagged = set(insufficient(found))
     sections: list[SensorSection] = []
-    for s in a.sensors if a is not None else ():
-        unit = units.get(s.sensor, "")
-        rollup = charts.get(ids.get(s.sensor, -1))
-        statistic = representative_statistic(s.quantity)
+    skipped: list[tuple[str, str]] = []
+    for s in found.sensors:
+        if s["working_class"] is None and not s["samples"]:
+            skipped.append((s["sensor"], s["basis"]))
+            continue
+        unit = units.get(s["sensor"], "")
+        rollup = charts.get(ids.get(s["sensor"], -1))
+        statistic = representative_statistic(s["quantity"])
         if rollup is not None and len(rollup):
             times = rollup.starts
-            values = rollup.level(s.quantity)
+            values = rollup.level(s["quantity"])
         else:
             times = np.empty(0, dtype="datetime64[us]")
             values = np.empty(0, dtype=np.float64)
-        spec = SubjectSpec(enterprise=enterprise["code"], device="", sensor=s.sensor,
-                           quantity=s.quantity, unit=unit, substance=s.substance)  # fmt: skip
+        spec = SubjectSpec(
+            enterprise=enterprise["code"],
+            device="",
+            sensor=s["sensor"],
+            quantity=s["quantity"],
+            unit=unit,
+            substance=s["substance"],
+        )
         lines = tuple(
             LimitMark(line.label, line.value, line.kind)
             for line in limit_lines(thresholds_for(spec, norms, alert_norms))
         )
         sections.append(
             SensorSection(
-                sensor=s.sensor,
-                quantity=s.quantity,
+                sensor=s["sensor"],
+                quantity=s["quantity"],
                 unit=unit,
-                substance=s.substance,
-                samples=found.samples.get(s.sensor, 0),
-                metrics={k: _finite(v) for k, v in s.metrics.items()},
-                working_class=None if s.working_class is None else s.working_class.value,
-                factor=s.factor,
-                basis=s.basis,
-                insufficient=s.sensor in flagged,
+                substance=s["substance"],
+                samples=int(s["samples"]),
+                metrics={k: _finite(v) for k, v in s["metrics"].items()},
+                working_class=s["working_class"],
+                factor=s["factor"],
+                basis=s["basis"],
+                insufficient=bool(s["insufficient_data"]),
                 chart_label=CHART_LABELS[statistic],
                 chart_times=times,
                 chart_values=values,
@@ -94,13 +104,26 @@ async def shift_report(
             )
         )
     factors = tuple(
-        FactorRow(f.factor, f.working_class.value, f.b, float(f.b_continuous),
-                  "measured" if f.sensors else "entered", f.basis)
-        for f in (a.factors if a is not None else ())
-    )  # fmt: skip
-    # ПР of this very shift, from the assessment above (not computed twice).
+        FactorRow(
+            f["factor"],
+            f["working_class"],
+            int(f["B"]),
+            float(f["B_continuous"]),
+            f["source"],
+            f["basis"],
+        )
+        for f in found.factors
+    )
+    # ПР of this very shift, from the stored assessment above.
     risk = await workplace_risk(
-        conn, norms, workplace, shift.day, shift.day, memo=ShiftMemo(0), shifts=[found]
+        conn,
+        norms,
+        workplace,
+        shift.day,
+        shift.day,
+        late_s=late_s,
+        basis=found,
+        basis_known=True,
     )
     summary: RiskSummary | None = None
     if risk.risk is not None:
@@ -112,8 +135,9 @@ async def shift_report(
             indicators={c.indicator: c.value for c in risk.risk.contributions},
             explanation=risk.risk.explanation,
         )
-    alerts = await alerts_during(conn, enterprise["code"], workplace["code"], shift.start,
-                                 shift.end)  # fmt: skip
+    alerts = await alerts_during(
+        conn, enterprise["code"], workplace["code"], shift.start, shift.end
+    )
     return ShiftReport(
         enterprise=enterprise["code"],
         enterprise_name=enterprise["name"],
@@ -126,14 +150,12 @@ async def shift_report(
         shift_number=shift.number,
         start=shift.start,
         end=shift.end,
-        working_class=None if a is None or a.working_class is None else a.working_class.value,
+        working_class=found.working_class,
         b=found.b,
         b_continuous=found.b_continuous,
-        rule=None if a is None or a.combination is None else a.combination.rule,
-        deciding_factors=()
-        if a is None or a.combination is None
-        else tuple(a.combination.deciding),
-        explanation=found.note if a is None else a.explanation,
+        rule=found.detail.get("rule"),
+        deciding_factors=tuple(found.deciding_factors),
+        explanation=found.explanation or found.note,
         sensors=tuple(sections),
         factors=factors,
         risk=summary,
@@ -153,5 +175,8 @@ async def shift_report(
         ),
         norms=f"{norms.name} {norms.version}",
         generated_at=datetime.now(UTC),
-        skipped=tuple((s.sensor.code, s.reason) for s in found.skipped),
+        skipped=tuple(skipped),
+        status=found.status,
+        coverage_min=found.coverage_min,
+        insufficient_data=found.insufficient_data,
     )

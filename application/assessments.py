@@ -1,0 +1,578 @@
+"""Assessed shifts: computing one from the rollups, and reading the stored ones.
+
+A shift is assessed from its workplace's sensors' rollups (``store.rollups``): every bucket
+becomes two samples holding the bucket's representative statistic (energy-mean level for LAeq,
+r.m.s. for vibration, mean for concentrations) for exactly the bucket's width, and
+``analytics.assess_workplace`` does every formula. The rollups are sufficient statistics, so over
+fully measured buckets LEX,8h, A(8) and TWA are the exact time-weighted figures of a regularly
+sampled sensor; a partly measured bucket counts as measured at its average.
+
+Hour buckets are used for a workplace whose shifts all start and end on whole UTC hours (the
+default 08:00 shift in a whole-hour zone such as Asia/Almaty), minute buckets otherwise: the
+same figures for fully measured hours at a sixtieth of the rows. The cost: 15-min maxima of
+concentrations are maxima of bucket means, exact with minute buckets and an underestimate with
+hour buckets (acute-gas classes then rest on the TWA; the alert engine watches the 15-min means
+on the stream itself).
+
+Coverage of a sensor is counted from sample counts: its fullest bucket of the shift counts as
+fully measured, every other bucket in proportion, over the shift's duration. Below the norms
+profile's minimum the sensor, and the shift, are "insufficient data" on every surface.
+
+The result is stored once (``store.shift_assessments``) by the assessment service and read by
+every surface; :func:`assess_shifts` is the only place that computes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from analytics import AnalyticsError, Norms, SensorSeries, assess_workplace, normalize_unit
+from application.schedule import Schedule, Shift, shift, shifts_between
+from store import shift_assessments as stored
+from store.assessments import factor_entries_of, in_force
+from store.catalog import Row, translate_errors
+from store.rollups import BUCKET_US, Bucket, BucketLevels, fetch_levels
+from store.workplace_data import sensors_of
+
+US_PER_S = 1_000_000
+SOURCE: Final = "rollups"
+NOTHING_TO_ASSESS = "no readings and no entered factor classes: nothing to assess"
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True, slots=True)
+class SensorRef:
+    id: int
+    code: str
+    quantity: str
+    unit: str
+    substance: str | None
+
+
+def why_not_assessable(sensor: SensorRef, norms: Norms) -> str | None:
+    """Why ``sensor`` cannot be assessed with ``norms``, or None when it can."""
+    try:
+        normalize_unit(sensor.quantity, sensor.unit)
+        if sensor.quantity in ("gas", "dust"):
+            norms.substance(sensor.substance or "")
+    except AnalyticsError as exc:
+        return f"not assessed: {exc}"
+    return None
+
+
+async def sensors_by_workplace(
+    conn: AsyncConnection[Any], workplace_ids: Sequence[int]
+) -> dict[int, list[SensorRef]]:
+    found = await sensors_of(conn, workplace_ids)
+    return {w: [SensorRef(**row) for row in rows] for w, rows in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class AssessedShift:
+    """One shift of one workplace as stored: the headline figures and, in ``detail``, per
+    sensor and per factor what the API's exposure answer shows."""
+
+    workplace_id: int
+    shift: Shift
+    timezone: str
+    status: str  # running, provisional or final
+    working_class: str | None
+    b: int | None
+    b_continuous: float | None
+    coverage_min: float | None
+    insufficient_data: bool
+    detail: Mapping[str, Any]
+    norms_profile: str
+    norms_version: str
+    inputs_digest: bytes = b""
+    computed_at: datetime | None = None
+    stored: bool = field(default=True)
+
+    @property
+    def rated(self) -> bool:
+        return self.b is not None
+
+    @property
+    def sufficient(self) -> bool:
+        return self.rated and not self.insufficient_data
+
+    @property
+    def insufficient_sensors(self) -> list[str]:
+        return list(self.detail.get("insufficient_sensors", ()))
+
+    @property
+    def deciding_factors(self) -> list[str]:
+        return list(self.detail.get("deciding_factors", ()))
+
+    @property
+    def explanation(self) -> str:
+        return str(self.detail.get("explanation", ""))
+
+    @property
+    def note(self) -> str:
+        return str(self.detail.get("note", ""))
+
+    @property
+    def factors(self) -> list[Mapping[str, Any]]:
+        return list(self.detail.get("factors", ()))
+
+    @property
+    def sensors(self) -> list[Mapping[str, Any]]:
+        return list(self.detail.get("sensors", ()))
+
+    def row(self) -> dict[str, Any]:
+        s = self.shift
+        return {
+            "workplace_id": self.workplace_id,
+            "shift_start": s.start,
+            "shift_end": s.end,
+            "local_day": s.day,
+            "shift_number": s.number,
+            "timezone": self.timezone,
+            "status": self.status,
+            "working_class": self.working_class,
+            "b": self.b,
+            "b_continuous": self.b_continuous,
+            "coverage_min": self.coverage_min,
+            "insufficient_data": self.insufficient_data,
+            "detail": dict(self.detail),
+            "norms_profile": self.norms_profile,
+            "norms_version": self.norms_version,
+            "inputs_digest": self.inputs_digest,
+        }
+
+    @classmethod
+    def of_row(cls, row: Row) -> AssessedShift:
+        return cls(
+            workplace_id=int(row["workplace_id"]),
+            shift=Shift(
+                row["local_day"], int(row["shift_number"]), row["shift_start"], row["shift_end"]
+            ),
+            timezone=row["timezone"],
+            status=row["status"],
+            working_class=row["working_class"],
+            b=row["b"],
+            b_continuous=row["b_continuous"],
+            coverage_min=row["coverage_min"],
+            insufficient_data=bool(row["insufficient_data"]),
+            detail=row["detail"],
+            norms_profile=row["norms_profile"],
+            norms_version=row["norms_version"],
+            inputs_digest=bytes(row["inputs_digest"]),
+            computed_at=row["computed_at"],
+        )
+
+
+def status_at(s: Shift, now: datetime, late_s: float) -> str:
+    """running until the shift ends, provisional while ingest still accepts readings for it,
+    final after."""
+    if now < s.end:
+        return "running"
+    if (now - s.end).total_seconds() < late_s:
+        return "provisional"
+    return "final"
+
+
+def unassessed(
+    workplace: Row,
+    s: Shift,
+    sensors: Sequence[SensorRef],
+    norms: Norms,
+    now: datetime,
+    late_s: float,
+) -> AssessedShift:
+    """The answer for a shift without a stored row: nothing was measured or entered."""
+    rows = [_missing_sensor(ref, why_not_assessable(ref, norms)) for ref in sensors]
+    return AssessedShift(
+        workplace_id=int(workplace["id"]),
+        shift=s,
+        timezone=workplace["timezone"],
+        status=status_at(s, now, late_s),
+        working_class=None,
+        b=None,
+        b_continuous=None,
+        coverage_min=0.0 if rows else None,
+        insufficient_data=True,
+        detail={
+            "sensors": rows,
+            "factors": [],
+            "rule": None,
+            "deciding_factors": [],
+            "mixture_index": {},
+            "explanation": NOTHING_TO_ASSESS,
+            "note": NOTHING_TO_ASSESS,
+            "insufficient_sensors": [r["sensor"] for r in rows if r["insufficient_data"]],
+            "source": SOURCE,
+        },
+        norms_profile=norms.name,
+        norms_version=norms.version,
+        stored=False,
+    )
+
+
+def _missing_sensor(ref: SensorRef, reason: str | None) -> dict[str, Any]:
+    no_data = reason is None
+    return {
+        "sensor_id": ref.id,
+        "sensor": ref.code,
+        "quantity": ref.quantity,
+        "substance": ref.substance,
+        "samples": 0,
+        "metrics": {"coverage": 0.0} if no_data else {},
+        "working_class": None,
+        "factor": None,
+        "B_continuous": None,
+        "insufficient_data": no_data,
+        "basis": "no readings in this shift" if no_data else reason,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Sensor:
+    """One sensor's minute buckets over the span being assessed."""
+
+    ref: SensorRef
+    starts_us: np.ndarray[Any, np.dtype[np.int64]]
+    n: np.ndarray[Any, np.dtype[np.int64]]
+    level: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class WorkplaceInputs:
+    """Everything the shifts of one workplace are assessed from."""
+
+    workplace: Row
+    sensors: tuple[SensorRef, ...]
+    buckets: tuple[_Sensor, ...]
+    entries: tuple[Row, ...]
+    bucket: Bucket
+
+    @property
+    def width_us(self) -> int:
+        return BUCKET_US[self.bucket]
+
+
+def bucket_for(shifts: Sequence[Shift]) -> Bucket:
+    """Hour buckets when every shift starts and ends on a whole UTC hour, else minutes."""
+    aligned = all(int(t.timestamp()) % 3600 == 0 for s in shifts for t in (s.start, s.end))
+    return "1 hour" if aligned else "1 min"
+
+
+def _num(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), 6)
+
+
+def _digest(
+    norms: Norms,
+    inputs: WorkplaceInputs,
+    s: Shift,
+    classes: Mapping[str, str],
+    parts: Sequence[tuple[_Sensor, int, int]],
+) -> bytes:
+    h = hashlib.blake2b(digest_size=20, person=b"qorgau-shift")
+    head = (
+        inputs.workplace["id"],
+        s.start.isoformat(),
+        s.duration_s,
+        s.number,
+        norms.name,
+        norms.version,
+        sorted(classes.items()),
+        [(r.id, r.code, r.quantity, r.unit, r.substance) for r in inputs.sensors],
+    )
+    h.update(repr(head).encode())
+    for b, i, j in parts:
+        h.update(np.int64(b.ref.id).tobytes())
+        h.update(b.starts_us[i:j].tobytes())
+        h.update(b.n[i:j].tobytes())
+        # Rounded: a real-time aggregate may add a bucket's floats in another order per query,
+        # and the last bits must not make an unchanged shift look changed.
+        h.update(np.round(b.level[i:j], 9).tobytes())
+    return h.digest()
+
+
+def assess_shifts(
+    norms: Norms,
+    inputs: WorkplaceInputs,
+    shifts: Sequence[Shift],
+    now: datetime,
+    late_s: float,
+    known: Mapping[datetime, tuple[bytes, str]] | None = None,
+) -> list[AssessedShift]:
+    """Assess ``shifts`` of one workplace; a shift whose digest and status equal ``known``'s
+    (stored ones) is left out, as is a shift with nothing to assess. Pure."""
+    found: list[AssessedShift] = []
+    usable = [b for b in inputs.buckets if why_not_assessable(b.ref, norms) is None]
+    for s in shifts:
+        lo_us = int(s.start.timestamp() * US_PER_S)
+        hi_us = int(s.end.timestamp() * US_PER_S)
+        parts = []
+        for b in usable:
+            i, j = np.searchsorted(b.starts_us, (lo_us, hi_us), side="left")
+            if i < j:
+                parts.append((b, int(i), int(j)))
+        entered = in_force(inputs.entries, "factor", s.day)
+        classes = {name: row["working_class"] for name, row in entered.items()}
+        if not parts and not classes:
+            continue
+        digest = _digest(norms, inputs, s, classes, parts)
+        status = status_at(s, now, late_s)
+        if known is not None and known.get(s.start) == (digest, status):
+            continue
+        found.append(_assess(norms, inputs, s, parts, classes, status, digest))
+    return found
+
+
+def _assess(
+    norms: Norms,
+    inputs: WorkplaceInputs,
+    s: Shift,
+    parts: Sequence[tuple[_Sensor, int, int]],
+    classes: Mapping[str, str],
+    status: str,
+    digest: bytes,
+) -> AssessedShift:
+    lo_us = int(s.start.timestamp() * US_PER_S)
+    width_us = inputs.width_us
+    series: list[SensorSeries] = []
+    coverage: dict[str, float] = {}
+    samples: dict[str, int] = {}
+    for b, i, j in parts:
+        n = b.n[i:j]
+        # Two samples per bucket, at its start and its middle: every interval is then half a
+        # bucket, so the hold rule gives each bucket exactly its width and a missing bucket is
+        # a gap.
+        offset_s = (b.starts_us[i:j] - lo_us) / US_PER_S
+        time_s = np.empty(2 * offset_s.size)
+        time_s[0::2] = offset_s
+        time_s[1::2] = offset_s + width_us / US_PER_S / 2.0
+        full = float(n.max())
+        coverage[b.ref.code] = min(
+            float(np.minimum(n / full, 1.0).sum()) * width_us / US_PER_S / s.duration_s, 1.0
+        )
+        samples[b.ref.code] = int(n.sum())
+        r = b.ref
+        series.append(
+            SensorSeries(
+                r.code, r.quantity, r.unit, r.substance, time_s, np.repeat(b.level[i:j], 2)
+            )
+        )
+    a = assess_workplace(
+        series,
+        norms,
+        shift_duration_s=s.duration_s,
+        max_gap_s=width_us / US_PER_S,
+        entered_factors=dict(classes),
+    )
+    short = [code for code, c in coverage.items() if c < norms.sampling.min_coverage]
+    ids = {r.code: r.id for r in inputs.sensors}
+    sensors: list[dict[str, Any]] = []
+    for sr in a.sensors:
+        metrics = {k: _num(v) for k, v in sr.metrics.items()}
+        metrics["coverage"] = _num(coverage.get(sr.sensor))
+        sensors.append(
+            {
+                "sensor_id": ids.get(sr.sensor),
+                "sensor": sr.sensor,
+                "quantity": sr.quantity,
+                "substance": sr.substance,
+                "samples": samples.get(sr.sensor, 0),
+                "metrics": metrics,
+                "working_class": None if sr.working_class is None else sr.working_class.value,
+                "factor": sr.factor,
+                "B_continuous": _num(sr.b_continuous),
+                "insufficient_data": sr.sensor in short,
+                "basis": sr.basis,
+            }
+        )
+    measured = {b.ref.code for b, _, _ in parts}
+    for ref in inputs.sensors:
+        if ref.code not in measured:
+            row = _missing_sensor(ref, why_not_assessable(ref, norms))
+            sensors.append(row)
+            if row["insufficient_data"]:
+                short.append(ref.code)
+    coverages = [float(c) for c in coverage.values()]
+    coverages += [0.0 for r in sensors if r["basis"] == "no readings in this shift"]
+    factors = [
+        {
+            "factor": f.factor,
+            "working_class": f.working_class.value,
+            "B": f.b,
+            "B_continuous": round(f.b_continuous, 6),
+            "source": "measured" if f.sensors else "entered",
+            "sensors": list(f.sensors),
+            "basis": f.basis,
+        }
+        for f in a.factors
+    ]
+    combination = a.combination
+    return AssessedShift(
+        workplace_id=int(inputs.workplace["id"]),
+        shift=s,
+        timezone=inputs.workplace["timezone"],
+        status=status,
+        working_class=None if a.working_class is None else a.working_class.value,
+        b=a.b,
+        b_continuous=_num(a.b_continuous),
+        coverage_min=_num(min(coverages)) if coverages else None,
+        insufficient_data=bool(short),
+        detail={
+            "sensors": sensors,
+            "factors": factors,
+            "rule": None if combination is None else combination.rule,
+            "deciding_factors": [] if combination is None else list(combination.deciding),
+            "mixture_index": {k: _num(v) for k, v in a.mixture_index.items()},
+            "explanation": a.explanation,
+            "note": "",
+            "insufficient_sensors": short,
+            "source": f"{SOURCE} ({inputs.bucket})",
+            "entered": {name: {"working_class": c} for name, c in classes.items()},
+        },
+        norms_profile=norms.name,
+        norms_version=norms.version,
+        inputs_digest=digest,
+    )
+
+
+async def load_inputs(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    workplaces: Sequence[Row],
+    shifts: Mapping[int, Sequence[Shift]],
+) -> dict[int, WorkplaceInputs]:
+    """The sensors, buckets over ``shifts`` and factor entries of ``workplaces``, with one
+    query per kind of data (and bucket width) for all of them."""
+    ids = [int(w["id"]) for w in workplaces]
+    sensors = await sensors_by_workplace(conn, ids)
+    entries = await factor_entries_of(conn, ids)
+    wanted: dict[Bucket, tuple[dict[int, str], datetime, datetime]] = {}
+    buckets: dict[int, Bucket] = {}
+    for w in workplaces:
+        todo = shifts.get(int(w["id"]), ())
+        if not todo:
+            continue
+        bucket = buckets[int(w["id"])] = bucket_for(todo)
+        usable, lo, hi = wanted.get(bucket, ({}, todo[0].start, todo[-1].end))
+        usable.update(
+            (s.id, s.quantity)
+            for s in sensors[int(w["id"])]
+            if why_not_assessable(s, norms) is None
+        )
+        wanted[bucket] = (usable, min(lo, todo[0].start), max(hi, todo[-1].end))
+    levels: dict[Bucket, dict[int, BucketLevels]] = {}
+    for bucket, (usable, lo, hi) in wanted.items():
+        async with translate_errors():
+            levels[bucket] = await fetch_levels(conn, usable, lo, hi, bucket) if usable else {}
+    found = {}
+    for w in workplaces:
+        wid = int(w["id"])
+        if wid not in buckets:
+            continue
+        got = levels[buckets[wid]]
+        found[wid] = WorkplaceInputs(
+            w,
+            tuple(sensors[wid]),
+            tuple(_sensor(ref, got[ref.id]) for ref in sensors[wid] if ref.id in got),
+            tuple(entries.get(wid, ())),
+            buckets[wid],
+        )
+    return found
+
+
+def _sensor(ref: SensorRef, r: BucketLevels) -> _Sensor:
+    keep = np.isfinite(r.level) & (r.n > 0)
+    return _Sensor(ref, r.starts_us[keep], r.n[keep], r.level[keep])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading what is stored: every surface goes through these.
+
+
+def schedule_of(workplace: Row) -> Schedule:
+    return Schedule.of_workplace(workplace)
+
+
+async def stored_shift(
+    conn: AsyncConnection[Any], norms: Norms, workplace: Row, s: Shift, late_s: float
+) -> AssessedShift:
+    """The stored assessment of shift ``s``, or the "nothing measured" answer."""
+    row = await stored.shift_at(conn, int(workplace["id"]), s.start)
+    if row is not None:
+        return AssessedShift.of_row(row)
+    sensors = (await sensors_by_workplace(conn, [int(workplace["id"])]))[int(workplace["id"])]
+    return unassessed(workplace, s, sensors, norms, datetime.now(UTC), late_s)
+
+
+async def stored_period(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    workplace: Row,
+    first: date,
+    last: date,
+    late_s: float,
+    *,
+    every_shift: bool = True,
+) -> list[AssessedShift]:
+    """Shifts of local dates ``first..last``, oldest first: the stored ones, and with
+    ``every_shift`` the schedule's other (unmeasured) shifts that have started as well."""
+    rows = await stored.shifts_of(conn, int(workplace["id"]), first, last)
+    found = {r["shift_start"]: AssessedShift.of_row(r) for r in rows}
+    if not every_shift:
+        return list(found.values())
+    schedule = schedule_of(workplace)
+    now = datetime.now(UTC)
+    sensors: list[SensorRef] | None = None
+    result = []
+    for s in shifts_between(schedule, first, last):
+        if s.start > now:
+            break
+        got = found.get(s.start)
+        if got is None:
+            if sensors is None:
+                sensors = (await sensors_by_workplace(conn, [int(workplace["id"])]))[
+                    int(workplace["id"])
+                ]
+            got = unassessed(workplace, s, sensors, norms, now, late_s)
+        result.append(got)
+    return result
+
+
+def worst(shifts: Sequence[AssessedShift]) -> AssessedShift | None:
+    """The shift that sets В over a period (the same order as ``store.shift_assessments``'s
+    ``WORST_ORDER``): sufficiently covered shifts first, then the highest В, the highest
+    continuous В, the latest."""
+    rated = [s for s in shifts if s.rated]
+    if not rated:
+        return None
+    return max(
+        rated,
+        key=lambda s: (
+            not s.insufficient_data,
+            s.b or 0,
+            s.b_continuous if s.b_continuous is not None else -math.inf,
+            s.shift.start,
+        ),
+    )
+
+
+async def worst_shifts(
+    conn: AsyncConnection[Any], workplace_ids: Sequence[int], first: date, last: date
+) -> dict[int, AssessedShift]:
+    """The shift that sets each workplace's В over ``first..last``, from the stored table."""
+    rows = await stored.worst_shifts(conn, workplace_ids, first, last)
+    return {w: AssessedShift.of_row(r) for w, r in rows.items()}
+
+
+def shift_of(workplace: Row, day: date, number: int) -> Shift:
+    return shift(schedule_of(workplace), day, number)

@@ -1,0 +1,128 @@
+"""``qorgau assessments``: keep the stored shift assessments current, or rebuild them."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from qorgau.runtime import settings_help
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from application.settings import AssessmentSettings
+
+    parser = subparsers.add_parser(
+        "assessments",
+        help="stored shift assessments: run the service, rebuild",
+        description="Every surface (API, map, exports, reports, dashboard, Grafana) reads a "
+        "workplace's shifts from the stored assessments; this keeps them current.",
+    )
+    sub = parser.add_subparsers(title="actions", metavar="ACTION")
+    run = sub.add_parser(
+        "run",
+        help="the assessment service: assess shifts as readings arrive (until SIGTERM)",
+        description="Watch what ingest stores and assess the shifts it falls in: a running "
+        "shift is stored again within QORGAU_ASSESS_INTERVAL_S of new readings, a late reading "
+        "recomputes its own shift, ended shifts become provisional and, once ingest no longer "
+        "accepts readings for them, final. Safe to start on several machines: one works, the "
+        "others wait as standbys.",
+        epilog=settings_help(AssessmentSettings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--no-upgrade", action="store_true", help="do not apply schema migrations at start"
+    )
+    run.set_defaults(handler=_run)
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="assess every shift again (after a change of norms profile or version)",
+        description="Assess every shift of every workplace with data since --since again and "
+        "replace what is stored, with a progress bar. Run it after changing "
+        "QORGAU_NORMS_PROFILE or the profile's file; the service may keep running meanwhile.",
+        epilog=settings_help(AssessmentSettings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rebuild.add_argument(
+        "--since",
+        type=dt.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="first local date to assess (default: the oldest hourly rollup)",
+    )
+    rebuild.add_argument(
+        "--workplace", type=int, action="append", metavar="ID", help="only this workplace (repeat)"
+    )
+    rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
+    rebuild.set_defaults(handler=_rebuild)
+
+    def usage(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(handler=usage)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from analytics import load_norms
+    from application.assessment_service import AssessmentService
+    from application.settings import AssessmentSettings
+    from qorgau.runtime import load_settings, run_until_signal, setup_logging
+    from store.migrate import upgrade_from_settings
+
+    setup_logging()
+    settings = load_settings(AssessmentSettings)
+    norms = load_norms(settings.norms_profile)
+    if not args.no_upgrade:
+        upgrade_from_settings(settings)
+
+    async def main(stop: asyncio.Event) -> None:
+        await AssessmentService(settings, norms).run(stop)
+
+    return run_until_signal(main)
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from tqdm import tqdm
+
+    from analytics import load_norms
+    from application.assessment_service import rebuild
+    from application.settings import AssessmentSettings
+    from qorgau.runtime import load_settings, setup_logging
+    from store.connection import connect_async
+    from store.migrate import upgrade_from_settings
+
+    setup_logging()
+    settings = load_settings(AssessmentSettings)
+    norms = load_norms(settings.norms_profile)
+    upgrade_from_settings(settings)
+
+    async def main() -> tuple[int, int]:
+        bar = tqdm(unit=" shifts", disable=args.quiet, desc="assessing")
+        async with await connect_async(
+            settings.database_url, settings.database_schema, autocommit=True
+        ) as conn:
+            try:
+                return await rebuild(
+                    conn,
+                    norms,
+                    since=args.since,
+                    late_s=settings.ingest_max_past_s,
+                    workplace_ids=args.workplace,
+                    batch_workplaces=settings.assess_batch_workplaces,
+                    progress=bar.update,
+                )
+            finally:
+                bar.close()
+
+    started = time.monotonic()
+    workplaces, shifts = asyncio.run(main())
+    took = time.monotonic() - started
+    print(
+        f"{shifts} shift(s) of {workplaces} workplace(s) stored with norms "
+        f"{norms.name} {norms.version} in {took:.1f} s"
+    )
+    return 0

@@ -1,0 +1,248 @@
+"""Stored shift assessments and the change log that keeps them current (migration 0040).
+
+``note_readings`` runs in the transaction that stores readings, so every stored reading leaves
+a change row; the assessment service takes change rows (``take_changes``) in the transaction
+that writes the recomputed shifts (``upsert``), so a crash between the two loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from store.catalog import Row, translate_errors
+from store.readings import ReadingBlock, us_to_datetime
+
+STATUSES: Final = ("running", "provisional", "final")
+
+_COLUMNS: Final = (
+    "workplace_id, shift_start, shift_end, local_day, shift_number, timezone, status, "
+    "working_class, b, b_continuous, coverage_min, insufficient_data, detail, norms_profile, "
+    "norms_version, inputs_digest, computed_at"
+)
+_WRITTEN: Final = _COLUMNS.replace(", computed_at", "").split(", ")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something that may change the shifts of ``workplace_id`` holding an instant of
+    ``[lo, hi]``."""
+
+    workplace_id: int
+    lo: datetime
+    hi: datetime
+    noted_at: datetime
+
+
+async def note_readings(conn: AsyncConnection[Any], block: ReadingBlock) -> None:
+    """Record, per sensor of ``block``, the span its readings cover (caller's transaction)."""
+    if len(block) == 0:
+        return
+    ids, inverse = np.unique(block.sensor_ids, return_inverse=True)
+    lo = np.full(ids.size, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(ids.size, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(lo, inverse, block.times_us)
+    np.maximum.at(hi, inverse, block.times_us)
+    await conn.execute(
+        "INSERT INTO assessment_changes (sensor_id, lo, hi) "
+        "SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[])",
+        [
+            [int(i) for i in ids],
+            [us_to_datetime(int(t)) for t in lo],
+            [us_to_datetime(int(t)) for t in hi],
+        ],
+    )
+
+
+async def note_workplace(
+    conn: AsyncConnection[Any], workplace_id: int, lo: datetime, hi: datetime
+) -> None:
+    """Record that the shifts of a workplace between ``lo`` and ``hi`` must be recomputed (an
+    entered class in force from a date on, a norms change)."""
+    await conn.execute(
+        "INSERT INTO assessment_changes (workplace_id, lo, hi) VALUES (%s, %s, %s)",
+        [workplace_id, lo, hi],
+    )
+
+
+async def take_changes(conn: AsyncConnection[Any], limit: int) -> list[Change]:
+    """Remove up to ``limit`` change rows, oldest first, and return them per workplace (the
+    caller's transaction: roll back and they are there again). Rows of sensors without a
+    workplace are dropped: nothing is assessed from them."""
+    cur = await conn.execute(
+        """
+        WITH taken AS (
+            DELETE FROM assessment_changes
+            WHERE id IN (SELECT id FROM assessment_changes ORDER BY id LIMIT %s
+                         FOR UPDATE SKIP LOCKED)
+            RETURNING sensor_id, workplace_id, lo, hi, noted_at
+        )
+        SELECT coalesce(t.workplace_id, s.workplace_id) AS workplace_id, t.lo, t.hi, t.noted_at
+        FROM taken t LEFT JOIN sensors s ON s.id = t.sensor_id
+        WHERE coalesce(t.workplace_id, s.workplace_id) IS NOT NULL
+        """,
+        [limit],
+    )
+    return [Change(int(w), lo, hi, noted) for w, lo, hi, noted in await cur.fetchall()]
+
+
+async def pending_changes(conn: AsyncConnection[Any]) -> tuple[int, datetime | None]:
+    """How many change rows wait, and when the oldest was noted."""
+    cur = await conn.execute("SELECT count(*), min(noted_at) FROM assessment_changes")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+async def digests(
+    conn: AsyncConnection[Any], workplace_id: int, starts: Sequence[datetime]
+) -> dict[datetime, tuple[bytes, str]]:
+    """``{shift start: (inputs digest, status)}`` of the stored shifts among ``starts``."""
+    cur = await conn.execute(
+        "SELECT shift_start, inputs_digest, status FROM shift_assessments "
+        "WHERE workplace_id = %s AND shift_start = ANY(%s::timestamptz[])",
+        [workplace_id, list(starts)],
+    )
+    return {start: (bytes(d), status) for start, d, status in await cur.fetchall()}
+
+
+async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert or replace assessed shifts (mappings with the table's columns but
+    ``computed_at``); returns how many were written."""
+    if not rows:
+        return 0
+    names = ", ".join(_WRITTEN)
+    marks = ", ".join(["%s"] * len(_WRITTEN))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _WRITTEN[2:])
+    async with translate_errors(), conn.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO shift_assessments ({names}) VALUES ({marks}) "
+            f"ON CONFLICT (workplace_id, shift_start) DO UPDATE SET {updates}, "
+            "computed_at = now()",
+            [[Jsonb(r[c]) if c == "detail" else r[c] for c in _WRITTEN] for r in rows],
+        )
+    return len(rows)
+
+
+async def delete_from(conn: AsyncConnection[Any], starts: Mapping[int, datetime]) -> None:
+    """Delete each workplace's stored shifts that start at or after its instant (a rebuild)."""
+    if not starts:
+        return
+    await conn.execute(
+        "DELETE FROM shift_assessments a USING unnest(%s::bigint[], %s::timestamptz[]) "
+        "AS f(workplace_id, since) "
+        "WHERE a.workplace_id = f.workplace_id AND a.shift_start >= f.since",
+        [list(starts), list(starts.values())],
+    )
+
+
+async def settle_statuses(conn: AsyncConnection[Any], now: datetime, late_s: float) -> int:
+    """Running shifts that have ended become provisional; provisional shifts older than what
+    ingest still accepts (``late_s`` after their end) become final. Returns rows changed."""
+    cur = await conn.execute(
+        """
+        UPDATE shift_assessments
+        SET status = CASE WHEN shift_end <= %(final_before)s THEN 'final' ELSE 'provisional' END
+        WHERE status <> 'final'
+          AND (shift_end <= %(final_before)s OR (status = 'running' AND shift_end <= %(now)s))
+        """,
+        {"now": now, "final_before": now - timedelta(seconds=late_s)},
+    )
+    return cur.rowcount
+
+
+async def shifts_of(
+    conn: AsyncConnection[Any], workplace_id: int, first: date, last: date
+) -> list[Row]:
+    """Stored shifts of a workplace starting on local dates ``first..last``, oldest first."""
+    cur = conn.cursor(row_factory=dict_row)
+    async with translate_errors():
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM shift_assessments "
+            "WHERE workplace_id = %s AND local_day BETWEEN %s AND %s ORDER BY shift_start",
+            [workplace_id, first, last],
+        )
+        return await cur.fetchall()
+
+
+async def shift_at(
+    conn: AsyncConnection[Any], workplace_id: int, shift_start: datetime
+) -> Row | None:
+    cur = conn.cursor(row_factory=dict_row)
+    async with translate_errors():
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM shift_assessments "
+            "WHERE workplace_id = %s AND shift_start = %s",
+            [workplace_id, shift_start],
+        )
+        return await cur.fetchone()
+
+
+# Which shift of a period sets a workplace's В: a sufficiently covered shift before any
+# insufficient one, then the highest В, then the highest continuous В, then the latest.
+WORST_ORDER: Final = "insufficient_data, b DESC, b_continuous DESC NULLS LAST, shift_start DESC"
+
+
+async def worst_shifts(
+    conn: AsyncConnection[Any], workplace_ids: Sequence[int], first: date, last: date
+) -> dict[int, Row]:
+    """The shift that sets each workplace's В over local dates ``first..last`` (rated shifts
+    only; workplaces without one are absent)."""
+    cur = conn.cursor(row_factory=dict_row)
+    async with translate_errors():
+        await cur.execute(
+            f"""
+            SELECT w.workplace_id, a.*
+            FROM unnest(%s::bigint[]) AS w(workplace_id)
+            CROSS JOIN LATERAL (
+                SELECT {_COLUMNS.replace("workplace_id, ", "")}
+                FROM shift_assessments
+                WHERE workplace_id = w.workplace_id AND local_day BETWEEN %s AND %s
+                  AND b IS NOT NULL
+                ORDER BY {WORST_ORDER}
+                LIMIT 1
+            ) a
+            """,
+            [list(workplace_ids), first, last],
+        )
+        return {row["workplace_id"]: row for row in await cur.fetchall()}
+
+
+async def try_leader_lock(conn: AsyncConnection[Any]) -> bool:
+    """Take the assessment service's lock of this schema on ``conn`` (its session): one
+    service writes at a time, a second one waits as a standby."""
+    cur = await conn.execute(
+        "SELECT pg_try_advisory_lock(hashtext(current_schema() || '.shift_assessments'))"
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def workplaces_with_data(conn: AsyncConnection[Any], since: datetime) -> list[int]:
+    """Workplaces with a sensor that has hourly rollups since ``since`` or entered factor
+    classes, for a rebuild."""
+    cur = await conn.execute(
+        """
+        SELECT DISTINCT s.workplace_id FROM sensors s
+        WHERE s.workplace_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM readings_1h r WHERE r.sensor_id = s.id AND r.bucket >= %s)
+        UNION
+        SELECT DISTINCT workplace_id FROM factor_assessments
+        ORDER BY 1
+        """,
+        [since],
+    )
+    return [int(r[0]) for r in await cur.fetchall()]
+
+
+async def first_rollup(conn: AsyncConnection[Any]) -> datetime | None:
+    cur = await conn.execute("SELECT min(bucket) FROM readings_1h")
+    row = await cur.fetchone()
+    return None if row is None else row[0]
