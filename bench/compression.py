@@ -4,7 +4,7 @@
 
 Starts its own PostgreSQL (``qorgau.localservices``, which preloads TimescaleDB where it is
 installed; removed afterwards), fills one schema per backend with the same simulated readings
-(the demo's standard device, ``firmware_sim.device.standard_device``: 8 channels at 1 Hz, around
+(the demo's standard device, ``firmware_sim.device.standard_device``: 7 channels at 1 Hz, around
 the clock) through the store's write path (binary COPY, and on plain PostgreSQL the rollup
 tables), then measures:
 
@@ -168,7 +168,7 @@ def measure_timescale(url: str, schema: str, readings: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=float, default=2.0, help="days of readings per device")
-    parser.add_argument("--devices", type=int, default=2, help="standard devices (8 channels)")
+    parser.add_argument("--devices", type=int, default=2, help="standard devices (7 channels each)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
