@@ -20,6 +20,7 @@ COPY edge ./edge
 COPY firmware_sim ./firmware_sim
 COPY ingest ./ingest
 COPY store ./store
+COPY application ./application
 COPY api ./api
 COPY dashboards ./dashboards
 # A wheel first (not an editable or in-tree install): what ends up in the venv is exactly the

@@ -125,25 +125,47 @@ def occupational_risk(
 
     Worked case (DOMAIN.md §4): В=3, Т=4, Об=2, СИЗ=3, З=1 → ПР 3.05, level 3.
     """
+    (found,) = occupational_risks([B], [T], [Ob], [SIZ], [Z], norms)
+    return found
+
+
+def occupational_risks(
+    B: Sequence[float] | FloatArray,
+    T: Sequence[float] | FloatArray,
+    Ob: Sequence[float] | FloatArray,
+    SIZ: Sequence[float] | FloatArray,
+    Z: Sequence[float] | FloatArray,
+    norms: Norms,
+) -> list[RiskAssessment]:
+    """:func:`occupational_risk` of many workplaces at once (equally long sequences): ПР and
+    levels computed over arrays, for the map and the exports."""
     rn = norms.risk
-    pr = float(risk_score(B, T, Ob, SIZ, Z, norms))
-    level = int(risk_level(pr, norms))
-    i = level - 1
-    contributions = (
-        Contribution("В", float(B), rn.weight_bt / 2.0, rn.weight_bt / 2.0 * float(B)),
-        Contribution("Т", float(T), rn.weight_bt / 2.0, rn.weight_bt / 2.0 * float(T)),
-        Contribution("Об", float(Ob), rn.weight_os / 2.0, rn.weight_os / 2.0 * float(Ob)),
-        Contribution("СИЗ", float(SIZ), rn.weight_os / 2.0, rn.weight_os / 2.0 * float(SIZ)),
-        Contribution("З", float(Z), rn.weight_z, rn.weight_z * float(Z)),
-    )
-    return RiskAssessment(
-        pr=pr,
-        level=level,
-        level_name=rn.level_names[i],
-        protection_class=rn.protection_classes[i],
-        protection_name=rn.protection_names[i],
-        contributions=contributions,
-    )
+    b, t, ob, siz, z = arrays = [np.asarray(x, dtype=np.float64) for x in (B, T, Ob, SIZ, Z)]
+    pr = risk_score(b, t, ob, siz, z, norms)
+    levels = risk_level(pr, norms).astype(np.int64)
+    half_bt, half_os, wz = rn.weight_bt / 2.0, rn.weight_os / 2.0, rn.weight_z
+    found = []
+    for b, t, ob, siz, z, p, level in zip(
+        *(a.tolist() for a in arrays), pr.tolist(), levels.tolist(), strict=True
+    ):
+        i = level - 1
+        found.append(
+            RiskAssessment(
+                pr=p,
+                level=level,
+                level_name=rn.level_names[i],
+                protection_class=rn.protection_classes[i],
+                protection_name=rn.protection_names[i],
+                contributions=(
+                    Contribution("В", b, half_bt, half_bt * b),
+                    Contribution("Т", t, half_bt, half_bt * t),
+                    Contribution("Об", ob, half_os, half_os * ob),
+                    Contribution("СИЗ", siz, half_os, half_os * siz),
+                    Contribution("З", z, wz, wz * z),
+                ),
+            )
+        )
+    return found
 
 
 def protection_class(level: int, norms: Norms) -> str:

@@ -7,6 +7,7 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+Int64Array = NDArray[np.int64]  # epoch seconds and keys that must be 64-bit everywhere
 BoolArray = NDArray[np.bool_]
 
-__all__ = ["BoolArray", "FloatArray", "IntArray"]
+__all__ = ["BoolArray", "FloatArray", "Int64Array", "IntArray"]

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from analytics import load_norms
 from analytics.alerts import load_alert_norms
@@ -17,6 +18,7 @@ from api.auth import AnyRole
 from api.dashboard import install_dashboard
 from api.deps import ConnDep
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit, SafeHeaders
 from api.live import ReadingsHub
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.models import Health, error_responses
@@ -45,6 +47,9 @@ exports for risk scoring and insurers.
 with `qorgau tokens create --role admin|safety_officer|inspector|scoring`. Objects of another
 tenant answer 404; an endpoint the token's role may not use answers 403.
 """
+
+# Where the Swagger UI and ReDoc files of /docs and /redoc are served (no token: no data).
+DOCS_ASSETS = "/docs-assets"
 
 _me_router = APIRouter(prefix="/api/v1", tags=["service"], responses=error_responses())
 
@@ -97,7 +102,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 await task
             await pool.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships, not from a CDN: a plant network
+    # without internet still gets its /docs.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="Qorgau",
         version=__version__,
         summary="Workplace exposure, harmfulness index В, early warning and occupational risk.",
@@ -107,11 +115,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.norms = norms
     app.state.alert_norms = load_alert_norms(settings.norms_profile)
-    install_error_handlers(app)
+    install_error_handlers(app, max_validation_errors=settings.api_max_validation_errors)
     if settings.api_metrics:
         app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
         app.add_route("/metrics", metrics.exposition, include_in_schema=False)
     app.state.metrics = metrics
+    # Added last, so outermost: a too large body is refused before anything else runs, and every
+    # answer (the 413 and other errors included) gets the headers.
+    app.add_middleware(BodySizeLimit, limit_bytes=settings.api_max_body_bytes)
+    app.add_middleware(SafeHeaders, private_prefix="/api/")
 
     @app.get("/health", response_model=Health, tags=["service"])
     async def health(conn: ConnDep) -> Health | JSONResponse:

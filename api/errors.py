@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -43,28 +44,48 @@ def _json(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": message})
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+# A 422 names what to fix, it does not mirror the request: each part of a field's location
+# and each message is cut to these lengths (an unknown key can be a megabyte long).
+_LOC_PART_CHARS = 64
+_MSG_CHARS = 200
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _loc(loc: Sequence[Any]) -> list[int | str]:
+    return [p if isinstance(p, int) else _clip(str(p), _LOC_PART_CHARS) for p in loc]
+
+
+def _location(loc: Sequence[int | str]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or str(loc[0] if loc else "request")
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def validation_content(errs: Sequence[Mapping[str, Any]], max_errors: int) -> dict[str, Any]:
+    """The body of a 422: one sentence naming the first bad fields and a structured list of at
+    most ``max_errors`` errors, clipped, never echoing the input; ``error_count`` says how many
+    there were in all."""
+    shown = [
+        (_loc(e.get("loc", ())), _clip(str(e.get("msg", "invalid")), _MSG_CHARS), e.get("type"))
+        for e in errs[:max_errors]
+    ]
+    summary = "; ".join(f"{_location(loc)}: {msg}" for loc, msg, _ in shown[:5])
+    if len(errs) > len(shown[:5]):
+        summary += f"; and {len(errs) - len(shown[:5])} more"
+    return {
+        "detail": f"invalid request: {summary}",
+        "errors": [{"loc": loc, "msg": msg, "type": kind} for loc, msg, kind in shown],
+        "error_count": len(errs),
+    }
+
+
+def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Keep FastAPI's structured list and add one sentence that says what to fix.
-        errs = exc.errors()
-        summary = "; ".join(
-            f"{_location(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errs[:5]
-        )
         return JSONResponse(
-            status_code=422,
-            content={
-                "detail": f"invalid request: {summary}",
-                "errors": [
-                    {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-                    for e in errs
-                ],
-            },
+            status_code=422, content=validation_content(exc.errors(), max_validation_errors)
         )
 
     @app.exception_handler(ApiError)

@@ -50,13 +50,17 @@ class ErrorPublic(BaseModel):
                             "type": "value_error",
                         }
                     ],
+                    "error_count": 1,
                 }
             ]
         }
     )
 
     detail: str
-    errors: list[ValidationIssue] | None = None
+    errors: list[ValidationIssue] | None = Field(
+        default=None, description="422: the first errors (at most QORGAU_API_MAX_VALIDATION_ERRORS)"
+    )
+    error_count: int | None = Field(default=None, description="422: how many errors in all")
 
 
 def error_responses() -> dict[int | str, dict[str, Any]]:
@@ -64,6 +68,7 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
     return {
         401: {"model": ErrorPublic, "description": "missing, unknown, revoked or expired token"},
         403: {"model": ErrorPublic, "description": "the token's role may not do this"},
+        413: {"model": ErrorPublic, "description": "request body over the server's size limit"},
         422: {"model": ErrorPublic, "description": "invalid request: `detail` says what to fix"},
         503: {"model": ErrorPublic, "description": "database unavailable; retry"},
     }

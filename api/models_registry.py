@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from analytics.norms import builtin_profiles
 from edge.protocol import UNITS_BY_QUANTITY, Quantity, normalise_unit
 
 # Codes are what devices and topics use: letters, digits and . _ - (the registry's CHECK).
@@ -68,6 +69,24 @@ def _local_time(value: time) -> time:
 
 
 ShiftStart = Annotated[time, AfterValidator(_local_time)]
+
+
+def _profile(value: str) -> str:
+    known = builtin_profiles()
+    if value not in known:
+        raise ValueError(f"unknown norms profile {value!r}; use one of {', '.join(known)}")
+    return value
+
+
+NormsProfile = Annotated[
+    str,
+    AfterValidator(_profile),
+    Field(
+        description="the enterprise's norms profile (limits, class tables, В and ПР weights, "
+        "alert thresholds) for every surface; null: the service's default profile",
+        examples=["default"],
+    ),
+]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 
 
@@ -77,6 +96,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 class EnterpriseFields(BaseModel):
     region: Region | None = None
     timezone: TimeZone = "Asia/Almaty"
+    norms_profile: NormsProfile | None = None
     activity_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.]{1,20}$")] | None = (
         Field(default=None, description="code of the economic activity (ОКЭД), e.g. 41.20")
     )
@@ -124,6 +144,7 @@ class EnterpriseUpdate(BaseModel):
     name: Name | None = None
     region: Region | None = None
     timezone: TimeZone | None = None
+    norms_profile: NormsProfile | None = None
     activity_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.]{1,20}$")] | None = None
     activity_risk_class: int | None = Field(default=None, ge=1, le=22)
     base_rate_pct: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
@@ -134,6 +155,10 @@ class EnterprisePublic(EnterpriseFields):
     code: str
     name: str
     timezone: str
+    # As stored: a profile set by an operator need not be one that ships (no re-validation).
+    norms_profile: str | None = Field(
+        default=None, description="the enterprise's norms profile; null: the service's default"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from analytics.alerts import AlertKind, TransitionError, next_state
 from api.alert_stream import AlertHub
 from api.auth import Admin, Reader, Writer
 from api.deps import ConnDep
 from api.models import error_responses
+from ingest.alerting.webhooks import check_webhook_url
 from ingest.alerting.wire import SEVERITIES, AlertMessage, wanted
 from store.alerts import (
     Preference,
@@ -152,7 +153,12 @@ class WebhookCreate(BaseModel):
         }
     )
 
-    url: str = Field(pattern=r"^https?://[^\x00-\x20\x7f]+$", max_length=2000)
+    url: Annotated[str, AfterValidator(check_webhook_url)] = Field(
+        pattern=r"^https?://[^\x00-\x20\x7f]+$",
+        max_length=2000,
+        description="http or https URL with a valid host (IDNA names allowed) that receives "
+        "the alerts as signed JSON POSTs",
+    )
     secret: str = Field(
         min_length=16, max_length=200, pattern=r"^[^\x00]+$", description="HMAC-SHA256 key"
     )
@@ -173,6 +179,14 @@ class WebhookPublic(BaseModel):
     kinds: list[str] | None
     subscriber_kind: str | None = None
     subscriber: str | None = None
+    last_error: str | None = Field(
+        default=None,
+        description="why the last failed delivery failed (invalid URL, refused by the "
+        "receiver, gave up after the retries); current when `last_error_at` is later than "
+        "`last_delivered_at`",
+    )
+    last_error_at: datetime | None = None
+    last_delivered_at: datetime | None = None
 
 
 def _hub(request: Request) -> AlertHub | None:
@@ -333,6 +347,9 @@ async def webhooks(conn: ConnDep, token: Admin) -> list[WebhookPublic]:
             kinds=list(h.kinds) if h.kinds is not None else None,
             subscriber_kind=h.subscriber_kind,
             subscriber=h.subscriber,
+            last_error=h.last_error,
+            last_error_at=h.last_error_at,
+            last_delivered_at=h.last_delivered_at,
         )
         for h in await list_webhooks(conn, active_only=False)
     ]

@@ -49,10 +49,13 @@ router = APIRouter(prefix="/api/v1", tags=["registry"], responses=error_response
 NOT_FOUND = not_found_response("object")
 RefFilter = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 
-# Fields that decide the tariff and the inspectors' jurisdiction: only an admin sets them.
 P = TypeVar("P", bound=BaseModel)
 
-_ADMIN_ONLY_ENTERPRISE_FIELDS = frozenset({"region", "activity_risk_class", "base_rate_pct"})
+# Fields that decide the tariff and the inspectors' jurisdiction (the norms profile sets the
+# limits, classes and ПР behind the tariff): only an admin sets them.
+_ADMIN_ONLY_ENTERPRISE_FIELDS = frozenset(
+    {"region", "activity_risk_class", "base_rate_pct", "norms_profile"}
+)
 
 
 async def _page(

@@ -16,6 +16,19 @@ class ApiSettings(DatabaseSettings):
     api_max_points: int = Field(
         default=100_000, ge=1, description="most readings one request returns"
     )
+    api_max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="largest request body accepted, in bytes (1 MiB); a larger one, declared or "
+        "chunked, is answered 413 before it is parsed",
+    )
+    api_max_validation_errors: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="most field errors one 422 answer lists (the answer says how many there "
+        "were): a body of many bad fields cannot make a huge answer",
+    )
     norms_profile: str = Field(
         default="default",
         description="norms profile (name shipped with analytics, or a TOML path) for classes, "

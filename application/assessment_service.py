@@ -26,7 +26,13 @@ from psycopg import AsyncConnection
 from psycopg.errors import OperationalError
 
 from analytics import Norms
-from application.assessments import AssessedShift, assess_shifts, load_inputs, schedule_of
+from application.assessments import (
+    AssessedShift,
+    Profiles,
+    assess_shifts,
+    load_inputs,
+    schedule_of,
+)
 from application.schedule import Shift, local_day, overlapping, shifts_between
 from application.settings import AssessmentSettings
 from qorgau.backoff import supervise
@@ -75,20 +81,15 @@ class ServiceStatus:
         }
 
 
-# How far back a change reaches by itself: readings arrive at most ingest's window late, but an
-# assessor may enter a class in force from long ago. Older shifts: ``qorgau assessments rebuild``.
-REACH = timedelta(days=92)
-
-
 def shifts_to_assess(
     workplace: Row, spans: Sequence[tuple[datetime, datetime]], now: datetime
 ) -> list[Shift]:
     """The started shifts of ``workplace``'s schedule that hold an instant of any span (not
-    older than ``REACH``)."""
+    older than ``store.shift_assessments.REACH``)."""
     schedule = schedule_of(workplace)
     found: dict[datetime, Shift] = {}
     for lo, hi in spans:
-        for s in overlapping(schedule, max(lo, now - REACH), min(hi, now)):
+        for s in overlapping(schedule, max(lo, now - stored.REACH), min(hi, now)):
             if s.start <= now:
                 found[s.start] = s
     return [found[k] for k in sorted(found)]
@@ -96,7 +97,7 @@ def shifts_to_assess(
 
 async def assess_workplaces(
     conn: AsyncConnection[Any],
-    norms: Norms,
+    profiles: Profiles,
     workplaces: Sequence[Row],
     shifts: dict[int, list[Shift]],
     *,
@@ -108,7 +109,7 @@ async def assess_workplaces(
     transaction). Returns (shifts assessed, shifts written)."""
     if not any(shifts.get(int(w["id"])) for w in workplaces):
         return 0, 0
-    inputs = await load_inputs(conn, norms, workplaces, shifts)
+    inputs = await load_inputs(conn, profiles, workplaces, shifts)
     assessed = 0
     rows: list[AssessedShift] = []
     for w in workplaces:
@@ -118,7 +119,7 @@ async def assess_workplaces(
             continue
         known = None if force else await stored.digests(conn, wid, [s.start for s in todo])
         assessed += len(todo)
-        rows.extend(assess_shifts(norms, inputs[wid], todo, now, late_s, known))
+        rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))
     written = await stored.upsert(conn, [r.row() for r in rows])
     return assessed, written
 
@@ -132,7 +133,7 @@ class AssessmentService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.norms = norms
+        self.profiles = Profiles(norms)
         self.clock = clock
         self.state = ServiceStatus()
 
@@ -221,7 +222,7 @@ class AssessmentService:
                     int(w["id"]): shifts_to_assess(w, spans[int(w["id"])], now) for w in workplaces
                 }
                 assessed, written = await assess_workplaces(
-                    conn, self.norms, workplaces, todo, now=now, late_s=late_s
+                    conn, self.profiles, workplaces, todo, now=now, late_s=late_s
                 )
                 result.workplaces += len(workplaces)
                 result.shifts_assessed += assessed
@@ -253,6 +254,7 @@ async def rebuild(
         since_at = first - timedelta(days=1)
     else:
         since_at = datetime.combine(since, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+    profiles = Profiles(norms)
     ids = (
         list(workplace_ids)
         if workplace_ids is not None
@@ -273,7 +275,7 @@ async def rebuild(
                 ]
             await stored.delete_from(conn, {w: s[0].start for w, s in todo.items() if s})
             _, written = await assess_workplaces(
-                conn, norms, workplaces, todo, now=now, late_s=late_s, force=True
+                conn, profiles, workplaces, todo, now=now, late_s=late_s, force=True
             )
         total += written
         if progress is not None:

@@ -25,6 +25,7 @@ every surface; :func:`assess_shifts` is the only place that computes it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,15 @@ from typing import Any, Final
 import numpy as np
 from psycopg import AsyncConnection
 
-from analytics import AnalyticsError, Norms, SensorSeries, assess_workplace, normalize_unit
+from analytics import (
+    AnalyticsError,
+    Norms,
+    NormsError,
+    SensorSeries,
+    assess_workplace,
+    load_norms,
+    normalize_unit,
+)
 from application.schedule import Schedule, Shift, shift, shifts_between
 from store import shift_assessments as stored
 from store.assessments import factor_entries_of, in_force
@@ -46,6 +55,8 @@ US_PER_S = 1_000_000
 SOURCE: Final = "rollups"
 NOTHING_TO_ASSESS = "no readings and no entered factor classes: nothing to assess"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,7 @@ class AssessedShift:
     b_continuous: float | None
     coverage_min: float | None
     insufficient_data: bool
+    deciding_factors: tuple[str, ...]
     detail: Mapping[str, Any]
     norms_profile: str
     norms_version: str
@@ -107,10 +119,6 @@ class AssessedShift:
     @property
     def insufficient_sensors(self) -> list[str]:
         return list(self.detail.get("insufficient_sensors", ()))
-
-    @property
-    def deciding_factors(self) -> list[str]:
-        return list(self.detail.get("deciding_factors", ()))
 
     @property
     def explanation(self) -> str:
@@ -143,6 +151,7 @@ class AssessedShift:
             "b_continuous": self.b_continuous,
             "coverage_min": self.coverage_min,
             "insufficient_data": self.insufficient_data,
+            "deciding_factors": list(self.deciding_factors),
             "detail": dict(self.detail),
             "norms_profile": self.norms_profile,
             "norms_version": self.norms_version,
@@ -163,6 +172,7 @@ class AssessedShift:
             b_continuous=row["b_continuous"],
             coverage_min=row["coverage_min"],
             insufficient_data=bool(row["insufficient_data"]),
+            deciding_factors=tuple(row["deciding_factors"]),
             detail=row["detail"],
             norms_profile=row["norms_profile"],
             norms_version=row["norms_version"],
@@ -201,6 +211,7 @@ def unassessed(
         b_continuous=None,
         coverage_min=0.0 if rows else None,
         insufficient_data=True,
+        deciding_factors=(),
         detail={
             "sensors": rows,
             "factors": [],
@@ -427,6 +438,7 @@ def _assess(
         b_continuous=_num(a.b_continuous),
         coverage_min=_num(min(coverages)) if coverages else None,
         insufficient_data=bool(short),
+        deciding_factors=() if combination is None else tuple(combination.deciding),
         detail={
             "sensors": sensors,
             "factors": factors,
@@ -445,9 +457,37 @@ def _assess(
     )
 
 
+class Profiles:
+    """Each enterprise's norms profile (``enterprises.norms_profile``; none: the service's
+    default), loaded once."""
+
+    def __init__(self, default: Norms) -> None:
+        self.default = default
+        self._loaded: dict[str, Norms] = {}
+
+    def of(self, workplace: Row) -> Norms:
+        name = workplace.get("norms_profile")
+        if not name or name == self.default.name:
+            return self.default
+        if name not in self._loaded:
+            try:
+                self._loaded[name] = load_norms(name)
+            except NormsError as exc:
+                log.error(
+                    "norms profile %r of workplace %s cannot be loaded (%s); the default "
+                    "profile %r is used",
+                    name,
+                    workplace["id"],
+                    exc,
+                    self.default.name,
+                )
+                self._loaded[name] = self.default
+        return self._loaded[name]
+
+
 async def load_inputs(
     conn: AsyncConnection[Any],
-    norms: Norms,
+    profiles: Profiles,
     workplaces: Sequence[Row],
     shifts: Mapping[int, Sequence[Shift]],
 ) -> dict[int, WorkplaceInputs]:
@@ -467,7 +507,7 @@ async def load_inputs(
         usable.update(
             (s.id, s.quantity)
             for s in sensors[int(w["id"])]
-            if why_not_assessable(s, norms) is None
+            if why_not_assessable(s, profiles.of(w)) is None
         )
         wanted[bucket] = (usable, min(lo, todo[0].start), max(hi, todo[-1].end))
     levels: dict[Bucket, dict[int, BucketLevels]] = {}
@@ -567,10 +607,16 @@ def worst(shifts: Sequence[AssessedShift]) -> AssessedShift | None:
 
 
 async def worst_shifts(
-    conn: AsyncConnection[Any], workplace_ids: Sequence[int], first: date, last: date
+    conn: AsyncConnection[Any],
+    workplace_ids: Sequence[int],
+    first: date,
+    last: date,
+    *,
+    detail: bool = True,
 ) -> dict[int, AssessedShift]:
-    """The shift that sets each workplace's В over ``first..last``, from the stored table."""
-    rows = await stored.worst_shifts(conn, workplace_ids, first, last)
+    """The shift that sets each workplace's В over ``first..last``, from the stored table
+    (``detail=False``: headline figures only)."""
+    rows = await stored.worst_shifts(conn, workplace_ids, first, last, detail=detail)
     return {w: AssessedShift.of_row(r) for w, r in rows.items()}
 
 

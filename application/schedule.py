@@ -111,3 +111,22 @@ def last_finished(schedule: Schedule, now: datetime) -> Shift:
     day = today(schedule, now)
     candidates = shifts_between(schedule, day - timedelta(days=2), day)
     return [s for s in candidates if s.end <= now][-1]
+
+
+def bounds_s(schedule: Schedule, lo: datetime, hi: datetime) -> tuple[list[int], list[int]]:
+    """Start and end epoch seconds of every shift holding some instant of ``[lo, hi]``, in time
+    order: the calendar that streaming code (the alert engine) searches instead of calling
+    :func:`overlapping` per sample. Whole seconds: a start time given to the fraction of a
+    second is taken at its whole second. Sorted by start, one shift per start: on the day
+    clocks go forward a start time that does not exist (02:30 in Berlin) falls before a later
+    start of that morning (03:15), and two start times may fall on one instant."""
+    starts = sorted({int(s.start.timestamp() // 1) for s in overlapping(schedule, lo, hi)})
+    return starts, [start + schedule.duration_s for start in starts]
+
+
+def local_time_text(at: datetime, timezone: str) -> str:
+    """A moment as people should read it: local time with its offset or abbreviation and the
+    zone, e.g. ``16:27 +05 (Asia/Almaty)``, ``07:00 CET (Europe/Berlin)``, ``14:27 UTC``."""
+    local = at.astimezone(ZoneInfo(timezone))
+    label = local.tzname() or local.strftime("%z")
+    return f"{local:%H:%M} {label}" + ("" if label == timezone else f" ({timezone})")

@@ -10,7 +10,7 @@ loud one. A single shift can be asked for instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -25,7 +25,7 @@ from analytics import (
     WorkingClass,
     enterprise_risk,
     insurance_tariff,
-    occupational_risk,
+    occupational_risks,
     ppe_recommendation,
     social_guarantees,
 )
@@ -98,10 +98,19 @@ async def workplace_risk(
             basis = await stored_shift(conn, norms, workplace, shift, late_s)
         else:
             basis = (await worst_shifts(conn, [workplace["id"]], first, last)).get(workplace["id"])
-    if basis is not None and basis.b is None:
-        basis = None
+    (found,) = score(norms, [(workplace, basis, indicators)], first, last)
+    return found
+
+
+def _why_unscored(
+    workplace: Row,
+    basis: AssessedShift | None,
+    indicators: Mapping[str, Row],
+    first: date,
+    last: date,
+) -> str | None:
     reasons = []
-    if basis is None or basis.b is None:
+    if basis is None:
         reasons.append(
             f"no В: no shift between {first} and {last} has a class (no readings of an "
             "assessable sensor and no entered factor classes)"
@@ -112,19 +121,44 @@ async def workplace_risk(
             f"indicators not entered: {', '.join(missing)} (POST "
             f"/api/v1/workplaces/{workplace['id']}/indicators)"
         )
-    if reasons:
-        return WorkplaceRisk(workplace, first, last, basis, indicators, None, "; ".join(reasons))
-    assert basis is not None
-    assert basis.b is not None
-    risk = occupational_risk(
-        basis.b,
-        indicators["T"]["value"],
-        indicators["Ob"]["value"],
-        indicators["SIZ"]["value"],
-        indicators["Z"]["value"],
-        norms,
-    )
-    return WorkplaceRisk(workplace, first, last, basis, indicators, risk, None)
+    return "; ".join(reasons) or None
+
+
+def score(
+    norms: Norms,
+    inputs: Sequence[tuple[Row, AssessedShift | None, Mapping[str, Row]]],
+    first: date,
+    last: date,
+) -> list[WorkplaceRisk]:
+    """ПР of each (workplace, shift В comes from, indicators in force), computed over arrays
+    for all that can be scored. Pure."""
+    found: list[WorkplaceRisk] = []
+    ready: list[int] = []
+    for workplace, basis, indicators in inputs:
+        if basis is not None and basis.b is None:
+            basis = None
+        reason = _why_unscored(workplace, basis, indicators, first, last)
+        if reason is None:
+            ready.append(len(found))
+        found.append(WorkplaceRisk(workplace, first, last, basis, indicators, None, reason))
+
+    def column(name: str) -> list[float]:
+        values = []
+        for k in ready:
+            w = found[k]
+            if name == "B":
+                values.append(float(w.basis.b or 0) if w.basis is not None else 0.0)
+            else:
+                values.append(float(w.indicators[name]["value"]))
+        return values
+
+    if ready:
+        risks = occupational_risks(
+            column("B"), column("T"), column("Ob"), column("SIZ"), column("Z"), norms
+        )
+        for k, risk in zip(ready, risks, strict=True):
+            found[k] = replace(found[k], risk=risk)
+    return found
 
 
 def tariff_for(enterprise: Row, level: int, norms: Norms) -> TariffResult:
@@ -200,20 +234,15 @@ async def enterprise_risks(
     shift assessments (one query for the worst shift of every workplace)."""
     ids = [w["id"] for w in workplaces]
     indicators = await current_indicators(conn, ids, on=last)
-    basis = await worst_shifts(conn, ids, first, last)
+    basis = await worst_shifts(conn, ids, first, last, detail=False)
+    scored = score(
+        norms,
+        [(w, basis.get(w["id"]), indicators.get(w["id"], {})) for w in workplaces],
+        first,
+        last,
+    )
     by_enterprise: dict[int, tuple[Row, list[WorkplaceRisk]]] = {}
-    for w in workplaces:
-        result = await workplace_risk(
-            conn,
-            norms,
-            w,
-            first,
-            last,
-            late_s=late_s,
-            indicators=indicators.get(w["id"], {}),
-            basis=basis.get(w["id"]),
-            basis_known=True,
-        )
+    for w, result in zip(workplaces, scored, strict=True):
         by_enterprise.setdefault(w["enterprise_id"], (w, []))[1].append(result)
     found = []
     for enterprise, results in by_enterprise.values():

@@ -125,7 +125,8 @@ async def _registry_copies(url: str, total: int, first: int) -> None:
             INSERT INTO shift_assessments
             SELECT dst.id, src.shift_start, src.shift_end, src.local_day, src.shift_number,
                    src.timezone, src.status, src.working_class, src.b, src.b_continuous,
-                   src.coverage_min, src.insufficient_data, src.detail, src.norms_profile,
+                   src.coverage_min, src.insufficient_data, src.deciding_factors, src.detail,
+                   src.norms_profile,
                    src.norms_version, src.inputs_digest, src.computed_at
             FROM w AS dst JOIN src ON src.k = dst.k %% %s
             WHERE dst.k >= %s

@@ -13,10 +13,20 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from ingest.service import WorkerStatus
+
+class HealthStatus(Protocol):
+    """What ``/health`` reports: a service's own status object (ingest's, the assessment
+    service's)."""
+
+    @property
+    def healthy(self) -> bool: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +35,7 @@ async def serve_http(
     host: str,
     port: int,
     registry: CollectorRegistry,
-    status: Callable[[], WorkerStatus],
+    status: Callable[[], HealthStatus],
 ) -> asyncio.Server:
     """Start serving; the caller closes the returned server."""
 

@@ -24,6 +24,8 @@ from qorgau.errors import QorgauError
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the iteration count is in the hash
 PBKDF2_SALT_BYTES = 12
+# Files that hold passwords or their hashes: the owner alone reads and writes them.
+SECRET_MODE = 0o600
 
 
 class BrokerAuthError(QorgauError):
@@ -55,7 +57,8 @@ def _check_user(username: str) -> None:
 
 
 def set_password(path: Path, username: str, password: str, *, tool: str | None = "auto") -> str:
-    """Add or update ``username`` in a Mosquitto password file (created if missing).
+    """Add or update ``username`` in a Mosquitto password file (created if missing, mode 0600;
+    an existing one keeps its owner and mode less any access by others).
 
     ``tool="auto"`` runs ``mosquitto_passwd -b`` when it is installed (the broker's own
     hashing); ``None`` always hashes here. Returns which one wrote the entry. ``-b`` shows the
@@ -67,17 +70,32 @@ def set_password(path: Path, username: str, password: str, *, tool: str | None =
         raise BrokerAuthError("the password must be one non-empty line")
     binary = shutil.which("mosquitto_passwd") if tool == "auto" else tool
     if binary:
-        cmd = [binary, "-b", str(path), username, password]
-        if not path.exists():
-            cmd.insert(1, "-c")
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        existed = path.exists()
+        if not existed:
+            # Created empty with the right mode first: mosquitto_passwd -c would make it 0644.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE))
+        result = subprocess.run(
+            [binary, "-b", str(path), username, password],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise BrokerAuthError(
                 f"mosquitto_passwd failed: {(result.stderr or result.stdout).strip()}"
             )
+        _protect(path)
         return "mosquitto_passwd"
     _rewrite(path, username, f"{username}:{mosquitto_password_hash(password)}")
     return "python"
+
+
+def _protect(path: Path) -> None:
+    """No access by others to a file of password hashes (Mosquitto warns about it too)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o007:
+        os.chmod(path, mode & ~0o007)
 
 
 def remove_password(path: Path, username: str) -> bool:
@@ -96,11 +114,13 @@ def _rewrite(path: Path, username: str, line: str | None) -> None:
     kept = [entry for entry in lines if entry.split(":", 1)[0] != username]
     if line is not None:
         kept.append(line)
-    _atomic_write(path, "".join(f"{entry}\n" for entry in kept))
+    _atomic_write(path, "".join(f"{entry}\n" for entry in kept), secret=True)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` keeping its owner and mode (the broker's user must still read it)."""
+def _atomic_write(path: Path, text: str, *, secret: bool = False) -> None:
+    """Replace ``path`` keeping its owner and mode (the broker's user must still read it); a
+    new file gets mode 0640, or 0600 when it holds ``secret``s, and a secret one never keeps
+    access by others."""
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.stat() if path.exists() else None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -108,11 +128,12 @@ def _atomic_write(path: Path, text: str) -> None:
         with os.fdopen(fd, "w") as out:
             out.write(text)
         if old is not None:
-            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+            mode = stat.S_IMODE(old.st_mode)
+            os.chmod(tmp, mode & ~0o007 if secret else mode)
             if os.geteuid() == 0:
                 os.chown(tmp, old.st_uid, old.st_gid)
         else:
-            os.chmod(tmp, 0o640)
+            os.chmod(tmp, SECRET_MODE if secret else 0o640)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

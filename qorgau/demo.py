@@ -20,9 +20,12 @@ from typing import Any
 
 import uvicorn
 
+from analytics import load_norms
 from api.app import create_app
 from api.settings import ApiSettings
+from application.assessment_service import AssessmentService
 from application.schedule import Schedule, shifts_between, today
+from application.settings import AssessmentSettings
 from edge.agent import EdgeAgent
 from edge.driver import Driver
 from edge.settings import EdgeSettings
@@ -202,6 +205,11 @@ async def run_demo(stop: asyncio.Event, data_dir: Path, api_port: int | None = N
         ingest_task = asyncio.create_task(worker.run(stop), name="ingest")
         alerts = AlertService(AlertsSettings(**common, alerts_client_id="qorgau-demo-alerts"))
         alerts_task = asyncio.create_task(alerts.run(stop), name="alerts")
+        assessment_settings = AssessmentSettings(database_url=services.database_url)
+        assessments = AssessmentService(
+            assessment_settings, load_norms(assessment_settings.norms_profile)
+        )
+        assessments_task = asyncio.create_task(assessments.run(stop), name="assessments")
         server = EmbeddedServer(
             uvicorn.Config(
                 create_app(api_settings),
@@ -249,11 +257,13 @@ async def run_demo(stop: asyncio.Event, data_dir: Path, api_port: int | None = N
             flush=True,
         )
         await stop.wait()
-        log.info("stopping: edge agent, ingest, alert engine, API")
+        log.info("stopping: edge agent, ingest, alert engine, assessment service, API")
         edge_stop.set()
         await asyncio.to_thread(edge_thread.join, 15)
         server.should_exit = True
-        await asyncio.gather(ingest_task, alerts_task, api_task, return_exceptions=True)
+        await asyncio.gather(
+            ingest_task, alerts_task, assessments_task, api_task, return_exceptions=True
+        )
     finally:
         services.stop()
         log.info("demo stopped")

@@ -1,6 +1,7 @@
 """Alerts in PostgreSQL: the rows the API lists, the audit log of every transition, and what the
-alert engine needs at start (registry with calibration dates, enterprise settings, open alerts,
-recent statistics from readings and their minute rollups)."""
+alert engine needs at start (registry with calibration dates, workplace schedules and each
+enterprise's norms profile, open alerts, recent statistics from readings and their minute
+rollups)."""
 
 from __future__ import annotations
 
@@ -202,6 +203,9 @@ class RegistrySensor:
     substance: str | None
     workplace: str | None
     calibration_due: date | None
+    #: The schedule of the sensor's workplace (local start times, seconds); None: no workplace.
+    shift_starts: tuple[time, ...] | None = None
+    shift_duration_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,8 @@ class RegistryDevice:
     enterprise: str
     workplace: str | None
     sensors: tuple[RegistrySensor, ...]
+    timezone: str = "UTC"  # the enterprise's IANA zone
+    norms_profile: str | None = None  # the enterprise's; None: the service's default
 
 
 async def load_registry(
@@ -220,7 +226,8 @@ async def load_registry(
     *,
     enterprises: Sequence[str] | None = None,
 ) -> list[RegistryDevice]:
-    """Devices with their sensors, enterprise and workplace codes and calibration dates (of
+    """Devices with their sensors, enterprise and workplace codes, calibration dates, the
+    sensors' workplace schedules and the enterprise's zone and norms profile (of
     ``device_codes`` and of ``enterprises`` only, when given)."""
     cur = conn.cursor(row_factory=dict_row)
     where: list[str] = []
@@ -235,8 +242,10 @@ async def load_registry(
     await cur.execute(
         f"""
         SELECT d.id AS device_id, d.code AS device, d.enterprise_id, e.code AS enterprise,
+               e.timezone, e.norms_profile,
                dw.code AS device_workplace, s.id AS sensor_id, s.code AS sensor, s.quantity,
-               s.unit, s.substance, sw.code AS workplace, s.calibration_due
+               s.unit, s.substance, sw.code AS workplace, s.calibration_due,
+               sw.shift_starts, sw.shift_duration_s
         FROM devices d
         JOIN enterprises e ON e.id = d.enterprise_id
         LEFT JOIN workplaces dw ON dw.id = d.workplace_id
@@ -260,6 +269,10 @@ async def load_registry(
                     substance=row["substance"],
                     workplace=row["workplace"],
                     calibration_due=row["calibration_due"],
+                    shift_starts=(
+                        tuple(row["shift_starts"]) if row["shift_starts"] is not None else None
+                    ),
+                    shift_duration_s=row["shift_duration_s"],
                 )
             )
     return [
@@ -270,56 +283,11 @@ async def load_registry(
             enterprise=row["enterprise"],
             workplace=row["device_workplace"],
             sensors=tuple(sensors),
+            timezone=row["timezone"],
+            norms_profile=row["norms_profile"],
         )
         for row, sensors in devices.values()
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class EnterpriseAlertSettings:
-    enterprise: str
-    norms_profile: str
-    shift_start: time
-    shift_duration_s: float
-    time_zone: str
-
-
-async def load_alert_settings(
-    conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
-) -> dict[str, EnterpriseAlertSettings]:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        """
-        SELECT e.code AS enterprise, a.norms_profile, a.shift_start, a.shift_duration_s,
-               a.time_zone
-        FROM alert_settings a JOIN enterprises e ON e.id = a.enterprise_id
-        WHERE %(all)s OR e.code = ANY(%(codes)s::text[])
-        """,
-        {"all": enterprises is None, "codes": list(enterprises or ())},
-    )
-    return {row["enterprise"]: EnterpriseAlertSettings(**row) for row in await cur.fetchall()}
-
-
-async def set_alert_settings(
-    conn: AsyncConnection[Any],
-    enterprise: str,
-    *,
-    norms_profile: str = "default",
-    shift_start: time = time(8, 0),
-    shift_duration_s: float = 28800.0,
-    time_zone: str = "UTC",
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO alert_settings (enterprise_id, norms_profile, shift_start, shift_duration_s,
-                                    time_zone)
-        SELECT id, %s, %s, %s, %s FROM enterprises WHERE code = %s
-        ON CONFLICT (enterprise_id) DO UPDATE SET norms_profile = EXCLUDED.norms_profile,
-            shift_start = EXCLUDED.shift_start, shift_duration_s = EXCLUDED.shift_duration_s,
-            time_zone = EXCLUDED.time_zone
-        """,
-        [norms_profile, shift_start, shift_duration_s, time_zone, enterprise],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,6 +517,11 @@ class Webhook:
     kinds: tuple[str, ...] | None
     subscriber_kind: str | None = None
     subscriber: str | None = None
+    # What became of its deliveries (migration 0022): current when last_error_at is later than
+    # last_delivered_at.
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_delivered_at: datetime | None = None
 
 
 def _narrow(
@@ -581,7 +554,8 @@ async def list_webhooks(
     cur = await conn.execute(
         """
         SELECT w.id, w.enterprise, w.url, w.secret, w.min_severity, w.kinds,
-               w.subscriber_kind, w.subscriber, p.min_severity, p.kinds
+               w.subscriber_kind, w.subscriber, p.min_severity, p.kinds,
+               w.last_error, w.last_error_at, w.last_delivered_at
         FROM alert_webhooks w
         LEFT JOIN alert_preferences p
                ON p.subscriber_kind = w.subscriber_kind AND p.subscriber = w.subscriber
@@ -593,7 +567,7 @@ async def list_webhooks(
     hooks = []
     for r in await cur.fetchall():
         floor, kinds = _narrow(r[4], r[5], r[8], r[9])
-        hooks.append(Webhook(r[0], r[1], r[2], r[3], floor, kinds, r[6], r[7]))
+        hooks.append(Webhook(r[0], r[1], r[2], r[3], floor, kinds, *r[6:8], *r[10:13]))
     return hooks
 
 
@@ -625,6 +599,27 @@ async def add_webhook(
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def record_webhook_outcome(
+    conn: AsyncConnection[Any], webhook_id: int, at: datetime, error: str | None
+) -> None:
+    """Note a delivery of webhook ``webhook_id`` at ``at``: failed with ``error``, or (None)
+    delivered. Never moves a time back: deliveries in flight end in any order."""
+    if error is None:
+        await conn.execute(
+            "UPDATE alert_webhooks SET last_delivered_at = GREATEST(last_delivered_at, %s) "
+            "WHERE id = %s",
+            [at, webhook_id],
+        )
+        return
+    await conn.execute(
+        """
+        UPDATE alert_webhooks SET last_error = %s, last_error_at = %s
+        WHERE id = %s AND (last_error_at IS NULL OR last_error_at <= %s)
+        """,
+        [error, at, webhook_id, at],
+    )
 
 
 async def delete_webhook(conn: AsyncConnection[Any], webhook_id: int) -> bool:

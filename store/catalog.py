@@ -33,13 +33,34 @@ class InvalidInputError(DatabaseError):
     """The database refused the values (a reference to a missing object, a failed check)."""
 
 
+# What a clash on a unique constraint means, by table. PostgreSQL's own text names the key and
+# its value (``Key (code)=(devb-1) already exists``); device codes are unique across tenants
+# (a device's code is its broker user), so that text could show another tenant's data: the
+# answer says only which kind of code is taken, never by whom.
+_TAKEN = {
+    "enterprises": "an enterprise with this code already exists; choose another code",
+    "sites": "a site with this code already exists in this enterprise; choose another code",
+    "workplaces": "a workplace with this code already exists in this enterprise; choose "
+    "another code",
+    "devices": "a device with this code already exists; device codes are unique across all "
+    "enterprises (a device's code is its broker user), so choose another code, e.g. one that "
+    "starts with the enterprise's code",
+    "sensors": "a sensor with this code already exists on this device; choose another code",
+}
+_TAKEN_OTHER = "an object with these values already exists"
+
+
+def conflict_message(table: str | None) -> str:
+    """The answer to a unique-constraint clash on ``table``: which code is taken, no values."""
+    return _TAKEN.get(table or "", _TAKEN_OTHER)
+
+
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
     try:
         yield
     except errors.UniqueViolation as exc:
-        detail = exc.diag.message_detail or str(exc)
-        raise ConflictError(f"already exists: {detail}") from exc
+        raise ConflictError(conflict_message(exc.diag.table_name)) from exc
     except (errors.ForeignKeyViolation, errors.CheckViolation, errors.NotNullViolation) as exc:
         detail = exc.diag.message_primary or str(exc)
         raise InvalidInputError(f"refused by the database: {detail}") from exc
@@ -91,12 +112,12 @@ _ENTERPRISE = _Kind(
     "enterprise",
     "enterprises",
     "e",
-    """SELECT e.id, e.code, e.name, e.region, e.timezone, e.activity_code,
+    """SELECT e.id, e.code, e.name, e.region, e.timezone, e.norms_profile, e.activity_code,
               e.activity_risk_class, e.base_rate_pct, e.created_at, e.updated_at
        FROM enterprises e""",
     frozenset(
-        {"code", "name", "region", "timezone", "activity_code", "activity_risk_class",
-         "base_rate_pct"}
+        {"code", "name", "region", "timezone", "norms_profile", "activity_code",
+         "activity_risk_class", "base_rate_pct"}
     ),
 )  # fmt: skip
 _SITE = _Kind(
@@ -281,7 +302,21 @@ async def update(
         f"UPDATE {kind.table} SET {assignments}, updated_at = now() WHERE id = %s RETURNING id",
         [*data.values(), obj_id],
     )
+    if any(current.get(k) != v for k, v in data.items() if k in _SHAPES_SHIFTS.get(noun, ())):
+        # Shifts are defined by these: the stored assessments must follow (a late import:
+        # store.shift_assessments reads this module's helpers).
+        from store.shift_assessments import reassess
+
+        ids = {"workplace_id": obj_id} if noun == "workplace" else {"enterprise_id": obj_id}
+        await reassess(conn, **ids)
     return await require(conn, noun, obj_id, Scope())
+
+
+# The fields that define an object's shifts or how they are assessed.
+_SHAPES_SHIFTS: Mapping[str, frozenset[str]] = {
+    "workplace": frozenset({"shift_starts", "shift_duration_s"}),
+    "enterprise": frozenset({"timezone", "norms_profile"}),
+}
 
 
 async def workplaces_of(
@@ -307,7 +342,7 @@ async def workplaces_of(
         f"""SELECT w.id, w.code, w.name, w.profession, w.headcount, w.enterprise_id,
                    w.shift_starts, w.shift_duration_s,
                    e.code AS enterprise, e.name AS enterprise_name, e.region, e.timezone,
-                   e.activity_code, e.activity_risk_class, e.base_rate_pct
+                   e.norms_profile, e.activity_code, e.activity_risk_class, e.base_rate_pct
             FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
             WHERE {" AND ".join(clauses)}
             ORDER BY e.id, w.id""",

@@ -211,6 +211,24 @@ def current_backend(conn: psycopg.Connection[Any]) -> Backend:
     return "timescale" if row[0] == "timescale" else "plain"
 
 
+class SchemaMissingError(DatabaseError):
+    """The database has no Qorgau tables in the configured schema."""
+
+
+async def require_schema_async(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
+    """Raise :class:`SchemaMissingError` (a one-line message that says what to run) unless the
+    migrations have been applied to the connection's schema."""
+    cur = await conn.execute(
+        "SELECT to_regclass(quote_ident(%s) || '.schema_migrations')", [schema]
+    )
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        raise SchemaMissingError(
+            f"the database has no Qorgau tables in schema {schema!r}: run `qorgau db upgrade` "
+            "first (with the same QORGAU_DATABASE_URL and QORGAU_DATABASE_SCHEMA)"
+        )
+
+
 async def current_backend_async(conn: psycopg.AsyncConnection[Any]) -> Backend:
     cur = await conn.execute("SELECT backend FROM schema_migrations LIMIT 1")
     row = await cur.fetchone()

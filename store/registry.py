@@ -143,6 +143,22 @@ async def upsert_sensor(
     return _sensor(row)
 
 
+async def enterprise_id_of(conn: AsyncConnection[Any], code: str) -> int | None:
+    """The id of the enterprise ``code``, or None if it is not registered."""
+    cur = await conn.execute("SELECT id FROM enterprises WHERE code = %s", [code])
+    row = await cur.fetchone()
+    return int(row[0]) if row else None
+
+
+async def workplace_id_of(conn: AsyncConnection[Any], enterprise_id: int, code: str) -> int | None:
+    """The id of workplace ``code`` of an enterprise, or None if it is not registered."""
+    cur = await conn.execute(
+        "SELECT id FROM workplaces WHERE enterprise_id = %s AND code = %s", [enterprise_id, code]
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else None
+
+
 async def find_device(conn: AsyncConnection[Any], code: str) -> DeviceInfo | None:
     """A device with its enterprise and sensors, or None if it is not registered."""
     cur = conn.cursor(row_factory=dict_row)

@@ -24,10 +24,17 @@ STATUSES: Final = ("running", "provisional", "final")
 
 _COLUMNS: Final = (
     "workplace_id, shift_start, shift_end, local_day, shift_number, timezone, status, "
-    "working_class, b, b_continuous, coverage_min, insufficient_data, detail, norms_profile, "
+    "working_class, b, b_continuous, coverage_min, insufficient_data, deciding_factors, detail, "
+    "norms_profile, "
     "norms_version, inputs_digest, computed_at"
 )
 _WRITTEN: Final = _COLUMNS.replace(", computed_at", "").split(", ")
+
+
+# How far back a change reaches by itself: readings arrive at most ingest's window late, but an
+# assessor may enter a class in force from long ago, and a schedule may change. Older shifts:
+# ``qorgau assessments rebuild --since``.
+REACH: Final = timedelta(days=92)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,30 @@ async def note_workplace(
     await conn.execute(
         "INSERT INTO assessment_changes (workplace_id, lo, hi) VALUES (%s, %s, %s)",
         [workplace_id, lo, hi],
+    )
+
+
+async def reassess(
+    conn: AsyncConnection[Any], *, workplace_id: int | None = None, enterprise_id: int | None = None
+) -> None:
+    """The schedule, time zone or norms profile of a workplace (or of every workplace of an
+    enterprise) changed: its stored shifts of the last ``REACH`` no longer hold, so they are
+    dropped and noted for the service to assess again under the new settings (older ones stay
+    as they were assessed)."""
+    if (workplace_id is None) == (enterprise_id is None):
+        raise ValueError("give exactly one of workplace_id and enterprise_id")
+    params = {"w": workplace_id, "e": enterprise_id, "reach": REACH}
+    await conn.execute(
+        """
+        WITH chosen AS (SELECT id FROM workplaces WHERE id = %(w)s OR enterprise_id = %(e)s),
+             dropped AS (
+                DELETE FROM shift_assessments a USING chosen
+                WHERE a.workplace_id = chosen.id AND a.shift_start >= now() - %(reach)s
+             )
+        INSERT INTO assessment_changes (workplace_id, lo, hi)
+        SELECT id, now() - %(reach)s, now() FROM chosen
+        """,
+        params,
     )
 
 
@@ -191,23 +222,38 @@ WORST_ORDER: Final = "insufficient_data, b DESC, b_continuous DESC NULLS LAST, s
 
 
 async def worst_shifts(
-    conn: AsyncConnection[Any], workplace_ids: Sequence[int], first: date, last: date
+    conn: AsyncConnection[Any],
+    workplace_ids: Sequence[int],
+    first: date,
+    last: date,
+    *,
+    detail: bool = True,
 ) -> dict[int, Row]:
     """The shift that sets each workplace's В over local dates ``first..last`` (rated shifts
-    only; workplaces without one are absent)."""
+    only; workplaces without one are absent). Without ``detail`` the per-sensor and per-factor
+    detail is left out (an empty object): the map and exports need the headline only."""
+    columns = ", ".join(
+        "'{}'::jsonb AS detail" if c == "detail" and not detail else f"a.{c}"
+        for c in _COLUMNS.split(", ")
+    )
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
+        # First the key of each worst shift from the index alone, then those rows only.
         await cur.execute(
             f"""
-            SELECT w.workplace_id, a.*
+            SELECT {columns}
             FROM unnest(%s::bigint[]) AS w(workplace_id)
             CROSS JOIN LATERAL (
-                SELECT {_COLUMNS.replace("workplace_id, ", "")}
-                FROM shift_assessments
+                SELECT shift_start FROM shift_assessments
                 WHERE workplace_id = w.workplace_id AND local_day BETWEEN %s AND %s
                   AND b IS NOT NULL
                 ORDER BY {WORST_ORDER}
                 LIMIT 1
+            ) k
+            CROSS JOIN LATERAL (
+                SELECT * FROM shift_assessments
+                WHERE workplace_id = w.workplace_id AND shift_start = k.shift_start
+                LIMIT 1  -- keeps the planner from flattening this into a hash join
             ) a
             """,
             [list(workplace_ids), first, last],

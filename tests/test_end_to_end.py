@@ -24,7 +24,7 @@ from qorgau.demo import EmbeddedServer, register_device
 from qorgau.localservices import free_port
 from store.auth import Role, create_token
 from store.connection import connect_async
-from tests.support import count_readings, eventually
+from tests.support import assess_now, count_readings, eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -133,6 +133,8 @@ async def test_simulated_readings_arrive_exactly_once_at_the_api(
                     headers=as_admin,
                 )  # fmt: skip
                 assert entered.status_code == 201, entered.text
+            # The assessment service (one pass here) stores the shift under the new schedule.
+            assert await assess_now(pg_url, schema) >= 1
             risk = await http.get(
                 f"{wp_path}/risk", params={"date": local.date().isoformat(), "shift": 1}
             )

@@ -9,6 +9,8 @@ norms profile) plus the profile's limits, per subject via ``thresholds_for``.
 State: ``new_state(norms, alert_norms)``, ``add_subject(state, SubjectSpec) -> slot``,
 ``admit(state, device_slot, seq)`` (de-duplication and sequence gaps), ``warm(state, batch)``
 (rebuild statistics without alerting), ``seed`` (the same from aggregates),
+``set_calendars(state, {schedule: ShiftCalendar})`` (the shifts of the workplaces' schedules,
+which the shell derives from ``application.schedule`` and renews as time passes),
 ``evaluate(state, batch, now) -> (state, events)``,
 ``acknowledge`` / ``resolve`` (a person's actions), ``lifecycle.restore`` (reload stored alerts).
 
@@ -26,7 +28,11 @@ from analytics.alerts.engine import (
     new_state,
     open_alerts,
     resolve,
+    schedules,
     seed,
+    set_calendars,
+    shift_at,
+    utc_time_text,
     warm,
 )
 from analytics.alerts.lifecycle import (
@@ -47,6 +53,7 @@ from analytics.alerts.params import (
     Severity,
     load_alert_norms,
 )
+from analytics.alerts.shifts import Calendars, ShiftCalendar
 from analytics.alerts.subjects import SubjectSpec, Thresholds, thresholds_for
 
 __all__ = [
@@ -58,9 +65,11 @@ __all__ = [
     "AlertState",
     "Batch",
     "BatchBuilder",
+    "Calendars",
     "DetectorState",
     "KindRule",
     "Severity",
+    "ShiftCalendar",
     "SubjectSpec",
     "Thresholds",
     "Transition",
@@ -76,7 +85,11 @@ __all__ = [
     "open_alerts",
     "resolve",
     "restore",
+    "schedules",
     "seed",
+    "set_calendars",
+    "shift_at",
     "thresholds_for",
+    "utc_time_text",
     "warm",
 ]

@@ -24,7 +24,10 @@ Detectors (thresholds from :func:`analytics.alerts.subjects.thresholds_for`):
 * ``projected_exposure``: ``S_end = S + r·(T_end − t)`` with the shift's running sum ``S``, the
   mean rate ``r`` of the last ``rate_window_s`` and the shift end ``T_end``; turned into
   LEX,8h, TWA or A(8) and compared with the action/limit levels; ``time_left_s`` is when the
-  running sum reaches the crossed level at rate ``r``.
+  running sum reaches the crossed level at rate ``r``. The shift is the one of the sensor's
+  workplace schedule that holds the sample (:mod:`analytics.alerts.shifts`: calendars the
+  shell derives from ``application.schedule``); a sample between shifts adds to no shift, and
+  once a shift has ended its projection clears.
   Projections, trends and the sensor-health windows run once per sensor and bin.
 * ``trend``: Theil–Sen slope of segment means over ``trend.window_s``; raised when most pairwise
   slopes rise and ``level + slope·horizon`` reaches the limit.
@@ -45,7 +48,9 @@ Detectors (thresholds from :func:`analytics.alerts.subjects.thresholds_for`):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -60,6 +65,7 @@ from analytics.alerts.lifecycle import (
     step_cell,
 )
 from analytics.alerts.params import KIND_INDEX, AlertKind, AlertNorms, Severity
+from analytics.alerts.shifts import Calendars, ShiftCalendar
 from analytics.alerts.subjects import (
     DEVICE,
     PROJ_A8,
@@ -83,7 +89,14 @@ from analytics.sums import (
 from analytics.types import BoolArray, FloatArray, IntArray
 from analytics.units import REFERENCE_DURATION_S
 
-_I64 = np.int64
+#: Formats epoch seconds for a person in an IANA zone: ``(time_s, zone) -> text``.
+TimeText = Callable[[float, str], str]
+
+
+def utc_time_text(time_s: float, zone: str) -> str:
+    """Epoch seconds as ``HH:MM UTC``: right, though not local (the core reads no zone data;
+    the shell passes a formatter that gives the enterprise's local time with its zone)."""
+    return f"{datetime.fromtimestamp(time_s, UTC):%H:%M} UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +197,8 @@ class DetectorState:
 
     norms: Norms
     alerts: AlertNorms
+    calendars: Calendars
+    time_text: TimeText
     subjects: list[SubjectSpec]
     thresholds: list[Thresholds]
     index: dict[str, int]
@@ -201,10 +216,10 @@ class DetectorState:
     trend_limit: FloatArray
     projection: IntArray
     proj_k: FloatArray
-    shift_origin: FloatArray
-    shift_len: FloatArray
     calibration_due: FloatArray
-    shift_idx: IntArray
+    calendar: IntArray  # calendar id of the sensor's schedule, −1: none
+    shift_start: FloatArray  # the shift the running sums are of (−inf: none yet)
+    shift_end: FloatArray
     shift_sum: FloatArray
     shift_w: FloatArray
     last_time: FloatArray
@@ -225,9 +240,9 @@ _PER_SUBJECT_FLOAT = (
     "short_term",
     "trend_limit",
     "proj_k",
-    "shift_origin",
-    "shift_len",
     "calibration_due",
+    "shift_start",
+    "shift_end",
     "shift_sum",
     "shift_w",
     "last_time",
@@ -240,7 +255,7 @@ _PER_SUBJECT_INT = (
     "device_slot",
     "linear",
     "projection",
-    "shift_idx",
+    "calendar",
     "intervals_seen",
     "online",
     "seq_hi",
@@ -252,13 +267,17 @@ _INT_FILL = {
     "seq_hi": -1,
     "seq_lo": -1,
     "device_slot": -1,
-    "shift_idx": -(2**62),
+    "calendar": -1,
     "slow_bin": -(2**62),
 }
+_FLOAT_FILL = {"shift_sum": 0.0, "shift_w": 0.0, "shift_start": -np.inf, "shift_end": -np.inf}
 
 
-def new_state(norms: Norms, alerts: AlertNorms, capacity: int = 64) -> DetectorState:
-    """An empty state for ``norms`` and its ``[alerts]`` section."""
+def new_state(
+    norms: Norms, alerts: AlertNorms, capacity: int = 64, *, time_text: TimeText = utc_time_text
+) -> DetectorState:
+    """An empty state for ``norms`` and its ``[alerts]`` section; ``time_text`` formats the
+    times that messages state, in the subject's zone."""
     longest = max(
         alerts.short_term_window_s,
         alerts.trend_window_s,
@@ -269,15 +288,17 @@ def new_state(norms: Norms, alerts: AlertNorms, capacity: int = 64) -> DetectorS
     # A few spare bins keep samples that arrive slightly out of order inside the ring.
     n_bins = math.ceil(longest / alerts.bin_s) + 8
     capacity = max(1, capacity)
-    floats: dict[str, Any] = {name: np.full(capacity, np.nan) for name in _PER_SUBJECT_FLOAT}
-    for name in ("shift_sum", "shift_w"):
-        floats[name][:] = 0.0
+    floats: dict[str, Any] = {
+        name: np.full(capacity, _FLOAT_FILL.get(name, np.nan)) for name in _PER_SUBJECT_FLOAT
+    }
     ints: dict[str, Any] = {
         name: np.full(capacity, _INT_FILL.get(name, 0), dtype=np.intp) for name in _PER_SUBJECT_INT
     }
     return DetectorState(
         norms=norms,
         alerts=alerts,
+        calendars=Calendars(),
+        time_text=time_text,
         subjects=[],
         thresholds=[],
         index={},
@@ -297,8 +318,8 @@ def _grow(state: DetectorState, needed: int) -> None:
     capacity = max(needed, 2 * state.capacity)
     extra = capacity - state.capacity
     for name in _PER_SUBJECT_FLOAT:
-        fill = 0.0 if name in ("shift_sum", "shift_w") else np.nan
-        setattr(state, name, np.concatenate([getattr(state, name), np.full(extra, fill)]))
+        more_f = np.full(extra, _FLOAT_FILL.get(name, np.nan))
+        setattr(state, name, np.concatenate([getattr(state, name), more_f]))
     for name in _PER_SUBJECT_INT:
         more = np.full(extra, _INT_FILL.get(name, 0), dtype=np.intp)
         setattr(state, name, np.concatenate([getattr(state, name), more]))
@@ -312,7 +333,8 @@ def _grow(state: DetectorState, needed: int) -> None:
 
 def add_subject(state: DetectorState, spec: SubjectSpec) -> int:
     """Register a sensor or device (its device first) and return its slot; re-registering a
-    key updates its registry facts (workplace, calibration date, shift) and keeps its state."""
+    key updates its registry facts (workplace, calibration date, schedule) and keeps its state
+    (but a new schedule starts its shift sums afresh: the old shift is not one of it)."""
     slot = state.index.get(spec.key)
     if slot is None:
         device_slot = -1
@@ -329,9 +351,12 @@ def add_subject(state: DetectorState, spec: SubjectSpec) -> int:
         state.device_slot[slot] = device_slot
     if spec.quantity is not None and spec.quantity not in QUANTITY_CODES:
         raise InputError(f"unknown quantity {spec.quantity!r}")
-    if spec.shift_duration_s <= 0:
-        raise InputError("shift_duration_s must be positive")
     th = thresholds_for(spec, state.norms, state.alerts)
+    calendar = -1 if spec.schedule is None else state.calendars.id_of(spec.schedule)
+    if calendar != state.calendar[slot]:
+        state.calendar[slot] = calendar
+        state.shift_start[slot] = state.shift_end[slot] = -np.inf
+        state.shift_sum[slot] = state.shift_w[slot] = 0.0
     state.subjects[slot] = spec
     state.thresholds[slot] = th
     state.quantity[slot] = DEVICE if spec.quantity is None else QUANTITY_CODES[spec.quantity]
@@ -342,10 +367,28 @@ def add_subject(state: DetectorState, spec: SubjectSpec) -> int:
     state.trend_limit[slot] = th.trend
     state.projection[slot] = th.projection
     state.proj_k[slot] = th.projection_k
-    state.shift_origin[slot] = spec.shift_origin_s
-    state.shift_len[slot] = spec.shift_duration_s
     state.calibration_due[slot] = spec.calibration_due_s
     return slot
+
+
+def set_calendars(state: DetectorState, calendars: Mapping[Hashable, ShiftCalendar]) -> None:
+    """Give (or renew) the shift calendars of some schedules. The shell keeps each calendar
+    covering the past it accepts samples from to somewhat ahead of its clock."""
+    state.calendars.update(calendars)
+
+
+def schedules(state: DetectorState) -> list[Hashable]:
+    """The schedules the state's subjects use (each needs a calendar)."""
+    return list(state.calendars.ids)
+
+
+def shift_at(
+    state: DetectorState, slot: IntArray, time_s: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Start and end (epoch seconds) of the shift of ``slot``'s schedule holding ``time_s``;
+    NaN where none does (between shifts, or no schedule)."""
+    slot = np.asarray(slot, dtype=np.intp)
+    return state.calendars.find(state.calendar[slot], np.asarray(time_s, dtype=np.float64))
 
 
 def admit(state: DetectorState, device_slot: int, seq: int) -> Literal["new", "duplicate", "old"]:
@@ -424,19 +467,42 @@ def seed(
     if windows:
         for raw in (np.asarray(vmin, dtype=np.float64), np.asarray(vmax, dtype=np.float64)):
             state.bins.add(slot, time_s, raw, mean, half, valid)
-    k = np.floor((time_s - state.shift_origin[slot]) / state.shift_len[slot]).astype(_I64)
-    touched, inverse = np.unique(slot, return_inverse=True)
-    kmax = np.full(touched.size, -(2**62), dtype=_I64)
-    np.maximum.at(kmax, inverse[valid], k[valid])
-    later = kmax > state.shift_idx[touched]
-    if np.any(later):
-        state.shift_idx[touched[later]] = kmax[later]
-        state.shift_sum[touched[later]] = 0.0
-        state.shift_w[touched[later]] = 0.0
-    use = valid & (k == state.shift_idx[slot])
-    np.add.at(state.shift_sum, slot[use], np.asarray(wsum_linear, dtype=np.float64)[use])
-    np.add.at(state.shift_w, slot[use], 2.0 * half[use])
+    wsum = np.asarray(wsum_linear, dtype=np.float64)
+    _add_to_shifts(state, slot, np.unique(slot, return_inverse=True), time_s, wsum, 2 * half, valid)
     return state
+
+
+def _add_to_shifts(
+    state: DetectorState,
+    slot: IntArray,
+    unique: tuple[IntArray, IntArray],
+    t: FloatArray,
+    wsum: FloatArray,
+    weight: FloatArray,
+    valid: BoolArray,
+) -> None:
+    """Add ``Σ w·x`` and ``Σ w`` to the running sums of each sample's shift. A sample of a
+    later shift than a sensor's current one starts that shift afresh; samples of an earlier
+    shift (arriving late) and samples between shifts are left out. ``unique``: the distinct
+    slots and each sample's index among them (``np.unique(slot, return_inverse=True)``)."""
+    start, end = shift_at(state, slot, t)
+    inside = valid & np.isfinite(start)
+    touched, inverse = unique
+    latest = np.full(touched.size, -np.inf)
+    np.maximum.at(latest, inverse[inside], start[inside])
+    # Within one calendar a later start has a later end, so the latest end is that shift's.
+    latest_end = np.full(touched.size, -np.inf)
+    np.maximum.at(latest_end, inverse[inside], end[inside])
+    later = latest > state.shift_start[touched]
+    if np.any(later):
+        s = touched[later]
+        state.shift_start[s] = latest[later]
+        state.shift_end[s] = latest_end[later]
+        state.shift_sum[s] = 0.0
+        state.shift_w[s] = 0.0
+    use = inside & (start == state.shift_start[slot])
+    np.add.at(state.shift_sum, slot[use], wsum[use])
+    np.add.at(state.shift_w, slot[use], weight[use])
 
 
 def _accumulate(state: DetectorState, batch: Batch) -> tuple[IntArray, FloatArray, FloatArray]:
@@ -452,22 +518,10 @@ def _accumulate(state: DetectorState, batch: Batch) -> tuple[IntArray, FloatArra
     lin = _linear(state.linear[slot], batch.value)
     state.bins.add(slot, t, batch.value, lin, batch.duration_s, valid)
 
-    # Shift sums: a sample of a later shift starts the sensor's shift afresh; samples of an
-    # earlier shift arriving late are left out of the projection.
-    k = np.floor((t - state.shift_origin[slot]) / state.shift_len[slot]).astype(_I64)
     touched, inverse = np.unique(slot, return_inverse=True)
-    kmax = np.full(touched.size, -(2**62), dtype=_I64)
-    np.maximum.at(kmax, inverse[valid], k[valid])
-    later = kmax > state.shift_idx[touched]
-    if np.any(later):
-        s = touched[later]
-        state.shift_idx[s] = kmax[later]
-        state.shift_sum[s] = 0.0
-        state.shift_w[s] = 0.0
-    use = valid & (k == state.shift_idx[slot])
-    np.add.at(state.shift_sum, slot[use], (batch.duration_s * lin)[use])
-    np.add.at(state.shift_w, slot[use], batch.duration_s[use])
-
+    _add_to_shifts(
+        state, slot, (touched, inverse), t, batch.duration_s * lin, batch.duration_s, valid
+    )
     t_last = np.full(touched.size, -np.inf)
     np.maximum.at(t_last, inverse, np.where(np.isfinite(t), t, -np.inf))
     vmax = np.full(touched.size, -np.inf)
@@ -654,15 +708,27 @@ def _projection(state: DetectorState, touched: IntArray, t: FloatArray, st: _Ste
     wsum, w = state.bins.window_sums(idx, tt, a.projection_rate_window_s)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(w > 0, wsum / np.where(w > 0, w, 1.0), 0.0)
-    shift_end = state.shift_origin[idx] + (state.shift_idx[idx] + 1) * state.shift_len[idx]
-    elapsed = np.clip(tt - (shift_end - state.shift_len[idx]), 0.0, None)
-    projected = project_sum(state.shift_sum[idx], elapsed, state.shift_len[idx], rate)
+    start, end = state.shift_start[idx], state.shift_end[idx]
+    # Only while the latest sample is inside the shift the sums are of: once the shift has
+    # ended (the sample is between shifts) there is nothing left to project and the alert
+    # clears; a late sample of an earlier shift decides nothing.
+    inside = (tt >= start) & (tt < end)
+    ended = tt >= end
+    with np.errstate(invalid="ignore"):
+        length = np.where(inside, end - start, 1.0)
+        elapsed = np.where(inside, tt - start, 0.0)
+    # An ended shift's figure is what it came to: nothing is left to add.
+    projected = np.where(
+        inside, project_sum(state.shift_sum[idx], elapsed, length, rate), state.shift_sum[idx]
+    )
     metric = _metric(kk, projected, state.proj_k[idx])
-    measured = state.shift_w[idx] >= a.projection_min_measured_s
+    measured = inside & (state.shift_w[idx] >= a.projection_min_measured_s)
     lowest = np.array([state.thresholds[int(s)].projection_levels[0] for s in idx])
     is_db = kk == PROJ_LEX
     active = measured & (metric >= lowest)
-    clear = measured & (metric < _hyst_clear(lowest, is_db, AlertKind.PROJECTED_EXPOSURE, a))
+    clear = ended | (
+        measured & (metric < _hyst_clear(lowest, is_db, AlertKind.PROJECTED_EXPOSURE, a))
+    )
     for i in st.interesting(AlertKind.PROJECTED_EXPOSURE, idx, active):
         s = int(idx[i])
         spec, th = state.subjects[s], state.thresholds[s]
@@ -681,17 +747,22 @@ def _projection(state: DetectorState, touched: IntArray, t: FloatArray, st: _Ste
             time_left = (target - have) / r
         else:
             time_left = None
-        when = (
-            "has already been reached"
-            if time_left == 0.0
-            else f"is reached in {duration(time_left)} at the current level"
-            if time_left is not None
-            else "is not reached at the current level"
-        )
+        at_s = float(tt[i])
+        shift_end = float(end[i])
 
         def msg() -> str:
+            clock = state.time_text
+            when = (
+                "has already been reached"
+                if time_left == 0.0
+                else f"is reached in {duration(time_left)}, at "
+                f"{clock(at_s + time_left, spec.timezone)}, at the current level"
+                if time_left is not None
+                else "is not reached at the current level"
+            )
             return (
-                f"at the current level {where(spec)} ends the shift at {th.projection_metric} "
+                f"at the current level {where(spec)} ends the shift at "
+                f"{clock(shift_end, spec.timezone)} with {th.projection_metric} "
                 f"{fmt(value)} {th.projection_unit}, over {fmt(level)} {th.projection_unit}; "
                 f"{fmt(level)} {th.projection_unit} {when}"
             )
@@ -972,6 +1043,10 @@ __all__ = [
     "new_state",
     "open_alerts",
     "resolve",
+    "schedules",
     "seed",
+    "set_calendars",
+    "shift_at",
+    "utc_time_text",
     "warm",
 ]

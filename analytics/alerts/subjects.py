@@ -8,6 +8,7 @@ compare raw values with arrays and never look anything up per sample.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from analytics.alerts.params import AlertNorms, Severity
@@ -36,9 +37,12 @@ PROJ_NONE, PROJ_LEX, PROJ_A8, PROJ_TWA = 0, 1, 2, 3
 class SubjectSpec:
     """A sensor (``sensor`` set) or a device (``sensor`` None) as the shell registers it.
 
-    ``shift_origin_s`` (epoch seconds of any shift start) and ``shift_duration_s`` place the
-    shifts that projections run to the end of; they are per subject so that enterprises on
-    different schedules share one engine.
+    ``schedule`` names the shift schedule of the sensor's workplace (any hashable: the shell
+    uses ``application.schedule.Schedule``); the shell gives the state one calendar per
+    schedule (:func:`analytics.alerts.set_calendars`), and a sensor's shift sums and
+    projections run over the shifts of its calendar. None (a device, or a sensor of no
+    workplace): no shift, so no projection. ``timezone`` is the enterprise's IANA zone, in
+    which messages state times.
     """
 
     enterprise: str
@@ -49,8 +53,8 @@ class SubjectSpec:
     substance: str | None = None
     workplace: str | None = None
     sensor_id: int | None = None
-    shift_origin_s: float = 0.0
-    shift_duration_s: float = 8 * 3600.0
+    schedule: Hashable | None = None
+    timezone: str = "UTC"
     calibration_due_s: float = math.nan
 
     @property

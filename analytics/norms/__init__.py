@@ -250,6 +250,18 @@ def _class_map(values: Any, path: str, kind: type[float] | type[int]) -> dict[Wo
     return out
 
 
+def builtin_profiles() -> tuple[str, ...]:
+    """Names of the norms profiles that ship with Qorgau (``analytics/norms/<name>.toml``), the
+    ones an enterprise may be set to through the API."""
+    return tuple(
+        sorted(
+            entry.name.removesuffix(".toml")
+            for entry in resources.files(_PACKAGE).iterdir()
+            if entry.name.endswith(".toml")
+        )
+    )
+
+
 def load_norms(name_or_path: str | Path = "default") -> Norms:
     """Load a norms profile by built-in name (``"default"``) or by path to a TOML file.
 
@@ -408,4 +420,12 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     )
 
 
-__all__ = ["En689Norms", "Norms", "RiskNorms", "SamplingPolicy", "Substance", "load_norms"]
+__all__ = [
+    "En689Norms",
+    "Norms",
+    "RiskNorms",
+    "SamplingPolicy",
+    "Substance",
+    "builtin_profiles",
+    "load_norms",
+]

@@ -64,6 +64,13 @@
     return h("span", { class: `badge ${kind}-${text.replace(".", "_")}`, title }, text);
   }
 
+  /** A result from too little data always says so: never a bare class. */
+  function provisional(notEnough, title) {
+    return notEnough
+      ? h("span", { class: "badge provisional", title: title || "coverage below the norms' minimum: the class and В are not a finding" }, "provisional: not enough data")
+      : null;
+  }
+
   function quantityLabel(s) {
     const names = {
       noise_laeq: "Noise LAeq",
@@ -247,6 +254,7 @@
               { class: "tile" },
               h("strong", {}, e.name),
               h("span", {}, `${e.region || "no region"} · ПР ${fmt(e.mean_pr)} · ${Math.round(e.headcount_scored)} persons`),
+              provisional(e.not_enough_data, `not enough data at: ${(e.workplaces_not_enough_data || []).join(", ")}`),
             ),
           ),
           here.length ? null : h("p", { class: "empty" }, "none"),
@@ -273,7 +281,7 @@
             h("td", {}, id ? h("a", { href: `#/workplace/${id}` }, r.workplace_name) : r.workplace_name),
             h("td", {}, r.profession || "—"),
             h("td", { class: "num" }, r.headcount ?? "—"),
-            h("td", {}, badge("class", r.b_class)),
+            h("td", {}, badge("class", r.b_class), provisional(r.b_not_enough_data)),
             h("td", { class: "num" }, r.b ?? "—"),
             h("td", { class: "num" }, fmt(r.pr)),
             h("td", {}, r.level ? badge("level", r.level, r.level_name) : h("span", { class: "muted" }, r.unscored_reason || "not scored")),
@@ -535,6 +543,7 @@
           h("div", {}, h("small", {}, e.running ? "elapsed" : "shift ended"), h("b", {}, duration(e.elapsed_s))),
           h("div", {}, h("small", {}, "class (if the shift goes on as so far)"), badge("class", e.working_class)),
           h("div", {}, h("small", {}, "harmfulness index В (1–5)"), h("b", { class: "big", id: "b-index" }, e.B ?? "—", h("small", {}, e.B_continuous !== null ? ` (${fmt(e.B_continuous)})` : ""))),
+          h("div", { id: "data-sufficiency" }, h("small", {}, "data so far"), provisional(e.not_enough_data) || h("b", {}, `coverage ${fmt((e.coverage_min ?? 0) * 100)} %`)),
         ),
         h("div", { class: "progress", title: `${Math.round(elapsed * 100)} % of the shift` }, h("div", { dataset: { width: `${elapsed * 100}%` } })),
         e.deciding_factors.length ? h("p", { class: "muted" }, `Deciding factors: ${e.deciding_factors.join(", ")}.`) : null,

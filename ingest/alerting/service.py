@@ -31,10 +31,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from datetime import time as dtime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiomqtt
 import numpy as np
@@ -42,7 +41,7 @@ import psycopg
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
-from analytics import load_norms
+from analytics import NormsError, load_norms
 from analytics.alerts import (
     AlertEvent,
     AlertKind,
@@ -60,6 +59,7 @@ from analytics.alerts import (
     resolve,
     restore,
     seed,
+    shift_at,
 )
 from analytics.alerts.lifecycle import ACKNOWLEDGED
 from edge.mqtt_url import MqttEndpoint
@@ -73,20 +73,20 @@ from edge.protocol import (
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
+from ingest.alerting.shifts import ShiftCalendars, schedule_of, time_text
 from ingest.alerting.webhooks import WebhookDispatcher
 from ingest.alerting.wire import AlertMessage, from_event
 from ingest.mqtt import mqtt5_client
 from ingest.validate import ChannelRows, TimeWindow, check_channels
 from qorgau.backoff import backoff_delay_s, supervise
 from store.alerts import (
-    EnterpriseAlertSettings,
     RegistryDevice,
     latest_reading_times,
     list_webhooks,
-    load_alert_settings,
     load_registry,
     open_alerts,
     recent_bins,
+    record_webhook_outcome,
     shift_sums,
     write_transitions,
 )
@@ -97,8 +97,6 @@ from store.settings import DEFAULT_MAX_PAST_S
 log = logging.getLogger(__name__)
 
 _BAD_SAMPLES = (RejectReason.NON_FINITE, RejectReason.OUT_OF_RANGE)
-# Shifts repeat every shift_duration_s from this Monday at the enterprise's shift start.
-_SHIFT_EPOCH = date(2024, 1, 1)
 
 
 @dataclass(slots=True)
@@ -108,14 +106,6 @@ class _Device:
     slot: int
     sensor_slots: dict[int, int] = field(default_factory=dict)
     refreshing: bool = False
-
-
-def shift_origin_s(settings: EnterpriseAlertSettings | None) -> tuple[float, float]:
-    """``(origin, duration)`` of an enterprise's shift blocks, epoch seconds."""
-    start = settings.shift_start if settings else dtime(8, 0)
-    zone = ZoneInfo(settings.time_zone) if settings else UTC
-    origin = datetime.combine(_SHIFT_EPOCH, start, tzinfo=zone).timestamp()
-    return origin, settings.shift_duration_s if settings else 8 * 3600.0
 
 
 async def _find_device(conn: psycopg.AsyncConnection[Any], *, code: str) -> DeviceInfo | None:
@@ -139,7 +129,9 @@ class AlertService:
         self.enterprises = self.ownership.enterprises
         self._codes = sorted(self.enterprises) if self.enterprises is not None else None
         self.states: dict[str, DetectorState] = {}
-        self.enterprise_settings: dict[str, EnterpriseAlertSettings] = {}
+        #: The workplaces' schedules as calendars the detectors search.
+        self.shifts = ShiftCalendars()
+        self._bad_profiles: set[str] = set()
         self.devices: dict[str, _Device] = {}
         self._unknown_until: dict[str, float] = {}
         self._pending: dict[str, BatchBuilder] = {}
@@ -165,6 +157,7 @@ class AlertService:
         self.webhooks = WebhookDispatcher(
             self._load_webhooks,
             self.metrics,
+            record=self._record_webhook_outcome,
             timeout_s=settings.alerts_webhook_timeout_s,
             max_attempts=settings.alerts_webhook_max_attempts,
             retry_max_s=settings.alerts_webhook_retry_max_s,
@@ -180,26 +173,38 @@ class AlertService:
     def _state(self, profile: str) -> DetectorState:
         state = self.states.get(profile)
         if state is None:
-            state = new_state(load_norms(profile), load_alert_norms(profile))
+            norms, alert_norms = load_norms(profile), load_alert_norms(profile)
+            state = new_state(norms, alert_norms, time_text=time_text)
             self.states[profile] = state
         return state
 
-    def _profile_of(self, enterprise: str) -> str:
-        found = self.enterprise_settings.get(enterprise)
-        return found.norms_profile if found else self.settings.alerts_norms_profile
+    def _profile_state(self, reg: RegistryDevice) -> tuple[str, DetectorState]:
+        """The enterprise's norms profile (``enterprises.norms_profile``; the service's default
+        when it has none) and its detector state. A profile that cannot be loaded must not
+        silence the enterprise's alerts: its devices use the default profile, loudly logged."""
+        profile = reg.norms_profile or self.settings.alerts_norms_profile
+        if profile not in self._bad_profiles:
+            try:
+                return profile, self._state(profile)
+            except NormsError as exc:
+                self._bad_profiles.add(profile)
+                log.error(
+                    "enterprise %s: norms profile %r cannot be loaded (%s); its alerts use "
+                    "the default profile %r until it is fixed",
+                    reg.enterprise, profile, exc, self.settings.alerts_norms_profile,
+                )  # fmt: skip
+        profile = self.settings.alerts_norms_profile
+        return profile, self._state(profile)
 
     def _register(self, reg: RegistryDevice, info: DeviceInfo) -> _Device:
-        profile = self._profile_of(reg.enterprise)
-        state = self._state(profile)
-        origin, duration = shift_origin_s(self.enterprise_settings.get(reg.enterprise))
+        profile, state = self._profile_state(reg)
         slot = add_subject(
             state,
             SubjectSpec(
                 enterprise=reg.enterprise,
                 device=reg.code,
                 workplace=reg.workplace,
-                shift_origin_s=origin,
-                shift_duration_s=duration,
+                timezone=reg.timezone,
             ),
         )
         device = self.devices.get(reg.code)
@@ -219,8 +224,9 @@ class AlertService:
                     substance=s.substance,
                     workplace=s.workplace,
                     sensor_id=s.sensor_id,
-                    shift_origin_s=origin,
-                    shift_duration_s=duration,
+                    # The sensor's shifts are its workplace's (none without a workplace).
+                    schedule=schedule_of(s.shift_starts, s.shift_duration_s, reg.timezone),
+                    timezone=reg.timezone,
                     calibration_due_s=(
                         datetime.combine(due, dtime(0, 0), tzinfo=UTC).timestamp()
                         if due is not None
@@ -228,23 +234,24 @@ class AlertService:
                     ),
                 ),
             )
+        wanted = {state.subjects[slot].schedule for slot in device.sensor_slots.values()}
+        self.shifts.attach(state, self.clock(), wanted - {None})
         self.devices[reg.code] = device
         return device
 
     async def load(self) -> None:
-        """Registry, enterprise settings, open alerts and (optionally) recent statistics."""
+        """Registry (with the workplaces' schedules and the enterprises' norms profiles), open
+        alerts and (optionally) recent statistics."""
 
         async def fetch(
             conn: psycopg.AsyncConnection[Any],
-        ) -> tuple[dict[str, EnterpriseAlertSettings], list[RegistryDevice], list[dict[str, Any]]]:
+        ) -> tuple[list[RegistryDevice], list[dict[str, Any]]]:
             return (
-                await load_alert_settings(conn, self._codes),
                 await load_registry(conn, enterprises=self._codes),
                 await open_alerts(conn, self._codes),
             )
 
-        settings, registry, stored = await self._db.run(fetch)
-        self.enterprise_settings = settings
+        registry, stored = await self._db.run(fetch)
         infos: dict[str, DeviceInfo] = {}
         for reg in registry:
             info: DeviceInfo | None = await self._db.run(
@@ -293,7 +300,9 @@ class AlertService:
 
     async def _warm(self, now: float) -> None:
         """Rebuild windows and shift sums from stored readings: the windows from raw readings
-        in bins, the older part of the shift from its minute rollups (store/alerts.py)."""
+        in bins, the older part of the shift from its minute rollups (store/alerts.py). The
+        shift is the one of the sensor's workplace schedule that holds its latest reading, found
+        in the same calendars the detectors use."""
         slots: dict[int, tuple[DetectorState, int]] = {}
         for device in self.devices.values():
             state = self.states[device.profile]
@@ -303,10 +312,8 @@ class AlertService:
             return
         longest = max(s.bins.n_bins * s.bins.bin_s for s in self.states.values())
         bin_s = next(iter(self.states.values())).bins.bin_s
-        horizon = datetime.fromtimestamp(
-            now - max(float(np.nanmax(s.shift_len[: s.n])) for s in self.states.values() if s.n),
-            UTC,
-        )
+        # A reading older than the longest shift is in no shift under way.
+        horizon = datetime.fromtimestamp(now - self.shifts.longest_shift_s, UTC)
 
         async def latest(conn: psycopg.AsyncConnection[Any]) -> dict[int, datetime]:
             # An engine owning some enterprises reads only their sensors' readings.
@@ -321,9 +328,8 @@ class AlertService:
             state, slot = slots[sensor_id]
             begin = math.floor((at.timestamp() - longest) / bin_s) * bin_s
             since[sensor_id] = datetime.fromtimestamp(begin, UTC)
-            origin, length = state.shift_origin[slot], state.shift_len[slot]
-            start = origin + math.floor((at.timestamp() - origin) / length) * length
-            if start < begin:
+            start = float(shift_at(state, np.array([slot]), np.array([at.timestamp()]))[0][0])
+            if start < begin:  # NaN (no shift holds the reading): nothing to add up
                 spans[sensor_id] = (datetime.fromtimestamp(start, UTC), since[sensor_id])
 
         async def fetch(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, Any]:
@@ -376,6 +382,15 @@ class AlertService:
     async def _load_webhooks(self) -> list[Any]:
         conn = await self._db.get()
         return await list_webhooks(conn, enterprises=self._codes)
+
+    async def _record_webhook_outcome(self, hook_id: int, at: datetime, error: str | None) -> None:
+        conn = await self._db.get()
+        try:
+            await record_webhook_outcome(conn, hook_id, at, error)
+        except Exception as exc:
+            if is_connection_problem(exc):
+                self._db.discard()  # the next one reconnects
+            raise
 
     def owns(self, enterprise: str) -> bool:
         return self.enterprises is None or enterprise in self.enterprises
@@ -437,7 +452,6 @@ class AlertService:
                 return
             try:
                 conn = await self._db.get()
-                self.enterprise_settings = await load_alert_settings(conn, self._codes)
                 codes = list(self.devices)
                 regs = await load_registry(conn, codes, enterprises=self._codes) if codes else []
                 for reg in regs:
@@ -756,6 +770,8 @@ class AlertService:
         tick, self._tick_due = self._tick_due, False
         now = self.clock()
         events: list[AlertEvent] = []
+        # Keep the shift calendars ahead of the clock (a day before they run out).
+        self.shifts.renew(self.states.values(), now)
         for message in external:
             self._apply_external(message, now)
         profiles = set(pending) | (set(self.states) if tick else set())

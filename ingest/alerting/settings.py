@@ -55,7 +55,8 @@ class AlertsSettings(DatabaseSettings):
     )
     alerts_norms_profile: str = Field(
         default="default",
-        description="norms profile (name or TOML path) for enterprises without alert settings",
+        description="norms profile (name or TOML path) of enterprises whose own "
+        "(enterprises.norms_profile) is not set",
     )
     alerts_tick_s: float = Field(
         default=0.25,

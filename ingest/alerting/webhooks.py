@@ -14,11 +14,15 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import httpx
+import idna
 
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.wire import AlertMessage, wanted
@@ -28,6 +32,61 @@ from store.alerts import Webhook
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Qorgau-Signature"
+
+# One label of a host name: letters, digits and hyphens (RFC 1123), underscores too (container
+# service names), 1 to 63 characters, no hyphen at either end.
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_HOST_CHARS = 253
+
+# Longest error text kept on a webhook (an HTTP library's message can quote a whole URL).
+_ERROR_CHARS = 500
+
+#: Records the outcome of one delivery on the webhook: its id, when, and the error (None:
+#: delivered). ``store.alerts.record_webhook_outcome`` on a connection.
+OutcomeRecorder = Callable[[int, datetime, str | None], Awaitable[None]]
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if a webhook can be delivered to it, else ``ValueError`` saying what is wrong.
+
+    The checks are those the HTTP client would fail on at delivery, done when the webhook is
+    created: scheme http or https, a host (an IP address, or a name whose labels are valid and
+    whose non-ASCII labels have an IDNA encoding), a port from 1 to 65535.
+    """
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError("the URL must start with http:// or https://")
+    host = parsed.raw_host.decode("ascii")
+    if not host:
+        raise ValueError("the URL has no host, e.g. https://receiver.example.org/qorgau-hook")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 1..65535")
+    _check_host(host.strip("[]"))
+    return url
+
+
+def _check_host(host: str) -> None:
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return
+    name = host.removesuffix(".")
+    if len(name) > _HOST_CHARS:
+        raise ValueError(f"the host name is longer than {_HOST_CHARS} characters")
+    for label in name.split("."):
+        if not _LABEL.match(label):
+            raise ValueError(
+                f"the host name {host[:100]!r} is not valid: each part between dots needs 1 to "
+                "63 letters, digits, hyphens or underscores, and no hyphen at either end"
+            )
+        if label.lower().startswith("xn--"):
+            try:
+                idna.decode(label)
+            except UnicodeError as exc:  # idna.IDNAError and the punycode codec's own
+                raise ValueError(f"the host name {host[:100]!r} is not valid IDNA: {exc}") from None
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -50,13 +109,21 @@ def verify(secret: str, header: str, body: bytes, *, now: float, tolerance_s: fl
 
 
 class WebhookDispatcher:
-    """Delivers messages to the matching webhooks; never blocks the caller."""
+    """Delivers messages to the matching webhooks; never blocks the caller.
+
+    Each delivery ends in exactly one outcome: delivered, or failed with a reason (an invalid
+    URL, a refusal by the receiver, giving up after ``max_attempts``). A failure is counted,
+    recorded on the webhook through ``record`` and logged as a warning once while it repeats
+    (the same reason for the same webhook again is logged at debug level); a delivery task
+    never ends in an exception that nobody retrieves.
+    """
 
     def __init__(
         self,
         load: Callable[[], Awaitable[list[Webhook]]],
         metrics: AlertMetrics,
         *,
+        record: OutcomeRecorder | None = None,
         timeout_s: float = 5.0,
         max_attempts: int = 8,
         retry_max_s: float = 60.0,
@@ -67,6 +134,7 @@ class WebhookDispatcher:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._load = load
+        self._record = record
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -79,6 +147,10 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(max_concurrent)
         self._client: httpx.AsyncClient | None = None
+        # The reason last logged as a warning per webhook, so that a broken receiver does not
+        # log one warning per alert.
+        self._warned: dict[int, str] = {}
+        self._record_failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the webhook list fresh until ``stop``; then finish deliveries in flight briefly."""
@@ -105,16 +177,67 @@ class WebhookDispatcher:
                 continue
             if not wanted(message, hook.min_severity, hook.kinds):
                 continue
-            task = asyncio.create_task(self._deliver(hook, message))
+            task = asyncio.create_task(self._deliver(hook, message), name=f"webhook-{hook.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, hook: Webhook, message: AlertMessage) -> None:
+        """One delivery with its outcome counted, logged and recorded; never raises (but for
+        cancellation at shutdown)."""
+        unexpected: Exception | None = None
+        try:
+            problem = await self._attempts(hook, message)
+        except Exception as exc:  # an error of no known kind: still one outcome, not a lost task
+            unexpected = exc
+            problem = f"unexpected error: {type(exc).__name__}: {exc}"
+        if problem is None:
+            self.metrics.webhooks.labels("delivered").inc()
+            self._warned.pop(hook.id, None)
+        else:
+            self.metrics.webhooks.labels("failed").inc()
+            problem = problem.replace("\x00", "")[:_ERROR_CHARS]
+            if self._warned.get(hook.id) != problem:
+                self._warned[hook.id] = problem
+                log.warning(
+                    "webhook %s: alert %s not delivered: %s (recorded on the webhook; the same "
+                    "error again is logged at debug level)",
+                    hook.id,
+                    message.alert_id,
+                    problem,
+                    exc_info=unexpected,  # the traceback of an error of no known kind
+                )
+            else:
+                log.debug(
+                    "webhook %s: alert %s not delivered: %s", hook.id, message.alert_id, problem
+                )
+        await self._note(hook, problem)
+
+    async def _note(self, hook: Webhook, problem: str | None) -> None:
+        if self._record is None:
+            return
+        at = datetime.fromtimestamp(self.clock(), UTC)
+        try:
+            await self._record(hook.id, at, problem)
+        except Exception as exc:  # the database may be away; the log and the metric still tell
+            # One warning per outage, not one per delivery.
+            level = logging.DEBUG if self._record_failing else logging.WARNING
+            self._record_failing = True
+            log.log(level, "webhook %s: could not record the delivery outcome: %s", hook.id, exc)
+        else:
+            self._record_failing = False
+
+    async def _attempts(self, hook: Webhook, message: AlertMessage) -> str | None:
+        """Deliver with retries; None when delivered, else why not."""
+        try:
+            check_webhook_url(hook.url)
+        except ValueError as exc:  # stored before URLs were checked at creation
+            return f"invalid URL: {exc}"
         body = message.payload()
+        problem = "not attempted: the dispatcher is stopping"
         for attempt in range(1, self.max_attempts + 1):
             client = self._client
             if client is None:
-                return
+                return problem
             stamp = int(self.clock())
             try:
                 async with self._limit:
@@ -128,27 +251,16 @@ class WebhookDispatcher:
                         },
                     )
                 if response.status_code < 300:
-                    self.metrics.webhooks.labels("delivered").inc()
-                    return
+                    return None
                 problem = f"HTTP {response.status_code}"
                 if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                    self.metrics.webhooks.labels("failed").inc()
-                    log.warning(
-                        "webhook %s refused alert %s: %s", hook.id, message.alert_id, problem
-                    )
-                    return
+                    return f"refused by the receiver: {problem}"
             except httpx.HTTPError as exc:
                 problem = str(exc) or type(exc).__name__
             if attempt == self.max_attempts:
                 break
             self.metrics.webhooks.labels("retried").inc()
             delay = backoff_delay_s(attempt, base_s=self.retry_base_s, cap_s=self.retry_max_s)
-            log.info("webhook %s: %s; retrying in %.1f s", hook.id, problem, delay)
+            log.debug("webhook %s: %s; retrying in %.1f s", hook.id, problem, delay)
             await asyncio.sleep(delay)
-        self.metrics.webhooks.labels("failed").inc()
-        log.warning(
-            "webhook %s gave up on alert %s after %d attempts",
-            hook.id,
-            message.alert_id,
-            self.max_attempts,
-        )
+        return f"gave up after {self.max_attempts} attempts: {problem}"

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from qorgau.runtime import settings_help
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from application.assessment_service import AssessmentService
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     from analytics import load_norms
     from application.assessment_service import AssessmentService
     from application.settings import AssessmentSettings
+    from ingest.http import serve_http
     from qorgau.runtime import load_settings, run_until_signal, setup_logging
     from store.migrate import upgrade_from_settings
 
@@ -77,9 +85,56 @@ def _run(args: argparse.Namespace) -> int:
         upgrade_from_settings(settings)
 
     async def main(stop: asyncio.Event) -> None:
-        await AssessmentService(settings, norms).run(stop)
+        service = AssessmentService(settings, norms)
+        server = None
+        if settings.assess_metrics_port:
+            server = await serve_http(
+                settings.assess_metrics_host,
+                settings.assess_metrics_port,
+                _registry(service),
+                service.status,
+            )
+        try:
+            await service.run(stop)
+        finally:
+            if server is not None:
+                server.close()
+                await server.wait_closed()
 
     return run_until_signal(main)
+
+
+def _registry(service: AssessmentService) -> CollectorRegistry:
+    """Prometheus metrics read from the service's status at each scrape."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+
+    class Status(Collector):
+        def collect(self) -> Iterator[Metric]:
+            s = service.status()
+            yield GaugeMetricFamily(
+                "qorgau_assessments_leader",
+                "1 while this service keeps the assessments",
+                value=float(s.leader),
+            )
+            yield GaugeMetricFamily(
+                "qorgau_assessments_lag_seconds",
+                "age of the oldest change applied by the last pass (reading commit → stored)",
+                value=float("nan") if s.last_lag_s is None else s.last_lag_s,
+            )
+            yield CounterMetricFamily(
+                "qorgau_assessments_shifts_written",
+                "shift assessments stored",
+                value=float(s.shifts_written),
+            )
+            yield CounterMetricFamily(
+                "qorgau_assessments_errors", "database outages met", value=float(s.errors)
+            )
+
+    registry = CollectorRegistry()
+    registry.register(Status())
+    return registry
 
 
 def _rebuild(args: argparse.Namespace) -> int:

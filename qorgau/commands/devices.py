@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -154,17 +156,75 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _hand_over(password: str, who: str, save_to: str | None) -> None:
-    import os
-
     if save_to is None:
         print(f"password of {who} (shown once, store it on the device): {password}")
         return
     path = Path(save_to)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(password + "\n")
+    _save_secret(path, password + "\n")
     print(f"password of {who} written to {path}")
+
+
+def _save_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, whatever the file's mode was before: a
+    password file that already existed (readable by others) is replaced, not reused."""
+    import os
+    import tempfile
+
+    from qorgau.brokerauth import SECRET_MODE
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
+    try:
+        os.fchmod(fd, SECRET_MODE)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Refuse, before anything is changed, a file that cannot be rewritten: not a regular file,
+    not readable and writable, or in a folder where no file can be created (every file here is
+    replaced through a temporary file next to it)."""
+    import os
+
+    from qorgau.errors import ConfigurationError
+
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ConfigurationError(f"{what} {path} is not a regular file")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise ConfigurationError(f"{what} {path} is not readable and writable by this user")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigurationError(f"{what} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{what} {path}: cannot create files in {folder}")
+
+
+@contextlib.contextmanager
+def _restored_on_failure(paths: list[Path]) -> Iterator[None]:
+    """Put ``paths`` back as they were (their content, or their absence) when the block fails,
+    so that a device is provisioned everywhere or nowhere."""
+    import sys
+
+    saved = [(path, path.read_bytes() if path.is_file() else None) for path in paths]
+    try:
+        yield
+    except BaseException:
+        for path, content in saved:
+            try:
+                if content is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(content)  # the rewritten file kept the mode and owner
+            except OSError as exc:
+                print(f"could not put back {path}: {exc}; check it by hand", file=sys.stderr)
+        raise
 
 
 def _credentials(
@@ -191,7 +251,22 @@ def _credentials(
         _hand_over(password, user, save_to)
 
 
+def _touched_files(settings: DevicesSettings, save_to: list[str | None]) -> list[Path]:
+    """Every file a provisioning writes, checked before anything is changed."""
+    files = [
+        (settings.broker_password_file, "broker password file (QORGAU_BROKER_PASSWORD_FILE)"),
+        (settings.broker_acl_file, "broker ACL file (QORGAU_BROKER_ACL_FILE)"),
+        *((Path(p), "password file (--save-password)") for p in save_to if p is not None),
+    ]
+    for path, what in files:
+        _check_writable(path, what)
+    return [path for path, _ in files]
+
+
 def _add(args: argparse.Namespace) -> int:
+    """All or nothing: the codes, the files and the database are checked first; then the
+    registry rows are written in a transaction that commits only after the broker files are
+    written, and the files are put back if anything fails."""
     import sys
 
     from edge.protocol import readings_topic
@@ -201,18 +276,30 @@ def _add(args: argparse.Namespace) -> int:
     settings = _settings()
     try:
         readings_topic(settings.topic_prefix, args.enterprise, args.device)  # validates codes
-        if not args.no_db:
-            _register(settings, args.enterprise, [(args.device, args.name, args.workplace)])
-        _credentials(
-            settings,
-            args.device,
-            f"device {args.enterprise}/{args.device}",
-            device_acl(settings.topic_prefix, args.enterprise, args.device),
-            args,
-            args.save_password,
-        )
+        files = _touched_files(settings, [args.save_password])
+
+        def write_credentials() -> None:
+            _credentials(
+                settings,
+                args.device,
+                f"device {args.enterprise}/{args.device}",
+                device_acl(settings.topic_prefix, args.enterprise, args.device),
+                args,
+                args.save_password,
+            )
+
+        with _restored_on_failure(files):
+            if args.no_db:
+                write_credentials()
+            else:
+                _register(
+                    settings,
+                    args.enterprise,
+                    [(args.device, args.name, args.workplace)],
+                    then=write_credentials,
+                )
     except (QorgauError, ValueError, OSError) as exc:
-        print(f"qorgau devices add: {exc}", file=sys.stderr)
+        print(f"qorgau devices add: {exc} (nothing was changed)", file=sys.stderr)
         return 1
     print(RELOAD_HINT)
     return 0
@@ -251,25 +338,36 @@ def _add_scenario(args: argparse.Namespace) -> int:
     settings = _settings()
     try:
         scenario = load_scenario(args.scenario)
-        if not args.no_db:
-            _register_scenario(settings, scenario)
-        if not args.no_broker:
+        save_to = {
+            device.code: args.save_password.replace("{device}", device.code)
+            if args.save_password
+            else None
+            for device in scenario.devices
+        }
+        files = [] if args.no_broker else _touched_files(settings, list(save_to.values()))
+
+        def write_credentials() -> None:
+            if args.no_broker:
+                return
             for device in scenario.devices:
-                save_to = (
-                    args.save_password.replace("{device}", device.code)
-                    if args.save_password
-                    else None
-                )
                 _credentials(
                     settings,
                     device.code,
                     f"device {scenario.enterprise}/{device.code}",
                     device_acl(settings.topic_prefix, scenario.enterprise, device.code),
                     argparse.Namespace(password_stdin=False, no_tool=args.no_tool),
-                    save_to,
+                    save_to[device.code],
                 )
+
+        # All or nothing, as `add`: the broker files are written inside the registry's
+        # transaction and put back if it fails.
+        with _restored_on_failure(files):
+            if args.no_db:
+                write_credentials()
+            else:
+                _register_scenario(settings, scenario, then=write_credentials)
     except (QorgauError, ValueError, OSError) as exc:
-        print(f"qorgau devices add-scenario: {exc}", file=sys.stderr)
+        print(f"qorgau devices add-scenario: {exc} (nothing was changed)", file=sys.stderr)
         return 1
     if not args.no_broker:
         print(RELOAD_HINT)
@@ -297,43 +395,83 @@ def _register(
     settings: DevicesSettings,
     enterprise: str,
     devices: list[tuple[str, str | None, str | None]],
+    *,
+    then: Callable[[], None] = lambda: None,
 ) -> None:
     """Register devices (code, name, workplace), creating the enterprise and workplaces when
-    missing; existing names are left as they are."""
+    missing; existing names are left as they are. ``then`` runs inside the transaction: the
+    rows are committed only if it succeeds."""
     import asyncio
 
     async def run() -> None:
+        from qorgau.errors import ConfigurationError
         from store.connection import connect_async
-        from store.registry import upsert_device, upsert_enterprise, upsert_workplace
+        from store.migrate import require_schema_async
+        from store.registry import (
+            enterprise_id_of,
+            find_device,
+            upsert_device,
+            upsert_enterprise,
+            upsert_workplace,
+            workplace_id_of,
+        )
 
         conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)
         async with conn:
-            enterprise_id = await _existing(conn, "enterprises", code=enterprise)
-            if enterprise_id is None:
-                enterprise_id = await upsert_enterprise(conn, enterprise, enterprise)
-            for code, name, workplace in devices:
-                workplace_id = None
-                if workplace:
-                    workplace_id = await _existing(
-                        conn, "workplaces", code=workplace, enterprise_id=enterprise_id
+            await require_schema_async(conn, settings.database_schema)
+            for code, _, _ in devices:
+                known = await find_device(conn, code)
+                if known is not None and known.enterprise_code != enterprise:
+                    raise ConfigurationError(
+                        f"device {code} is registered to another enterprise; device codes are "
+                        "unique across enterprises, so choose another code"
                     )
-                    if workplace_id is None:
-                        workplace_id = await upsert_workplace(
-                            conn, enterprise_id, workplace, workplace
-                        )
-                await upsert_device(conn, enterprise_id, code, name=name, workplace_id=workplace_id)
-                print(f"registered device {code} of {enterprise}" + (
-                    f" at workplace {workplace}" if workplace else ""
-                ))  # fmt: skip
+            async with conn.transaction():
+                enterprise_id = await enterprise_id_of(conn, enterprise)
+                if enterprise_id is None:
+                    enterprise_id = await upsert_enterprise(conn, enterprise, enterprise)
+                done = []
+                for code, name, workplace in devices:
+                    workplace_id = None
+                    if workplace:
+                        workplace_id = await workplace_id_of(conn, enterprise_id, workplace)
+                        if workplace_id is None:
+                            workplace_id = await upsert_workplace(
+                                conn, enterprise_id, workplace, workplace
+                            )
+                    await upsert_device(
+                        conn, enterprise_id, code, name=name, workplace_id=workplace_id
+                    )
+                    done.append(f"registered device {code} of {enterprise}" + (
+                        f" at workplace {workplace}" if workplace else ""
+                    ))  # fmt: skip
+                then()
+        for line in done:
+            print(line)
 
-    asyncio.run(run())
+    asyncio.run(_translated(run()))
 
 
-def _register_scenario(settings: DevicesSettings, scenario: Scenario) -> None:
+async def _translated(work: Awaitable[None]) -> None:
+    """The database's errors as one line that says what to do, never a traceback."""
+    import psycopg
+
+    from store.connection import DatabaseError
+
+    try:
+        await work
+    except psycopg.Error as exc:
+        raise DatabaseError(f"the registry database refused the change: {exc}".strip()) from exc
+
+
+def _register_scenario(
+    settings: DevicesSettings, scenario: Scenario, *, then: Callable[[], None] = lambda: None
+) -> None:
     import asyncio
 
     async def run() -> None:
         from store.connection import connect_async
+        from store.migrate import require_schema_async
         from store.registry import (
             upsert_device,
             upsert_enterprise,
@@ -343,38 +481,33 @@ def _register_scenario(settings: DevicesSettings, scenario: Scenario) -> None:
 
         conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)
         async with conn:
-            enterprise_id = await upsert_enterprise(
-                conn, scenario.enterprise, scenario.enterprise_name, scenario.region
-            )
-            workplace_ids: dict[str, int] = {}
-            for wp in scenario.workplaces.values():
-                workplace_ids[wp.code] = await upsert_workplace(
-                    conn, enterprise_id, wp.code, wp.name,
-                    profession=wp.profession, headcount=wp.headcount,
-                )  # fmt: skip
-            for spec in scenario.devices:
-                workplace_id = workplace_ids[spec.workplace]
-                device_id = await upsert_device(
-                    conn, enterprise_id, spec.code, name=spec.name, workplace_id=workplace_id
+            await require_schema_async(conn, settings.database_schema)
+            async with conn.transaction():
+                enterprise_id = await upsert_enterprise(
+                    conn, scenario.enterprise, scenario.enterprise_name, scenario.region
                 )
-                device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
-                for channel in device.channels():
-                    await upsert_sensor(
-                        conn, device_id, channel.sensor, quantity=channel.quantity.value,
-                        unit=channel.unit, substance=channel.substance,
-                        workplace_id=workplace_id,
+                workplace_ids: dict[str, int] = {}
+                for wp in scenario.workplaces.values():
+                    workplace_ids[wp.code] = await upsert_workplace(
+                        conn, enterprise_id, wp.code, wp.name,
+                        profession=wp.profession, headcount=wp.headcount,
                     )  # fmt: skip
-            print(
-                f"registered {scenario.enterprise}: {len(workplace_ids)} workplaces, "
-                f"{len(scenario.devices)} devices"
-            )
+                for spec in scenario.devices:
+                    workplace_id = workplace_ids[spec.workplace]
+                    device_id = await upsert_device(
+                        conn, enterprise_id, spec.code, name=spec.name, workplace_id=workplace_id
+                    )
+                    device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
+                    for channel in device.channels():
+                        await upsert_sensor(
+                            conn, device_id, channel.sensor, quantity=channel.quantity.value,
+                            unit=channel.unit, substance=channel.substance,
+                            workplace_id=workplace_id,
+                        )  # fmt: skip
+                then()
+        print(
+            f"registered {scenario.enterprise}: {len(workplace_ids)} workplaces, "
+            f"{len(scenario.devices)} devices"
+        )
 
-    asyncio.run(run())
-
-
-async def _existing(conn: Any, table: str, **where: object) -> int | None:
-    assert table in ("enterprises", "workplaces")
-    clause = " AND ".join(f"{column} = %s" for column in where)
-    cur = await conn.execute(f"SELECT id FROM {table} WHERE {clause}", list(where.values()))
-    row = await cur.fetchone()
-    return int(row[0]) if row else None
+    asyncio.run(_translated(run()))

@@ -16,6 +16,7 @@ CREATE TABLE shift_assessments (
     b_continuous       double precision,
     coverage_min       double precision,       -- lowest coverage (0..1) of the assessed sensors
     insufficient_data  boolean NOT NULL,       -- some sensor below the norms' coverage minimum
+    deciding_factors   text[] NOT NULL,        -- the factors that set the workplace class
     detail             jsonb NOT NULL,         -- per sensor and per factor: metrics, class, basis
     norms_profile      text NOT NULL,
     norms_version      text NOT NULL,
@@ -23,8 +24,17 @@ CREATE TABLE shift_assessments (
     computed_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (workplace_id, shift_start),
     CHECK (shift_end > shift_start)
-);
+)
+-- The detail moves out of line (TOAST) whenever a row passes 128 bytes, so the rows the map and
+-- exports walk stay narrow.
+WITH (toast_tuple_target = 128);
 CREATE INDEX shift_assessments_day_idx ON shift_assessments (workplace_id, local_day);
+-- The order in which a period's worst shift is chosen (store/shift_assessments.py, WORST_ORDER):
+-- the worst shift of each workplace is the first entry in range, read from the index alone.
+CREATE INDEX shift_assessments_worst_idx ON shift_assessments
+    (workplace_id, insufficient_data, b DESC, b_continuous DESC NULLS LAST, shift_start DESC)
+    INCLUDE (local_day)
+    WHERE b IS NOT NULL;
 CREATE INDEX shift_assessments_open_idx ON shift_assessments (status, shift_end)
     WHERE status <> 'final';
 

@@ -20,6 +20,7 @@ from analytics.alerts import (
     BatchBuilder,
     DetectorState,
     Severity,
+    ShiftCalendar,
     SubjectSpec,
     TransitionError,
     acknowledge,
@@ -30,11 +31,14 @@ from analytics.alerts import (
     new_state,
     next_state,
     resolve,
+    set_calendars,
     warm,
 )
 from analytics.alerts import seed as seed_state
 
-T0 = 1_800_000_000.0  # a shift boundary for shift_origin_s = 0 and 8-h shifts
+T0 = 1_800_000_000.0  # the start of a shift of BLOCKS
+#: A schedule of back-to-back 8-h shifts from T0 (as a calendar, which is all the core sees).
+BLOCKS = "8-h blocks from T0"
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +56,11 @@ def _state(
         state,
         SubjectSpec(
             enterprise="e", device="d1", sensor="d1.s", quantity=quantity, unit=unit,
-            substance=substance, workplace="wp", **kw,  # type: ignore[arg-type]
+            substance=substance, workplace="wp", schedule=BLOCKS, **kw,  # type: ignore[arg-type]
         ),
     )  # fmt: skip
+    starts = T0 + 28800.0 * np.arange(-3, 10)
+    set_calendars(state, {BLOCKS: ShiftCalendar.of(starts, starts + 28800.0)})
     return state, dev, slot
 
 

@@ -28,12 +28,12 @@ from tests.support import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
-# Routes that are open on purpose, or documentation; the dashboard's page and files (it asks
-# for a token and calls the API with it); Prometheus metrics (route templates and counts, no
-# tenant's data: tests/api/test_metrics.py).
+# Routes that are open on purpose, or documentation (and the Swagger UI and ReDoc files it
+# loads); the dashboard's page and files (it asks for a token and calls the API with it);
+# Prometheus metrics (route templates and counts, no tenant's data: tests/api/test_metrics.py).
 OPEN = {
-    "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/", "/static",
-    "/metrics",
+    "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/docs-assets",
+    "/", "/static", "/metrics",
 }  # fmt: skip
 # Path parameters that name no tenant's object (service-wide settings, admin only).
 SERVICE_WIDE = {"subscriber_kind": "role", "subscriber": "inspector", "webhook_id": 1}

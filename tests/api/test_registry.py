@@ -69,6 +69,30 @@ async def test_officer_cannot_change_regulatory_fields(api: Api) -> None:
     assert done["base_rate_pct"] == 1.55
 
 
+async def test_the_norms_profile_is_the_enterprises_and_only_an_admin_sets_it(api: Api) -> None:
+    tenant = await make_tenant(api, "ent-a", "Almaty")
+    path = f"/api/v1/enterprises/{tenant.enterprise['id']}"
+    assert tenant.enterprise["norms_profile"] is None  # the service's default profile
+    refused = await api.call("PATCH", path, tenant.officer, json={"norms_profile": "default"})
+    assert refused.status_code == 403
+    assert "norms_profile" in refused.json()["detail"]
+    admin = api.tokens["admin"]
+    unknown = await api.call("PATCH", path, admin, json={"norms_profile": "../etc/passwd"})
+    assert unknown.status_code == 422
+    assert "default" in unknown.json()["detail"]  # the profiles there are
+    assert (await api.ok("PATCH", path, admin, json={"norms_profile": "default"}))[
+        "norms_profile"
+    ] == "default"
+    assert (await api.ok("GET", path, admin))["norms_profile"] == "default"
+    back = await api.ok("PATCH", path, admin, json={"norms_profile": None})
+    assert back["norms_profile"] is None
+    created = await api.ok(
+        "POST", "/api/v1/enterprises", admin,
+        json={"code": "ent-p", "name": "P", "norms_profile": "default"},
+    )  # fmt: skip
+    assert created["norms_profile"] == "default"
+
+
 async def test_validation_errors_say_what_to_fix(api: Api) -> None:
     admin = api.tokens["admin"]
     bad_zone = await api.call(

@@ -20,6 +20,7 @@ from paho.mqtt.client import topic_matches_sub
 from pydantic_settings import BaseSettings
 
 from api.settings import ApiSettings
+from application.settings import AssessmentSettings
 from dashboards.publish import DATASOURCE_TYPE, DEFAULT_DATASOURCE_UID, PROMETHEUS_DATASOURCE_UID
 from edge.settings import EdgeSettings
 from ingest.alerting.settings import AlertsSettings
@@ -36,6 +37,7 @@ SCHEMA = Path(__file__).with_name("compose_spec.json")
 SETTINGS: dict[str, type[BaseSettings]] = {
     "ingest": IngestSettings,
     "alerts": AlertsSettings,
+    "assessments": AssessmentSettings,
     "api": ApiSettings,
     "db": DatabaseSettings,
     "devices": DevicesSettings,
@@ -451,14 +453,24 @@ def test_prometheus_scrapes_every_metrics_port(resolved: dict[str, Any]) -> None
     expected = set()
     for name, service in svc.items():
         env = environment(service)
-        for key in ("QORGAU_INGEST_METRICS_PORT", "QORGAU_ALERTS_METRICS_PORT"):
+        for key in (
+            "QORGAU_INGEST_METRICS_PORT",
+            "QORGAU_ALERTS_METRICS_PORT",
+            "QORGAU_ASSESS_METRICS_PORT",
+        ):
             if env.get(key):
                 expected.add(f"{name}:{env[key]}")
         # The API serves /metrics on its own port unless QORGAU_API_METRICS turns it off.
         if service.get("command") == ["api"] and env.get("QORGAU_API_METRICS", "true") != "false":
             expected.add(f"{name}:{env['QORGAU_API_PORT']}")
     assert expected == targets
-    assert {"ingest-1:9101", "ingest-2:9101", "alerts:9102", "api:8000"} <= targets
+    assert {
+        "ingest-1:9101",
+        "ingest-2:9101",
+        "alerts:9102",
+        "assessments:9103",
+        "api:8000",
+    } <= targets
 
 
 def test_grafana_provisioning_points_at_files_that_exist(resolved: dict[str, Any]) -> None:

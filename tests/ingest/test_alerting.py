@@ -12,8 +12,9 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import httpx
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from analytics.alerts.lifecycle import ACKNOWLEDGED
+from application.schedule import Schedule, current_shift, last_finished, local_time_text
 from edge.mqtt_url import MqttEndpoint
 from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic, status_topic
 from edge.protocol.quantities import Quantity
@@ -31,7 +33,7 @@ from ingest.alerting.wire import AlertMessage, alerts_subscription
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from qorgau.localservices import free_port
-from store.alerts import add_webhook, set_alert_settings
+from store.alerts import add_webhook
 from store.connection import connect_async
 from store.migrate import current_backend_async
 from store.readings import ReadingBlock, datetime_to_us, days_of, ensure_day_partitions
@@ -131,6 +133,19 @@ async def rig(
             listening.cancel()
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+
+async def set_schedule(
+    pg_url: str, schema: str, starts: list[time], duration_s: int, zone: str
+) -> Schedule:
+    """The workplace's shift schedule and its enterprise's zone, as the registry API sets them."""
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        await conn.execute("UPDATE enterprises SET timezone = %s WHERE code = %s", [zone, ENT])
+        await conn.execute(
+            "UPDATE workplaces SET shift_starts = %s, shift_duration_s = %s", [starts, duration_s]
+        )
+    return Schedule.of(starts, duration_s, zone)
 
 
 def gas(sensor: str, t0: datetime, values: np.ndarray, substance: str = "H2S") -> Channel:
@@ -261,11 +276,12 @@ async def test_projected_overexposure_is_raised_before_the_limit_is_reached(
     pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
     await register(pg_url, schema, [(f"{DEV}.noise", "noise_laeq", "dB(A)", None)])
-    now = datetime.now(UTC)
-    # The default shifts are 8-hour blocks from 08:00 UTC: replay the start of the last one.
-    origin = datetime(2024, 1, 1, 8, tzinfo=UTC)
-    blocks = math.floor((now - origin).total_seconds() / 28800) - 1
-    start = origin + timedelta(seconds=blocks * 28800)
+    # Two twelve-hour shifts a day, 07:00 and 19:30 in Almaty: replay the start of the last
+    # one that has ended (all of its first 15 minutes are in the past).
+    zone = "Asia/Almaty"
+    schedule = await set_schedule(pg_url, schema, [time(7, 0), time(19, 30)], 43200, zone)
+    shift = last_finished(schedule, datetime.now(UTC))
+    start = shift.start
     t = np.arange(0.0, 900.0)
     levels = 90.0 + 1.5 * np.sin(t / 11.0)
     async with rig(pg_url, mqtt_url, schema, topic_prefix) as r:
@@ -280,16 +296,26 @@ async def test_projected_overexposure_is_raised_before_the_limit_is_reached(
                 ]
             )  # fmt: skip
         await eventually(lambda: bool(r.of("projected_exposure")), what="projection alert")
+        state = next(iter(r.engine.states.values()))
+        slot = state.index[f"{DEV}/{DEV}.noise"]
+        # The engine's shift is the schedule's: the projection runs to its end.
+        assert state.shift_start[slot] == shift.start.timestamp()
+        assert state.shift_end[slot] == shift.end.timestamp()
     alert = r.of("projected_exposure")[0]
     elapsed = (alert.at - start).total_seconds()
     # LEX,8h of the exposure so far (90 dB(A) for `elapsed` seconds) is still below 80 dB(A)
     assert 90.0 + 1.0 + 10 * math.log10(elapsed / 28800) < 80.0
-    assert alert.value == pytest.approx(90.0, abs=1.0)
+    # About 90 dB(A) for the whole twelve-hour shift: LEX,8h = L + 10·lg(12 h / 8 h).
+    level = 10 * math.log10(np.mean(10 ** (levels / 10)))
+    assert alert.value == pytest.approx(level + 10 * math.log10(12 / 8), abs=0.5)
+    # The message states the shift's end in the enterprise's local time, with its zone.
+    assert f"ends the shift at {local_time_text(shift.end, zone)}" in alert.message
+    assert "(Asia/Almaty)" in alert.message
     assert alert.unit == "dB(A)"
     assert alert.threshold == 85.0
     assert alert.severity == "high"
     assert alert.time_left_s is not None
-    assert 0 < alert.time_left_s < 28800
+    assert 0 < alert.time_left_s < 43200
     assert "LEX,8h" in alert.message
 
 
@@ -339,15 +365,16 @@ async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
     # A shift that began two hours ago: 40 loud minutes, then 30 quiet ones (longer than any
     # window, so the loud minutes reach the engine through the shift sums only), none of them
     # seen by an engine before it starts.
+    zone = "Europe/Berlin"
     shift = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    local_start = shift.astimezone(ZoneInfo(zone)).time()
+    schedule = await set_schedule(pg_url, schema, [local_start], 28800, zone)
+    assert current_shift(schedule, datetime.now(UTC)).start == shift
     t0 = shift + timedelta(seconds=17.25)  # the shift's first partial minute holds readings
     rng = np.random.default_rng(3)
     levels = np.concatenate([rng.uniform(103.0, 107.0, 2400), rng.uniform(68.0, 72.0, 1800)])
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:
-        await set_alert_settings(
-            conn, ENT, shift_start=shift.time(), shift_duration_s=28800.0, time_zone="UTC"
-        )
         row = await (await conn.execute("SELECT id FROM sensors")).fetchone()
         assert row is not None
         times_us = datetime_to_us(t0) + np.arange(levels.size, dtype=np.int64) * 1_000_000
@@ -360,9 +387,8 @@ async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
         slot = state.index[f"{DEV}/{DEV}.noise"]
         # Sums of the whole shift so far, each 1 s sample weighing its second: what the
         # projected end-of-shift LEX,8h goes on from.
-        assert state.shift_idx[slot] == round(
-            (shift.timestamp() - state.shift_origin[slot]) / 28800
-        )
+        assert state.shift_start[slot] == shift.timestamp()
+        assert state.shift_end[slot] == shift.timestamp() + 28800
         assert state.shift_w[slot] == levels.size
         assert state.shift_sum[slot] == pytest.approx(np.sum(10 ** (levels / 10)), rel=1e-9)
         # Two quiet minutes now: the loud minutes before the restart alone take the shift over
@@ -399,7 +425,10 @@ async def test_an_enterprise_profile_sets_its_own_thresholds(
     )
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:
-        await set_alert_settings(conn, ENT, norms_profile=str(profile))
+        # A custom profile file is an operator's doing (the API offers the built-in ones).
+        await conn.execute(
+            "UPDATE enterprises SET norms_profile = %s WHERE code = %s", [str(profile), ENT]
+        )
     start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
         await r.publish([gas(f"{DEV}.h2s", start, np.full(5, 12.0))])

@@ -131,3 +131,37 @@ def test_local_servers_preload_timescaledb_when_it_is_installed(pg_url: str) -> 
         pytest.skip("the test server is an external one, not started by qorgau.localservices")
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert timescaledb_preloaded(conn) == timescaledb_installed()
+
+
+def test_enterprise_norms_profiles_move_out_of_alert_settings(pg_url: str, schema: str) -> None:
+    """A database from before 0041, with enterprises' alert settings: the profiles they chose
+    become the enterprises' own, and the alert engine's own shift model goes."""
+    with connect(pg_url, schema, autocommit=True) as conn:
+        # Back to the shape 0020 left (the schema fixture is fully upgraded).
+        conn.execute("ALTER TABLE enterprises DROP COLUMN norms_profile")
+        conn.execute(
+            """CREATE TABLE alert_settings (
+                   enterprise_id bigint PRIMARY KEY REFERENCES enterprises (id),
+                   norms_profile text NOT NULL DEFAULT 'default',
+                   shift_start time NOT NULL DEFAULT '08:00',
+                   shift_duration_s double precision NOT NULL DEFAULT 28800,
+                   time_zone text NOT NULL DEFAULT 'UTC')"""
+        )
+        conn.execute("DELETE FROM schema_migrations WHERE version = 41")
+        ids = {
+            code: conn.execute(
+                "INSERT INTO enterprises (code, name) VALUES (%s, %s) RETURNING id", [code, code]
+            ).fetchone()[0]  # type: ignore[index]
+            for code in ("own", "explicit-default", "none")
+        }
+        conn.execute(
+            "INSERT INTO alert_settings (enterprise_id, norms_profile, shift_start) "
+            "VALUES (%s, '/etc/qorgau/own.toml', '07:00'), (%s, 'default', '08:00')",
+            [ids["own"], ids["explicit-default"]],
+        )
+    assert upgrade(pg_url, schema, timescale="off").applied == ("0041_enterprise_norms_profile",)
+    with connect(pg_url, schema, autocommit=True) as conn:
+        got = dict(conn.execute("SELECT code, norms_profile FROM enterprises").fetchall())
+        gone = conn.execute("SELECT to_regclass('alert_settings')").fetchone()
+    assert got == {"own": "/etc/qorgau/own.toml", "explicit-default": "default", "none": None}
+    assert gone == (None,)
