@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from qorgau.localservices import LocalPostgres, timescaledb_installed
 from store.connection import DatabaseError, connect
@@ -165,3 +167,20 @@ def test_enterprise_norms_profiles_move_out_of_alert_settings(pg_url: str, schem
         gone = conn.execute("SELECT to_regclass('alert_settings')").fetchone()
     assert got == {"own": "/etc/qorgau/own.toml", "explicit-default": "default", "none": None}
     assert gone == (None,)
+
+
+def test_preloading_is_seen_without_the_privilege_to_read_the_setting(pg_url: str) -> None:
+    """Only superusers may read shared_preload_libraries; other roles see the loader's own
+    settings instead."""
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        expected = timescaledb_preloaded(admin)
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with psycopg.connect(pg_url, user=role, autocommit=True) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SHOW shared_preload_libraries")
+            assert timescaledb_preloaded(conn) == expected
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
