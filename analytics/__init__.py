@@ -15,20 +15,26 @@ Per-quantity batched metrics
     ``noise_regular(laeq_db, *, period_s, shift_duration_s, dose_criterion_db) -> NoiseMetrics``
     ``noise_irregular(laeq_db, time_s, offsets, *, shift_duration_s, max_gap_s,
     dose_criterion_db, fallback_interval_s=1.0) -> NoiseMetrics``
-    (``laeq_db, lex8h_db, lamax_db, dose_pct, measured_s, coverage``);
+    (``laeq_db, lex8h_db, lamax_db, dose_pct, measured_s, coverage, lex8h_projected_db,
+    dose_projected_pct, unmeasured_s``);
     ``peak_regular`` / ``peak_irregular`` -> ``PeakMetrics`` (``lcpeak_db``);
     ``vibration_regular(a_m_s2, *, period_s, shift_duration_s, k=1.0)`` /
-    ``vibration_irregular(..., k=1.0)`` -> ``VibrationMetrics`` (``a8_m_s2, a8_db, …``);
+    ``vibration_irregular(..., k=1.0)`` -> ``VibrationMetrics`` (``a8_m_s2, a8_db, …,
+    a8_projected_m_s2, a8_projected_db, unmeasured_s``);
     ``concentration_regular(conc_mg_m3, *, period_s, shift_duration_s, min_window_fraction)`` /
     ``concentration_irregular(...)`` -> ``ConcentrationMetrics``
-    (``twa8h_mg_m3, mean_mg_m3, max15min_mg_m3, max_mg_m3, measured_s, coverage``);
+    (``twa8h_mg_m3, mean_mg_m3, max15min_mg_m3, max_mg_m3, measured_s, coverage,
+    twa8h_projected_mg_m3, unmeasured_s``). Daily values sum every sample and divide by 8 h;
+    ``coverage`` is the measured share of the declared shift; ``*_projected_*`` fill its
+    unmeasured time at the measured rate (``docs/exposure.md``, Conventions);
     ``hold_durations(time_s, offsets, *, shift_duration_s, max_gap_s) -> Holds`` (hold rule).
 
 Single formulas and running sums (for streaming detectors)
     ``lex_8h``, ``noise_dose_pct``, ``a8``, ``combine_a8``, ``twa_8h``, ``mixture_index``,
     ``ppm_to_mg_m3``, ``acceleration_db``; ``sound_exposure_sum`` (Σ t·10^(L/10)),
     ``dose_sum`` (Σ C·t), ``vibration_energy_sum`` (Σ a²·t), ``lex_8h_from_exposure``,
-    ``twa_8h_from_dose``, ``a8_from_energy``, ``project_sum``.
+    ``twa_8h_from_dose``, ``a8_from_energy``, ``project_sum``, ``project_unmeasured``,
+    ``coverage_of``.
 
 Classes and В
     ``WorkingClass``, ``ClassBands``, ``classify(values, bands)``, ``band_position``,
@@ -37,7 +43,8 @@ Classes and В
 
 Workplace
     ``assess_workplace(series, norms, *, shift_duration_s=28800, max_gap_s=None,
-    entered_factors=None) -> WorkplaceAssessment`` (``.to_dict()`` is the CLI/API JSON);
+    entered_factors=None) -> WorkplaceAssessment`` (``.to_dict()`` is the CLI/API JSON); an
+    incomplete shift is classed by ``classifying_value`` (``INCOMPLETE_SHIFT_RULE``);
     ``SensorSeries``, ``normalize_unit``, ``QUANTITIES``.
 
 EN 689 (``analytics.en689``)
@@ -49,19 +56,24 @@ Risk ПР (``analytics.risk``)
     ``occupational_risk(B, T, Ob, SIZ, Z, norms) -> RiskAssessment`` (with contributions),
     ``risk_score`` (vectorized), ``risk_level``, ``protection_class``,
     ``insurance_tariff(level, norms, *, activity_class=None, base_rate_pct=None) -> Tariff``,
-    ``ppe_recommendation(factor, level, norms)``, ``social_guarantees(level, norms)``,
+    ``ppe_recommendation(factor, level, norms)``,
+    ``ppe_for_factor(group, working_class, level, norms) -> (row, text)`` (by the factor's
+    class), ``social_guarantees(level, norms)``,
     ``enterprise_risk(pr, headcount, norms) -> EnterpriseRisk``.
 
 Errors: ``AnalyticsError(ValueError)`` ← ``InputError``, ``NormsError``.
 """
 
 from analytics.assess import (
+    INCOMPLETE_SHIFT_RULE,
     QUANTITIES,
     FactorResult,
     SensorResult,
     SensorSeries,
     WorkplaceAssessment,
     assess_workplace,
+    classifying_value,
+    is_alarm_channel,
     normalize_unit,
 )
 from analytics.chemical import (
@@ -111,6 +123,7 @@ from analytics.risk import (
     insurance_tariff,
     occupational_risk,
     occupational_risks,
+    ppe_for_factor,
     ppe_recommendation,
     protection_class,
     risk_level,
@@ -120,9 +133,11 @@ from analytics.risk import (
 from analytics.sampling import Holds, hold_durations
 from analytics.sums import (
     a8_from_energy,
+    coverage_of,
     dose_sum,
     lex_8h_from_exposure,
     project_sum,
+    project_unmeasured,
     sound_exposure_sum,
     twa_8h_from_dose,
     vibration_energy_sum,
@@ -137,6 +152,7 @@ from analytics.vibration import (
 )
 
 __all__ = [
+    "INCOMPLETE_SHIFT_RULE",
     "QUANTITIES",
     "AnalyticsError",
     "ClassBands",
@@ -168,16 +184,19 @@ __all__ = [
     "assess_workplace",
     "band_position",
     "classify",
+    "classifying_value",
     "combine_a8",
     "combine_classes",
     "concentration_irregular",
     "concentration_regular",
+    "coverage_of",
     "dose_sum",
     "enterprise_risk",
     "exposure_statistics",
     "harmfulness_index",
     "hold_durations",
     "insurance_tariff",
+    "is_alarm_channel",
     "lex_8h",
     "lex_8h_from_exposure",
     "load_norms",
@@ -190,10 +209,12 @@ __all__ = [
     "occupational_risks",
     "peak_irregular",
     "peak_regular",
+    "ppe_for_factor",
     "ppe_recommendation",
     "ppm_to_mg_m3",
     "preliminary_test",
     "project_sum",
+    "project_unmeasured",
     "protection_class",
     "risk_level",
     "risk_score",

@@ -28,7 +28,8 @@ def as_grid(values: object, name: str, period_s: float, shift_duration_s: float)
     """Validate a regular grid ``(sensors, samples)``; NaN marks unmeasured samples.
 
     The grid starts at the shift start and each column holds ``period_s``; it may be shorter
-    than the shift (the rest is unmeasured) but not longer.
+    than the shift (the rest is unmeasured) or longer (every sample counts towards the daily
+    value; coverage is counted inside the shift, see :func:`grid_covered`).
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim == 1:
@@ -40,12 +41,28 @@ def as_grid(values: object, name: str, period_s: float, shift_duration_s: float)
         )
     check_positive("period_s", period_s)
     check_positive("shift_duration_s", shift_duration_s)
-    if x.shape[-1] * period_s > shift_duration_s * (1.0 + 1e-9) + 1e-9:
-        raise InputError(
-            f"{name} holds {x.shape[-1]} samples × {period_s} s = {x.shape[-1] * period_s} s, "
-            f"longer than the shift ({shift_duration_s} s); cut the grid at the shift end"
-        )
     return x
+
+
+def grid_covered(
+    x: FloatArray, count: FloatArray, period_s: float, shift_duration_s: float
+) -> FloatArray:
+    """Measured time inside the shift ``[0, shift]`` per row of a regular grid.
+
+    ``count`` is the row's number of measured (finite) samples. Only a grid longer than the
+    shift needs another pass: its columns past the shift end count towards the daily value but
+    not towards coverage.
+    """
+    n = x.shape[-1]
+    if n * period_s <= shift_duration_s:
+        out: FloatArray = count * period_s
+        return out
+    whole = int(shift_duration_s // period_s)  # columns wholly inside the shift
+    part = shift_duration_s - whole * period_s  # the column that straddles the shift end
+    inside = np.isfinite(x[:, :whole]).sum(axis=-1) * period_s
+    if part > 0.0 and whole < n:
+        inside = inside + np.isfinite(x[:, whole]) * part
+    return np.asarray(inside, dtype=np.float64)
 
 
 def grid_sum_count(transformed: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -162,9 +179,15 @@ def irregular(
     return x, holds
 
 
-def irregular_weighted(transformed: FloatArray, holds: Holds) -> tuple[FloatArray, FloatArray]:
-    """Per-group ``Σ f(xᵢ)·tᵢ`` and measured time ``Σ tᵢ``."""
-    return group_sum(transformed * holds.duration_s, holds.offsets), holds.measured_s()
+def irregular_weighted(
+    transformed: FloatArray, holds: Holds, shift_duration_s: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per-group ``Σ f(xᵢ)·tᵢ``, measured time ``Σ tᵢ`` and the measured time inside the shift."""
+    return (
+        group_sum(transformed * holds.duration_s, holds.offsets),
+        holds.measured_s(),
+        holds.covered_s(shift_duration_s),
+    )
 
 
 def irregular_max(x: FloatArray, holds: Holds) -> FloatArray:

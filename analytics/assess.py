@@ -20,10 +20,18 @@ quantity                  units accepted               factor / band table
 ========================  ===========================  ==========================================
 
 Chemicals are classed on ``K = TWA/ПДК_сс`` and ``K = max15/ПДК_max``; the worse counts. Each
-substance (and each dust) is its own factor; several sensors of one factor → the worse sensor.
+substance (and each dust) is its own factor; several sensors of one factor → the worse sensor,
+except hand-arm vibration, whose sensors are the worker's tools: their partial A(8) add up as
+``√Σ Aᵢ(8)²`` (ISO 5349-1 eq. 4) when that is worse.
 Mixtures ``Σ TWAᵢ/ПДК_ссᵢ`` per substance group are reported, not classed (see docs).
 A sensor whose coverage is below the profile's minimum is flagged ``insufficient_data`` but
-still classed from what was measured (never zero-filled) and still counts in the workplace.
+still classed (never zero-filled) and still counts in the workplace.
+
+Daily values and the class of an incomplete shift (:data:`INCOMPLETE_SHIFT_RULE`): the reported
+``lex8h_db`` / ``a8_m_s2`` / ``twa8h_mg_m3`` are the standards' 8-h values of what was measured
+(Σ over every sample / 8 h); ``*_projected_*`` fill the part of the declared shift without
+readings at the measured rate. The class is taken from the larger of the two
+(:func:`classifying_value`), which is the projected value whenever readings are missing.
 """
 
 from __future__ import annotations
@@ -49,8 +57,8 @@ from analytics.errors import InputError, NormsError
 from analytics.noise import noise_irregular, peak_irregular
 from analytics.norms import Norms, Substance
 from analytics.types import FloatArray, IntArray
-from analytics.units import MOLAR_VOLUME_20C_L_MOL
-from analytics.vibration import vibration_irregular
+from analytics.units import MOLAR_VOLUME_20C_L_MOL, acceleration_db
+from analytics.vibration import combine_a8, vibration_irregular
 
 QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
     "noise_laeq": ("dB(A)", "dBA"),
@@ -59,10 +67,40 @@ QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
     "vib_wbv_x": ("m/s2", "m/s²", "m/s^2"),
     "vib_wbv_y": ("m/s2", "m/s²", "m/s^2"),
     "vib_wbv_z": ("m/s2", "m/s²", "m/s^2"),
-    "gas": ("mg/m3", "mg/m³", "ppm"),
+    "gas": ("mg/m3", "mg/m³", "ppm", "%vol", "%LEL"),
     "dust": ("mg/m3", "mg/m³"),
 }
 QUANTITIES: tuple[str, ...] = tuple(QUANTITY_UNITS)
+
+#: Gas units of alarm channels (oxygen and methane by volume, combustibles in % of the lower
+#: explosive limit): reported (minimum, maximum, mean) but not classed, since no class table
+#: takes them; their two-level alarms are the alert engine's.
+ALARM_UNITS: tuple[str, ...] = ("%vol", "%LEL")
+
+
+def is_alarm_channel(quantity: str, unit: str) -> bool:
+    """Whether a gas sensor reports an alarm quantity (% vol, % LEL) rather than a
+    concentration that a ПДК applies to."""
+    return quantity == "gas" and normalize_unit(quantity, unit) in ALARM_UNITS
+
+
+#: The one rule for which value classes a shift, stated in every assessment (``to_dict``). Why
+#: the projected value: a reading missing inside the declared shift is unknown, not silence or
+#: clean air; the measured-only 8-h value would class a shift better the less of it was
+#: measured (4 h at 83 dB(A) of an 8-h shift: 80.0 dB(A), class 2), while the projection never
+#: lies below it and equals it once the shift is covered. A shift truly shorter than 8 h is
+#: declared as such (``--shift-hours``, the workplace's schedule) and then has nothing to fill.
+INCOMPLETE_SHIFT_RULE = (
+    "classed on the larger of the measured 8-h value (Σ over the measured time / 8 h) and the "
+    "projected value (the declared shift's unmeasured time at the measured rate); they are "
+    "equal when the shift is covered"
+)
+
+
+def classifying_value(measured: float, projected: float) -> float:
+    """The value a sensor is classed on (:data:`INCOMPLETE_SHIFT_RULE`): the larger of the
+    measured 8-h value and the projected one (NaN only if both are)."""
+    return float(np.fmax(measured, projected))
 
 
 def vibration_weighting(norms: Norms, quantity: str) -> tuple[float, str, str]:
@@ -89,6 +127,63 @@ def substance_bands(norms: Norms, sub: Substance) -> ClassBands:
     return norms.band("chemical_acute" if sub.group == "acute" else "chemical_general")
 
 
+def physical_range(
+    norms: Norms, quantity: str, unit: str, substance: Substance | None = None
+) -> tuple[float, float]:
+    """The range a reading of ``quantity`` in ``unit`` can physically take (profile data,
+    ``[physical_range]``); a value outside it is a fault, never exposure.
+
+    A gas in mg/m³ is bounded by the pure gas (``ppm`` maximum × M / 24.04) when the substance
+    has a molar mass, else by the profile's generic ``gas_mg_m3``.
+    """
+    r = norms.physical_range
+    u = normalize_unit(quantity, unit)
+    if quantity in ("noise_laeq", "noise_lcpeak"):
+        return r[quantity]
+    if quantity.startswith("vib_"):
+        return r["vibration_m_s2"]
+    if quantity == "dust":
+        return r["dust_mg_m3"]
+    if u == "ppm":
+        return r["gas_ppm"]
+    if u == "%vol":
+        return r["gas_pct_vol"]
+    if u == "%LEL":
+        return r["gas_pct_lel"]
+    if substance is not None and substance.molar_mass_g_mol is not None:
+        lo, hi = r["gas_ppm"]
+        scale = substance.molar_mass_g_mol / MOLAR_VOLUME_20C_L_MOL
+        return lo * scale, hi * scale
+    return r["gas_mg_m3"]
+
+
+def physical_fault(norms: Norms, s: SensorSeries, substance: Substance | None = None) -> str | None:
+    """Why a series cannot be exposure, or None: the first value outside
+    :func:`physical_range` (or NaN/inf), with the range and the fix."""
+    lo, hi = physical_range(norms, s.quantity, s.unit, substance)
+    v = np.asarray(s.values, dtype=np.float64)
+    bad = ~((v >= lo) & (v <= hi))  # NaN fails both comparisons
+    if not np.any(bad):
+        return None
+    i = int(np.flatnonzero(bad)[0])
+    return (
+        f"sensor {s.sensor!r} ({s.quantity}, {s.unit}): sample {i} is {v[i]!r}, outside the "
+        f"physical range [{lo:g}, {hi:g}]; a reading there is a sensor or unit fault: drop it "
+        "or fix the unit"
+    )
+
+
+def check_physical(norms: Norms, s: SensorSeries, substance: Substance | None = None) -> None:
+    """Refuse a series holding a value outside :func:`physical_range` (or NaN/inf).
+
+    Raises:
+        InputError: naming the sensor, the first bad sample and the range.
+    """
+    fault = physical_fault(norms, s, substance)
+    if fault is not None:
+        raise InputError(fault)
+
+
 def normalize_unit(quantity: str, unit: str) -> str:
     """Canonical unit (``dB(A)``, ``dB(C)``, ``m/s2``, ``mg/m3`` or ``ppm``) for a quantity.
 
@@ -100,8 +195,8 @@ def normalize_unit(quantity: str, unit: str) -> str:
     accepted = QUANTITY_UNITS[quantity]
     u = unit.strip()
     for a in accepted:
-        if u.lower() == a.lower():
-            return "ppm" if a == "ppm" else accepted[0]
+        if u.replace(" ", "").lower() == a.lower():  # "% vol" as instruments often write it
+            return a if a in ("ppm", *ALARM_UNITS) else accepted[0]
     raise InputError(
         f"unit {unit!r} does not fit quantity {quantity!r}; use {' or '.join(accepted)}"
     )
@@ -141,6 +236,7 @@ class SensorResult:
     b_continuous: float | None
     insufficient_data: bool
     basis: str
+    projected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +267,9 @@ class WorkplaceAssessment:
     norms_name: str
     norms_version: str
     explanation: str = field(default="")
+    projected: tuple[str, ...] = ()
+    classification_rule: str = INCOMPLETE_SHIFT_RULE
+    refused: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN → None), the ``qorgau assess --json`` contract."""
@@ -185,6 +284,7 @@ class WorkplaceAssessment:
                     "factor": s.factor,
                     "B_continuous": _num(s.b_continuous),
                     "insufficient_data": s.insufficient_data,
+                    "classified_by": "projected" if s.projected else "measured",
                     "basis": s.basis,
                 }
                 for s in self.sensors
@@ -209,6 +309,9 @@ class WorkplaceAssessment:
                 if self.combination is None
                 else list(self.combination.deciding),
                 "insufficient_data": list(self.insufficient_data),
+                "projected": list(self.projected),
+                "refused": list(self.refused),
+                "classification_rule": self.classification_rule,
                 "mixture_index": {k: _num(v) for k, v in self.mixture_index.items()},
                 "explanation": self.explanation,
                 "shift_hours": self.shift_duration_s / 3600.0,
@@ -265,7 +368,9 @@ def assess_workplace(
     Args:
         series: each sensor's samples; times are seconds from the shift start.
         norms: the norms profile (:func:`analytics.norms.load_norms`).
-        shift_duration_s: shift length (the TWA/LEX/A(8) use ``T_shift/8 h``).
+        shift_duration_s: the declared shift length: coverage is counted against it and its
+            unmeasured time is projected at the measured rate; the 8-h values themselves sum
+            every sample and divide by 8 h.
         max_gap_s: the longest interval still counted as measured (profile default if None).
         entered_factors: classes of unmeasured factors (``{"microclimate": "3.1"}``), which
             join the combination.
@@ -279,6 +384,7 @@ def assess_workplace(
     gap = norms.sampling.max_gap_s if max_gap_s is None else float(max_gap_s)
     pol = norms.sampling
     results: dict[int, SensorResult] = {}
+    refused: list[str] = []
     by_q: dict[str, list[int]] = {}
     for i, s in enumerate(series):
         normalize_unit(s.quantity, s.unit)
@@ -287,7 +393,22 @@ def assess_workplace(
             or np.asarray(s.time_s).shape != np.asarray(s.values).shape
         ):
             raise InputError(f"sensor {s.sensor!r}: time_s and values must be equal, non-empty")
-        by_q.setdefault(s.quantity, []).append(i)
+        alarm = is_alarm_channel(s.quantity, s.unit)
+        substance = (
+            _gas_substance(norms, s) if s.quantity in ("gas", "dust") and not alarm else None
+        )
+        # Never a class from impossible data: a series with a value outside the physical range
+        # is refused (no metrics, no class) and named, the other sensors are assessed. A
+        # service assessing stored data must not stop on one faulty sensor.
+        fault = physical_fault(norms, s, substance)
+        if fault is not None:
+            refused.append(s.sensor)
+            results[i] = SensorResult(
+                s.sensor, s.quantity, s.substance, {}, None, None, None, False,
+                f"REFUSED: {fault}",
+            )  # fmt: skip
+            continue
+        by_q.setdefault("gas_alarm" if alarm else s.quantity, []).append(i)
 
     def run_metrics(q: str, idx: list[int]) -> None:
         ss = [series[i] for i in idx]
@@ -301,20 +422,31 @@ def assess_workplace(
             m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
             bands = norms.band("noise_lex8h")
             for j, s in enumerate(ss):
-                cls, pos = _classify_with_position(float(m.lex8h_db[j]), bands)
+                value = classifying_value(float(m.lex8h_db[j]), float(m.lex8h_projected_db[j]))
+                cls, pos = _classify_with_position(value, bands)
                 metrics = {
                     "laeq_db": float(m.laeq_db[j]),
                     "lex8h_db": float(m.lex8h_db[j]),
+                    "lex8h_projected_db": float(m.lex8h_projected_db[j]),
                     "lamax_db": float(m.lamax_db[j]),
                     "dose_pct": float(m.dose_pct[j]),
-                    "coverage": float(m.coverage[j]),
+                    "dose_projected_pct": float(m.dose_projected_pct[j]),
+                    **_times(m.measured_s[j], m.unmeasured_s[j], m.coverage[j]),
                 }
-                results[idx[j]] = _result(s, metrics, cls, pos, "noise", f"LEX,8h vs {bands.name}")
+                proj = _projects(metrics)
+                what = "projected LEX,8h" if proj else "LEX,8h"
+                results[idx[j]] = _result(
+                    s, metrics, cls, pos, "noise", f"{what} vs {bands.name}", proj
+                )
         elif q == "noise_lcpeak":
             t, v, off = _concat(ss, [s.values for s in ss])
             p = peak_irregular(v, t, off, **kw)
             for j, s in enumerate(ss):
-                metrics = {"lcpeak_db": float(p.lcpeak_db[j]), "coverage": float(p.coverage[j])}
+                metrics = {
+                    "lcpeak_db": float(p.lcpeak_db[j]),
+                    "measured_s": float(p.measured_s[j]),
+                    "coverage": float(p.coverage[j]),
+                }
                 results[idx[j]] = _result(
                     s,
                     metrics,
@@ -323,20 +455,51 @@ def assess_workplace(
                     None,
                     "LCpeak reported only: the profile has no class table",
                 )
+        elif q == "gas_alarm":
+            t, v, off = _concat(ss, [s.values for s in ss])
+            # The hold rule and coverage as for any gas; min and max of held samples only.
+            cm = concentration_irregular(
+                v, t, off, min_window_fraction=pol.min_window_fraction, **kw
+            )
+            for j, s in enumerate(ss):
+                x = np.asarray(s.values, dtype=np.float64)
+                unit = normalize_unit(s.quantity, s.unit).lstrip("%").lower()
+                metrics = {
+                    f"min_pct_{unit}": float(x.min()),
+                    f"max_pct_{unit}": float(cm.max_mg_m3[j]),
+                    f"mean_pct_{unit}": float(cm.mean_mg_m3[j]),
+                    **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
+                }
+                results[idx[j]] = _result(
+                    s,
+                    metrics,
+                    None,
+                    math.nan,
+                    None,
+                    f"alarm channel ({s.unit}): reported only, no class table takes it; its "
+                    "alarms are the alert engine's",
+                )
         elif q.startswith("vib_"):
             k, band_name, factor = vibration_weighting(norms, q)
             t, v, off = _concat(ss, [s.values for s in ss])
             vm = vibration_irregular(v, t, off, k=k, **kw)
             bands = norms.band(band_name)
             for j, s in enumerate(ss):
-                cls, pos = _classify_with_position(float(vm.a8_db[j]), bands)
+                value = classifying_value(float(vm.a8_db[j]), float(vm.a8_projected_db[j]))
+                cls, pos = _classify_with_position(value, bands)
                 metrics = {
                     "a8_m_s2": float(vm.a8_m_s2[j]),
                     "a8_db": float(vm.a8_db[j]),
+                    "a8_projected_m_s2": float(vm.a8_projected_m_s2[j]),
+                    "a8_projected_db": float(vm.a8_projected_db[j]),
                     "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
-                    "coverage": float(vm.coverage[j]),
+                    **_times(vm.measured_s[j], vm.unmeasured_s[j], vm.coverage[j]),
                 }
-                results[idx[j]] = _result(s, metrics, cls, pos, factor, f"A(8) dB vs {band_name}")
+                proj = _projects(metrics)
+                what = "projected A(8)" if proj else "A(8)"
+                results[idx[j]] = _result(
+                    s, metrics, cls, pos, factor, f"{what} dB vs {band_name}", proj
+                )
         else:
             subs = [_gas_substance(norms, s) for s in ss]
             vals = []
@@ -357,14 +520,17 @@ def assess_workplace(
             for j, (s, sub) in enumerate(zip(ss, subs, strict=True)):
                 metrics = {
                     "twa8h_mg_m3": float(cm.twa8h_mg_m3[j]),
+                    "twa8h_projected_mg_m3": float(cm.twa8h_projected_mg_m3[j]),
                     "mean_mg_m3": float(cm.mean_mg_m3[j]),
                     "max15min_mg_m3": float(cm.max15min_mg_m3[j]),
                     "max_mg_m3": float(cm.max_mg_m3[j]),
-                    "coverage": float(cm.coverage[j]),
+                    **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
                 }
                 cls, pos, basis = _classify_substance(norms, sub, metrics)
                 prefix = "chemical" if q == "gas" else "dust"
-                results[idx[j]] = _result(s, metrics, cls, pos, f"{prefix}:{sub.id}", basis)
+                results[idx[j]] = _result(
+                    s, metrics, cls, pos, f"{prefix}:{sub.id}", basis, _projects(metrics)
+                )
 
     for q, idx in by_q.items():
         run_metrics(q, idx)
@@ -374,7 +540,22 @@ def assess_workplace(
         s.sensor for s in sensors if s.metrics.get("coverage", 1.0) < pol.min_coverage
     )
     sensors = tuple(_replace_insufficient(s, s.sensor in insufficient) for s in sensors)
-    return _combine(sensors, norms, entered_factors or {}, insufficient, shift_duration_s)
+    return _combine(
+        sensors, norms, entered_factors or {}, insufficient, shift_duration_s, tuple(refused)
+    )
+
+
+def _times(measured_s: float, unmeasured_s: float, coverage: float) -> dict[str, float]:
+    return {
+        "measured_s": float(measured_s),
+        "unmeasured_s": float(unmeasured_s),
+        "coverage": float(coverage),
+    }
+
+
+def _projects(metrics: Mapping[str, float]) -> bool:
+    """Whether the sensor's class rests on a projection (readings missing in the shift)."""
+    return metrics.get("unmeasured_s", 0.0) > 0.0
 
 
 def _result(
@@ -384,6 +565,7 @@ def _result(
     pos: float,
     factor: str | None,
     basis: str,
+    projected: bool = False,
 ) -> SensorResult:
     return SensorResult(
         sensor=s.sensor,
@@ -395,6 +577,7 @@ def _result(
         b_continuous=pos,  # position for now; turned into В in _combine
         insufficient_data=False,
         basis=basis,
+        projected=projected,
     )
 
 
@@ -411,6 +594,7 @@ def _replace_insufficient(s: SensorResult, flag: bool) -> SensorResult:
         s.b_continuous,
         True,
         s.basis + "; INSUFFICIENT DATA: coverage below the minimum",
+        s.projected,
     )
 
 
@@ -418,19 +602,23 @@ def _classify_substance(
     norms: Norms, sub: Substance, metrics: dict[str, float]
 ) -> tuple[WorkingClass | None, float, str]:
     bands = substance_bands(norms, sub)
+    twa = classifying_value(metrics["twa8h_mg_m3"], metrics["twa8h_projected_mg_m3"])
+    label = "projected TWA" if _projects(metrics) else "TWA"
+    if sub.pdk_ss_mg_m3 is not None:
+        # k_twa is the ratio the class is taken on; k_twa_measured that of the measured TWA.
+        metrics["k_twa"] = twa / sub.pdk_ss_mg_m3
+        metrics["k_twa_measured"] = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
     if sub.kind == "dust":
         assert sub.pdk_ss_mg_m3 is not None  # substance_bands refuses a dust without it
-        k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
-        metrics["k_twa"] = k
+        k = metrics["k_twa"]
         cls, pos = _classify_with_position(k, bands)
-        return cls, pos, f"TWA/ПДК_сс = {k:.3g} vs {bands.name}"
+        return cls, pos, f"{label}/ПДК_сс = {k:.3g} vs {bands.name}"
     candidates: list[tuple[WorkingClass, float, str]] = []
     if sub.pdk_ss_mg_m3 is not None:
-        k = metrics["twa8h_mg_m3"] / sub.pdk_ss_mg_m3
-        metrics["k_twa"] = k
+        k = metrics["k_twa"]
         c, p = _classify_with_position(k, bands)
         if c is not None:
-            candidates.append((c, p, f"TWA/ПДК_сс = {k:.3g}"))
+            candidates.append((c, p, f"{label}/ПДК_сс = {k:.3g}"))
     if sub.pdk_max_mg_m3 is not None:
         k = metrics["max15min_mg_m3"] / sub.pdk_max_mg_m3
         metrics["k_max15"] = k
@@ -440,7 +628,36 @@ def _classify_substance(
     if not candidates:
         return None, math.nan, "no class: no limit could be compared (too little data)"
     cls, pos, why = max(candidates, key=lambda c: (c[0].rank, c[1]))
-    return cls, pos, f"{why} vs {bands.name} (worse of TWA and 15-min)"
+    return cls, pos, f"{why} vs {bands.name} (worse of {label} and 15-min)"
+
+
+def _hand_arm_tools(
+    worst: FactorResult, members: Sequence[SensorResult], norms: Norms
+) -> FactorResult:
+    """Hand-arm vibration from several tools of one worker: the partial exposures add up,
+    ``A(8) = √Σ Aᵢ(8)²`` (ISO 5349-1:2001 eq. 4; Directive 2002/44/EC Annex A.1), so the
+    factor is classed on that sum when it is worse than the worst single sensor (which, under
+    :data:`INCOMPLETE_SHIFT_RULE`, may be a projected value)."""
+    total = float(combine_a8(np.array([m.metrics["a8_m_s2"] for m in members])))
+    total_db = float(acceleration_db(total))
+    bands = norms.band("vibration_hand_arm")
+    cls, pos = _classify_with_position(total_db, bands)
+    if cls is None:
+        return worst
+    b_cont = norms.harmfulness.continuous(cls, pos)
+    if (cls.rank, b_cont) <= (worst.working_class.rank, worst.b_continuous):
+        return worst
+    return FactorResult(
+        factor=worst.factor,
+        working_class=cls,
+        b=norms.harmfulness.discrete(cls),
+        b_continuous=b_cont,
+        sensors=worst.sensors,
+        basis=(
+            f"√ΣA(8)² of {len(members)} tools = {total:.3g} m/s² ({total_db:.1f} dB) "
+            f"vs {bands.name} (ISO 5349-1 eq. 4)"
+        ),
+    )
 
 
 def _combine(
@@ -449,8 +666,10 @@ def _combine(
     entered: Mapping[str, WorkingClass | str],
     insufficient: tuple[str, ...],
     shift_duration_s: float,
+    refused: tuple[str, ...] = (),
 ) -> WorkplaceAssessment:
     scale = norms.harmfulness
+    projected = tuple(s.sensor for s in sensors if s.projected and s.working_class is not None)
     final_sensors: list[SensorResult] = []
     groups: dict[str, list[SensorResult]] = {}
     for s in sensors:
@@ -467,6 +686,7 @@ def _combine(
             b_cont,
             s.insufficient_data,
             s.basis,
+            s.projected,
         )
         final_sensors.append(fs)
         if fs.working_class is not None and fs.factor is not None:
@@ -478,16 +698,17 @@ def _combine(
             key=lambda m: (m.working_class.rank if m.working_class else -1, m.b_continuous or 0.0),
         )
         assert top.working_class is not None
-        factors.append(
-            FactorResult(
-                factor=name,
-                working_class=top.working_class,
-                b=scale.discrete(top.working_class),
-                b_continuous=float(top.b_continuous or 0.0),
-                sensors=tuple(m.sensor for m in members),
-                basis=f"sensor {top.sensor}: {top.basis}",
-            )
+        found = FactorResult(
+            factor=name,
+            working_class=top.working_class,
+            b=scale.discrete(top.working_class),
+            b_continuous=float(top.b_continuous or 0.0),
+            sensors=tuple(m.sensor for m in members),
+            basis=f"sensor {top.sensor}: {top.basis}",
         )
+        if name == "vibration_hand_arm" and len(members) > 1:
+            found = _hand_arm_tools(found, members, norms)
+        factors.append(found)
     for name, value in entered.items():
         if name in groups:
             raise InputError(f"entered factor {name!r} clashes with a measured factor")
@@ -505,7 +726,7 @@ def _combine(
     mixture: dict[str, float] = {}
     best_twa: dict[str, tuple[float, Substance]] = {}
     for s in final_sensors:
-        if s.quantity == "gas" and s.substance:
+        if s.quantity == "gas" and s.substance and "k_twa" in s.metrics:
             sub = norms.substance(s.substance)
             k = s.metrics.get("k_twa", math.nan)
             if math.isfinite(k) and (sub.id not in best_twa or k > best_twa[sub.id][0]):
@@ -525,7 +746,14 @@ def _combine(
             shift_duration_s,
             norms.name,
             norms.version,
-            "no factor could be classed",
+            "no factor could be classed"
+            + (
+                f"; refused (values outside the physical range): {', '.join(refused)}"
+                if refused
+                else ""
+            ),
+            projected,
+            refused=refused,
         )
     combined = combine_classes(
         {f.factor: f.working_class for f in factors},
@@ -543,6 +771,12 @@ def _combine(
         f"class {wc.value} ({combined.rule}; deciding: {deciding}); "
         f"В = {b} (continuous {b_cont:.2f})"
     )
+    if refused:
+        text += "; refused (values outside the physical range): " + ", ".join(refused)
+    if projected:
+        text += "; classed on projected values (readings missing in the shift): " + ", ".join(
+            projected
+        )
     if insufficient:
         text += f"; insufficient data (coverage < {norms.sampling.min_coverage:.0%}): " + ", ".join(
             insufficient
@@ -560,10 +794,14 @@ def _combine(
         norms_name=norms.name,
         norms_version=norms.version,
         explanation=text,
+        projected=projected,
+        refused=refused,
     )
 
 
 __all__ = [
+    "ALARM_UNITS",
+    "INCOMPLETE_SHIFT_RULE",
     "QUANTITIES",
     "QUANTITY_UNITS",
     "FactorResult",
@@ -571,5 +809,9 @@ __all__ = [
     "SensorSeries",
     "WorkplaceAssessment",
     "assess_workplace",
+    "check_physical",
+    "classifying_value",
+    "is_alarm_channel",
     "normalize_unit",
+    "physical_range",
 ]

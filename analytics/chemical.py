@@ -1,9 +1,11 @@
 """Gas, vapour and dust concentrations per sensor over a shift, vectorized across sensors.
 
-* 8-h TWA ``= Σ Cᵢtᵢ / 8 h`` (29 CFR 1910.1000(d)(1)(i); EN 689:2018 §3.1.5). Unmeasured parts
-  of the shift are taken at the measured mean, never as zero: ``TWA = C̄·T_shift / 8 h``, which
-  equals ``Σ Cᵢtᵢ / 8 h`` at full coverage. ``coverage = measured time / shift length``; the
-  caller flags coverage below the profile's minimum (75 %) as insufficient data;
+* 8-h TWA ``= Σ Cᵢtᵢ / 8 h`` over every sample (29 CFR 1910.1000(d)(1)(i); EN 689:2018
+  §3.1.5). ``coverage`` = measured time inside the declared shift / shift length (at most 1);
+  ``twa8h_projected_mg_m3`` fills the unmeasured part of the shift at the measured mean, never
+  at zero (:func:`analytics.sums.project_unmeasured`): ``(Σ Cᵢtᵢ + C̄·T_unmeasured) / 8 h``,
+  equal to the TWA at full coverage. The caller flags coverage below the profile's minimum
+  (75 %) as insufficient data;
 * mean over the measured time ``C̄ = Σ Cᵢtᵢ / Σ tᵢ``;
 * maximum rolling 15-min mean (windows need ``min_window_fraction`` of 15 min measured);
 * instantaneous maximum;
@@ -21,6 +23,7 @@ from analytics._grid import (
     as_grid,
     block_rows,
     check_workers,
+    grid_covered,
     grid_max,
     grid_sum_count,
     irregular,
@@ -36,6 +39,7 @@ from analytics.sampling import (
     rolling_max_sum_cumsum,
     window_block,
 )
+from analytics.sums import coverage_of, project_unmeasured, twa_8h_from_dose
 from analytics.types import FloatArray
 from analytics.units import REFERENCE_DURATION_S, SHORT_TERM_WINDOW_S
 
@@ -56,6 +60,8 @@ class ConcentrationMetrics:
     max_mg_m3: FloatArray
     measured_s: FloatArray
     coverage: FloatArray
+    twa8h_projected_mg_m3: FloatArray
+    unmeasured_s: FloatArray
 
 
 def twa_8h(
@@ -88,6 +94,7 @@ def mixture_index(
 def _finish(
     dose: FloatArray,
     measured: FloatArray,
+    covered: FloatArray,
     max15: FloatArray,
     cmax: FloatArray,
     shift_duration_s: float,
@@ -95,12 +102,16 @@ def _finish(
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(measured > 0.0, dose / np.where(measured > 0.0, measured, 1.0), np.nan)
     return ConcentrationMetrics(
-        twa8h_mg_m3=mean * (shift_duration_s / REFERENCE_DURATION_S),
+        twa8h_mg_m3=np.where(measured > 0.0, twa_8h_from_dose(dose), np.nan),
         mean_mg_m3=mean,
         max15min_mg_m3=max15,
         max_mg_m3=cmax,
         measured_s=measured,
-        coverage=measured / shift_duration_s,
+        coverage=coverage_of(covered, shift_duration_s),
+        twa8h_projected_mg_m3=twa_8h_from_dose(
+            project_unmeasured(dose, measured, covered, shift_duration_s)
+        ),
+        unmeasured_s=np.maximum(shift_duration_s - covered, 0.0),
     )
 
 
@@ -178,7 +189,8 @@ def concentration_regular(
         max15[slow] = rolling_max_mean_regular(
             xs, window_samples=window, min_window_fraction=min_window_fraction
         )
-    return _finish(total * period_s, count * period_s, max15, cmax, shift_duration_s)
+    covered = grid_covered(x, count, period_s, shift_duration_s)
+    return _finish(total * period_s, count * period_s, covered, max15, cmax, shift_duration_s)
 
 
 def concentration_irregular(
@@ -201,11 +213,11 @@ def concentration_irregular(
             f"conc_mg_m3 must be ≥ 0; sample {bad} is {x[bad]} (negative concentrations are "
             "sensor faults: drop them or fix the zero offset)"
         )
-    dose, measured = irregular_weighted(x, holds)
+    dose, measured, covered = irregular_weighted(x, holds, shift_duration_s)
     max15 = rolling_max_mean_irregular(
         x, holds, window_s=SHORT_TERM_WINDOW_S, min_window_fraction=min_window_fraction
     )
-    return _finish(dose, measured, max15, irregular_max(x, holds), shift_duration_s)
+    return _finish(dose, measured, covered, max15, irregular_max(x, holds), shift_duration_s)
 
 
 __all__ = [

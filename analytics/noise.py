@@ -4,8 +4,11 @@ Formulas (ISO 9612:2009 §3 and eq. 7; Directive 2003/10/EC Art. 2):
 
 * ``LAeq,T = 10·lg( Σ tᵢ·10^(Lᵢ/10) / Σ tᵢ )`` over the measured time (energy average; decibels
   are never averaged arithmetically);
-* ``LEX,8h = LAeq,Te + 10·lg(Te / 8 h)`` with ``Te`` the shift duration: unmeasured parts of the
-  shift are taken at the measured ``LAeq`` (never as silence) and flagged through ``coverage``;
+* ``LEX,8h = LAeq,Te + 10·lg(Te / 8 h) = 10·lg(Σ tᵢ·10^(Lᵢ/10) / 8 h)`` with ``Te`` the measured
+  time, every sample included (a 10-h record counts 10 h, however long the declared shift);
+* ``coverage`` = measured time inside the declared shift / shift length (at most 1);
+  ``lex8h_projected_db`` fills the unmeasured part of the shift at the measured ``LAeq``
+  (:func:`analytics.sums.project_unmeasured`); it equals ``lex8h_db`` at full coverage;
 * ``LAmax`` = the largest sample, ``LCpeak`` = the largest reported peak;
 * dose ``= 100 %·10^((LEX,8h − L_c)/10)``, equal-energy (3 dB exchange) with criterion
   ``L_c`` (80 dB(A) in the default norms profile).
@@ -23,6 +26,7 @@ from analytics._grid import (
     block_rows,
     check_positive,
     check_workers,
+    grid_covered,
     grid_max,
     grid_sum_count,
     irregular,
@@ -31,6 +35,12 @@ from analytics._grid import (
     run_row_blocks,
 )
 from analytics.errors import InputError
+from analytics.sums import (
+    coverage_of,
+    level_from_exposure,
+    lex_8h_from_exposure,
+    project_unmeasured,
+)
 from analytics.types import FloatArray
 from analytics.units import REFERENCE_DURATION_S
 
@@ -87,6 +97,9 @@ class NoiseMetrics:
     dose_pct: FloatArray
     measured_s: FloatArray
     coverage: FloatArray
+    lex8h_projected_db: FloatArray
+    dose_projected_pct: FloatArray
+    unmeasured_s: FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,20 +127,27 @@ def lex_8h(laeq_db: FloatArray | float, exposure_duration_s: FloatArray | float)
 def _finish(
     energy: FloatArray,
     measured_s: FloatArray,
+    covered_s: FloatArray,
     lamax: FloatArray,
     shift_duration_s: float,
     criterion_db: float,
 ) -> NoiseMetrics:
+    laeq = level_from_exposure(energy, measured_s)
     with np.errstate(divide="ignore", invalid="ignore"):
-        laeq = np.where(measured_s > 0.0, 10.0 * np.log10(energy / measured_s), np.nan)
-    lex = laeq + 10.0 * np.log10(shift_duration_s / REFERENCE_DURATION_S)
+        lex = np.where(measured_s > 0.0, lex_8h_from_exposure(energy), np.nan)
+        projected = lex_8h_from_exposure(
+            project_unmeasured(energy, measured_s, covered_s, shift_duration_s)
+        )
     return NoiseMetrics(
         laeq_db=laeq,
         lex8h_db=lex,
         lamax_db=lamax,
         dose_pct=noise_dose_pct(lex, criterion_db),
         measured_s=measured_s,
-        coverage=measured_s / shift_duration_s,
+        coverage=coverage_of(covered_s, shift_duration_s),
+        lex8h_projected_db=projected,
+        dose_projected_pct=noise_dose_pct(projected, criterion_db),
+        unmeasured_s=np.maximum(shift_duration_s - covered_s, 0.0),
     )
 
 
@@ -180,7 +200,10 @@ def noise_regular(
         buf = np.multiply(xs, _LN10_OVER_10)
         np.exp(buf, out=buf)
         energy[slow], count[slow] = grid_sum_count(buf)
-    return _finish(energy * period_s, count * period_s, lamax, shift_duration_s, dose_criterion_db)
+    covered = grid_covered(x, count, period_s, shift_duration_s)
+    return _finish(
+        energy * period_s, count * period_s, covered, lamax, shift_duration_s, dose_criterion_db
+    )
 
 
 def noise_irregular(
@@ -200,16 +223,20 @@ def noise_irregular(
     x, holds = irregular(
         laeq_db, time_s, offsets, "laeq_db", shift_duration_s, max_gap_s, fallback_interval_s
     )
-    energy, measured = irregular_weighted(np.exp(x * _LN10_OVER_10), holds)
-    return _finish(energy, measured, irregular_max(x, holds), shift_duration_s, dose_criterion_db)
+    energy, measured, covered = irregular_weighted(
+        np.exp(x * _LN10_OVER_10), holds, shift_duration_s
+    )
+    return _finish(
+        energy, measured, covered, irregular_max(x, holds), shift_duration_s, dose_criterion_db
+    )
 
 
 def peak_regular(lcpeak_db: object, *, period_s: float, shift_duration_s: float) -> PeakMetrics:
     """Largest reported peak level per sensor on a regular grid (NaN = unmeasured)."""
     x = as_grid(lcpeak_db, "lcpeak_db", period_s, shift_duration_s)
-    fin = np.isfinite(x)
-    measured = fin.sum(axis=-1) * period_s
-    return PeakMetrics(grid_max(x), measured, measured / shift_duration_s)
+    count = np.isfinite(x).sum(axis=-1).astype(np.float64)
+    covered = grid_covered(x, count, period_s, shift_duration_s)
+    return PeakMetrics(grid_max(x), count * period_s, coverage_of(covered, shift_duration_s))
 
 
 def peak_irregular(
@@ -226,8 +253,11 @@ def peak_irregular(
     x, holds = irregular(
         lcpeak_db, time_s, offsets, "lcpeak_db", shift_duration_s, max_gap_s, fallback_interval_s
     )
-    measured = holds.measured_s()
-    return PeakMetrics(irregular_max(x, holds), measured, measured / shift_duration_s)
+    return PeakMetrics(
+        irregular_max(x, holds),
+        holds.measured_s(),
+        coverage_of(holds.covered_s(shift_duration_s), shift_duration_s),
+    )
 
 
 __all__ = [

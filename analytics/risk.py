@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analytics.classes import WorkingClass
 from analytics.errors import InputError, NormsError
 from analytics.norms import Norms, RiskNorms
 from analytics.types import FloatArray
@@ -225,6 +226,28 @@ def ppe_recommendation(factor: str, level: int, norms: Norms) -> str:
     return rn.ppe[factor][i]
 
 
+def ppe_for_factor(
+    group: str, working_class: WorkingClass | str, level: int, norms: Norms
+) -> tuple[int, str]:
+    """PPE row (1 = baseline …) and recommendation for one harmful factor.
+
+    The row follows the factor's own class (``risk.ppe_rows.by_class``), so a factor at class
+    3.4 in a workplace of low risk level still gets the strongest protection. For the groups
+    in ``risk.ppe_rows.by_level_too`` a harmful factor (class 3.1 or above) gets the higher
+    of its class row and the workplace's risk level. ``group``: ``noise``, ``gas``, ``dust``,
+    ``vibration`` (hand-arm) or ``vibration_whole_body`` (never gloves).
+    """
+    rn = norms.risk
+    _level_index(level, rn)
+    if group not in rn.ppe:
+        raise InputError(f"no PPE matrix for factor {group!r}; known: {', '.join(sorted(rn.ppe))}")
+    cls = WorkingClass.parse(working_class)
+    row = rn.ppe_row_by_class.get(cls, 1)
+    if group in rn.ppe_by_level_too and cls.rank >= WorkingClass.C3_1.rank:
+        row = max(row, int(level))
+    return row, rn.ppe[group][row - 1]
+
+
 def social_guarantees(level: int, norms: Norms) -> tuple[str, ...]:
     """Social guarantees due at a risk level."""
     return norms.risk.guarantees[_level_index(level, norms.risk)]
@@ -267,6 +290,7 @@ __all__ = [
     "enterprise_risk",
     "insurance_tariff",
     "occupational_risk",
+    "ppe_for_factor",
     "ppe_recommendation",
     "protection_class",
     "risk_level",

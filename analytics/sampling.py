@@ -8,8 +8,13 @@ each group.
 The hold rule (issue 3): each sample holds until the next sample of the same sensor; the last
 sample of a sensor holds for the sensor's median sampling interval; an interval longer than
 ``max_gap_s`` is a gap: the sample before it holds for the median interval only and the rest
-counts as unmeasured, never as zero and never as the last value. Holds are clipped to the shift
-``[0, shift_duration_s]``; samples outside the shift contribute no time.
+counts as unmeasured, never as zero and never as the last value. No hold is ever longer than
+``max_gap_s``: when the median interval itself exceeds it (three samples three hours apart),
+each sample holds ``max_gap_s`` and the rest is a gap, so sparse data never reads as full
+coverage (issue 13). Holds are not cut at the shift end: every sample counts towards the daily
+exposure (ISO 9612 ``Te`` is the whole measured time); :meth:`Holds.covered_s` gives the part
+of it that lies inside the declared shift ``[0, shift_duration_s]``, which coverage and the
+projection of the unmeasured rest are counted against.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ class Holds:
     """The step function that irregular samples define, one segment per sample.
 
     Attributes:
-        start_s: segment start, seconds from shift start, clipped to the shift.
-        duration_s: how long the sample's value holds inside the shift (0 outside it).
+        start_s: segment start, seconds from the shift start (before 0 or after the shift end
+            for samples outside the declared shift: they count too).
+        duration_s: how long the sample's value holds.
         offsets: group start indices (as given).
         counts: samples per group.
         median_interval_s: each group's median sampling interval (the fallback if a group has
@@ -51,8 +57,15 @@ class Holds:
         return np.repeat(np.arange(self.counts.size, dtype=np.intp), self.counts)
 
     def measured_s(self) -> FloatArray:
-        """Measured (held) time per group, seconds."""
+        """Measured (held) time per group, seconds, inside the shift or not."""
         return group_sum(self.duration_s, self.offsets)
+
+    def covered_s(self, shift_duration_s: float) -> FloatArray:
+        """Measured time per group that lies inside the declared shift ``[0, shift]``."""
+        inside = np.clip(self.end_s, 0.0, shift_duration_s) - np.clip(
+            self.start_s, 0.0, shift_duration_s
+        )
+        return group_sum(inside, self.offsets)
 
 
 def validate_offsets(offsets: object, n_samples: int) -> IntArray:
@@ -130,9 +143,11 @@ def hold_durations(
     """Apply the hold rule to concatenated irregular samples.
 
     For sample ``i`` of a group with next sample ``i+1`` and interval ``Δ = t[i+1] − t[i]``:
-    ``hold = Δ`` if ``Δ ≤ max_gap_s`` else ``min(median Δ, Δ)``; the group's last sample holds
-    ``median Δ``. A group with a single sample has no interval: ``fallback_interval_s`` is used
-    (pass the instrument's logging period). Segments are clipped to ``[0, shift_duration_s]``.
+    ``hold = Δ`` if ``Δ ≤ max_gap_s`` else ``min(median Δ, max_gap_s)``; the group's last
+    sample holds ``min(median Δ, max_gap_s)``. A group with a single sample has no interval:
+    ``min(fallback_interval_s, max_gap_s)`` is used (pass the instrument's logging period).
+    Segments are not clipped (every sample counts); ``shift_duration_s`` is the declared shift
+    that :meth:`Holds.covered_s` measures coverage against.
 
     Args:
         time_s: sample times, seconds from the shift start, non-decreasing within each group.
@@ -175,14 +190,14 @@ def hold_durations(
         )
     median = group_median(dt, valid, gid, n_groups)
     median = np.where(np.isnan(median), fallback_interval_s, median)
-    med_per = median[gid]
-    hold = np.where(dt > max_gap_s, np.minimum(med_per, dt), dt)
-    hold[last] = median
-    start = np.clip(t, 0.0, shift_duration_s)
-    end = np.clip(t + hold, 0.0, shift_duration_s)
+    # A hold never exceeds the gap limit, whatever the median: otherwise a sensor whose every
+    # interval is a gap would hold each value across the gap and read as fully measured.
+    held = np.minimum(median, max_gap_s)
+    hold = np.where(dt > max_gap_s, held[gid], dt)
+    hold[last] = held
     return Holds(
-        start_s=start,
-        duration_s=end - start,
+        start_s=t.copy(),
+        duration_s=hold,
         offsets=off,
         counts=counts,
         median_interval_s=median,
@@ -209,8 +224,9 @@ def rolling_max_mean_irregular(
     n = values.size
     off, counts = holds.offsets, holds.counts
     gid = holds.group_ids()
-    span = float(np.max(holds.end_s)) + 2.0 * window_s + 1.0
-    shift = gid.astype(np.float64) * span
+    origin = float(np.min(holds.start_s))  # samples before the shift start count too
+    span = float(np.max(holds.end_s)) - origin + 2.0 * window_s + 1.0
+    shift = gid.astype(np.float64) * span - origin
     s = holds.start_s + shift
     e = holds.end_s + shift
     cd = values * holds.duration_s

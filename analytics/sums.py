@@ -2,7 +2,12 @@
 
 These are the reusable pieces a streaming detector keeps per sensor: it adds each new sample's
 contribution and can at any moment turn the partial sums into LEX,8h, TWA or A(8), or project
-them to the end of the shift (:func:`project_sum`).
+them to the end of the shift (:func:`project_sum`). The batched metrics fill a partly measured
+shift's unmeasured time at the measured rate with :func:`project_unmeasured`.
+
+Daily values divide what was measured by 8 h: ``LEX,8h = 10·lg(E / 8 h)``, ``TWA = D / 8 h``,
+``A(8) = k·√(V / 8 h)`` over every sample (ISO 9612:2009 eq. 7 with ``Te`` the measured time;
+EN 689:2018 §3.1.5 and 29 CFR 1910.1000(d)(1)(i); ISO 5349-1:2001 eq. 3).
 
 * sound exposure (relative):  ``E = Σ tᵢ·10^(Lᵢ/10)``     [s]      (ISO 9612:2009 eq. 7)
 * concentration dose:          ``D = Σ Cᵢ·tᵢ``            [mg·s/m³] (29 CFR 1910.1000(d)(1)(i))
@@ -104,12 +109,42 @@ def project_sum(
     return _f64(s + rate * remaining)
 
 
+def project_unmeasured(
+    total: FloatArray | float,
+    measured_s: FloatArray | float,
+    covered_s: FloatArray | float,
+    shift_duration_s: float,
+) -> FloatArray:
+    """A shift's sum with its unmeasured time filled in at the measured rate.
+
+    ``S_proj = S + (S / M)·max(T_shift − C, 0)``, ``M`` the whole measured time and ``C`` the
+    part of it inside the declared shift (:meth:`analytics.sampling.Holds.covered_s`): the time
+    the instruments did not see is assumed to have been like the time they did, never silent
+    and never clean air. Equals ``S`` when the shift is covered; NaN where nothing was measured.
+    Pass the result to :func:`lex_8h_from_exposure`, :func:`twa_8h_from_dose` or
+    :func:`a8_from_energy`.
+    """
+    s = np.asarray(total, dtype=np.float64)
+    m = np.asarray(measured_s, dtype=np.float64)
+    c = np.asarray(covered_s, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(m > 0.0, s / np.where(m > 0.0, m, 1.0), np.nan)
+    return _f64(project_sum(s, np.minimum(c, shift_duration_s), shift_duration_s, rate))
+
+
+def coverage_of(covered_s: FloatArray | float, shift_duration_s: float) -> FloatArray:
+    """Fraction of the declared shift with readings, ``min(C / T_shift, 1)``."""
+    return _f64(np.minimum(np.asarray(covered_s, dtype=np.float64) / shift_duration_s, 1.0))
+
+
 __all__ = [
     "a8_from_energy",
+    "coverage_of",
     "dose_sum",
     "level_from_exposure",
     "lex_8h_from_exposure",
     "project_sum",
+    "project_unmeasured",
     "sound_exposure_sum",
     "twa_8h_from_dose",
     "vibration_energy_sum",

@@ -4,8 +4,10 @@
   ``a_hv``; ISO 2631-1:1997 and Directive 2002/44/EC Annex B for whole-body, per axis, with the
   multiplying factor ``k`` = 1.4 for x/y under the EU directive, 1.0 where, as in the Russian
   and Kazakh tables of the default profile, X/Y carry their own lower limit);
-* unmeasured parts of the shift are taken at the measured r.m.s. (``a_rms·√(T_shift/8 h)``)
-  and flagged through ``coverage``; with full coverage this is exactly the formula above;
+* the sum runs over every sample (nothing cut at the shift end); ``coverage`` = measured time
+  inside the declared shift / shift length; ``a8_projected_m_s2`` fills the unmeasured part of
+  the shift at the measured r.m.s. (:func:`analytics.sums.project_unmeasured`), equal to
+  ``a8_m_s2`` at full coverage;
 * level ``L = 20·lg(A(8) / 10⁻⁶ m/s²)`` dB (ISO 1683:2015).
 """
 
@@ -20,6 +22,7 @@ from analytics._grid import (
     as_grid,
     check_positive,
     check_workers,
+    grid_covered,
     grid_max,
     grid_sum_count,
     irregular,
@@ -27,6 +30,7 @@ from analytics._grid import (
     run_row_blocks,
 )
 from analytics.errors import InputError
+from analytics.sums import a8_from_energy, coverage_of, project_unmeasured
 from analytics.types import FloatArray
 from analytics.units import REFERENCE_DURATION_S, acceleration_db
 
@@ -40,6 +44,9 @@ class VibrationMetrics:
     a8_db: FloatArray
     measured_s: FloatArray
     coverage: FloatArray
+    a8_projected_m_s2: FloatArray
+    a8_projected_db: FloatArray
+    unmeasured_s: FloatArray
 
 
 def a8(
@@ -59,18 +66,28 @@ def combine_a8(partial_a8_m_s2: FloatArray | float, axis: int = -1) -> FloatArra
 
 
 def _finish(
-    energy: FloatArray, measured: FloatArray, shift_duration_s: float, k: float
+    energy: FloatArray,
+    measured: FloatArray,
+    covered: FloatArray,
+    shift_duration_s: float,
+    k: float,
 ) -> VibrationMetrics:
     with np.errstate(divide="ignore", invalid="ignore"):
         a_rms = np.where(measured > 0.0, np.sqrt(energy / measured), np.nan)
-    a8_value = k * a_rms * np.sqrt(shift_duration_s / REFERENCE_DURATION_S)
-    return VibrationMetrics(
-        a_rms_m_s2=a_rms,
-        a8_m_s2=a8_value,
-        a8_db=acceleration_db(a8_value),
-        measured_s=measured,
-        coverage=measured / shift_duration_s,
-    )
+        a8_value = np.where(measured > 0.0, a8_from_energy(energy, k), np.nan)
+        projected = a8_from_energy(
+            project_unmeasured(energy, measured, covered, shift_duration_s), k
+        )
+        return VibrationMetrics(
+            a_rms_m_s2=a_rms,
+            a8_m_s2=a8_value,
+            a8_db=acceleration_db(a8_value),
+            measured_s=measured,
+            coverage=coverage_of(covered, shift_duration_s),
+            a8_projected_m_s2=projected,
+            a8_projected_db=acceleration_db(projected),
+            unmeasured_s=np.maximum(shift_duration_s - covered, 0.0),
+        )
 
 
 def vibration_regular(
@@ -115,7 +132,8 @@ def vibration_regular(
     if slow.size:
         xs = x[slow]
         energy[slow], count[slow] = grid_sum_count(xs * xs)
-    return _finish(energy * period_s, count * period_s, shift_duration_s, k)
+    covered = grid_covered(x, count, period_s, shift_duration_s)
+    return _finish(energy * period_s, count * period_s, covered, shift_duration_s, k)
 
 
 def vibration_irregular(
@@ -135,8 +153,8 @@ def vibration_irregular(
     )
     if np.any(x < 0.0):
         raise InputError("a_m_s2 must be ≥ 0 (r.m.s. accelerations, m/s²)")
-    energy, measured = irregular_weighted(x * x, holds)
-    return _finish(energy, measured, shift_duration_s, k)
+    energy, measured, covered = irregular_weighted(x * x, holds, shift_duration_s)
+    return _finish(energy, measured, covered, shift_duration_s, k)
 
 
 __all__ = ["VibrationMetrics", "a8", "combine_a8", "vibration_irregular", "vibration_regular"]

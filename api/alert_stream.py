@@ -13,11 +13,11 @@ import logging
 import uuid
 
 import aiomqtt
-from pydantic import ValidationError
 
 from api.broker_link import keep_connected, run_until_stopped
 from edge.mqtt_url import MqttEndpoint
-from ingest.alerting.wire import AlertMessage, alerts_subscription
+from edge.protocol import ProtocolError
+from ingest.alerting.wire import AlertMessage, alerts_subscription, decode_alert
 from ingest.mqtt import mqtt5_client
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class AlertHub:
         self._subscribers: set[asyncio.Queue[AlertMessage | None]] = set()
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self.refused = 0  # alerts not passed on: malformed, or payload and topic disagree
 
     def subscribe(self) -> asyncio.Queue[AlertMessage | None]:
         queue: asyncio.Queue[AlertMessage | None] = asyncio.Queue(self.queue_size)
@@ -91,8 +92,11 @@ class AlertHub:
             if not isinstance(payload, bytes | bytearray):
                 continue
             try:
-                message = AlertMessage.model_validate_json(payload)
-            except ValidationError:
-                log.info("ignored a malformed alert on %s", raw.topic)
+                # The enterprise is the topic's: viewers are filtered on it, so a payload
+                # naming another enterprise would reach that enterprise's people.
+                message = decode_alert(str(raw.topic), bytes(payload))
+            except ProtocolError as exc:
+                self.refused += 1
+                log.warning("refused an alert on %s: %s", raw.topic, exc)
                 continue
             self.fan_out(message)

@@ -48,12 +48,15 @@ class LiveReadings:
 
 
 def decode_live(topic: str, payload: bytes) -> LiveReadings | None:
-    """A readings message as the live view shows it, or None when it cannot be read (ingest
-    quarantines such messages; the live view just skips them)."""
+    """A readings message as the live view shows it, or None when it cannot be read or names
+    another device than its topic (ingest quarantines such messages; the live view just skips
+    them). ``decode_readings`` raises nothing but ``ProtocolError``, whatever the bytes."""
     try:
         where = parse_device_topic(topic)
         message = decode_readings(payload)
     except (ValueError, ProtocolError):
+        return None
+    if message.device != where.device:
         return None
     channels = []
     for channel in message.channels:

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from analytics.norms import builtin_profiles
-from edge.protocol import UNITS_BY_QUANTITY, Quantity, normalise_unit
+from edge.protocol import UNITS_BY_QUANTITY, Quantity, check_device_code, normalise_unit
 
 # Codes are what devices and topics use: letters, digits and . _ - (the registry's CHECK).
 Code = Annotated[
@@ -30,6 +30,20 @@ Code = Annotated[
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
     Field(description="letters, digits and `. _ -`, starting with a letter or digit; ≤128"),
 ]
+
+
+def _device_code(value: str) -> str:
+    check_device_code(value)  # ValueError names the reserved segments
+    return value
+
+
+# A device code is also a topic segment beside the service topics (alerts, status...).
+DeviceCode = Annotated[
+    Code,
+    AfterValidator(_device_code),
+    Field(description="as `code`, and not a segment reserved for service topics (e.g. alerts)"),
+]
+
 # PostgreSQL text holds no NUL and names hold no control characters.
 Name = Annotated[
     str,
@@ -280,7 +294,7 @@ class DeviceCreate(BaseModel):
             "examples": [{"code": "build-01-dev-7", "name": "Noise and dust station"}]
         },
     )
-    code: Code
+    code: DeviceCode
     name: Name | None = None
     workplace_id: RefId | None = Field(
         default=None, description="workplace its sensors measure by default"
@@ -326,7 +340,7 @@ class SensorCreate(BaseModel):
     code: Code
     quantity: Quantity
     unit: str = Field(
-        max_length=16, description="unit of the values: dB(A), dB(C), m/s2, mg/m3, ppm, %LEL"
+        max_length=16, description="unit of the values: dB(A), dB(C), m/s2, mg/m3, ppm, %LEL, %vol"
     )
     substance: str | None = Field(
         default=None,

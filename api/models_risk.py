@@ -139,12 +139,20 @@ class SensorExposure(BaseModel):
     samples: int = Field(description="readings in the shift window")
     metrics: dict[str, float | None] = Field(
         description="laeq_db, lex8h_db, lamax_db, dose_pct, a8_m_s2, a8_db, twa8h_mg_m3, "
-        "max15min_mg_m3, k_twa, coverage (fraction of the shift measured), …"
+        "max15min_mg_m3, k_twa, coverage (fraction of the shift measured); where readings "
+        "are missing the projected values lex8h_projected_db, a8_projected_m_s2, "
+        "twa8h_projected_mg_m3 (unmeasured time at the measured rate, which the class is "
+        "taken on: docs/exposure.md, Conventions), unmeasured_s, …"
     )
     working_class: str | None = Field(description="class of working conditions of this sensor")
     factor: str | None
     B_continuous: float | None
     insufficient_data: bool
+    classified_by: Literal["measured", "projected"] | None = Field(
+        default=None,
+        description="whether the class rests on the measured 8-h value or on the projected one "
+        "(unmeasured time at the measured rate: docs/exposure.md, Conventions)",
+    )
     basis: str = Field(description="what the class was decided on, or why there is none")
 
 
@@ -158,9 +166,9 @@ class FactorExposure(BaseModel):
     basis: str
 
 
-class ExposurePublic(BaseModel):
-    workplace_id: int
-    shift: ShiftRef
+class StoredShiftStatus(BaseModel):
+    """Where a stored shift assessment stands, on every answer that shows one."""
+
     status: Literal["running", "provisional", "final"] = Field(
         description="running: the shift is under way; provisional: ended, late readings may "
         "still change it; final"
@@ -169,6 +177,11 @@ class ExposurePublic(BaseModel):
         description="some sensor covered less of the shift than the norms' minimum: the class "
         "and В are provisional, not a finding"
     )
+
+
+class ExposurePublic(StoredShiftStatus):
+    workplace_id: int
+    shift: ShiftRef
     computed_at: dt.datetime | None = Field(
         description="when the stored assessment was computed (null: nothing to assess)"
     )
@@ -185,21 +198,16 @@ class ExposurePublic(BaseModel):
         description="Σ TWA/ПДК_сс per substance group (reported, not classed)"
     )
     explanation: str
+    classification_rule: str | None = Field(
+        default=None, description="which value classes an incomplete shift, and why"
+    )
     norms: dict[str, str]
 
 
-class ShiftSummary(BaseModel):
+class ShiftSummary(StoredShiftStatus):
     date: dt.date
     shift: int
     start: dt.datetime
-    status: Literal["running", "provisional", "final"] = Field(
-        description="running: the shift is under way; provisional: ended, late readings may "
-        "still change it; final"
-    )
-    not_enough_data: bool = Field(
-        description="some sensor covered less of the shift than the norms' minimum: the class "
-        "and В are provisional, not a finding"
-    )
     working_class: str | None
     B: int | None
     B_continuous: float | None
@@ -336,6 +344,10 @@ class RiskPublic(BaseModel):
     pr: float = Field(description="ПР = 0.7·(В+Т)/2 + 0.2·(Об+СИЗ)/2 + 0.1·З (profile weights)")
     level: int
     level_name: str
+    level_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="the level's name by language: en, ru (as the seed), kz",
+    )
     protection_class: str
     protection_name: str
     contributions: list[ContributionPublic]

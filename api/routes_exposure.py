@@ -99,6 +99,7 @@ def exposure_public(found: AssessedShift) -> ExposurePublic:
         factors=[FactorExposure.model_validate(f) for f in found.factors],
         mixture_index=dict(d.get("mixture_index", {})),
         explanation=found.explanation or found.note,
+        classification_rule=d.get("classification_rule"),
         norms={"name": found.norms_profile, "version": found.norms_version},
     )
 
@@ -259,6 +260,11 @@ async def workplace_risk_route(
         pr=round(risk.pr, 6),
         level=risk.level,
         level_name=risk.level_name,
+        level_names={
+            "en": risk.level_name,
+            "ru": norms.risk.level_names_ru[risk.level - 1],
+            "kz": norms.risk.level_names_kz[risk.level - 1],
+        },
         protection_class=risk.protection_class,
         protection_name=risk.protection_name,
         contributions=[

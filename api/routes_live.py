@@ -40,8 +40,9 @@ NOT_FOUND = not_found_response("workplace")
 class LimitLinePublic(BaseModel):
     label: str = Field(description="what the line is, with its value and unit")
     value: float = Field(description="in the sensor's unit")
-    kind: Literal["action", "limit", "short_term", "ceiling"] = Field(
-        description="action level, limit (LEX,8h, A(8) or ПДК_сс), ПДК_max, or alarm ceiling"
+    kind: Literal["action", "limit", "short_term", "ceiling", "floor"] = Field(
+        description="action level or first alarm, limit (LEX,8h, A(8) or ПДК_сс), ПДК_max, "
+        "alarm ceiling, or low alarm (oxygen)"
     )
 
 

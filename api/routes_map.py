@@ -18,7 +18,12 @@ from api.exports import COLUMNS, ExportPublic, enterprise_row, workplace_rows
 from api.models import error_responses
 from api.models_risk import EnterpriseRiskPublic, MapPublic
 from api.routes_exposure import resolve_period, tariff_public
-from application.scoring import EnterpriseResult, enterprise_risks
+from application.scoring import (
+    EnterpriseResult,
+    EnterpriseSummary,
+    enterprise_map,
+    enterprise_risks,
+)
 from store import catalog
 from store.auth import TokenInfo
 
@@ -47,19 +52,9 @@ Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
 COUNTRY_ZONE = "Asia/Almaty"
 
 
-def enterprise_public(result: EnterpriseResult) -> EnterpriseRiskPublic:
+def enterprise_public(result: EnterpriseSummary) -> EnterpriseRiskPublic:
     e = result.enterprise
     integral = result.integral
-    unscored = {
-        w.workplace["code"]: (w.reason or "headcount 0")
-        for w in result.workplaces
-        if w.risk is None or w.workplace["headcount"] <= 0
-    }
-    provisional = [
-        w.workplace["code"]
-        for w in result.workplaces
-        if w.risk is not None and w.basis is not None and w.basis.insufficient_data
-    ]
     return EnterpriseRiskPublic(
         enterprise_id=e["enterprise_id"],
         enterprise=e["enterprise"],
@@ -77,17 +72,30 @@ def enterprise_public(result: EnterpriseResult) -> EnterpriseRiskPublic:
         share_by_level={}
         if integral is None
         else {k: round(v, 6) for k, v in integral.share_by_level.items()},
-        workplaces_not_enough_data=provisional,
-        not_enough_data=bool(provisional),
-        workplaces_scored=len(result.workplaces) - len(unscored),
-        workplaces_unscored=len(unscored),
-        unscored=unscored,
+        workplaces_not_enough_data=result.not_enough_data,
+        not_enough_data=bool(result.not_enough_data),
+        workplaces_scored=result.scored,
+        workplaces_unscored=len(result.unscored),
+        unscored=result.unscored,
         tariff=tariff_public(result.tariff),
         tariff_note=None if result.tariff is None else result.tariff.note,
     )
 
 
-async def _results(
+async def _summaries(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    token: TokenInfo,
+    filters: dict[str, Any],
+    first: date,
+    last: date,
+) -> list[EnterpriseSummary]:
+    """Integral risk of every enterprise in the caller's scope that passes ``filters``,
+    including enterprises without workplaces (unscored)."""
+    return await enterprise_map(conn, norms, token.scope, filters, first, last)
+
+
+async def _workplace_results(
     conn: AsyncConnection[Any],
     norms: Norms,
     token: TokenInfo,
@@ -96,26 +104,11 @@ async def _results(
     last: date,
     late_s: float,
 ) -> list[EnterpriseResult]:
-    """Integral risk of every enterprise in the caller's scope that passes ``filters``,
-    including enterprises without workplaces (unscored)."""
+    """Every workplace's ПР in the caller's scope, enterprise by enterprise (the export)."""
     workplaces = await catalog.workplaces_of(
         conn, token.scope, {f"e.{k}": v for k, v in filters.items()}
     )
-    results = await enterprise_risks(conn, norms, workplaces, first, last, late_s=late_s)
-    seen = {r.enterprise["enterprise_id"] for r in results}
-    everyone = await catalog.page(conn, "enterprise", token.scope, filters=filters, limit=100_000)
-    for e in everyone.items:
-        if e["id"] not in seen:
-            row = {
-                "enterprise_id": e["id"],
-                "enterprise": e["code"],
-                "enterprise_name": e["name"],
-                **{k: e[k] for k in ("region", "activity_code", "activity_risk_class")},
-                "base_rate_pct": e["base_rate_pct"],
-            }
-            results.append(EnterpriseResult(row, first, last, [], None, None))
-    results.sort(key=lambda r: int(r.enterprise["enterprise_id"]))
-    return results
+    return await enterprise_risks(conn, norms, workplaces, first, last, late_s=late_s)
 
 
 @router.get(
@@ -136,10 +129,8 @@ async def enterprise_risk_route(
     its level, the headcount per level and the insurance tariff at that level."""
     enterprise = await catalog.require(conn, "enterprise", enterprise_id, token.scope)
     first, last = resolve_period(enterprise["timezone"], first, last, settings.api_history_max_days)
-    results = await _results(
-        conn, norms, token, {"id": enterprise_id}, first, last, settings.ingest_max_past_s
-    )
-    return enterprise_public(results[0])
+    (result,) = await _summaries(conn, norms, token, {"id": enterprise_id}, first, last)
+    return enterprise_public(result)
 
 
 @router.get("/map", response_model=MapPublic)
@@ -162,7 +153,7 @@ async def risk_map(
         "activity_risk_class": activity_risk_class,
         "activity_code": activity_code,
     }
-    results = await _results(conn, norms, token, filters, first, last, settings.ingest_max_past_s)
+    results = await _summaries(conn, norms, token, filters, first, last)
     enterprises = [enterprise_public(r) for r in results]
     levels = len(norms.risk.level_thresholds) + 1
     by_level = dict.fromkeys(range(1, levels + 1), 0)
@@ -240,7 +231,7 @@ async def export_enterprises(
     tariff. Columns of `v1` are listed in docs/api.md and never change meaning."""
     first, last = resolve_period(COUNTRY_ZONE, first, last, settings.api_history_max_days)
     filters = {"region": region, "activity_risk_class": activity_risk_class}
-    results = await _results(conn, norms, token, filters, first, last, settings.ingest_max_past_s)
+    results = await _summaries(conn, norms, token, filters, first, last)
     rows = [enterprise_row(enterprise_public(r), norms) for r in results]
     meta = _meta(first, last, norms)
     return _export("enterprises", columns, COLUMNS[columns][0], rows, format, meta)
@@ -263,7 +254,9 @@ async def export_workplaces(
     class and the enterprise's tariff at the workplace's level. Columns: docs/api.md."""
     first, last = resolve_period(COUNTRY_ZONE, first, last, settings.api_history_max_days)
     filters = {"region": region, "activity_risk_class": activity_risk_class}
-    results = await _results(conn, norms, token, filters, first, last, settings.ingest_max_past_s)
+    results = await _workplace_results(
+        conn, norms, token, filters, first, last, settings.ingest_max_past_s
+    )
     rows = [row for r in results for row in workplace_rows(r, norms)]
     meta = _meta(first, last, norms)
     return _export("workplaces", columns, COLUMNS[columns][1], rows, format, meta)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from store.settings import DEFAULT_MAX_PAST_S, DatabaseSettings
+from store.settings import SampleWindowSettings
 
 
-class ApiSettings(DatabaseSettings):
+class ApiSettings(SampleWindowSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     api_host: str = Field(default="127.0.0.1", description="address to listen on")
@@ -33,12 +33,6 @@ class ApiSettings(DatabaseSettings):
         default="default",
         description="norms profile (name shipped with analytics, or a TOML path) for classes, "
         "В, ПР, levels, tariffs, PPE and social guarantees",
-    )
-    ingest_max_past_s: float = Field(
-        default=DEFAULT_MAX_PAST_S,
-        gt=0,
-        description="ingest's sample window (the same variable ingest reads): a shift ended "
-        "longer ago than this is final",
     )
     api_history_max_days: int = Field(
         default=92, ge=1, le=400, description="longest date range one history request covers"

@@ -17,15 +17,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing import get_context
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.errors import OperationalError
 
-from analytics import Norms
+from analytics import Norms, load_norms
 from application.assessments import (
     AssessedShift,
     Profiles,
@@ -232,6 +234,15 @@ class AssessmentService:
         return result
 
 
+async def _since_at(conn: AsyncConnection[Any], since: date | None) -> datetime | None:
+    """The instant a rebuild starts from: a day before ``since`` (local dates run ahead of UTC
+    in the east), or before the oldest rollup; None when there are no rollups."""
+    if since is not None:
+        return datetime.combine(since, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+    first = await stored.first_rollup(conn)
+    return None if first is None else first - timedelta(days=1)
+
+
 async def rebuild(
     conn: AsyncConnection[Any],
     norms: Norms,
@@ -247,13 +258,9 @@ async def rebuild(
     workplace with data, replacing what is stored. Commits per batch of workplaces; returns
     (workplaces, shifts stored). ``progress`` is called with the shifts of each batch."""
     now = clock()
-    if since is None:
-        first = await stored.first_rollup(conn)
-        if first is None:
-            return 0, 0
-        since_at = first - timedelta(days=1)
-    else:
-        since_at = datetime.combine(since, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+    since_at = await _since_at(conn, since)
+    if since_at is None:
+        return 0, 0
     profiles = Profiles(norms)
     ids = (
         list(workplace_ids)
@@ -280,4 +287,90 @@ async def rebuild(
         total += written
         if progress is not None:
             progress(sum(len(s) for s in todo.values()))
+    return len(ids), total
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One process's share of a parallel rebuild (picklable)."""
+
+    url: str
+    schema: str
+    profile: str
+    since: date | None
+    late_s: float
+    ids: tuple[int, ...]
+    batch_workplaces: int
+    now: datetime
+
+
+def _rebuild_part(part: _Part) -> int:
+    async def go() -> int:
+        async with await connect_async(part.url, part.schema, autocommit=True) as conn:
+            _, written = await rebuild(
+                conn,
+                load_norms(part.profile),
+                since=part.since,
+                late_s=part.late_s,
+                workplace_ids=part.ids,
+                batch_workplaces=part.batch_workplaces,
+                clock=lambda: part.now,
+            )
+            return written
+
+    return asyncio.run(go())
+
+
+def rebuild_in_processes(
+    settings: AssessmentSettings,
+    *,
+    since: date | None,
+    workplace_ids: Sequence[int] | None = None,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """:func:`rebuild` spread over ``jobs`` processes (assessing is CPU work: one process a
+    core), a batch of workplaces at a time; returns (workplaces, shifts stored)."""
+    now = datetime.now(UTC)
+
+    async def chosen() -> list[int]:
+        async with await connect_async(
+            settings.database_url, settings.database_schema, autocommit=True
+        ) as conn:
+            since_at = await _since_at(conn, since)
+            if since_at is None:
+                return []
+            if workplace_ids is not None:
+                return list(workplace_ids)
+            return await stored.workplaces_with_data(conn, since_at)
+
+    ids = asyncio.run(chosen())
+    # Small parts keep both processes busy to the end; each commits its own transactions.
+    step = min(settings.assess_batch_workplaces, 50)
+    parts = [
+        _Part(
+            settings.database_url,
+            settings.database_schema,
+            settings.norms_profile,
+            since,
+            settings.ingest_max_past_s,
+            tuple(ids[k : k + step]),
+            step,
+            now,
+        )
+        for k in range(0, len(ids), step)
+    ]
+    total = 0
+    if jobs <= 1:
+        done: Iterator[int] = map(_rebuild_part, parts)
+        for written in done:
+            total += written
+            if progress is not None:
+                progress(written)
+        return len(ids), total
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        for written in pool.map(_rebuild_part, parts):
+            total += written
+            if progress is not None:
+                progress(written)
     return len(ids), total

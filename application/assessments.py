@@ -41,6 +41,7 @@ from analytics import (
     NormsError,
     SensorSeries,
     assess_workplace,
+    is_alarm_channel,
     load_norms,
     normalize_unit,
 )
@@ -72,7 +73,9 @@ def why_not_assessable(sensor: SensorRef, norms: Norms) -> str | None:
     """Why ``sensor`` cannot be assessed with ``norms``, or None when it can."""
     try:
         normalize_unit(sensor.quantity, sensor.unit)
-        if sensor.quantity in ("gas", "dust"):
+        if sensor.quantity in ("gas", "dust") and not is_alarm_channel(
+            sensor.quantity, sensor.unit
+        ):  # % vol and % LEL channels are reported without a substance limit
             norms.substance(sensor.substance or "")
     except AnalyticsError as exc:
         return f"not assessed: {exc}"
@@ -403,6 +406,7 @@ def _assess(
                 "factor": sr.factor,
                 "B_continuous": _num(sr.b_continuous),
                 "insufficient_data": sr.sensor in short,
+                "classified_by": "projected" if sr.projected else "measured",
                 "basis": sr.basis,
             }
         )
@@ -446,6 +450,8 @@ def _assess(
             "deciding_factors": [] if combination is None else list(combination.deciding),
             "mixture_index": {k: _num(v) for k, v in a.mixture_index.items()},
             "explanation": a.explanation,
+            "classification_rule": a.classification_rule,
+            "projected": list(a.projected),
             "note": "",
             "insufficient_sensors": short,
             "source": f"{SOURCE} ({inputs.bucket})",

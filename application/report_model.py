@@ -13,20 +13,29 @@ from numpy.typing import NDArray
 # metric key → (label, unit, scale): how each analytics metric is shown.
 METRICS: Mapping[str, tuple[str, str, float]] = {
     "lex8h_db": ("LEX,8h", "dB(A)", 1.0),
+    "lex8h_projected_db": ("LEX,8h projected", "dB(A)", 1.0),
     "laeq_db": ("LAeq", "dB(A)", 1.0),
     "lamax_db": ("LAmax", "dB(A)", 1.0),
     "dose_pct": ("noise dose", "%", 1.0),
+    "dose_projected_pct": ("noise dose projected", "%", 1.0),
     "lcpeak_db": ("LCpeak", "dB(C)", 1.0),
     "a8_m_s2": ("A(8)", "m/s²", 1.0),
     "a8_db": ("A(8)", "dB", 1.0),
+    "a8_projected_m_s2": ("A(8) projected", "m/s²", 1.0),
     "a_rms_m_s2": ("a r.m.s.", "m/s²", 1.0),
     "twa8h_mg_m3": ("TWA", "mg/m³", 1.0),
+    "twa8h_projected_mg_m3": ("TWA projected", "mg/m³", 1.0),
     "mean_mg_m3": ("mean", "mg/m³", 1.0),
     "max15min_mg_m3": ("max 15-min mean", "mg/m³", 1.0),
     "max_mg_m3": ("max", "mg/m³", 1.0),
-    "k_twa": ("K = TWA/ПДК_сс", "", 1.0),
+    "k_twa": ("K = TWA/ПДК_сс (classed on)", "", 1.0),
     "k_max15": ("K = max 15-min/ПДК_max", "", 1.0),
     "coverage": ("coverage", "%", 100.0),
+    "unmeasured_s": ("unmeasured", "h", 1.0 / 3600.0),
+    "min_pct_vol": ("min", "% vol", 1.0),
+    "max_pct_vol": ("max", "% vol", 1.0),
+    "min_pct_lel": ("min", "% LEL", 1.0),
+    "max_pct_lel": ("max", "% LEL", 1.0),
 }
 
 QUANTITY_TITLES: Mapping[str, str] = {
@@ -67,7 +76,7 @@ def fmt(value: float | None, digits: int = 3) -> str:
 class LimitMark:
     label: str
     value: float
-    kind: str  # action, limit, short_term, ceiling
+    kind: str  # action, limit, short_term, ceiling, floor
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,7 @@ async def shift_report(
         )
         lines = tuple(
             LimitMark(line.label, line.value, line.kind)
-            for line in limit_lines(thresholds_for(spec, norms, alert_norms))
+            for line in limit_lines(thresholds_for(spec, norms, alert_norms), unit)
         )
         sections.append(
             SensorSection(

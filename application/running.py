@@ -61,7 +61,7 @@ class LimitLine:
 
     label: str
     value: float
-    kind: str  # action, limit, short_term (ПДК_max) or ceiling
+    kind: str  # action, limit, short_term (ПДК_max), ceiling or floor (a low alarm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +184,11 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def limit_lines(th: Thresholds) -> tuple[LimitLine, ...]:
-    """What a chart of the sensor's raw values is drawn against, in the sensor's unit."""
+def limit_lines(th: Thresholds, unit: str = "") -> tuple[LimitLine, ...]:
+    """What a chart of the sensor's raw values is drawn against, in the sensor's unit
+    (``unit``: the sensor's, for the alarm channels whose thresholds carry none)."""
     lines: list[LimitLine] = []
-    unit = th.projection_unit
+    unit = th.projection_unit or unit
     if th.projection == PROJ_TWA:
         pdk = th.projection_levels[-1]
         lines.append(LimitLine(f"ПДК_сс {_fmt(pdk)} {unit}", pdk, "limit"))
@@ -200,10 +201,19 @@ def limit_lines(th: Thresholds) -> tuple[LimitLine, ...]:
     if math.isfinite(th.short_term):
         lines.append(LimitLine(f"ПДК_max {_fmt(th.short_term)} {unit}", th.short_term,
                                "short_term"))  # fmt: skip
+    elif th.projection == PROJ_NONE and math.isfinite(th.pre):
+        # Alarm channels (% LEL, methane): the first alarm below the ceiling.
+        lines.append(LimitLine(f"first alarm {_fmt(th.pre)} {unit}", th.pre, "action"))
     if math.isfinite(th.ceiling) and th.projection != PROJ_TWA:
-        unit = "dB(C)" if "LCpeak" in th.ceiling_label else unit or "dB(A)"
+        if "LCpeak" in th.ceiling_label:
+            unit = "dB(C)"
+        elif th.is_db:
+            unit = "dB(A)"
         lines.append(LimitLine(f"{th.ceiling_label} {_fmt(th.ceiling)} {unit}", th.ceiling,
                                "ceiling"))  # fmt: skip
+    for value, label in ((th.pre_floor, th.pre_floor_label), (th.floor, th.floor_label)):
+        if math.isfinite(value):  # oxygen: the low alarms
+            lines.append(LimitLine(f"{label} {_fmt(value)} {unit}", value, "floor"))
     return tuple(lines)
 
 
@@ -265,7 +275,7 @@ async def running_exposure(
                 latest_at,
                 latest_value,
                 running,
-                limit_lines(th),
+                limit_lines(th, sensor.unit),
                 classes.get(sensor.code),
                 note,
             )

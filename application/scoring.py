@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+import numpy as np
 from psycopg import AsyncConnection
 
 from analytics import (
@@ -22,23 +23,26 @@ from analytics import (
     NormsError,
     RiskAssessment,
     Tariff,
-    WorkingClass,
     enterprise_risk,
     insurance_tariff,
     occupational_risks,
-    ppe_recommendation,
+    ppe_for_factor,
+    risk_score,
     social_guarantees,
 )
 from application.assessments import AssessedShift, stored_shift, worst_shifts
 from application.schedule import Shift
+from store import catalog
 from store.assessments import INDICATORS, current_indicators
-from store.catalog import Row
+from store.catalog import Row, Scope
+from store.shift_assessments import ScoringColumns, scoring_columns
 
 # Which PPE matrix of the norms profile serves which measured factor.
 _PPE_GROUP_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("noise", "noise"),
     ("chemical:", "gas"),
     ("dust:", "dust"),
+    ("vibration_whole_body", "vibration_whole_body"),  # before the hand-arm prefix
     ("vibration", "vibration"),
 )
 
@@ -109,17 +113,23 @@ def _why_unscored(
     first: date,
     last: date,
 ) -> str | None:
+    return why_unscored(int(workplace["id"]), basis is not None, _missing(indicators), first, last)
+
+
+def why_unscored(
+    workplace_id: int, has_b: bool, missing: Sequence[str], first: date, last: date
+) -> str | None:
+    """Why a workplace has no ПР over ``first..last`` (None: it has one)."""
     reasons = []
-    if basis is None:
+    if not has_b:
         reasons.append(
             f"no В: no shift between {first} and {last} has a class (no readings of an "
             "assessable sensor and no entered factor classes)"
         )
-    missing = _missing(indicators)
     if missing:
         reasons.append(
             f"indicators not entered: {', '.join(missing)} (POST "
-            f"/api/v1/workplaces/{workplace['id']}/indicators)"
+            f"/api/v1/workplaces/{workplace_id}/indicators)"
         )
     return "; ".join(reasons) or None
 
@@ -188,8 +198,8 @@ def tariff_for(enterprise: Row, level: int, norms: Norms) -> TariffResult:
 
 
 def ppe_for(basis: AssessedShift | None, level: int, norms: Norms) -> list[Ppe]:
-    """PPE per measured factor: the matrix row of the workplace's risk level for a harmful
-    factor (class 3.1 or above), the baseline row for a factor within its limit."""
+    """PPE per measured factor, chosen by that factor's own class (and, for noise, the
+    workplace's risk level as in the seed): ``analytics.ppe_for_factor``."""
     if basis is None:
         return []
     found = []
@@ -198,11 +208,8 @@ def ppe_for(basis: AssessedShift | None, level: int, norms: Norms) -> list[Ppe]:
         group = next((g for p, g in _PPE_GROUP_BY_PREFIX if name.startswith(p)), None)
         if group is None or group not in norms.risk.ppe:
             continue
-        harmful = WorkingClass(factor["working_class"]).rank >= WorkingClass.C3_1.rank
-        at = level if harmful else 1
-        found.append(
-            Ppe(name, group, str(factor["working_class"]), at, ppe_recommendation(group, at, norms))
-        )
+        row, text = ppe_for_factor(group, str(factor["working_class"]), level, norms)
+        found.append(Ppe(name, group, str(factor["working_class"]), row, text))
     return found
 
 
@@ -258,3 +265,111 @@ async def enterprise_risks(
             tariff = tariff_for(enterprise, integral.level, norms)
         found.append(EnterpriseResult(enterprise, first, last, results, integral, tariff))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseSummary:
+    """What the map, the enterprise's integral risk and the enterprise export show."""
+
+    enterprise: Row  # enterprise_id, enterprise, enterprise_name, region, activity_code, …
+    first: date
+    last: date
+    integral: EnterpriseRisk | None
+    tariff: TariffResult | None
+    scored: int
+    unscored: dict[str, str]  # workplace code → why it has no ПР
+    not_enough_data: list[str]  # scored workplaces whose В rests on too little data
+
+
+def enterprise_summaries(
+    norms: Norms,
+    enterprises: Sequence[Row],
+    columns: ScoringColumns,
+    first: date,
+    last: date,
+) -> list[EnterpriseSummary]:
+    """The map's figures for every enterprise of ``enterprises`` (rows as
+    :func:`enterprise_row` makes them) from the columns of all their workplaces at once: ПР of
+    every scorable workplace over arrays, then each enterprise's integral risk. Pure."""
+    b = columns.b
+    ind = columns.indicators
+    scorable = np.isfinite(b) & np.all([np.isfinite(ind[k]) for k in INDICATORS], axis=0)
+    pr = np.full(b.shape, np.nan)
+    if scorable.any():
+        pr[scorable] = risk_score(
+            b[scorable],
+            ind["T"][scorable],
+            ind["Ob"][scorable],
+            ind["SIZ"][scorable],
+            ind["Z"][scorable],
+            norms,
+        )
+    counted = scorable & (columns.headcount > 0)
+    bounds = np.searchsorted(
+        columns.enterprise_id, [int(e["enterprise_id"]) for e in enterprises], side="left"
+    )
+    found = []
+    for e, lo in zip(enterprises, bounds.tolist(), strict=True):
+        eid = int(e["enterprise_id"])
+        hi = lo
+        while hi < len(columns.enterprise_id) and columns.enterprise_id[hi] == eid:
+            hi += 1
+        part = slice(lo, hi)
+        unscored: dict[str, str] = {}
+        for k in np.flatnonzero(~counted[part]).tolist():
+            k += lo
+            missing = [name for name in INDICATORS if not np.isfinite(ind[name][k])]
+            reason = why_unscored(
+                int(columns.workplace_id[k]), bool(np.isfinite(b[k])), missing, first, last
+            )
+            unscored[columns.code[k]] = reason or "headcount 0"
+        provisional = [
+            columns.code[k + lo]
+            for k in np.flatnonzero(scorable[part] & columns.not_enough_data[part]).tolist()
+        ]
+        integral = None
+        tariff = None
+        if counted[part].any():
+            integral = enterprise_risk(
+                pr[part][counted[part]], columns.headcount[part][counted[part]], norms
+            )
+            tariff = tariff_for(e, integral.level, norms)
+        found.append(
+            EnterpriseSummary(
+                e, first, last, integral, tariff, hi - lo - len(unscored), unscored, provisional
+            )
+        )
+    return found
+
+
+async def enterprise_map(
+    conn: AsyncConnection[Any],
+    norms: Norms,
+    scope: Scope,
+    filters: Mapping[str, Any],
+    first: date,
+    last: date,
+) -> list[EnterpriseSummary]:
+    """Integral risk of every enterprise in ``scope`` passing ``filters`` (enterprise columns),
+    enterprises without workplaces included, ordered by id: two queries whatever their number."""
+    everyone = await catalog.page(conn, "enterprise", scope, filters=dict(filters), limit=100_000)
+    condition, params = scope.where()
+    clauses = [condition]
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"e.{column} = %s")  # column names are the route's, never input
+            params.append(value)
+    columns = await scoring_columns(conn, " AND ".join(clauses), params, first, last)
+    rows = sorted((enterprise_row(e) for e in everyone.items), key=lambda r: r["enterprise_id"])
+    return enterprise_summaries(norms, rows, columns, first, last)
+
+
+def enterprise_row(e: Row) -> Row:
+    """An enterprise row of the registry as the scoring results name its fields."""
+    return {
+        "enterprise_id": e["id"],
+        "enterprise": e["code"],
+        "enterprise_name": e["name"],
+        **{k: e[k] for k in ("region", "activity_code", "activity_risk_class")},
+        "base_rate_pct": e["base_rate_pct"],
+    }

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from store.settings import DEFAULT_MAX_PAST_S, DatabaseSettings
+from store.settings import SampleWindowSettings
 
 
-class AssessmentSettings(DatabaseSettings):
+class AssessmentSettings(SampleWindowSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     norms_profile: str = Field(
@@ -28,12 +28,6 @@ class AssessmentSettings(DatabaseSettings):
     )
     assess_batch_workplaces: int = Field(
         default=200, ge=1, description="workplaces assessed per transaction"
-    )
-    ingest_max_past_s: float = Field(
-        default=DEFAULT_MAX_PAST_S,
-        gt=0,
-        description="ingest's sample window (the same variable ingest reads): a shift ended "
-        "longer ago than this is final",
     )
     assess_metrics_port: int = Field(
         default=0, ge=0, le=65535, description="serve /metrics and /health here (0: off)"

@@ -58,7 +58,7 @@ from analytics import load_norms  # noqa: E402
 from analytics.alerts import load_alert_norms  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
-from application.assessment_service import AssessmentService, rebuild  # noqa: E402
+from application.assessment_service import AssessmentService, rebuild_in_processes  # noqa: E402
 from application.assessments import schedule_of  # noqa: E402
 from application.reports import shift_report  # noqa: E402
 from application.schedule import current_shift, shift  # noqa: E402
@@ -136,12 +136,12 @@ async def _registry_copies(url: str, total: int, first: int) -> None:
         await conn.execute("ANALYZE")
 
 
-async def _rebuild(url: str) -> tuple[int, int, float]:
-    norms = load_norms("default")
-    async with await connect_async(url, SCHEMA, autocommit=True) as conn:
-        started = time.perf_counter()
-        workplaces, shifts = await rebuild(conn, norms, since=None, late_s=LATE_S)
-        return workplaces, shifts, time.perf_counter() - started
+def _rebuild(url: str, jobs: int) -> tuple[int, int, float]:
+    """``qorgau assessments rebuild`` (the same function) over everything written."""
+    settings = AssessmentSettings(database_url=url, database_schema=SCHEMA)
+    started = time.perf_counter()
+    workplaces, shifts = rebuild_in_processes(settings, since=None, jobs=jobs)
+    return workplaces, shifts, time.perf_counter() - started
 
 
 class _Service:
@@ -291,6 +291,9 @@ def main() -> int:
     parser.add_argument("--lag-samples", type=int, default=20)
     parser.add_argument("--lag-every", type=float, default=2.0, help="seconds between commits")
     parser.add_argument("--check", type=int, default=200, help="workplaces checked for mismatches")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="rebuild processes (one a core)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from bench.api import build
@@ -310,7 +313,7 @@ def main() -> int:
             build(pg.url, args.rebuild_workplaces, PER_ENTERPRISE, SENSORS, args.days, last)
         )
         build_s = time.perf_counter() - t0
-        workplaces, shifts, rebuild_s = asyncio.run(_rebuild(pg.url))
+        workplaces, shifts, rebuild_s = _rebuild(pg.url, args.jobs)
         t0 = time.perf_counter()
         asyncio.run(_registry_copies(pg.url, args.map_workplaces, args.rebuild_workplaces))
         copy_s = time.perf_counter() - t0
@@ -384,6 +387,7 @@ def main() -> int:
             "lag_p99_s": round(float(np.percentile(lags, 99)), 2),
             "assess_interval_s": service.service.settings.assess_interval_s,
             "rebuild_workplaces": workplaces,
+            "rebuild_jobs": args.jobs,
             "rebuild_days": args.days,
             "rebuild_shifts": shifts,
             "rebuild_s": round(rebuild_s, 2),

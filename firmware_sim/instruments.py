@@ -165,12 +165,14 @@ class SoundLevelMeter:
 
 @dataclass(frozen=True, slots=True)
 class GasSensor:
-    """One electrochemical cell (CO, H2S, NO2, SO2 …) in ppm or mg/m³.
+    """One gas cell: electrochemical (CO, H2S, NO2, SO2 …) in ppm or mg/m³, oxygen or methane
+    in % vol, a combustible in % LEL.
 
     Reading = baseline + emission while work goes on + slow wander + leaks (random ones at
     ``leak_rate_per_h``, and ``releases`` at fixed times of every shift) + zero drift that
     grows between calibrations + noise; clipped to the cell's range and rounded to its
-    resolution, as a real detector reports.
+    resolution, as a real detector reports. A release with a negative peak is a dip (oxygen
+    displaced by another gas).
     """
 
     kind: ClassVar[str] = "gas"
@@ -193,8 +195,8 @@ class GasSensor:
     key: str = ""
 
     def __post_init__(self) -> None:
-        if self.unit not in ("ppm", "mg/m3"):
-            raise ValueError(f"gas unit must be ppm or mg/m3, not {self.unit!r}")
+        if self.unit not in ("ppm", "mg/m3", "%vol", "%LEL"):
+            raise ValueError(f"gas unit must be ppm, mg/m3, %vol or %LEL, not {self.unit!r}")
 
     def channels(self) -> tuple[ChannelDef, ...]:
         key = self.key or self.substance.lower()

@@ -38,6 +38,20 @@ class IngestMetrics:
             ["reason"],
             registry=r,
         )
+        self.processing_failures = Counter(
+            "qorgau_ingest_processing_failures_total",
+            "attempts to process a message that failed for a reason other than its content or an "
+            "outage, by stage (validate: registry and checks; write: the commit)",
+            ["stage"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "qorgau_ingest_dead_letters_total",
+            "messages given up on after QORGAU_INGEST_MAX_ATTEMPTS failures, written to the "
+            "dead_letters table and acknowledged, by stage",
+            ["stage"],
+            registry=r,
+        )
         self.batch_readings = Histogram(
             "qorgau_ingest_batch_readings",
             "readings per committed batch",

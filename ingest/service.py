@@ -12,6 +12,12 @@ Why this shape:
   acknowledged and its readings reach listeners exactly as if the answer had arrived.
 - Backpressure: when the database is slow or away, acknowledgements stop, the broker stops
   sending at our Receive Maximum and queues the rest. Memory stays bounded, nothing is dropped.
+- Nothing in a message stops the worker: ``decode_readings`` turns any bytes into a message or
+  a ``ProtocolError`` (quarantined with its reason). Any other failure to process a message is
+  retried ``QORGAU_INGEST_MAX_ATTEMPTS`` times (a failing batch is then committed one message at
+  a time to find it), and the message is then written to ``dead_letters`` and acknowledged, so
+  it never holds up the worker's share of the stream. Outages are not failures: they are retried
+  for as long as they last, holding the acknowledgements.
 - Throughput: samples are numpy columns from validation on, and a batch reaches PostgreSQL as
   one pre-encoded binary COPY buffer. Batches close by size, or by time counted from the arrival
   of their first message, so light load sees low latency and heavy load gets big batches.
@@ -56,6 +62,7 @@ from store.connection import (
     connect_async,
     is_connection_problem,
 )
+from store.deadletters import DeadLetterRecord, insert_dead_letters, storable_text
 from store.maintenance import run_maintenance
 from store.migrate import Backend, current_backend_async
 from store.policies import check_dedupe_horizon
@@ -92,13 +99,14 @@ class QuarantineRecord:
     payload_bytes: int
 
     def row(self) -> tuple[Any, ...]:
+        # The texts may quote what a device sent (a lone surrogate, a NUL): stored escaped.
         return (
-            self.topic,
-            self.device,
+            storable_text(self.topic),
+            None if self.device is None else storable_text(self.device),
             self.seq,
-            self.sensor,
+            None if self.sensor is None else storable_text(self.sensor),
             self.reason.value,
-            self.detail,
+            storable_text(self.detail),
             self.payload,
             self.payload_bytes,
         )
@@ -112,15 +120,20 @@ class Item:
     qos: int
     generation: int  # which broker connection it came on; acks go back on that one only
     received: float  # time.monotonic() at arrival
+    topic: str = ""
+    # Kept until the commit for a dead letter, which stores the whole message for replay.
+    payload: bytes = b""
     device: DeviceInfo | None = None
     seq: int | None = None
     channels: list[ChannelRows] = field(default_factory=list)
     readings: int = 0
     quarantine: list[QuarantineRecord] = field(default_factory=list)
+    dead_letter: DeadLetterRecord | None = None
 
     @property
     def key(self) -> tuple[int, int] | None:
-        if self.device is None or self.seq is None:
+        # A dead letter is not marked as ingested: its replay must be able to store it.
+        if self.device is None or self.seq is None or self.dead_letter is not None:
             return None
         return (self.device.id, self.seq)
 
@@ -135,10 +148,22 @@ class _Flush:
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     fresh: list[Item]  # first copies of (device, seq): their readings are now stored
-    keyless: list[Item]  # quarantined whole before a (device, seq) was known
+    keyless: list[Item]  # quarantined whole before a (device, seq) was known, or dead letters
     duplicates: int  # copies of messages stored before (or earlier in this batch)
     readings: int
     quarantine: list[QuarantineRecord]
+    dead_letters: list[DeadLetterRecord] = field(default_factory=list)
+
+    @classmethod
+    def merge(cls, results: list[CommitResult]) -> CommitResult:
+        return cls(
+            fresh=[i for r in results for i in r.fresh],
+            keyless=[i for r in results for i in r.keyless],
+            duplicates=sum(r.duplicates for r in results),
+            readings=sum(r.readings for r in results),
+            quarantine=[q for r in results for q in r.quarantine],
+            dead_letters=[d for r in results for d in r.dead_letters],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,27 +179,39 @@ class WorkerStatus:
     """What /health reports."""
 
     healthy: bool
-    broker_connected: bool
+    broker_connected: bool  # connected and subscribed to the readings (the same thing here)
     database_ok: bool
     writer_running: bool
     queue_messages: int
     unacknowledged: int
     last_commit_age_s: float | None
     database_error: str | None
+    last_commit_at: datetime | None = None
+    # Given up on since this worker started (the table keeps them all): not unhealthy, since a
+    # restart would not help, but somebody must look (`qorgau deadletters list`).
+    dead_letters: int = 0
+    last_dead_letter_at: datetime | None = None
     # TimescaleDB jobs whose latest run failed, as the maintenance job last saw them: the
     # rollups or compression fall behind, but ingest itself is healthy.
     failing_jobs: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return None if moment is None else moment.isoformat(timespec="milliseconds")
+
         return {
             "status": "ok" if self.healthy else "degraded",
+            "subscribed": self.broker_connected,
             "broker_connected": self.broker_connected,
             "database_ok": self.database_ok,
             "writer_running": self.writer_running,
             "queue_messages": self.queue_messages,
             "unacknowledged": self.unacknowledged,
+            "last_commit_at": iso(self.last_commit_at),
             "last_commit_age_s": self.last_commit_age_s,
             "database_error": self.database_error,
+            "dead_letters": self.dead_letters,
+            "last_dead_letter_at": iso(self.last_dead_letter_at),
             "failing_jobs": list(self.failing_jobs),
         }
 
@@ -213,6 +250,9 @@ class IngestWorker:
         self._database_error: str | None = None
         self._failing_jobs: tuple[str, ...] = ()
         self._last_commit: float | None = None
+        self._last_commit_at: datetime | None = None
+        self._dead_letters = 0
+        self._last_dead_letter_at: datetime | None = None
         self._unacked = 0
         self._retire_idle_s: float | None = None
         self._last_message = time.monotonic()
@@ -239,8 +279,27 @@ class IngestWorker:
                 None if self._last_commit is None else time.monotonic() - self._last_commit
             ),
             database_error=self._database_error,
+            last_commit_at=self._last_commit_at,
+            dead_letters=self._dead_letters,
+            last_dead_letter_at=self._last_dead_letter_at,
             failing_jobs=self._failing_jobs,
         )
+
+    async def replay(self, topic: str, payload: bytes) -> CommitResult:
+        """Process one message as if it had just arrived and commit it, without the broker:
+        ``qorgau deadletters replay``. The checks, the quarantine and exactly-once apply as to
+        any message; an error is raised to the caller (nothing is dead-lettered again).
+        Call :meth:`close` when done."""
+        item = await self._prepare(topic, payload, 0, 0, -1)
+        return await self._commit([item])
+
+    async def close(self) -> None:
+        """Close the database connections of a worker used through :meth:`replay`."""
+        await self._lookup.close()
+        if self._write_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._write_conn.close()
+            self._write_conn = None
 
     async def retire(self, *, idle_s: float = 5.0) -> None:
         """Leave the shared subscription for good without losing this client id's messages.
@@ -352,6 +411,14 @@ class IngestWorker:
             watcher = asyncio.create_task(self._watch_drained(stop)) if retiring else None
             try:
                 await asyncio.wait({reader, stopping, writer}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Cancelled from outside (Ctrl-C): the reader goes with the session, or it would
+                # fail on the closed connection with nobody to hear it. Unacknowledged messages
+                # come again to this client id.
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await reader
+                raise
             finally:
                 stopping.cancel()
                 if watcher is not None:
@@ -421,7 +488,7 @@ class IngestWorker:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            item = await self._prepare(
+            item = await self._prepare_with_retries(
                 str(message.topic), bytes(payload), message.mid, message.qos, generation
             )
             self._unacked += 1
@@ -432,11 +499,73 @@ class IngestWorker:
             # and the writer's network I/O would wait for the whole backlog.
             await asyncio.sleep(0)
 
+    async def _prepare_with_retries(
+        self, topic: str, payload: bytes, mid: int, qos: int, generation: int
+    ) -> Item:
+        """``_prepare``, which raises only for a fault outside the message (its content is
+        quarantined, outages are waited out in the registry lookups): a bug, or a registry row
+        the database refuses. Tried ``ingest_max_attempts`` times, then a dead letter."""
+        failures = 0
+        while True:
+            try:
+                return await self._prepare(topic, payload, mid, qos, generation)
+            except Exception as exc:
+                failures += 1
+                self.metrics.processing_failures.labels("validate").inc()
+                log.error(
+                    "processing a message on %s failed (attempt %d of %d): %s",
+                    topic,
+                    failures,
+                    self.settings.ingest_max_attempts,
+                    _describe(exc),
+                    exc_info=failures == 1,
+                )
+                if failures >= self.settings.ingest_max_attempts:
+                    item = Item(
+                        mid=mid,
+                        qos=qos,
+                        generation=generation,
+                        received=time.monotonic(),
+                        topic=topic,
+                        payload=payload,
+                    )
+                    self._make_dead_letter(item, "validate", failures, exc)
+                    return item
+                await asyncio.sleep(
+                    backoff_delay_s(failures, cap_s=self.settings.ingest_retry_max_s)
+                )
+
+    def _make_dead_letter(self, item: Item, stage: str, attempts: int, exc: BaseException) -> None:
+        device = item.device.code if item.device is not None else None
+        if device is None:
+            with contextlib.suppress(ValueError):
+                device = parse_device_topic(item.topic).device
+        item.dead_letter = DeadLetterRecord(
+            client_id=self.settings.ingest_client_id,
+            stage=stage,
+            topic=item.topic,
+            device=device,
+            seq=item.seq,
+            attempts=attempts,
+            error=_describe(exc),
+            payload=item.payload,
+        )
+        item.channels = []
+        item.readings = 0
+        item.quarantine = []
+
     async def _prepare(
         self, topic: str, payload: bytes, mid: int, qos: int, generation: int
     ) -> Item:
         """Decode and check one message; everything bad becomes a quarantine record."""
-        item = Item(mid=mid, qos=qos, generation=generation, received=time.monotonic())
+        item = Item(
+            mid=mid,
+            qos=qos,
+            generation=generation,
+            received=time.monotonic(),
+            topic=topic,
+            payload=payload,
+        )
         now = datetime.now(UTC)
 
         def reject_whole(reason: RejectReason, detail: str, device: str | None = None,
@@ -664,7 +793,8 @@ class IngestWorker:
                 marker.done.set()
 
     async def _commit_with_retry(self, batch: list[Item]) -> CommitResult:
-        attempt = 0
+        attempt = 0  # outages: retried for as long as they last, holding the acknowledgements
+        failures = 0  # anything else: counted, then the batch is split and the culprit set aside
         in_doubt: _InDoubt | None = None
         while True:
             try:
@@ -677,20 +807,39 @@ class IngestWorker:
                 result = await self._commit(batch)
                 self._database_ok()
                 return result
-            except (psycopg.Error, OSError, DatabaseError) as exc:
-                # Connection loss, a restart, a deadlock with another worker: all transient
-                # for data that passed validation. Anything else is a bug and ends the worker.
+            except Exception as exc:
                 if self._attempt is not None:
                     in_doubt = self._attempt
                     self._attempt = None
-                attempt += 1
-                self.metrics.db_retries.inc()
                 self.metrics.database_ok.set(0)
-                self._database_error = str(exc).strip() or type(exc).__name__
+                self._database_error = _describe(exc)
                 if self._write_conn is not None:
                     with contextlib.suppress(Exception):
                         await self._write_conn.close()
                 self._write_conn = None
+                if not _transient(exc):
+                    failures += 1
+                    self.metrics.processing_failures.labels("write").inc()
+                    log.error(
+                        "database write of %d messages failed (attempt %d of %d): %s",
+                        len(batch),
+                        failures,
+                        self.settings.ingest_max_attempts,
+                        self._database_error,
+                        exc_info=failures == 1,
+                    )
+                    poisoned = len(batch) == 1 and batch[0].dead_letter is not None
+                    if failures >= self.settings.ingest_max_attempts and not poisoned:
+                        return await self._isolate(batch, failures, exc)
+                    # A dead letter that cannot be written either (no dead_letters table?):
+                    # hold it, unacknowledged, and say so until somebody fixes the database.
+                    delay = backoff_delay_s(failures, cap_s=self.settings.ingest_retry_max_s)
+                    await asyncio.sleep(delay)
+                    continue
+                # Connection loss, a restart, a deadlock with another worker: transient for
+                # data that passed validation.
+                attempt += 1
+                self.metrics.db_retries.inc()
                 delay = backoff_delay_s(attempt, cap_s=self.settings.ingest_retry_max_s)
                 log.log(
                     logging.WARNING if is_connection_problem(exc) else logging.ERROR,
@@ -701,6 +850,24 @@ class IngestWorker:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    async def _isolate(self, batch: list[Item], failures: int, exc: BaseException) -> CommitResult:
+        """A batch failed ``failures`` times: commit its messages one at a time, so that only
+        the one(s) that fail alone become dead letters."""
+        if len(batch) > 1:
+            log.warning("committing the %d messages of the failing batch one at a time", len(batch))
+            return CommitResult.merge([await self._commit_with_retry([item]) for item in batch])
+        item = batch[0]
+        self._make_dead_letter(item, "write", failures, exc)
+        log.error(
+            "gave up on the message %s device=%s seq=%s after %d failed writes; it goes to "
+            "dead_letters (see `qorgau deadletters list`)",
+            item.topic,
+            item.dead_letter.device if item.dead_letter else None,
+            item.seq,
+            failures,
+        )
+        return await self._commit_with_retry(batch)
 
     def _database_ok(self) -> None:
         if self._database_error is not None:
@@ -784,6 +951,8 @@ class IngestWorker:
             # Messages that never got a key (unparseable, unknown device) are quarantined as
             # received; a redelivery of one of those is quarantined again.
             records = [rec for item in fresh + keyless for rec in item.quarantine]
+            dead = [item.dead_letter for item in keyless if item.dead_letter is not None]
+            await insert_dead_letters(conn, dead)
             if records:
                 async with conn.cursor() as qcur:
                     await qcur.executemany(
@@ -800,6 +969,7 @@ class IngestWorker:
                 duplicates=len(batch) - len(fresh) - len(keyless),
                 readings=len(block),
                 quarantine=records,
+                dead_letters=dead,
             )
             # From here until the COMMIT is answered, the outcome is in doubt if we fail.
             self._attempt = _InDoubt(str(xid_row[0]) if xid_row else "0", result)
@@ -822,6 +992,20 @@ class IngestWorker:
     def _after_commit(self, batch: list[Item], result: CommitResult) -> None:
         now = time.monotonic()
         self._last_commit = now
+        self._last_commit_at = datetime.now(UTC)
+        for dead in result.dead_letters:
+            self._dead_letters += 1
+            self._last_dead_letter_at = self._last_commit_at
+            self.metrics.dead_letters.labels(dead.stage).inc()
+            log.error(
+                "dead letter (%s, %d attempts) from %s device=%s seq=%s: %s",
+                dead.stage,
+                dead.attempts,
+                dead.topic,
+                dead.device,
+                dead.seq,
+                dead.error,
+            )
         self.metrics.last_commit.set(time.time())
         self.metrics.messages_committed.inc(len(batch))
         self.metrics.readings.inc(result.readings)
@@ -845,6 +1029,19 @@ class IngestWorker:
             self._listeners.publish(
                 build_batch([(d, c) for d, c in parts if d is not None], committed_at_s=time.time())
             )
+
+
+def _transient(exc: BaseException) -> bool:
+    """An outage (retried without counting) rather than a failure (counted towards a dead
+    letter): the server or the connection went away, a deadlock or serialization conflict with
+    another worker (psycopg's ``OperationalError`` family), an unanswered COMMIT being settled."""
+    return is_connection_problem(exc) or isinstance(
+        exc, psycopg.InterfaceError | OSError | DatabaseError
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip()}"[:2000]
 
 
 def _block(item: Item) -> ReadingBlock:

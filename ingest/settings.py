@@ -9,10 +9,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from store.policies import MaintenancePolicy, StoragePolicies
-from store.settings import DEFAULT_MAX_PAST_S, DatabaseSettings
+from store.settings import SampleWindowSettings
 
 
-class IngestSettings(DatabaseSettings):
+class IngestSettings(SampleWindowSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")
@@ -49,12 +49,6 @@ class IngestSettings(DatabaseSettings):
     ingest_max_future_s: float = Field(
         default=300.0, ge=0, description="samples later than now + this are quarantined"
     )
-    ingest_max_past_s: float = Field(
-        default=DEFAULT_MAX_PAST_S,
-        gt=0,
-        description="samples older than now - this are quarantined (a reset device clock); "
-        "with max future it must stay below QORGAU_DB_DEDUPE_HORIZON (checked)",
-    )
     ingest_device_cache_s: float = Field(
         default=60.0, gt=0, description="how long registry entries are cached by a worker"
     )
@@ -62,6 +56,14 @@ class IngestSettings(DatabaseSettings):
         default=True,
         description="a registered device may introduce new sensors (quantity and unit from the "
         "first message); off: unknown sensors are quarantined",
+    )
+    ingest_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="a message whose processing fails this many times for a reason that is "
+        "neither its content (quarantined at once) nor an outage (retried while it lasts) is "
+        "written to the dead_letters table and acknowledged (`qorgau deadletters`)",
     )
     ingest_quarantine_payload_bytes: int = Field(
         default=16 * 1024, ge=0, description="how much of a bad payload the quarantine keeps"

@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.protocol import Channel, DecodedMessage, RejectReason
+from edge.protocol import Channel, DecodedMessage, RejectReason, sensor_belongs_to
 from store.readings import US_PER_S, datetime_to_us, us_to_datetime
 from store.registry import DeviceInfo, SensorInfo
 
@@ -31,6 +31,7 @@ PHYSICAL_RANGE_BY_UNIT: Final[dict[str, tuple[float, float]]] = {
     "mg/m3": (0.0, 1.0e7),
     "ppm": (0.0, 1.0e6),
     "%LEL": (0.0, 1.0e4),
+    "%vol": (0.0, 100.0),  # a share of the volume
 }
 
 
@@ -122,7 +123,19 @@ def check_channels(
     for channel in message.channels:
         sensor = device.sensors.get(channel.sensor)
         if sensor is None:
-            if auto_register:
+            if auto_register and not sensor_belongs_to(device.code, channel.sensor):
+                # Registering it would let one device create sensors under another's name.
+                out.rejections.append(
+                    Rejection(
+                        RejectReason.FOREIGN_SENSOR,
+                        f"device {device.code} may introduce only sensors named "
+                        f"{device.code}.<name>, not {channel.sensor!r}; register it "
+                        "explicitly if it really is this device's",
+                        channel.sensor,
+                        _raw(channel),
+                    )
+                )
+            elif auto_register:
                 out.new_sensors.append(channel)
             else:
                 out.rejections.append(

@@ -1,9 +1,10 @@
 """Broker identities: Mosquitto password and ACL files, written by ``qorgau devices``.
 
-Every device has its own broker user (the device code) and may publish only under its own
-topic, ``{prefix}/v1/{enterprise}/{device}/#``; service accounts (ingest, dashboards) may read
-every device. Mosquitto reads both files at start and again on SIGHUP, so adding a device never
-restarts the broker. ``qorgau.broker`` renders the configuration that points at these files.
+Every device has its own broker user (the device code) and may publish only its own readings
+and status topics, ``{prefix}/v1/{enterprise}/{device}/readings|status``; service accounts
+(ingest, dashboards) may read every device. Mosquitto reads both files at start and again on
+SIGHUP, so adding a device never restarts the broker. ``qorgau.broker`` renders the
+configuration that points at these files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from edge.protocol import readings_topic, status_topic
 from qorgau.errors import QorgauError
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the iteration count is in the hash
@@ -143,13 +145,20 @@ def _atomic_write(path: Path, text: str, *, secret: bool = False) -> None:
 
 ACL_HEADER = (
     "# Qorgau broker ACL, managed by `qorgau devices`: edit outside the >>> <<< blocks only.\n"
-    "# A device writes only under {prefix}/v1/{enterprise}/{device}/; services read all.\n"
+    "# A device writes only {prefix}/v1/{enterprise}/{device}/readings and .../status; services "
+    "read all.\n"
 )
 
 
 def device_acl(prefix: str, enterprise: str, device: str) -> list[tuple[str, str]]:
-    """What a device may do: publish its readings and status (and its last will)."""
-    return [("write", f"{prefix}/v1/{enterprise}/{device}/#")]
+    """What a device may do: publish its readings and its status (and status as last will),
+    nothing else: not a wildcard under its code, which would reach any topic a service might
+    put at that level. Raises ``ValueError`` for a code that cannot be a device's topic
+    segment, or that service topics use (``edge.protocol.RESERVED_DEVICE_CODES``)."""
+    return [
+        ("write", readings_topic(prefix, enterprise, device)),
+        ("write", status_topic(prefix, enterprise, device)),
+    ]
 
 
 SERVICE_ROLES = ("ingest", "reader")

@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "devices",
     "ingest",
+    "deadletters",
     "assessments",
     "alerts",
     "api",

@@ -123,3 +123,18 @@ class DatabaseSettings(BaseSettings):
                 "database schema must be a lower-case SQL identifier (letters, digits, '_')"
             )
         return value
+
+
+class SampleWindowSettings(DatabaseSettings):
+    """Ingest's sample window, read by every service that must agree with it: ingest refuses
+    older samples, the assessment service and the API call a shift final once it has passed."""
+
+    model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
+
+    ingest_max_past_s: float = Field(
+        default=DEFAULT_MAX_PAST_S,
+        gt=0,
+        description="samples older than now - this are quarantined (a reset device clock), and "
+        "a stored shift ended longer ago than this is final; with max future it must stay "
+        "below QORGAU_DB_DEDUPE_HORIZON (checked by ingest)",
+    )

@@ -292,3 +292,73 @@ async def first_rollup(conn: AsyncConnection[Any]) -> datetime | None:
     cur = await conn.execute("SELECT min(bucket) FROM readings_1h")
     row = await cur.fetchone()
     return None if row is None else row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringColumns:
+    """Per workplace, in enterprise then workplace order, what ПР needs: the worst stored
+    shift's В of the period and whether its data were enough, and the indicators in force."""
+
+    workplace_id: np.ndarray[Any, np.dtype[np.int64]]
+    enterprise_id: np.ndarray[Any, np.dtype[np.int64]]
+    code: list[str]
+    headcount: np.ndarray[Any, np.dtype[np.float64]]
+    b: np.ndarray[Any, np.dtype[np.float64]]  # NaN: no rated shift
+    not_enough_data: np.ndarray[Any, np.dtype[np.bool_]]
+    indicators: dict[str, np.ndarray[Any, np.dtype[np.float64]]]  # T, Ob, SIZ, Z; NaN: missing
+
+
+async def scoring_columns(
+    conn: AsyncConnection[Any],
+    scope_condition: str,
+    params: Sequence[Any],
+    first: date,
+    last: date,
+) -> ScoringColumns:
+    """:class:`ScoringColumns` of the workplaces whose enterprise (aliased ``e``) passes
+    ``scope_condition`` — one query, an index walk per workplace, no detail read."""
+    cur = await conn.execute(
+        f"""
+        SELECT w.id, w.enterprise_id, w.code, w.headcount::float8, a.b::float8,
+               coalesce(a.insufficient_data, false),
+               i.t::float8, i.ob::float8, i.siz::float8, i.z::float8
+        FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
+        LEFT JOIN LATERAL (
+            SELECT b, insufficient_data FROM shift_assessments
+            WHERE workplace_id = w.id AND local_day BETWEEN %s AND %s AND b IS NOT NULL
+            ORDER BY {WORST_ORDER}
+            LIMIT 1
+        ) a ON true
+        LEFT JOIN LATERAL (
+            SELECT max(value) FILTER (WHERE indicator = 'T') AS t,
+                   max(value) FILTER (WHERE indicator = 'Ob') AS ob,
+                   max(value) FILTER (WHERE indicator = 'SIZ') AS siz,
+                   max(value) FILTER (WHERE indicator = 'Z') AS z
+            FROM (
+                SELECT DISTINCT ON (indicator) indicator, value FROM indicator_assessments
+                WHERE workplace_id = w.id AND assessed_on <= %s
+                ORDER BY indicator, assessed_on DESC, id DESC
+            ) latest
+        ) i ON true
+        WHERE {scope_condition}
+        ORDER BY w.enterprise_id, w.id
+        """,
+        [first, last, last, *params],
+        binary=True,
+    )
+    found = await cur.fetchall()
+
+    def column(k: int, dtype: Any) -> Any:
+        return np.array([np.nan if r[k] is None else r[k] for r in found], dtype=dtype)
+
+    return ScoringColumns(
+        workplace_id=np.array([r[0] for r in found], dtype=np.int64),
+        enterprise_id=np.array([r[1] for r in found], dtype=np.int64),
+        code=[r[2] for r in found],
+        headcount=column(3, np.float64),
+        b=column(4, np.float64),
+        not_enough_data=np.array([bool(r[5]) for r in found], dtype=bool),
+        indicators={
+            name: column(6 + j, np.float64) for j, name in enumerate(("T", "Ob", "SIZ", "Z"))
+        },
+    )

@@ -18,7 +18,9 @@ Detectors (thresholds from :func:`analytics.alerts.subjects.thresholds_for`):
 * ``ceiling``: the batch maximum above the ceiling (acute gas ``k × ПДК_max``, LCpeak, LAmax,
   % LEL).
 * ``pre_exceedance``: the batch maximum at or above ``fraction × ПДК_max`` (or the first % LEL
-  alarm).
+  or methane alarm).
+* ``floor`` / ``pre_floor``: the batch minimum below the second / at or below the first low
+  alarm (oxygen deficiency in % vol); the oxygen enrichment alarm is a ``ceiling``.
 * ``short_term``: the time-weighted mean over the last 15 min (bins) above ПДК_max, once the
   window is measured to ``min_window_fraction``.
 * ``projected_exposure``: ``S_end = S + r·(T_end − t)`` with the shift's running sum ``S``, the
@@ -212,6 +214,8 @@ class DetectorState:
     linear: IntArray
     ceiling: FloatArray
     pre: FloatArray
+    floor: FloatArray
+    pre_floor: FloatArray
     short_term: FloatArray
     trend_limit: FloatArray
     projection: IntArray
@@ -237,6 +241,8 @@ class DetectorState:
 _PER_SUBJECT_FLOAT = (
     "ceiling",
     "pre",
+    "floor",
+    "pre_floor",
     "short_term",
     "trend_limit",
     "proj_k",
@@ -363,6 +369,8 @@ def add_subject(state: DetectorState, spec: SubjectSpec) -> int:
     state.linear[slot] = th.linear
     state.ceiling[slot] = th.ceiling
     state.pre[slot] = th.pre
+    state.floor[slot] = th.floor
+    state.pre_floor[slot] = th.pre_floor
     state.short_term[slot] = th.short_term
     state.trend_limit[slot] = th.trend
     state.projection[slot] = th.projection
@@ -505,12 +513,14 @@ def _add_to_shifts(
     np.add.at(state.shift_w, slot[use], weight[use])
 
 
-def _accumulate(state: DetectorState, batch: Batch) -> tuple[IntArray, FloatArray, FloatArray]:
+def _accumulate(
+    state: DetectorState, batch: Batch
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
     """Add samples to bins and shift sums. Returns the touched slots, their latest sample time
-    and the batch maximum of valid values (−inf if none)."""
+    and the batch maximum and minimum of valid values (−inf / +inf if none)."""
     slot = batch.slot
     if slot.size == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0)
+        return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0)
     if np.any(slot >= state.n) or np.any(slot < 0):
         raise InputError("batch names a slot that is not registered")
     t = batch.time_s
@@ -526,8 +536,10 @@ def _accumulate(state: DetectorState, batch: Batch) -> tuple[IntArray, FloatArra
     np.maximum.at(t_last, inverse, np.where(np.isfinite(t), t, -np.inf))
     vmax = np.full(touched.size, -np.inf)
     np.maximum.at(vmax, inverse[valid], batch.value[valid])
+    vmin = np.full(touched.size, np.inf)
+    np.minimum.at(vmin, inverse[valid], batch.value[valid])
     state.last_time[touched] = np.fmax(state.last_time[touched], t_last)
-    return touched, t_last, vmax
+    return touched, t_last, vmax, vmin
 
 
 def _arrivals(state: DetectorState, batch: Batch) -> None:
@@ -582,6 +594,44 @@ class _Stepper:
             self.now,
             self.events,
         )
+
+
+def _floor_detectors(
+    state: DetectorState, touched: IntArray, t: FloatArray, vmin: FloatArray, st: _Stepper
+) -> None:
+    """Low alarms (oxygen deficiency): the batch minimum against the first and second floors;
+    an alarm clears once the minimum is back above the floor plus its hysteresis."""
+    a = state.alerts
+    for kind, thr_all in ((AlertKind.FLOOR, state.floor), (AlertKind.PRE_FLOOR, state.pre_floor)):
+        thr = thr_all[touched]
+        applies = np.isfinite(thr) & np.isfinite(vmin)
+        if not np.any(applies):
+            continue
+        active = applies & ((vmin < thr) if kind is AlertKind.FLOOR else (vmin <= thr))
+        clear = applies & (vmin > thr * (1.0 + a.kinds[kind].hysteresis_fraction))
+        for i in st.interesting(kind, touched, active):
+            if not applies[i]:
+                continue
+            s = int(touched[i])
+            spec = state.subjects[s]
+            th = state.thresholds[s]
+            value, limit = float(vmin[i]), float(thr[i])
+            label = th.floor_label if kind is AlertKind.FLOOR else th.pre_floor_label
+
+            def msg(value: float = value, limit: float = limit, label: str = label) -> str:
+                return (
+                    f"{what(spec)} {fmt(value)} {spec.unit} at {where(spec)} is below the "
+                    f"{label} of {fmt(limit)} {spec.unit}"
+                )
+
+            st.step(
+                s,
+                kind,
+                Observation(
+                    bool(active[i]), bool(clear[i]), float(t[i]), value, limit,
+                    a.kinds[kind].severity, spec.unit, spec.unit, msg,
+                ),
+            )  # fmt: skip
 
 
 def _value_detectors(
@@ -994,9 +1044,10 @@ def evaluate(
     if batch.status_slot.size:
         state.online[batch.status_slot] = batch.status_online.astype(np.int64)
     _arrivals(state, batch)
-    touched, t_last, vmax = _accumulate(state, batch)
+    touched, t_last, vmax, vmin = _accumulate(state, batch)
     if touched.size:
         _value_detectors(state, touched, t_last, vmax, st)
+        _floor_detectors(state, touched, t_last, vmin, st)
     if clock_checks or batch.status_slot.size:
         _clock_detectors(state, now, st)
         events.extend(escalate(state.cells, state.subjects, state.alerts, now))

@@ -27,6 +27,8 @@ class AlertKind(StrEnum):
     CEILING = "ceiling"  # instantaneous value above a ceiling (acute gas, LCpeak, LAmax, % LEL)
     SHORT_TERM = "short_term"  # rolling 15-min mean above ПДК_max
     PRE_EXCEEDANCE = "pre_exceedance"  # instantaneous value ≥ 80 % of a limit
+    FLOOR = "floor"  # instantaneous value below a floor (oxygen deficiency, second alarm)
+    PRE_FLOOR = "pre_floor"  # instantaneous value at or below the first low alarm (oxygen)
     PROJECTED_EXPOSURE = "projected_exposure"  # end-of-shift LEX,8h / TWA / A(8) projection
     TREND = "trend"  # sustained rise that crosses a limit within the horizon
     FLATLINE = "flatline"  # a sensor repeating one value
@@ -87,6 +89,9 @@ class AlertNorms:
     lel_ceiling_pct: float
     pre_limit_fraction: float
     lel_pre_pct: float
+    oxygen_low_pct_vol: tuple[float, float]  # first and second low alarms, % vol
+    oxygen_high_pct_vol: float  # enrichment alarm, % vol
+    methane_pct_vol: tuple[float, float]  # first and second alarms, % vol
     short_term_window_s: float
     short_term_min_fraction: float
     noise_lex8h_levels_db: tuple[float, ...]
@@ -192,7 +197,20 @@ def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
     segments = int(num("trend.segments", positive=True))
     if segments < 3:
         raise NormsError("alerts.trend.segments must be at least 3")
+    # Increasing order as every level list: [second (lower) alarm, first alarm].
+    o2_low = _levels(r.leaf("alerts.oxygen.low_pct_vol"), "oxygen.low_pct_vol")
+    if len(o2_low) != 2 or o2_low[0] <= 0:
+        raise NormsError("alerts.oxygen.low_pct_vol must be [second, first] low alarms, % vol")
+    o2_high = num("oxygen.high_pct_vol", positive=True)
+    if not o2_high > o2_low[1]:
+        raise NormsError("alerts.oxygen.high_pct_vol must lie above the low alarms")
+    ch4 = _levels(r.leaf("alerts.methane.pct_vol"), "methane.pct_vol")
+    if len(ch4) != 2:
+        raise NormsError("alerts.methane.pct_vol must be [first, second]")
     return AlertNorms(
+        oxygen_low_pct_vol=(o2_low[1], o2_low[0]),
+        oxygen_high_pct_vol=o2_high,
+        methane_pct_vol=(ch4[0], ch4[1]),
         lcpeak_ceiling_db=num("ceiling.noise_lcpeak_db"),
         lamax_ceiling_db=num("ceiling.noise_lamax_db"),
         gas_ceiling_pdk_max_multiple=num("ceiling.gas_pdk_max_multiple", positive=True),

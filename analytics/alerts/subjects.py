@@ -75,6 +75,10 @@ class Thresholds:
     pre: float = math.nan
     pre_of: float = math.nan  # the limit the pre-exceedance is a fraction of
     pre_label: str = ""
+    floor: float = math.nan  # second low alarm (oxygen deficiency)
+    floor_label: str = ""
+    pre_floor: float = math.nan  # first low alarm
+    pre_floor_label: str = ""
     short_term: float = math.nan  # ПДК_max for the 15-min mean
     trend: float = math.nan
     trend_label: str = ""
@@ -143,6 +147,30 @@ def thresholds_for(spec: SubjectSpec, norms: Norms, alerts: AlertNorms) -> Thres
             projection_metric=f"whole-body A(8) {q[-1].upper()}",
             linear=2,
         )
+    if q == "gas" and spec.unit == "%vol":
+        gas = (spec.substance or "").upper()
+        if gas == "O2":
+            first, second = alerts.oxygen_low_pct_vol
+            return Thresholds(
+                ceiling=alerts.oxygen_high_pct_vol,
+                ceiling_label="oxygen enrichment alarm",
+                floor=second,
+                floor_label="second oxygen alarm",
+                pre_floor=first,
+                pre_floor_label="first oxygen alarm",
+            )
+        if gas == "CH4":
+            first, second = alerts.methane_pct_vol
+            return Thresholds(
+                ceiling=second,
+                ceiling_label="second methane alarm",
+                pre=first,
+                pre_of=second,
+                pre_label="second methane alarm",
+                trend=second,
+                trend_label="second methane alarm",
+            )
+        return Thresholds()
     if q == "gas" and spec.unit == "%LEL":
         return Thresholds(
             ceiling=alerts.lel_ceiling_pct,

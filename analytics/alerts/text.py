@@ -11,6 +11,8 @@ KIND_TEXT: dict[AlertKind, str] = {
     AlertKind.CEILING: "ceiling exceeded",
     AlertKind.SHORT_TERM: "15-minute mean above ПДК_max",
     AlertKind.PRE_EXCEEDANCE: "approaching a limit",
+    AlertKind.FLOOR: "below a floor",
+    AlertKind.PRE_FLOOR: "approaching a floor",
     AlertKind.PROJECTED_EXPOSURE: "projected end-of-shift over-exposure",
     AlertKind.TREND: "rising towards a limit",
     AlertKind.FLATLINE: "sensor stuck on one value",

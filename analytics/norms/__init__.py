@@ -23,6 +23,18 @@ from analytics.errors import NormsError
 
 _PACKAGE = "analytics.norms"
 
+#: Keys of ``[physical_range]`` every profile has (see ``analytics.assess.physical_range``).
+PHYSICAL_RANGE_KEYS = (
+    "noise_laeq",
+    "noise_lcpeak",
+    "vibration_m_s2",
+    "gas_ppm",
+    "gas_mg_m3",
+    "gas_pct_vol",
+    "gas_pct_lel",
+    "dust_mg_m3",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Substance:
@@ -59,11 +71,15 @@ class RiskNorms:
     indicator_max: int
     level_thresholds: tuple[float, ...]
     level_names: tuple[str, ...]
+    level_names_ru: tuple[str, ...]
+    level_names_kz: tuple[str, ...]
     protection_classes: tuple[str, ...]
     protection_names: tuple[str, ...]
     tariff_coefficients: tuple[float, ...]
     activity_base_rate_pct: Mapping[int, float]
     ppe: Mapping[str, tuple[str, ...]]
+    ppe_row_by_class: Mapping[WorkingClass, int]
+    ppe_by_level_too: frozenset[str]
     guarantees: tuple[tuple[str, ...], ...]
 
 
@@ -99,6 +115,7 @@ class Norms:
     risk: RiskNorms
     en689: En689Norms
     sources: Mapping[str, str] = field(default_factory=dict)
+    physical_range: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def substance(self, substance_id: str) -> Substance:
         """Look a substance up by id (case-insensitive)."""
@@ -343,16 +360,24 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         indicator_max=int(r.number("risk.indicator_max")),
         level_thresholds=tuple(float(x) for x in r.leaf("risk.level_thresholds")),
         level_names=tuple(str(x) for x in r.leaf("risk.level_names")),
+        level_names_ru=tuple(str(x) for x in r.leaf("risk.level_names_ru")),
+        level_names_kz=tuple(str(x) for x in r.leaf("risk.level_names_kz")),
         protection_classes=tuple(str(x) for x in r.leaf("risk.protection_classes")),
         protection_names=tuple(str(x) for x in r.leaf("risk.protection_names")),
         tariff_coefficients=tuple(float(x) for x in r.leaf("risk.tariff_coefficients")),
         activity_base_rate_pct=MappingProxyType(rates),
         ppe=MappingProxyType(ppe),
+        ppe_row_by_class=MappingProxyType(
+            _class_map(r.leaf("risk.ppe_rows.by_class"), "risk.ppe_rows.by_class", int)
+        ),
+        ppe_by_level_too=frozenset(str(x) for x in r.leaf("risk.ppe_rows.by_level_too")),
         guarantees=tuple(tuple(str(x) for x in lvl) for lvl in r.leaf("risk.guarantees.by_level")),
     )
     n_levels = len(risk.level_thresholds) + 1
     for fname, seq in (
         ("level_names", risk.level_names),
+        ("level_names_ru", risk.level_names_ru),
+        ("level_names_kz", risk.level_names_kz),
         ("protection_classes", risk.protection_classes),
         ("protection_names", risk.protection_names),
         ("tariff_coefficients", risk.tariff_coefficients),
@@ -361,6 +386,8 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     ):
         if len(seq) != n_levels:
             raise NormsError(f"risk.{fname} needs {n_levels} entries, one per risk level")
+    if any(not 1 <= row <= n_levels for row in risk.ppe_row_by_class.values()):
+        raise NormsError(f"risk.ppe_rows.by_class rows must be 1..{n_levels}")
     if any(b <= a for a, b in zip(risk.level_thresholds, risk.level_thresholds[1:], strict=False)):
         raise NormsError("risk.level_thresholds must strictly increase")
 
@@ -396,6 +423,15 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     ):
         if needed not in bands:
             raise NormsError(f"norms profile {label!r} lacks band table 'bands.{needed}'")
+    ranges: dict[str, tuple[float, float]] = {}
+    for q in r.node("physical_range"):
+        pair = r.leaf(f"physical_range.{q}")
+        if not isinstance(pair, list) or len(pair) != 2 or not float(pair[0]) < float(pair[1]):
+            raise NormsError(f"physical_range.{q} must be [low, high] with low < high")
+        ranges[str(q)] = (float(pair[0]), float(pair[1]))
+    for needed in PHYSICAL_RANGE_KEYS:
+        if needed not in ranges:
+            raise NormsError(f"norms profile {label!r} lacks 'physical_range.{needed}'")
     cap = WorkingClass.parse(r.leaf("combination.cap"))
     if cap.rank > WorkingClass.C3_4.rank:
         raise NormsError("combination.cap must be 3.4 or lower (class 4 is never combined)")
@@ -417,6 +453,7 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         risk=risk,
         en689=en,
         sources=MappingProxyType(dict(r.sources)),
+        physical_range=MappingProxyType(ranges),
     )
 
 

@@ -51,8 +51,9 @@
     return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
   }
 
+  /** A time as people read it: always with its zone (e.g. "16:27 GMT+5"). */
   function timeIn(zone, value, withDate = false) {
-    const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone };
+    const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone, timeZoneName: "short" };
     if (withDate) Object.assign(options, { day: "2-digit", month: "short" });
     return new Intl.DateTimeFormat("en-GB", options).format(new Date(value));
   }
@@ -435,7 +436,7 @@
       this.lines = sensor.lines;
       const label = `${quantityLabel(sensor)}, ${sensor.unit}`;
       this.el = h("figure", { class: "card chart", dataset: { sensorId: sensor.sensor_id, points: 0 } }, h("figcaption", {}, h("b", {}, label), h("span", { class: "latest" }, "—")));
-      const colours = { action: "#ef6c00", limit: "#c62828", short_term: "#6a1b9a", ceiling: "#7f0000" };
+      const colours = { action: "#ef6c00", limit: "#c62828", short_term: "#6a1b9a", ceiling: "#7f0000", floor: "#283593" };
       const series = [
         {},
         { label, stroke: "#1565c0", width: 1.5, fill: "rgba(21,101,192,0.08)", points: { show: false } },

@@ -28,7 +28,7 @@ A4_IN = (8.27, 11.69)
 MARGIN = 0.07  # of the page width and height
 LINE = 0.0155  # height of one line of 8-pt text, as a fraction of the page
 LINE_COLOURS = {"action": "#ef6c00", "limit": "#c62828", "short_term": "#6a1b9a",
-                "ceiling": "#7f0000"}  # fmt: skip
+                "ceiling": "#7f0000", "floor": "#283593"}  # fmt: skip
 CLASS_COLOURS = {"1": "#dff1e0", "2": "#dff1e0", "3.1": "#fff3c4", "3.2": "#ffe0c2",
                  "3.3": "#ffc9a8", "3.4": "#fbd3d3", "4": "#e57373"}  # fmt: skip
 STYLE = {

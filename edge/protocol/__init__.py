@@ -37,11 +37,16 @@ from edge.protocol.messages import (
 from edge.protocol.quantities import UNITS_BY_QUANTITY, Quantity, normalise_unit
 from edge.protocol.status import DeviceStatus, OutboxStatus, decode_status, encode_status
 from edge.protocol.topics import (
+    RESERVED_DEVICE_CODES,
+    AlertTopic,
     DeviceTopic,
     alerts_topic,
+    check_device_code,
+    parse_alert_topic,
     parse_device_topic,
     readings_subscription,
     readings_topic,
+    sensor_belongs_to,
     status_topic,
 )
 
@@ -50,7 +55,9 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_VALUES_PER_CHANNEL",
     "PROTOCOL_VERSION",
+    "RESERVED_DEVICE_CODES",
     "UNITS_BY_QUANTITY",
+    "AlertTopic",
     "Channel",
     "DecodedMessage",
     "DeviceStatus",
@@ -62,13 +69,16 @@ __all__ = [
     "RejectReason",
     "RejectedChannel",
     "alerts_topic",
+    "check_device_code",
     "decode_readings",
     "decode_status",
     "encode_readings",
     "encode_status",
     "normalise_unit",
+    "parse_alert_topic",
     "parse_device_topic",
     "readings_subscription",
     "readings_topic",
+    "sensor_belongs_to",
     "status_topic",
 ]

@@ -10,13 +10,15 @@ from qorgau.errors import QorgauError
 
 class RejectReason(StrEnum):
     OVERSIZED = "oversized"
-    MALFORMED_JSON = "malformed_json"
+    MALFORMED_JSON = "malformed_json"  # not JSON, not UTF-8, or a number no float can hold
+    TOO_DEEP = "too_deep"  # nested deeper than any valid message (a parser-exhaustion attempt)
     UNSUPPORTED_VERSION = "unsupported_version"
     SCHEMA = "schema"
     TOPIC_MISMATCH = "topic_mismatch"
     BAD_TOPIC = "bad_topic"
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_SENSOR = "unknown_sensor"
+    FOREIGN_SENSOR = "foreign_sensor"  # a new sensor not named after the device that sends it
     UNIT_MISMATCH = "unit_mismatch"
     NON_FINITE = "non_finite"
     OUT_OF_RANGE = "out_of_range"

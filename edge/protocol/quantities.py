@@ -26,7 +26,9 @@ UNITS_BY_QUANTITY: dict[Quantity, tuple[str, ...]] = {
     Quantity.VIB_WBV_X: ("m/s2",),
     Quantity.VIB_WBV_Y: ("m/s2",),
     Quantity.VIB_WBV_Z: ("m/s2",),
-    Quantity.GAS: ("mg/m3", "ppm", "%LEL"),
+    # %vol: oxygen and methane by volume (four-gas detectors, mine monitoring); %LEL: any
+    # combustible gas as a percentage of its lower explosive limit.
+    Quantity.GAS: ("mg/m3", "ppm", "%LEL", "%vol"),
     Quantity.DUST: ("mg/m3",),
 }
 
@@ -45,6 +47,10 @@ _UNIT_ALIASES: dict[str, str] = {
     "mg/m^3": "mg/m3",
     "ppm": "ppm",
     "%lel": "%LEL",
+    "%vol": "%vol",
+    "% vol": "%vol",
+    "vol%": "%vol",
+    "%v/v": "%vol",
 }
 
 

@@ -68,6 +68,7 @@ from edge.protocol import (
     ProtocolError,
     RejectReason,
     decode_readings,
+    decode_status,
     parse_device_topic,
 )
 from ingest.alerting.metrics import AlertMetrics
@@ -75,7 +76,7 @@ from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.shifts import ShiftCalendars, schedule_of, time_text
 from ingest.alerting.webhooks import WebhookDispatcher
-from ingest.alerting.wire import AlertMessage, from_event
+from ingest.alerting.wire import AlertMessage, decode_alert, from_event
 from ingest.mqtt import mqtt5_client
 from ingest.validate import ChannelRows, TimeWindow, check_channels
 from qorgau.backoff import backoff_delay_s, supervise
@@ -611,7 +612,7 @@ class AlertService:
             if not self.owns(parts[-3]):
                 self.metrics.skipped.labels("not_owned").inc()
                 return
-            self._on_alert(payload)
+            self._on_alert(topic, payload)
             return
         where = parse_device_topic(topic)
         if not self.owns(where.enterprise):
@@ -718,14 +719,9 @@ class AlertService:
         self._wake.set()
 
     async def _on_status(self, code: str, enterprise: str, payload: bytes) -> None:
-        import json
-
         try:
-            online = json.loads(payload).get("online")
-        except (ValueError, AttributeError):
-            self.metrics.skipped.labels("refused").inc()
-            return
-        if not isinstance(online, bool):
+            online = decode_status(payload).online
+        except ProtocolError:
             self.metrics.skipped.labels("refused").inc()
             return
         device = await self._device(code)
@@ -735,8 +731,8 @@ class AlertService:
         self._pending.setdefault(device.profile, BatchBuilder()).status(device.slot, online)
         self._mark_pending()
 
-    def _on_alert(self, payload: bytes) -> None:
-        message = AlertMessage.model_validate_json(payload)
+    def _on_alert(self, topic: str, payload: bytes) -> None:
+        message = decode_alert(topic, payload)  # ProtocolError: counted as refused by the reader
         if message.source != "api":
             return
         self._external.append(message)
@@ -796,8 +792,21 @@ class AlertService:
 
     def _apply_external(self, message: AlertMessage, now: float) -> None:
         for state in self.states.values():
-            if message.alert_id not in state.cells.by_id:
+            where = state.cells.by_id.get(message.alert_id)
+            if where is None:
                 continue
+            subject = state.subjects[where[0]]
+            if subject.enterprise != message.enterprise:
+                # The topic said which enterprise published; it must own the alert it changes.
+                self.metrics.skipped.labels("refused").inc()
+                log.warning(
+                    "refused %s of alert %s: it belongs to %s, the message came from %s",
+                    message.transition,
+                    message.alert_id,
+                    subject.enterprise,
+                    message.enterprise,
+                )
+                return
             try:
                 if message.transition == "acknowledged":
                     acknowledge(state, message.alert_id, now, actor=message.actor, comment=None)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from analytics.alerts import AlertEvent, Severity
-from edge.protocol import alerts_topic
+from edge.protocol import ProtocolError, RejectReason, alerts_topic, parse_alert_topic
 from edge.protocol.topics import WIRE_VERSION_SEGMENT
 from store.alerts import AlertRecord
 
@@ -124,6 +124,31 @@ def from_event(event: AlertEvent, sent_at: datetime) -> AlertMessage:
         comment=event.comment,
         escalations=event.escalations,
     )
+
+
+def decode_alert(topic: str, payload: bytes) -> AlertMessage:
+    """An alert received on ``topic``, for every subscriber of the alert topics (the API's live
+    stream, the engine taking people's transitions). The broker's ACL decides who may publish on
+    an enterprise's topic, not what the payload says, so the enterprise and kind come from the
+    topic and a payload naming others is refused: ``ProtocolError`` (``topic_mismatch``; or
+    ``bad_topic``, ``schema``), never anything else whatever the bytes."""
+    try:
+        where = parse_alert_topic(topic)
+    except ValueError as exc:
+        raise ProtocolError(RejectReason.BAD_TOPIC, str(exc)) from None
+    try:
+        message = AlertMessage.model_validate_json(payload)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where_in = ".".join(str(p) for p in err["loc"]) or "message"
+        raise ProtocolError(RejectReason.SCHEMA, f"alert {where_in}: {err['msg']}") from None
+    if message.enterprise != where.enterprise or message.kind != where.kind:
+        raise ProtocolError(
+            RejectReason.TOPIC_MISMATCH,
+            f"alert {message.alert_id} names enterprise {message.enterprise!r} and kind "
+            f"{message.kind!r} but came on {topic!r}",
+        )
+    return message
 
 
 def alerts_subscription(prefix: str) -> str:

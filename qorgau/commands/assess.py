@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import math
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analytics import SensorSeries, WorkplaceAssessment
+    from analytics import Norms, SensorSeries, WorkplaceAssessment
 
 COLUMNS = ("time", "sensor", "quantity", "unit", "substance", "value")
 
@@ -30,13 +32,21 @@ def register(subparsers: Any) -> None:
             "conditions, the workplace class and the harmfulness index В from a CSV with the "
             "header time,sensor,quantity,unit,substance,value. time is ISO 8601 with a zone; "
             "quantity is noise_laeq, noise_lcpeak, vib_hav, vib_wbv_x, vib_wbv_y, vib_wbv_z, gas "
-            "or dust. The shift starts at the first sample of the file (or --shift-start) and "
-            "lasts --shift-hours; samples outside it are ignored."
+            "or dust. 8-h values (LEX,8h, A(8), TWA) sum every reading of the file and divide "
+            "by 8 h. The declared shift starts at the first sample (or --shift-start) and lasts "
+            "--shift-hours: coverage is the part of it with readings, and the *_projected values "
+            "fill its unmeasured time at the measured rate. An incomplete shift is classed on "
+            "the larger of the two (see docs/exposure.md, Conventions)."
         ),
     )
     p.add_argument("--csv", required=True, type=Path, help="readings CSV file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--shift-hours", type=float, default=8.0, help="shift length (default 8)")
+    p.add_argument(
+        "--shift-hours",
+        type=float,
+        default=8.0,
+        help="declared shift length that coverage and projection count against (default 8)",
+    )
     p.add_argument(
         "--shift-start",
         default=None,
@@ -71,71 +81,160 @@ def _parse_time(text: str, line: int) -> datetime:
     return t
 
 
-def read_series(path: Path, shift_start: datetime | None) -> tuple[list[SensorSeries], datetime]:
-    """Parse the CSV into per-sensor series with times in seconds from the shift start."""
-    import numpy as np
-
-    from analytics import InputError, SensorSeries, normalize_unit
-
-    rows: dict[tuple[str, str, str], tuple[str, list[float], list[float]]] = {}
-    first: datetime | None = None
+def _decode(path: Path) -> str:
+    """The file's text, or a CsvError naming the line of the first byte that is not UTF-8."""
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        raw = path.read_bytes()
     except OSError as exc:
         raise CsvError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise CsvError(
+            f"line {line}: a NUL byte: this is a binary file (a spreadsheet or an archive?), "
+            "not a CSV; export it as 'CSV UTF-8'"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CsvError(
+            f"line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as "
+            "'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)"
+        ) from None
+
+
+def _dialect(header_line: str) -> tuple[str, bool]:
+    """Delimiter of the header, and whether values may use a decimal comma.
+
+    Comma-separated files take decimal points only; semicolon- or tab-separated ones (what Excel
+    writes in a Russian or Kazakh locale) may also write ``83,5`` for 83.5.
+    """
+    for delimiter in (",", ";", "\t"):
+        names = [c.strip().lower() for c in header_line.split(delimiter)]
+        if all(c in names for c in COLUMNS):
+            return delimiter, delimiter != ","
+    return ",", False
+
+
+def _number(text: str, decimal_comma: bool, line: int) -> float:
+    raw = text.strip()
+    if decimal_comma and raw.count(",") == 1 and "." not in raw:
+        raw = raw.replace(",", ".")
+    try:
+        return float(raw)
+    except ValueError:
+        hint = " (use a decimal point, or separate fields with ';')" if "," in raw else ""
+        raise CsvError(f"line {line}: value {text!r} is not a number{hint}") from None
+
+
+def read_series(
+    path: Path, shift_start: datetime | None, norms: Norms | None = None
+) -> tuple[list[SensorSeries], datetime]:
+    """Parse the CSV into per-sensor series with times in seconds from the shift start.
+
+    Every problem is a :class:`CsvError` naming the line and the fix: text that is not UTF-8 or
+    a binary file, a row with more or fewer fields than the header, a value that is not a
+    number or lies outside the profile's physical range for its quantity, two different values
+    of one sensor at one time. Identical repeated rows (an export run twice) are kept once.
+    """
+    import numpy as np
+
+    from analytics import AnalyticsError, InputError, SensorSeries, normalize_unit
+    from analytics.assess import is_alarm_channel, physical_range
+
+    text = _decode(path)
+    first_line = text.split("\n", 1)[0]
+    delimiter, decimal_comma = _dialect(first_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [c.strip().lower() for c in next(reader, [])]
+    except csv.Error as exc:
+        raise CsvError(f"line 1: {exc}") from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise CsvError(
+            f"line 1: missing column(s) {', '.join(missing)}; the header must be "
+            + ",".join(COLUMNS)
+            + " (separated by ',' or ';')"
+        )
+    col = {c: header.index(c) for c in COLUMNS}
+    rows: dict[tuple[str, str, str], tuple[str, dict[datetime, tuple[float, int]]]] = {}
+    ranges: dict[tuple[str, str, str], tuple[float, float]] = {}
+    first: datetime | None = None
+    while True:
+        try:
+            rec = next(reader, None)
+        except csv.Error as exc:
+            raise CsvError(f"line {reader.line_num}: {exc}") from None
+        if rec is None:
+            break
+        line = reader.line_num
+        if not rec or all(not f.strip() for f in rec):
+            continue  # blank line
+        if len(rec) != len(header):
             raise CsvError(
-                f"line 1: missing column(s) {', '.join(missing)}; the header must be "
-                + ",".join(COLUMNS)
+                f"line {line}: {len(rec)} fields, the header has {len(header)}; "
+                + (
+                    f"remove the extra field(s) or quote a value that contains {delimiter!r}"
+                    if len(rec) > len(header)
+                    else "fill in the missing field(s) (an empty substance is written as ,,)"
+                )
             )
-        parsed: list[tuple[datetime, str, str, str, str, float]] = []
-        for rec in reader:
-            line = reader.line_num
-            q = (rec["quantity"] or "").strip()
+        q = rec[col["quantity"]].strip()
+        try:
+            unit = normalize_unit(q, rec[col["unit"]])
+        except InputError as exc:
+            raise CsvError(f"line {line}: {exc}") from None
+        t = _parse_time(rec[col["time"]], line)
+        v = _number(rec[col["value"]], decimal_comma, line)
+        sub = rec[col["substance"]].strip()
+        if q in ("gas", "dust") and not sub:
+            raise CsvError(f"line {line}: a {q} reading needs a substance (e.g. CO)")
+        sensor = rec[col["sensor"]].strip()
+        if not sensor:
+            raise CsvError(f"line {line}: empty sensor id")
+        key = (sensor, q, sub)
+        if norms is not None and key not in ranges:
             try:
-                unit = normalize_unit(q, rec["unit"] or "")
-            except InputError as exc:
+                measured = q in ("gas", "dust") and not is_alarm_channel(q, unit)
+                found = norms.substance(sub) if measured else None
+                ranges[key] = physical_range(norms, q, unit, found)
+            except AnalyticsError as exc:
                 raise CsvError(f"line {line}: {exc}") from None
-            t = _parse_time(rec["time"] or "", line)
-            try:
-                v = float(rec["value"])
-            except (TypeError, ValueError):
-                raise CsvError(f"line {line}: value {rec['value']!r} is not a number") from None
-            if not np.isfinite(v):
-                raise CsvError(f"line {line}: value {rec['value']!r} must be finite")
-            if q in ("gas", "dust", "vib_hav", "vib_wbv_x", "vib_wbv_y", "vib_wbv_z") and v < 0:
-                what = "concentration" if q in ("gas", "dust") else "acceleration"
-                raise CsvError(f"line {line}: negative {what} {v}; fix or drop the reading")
-            sub = (rec["substance"] or "").strip()
-            if q in ("gas", "dust") and not sub:
-                raise CsvError(f"line {line}: a {q} reading needs a substance (e.g. CO)")
-            sensor = (rec["sensor"] or "").strip()
-            if not sensor:
-                raise CsvError(f"line {line}: empty sensor id")
-            parsed.append((t, sensor, q, unit, sub, v))
-            first = t if first is None or t < first else first
-    if not parsed or first is None:
+        lo, hi = ranges.get(key, (-math.inf, math.inf))
+        if v < 0 and q not in ("noise_laeq", "noise_lcpeak"):
+            what = "concentration" if q in ("gas", "dust") else "acceleration"
+            raise CsvError(f"line {line}: negative {what} {v:g}; fix or drop the reading")
+        if not (lo <= v <= hi) or not math.isfinite(v):
+            raise CsvError(
+                f"line {line}: {q} value {v:g} {unit} is outside the physical range "
+                f"[{lo:g}, {hi:g}] {unit}: a sensor or unit fault; fix or drop the reading"
+            )
+        if key not in rows:
+            rows[key] = (unit, {})
+        elif rows[key][0] != unit:
+            raise CsvError(
+                f"line {line}: sensor {sensor!r} {q} mixes units {rows[key][0]} and {unit}; "
+                "convert to one unit"
+            )
+        seen = rows[key][1]
+        if t in seen and seen[t][0] != v:
+            raise CsvError(
+                f"line {line}: sensor {sensor!r} has two different readings at "
+                f"{t.isoformat()} ({seen[t][0]:g} on line {seen[t][1]}, {v:g} here); "
+                "keep the right one"
+            )
+        seen.setdefault(t, (v, line))
+        first = t if first is None or t < first else first
+    if not rows or first is None:
         raise CsvError("the CSV has no readings")
     origin = shift_start or first
-    for t, sensor, q, unit, sub, v in parsed:
-        key = (sensor, q, sub)
-        if key not in rows:
-            rows[key] = (unit, [], [])
-        elif rows[key][0] != unit:
-            raise CsvError(f"sensor {sensor!r} {q} mixes units {rows[key][0]} and {unit}")
-        rows[key][1].append((t - origin).total_seconds())
-        rows[key][2].append(v)
     series = []
-    for (sensor, q, sub), (unit, ts, vs) in rows.items():
-        t_arr = np.asarray(ts, dtype=np.float64)
-        order = np.argsort(t_arr, kind="stable")
-        series.append(
-            SensorSeries(sensor, q, unit, sub or None, t_arr[order], np.asarray(vs)[order])
-        )
+    for (sensor, q, sub), (unit, by_time) in rows.items():
+        times = sorted(by_time)
+        t_arr = np.array([(t - origin).total_seconds() for t in times], dtype=np.float64)
+        v_arr = np.array([by_time[t][0] for t in times], dtype=np.float64)
+        series.append(SensorSeries(sensor, q, unit, sub or None, t_arr, v_arr))
     return series, origin
 
 
@@ -145,6 +244,10 @@ def _table(result: WorkplaceAssessment) -> str:
         "lcpeak_db": "dB(C)", "a8_m_s2": "m/s²", "a8_db": "dB", "a_rms_m_s2": "m/s²",
         "twa8h_mg_m3": "mg/m³", "mean_mg_m3": "mg/m³", "max15min_mg_m3": "mg/m³",
         "max_mg_m3": "mg/m³", "coverage": "", "k_twa": "", "k_max15": "",
+        "min_pct_vol": "% vol", "max_pct_vol": "% vol", "mean_pct_vol": "% vol",
+        "min_pct_lel": "% LEL", "max_pct_lel": "% LEL", "mean_pct_lel": "% LEL",
+        "lex8h_projected_db": "dB(A)", "dose_projected_pct": "%", "a8_projected_m_s2": "m/s²",
+        "a8_projected_db": "dB", "twa8h_projected_mg_m3": "mg/m³", "k_twa_measured": "",
     }  # fmt: skip
     out = [f"{'sensor':<16} {'quantity':<13} {'subst.':<8} {'class':<5} metrics"]
     for s in result.sensors:
@@ -152,6 +255,8 @@ def _table(result: WorkplaceAssessment) -> str:
         for k, v in s.metrics.items():
             if k == "coverage":
                 parts.append(f"coverage {v:.0%}")
+            elif k in ("measured_s", "unmeasured_s"):
+                parts.append(f"{k[:-2]} {v / 3600.0:.4g} h")
             else:
                 parts.append(f"{k} {v:.4g} {units.get(k, '')}".rstrip())
         cls = "-" if s.working_class is None else s.working_class.value
@@ -190,7 +295,7 @@ def handle(args: argparse.Namespace) -> int:
                 raise CsvError(f"--factor {item!r}: use NAME=CLASS, e.g. microclimate=3.1")
             entered[name.strip()] = cls.strip()
         norms = load_norms(args.norms)
-        series, _ = read_series(args.csv, start)
+        series, _ = read_series(args.csv, start, norms)
         result = assess_workplace(
             series,
             norms,

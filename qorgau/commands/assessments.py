@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     rebuild.add_argument(
         "--workplace", type=int, action="append", metavar="ID", help="only this workplace (repeat)"
+    )
+    rebuild.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that assess in parallel (default: one a CPU core)",
     )
     rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
     rebuild.set_defaults(handler=_rebuild)
@@ -138,46 +145,32 @@ def _registry(service: AssessmentService) -> CollectorRegistry:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    import asyncio
     import time
 
     from tqdm import tqdm
 
     from analytics import load_norms
-    from application.assessment_service import rebuild
+    from application.assessment_service import rebuild_in_processes
     from application.settings import AssessmentSettings
     from qorgau.runtime import load_settings, setup_logging
-    from store.connection import connect_async
     from store.migrate import upgrade_from_settings
 
     setup_logging()
     settings = load_settings(AssessmentSettings)
     norms = load_norms(settings.norms_profile)
     upgrade_from_settings(settings)
-
-    async def main() -> tuple[int, int]:
-        bar = tqdm(unit=" shifts", disable=args.quiet, desc="assessing")
-        async with await connect_async(
-            settings.database_url, settings.database_schema, autocommit=True
-        ) as conn:
-            try:
-                return await rebuild(
-                    conn,
-                    norms,
-                    since=args.since,
-                    late_s=settings.ingest_max_past_s,
-                    workplace_ids=args.workplace,
-                    batch_workplaces=settings.assess_batch_workplaces,
-                    progress=bar.update,
-                )
-            finally:
-                bar.close()
-
     started = time.monotonic()
-    workplaces, shifts = asyncio.run(main())
+    with tqdm(unit=" shifts", disable=args.quiet, desc="assessing") as bar:
+        workplaces, shifts = rebuild_in_processes(
+            settings,
+            since=args.since,
+            workplace_ids=args.workplace,
+            jobs=max(args.jobs, 1),
+            progress=bar.update,
+        )
     took = time.monotonic() - started
     print(
         f"{shifts} shift(s) of {workplaces} workplace(s) stored with norms "
-        f"{norms.name} {norms.version} in {took:.1f} s"
+        f"{norms.name} {norms.version} in {took:.1f} s ({shifts / max(took, 1e-9):.0f} shifts/s)"
     )
     return 0

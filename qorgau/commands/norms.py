@@ -42,6 +42,7 @@ def norms_to_dict(n: Norms) -> dict[str, Any]:
         },
         "noise": {"dose_criterion_db": n.dose_criterion_db},
         "vibration": {"k_xy": n.k_xy, "k_z": n.k_z},
+        "physical_range": {k: list(v) for k, v in n.physical_range.items()},
         "bands": {
             k: {
                 "metric": b.metric,
@@ -69,6 +70,8 @@ def norms_to_dict(n: Norms) -> dict[str, Any]:
             "weights": {"B_T": n.risk.weight_bt, "Ob_SIZ": n.risk.weight_os, "Z": n.risk.weight_z},
             "level_thresholds": list(n.risk.level_thresholds),
             "level_names": list(n.risk.level_names),
+            "level_names_ru": list(n.risk.level_names_ru),
+            "level_names_kz": list(n.risk.level_names_kz),
             "protection_classes": list(n.risk.protection_classes),
             "tariff_coefficients": list(n.risk.tariff_coefficients),
             "activity_base_rate_pct": {str(k): v for k, v in n.risk.activity_base_rate_pct.items()},
@@ -104,9 +107,18 @@ def render(n: Norms) -> str:
         "",
         f"noise dose criterion {n.dose_criterion_db:g} dB(A); combination cap "
         f"{n.combination_cap.value}; min coverage {n.sampling.min_coverage:.0%}; "
-        f"max gap {n.sampling.max_gap_s:g} s",
+        f"max gap {n.sampling.max_gap_s:g} s; whole-body k X/Y {n.k_xy:g}, Z {n.k_z:g}",
+        "physical range of a reading: "
+        + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in n.physical_range.items()),
         f"ПР = {r.weight_bt:g}·(В+Т)/2 + {r.weight_os:g}·(Об+СИЗ)/2 + {r.weight_z:g}·З; "
         f"level thresholds {list(r.level_thresholds)}",
+        "level names: "
+        + "; ".join(
+            f"{i + 1}: {en} / {ru} / {kz}"
+            for i, (en, ru, kz) in enumerate(
+                zip(r.level_names, r.level_names_ru, r.level_names_kz, strict=True)
+            )
+        ),
         "tariff coefficients by level: "
         + ", ".join(f"{i + 1}: {c:g}" for i, c in enumerate(r.tariff_coefficients)),
         "base rates (% of payroll) by activity risk class: "

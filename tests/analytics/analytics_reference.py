@@ -24,11 +24,13 @@ class Noise:
     lamax_db: np.ndarray
     dose_pct: np.ndarray
     measured_s: np.ndarray
+    lex8h_projected_db: np.ndarray
 
 
 @dataclass(frozen=True)
 class Concentration:
     twa8h_mg_m3: np.ndarray
+    twa8h_projected_mg_m3: np.ndarray
     mean_mg_m3: np.ndarray
     max15min_mg_m3: np.ndarray
     max_mg_m3: np.ndarray
@@ -54,13 +56,17 @@ def noise(x: np.ndarray, period_s: float, shift_s: float, criterion_db: float) -
     measured = count * period_s
     with np.errstate(divide="ignore", invalid="ignore"):
         laeq = np.where(measured > 0, 10.0 * np.log10(energy * period_s / measured), np.nan)
-    lex = laeq + 10.0 * np.log10(shift_s / REFERENCE_S)
+    # Σ over the measured samples / 8 h; the projection fills the rest of the shift (these
+    # grids never run past the shift end) at the measured LAeq.
+    with np.errstate(divide="ignore"):
+        lex = laeq + 10.0 * np.log10(measured / REFERENCE_S)
     return Noise(
         laeq_db=laeq,
         lex8h_db=lex,
         lamax_db=np.fmax.reduce(x, axis=-1),
         dose_pct=100.0 * 10.0 ** ((lex - criterion_db) / 10.0),
         measured_s=measured,
+        lex8h_projected_db=laeq + 10.0 * np.log10(shift_s / REFERENCE_S),
     )
 
 
@@ -70,7 +76,7 @@ def vibration(a: np.ndarray, period_s: float, shift_s: float, k: float = 1.0) ->
     measured = count * period_s
     with np.errstate(divide="ignore", invalid="ignore"):
         rms = np.where(measured > 0, np.sqrt(energy * period_s / measured), np.nan)
-    return Vibration(rms, k * rms * math.sqrt(shift_s / REFERENCE_S), measured)
+    return Vibration(rms, k * rms * np.sqrt(measured / REFERENCE_S), measured)
 
 
 def max_window_mean(x: np.ndarray, k: int, min_fraction: float) -> np.ndarray:
@@ -103,7 +109,8 @@ def concentration(
         mean = np.where(measured > 0, total * period_s / measured, np.nan)
     k = max(1, round(900.0 / period_s))
     return Concentration(
-        twa8h_mg_m3=mean * shift_s / REFERENCE_S,
+        twa8h_mg_m3=mean * measured / REFERENCE_S,
+        twa8h_projected_mg_m3=mean * shift_s / REFERENCE_S,
         mean_mg_m3=mean,
         max15min_mg_m3=max_window_mean(c, k, min_fraction),
         max_mg_m3=np.fmax.reduce(c, axis=-1),

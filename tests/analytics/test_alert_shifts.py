@@ -160,9 +160,12 @@ def test_projection_runs_to_the_end_of_the_schedules_shift(
     # (to a thousandth of a dB: the latest sample's second is both measured and still ahead)
     assert first.value == pytest.approx(90.0 + 10 * math.log10(12 / 8), abs=1e-3)
     assert "ends the shift at 06:30 CET (Europe/Berlin)" in first.message
-    # 85 dB(A) needs 28800·10^8.5 of exposure: at 10^9 per second it is reached at 9107 s.
-    reached = start + 28800 * 10**-0.5
-    assert clock(reached, ZONE) in first.message
+    # The profile's limit L needs 28800·10^(L/10) of exposure, at 10^9 per second.
+    limit = alert_norms.noise_lex8h_levels_db[-1]
+    reached = start + 28800 * 10 ** ((limit - 90.0) / 10)
+    assert first.time_left_s is not None
+    assert first.at_s + first.time_left_s == pytest.approx(reached, abs=2.0)
+    assert clock(first.at_s + first.time_left_s, ZONE) in first.message
     # Between the night shift's end and 07:00 a sample belongs to no shift: the night's sums
     # stay as they were and the projection clears.
     before = float(state.shift_sum[slot])

@@ -210,9 +210,10 @@ def test_projected_noise_overexposure_warns_before_the_limit_is_reached(
     assert so_far < 80.0
     assert first.value == pytest.approx(90.0, abs=0.3)  # 90 dB(A) for the whole shift
     assert first.severity is Severity.HIGH
-    assert first.threshold == 85.0
-    # 85 dB(A) needs 28800·10^8.5 of sound exposure: at 10^9 per second that is 9107 s
-    assert first.time_left_s == pytest.approx(28800 * 10**-0.5 - elapsed, rel=0.02)
+    limit = alert_norms.noise_lex8h_levels_db[-1]
+    assert first.threshold == limit
+    # The limit needs 28800·10^(limit/10) of sound exposure, at 10^9 per second
+    assert first.time_left_s == pytest.approx(28800 * 10 ** ((limit - 90) / 10) - elapsed, rel=0.02)
     assert "LEX,8h" in first.message
     assert "dB(A)" in first.message
 
@@ -442,8 +443,15 @@ def test_alert_norms_have_sources_and_can_be_overridden(tmp_path: Path) -> None:
     a = load_alert_norms("default")
     assert a.lcpeak_ceiling_db == 137.0
     assert a.lamax_ceiling_db == 110.0
-    assert a.noise_lex8h_levels_db == (80.0, 85.0)
-    assert a.hand_arm_levels_m_s2 == (2.5, 5.0)
+    # Kazakhstan by default: noise limit 80 dB(A), hand-arm 2.0 m/s² (the class-2 edge).
+    assert a.noise_lex8h_levels_db == (77.0, 80.0)
+    assert a.hand_arm_levels_m_s2 == (1.6, 2.0)
+    assert "ҚР ДСМ-15" in a.sources["alerts.projection.noise_lex8h_db"]
+    # The EU action and limit values stay available as the 'eu' profile.
+    eu = load_alert_norms("eu")
+    assert eu.noise_lex8h_levels_db == (80.0, 85.0)
+    assert eu.hand_arm_levels_m_s2 == (2.5, 5.0)
+    assert "2003/10/EC" in eu.sources["alerts.projection.noise_lex8h_db"]
     assert "137" in a.sources["alerts.ceiling.noise_lcpeak_db"]
     assert all(v for v in a.sources.values())
     profile = tmp_path / "acme.toml"
@@ -480,11 +488,14 @@ def test_thresholds_come_from_the_profile(norms: Norms, alert_norms: AlertNorms)
 
     assert th("noise_lcpeak", "dB(C)").ceiling == 137.0
     assert th("noise_lamax", "dB(A)").ceiling == 110.0
-    assert th("noise_laeq", "dB(A)").projection_levels == (80.0, 85.0)
-    assert th("vib_hav", "m/s2").projection_levels == (2.5, 5.0)
+    assert th("noise_laeq", "dB(A)").projection_levels == (77.0, 80.0)
+    assert th("vib_hav", "m/s2").projection_levels == (1.6, 2.0)
     z_limit = th("vib_wbv_z", "m/s2").projection_levels[1]
     assert z_limit == pytest.approx(1e-6 * 10 ** (115 / 20))  # class-2 edge 115 dB ≈ 0.56 m/s²
-    assert th("vib_wbv_x", "m/s2").projection_levels[1] == pytest.approx(1e-6 * 10 ** (112 / 20))
+    # X/Y: A(8) carries k = 1.4, so the limit on it is 1.4 × the published 112 dB (≈ 0.40 m/s²).
+    x = th("vib_wbv_x", "m/s2")
+    assert x.projection_k == pytest.approx(1.4)
+    assert x.projection_levels[1] == pytest.approx(1.4 * 1e-6 * 10 ** (112 / 20))
     lel = th("gas", "%LEL", "CH4")
     assert (lel.ceiling, lel.pre) == (20.0, 10.0)
     dust = th("dust", "mg/m3", "silica_10_70")
@@ -531,3 +542,57 @@ def test_seeding_from_bin_aggregates_equals_adding_the_samples(seed: int, n: int
     lo, hi, _, _ = seeded.bins.window_extremes(np.array([slot2]), end, 900.0)
     lo2, hi2, _, _ = live.bins.window_extremes(np.array([slot]), end, 900.0)
     assert (lo[0], hi[0]) == (lo2[0], hi2[0])
+
+
+def test_oxygen_deficiency_raises_the_first_then_the_second_low_alarm(
+    norms: Norms, alert_norms: AlertNorms
+) -> None:
+    """A four-gas detector's O2 channel (% vol): first and second low alarms, enrichment high."""
+    first, second = alert_norms.oxygen_low_pct_vol
+    state, _, slot = _state(norms, alert_norms, "gas", "%vol", "O2")
+    t = np.arange(0.0, 600.0)
+    # 20.9 % for 2 min, then down to between the alarms, then below the second, then back.
+    v = np.select(
+        [t < 120, t < 240, t < 360],
+        [20.9, (first + second) / 2, second - 1.0],
+        20.9,
+    )
+    events = _feed(state, slot, t, v)
+    pre = _of(events, AlertKind.PRE_FLOOR)
+    floor = _of(events, AlertKind.FLOOR)
+    assert pre[0].transition == "opened"
+    assert T0 + 120 <= pre[0].at_s < T0 + 130
+    assert pre[0].threshold == first
+    assert pre[0].severity is alert_norms.kinds[AlertKind.PRE_FLOOR].severity
+    assert floor[0].transition == "opened"
+    assert T0 + 240 <= floor[0].at_s < T0 + 250
+    assert floor[0].value == pytest.approx(second - 1.0)
+    assert floor[0].severity is Severity.CRITICAL
+    assert "below the second oxygen alarm" in floor[0].message
+    # Back at 20.9 %: both resolve once clear for their clear duration.
+    assert {e.transition for e in floor} >= {"opened", "resolved"}
+    assert {e.transition for e in pre} >= {"opened", "resolved"}
+    assert not _of(events, AlertKind.CEILING)
+    # Enrichment: above the high alarm is a ceiling.
+    state, _, slot = _state(norms, alert_norms, "gas", "%vol", "O2")
+    high = _feed(state, slot, t[:60], np.full(60, alert_norms.oxygen_high_pct_vol + 1.0))
+    (opened,) = [e for e in _of(high, AlertKind.CEILING) if e.transition == "opened"]
+    assert opened.threshold == alert_norms.oxygen_high_pct_vol
+    assert not _of(high, AlertKind.FLOOR)
+
+
+def test_methane_by_volume_has_two_alarm_levels(norms: Norms, alert_norms: AlertNorms) -> None:
+    first, second = alert_norms.methane_pct_vol
+    state, _, slot = _state(norms, alert_norms, "gas", "%vol", "CH4")
+    t = np.arange(0.0, 300.0)
+    v = np.where(t < 100, 0.2, np.where(t < 200, (first + second) / 2, second + 0.5))
+    events = _feed(state, slot, t, v)
+    pre = [e for e in _of(events, AlertKind.PRE_EXCEEDANCE) if e.transition == "opened"]
+    ceiling = [e for e in _of(events, AlertKind.CEILING) if e.transition == "opened"]
+    assert pre
+    assert pre[0].threshold == first
+    assert pre[0].at_s >= T0 + 100
+    assert ceiling
+    assert ceiling[0].threshold == second
+    assert ceiling[0].at_s >= T0 + 200
+    assert not _of(events, AlertKind.FLOOR)

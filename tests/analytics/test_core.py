@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,93 @@ def test_norms_show(tmp_path: Path) -> None:
     rc, _, err = run_cli(norms_cmd, ["norms", "show", "--norms", str(tmp_path / "missing.toml")])
     assert rc == 2
     assert "does not exist" in err
+
+
+def test_whole_body_xy_a8_carries_k_and_keeps_its_class(norms: Norms) -> None:
+    """ISO 2631-1: X/Y A(8) = 1.4·a_w·√(T/8 h); the X/Y band (published 112/118/… dB for the
+    unweighted level) is raised by 20·lg 1.4 in the profile, so the class is that of the
+    unweighted level against the published edges."""
+    from analytics import classify
+    from analytics.classes import ClassBands, class_from_rank
+
+    assert norms.k_xy == pytest.approx(1.4)
+    published = ClassBands(
+        "published_xy", "a_db", "dB", "db", (112.0, 118.0, 124.0, 130.0, 136.0),
+        norms.band("vibration_whole_body_xy").classes,
+    )  # fmt: skip
+    rng = np.random.default_rng(15)
+    levels = np.concatenate((rng.uniform(0.05, 8.0, 200), [0.3, 0.399, 0.401, 0.8, 1.6]))
+    t = np.arange(480, dtype=np.float64) * 60.0
+    series = [
+        SensorSeries(f"x{i}", "vib_wbv_x", "m/s2", None, t, np.full(t.size, a))
+        for i, a in enumerate(levels)
+    ]
+    result = assess_workplace(series, norms)
+    for a, s in zip(levels, result.sensors, strict=True):
+        assert s.metrics["a8_m_s2"] == pytest.approx(1.4 * a, rel=1e-12)
+        unweighted_db = 20.0 * math.log10(a / 1e-6)
+        assert s.working_class == class_from_rank(int(classify(unweighted_db, published)))
+
+
+def test_partial_hand_arm_exposures_combine_as_root_sum_of_squares(norms: Norms) -> None:
+    """Two tools of one worker: A(8) = √(A₁(8)² + A₂(8)²) (ISO 5349-1 eq. 4)."""
+    from analytics import combine_a8
+
+    t1 = np.arange(120, dtype=np.float64) * 60.0  # 2 h
+    t2 = 7200.0 + np.arange(180, dtype=np.float64) * 60.0  # then 3 h
+    one = [SensorSeries("grinder", "vib_hav", "m/s2", None, t1, np.full(t1.size, 6.0))]
+    two = [SensorSeries("drill", "vib_hav", "m/s2", None, t2, np.full(t2.size, 4.0))]
+    a1 = assess_workplace(one, norms).sensors[0].metrics["a8_m_s2"]
+    a2 = assess_workplace(two, norms).sensors[0].metrics["a8_m_s2"]
+    total = float(combine_a8([a1, a2]))
+    assert total == pytest.approx(math.sqrt(36 * 2 / 8 + 16 * 3 / 8), rel=1e-12)
+    # The same worker's two tools logged by one meter, back to back: the same A(8).
+    both = SensorSeries(
+        "worker", "vib_hav", "m/s2", None, np.concatenate((t1, t2)),
+        np.concatenate((np.full(t1.size, 6.0), np.full(t2.size, 4.0))),
+    )  # fmt: skip
+    assert assess_workplace([both], norms).sensors[0].metrics["a8_m_s2"] == pytest.approx(total)
+
+
+def test_several_hand_arm_tools_are_classed_on_their_sum(norms: Norms) -> None:
+    """Two tool sensors logging all shift (idle ≈ 0): the factor takes √ΣA(8)² when worse."""
+    from analytics import classify, combine_a8
+    from analytics.classes import class_from_rank
+    from analytics.units import acceleration_db
+
+    t = np.arange(480, dtype=np.float64) * 60.0
+    grinder = np.where(t < 2 * 3600, 4.0, 0.05)
+    drill = np.where((t >= 2 * 3600) & (t < 5 * 3600), 3.5, 0.05)
+    series = [
+        SensorSeries("grinder", "vib_hav", "m/s2", None, t, grinder),
+        SensorSeries("drill", "vib_hav", "m/s2", None, t, drill),
+    ]
+    result = assess_workplace(series, norms)
+    parts = [s.metrics["a8_m_s2"] for s in result.sensors]
+    total_db = float(acceleration_db(combine_a8(parts)))
+    (factor,) = result.factors
+    want = class_from_rank(int(classify(total_db, norms.band("vibration_hand_arm"))))
+    assert factor.working_class == want
+    assert want.rank > max(s.working_class.rank for s in result.sensors if s.working_class)
+    assert "√ΣA(8)²" in factor.basis
+
+
+def test_ppe_follows_the_factors_own_class(norms: Norms) -> None:
+    """Issue 15.4: noise at class 3.4 in a low-risk workplace still gets the strongest
+    hearing protection; whole-body vibration is never offered gloves."""
+    from analytics import ppe_for_factor
+
+    rows = norms.risk.ppe_row_by_class
+    row, text = ppe_for_factor("noise", "3.4", 2, norms)
+    assert row == rows[WorkingClass.C3_4]
+    assert text == norms.risk.ppe["noise"][-1]
+    # Within the limit: the baseline row whatever the workplace's level.
+    assert ppe_for_factor("noise", "2", 5, norms)[0] == 1
+    # Noise follows the level too where it is higher (the seed's example picks by level).
+    assert ppe_for_factor("noise", "3.1", 4, norms)[0] == 4
+    # Other groups follow their class alone.
+    assert ppe_for_factor("dust", "3.1", 4, norms)[0] == rows[WorkingClass.C3_1]
+    for cls in ("2", "3.1", "3.2", "3.3", "3.4", "4"):
+        _, wbv = ppe_for_factor("vibration_whole_body", cls, 5, norms)
+        assert "glove" not in wbv.lower()
+    assert "gloves" in ppe_for_factor("vibration", "3.2", 3, norms)[1]

@@ -89,7 +89,8 @@ def test_class_monotone_and_continuous_b_within_grade(norms: Norms, xs: list[flo
 def oracle(
     times: list[float], values: list[float], shift: float, max_gap: float
 ) -> dict[str, float]:
-    """Plain loops implementing issue 3's hold rule literally."""
+    """Plain loops implementing the hold rule literally (issue 3; issue 13: no hold longer
+    than the gap limit; issue 15: every sample counts, coverage inside the shift)."""
     n = len(times)
     intervals = [times[i + 1] - times[i] for i in range(n - 1)]
     if intervals:
@@ -98,15 +99,15 @@ def oracle(
     else:
         median = 1.0
     segs = []
+    covered = 0.0
     for i in range(n):
         if i == n - 1:
-            hold = median
+            hold = min(median, max_gap)
         else:
             d = times[i + 1] - times[i]
-            hold = d if d <= max_gap else min(median, d)
-        a = min(max(times[i], 0.0), shift)
-        b = min(max(times[i] + hold, 0.0), shift)
-        segs.append((a, b - a, values[i]))
+            hold = d if d <= max_gap else min(median, max_gap)
+        segs.append((times[i], hold, values[i]))
+        covered += min(max(times[i] + hold, 0.0), shift) - min(max(times[i], 0.0), shift)
     measured = sum(d for _, d, _ in segs)
     dose = sum(d * v for _, d, v in segs)
     energy = sum(d * 10 ** (v / 10) for _, d, v in segs)
@@ -129,8 +130,13 @@ def oracle(
             g += ov * v
         if m >= 0.75 * 900.0 - 1e-9:
             best = max(best, g / m)
+    rest = max(shift - covered, 0.0)
     return {
         "measured": measured,
+        "covered": covered,
+        "twa": dose / 28800.0,
+        "twa_projected": (dose + dose / measured * rest) / 28800.0 if measured else math.nan,
+        "lex": 10 * math.log10(energy / 28800.0) if measured > 0 else math.nan,
         "mean": dose / measured if measured > 0 else math.nan,
         "laeq": 10 * math.log10(energy / measured) if measured > 0 else math.nan,
         "max": vmax,
@@ -163,8 +169,11 @@ def test_vectorized_matches_loop_oracle(seed: int) -> None:
     for g, (t, v) in enumerate(zip(groups_t, groups_v, strict=True)):
         o = oracle(list(t), list(v), shift, max_gap)
         assert cm.measured_s[g] == pytest.approx(o["measured"], abs=1e-6)
-        assert cm.coverage[g] == pytest.approx(o["measured"] / shift, abs=1e-9)
+        assert cm.coverage[g] == pytest.approx(min(o["covered"] / shift, 1.0), abs=1e-9)
         if o["measured"] > 0:
+            assert cm.twa8h_mg_m3[g] == pytest.approx(o["twa"], rel=1e-9)
+            assert cm.twa8h_projected_mg_m3[g] == pytest.approx(o["twa_projected"], rel=1e-9)
+            assert nm.lex8h_db[g] == pytest.approx(o["lex"], abs=1e-9)
             assert cm.mean_mg_m3[g] == pytest.approx(o["mean"], rel=1e-9)
             assert nm.laeq_db[g] == pytest.approx(o["laeq"], abs=1e-9)
             assert vm.a_rms_m_s2[g] == pytest.approx(o["a_rms"] / 10.0, rel=1e-9)

@@ -154,3 +154,12 @@ def test_seed_tariff_and_pr_cases(norms: Norms) -> None:
     assert r.pr == pytest.approx(pr["expected_pr"])
     assert r.level == pr["expected_level"]
     assert sum(c.contribution for c in r.contributions) == pytest.approx(r.pr)
+
+
+def test_seed_level_names_and_coefficients(norms: Norms) -> None:
+    v = vector("kz_safe_labour_concept.toml")["levels"]
+    assert list(norms.risk.level_names_ru) == v["names_ru"]
+    assert list(norms.risk.tariff_coefficients[1:]) == v["coefficients_2_to_5"]
+    # EN and KZ render the same five levels, one name each.
+    assert len(norms.risk.level_names) == len(norms.risk.level_names_kz) == len(v["names_ru"])
+    assert "[default]" in norms.sources["risk.level_names_kz"]

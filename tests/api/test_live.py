@@ -33,19 +33,21 @@ def thresholds(quantity: str, unit: str, substance: str | None = None) -> Any:
 
 
 def test_constant_noise_half_a_shift_in() -> None:
-    # 88 dB(A) for the first 4 h of an 8 h shift, one sample a second.
+    # 3 dB(A) above the profile's limit for the first 4 h of an 8 h shift, one sample a second.
+    action, limit = ALERTS.noise_lex8h_levels_db
+    level = limit + 3.0
     t = np.arange(0.0, 4 * HOUR)
     r = running_metric(
-        thresholds("noise_laeq", "dB(A)"), t, np.full(t.size, 88.0),
+        thresholds("noise_laeq", "dB(A)"), t, np.full(t.size, level),
         elapsed_s=4 * HOUR, shift_duration_s=8 * HOUR, norms=NORMS, rate_window_s=300.0,
     )  # fmt: skip
     assert r is not None
     assert r.metric == "LEX,8h"
     assert r.unit == "dB(A)"
-    assert r.so_far == pytest.approx(88.0 + 10 * math.log10(0.5), abs=1e-9)
-    assert r.projected == pytest.approx(88.0, abs=1e-9)
-    assert (r.action_level, r.limit) == (80.0, 85.0)
-    # 85 dB(A) over 8 h is half the energy of 88 dB(A): reached after 8 h·10^-0.3 ≈ 4.009 h.
+    assert r.so_far == pytest.approx(level + 10 * math.log10(0.5), abs=1e-9)
+    assert r.projected == pytest.approx(level, abs=1e-9)
+    assert (r.action_level, r.limit) == (action, limit)
+    # The limit over 8 h is half the energy of limit + 3 dB(A): reached after 8 h·10^-0.3.
     exact = 8 * HOUR * 10**-0.3 - 4 * HOUR
     assert r.time_to_limit_s is not None
     assert exact <= r.time_to_limit_s < exact + 60.0
@@ -128,7 +130,8 @@ async def test_live_exposure_and_stream(
         noise_now = sensors[NOISE]
         assert noise_now["samples"] > 600  # the last 15 minutes at 1 Hz
         running = noise_now["running"]
-        assert (running["metric"], running["unit"], running["limit"]) == ("LEX,8h", "dB(A)", 85.0)
+        limit = ALERTS.noise_lex8h_levels_db[-1]
+        assert (running["metric"], running["unit"], running["limit"]) == ("LEX,8h", "dB(A)", limit)
         assert running["projected"] >= running["so_far"] > 0
         assert {line["kind"] for line in noise_now["lines"]} == {"action", "limit"}
         assert sensors[f"{DEVICE}.co"]["running"]["metric"] == "TWA"
@@ -168,3 +171,19 @@ async def test_live_exposure_and_stream(
             f"{path}/exposure", headers={"Authorization": "Bearer qg_not-a-token"}
         )
         assert outsider.status_code == 401
+
+
+def test_oxygen_and_methane_charts_carry_their_alarm_lines() -> None:
+    o2 = {line.kind: line for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")}
+    first, second = ALERTS.oxygen_low_pct_vol
+    floors = sorted(
+        line.value for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")
+        if line.kind == "floor"
+    )  # fmt: skip
+    assert floors == [second, first]
+    assert o2["ceiling"].value == ALERTS.oxygen_high_pct_vol
+    assert o2["ceiling"].label.endswith("%vol")
+    ch4 = {line.kind: line for line in limit_lines(thresholds("gas", "%vol", "CH4"), "%vol")}
+    assert (ch4["action"].value, ch4["ceiling"].value) == ALERTS.methane_pct_vol
+    lel = {line.kind: line for line in limit_lines(thresholds("gas", "%LEL", "CH4"), "%LEL")}
+    assert lel["ceiling"].label.endswith("%LEL")  # not dB(A)

@@ -94,6 +94,8 @@ async def test_domain_worked_case_pr_3_05_level_3(api: Api) -> None:
     assert body["pr"] == pytest.approx(3.05, abs=1e-9)
     assert body["level"] == 3
     assert body["level_name"] == "moderate"
+    assert body["level_names"]["ru"] == "Средний"  # as the seed's slide names level 3
+    assert body["level_names"]["en"] == body["level_name"]
     assert body["protection_class"] == "C"
     assert body["B_source"]["deciding_factors"] == ["noise"]
     contributions = {c["indicator"]: c["contribution"] for c in body["contributions"]}

@@ -166,7 +166,9 @@ def test_devices_add_prints_the_password_once_and_asks_for_a_reload(
 ) -> None:
     out = secured["out"]
     assert "write" in out
-    assert "/v1/ent-a/dev-a/#" in out
+    assert "/v1/ent-a/dev-a/readings" in out
+    assert "/v1/ent-a/dev-a/status" in out
+    assert "/v1/ent-a/dev-a/#" not in out
     assert "HUP" in out
 
 
@@ -236,6 +238,59 @@ def test_publishing_under_another_devices_topic_is_refused_and_nothing_arrives(
         assert not [t for t, _, _ in consumer.messages if "/dev-b/" in t]
     finally:
         consumer.close()
+
+
+def publish_as(broker: LocalMosquitto, user: str, password: str, topic: str) -> int:
+    """The broker's MQTT 5 PUBACK reason code for one QoS 1 publish (0x87: not authorized;
+    0x10: accepted, nobody subscribed; 0: accepted)."""
+    reasons: list[int] = []
+    acked = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{user}", protocol=paho.MQTTv5)
+    client.username_pw_set(user, password)
+
+    def on_publish(client: paho.Client, userdata: Any, mid: int, reason: Any,
+                   properties: Any) -> None:  # fmt: skip
+        reasons.append(int(reason.value))
+        acked.set()
+
+    client.on_publish = on_publish
+    host, port = broker.url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        client.publish(topic, b'{"online": true}', qos=1)
+        assert acked.wait(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return reasons[0]
+
+
+@pytest.mark.services
+def test_a_device_may_publish_its_readings_and_status_and_nothing_else(
+    secured: dict[str, Any], topic_prefix: str
+) -> None:
+    broker, password = secured["broker"], secured["dev-a"]
+    base = f"{topic_prefix}/v1/ent-a"
+    for allowed in (f"{base}/dev-a/readings", f"{base}/dev-a/status"):
+        assert publish_as(broker, "dev-a", password, allowed) in (0, 0x10), allowed
+    for refused in (
+        f"{base}/alerts/threshold",  # another enterprise's officer would read it
+        f"{base}/dev-a/commands",  # a service topic to come under the device's code
+        f"{base}/dev-a/readings/x",
+        f"{topic_prefix}/v1/ent-b/dev-a/readings",
+    ):
+        assert publish_as(broker, "dev-a", password, refused) == 0x87, refused
+
+
+@pytest.mark.parametrize("code", ["alerts", "Status", "readings", "config"])
+def test_device_codes_of_service_topics_are_refused(
+    code: str, auth_env: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["devices", "add", "--enterprise", "entb", "--device", code, "--no-db"]
+    assert main(args) == 1
+    assert "reserved for service topics" in capsys.readouterr().err
+    assert not auth_env["passwd"].exists(), "no broker user for a refused code"
 
 
 @pytest.mark.services

@@ -67,3 +67,25 @@ def test_a_simulated_shift_lands_in_the_documented_classes(
         factors = {f["factor"]: f["class"] for f in result["factors"]}
         assert (result["class"], factors) == (expected_class, expected_factors), workplace
         assert not result["insufficient_data"]
+
+
+def test_the_mine_longwall_reports_oxygen_and_methane_through_their_first_alarms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The longwall monitor's four-gas channels: the mid-shift outburst takes methane above its
+    first alarm and oxygen below its first low alarm; both are reported, neither is classed."""
+    from analytics.alerts import load_alert_norms
+
+    alarms = load_alert_norms()
+    start, _ = EXPECTED["mine"]
+    pattern = str(tmp_path / "{workplace}.csv")
+    assert main(["sim", "--scenario", "mine", "--start", start, "--export-csv", pattern]) == 0
+    capsys.readouterr()
+    assert main(["assess", "--csv", pattern.replace("{workplace}", "longwall"), "--json"]) == 0
+    sensors = {s["sensor"]: s for s in json.loads(capsys.readouterr().out)["sensors"]}
+    o2, ch4 = sensors["mine-01-lw-1.o2"], sensors["mine-01-lw-1.ch4"]
+    assert o2["metrics"]["min_pct_vol"] <= alarms.oxygen_low_pct_vol[0]
+    assert o2["metrics"]["min_pct_vol"] > alarms.oxygen_low_pct_vol[1]
+    assert ch4["metrics"]["max_pct_vol"] >= alarms.methane_pct_vol[0]
+    assert o2["class"] is None
+    assert ch4["class"] is None
