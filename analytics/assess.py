@@ -381,6 +381,29 @@ def assess_workplace(
     """
     if not series and not entered_factors:
         raise InputError("nothing to assess: give at least one sensor series or entered factor")
+    sensors, refused = assess_sensors(
+        series, norms, shift_duration_s=shift_duration_s, max_gap_s=max_gap_s
+    )
+    return combine_sensors(
+        sensors,
+        norms,
+        shift_duration_s=shift_duration_s,
+        entered_factors=entered_factors,
+        refused=refused,
+    )
+
+
+def assess_sensors(
+    series: Sequence[SensorSeries],
+    norms: Norms,
+    *,
+    shift_duration_s: float = 8.0 * 3600.0,
+    max_gap_s: float | None = None,
+) -> tuple[tuple[SensorResult, ...], tuple[str, ...]]:
+    """The per-sensor half of :func:`assess_workplace`: metrics and class of each series, in
+    order, and the names of the series refused for impossible values. Every step is per sensor
+    (vectorized over the sensors of a quantity), so the series of several shifts of one length
+    can be assessed in one call and combined shift by shift with :func:`combine_sensors`."""
     gap = norms.sampling.max_gap_s if max_gap_s is None else float(max_gap_s)
     pol = norms.sampling
     results: dict[int, SensorResult] = {}
@@ -535,13 +558,25 @@ def assess_workplace(
     for q, idx in by_q.items():
         run_metrics(q, idx)
 
-    sensors = tuple(results[i] for i in range(len(series)))
-    insufficient = tuple(
-        s.sensor for s in sensors if s.metrics.get("coverage", 1.0) < pol.min_coverage
-    )
-    sensors = tuple(_replace_insufficient(s, s.sensor in insufficient) for s in sensors)
+    return tuple(results[i] for i in range(len(series))), tuple(refused)
+
+
+def combine_sensors(
+    sensors: Sequence[SensorResult],
+    norms: Norms,
+    *,
+    shift_duration_s: float = 8.0 * 3600.0,
+    entered_factors: Mapping[str, WorkingClass | str] | None = None,
+    refused: Sequence[str] = (),
+) -> WorkplaceAssessment:
+    """The workplace half of :func:`assess_workplace`: one shift's sensor results (from
+    :func:`assess_sensors`) flagged for coverage, grouped into factors with the entered
+    classes, combined into the workplace class, В and the explanation."""
+    minimum = norms.sampling.min_coverage
+    insufficient = tuple(s.sensor for s in sensors if s.metrics.get("coverage", 1.0) < minimum)
+    flagged = tuple(_replace_insufficient(s, s.sensor in insufficient) for s in sensors)
     return _combine(
-        sensors, norms, entered_factors or {}, insufficient, shift_duration_s, tuple(refused)
+        flagged, norms, entered_factors or {}, insufficient, shift_duration_s, tuple(refused)
     )
 
 

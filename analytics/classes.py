@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -133,6 +135,11 @@ class HarmfulnessScale:
 
 def classify(values: FloatArray | float, bands: ClassBands) -> IntArray:
     """Class rank per value (see :attr:`WorkingClass.rank`); −1 for NaN (no class)."""
+    if isinstance(values, float | int):
+        # One value (a sensor's metric): the same answer without numpy's cost per call.
+        if math.isnan(values):
+            return np.asarray(-1, dtype=np.intp)
+        return np.asarray(bands.classes[bisect_left(bands.upper, values)].rank, dtype=np.intp)
     x = np.asarray(values, dtype=np.float64)
     idx = np.searchsorted(np.asarray(bands.upper), x, side="left")
     ranks = np.asarray([c.rank for c in bands.classes], dtype=np.intp)[idx]
@@ -141,6 +148,8 @@ def classify(values: FloatArray | float, bands: ClassBands) -> IntArray:
 
 def band_position(values: FloatArray | float, bands: ClassBands) -> FloatArray:
     """Position of each value inside its band (see the module docstring), unclipped; NaN → NaN."""
+    if isinstance(values, float | int):
+        return np.asarray(_band_position_one(float(values), bands), dtype=np.float64)
     x = np.asarray(values, dtype=np.float64)
     up = np.asarray(bands.upper, dtype=np.float64)
     idx = np.searchsorted(up, x, side="left")
@@ -154,6 +163,28 @@ def band_position(values: FloatArray | float, bands: ClassBands) -> FloatArray:
         top = (x - lower) / prev_width
     pos = np.where(idx == 0, first, np.where(idx < n, middle, top))
     return np.where(np.isnan(x), np.nan, np.maximum(pos, 0.0))
+
+
+def _band_position_one(x: float, bands: ClassBands) -> float:
+    """:func:`band_position` of one value, in plain floats (the same formulas)."""
+    if math.isnan(x):
+        return math.nan
+    up = bands.upper
+    idx = bisect_left(up, x)
+    if idx == 0:
+        if bands.scale == "db":
+            # numpy's power, not math.pow: the two can differ in the last bit.
+            with np.errstate(over="ignore"):
+                pos = float(np.power(10.0, (x - up[0]) / 10.0))
+        else:
+            pos = x / up[0] if up[0] != 0.0 else math.copysign(math.inf, x) if x else math.nan
+    elif idx < len(up):
+        pos = (x - up[idx - 1]) / (up[idx] - up[idx - 1])
+    elif idx >= 2:
+        pos = (x - up[idx - 1]) / (up[idx - 1] - up[idx - 2])
+    else:
+        pos = math.nan
+    return math.nan if math.isnan(pos) else max(pos, 0.0)
 
 
 def classify_one(value: float, bands: ClassBands) -> WorkingClass | None:

@@ -15,10 +15,10 @@ import uuid
 import aiomqtt
 
 from api.broker_link import keep_connected, run_until_stopped
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import ProtocolError
 from ingest.alerting.wire import AlertMessage, alerts_subscription, decode_alert
 from ingest.mqtt import mqtt5_client
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 

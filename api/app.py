@@ -32,8 +32,9 @@ from api.routes_readings import router as readings_router
 from api.routes_registry import router as registry_router
 from api.routes_reports import router as reports_router
 from api.settings import ApiSettings
-from qorgau import __version__
 from store.connection import make_pool
+from store.migrate import recorded_backend_async
+from vocabulary import __version__
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @app.get("/health", response_model=Health, tags=["service"])
     async def health(conn: ConnDep) -> Health | JSONResponse:
         try:
-            row = await (
-                await conn.execute("SELECT backend FROM schema_migrations LIMIT 1")
-            ).fetchone()
+            backend = await recorded_backend_async(conn)
         except Exception as exc:  # report, don't raise: this is what monitoring polls
             return JSONResponse(
                 status_code=503,
                 content=Health(status="degraded", database=f"error: {exc}").model_dump(),
             )
-        return Health(status="ok", database="ok", backend=row[0] if row else None)
+        return Health(status="ok", database="ok", backend=backend)
 
     for router in (
         _me_router,

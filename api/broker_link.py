@@ -11,7 +11,7 @@ from typing import Any
 
 import aiomqtt
 
-from qorgau.backoff import supervise
+from vocabulary.backoff import supervise
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from psycopg_pool import PoolTimeout
 
 from analytics import AnalyticsError
 from application.schedule import NoSuchShiftError
-from qorgau.errors import QorgauError
 from store.catalog import ConflictError, InvalidInputError, NotFoundError
 from store.connection import DatabaseUnavailableError
+from vocabulary.errors import QorgauError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 One MQTT connection per API process with a plain (non-shared) subscription to the readings
 topic of each device somebody is watching, reference-counted: the first viewer of a device
 subscribes, the last one leaving unsubscribes. Ingest's shared subscription is untouched, and a
-device nobody watches costs the API nothing. Messages are decoded with ``edge.protocol`` (the
+device nobody watches costs the API nothing. Messages are decoded with ``vocabulary.protocol`` (the
 one wire format) and fanned out to the viewers' queues as :class:`LiveReadings`.
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import aiomqtt
 
 from api.broker_link import keep_connected, run_until_stopped
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import ProtocolError, decode_readings, parse_device_topic
 from ingest.mqtt import mqtt5_client
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import ProtocolError, decode_readings, parse_device_topic
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from analytics.norms import builtin_profiles
-from edge.protocol import UNITS_BY_QUANTITY, Quantity, check_device_code, normalise_unit
+from vocabulary.protocol import UNITS_BY_QUANTITY, Quantity, check_device_code, normalise_unit
 
 # Codes are what devices and topics use: letters, digits and . _ - (the registry's CHECK).
 Code = Annotated[

@@ -32,6 +32,7 @@ from store.alerts import (
     get_preference,
     list_alerts,
     list_webhooks,
+    lock_alert,
     set_preference,
     write_transitions,
 )
@@ -417,7 +418,7 @@ async def _act(
     async with conn.transaction():
         found = await _find(conn, alert_id, visible)
         # Lock the row: the engine or another person may be resolving it right now.
-        await conn.execute("SELECT 1 FROM alerts WHERE id = %s FOR UPDATE", [alert_id])
+        await lock_alert(conn, alert_id)
         found = await _find(conn, alert_id, visible)
         try:
             new = next_state(found["state"], action)

@@ -27,9 +27,9 @@ from api.models_risk import ShiftRef
 from api.settings import ApiSettings
 from application.assessments import SensorRef
 from application.running import RunningExposure, running_exposure
-from edge.protocol import readings_topic
 from store import catalog
 from store.catalog import Row
+from vocabulary.protocol import readings_topic
 
 log = logging.getLogger(__name__)
 

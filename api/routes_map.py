@@ -82,19 +82,6 @@ def enterprise_public(result: EnterpriseSummary) -> EnterpriseRiskPublic:
     )
 
 
-async def _summaries(
-    conn: AsyncConnection[Any],
-    norms: Norms,
-    token: TokenInfo,
-    filters: dict[str, Any],
-    first: date,
-    last: date,
-) -> list[EnterpriseSummary]:
-    """Integral risk of every enterprise in the caller's scope that passes ``filters``,
-    including enterprises without workplaces (unscored)."""
-    return await enterprise_map(conn, norms, token.scope, filters, first, last)
-
-
 async def _workplace_results(
     conn: AsyncConnection[Any],
     norms: Norms,
@@ -129,7 +116,7 @@ async def enterprise_risk_route(
     its level, the headcount per level and the insurance tariff at that level."""
     enterprise = await catalog.require(conn, "enterprise", enterprise_id, token.scope)
     first, last = resolve_period(enterprise["timezone"], first, last, settings.api_history_max_days)
-    (result,) = await _summaries(conn, norms, token, {"id": enterprise_id}, first, last)
+    (result,) = await enterprise_map(conn, norms, token.scope, {"id": enterprise_id}, first, last)
     return enterprise_public(result)
 
 
@@ -153,7 +140,7 @@ async def risk_map(
         "activity_risk_class": activity_risk_class,
         "activity_code": activity_code,
     }
-    results = await _summaries(conn, norms, token, filters, first, last)
+    results = await enterprise_map(conn, norms, token.scope, filters, first, last)
     enterprises = [enterprise_public(r) for r in results]
     levels = len(norms.risk.level_thresholds) + 1
     by_level = dict.fromkeys(range(1, levels + 1), 0)
@@ -231,7 +218,7 @@ async def export_enterprises(
     tariff. Columns of `v1` are listed in docs/api.md and never change meaning."""
     first, last = resolve_period(COUNTRY_ZONE, first, last, settings.api_history_max_days)
     filters = {"region": region, "activity_risk_class": activity_risk_class}
-    results = await _summaries(conn, norms, token, filters, first, last)
+    results = await enterprise_map(conn, norms, token.scope, filters, first, last)
     rows = [enterprise_row(enterprise_public(r), norms) for r in results]
     meta = _meta(first, last, norms)
     return _export("enterprises", columns, COLUMNS[columns][0], rows, format, meta)

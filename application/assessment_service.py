@@ -27,7 +27,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.errors import OperationalError
 
-from analytics import Norms, load_norms
+from analytics import AnalyticsError, Norms, load_norms
 from application.assessments import (
     AssessedShift,
     Profiles,
@@ -37,10 +37,10 @@ from application.assessments import (
 )
 from application.schedule import Shift, local_day, overlapping, shifts_between
 from application.settings import AssessmentSettings
-from qorgau.backoff import supervise
 from store import shift_assessments as stored
 from store.catalog import Row, Scope, workplaces_of
 from store.connection import DatabaseUnavailableError, connect_async
+from vocabulary.backoff import supervise
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,12 @@ async def assess_workplaces(
             continue
         known = None if force else await stored.digests(conn, wid, [s.start for s in todo])
         assessed += len(todo)
-        rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))
+        try:
+            rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))
+        except AnalyticsError as exc:
+            # One workplace whose data the numeric core refuses must not stop the others: its
+            # stored shifts stay as they were, and the log says what to fix.
+            log.error("assessments: workplace %s (%s) not assessed: %s", wid, w["code"], exc)
     written = await stored.upsert(conn, [r.row() for r in rows])
     return assessed, written
 

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 
 class NoSuchShiftError(QorgauError):

@@ -30,7 +30,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import EdgeAgent, build_message
 from edge.driver import SampleBlock
 from edge.outbox import DEFAULT_MAX_BYTES, WAL_LIMIT_BYTES, Outbox, Synchronous
-from edge.protocol import encode_readings
 from edge.settings import EdgeSettings
 from firmware_sim.device import SimulatedDevice
 from firmware_sim.instruments import (
@@ -41,6 +40,7 @@ from firmware_sim.instruments import (
     WholeBodyVibration,
 )
 from qorgau.localservices import LocalMosquitto, scratch_dir
+from vocabulary.protocol import encode_readings
 
 CHANNELS = 8
 START = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# bench/edge.py and bench/api.py are named like packages this file imports (edge.protocol):
+# bench/edge.py and bench/api.py are named like packages this file imports (vocabulary.protocol):
 # keep this folder off the import path when run as a script, and the repository's root on it
 # for the bench.* modules.
 _HERE = Path(__file__).resolve().parent
@@ -51,7 +51,6 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.stack import machine  # noqa: E402
-from edge.protocol import readings_topic  # noqa: E402
 from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
 from store.connection import connect, connect_async  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
@@ -65,6 +64,7 @@ from store.readings import (  # noqa: E402
     us_to_datetime,
 )
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor  # noqa: E402
+from vocabulary.protocol import readings_topic  # noqa: E402
 
 ENTERPRISE = "bench-ent"
 # suffix, quantity, unit, substance, value range of the simulated instrument

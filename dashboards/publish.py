@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 DATASOURCE_TYPE = "grafana-postgresql-datasource"
 DEFAULT_FOLDER_UID = "qorgau"

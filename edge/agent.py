@@ -45,9 +45,12 @@ from edge.link import (
     LinkState,
     Will,
 )
-from edge.mqtt_url import MqttEndpoint
 from edge.outbox import DropReport, Outbox
-from edge.protocol import (
+from edge.settings import EdgeSettings
+from vocabulary.backoff import backoff_delay_s
+from vocabulary.errors import ConfigurationError
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import (
     Channel,
     DeviceStatus,
     OutboxStatus,
@@ -57,9 +60,6 @@ from edge.protocol import (
     readings_topic,
     status_topic,
 )
-from edge.settings import EdgeSettings
-from qorgau.backoff import backoff_delay_s
-from qorgau.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from edge.protocol import Quantity
+from vocabulary.protocol import Quantity
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import cast
 
 from edge.driver import Driver
-from qorgau.errors import ConfigurationError
+from vocabulary.errors import ConfigurationError
 
 DriverFactory = Callable[[str, Mapping[str, str]], Driver]
 

@@ -23,8 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt_url import MqttEndpoint
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
+from vocabulary.mqtt_url import MqttEndpoint
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from qorgau.errors import QorgauError
+from store import outbox_sql as sql
+from vocabulary.errors import QorgauError
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
@@ -155,34 +156,17 @@ class Outbox:
             )
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS dicts (id INTEGER PRIMARY KEY, data BLOB NOT NULL)"
-            )
-            # dict_id NULL: payload stored as sent (rows migrated from the first outbox layout).
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, "
-                "readings INTEGER NOT NULL, dict_id INTEGER, payload BLOB NOT NULL)"
-            )
-            legacy = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
-            ).fetchone()
-            if legacy:
+            db.execute(sql.CREATE_META)
+            db.execute(sql.CREATE_DICTS)
+            db.execute(sql.CREATE_MESSAGES)
+            if db.execute(sql.HAS_LEGACY_TABLE).fetchone():
                 # The walking skeleton's layout: same sequence numbers, uncompressed payloads.
-                db.execute(
-                    "INSERT INTO messages (seq, readings, dict_id, payload) "
-                    "SELECT seq, 0, NULL, payload FROM outbox"
-                )
-                db.execute("DROP TABLE outbox")
+                db.execute(sql.MIGRATE_LEGACY)
+                db.execute(sql.DROP_LEGACY)
             if self._meta("next_seq") is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('next_seq', ?)", (first_seq(),))
+                db.execute(sql.INSERT_FIRST_SEQ, (first_seq(),))
             # Dictionaries no message needs any more.
-            db.execute(
-                "DELETE FROM dicts WHERE id NOT IN "
-                "(SELECT DISTINCT dict_id FROM messages WHERE dict_id IS NOT NULL)"
-            )
+            db.execute(sql.DELETE_UNUSED_DICTS)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -202,22 +186,14 @@ class Outbox:
     # ------------------------------------------------------------------ meta
 
     def _meta(self, key: str) -> int | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(sql.SELECT_META, (key,)).fetchone()
         return int(row[0]) if row else None
 
     def _set_meta(self, key: str, value: int) -> None:
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        self._db.execute(sql.SET_META, (key, value))
 
     def _add_meta(self, key: str, delta: int) -> None:
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
-            (key, delta),
-        )
+        self._db.execute(sql.ADD_META, (key, delta))
 
     def next_seq(self) -> int:
         """The number the next appended message will get."""
@@ -232,12 +208,7 @@ class Outbox:
         return None if value is None else _EPOCH + timedelta(microseconds=value)
 
     def counters(self) -> OutboxCounters:
-        rows = dict(
-            self._db.execute(
-                "SELECT key, value FROM meta WHERE key IN ('dropped_messages', "
-                "'dropped_readings', 'refused_messages', 'refused_readings')"
-            ).fetchall()
-        )
+        rows = dict(self._db.execute(sql.SELECT_COUNTERS).fetchall())
         return OutboxCounters(**{k: int(v) for k, v in rows.items()})
 
     # ------------------------------------------------------------------ compression
@@ -246,7 +217,7 @@ class Outbox:
         if self._dict is None:
             # The first message of this run is the dictionary for the run: it shares the
             # device's channel names, units and layout with every following message.
-            cur = self._db.execute("INSERT INTO dicts (data) VALUES (?)", (payload,))
+            cur = self._db.execute(sql.INSERT_DICT, (payload,))
             assert cur.lastrowid is not None
             self._dict_id, self._dict = int(cur.lastrowid), payload
         assert self._dict_id is not None
@@ -258,7 +229,7 @@ class Outbox:
             return blob
         zdict = self._decompress_dicts.get(dict_id)
         if zdict is None:
-            row = self._db.execute("SELECT data FROM dicts WHERE id = ?", (dict_id,)).fetchone()
+            row = self._db.execute(sql.SELECT_DICT, (dict_id,)).fetchone()
             if row is None:
                 raise OutboxError(f"outbox {self.path} lacks compression dictionary {dict_id}")
             zdict = self._decompress_dicts[dict_id] = bytes(row[0])
@@ -295,10 +266,7 @@ class Outbox:
             first = seq = self.next_seq()
             for build, readings in messages:
                 dict_id, blob = self._compress(build(seq))
-                db.execute(
-                    "INSERT INTO messages (seq, readings, dict_id, payload) VALUES (?, ?, ?, ?)",
-                    (seq, readings, dict_id, blob),
-                )
+                db.execute(sql.INSERT_MESSAGE, (seq, readings, dict_id, blob))
                 seq += 1
             self._set_meta("next_seq", seq)
             if cursor is not None:
@@ -325,20 +293,12 @@ class Outbox:
         messages = readings = 0
         seqs: list[int] = []
         while (used := self.used_bytes()) > target:
-            count, stored = self._db.execute(
-                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages WHERE seq < ?",
-                (keep_from_seq,),
-            ).fetchone()
+            count, stored = self._db.execute(sql.SIZE_BEFORE, (keep_from_seq,)).fetchone()
             if count == 0:
                 break  # never drop what this transaction is writing
             per_row = max(1.0, stored / count)
             batch = max(1, min(int(count), math.ceil((used - target) / per_row)))
-            rows = self._db.execute(
-                "DELETE FROM messages WHERE seq IN "
-                "(SELECT seq FROM messages WHERE seq < ? ORDER BY seq LIMIT ?) "
-                "RETURNING seq, readings",
-                (keep_from_seq, batch),
-            ).fetchall()
+            rows = self._db.execute(sql.DROP_OLDEST_BEFORE, (keep_from_seq, batch)).fetchall()
             messages += len(rows)
             readings += sum(int(r[1]) for r in rows)
             seqs += (int(r[0]) for r in rows)
@@ -350,11 +310,7 @@ class Outbox:
 
     def oldest(self, limit: int, after_seq: int = -1) -> list[OutboxEntry]:
         """Up to ``limit`` messages with a number above ``after_seq``, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, readings, dict_id, payload FROM messages WHERE seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
+        rows = self._db.execute(sql.SELECT_OLDEST_AFTER, (after_seq, limit)).fetchall()
         return [
             OutboxEntry(int(seq), self._decompress(dict_id, bytes(blob)), int(n))
             for seq, n, dict_id, blob in rows
@@ -366,15 +322,13 @@ class Outbox:
         if keys:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany("DELETE FROM messages WHERE seq = ?", keys)
+                self._db.executemany(sql.DELETE_MESSAGE, keys)
 
     def discard_refused(self, seq: int) -> int:
         """Remove a message the broker refused for good, counting it; returns its readings."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            row = self._db.execute(
-                "DELETE FROM messages WHERE seq = ? RETURNING readings", (seq,)
-            ).fetchone()
+            row = self._db.execute(sql.DELETE_MESSAGE_RETURNING_READINGS, (seq,)).fetchone()
             readings = int(row[0]) if row else 0
             if row:
                 self._add_meta("refused_messages", 1)
@@ -389,12 +343,12 @@ class Outbox:
 
     def is_empty(self) -> bool:
         """Whether everything was acknowledged (cheap, unlike counting a long backlog)."""
-        return self._db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None
+        return self._db.execute(sql.ANY_MESSAGE).fetchone() is None
 
     def pending(self) -> int:
         """Messages not yet acknowledged."""
-        return int(self._db.execute("SELECT count(*) FROM messages").fetchone()[0])
+        return int(self._db.execute(sql.COUNT_MESSAGES).fetchone()[0])
 
     def pending_readings(self) -> int:
-        row = self._db.execute("SELECT coalesce(sum(readings), 0) FROM messages").fetchone()
+        row = self._db.execute(sql.SUM_READINGS).fetchone()
         return int(row[0])

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from edge.protocol import Quantity
 from firmware_sim.rng import Rng
 from firmware_sim.schedule import DAY_S, Activity, Shifts
+from vocabulary.protocol import Quantity
 
 Sampler = Callable[[int, float, Activity], tuple[float, ...]]
 

@@ -37,7 +37,7 @@ from firmware_sim.schedule import (
     parse_duration,
     parse_utc_offset,
 )
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 BUILTIN = ("mine", "foundry", "construction")
 

@@ -49,7 +49,7 @@ class SensorReadings:
     device: str
     enterprise: str
     workplace_id: int | None
-    quantity: str  # edge.protocol.Quantity value, e.g. "noise_laeq"
+    quantity: str  # vocabulary.protocol.Quantity value, e.g. "noise_laeq"
     unit: str  # canonical unit, e.g. "dB(A)", "mg/m3", "m/s2"
     substance: str | None  # gas and dust only, e.g. "CO"
     times_us: NDArray[np.int64]  # µs since 1970-01-01 UTC

@@ -15,7 +15,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt_url import MqttEndpoint
+from vocabulary.mqtt_url import MqttEndpoint
 
 
 def mqtt5_client(

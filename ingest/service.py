@@ -40,8 +40,28 @@ import aiomqtt
 import numpy as np
 import psycopg
 
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import (
+from ingest import mqtt
+from ingest.listeners import CommittedBatch, Listener, ListenerHub, build_batch
+from ingest.metrics import IngestMetrics
+from ingest.settings import IngestSettings
+from ingest.validate import ChannelRows, CheckedMessage, Rejection, TimeWindow, check_channels
+from store.connection import (
+    DatabaseError,
+    ReconnectingConnection,
+    connect_async,
+    is_connection_problem,
+)
+from store.deadletters import DeadLetterRecord, insert_dead_letters, storable_text
+from store.ingest_commit import claim_messages, current_xact_id, insert_quarantine, xact_status
+from store.maintenance import run_maintenance
+from store.migrate import Backend, current_backend_async
+from store.policies import check_dedupe_horizon
+from store.readings import ReadingBlock, days_of, ensure_day_partitions
+from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
+from store.writes import write_readings
+from vocabulary.backoff import backoff_delay_s, supervise
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import (
     Channel,
     DecodedMessage,
     ProtocolError,
@@ -50,25 +70,6 @@ from edge.protocol import (
     parse_device_topic,
     readings_subscription,
 )
-from ingest import mqtt
-from ingest.listeners import CommittedBatch, Listener, ListenerHub, build_batch
-from ingest.metrics import IngestMetrics
-from ingest.settings import IngestSettings
-from ingest.validate import ChannelRows, CheckedMessage, Rejection, TimeWindow, check_channels
-from qorgau.backoff import backoff_delay_s, supervise
-from store.connection import (
-    DatabaseError,
-    ReconnectingConnection,
-    connect_async,
-    is_connection_problem,
-)
-from store.deadletters import DeadLetterRecord, insert_dead_letters, storable_text
-from store.maintenance import run_maintenance
-from store.migrate import Backend, current_backend_async
-from store.policies import check_dedupe_horizon
-from store.readings import ReadingBlock, days_of, ensure_day_partitions
-from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
-from store.writes import write_readings
 
 log = logging.getLogger(__name__)
 
@@ -879,9 +880,7 @@ class IngestWorker:
         """The result of a transaction whose COMMIT went unanswered, if it did commit; None if
         it did not (then the batch is written again; ``ingested_messages`` keeps that safe)."""
         conn = await self._connection()
-        cur = await conn.execute("SELECT pg_xact_status(%s::xid8)", [in_doubt.xid])
-        row = await cur.fetchone()
-        status = row[0] if row else None
+        status = await xact_status(conn, in_doubt.xid)
         if status == "in progress":
             # The server has not noticed the dead connection yet; ask again after a pause.
             raise DatabaseError(f"transaction {in_doubt.xid} is still in progress")
@@ -922,26 +921,12 @@ class IngestWorker:
                 await ensure_day_partitions(conn, missing)
                 self._days_ready |= missing
         async with conn.transaction():
-            cur = await conn.execute("SELECT pg_current_xact_id()::text")
-            xid_row = await cur.fetchone()
+            xid = await current_xact_id(conn)
             new_keys: set[tuple[int, int]] = set()
             if first_of:
                 # Sorted, so that two workers inserting overlapping keys lock them in one order.
                 keys = sorted(first_of)
-                cur = await conn.execute(
-                    """
-                    INSERT INTO ingested_messages (device_id, seq, readings)
-                    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[])
-                    ON CONFLICT DO NOTHING
-                    RETURNING device_id, seq
-                    """,
-                    [
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
-                        [first_of[k].readings for k in keys],
-                    ],
-                )
-                new_keys = {(int(d), int(s)) for d, s in await cur.fetchall()}
+                new_keys = await claim_messages(conn, keys, [first_of[k].readings for k in keys])
             fresh = [first_of[k] for k in first_of if k in new_keys]
             if len(fresh) == len(first_of):
                 block = candidates
@@ -953,16 +938,7 @@ class IngestWorker:
             records = [rec for item in fresh + keyless for rec in item.quarantine]
             dead = [item.dead_letter for item in keyless if item.dead_letter is not None]
             await insert_dead_letters(conn, dead)
-            if records:
-                async with conn.cursor() as qcur:
-                    await qcur.executemany(
-                        """
-                        INSERT INTO quarantine (topic, device, seq, sensor, reason, detail,
-                                                payload, payload_bytes)
-                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                        """,
-                        [r.row() for r in records],
-                    )
+            await insert_quarantine(conn, [r.row() for r in records])
             result = CommitResult(
                 fresh=fresh,
                 keyless=keyless,
@@ -972,7 +948,7 @@ class IngestWorker:
                 dead_letters=dead,
             )
             # From here until the COMMIT is answered, the outcome is in doubt if we fail.
-            self._attempt = _InDoubt(str(xid_row[0]) if xid_row else "0", result)
+            self._attempt = _InDoubt(xid, result)
         self._attempt = None
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         return result

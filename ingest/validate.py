@@ -16,9 +16,9 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.protocol import Channel, DecodedMessage, RejectReason, sensor_belongs_to
 from store.readings import US_PER_S, datetime_to_us, us_to_datetime
 from store.registry import DeviceInfo, SensorInfo
+from vocabulary.protocol import Channel, DecodedMessage, RejectReason, sensor_belongs_to
 
 # What no instrument of the unit can report, used when the registry gives the sensor no range
 # of its own: values outside are faults, not exposures. Rms accelerations and concentrations

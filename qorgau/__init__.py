@@ -1,3 +1,3 @@
 """Qorgau composition root: the ``qorgau`` command, settings and logging. No domain logic here."""
 
-__version__ = "0.1.0"
+from vocabulary import __version__ as __version__

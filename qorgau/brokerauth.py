@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from edge.protocol import readings_topic, status_topic
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
+from vocabulary.protocol import readings_topic, status_topic
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the iteration count is in the hash
 PBKDF2_SALT_BYTES = 12
@@ -154,7 +154,7 @@ def device_acl(prefix: str, enterprise: str, device: str) -> list[tuple[str, str
     """What a device may do: publish its readings and its status (and status as last will),
     nothing else: not a wildcard under its code, which would reach any topic a service might
     put at that level. Raises ``ValueError`` for a code that cannot be a device's topic
-    segment, or that service topics use (``edge.protocol.RESERVED_DEVICE_CODES``)."""
+    segment, or that service topics use (``vocabulary.protocol.RESERVED_DEVICE_CODES``)."""
     return [
         ("write", readings_topic(prefix, enterprise, device)),
         ("write", status_topic(prefix, enterprise, device)),

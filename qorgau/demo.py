@@ -39,7 +39,15 @@ from store.assessments import add_indicator, current_indicators
 from store.auth import Role, create_token
 from store.connection import connect_async
 from store.migrate import upgrade_from_settings
-from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
+from store.registry import (
+    enterprise_timezone,
+    set_shift_schedule,
+    upsert_device,
+    upsert_enterprise,
+    upsert_sensor,
+    upsert_workplace,
+    workplace_by_codes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,26 +149,15 @@ async def prepare_api_access(
     new ones) and, once, example assessor inputs so that ПР can be read straight away."""
     conn = await connect_async(database_url, schema, autocommit=True)
     async with conn:
-        row = await (
-            await conn.execute(
-                "SELECT e.id, w.id FROM enterprises e JOIN workplaces w ON w.enterprise_id = e.id "
-                "WHERE e.code = %s AND w.code = %s",
-                [enterprise, workplace],
-            )
-        ).fetchone()
-        assert row is not None, "register the demo device first"
-        enterprise_id, workplace_id = int(row[0]), int(row[1])
+        found = await workplace_by_codes(conn, enterprise, workplace)
+        assert found is not None, "register the demo device first"
+        enterprise_id, workplace_id = found
         # Round-the-clock shifts, so that the shift in progress always has the live readings.
-        await conn.execute(
-            "UPDATE workplaces SET shift_starts = %s, shift_duration_s = 28800 WHERE id = %s",
-            [DEMO_SHIFT_STARTS, workplace_id],
-        )
-        tz_row = await (
-            await conn.execute("SELECT timezone FROM enterprises WHERE id = %s", [enterprise_id])
-        ).fetchone()
-        assert tz_row is not None
+        await set_shift_schedule(conn, workplace_id, DEMO_SHIFT_STARTS, 28800)
+        zone = await enterprise_timezone(conn, enterprise_id)
+        assert zone is not None
         now = datetime.now(UTC)
-        schedule = Schedule.of(DEMO_SHIFT_STARTS, 28800, str(tz_row[0]))
+        schedule = Schedule.of(DEMO_SHIFT_STARTS, 28800, zone)
         day = today(schedule, now)
         current = next(
             s

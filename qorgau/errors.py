@@ -1,10 +1,5 @@
-"""The root of Qorgau's errors. Library errors (psycopg, MQTT) are translated once, at the
-boundary where they are caught, with ``raise ... from exc``."""
+"""Moved to :mod:`vocabulary.errors` (the layer every package may import); these names stay so
+that code written against the old place keeps working. New code imports ``vocabulary.errors``."""
 
-
-class QorgauError(Exception):
-    """Something Qorgau can explain to its user; the message says what to do."""
-
-
-class ConfigurationError(QorgauError):
-    """Settings that cannot work (bad URL, missing file, contradictory options)."""
+from vocabulary.errors import ConfigurationError as ConfigurationError
+from vocabulary.errors import QorgauError as QorgauError

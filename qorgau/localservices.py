@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from qorgau.broker import BrokerConfig, render_mosquitto_conf
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 log = logging.getLogger(__name__)
 
@@ -242,11 +242,12 @@ class LocalPostgres:
     def _wait_ready(self, timeout_s: float) -> None:
         import psycopg
 
+        from store.connection import ping
+
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with psycopg.connect(self.url, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
+                ping(self.url, connect_timeout_s=2)
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
-from qorgau.errors import ConfigurationError
+from vocabulary.errors import ConfigurationError
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -191,6 +191,25 @@ async def open_alerts(
     return list(await cur.fetchall())
 
 
+async def lock_alert(conn: AsyncConnection[Any], alert_id: str) -> None:
+    """Lock an alert's row until the transaction ends: the engine or another person may be
+    changing it at the same moment."""
+    await conn.execute("SELECT 1 FROM alerts WHERE id = %s FOR UPDATE", [alert_id])
+
+
+async def settled_alerts(
+    conn: AsyncConnection[Any], alert_ids: Sequence[str]
+) -> list[tuple[str, str, str | None, str | None]]:
+    """(id, state, acknowledged_by, resolved_by) of those of ``alert_ids`` that are no longer
+    open: what people did to them, as the database recorded it."""
+    cur = await conn.execute(
+        "SELECT id::text, state, acknowledged_by, resolved_by FROM alerts "
+        "WHERE id = ANY(%s::uuid[]) AND state <> 'open'",
+        [list(alert_ids)],
+    )
+    return [(row[0], row[1], row[2], row[3]) for row in await cur.fetchall()]
+
+
 # ------------------------------------------------------------------ engine start-up
 
 

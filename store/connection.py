@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from qorgau.backoff import backoff_delay_s
-from qorgau.errors import QorgauError
+from vocabulary.backoff import backoff_delay_s
+from vocabulary.errors import QorgauError
 
 T = TypeVar("T")
 
@@ -50,6 +50,13 @@ async def connect_async(
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+
+
+def ping(url: str, *, connect_timeout_s: int = 2) -> None:
+    """Connect to ``url`` and run the smallest query: returns once the server answers queries,
+    raises ``psycopg.OperationalError`` while it does not accept connections yet."""
+    with psycopg.connect(url, connect_timeout=connect_timeout_s) as conn:
+        conn.execute("SELECT 1")
 
 
 def make_pool(

@@ -229,9 +229,17 @@ async def require_schema_async(conn: psycopg.AsyncConnection[Any], schema: str) 
         )
 
 
-async def current_backend_async(conn: psycopg.AsyncConnection[Any]) -> Backend:
+async def recorded_backend_async(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """The backend recorded with the applied migrations, as stored; None before the first one.
+    Raises what psycopg raises when the database or the table is not there (the API's health
+    check reports that)."""
     cur = await conn.execute("SELECT backend FROM schema_migrations LIMIT 1")
     row = await cur.fetchone()
-    if row is None:
+    return None if row is None else str(row[0])
+
+
+async def current_backend_async(conn: psycopg.AsyncConnection[Any]) -> Backend:
+    recorded = await recorded_backend_async(conn)
+    if recorded is None:
         raise DatabaseError("the schema has no migrations applied: run `qorgau db upgrade`")
-    return "timescale" if row[0] == "timescale" else "plain"
+    return "timescale" if recorded == "timescale" else "plain"

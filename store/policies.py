@@ -38,8 +38,8 @@ from typing import Any
 
 import psycopg
 
-from qorgau.errors import ConfigurationError
 from store.connection import DatabaseError
+from vocabulary.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -157,6 +159,38 @@ async def workplace_id_of(conn: AsyncConnection[Any], enterprise_id: int, code: 
     )
     row = await cur.fetchone()
     return int(row[0]) if row else None
+
+
+async def workplace_by_codes(
+    conn: AsyncConnection[Any], enterprise: str, workplace: str
+) -> tuple[int, int] | None:
+    """(enterprise id, workplace id) of workplace ``workplace`` of enterprise ``enterprise``, or
+    None if either is not registered."""
+    cur = await conn.execute(
+        "SELECT e.id, w.id FROM enterprises e JOIN workplaces w ON w.enterprise_id = e.id "
+        "WHERE e.code = %s AND w.code = %s",
+        [enterprise, workplace],
+    )
+    row = await cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+async def set_shift_schedule(
+    conn: AsyncConnection[Any], workplace_id: int, starts: Sequence[time], duration_s: int
+) -> None:
+    """Give a workplace new shift start times and length, as they are: the stored assessments
+    are not recomputed here (``store.catalog.update`` does that for the API)."""
+    await conn.execute(
+        "UPDATE workplaces SET shift_starts = %s, shift_duration_s = %s WHERE id = %s",
+        [list(starts), duration_s, workplace_id],
+    )
+
+
+async def enterprise_timezone(conn: AsyncConnection[Any], enterprise_id: int) -> str | None:
+    """The IANA zone an enterprise's shifts are scheduled in, or None if it is not registered."""
+    cur = await conn.execute("SELECT timezone FROM enterprises WHERE id = %s", [enterprise_id])
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
 
 
 async def find_device(conn: AsyncConnection[Any], code: str) -> DeviceInfo | None:

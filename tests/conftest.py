@@ -21,6 +21,19 @@ from tests.support import drop_schema, pause_jobs
 pytest_plugins = ["tests.tls_support"]
 
 
+# The fixtures that start or reach a real PostgreSQL or Mosquitto. A test that uses one, itself
+# or through another fixture, is a service test even where its module forgot the marker: the
+# unit layer (`scripts/test --fast`, ``-m "not services"``) never waits for a server.
+SERVICE_FIXTURES = frozenset({"pg_url", "mqtt_url", "pg_factory", "broker_factory", "tls_broker"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("services") is None:
+            item.add_marker(pytest.mark.services)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

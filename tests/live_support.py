@@ -17,9 +17,6 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
-from edge.protocol.quantities import Quantity
 from firmware_sim.device import standard_device
 from ingest.alerting.wire import AlertMessage
 from qorgau.demo import EmbeddedServer, prepare_api_access, register_device
@@ -28,6 +25,9 @@ from store.alerts import write_transitions
 from store.connection import connect_async
 from tests.sim_support import store_readings
 from tests.support import eventually
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
+from vocabulary.protocol.quantities import Quantity
 
 ENTERPRISE = "lw-ent"
 WORKPLACE = "face"

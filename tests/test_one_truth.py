@@ -19,8 +19,6 @@ from analytics.alerts import load_alert_norms
 from api.settings import ApiSettings
 from application.reports import shift_report
 from application.schedule import Schedule, Shift, shift
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from store import catalog
@@ -29,6 +27,8 @@ from store.catalog import Scope
 from store.connection import connect_async
 from tests.api.conftest import in_process
 from tests.support import assess_now, eventually, rows, scalar
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

@@ -26,10 +26,8 @@ from typing import Any
 import aiomqtt
 import psycopg
 
-from edge.protocol.topics import WIRE_VERSION_SEGMENT
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.settings import AlertsSettings
-from qorgau.errors import ConfigurationError
 from store.alert_engines import (
     ClaimResult,
     EngineClaim,
@@ -42,6 +40,8 @@ from store.alert_engines import (
     renew_claim,
 )
 from store.connection import ReconnectingConnection
+from vocabulary.errors import ConfigurationError
+from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 
 log = logging.getLogger(__name__)
 

@@ -62,15 +62,6 @@ from analytics.alerts import (
     shift_at,
 )
 from analytics.alerts.lifecycle import ACKNOWLEDGED
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import (
-    DecodedMessage,
-    ProtocolError,
-    RejectReason,
-    decode_readings,
-    decode_status,
-    parse_device_topic,
-)
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
@@ -79,7 +70,6 @@ from ingest.alerting.webhooks import WebhookDispatcher
 from ingest.alerting.wire import AlertMessage, decode_alert, from_event
 from ingest.mqtt import mqtt5_client
 from ingest.validate import ChannelRows, TimeWindow, check_channels
-from qorgau.backoff import backoff_delay_s, supervise
 from store.alerts import (
     RegistryDevice,
     latest_reading_times,
@@ -88,12 +78,23 @@ from store.alerts import (
     open_alerts,
     recent_bins,
     record_webhook_outcome,
+    settled_alerts,
     shift_sums,
     write_transitions,
 )
 from store.connection import ReconnectingConnection, is_connection_problem
 from store.registry import DeviceInfo, find_device
 from store.settings import DEFAULT_MAX_PAST_S
+from vocabulary.backoff import backoff_delay_s, supervise
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import (
+    DecodedMessage,
+    ProtocolError,
+    RejectReason,
+    decode_readings,
+    decode_status,
+    parse_device_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -470,13 +471,9 @@ class AlertService:
         held = {i for state in self.states.values() for i in state.cells.by_id}
         if not held or self._store:
             return  # our own writes are still pending: the rows may be behind us
-        cur = await conn.execute(
-            "SELECT id::text, state, acknowledged_by, resolved_by FROM alerts "
-            "WHERE id = ANY(%s::uuid[]) AND state <> 'open'",
-            [list(held)],
-        )
+        settled = await settled_alerts(conn, list(held))
         now = self.clock()
-        for ident, state_name, acked_by, resolved_by in await cur.fetchall():
+        for ident, state_name, acked_by, resolved_by in settled:
             for state in self.states.values():
                 where = state.cells.by_id.get(ident)
                 if where is None:

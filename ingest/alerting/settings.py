@@ -11,8 +11,8 @@ import socket
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from edge.protocol.topics import check_segment
 from store.settings import DatabaseSettings
+from vocabulary.protocol.topics import check_segment
 
 
 class AlertsSettings(DatabaseSettings):

@@ -26,8 +26,8 @@ import idna
 
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.wire import AlertMessage, wanted
-from qorgau.backoff import backoff_delay_s
 from store.alerts import Webhook
+from vocabulary.backoff import backoff_delay_s
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from analytics.alerts import AlertEvent, Severity
-from edge.protocol import ProtocolError, RejectReason, alerts_topic, parse_alert_topic
-from edge.protocol.topics import WIRE_VERSION_SEGMENT
 from store.alerts import AlertRecord
+from vocabulary.protocol import ProtocolError, RejectReason, alerts_topic, parse_alert_topic
+from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 
 SEVERITIES = ("info", "warning", "high", "critical")
 

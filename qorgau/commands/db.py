@@ -84,10 +84,10 @@ def _prune(args: argparse.Namespace) -> int:
     import asyncio
 
     from ingest.settings import IngestSettings
-    from qorgau.errors import ConfigurationError
     from qorgau.runtime import load_settings, setup_logging
     from store.connection import DatabaseError, connect_async
     from store.maintenance import MaintenanceReport, describe, run_maintenance
+    from vocabulary.errors import ConfigurationError
 
     setup_logging()
     try:

@@ -190,7 +190,7 @@ def _check_writable(path: Path, what: str) -> None:
     replaced through a temporary file next to it)."""
     import os
 
-    from qorgau.errors import ConfigurationError
+    from vocabulary.errors import ConfigurationError
 
     if path.exists() or path.is_symlink():
         if not path.is_file():
@@ -269,9 +269,9 @@ def _add(args: argparse.Namespace) -> int:
     written, and the files are put back if anything fails."""
     import sys
 
-    from edge.protocol import readings_topic
     from qorgau.brokerauth import device_acl
-    from qorgau.errors import QorgauError
+    from vocabulary.errors import QorgauError
+    from vocabulary.protocol import readings_topic
 
     settings = _settings()
     try:
@@ -309,7 +309,7 @@ def _add_service(args: argparse.Namespace) -> int:
     import sys
 
     from qorgau.brokerauth import service_acl
-    from qorgau.errors import QorgauError
+    from vocabulary.errors import QorgauError
 
     settings = _settings()
     try:
@@ -333,7 +333,7 @@ def _add_scenario(args: argparse.Namespace) -> int:
 
     from firmware_sim.scenario import load_scenario
     from qorgau.brokerauth import device_acl
-    from qorgau.errors import QorgauError
+    from vocabulary.errors import QorgauError
 
     settings = _settings()
     try:
@@ -404,7 +404,6 @@ def _register(
     import asyncio
 
     async def run() -> None:
-        from qorgau.errors import ConfigurationError
         from store.connection import connect_async
         from store.migrate import require_schema_async
         from store.registry import (
@@ -415,6 +414,7 @@ def _register(
             upsert_workplace,
             workplace_id_of,
         )
+        from vocabulary.errors import ConfigurationError
 
         conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)
         async with conn:

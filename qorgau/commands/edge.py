@@ -48,8 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     from edge.driver import Driver
     from edge.drivers import load_driver_factory, parse_options
     from edge.settings import EdgeSettings
-    from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings, setup_logging
+    from vocabulary.errors import QorgauError
 
     setup_logging()
     try:

@@ -58,11 +58,11 @@ def _run(args: argparse.Namespace) -> int:
     from application.reports import shift_report
     from application.schedule import Shift, shift, shifts_between
     from dashboards.reports import render
-    from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings
     from store import catalog
     from store.catalog import Row, Scope
     from store.connection import connect_async
+    from vocabulary.errors import QorgauError
 
     last = args.to or args.date
     if last < args.date:

@@ -113,8 +113,8 @@ def _run(args: argparse.Namespace) -> int:
     from firmware_sim.device import standard_device
     from firmware_sim.scenario import ScenarioError, load_faults, load_scenario
     from firmware_sim.schedule import parse_duration
-    from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings, setup_logging
+    from vocabulary.errors import QorgauError
 
     setup_logging()
     log = logging.getLogger("qorgau.sim")

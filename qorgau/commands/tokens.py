@@ -54,11 +54,12 @@ def _fail(message: str) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings
     from store.auth import Role, create_token
     from store.connection import connect_async
+    from store.registry import enterprise_id_of
     from store.settings import DatabaseSettings
+    from vocabulary.errors import QorgauError
 
     async def run() -> str:
         settings = load_settings(DatabaseSettings)
@@ -66,14 +67,9 @@ def _create(args: argparse.Namespace) -> int:
         async with conn:
             enterprise_id = None
             if args.enterprise:
-                row = await (
-                    await conn.execute(
-                        "SELECT id FROM enterprises WHERE code = %s", [args.enterprise]
-                    )
-                ).fetchone()
-                if row is None:
+                enterprise_id = await enterprise_id_of(conn, args.enterprise)
+                if enterprise_id is None:
                     raise QorgauError(f"no enterprise with code {args.enterprise!r}")
-                enterprise_id = int(row[0])
             expires = (
                 datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
             )
@@ -95,11 +91,11 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings
     from store.auth import list_tokens
     from store.connection import connect_async
     from store.settings import DatabaseSettings
+    from vocabulary.errors import QorgauError
 
     async def run() -> None:
         settings = load_settings(DatabaseSettings)
@@ -122,11 +118,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from qorgau.errors import QorgauError
     from qorgau.runtime import load_settings
     from store.auth import revoke_token
     from store.connection import connect_async
     from store.settings import DatabaseSettings
+    from vocabulary.errors import QorgauError
 
     async def run() -> bool:
         settings = load_settings(DatabaseSettings)

@@ -230,7 +230,7 @@ def broker_users(resolved: dict[str, Any]) -> dict[str, str]:
 
 
 def test_services_sign_in_as_accounts_broker_init_creates(resolved: dict[str, Any]) -> None:
-    from edge.mqtt_url import MqttEndpoint
+    from vocabulary.mqtt_url import MqttEndpoint
 
     users = broker_users(resolved)
     for name in ("ingest-1", "ingest-2", "alerts", "api"):

@@ -15,8 +15,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.driver import SampleBlock
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import DecodedMessage, DeviceStatus, decode_readings, decode_status
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import DecodedMessage, DeviceStatus, decode_readings, decode_status
 
 
 class Consumer:

@@ -10,10 +10,10 @@ import pytest
 from edge.agent import EdgeAgent, build_message, split_blocks
 from edge.driver import ChannelSpec, SampleBlock
 from edge.drivers import load_driver_factory, parse_options
-from edge.protocol import MAX_VALUES_PER_CHANNEL, Quantity, decode_readings, encode_readings
 from edge.settings import EdgeSettings
 from firmware_sim.device import standard_device
-from qorgau.errors import ConfigurationError
+from vocabulary.errors import ConfigurationError
+from vocabulary.protocol import MAX_VALUES_PER_CHANNEL, Quantity, decode_readings, encode_readings
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 NOISE = ChannelSpec("d.noise", Quantity.NOISE_LAEQ, "dB(A)")

@@ -352,8 +352,8 @@ def test_transmission_faults_reach_the_wire_and_only_the_wire(
     """Duplicate sends and malformed payloads, injected between outbox and broker: the
     subscriber sees exactly the planned duplicates and garbage, and every other message
     intact; the outbox still drains (each copy is acknowledged)."""
-    from edge.protocol import ProtocolError, decode_readings
     from firmware_sim.faults import MessageFaults
+    from vocabulary.protocol import ProtocolError, decode_readings
 
     consumer = Consumer(
         mqtt_url, [f"{topic_prefix}/v1/+/+/readings"], client_id=f"c-{topic_prefix}"

@@ -21,7 +21,6 @@ from edge.outbox import (
     Outbox,
     OutboxLockedError,
 )
-from edge.protocol import decode_readings, encode_readings
 from firmware_sim.device import SimulatedDevice
 from firmware_sim.instruments import (
     DustMonitor,
@@ -30,6 +29,7 @@ from firmware_sim.instruments import (
     SoundLevelMeter,
     WholeBodyVibration,
 )
+from vocabulary.protocol import decode_readings, encode_readings
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.protocol import (
+from vocabulary.protocol import (
     Channel,
     ProtocolError,
     Quantity,
@@ -145,7 +145,7 @@ def test_topics_round_trip() -> None:
 
 
 def test_device_status_round_trips_and_old_and_new_agents_are_understood() -> None:
-    from edge.protocol import DeviceStatus, OutboxStatus, decode_status, encode_status
+    from vocabulary.protocol import DeviceStatus, OutboxStatus, decode_status, encode_status
 
     status = DeviceStatus(
         online=True, device="d1", at=T0, next_seq=7,

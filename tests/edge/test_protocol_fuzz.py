@@ -17,7 +17,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.live import decode_live
-from edge.protocol import (
+from ingest.alerting.wire import decode_alert
+from ingest.service import IngestWorker
+from ingest.settings import IngestSettings
+from ingest.validate import TimeWindow, check_channels, sensor_range
+from store.registry import DeviceInfo, SensorInfo
+from vocabulary.protocol import (
     DecodedMessage,
     ProtocolError,
     Quantity,
@@ -25,11 +30,6 @@ from edge.protocol import (
     decode_readings,
     readings_topic,
 )
-from ingest.alerting.wire import decode_alert
-from ingest.service import IngestWorker
-from ingest.settings import IngestSettings
-from ingest.validate import TimeWindow, check_channels, sensor_range
-from store.registry import DeviceInfo, SensorInfo
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = TimeWindow.around(NOW, max_past_s=28 * 86_400, max_future_s=300)

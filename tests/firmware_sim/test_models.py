@@ -105,6 +105,7 @@ def test_counter_rng_is_a_pure_function_with_sane_moments() -> None:
     assert all(smooth(t) == pytest.approx(rng.smooth(t, 60.0)) for t in (0.0, 59.9, 3601.5, 7.0))
 
 
+@pytest.mark.slow  # a whole simulated shift per scenario
 @pytest.mark.parametrize("name", BUILTIN)
 def test_builtin_scenarios_stay_in_physical_ranges(name: str) -> None:
     scenario = load_scenario(name)

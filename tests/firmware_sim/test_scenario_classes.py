@@ -50,6 +50,7 @@ EXPECTED: dict[str, tuple[str, dict[str, tuple[str, dict[str, str]]]]] = {
 }  # fmt: skip
 
 
+@pytest.mark.slow  # a whole simulated shift per scenario
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_simulated_shift_lands_in_the_documented_classes(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -69,6 +70,7 @@ def test_a_simulated_shift_lands_in_the_documented_classes(
         assert not result["insufficient_data"]
 
 
+@pytest.mark.slow  # a whole simulated shift
 def test_the_mine_longwall_reports_oxygen_and_methane_through_their_first_alarms(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

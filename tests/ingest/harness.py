@@ -21,11 +21,11 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import psycopg
 
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
 from qorgau.localservices import free_port
 from store.connection import DatabaseUnavailableError, connect, connect_async
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
 
 ENTERPRISE = "fault-ent"
 CHANNELS = (  # sensor suffix, quantity, unit, substance, lo, hi

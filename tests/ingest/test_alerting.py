@@ -25,9 +25,6 @@ from pydantic import ValidationError
 from analytics.alerts import load_alert_norms
 from analytics.alerts.lifecycle import ACKNOWLEDGED
 from application.schedule import Schedule, current_shift, last_finished, local_time_text
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic, status_topic
-from edge.protocol.quantities import Quantity
 from ingest.alerting.partition import OwnershipConflictError
 from ingest.alerting.service import AlertService
 from ingest.alerting.settings import AlertsSettings
@@ -42,6 +39,15 @@ from store.readings import ReadingBlock, datetime_to_us, days_of, ensure_day_par
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
 from store.writes import write_readings
 from tests.support import eventually, rows
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import (
+    Channel,
+    ReadingsMessage,
+    encode_readings,
+    readings_topic,
+    status_topic,
+)
+from vocabulary.protocol.quantities import Quantity
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import aiomqtt
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
 from firmware_sim.device import standard_device
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from qorgau.demo import register_device
 from tests.support import count_readings, eventually, rows
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

@@ -12,7 +12,6 @@ import aiomqtt
 import httpx
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.http import serve_http
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
@@ -20,6 +19,7 @@ from qorgau.localservices import LocalMosquitto, free_port
 from store.migrate import upgrade
 from tests.store.conftest import timescale_missing_reason
 from tests.support import break_compression_job, drop_schema, eventually, pause_jobs
+from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

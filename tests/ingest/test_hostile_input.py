@@ -15,8 +15,6 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import readings_topic
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from store.connection import connect_async
@@ -24,6 +22,8 @@ from store.readings import datetime_to_us
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor
 from tests.ingest.harness import stored, stored_rows
 from tests.support import eventually, rows
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import readings_topic
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.slow]
 

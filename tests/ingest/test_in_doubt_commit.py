@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import aiomqtt
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.listeners import CommittedBatch
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from tests.ingest.harness import CommitCutter, Workload, stored, stored_rows
 from tests.support import eventually
+from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

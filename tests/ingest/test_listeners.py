@@ -10,7 +10,6 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.listeners import CommittedBatch, build_batch
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
@@ -18,6 +17,7 @@ from ingest.validate import ChannelRows
 from store.registry import DeviceInfo, SensorInfo
 from tests.ingest.harness import Workload, stored, stored_rows
 from tests.support import eventually
+from vocabulary.mqtt_url import MqttEndpoint
 
 
 def sensor(sid: int, code: str) -> SensorInfo:

@@ -10,13 +10,13 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from store.connection import connect_async
 from store.readings import ReadingBlock, days_of, ensure_day_partitions
 from tests.ingest.harness import WorkerProcess, Workload, stored
 from tests.support import eventually, scalar, write_as_ingest
+from vocabulary.mqtt_url import MqttEndpoint
 
 # Retention here is plain PostgreSQL's (day partitions); TimescaleDB's is a policy.
 pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.plain]

@@ -20,8 +20,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from edge.mqtt_url import MqttEndpoint
-from edge.protocol import readings_topic
 from ingest.http import serve_http
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
@@ -32,6 +30,8 @@ from store.readings import datetime_to_us
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor
 from tests.ingest.harness import stored, stored_rows
 from tests.support import eventually, rows, scalar
+from vocabulary.mqtt_url import MqttEndpoint
+from vocabulary.protocol import readings_topic
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

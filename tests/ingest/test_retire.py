@@ -13,11 +13,11 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt_url import MqttEndpoint
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from tests.ingest.harness import ReliablePublisher, Workload, stored
 from tests.support import eventually
+from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

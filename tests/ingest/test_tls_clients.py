@@ -10,9 +10,9 @@ import aiomqtt
 import pytest
 
 from api.alert_stream import AlertHub
-from edge.mqtt_url import MqttEndpoint
 from ingest.mqtt import mqtt5_client
 from tests.tls_support import TlsBroker, needs_openssl
+from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services, needs_openssl]
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge.protocol import Channel, DecodedMessage, Quantity, RejectReason
 from ingest.validate import (
     PHYSICAL_RANGE_BY_UNIT,
     CheckedMessage,
@@ -19,6 +18,7 @@ from ingest.validate import (
 )
 from store.readings import datetime_to_us
 from store.registry import DeviceInfo, SensorInfo
+from vocabulary.protocol import Channel, DecodedMessage, Quantity, RejectReason
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WINDOW = TimeWindow.around(NOW, max_past_s=30 * 86_400, max_future_s=300)

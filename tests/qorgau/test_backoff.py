@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qorgau.backoff import backoff_delay_s
+from vocabulary.backoff import backoff_delay_s
 
 
 def upper(low: float, high: float) -> float:
@@ -35,7 +35,7 @@ class FlakyError(Exception):
 async def test_supervise_retries_failed_sessions_and_stops_when_asked() -> None:
     import asyncio
 
-    from qorgau.backoff import supervise
+    from vocabulary.backoff import supervise
 
     stop = asyncio.Event()
     calls: list[str] = []
@@ -63,7 +63,7 @@ async def test_supervise_retries_failed_sessions_and_stops_when_asked() -> None:
 async def test_supervise_lets_other_errors_through() -> None:
     import asyncio
 
-    from qorgau.backoff import supervise
+    from vocabulary.backoff import supervise
 
     async def session() -> None:
         raise KeyError("a bug")

@@ -15,7 +15,6 @@ import pytest
 
 from ingest.settings import IngestSettings
 from qorgau.cli import main
-from qorgau.errors import ConfigurationError
 from store.connection import connect, connect_async
 from store.maintenance import lock_key, run_maintenance
 from store.policies import MaintenancePolicy, check_dedupe_horizon
@@ -30,9 +29,10 @@ from store.readings import (
 from store.writes import write_readings
 from tests.store.conftest import BackendSchema
 from tests.support import eventually, scalar, write_as_ingest
+from vocabulary.errors import ConfigurationError
 
 # Day partitions and rollup tables are plain PostgreSQL's; the test over both backends says so.
-pytestmark = [pytest.mark.anyio, pytest.mark.plain]
+pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.plain]
 
 DAY = timedelta(days=1)
 WINDOW = {"max_past_s": 28 * 86_400.0, "max_future_s": 300.0}

@@ -19,6 +19,8 @@ from store.connection import DatabaseError, connect
 from store.migrate import available_migrations, timescaledb_preloaded, upgrade
 from tests.store.conftest import BackendSchema
 
+pytestmark = pytest.mark.services
+
 
 def test_upgrade_is_idempotent_and_records_the_backend(backend_schema: BackendSchema) -> None:
     url, schema = backend_schema.url, backend_schema.schema

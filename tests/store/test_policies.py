@@ -11,6 +11,7 @@ from store.policies import StoragePolicies, check_policies
 from tests.store.conftest import BackendSchema
 
 
+@pytest.mark.services
 @pytest.mark.parametrize(
     ("policies", "problem"),
     [
@@ -37,6 +38,7 @@ def test_a_refresh_window_reaching_dropped_data_is_refused(
         check_policies(conn, policies)
 
 
+@pytest.mark.services
 def test_safe_policies_pass(pg_url: str) -> None:
     with psycopg.connect(pg_url) as conn:
         check_policies(conn, StoragePolicies())
@@ -61,6 +63,7 @@ def test_empty_settings_switch_policies_off() -> None:
     assert policies == StoragePolicies(compress_after=None)
 
 
+@pytest.mark.services
 @pytest.mark.timescale
 def test_timescale_upgrade_schedules_compression_and_refresh(
     backend_schema: BackendSchema,

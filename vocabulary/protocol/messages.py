@@ -32,8 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from edge.protocol.errors import ProtocolError, RejectReason
-from edge.protocol.quantities import (
+from vocabulary.protocol.errors import ProtocolError, RejectReason
+from vocabulary.protocol.quantities import (
     QUANTITIES_WITH_SUBSTANCE,
     UNITS_BY_QUANTITY,
     Quantity,

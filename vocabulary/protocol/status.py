@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from edge.protocol.errors import ProtocolError, RejectReason
+from vocabulary.protocol.errors import ProtocolError, RejectReason
 
 Count = Annotated[int, Field(ge=0)]
 

@@ -21,8 +21,8 @@ message, which is how ingest stores a redelivered message exactly once. A channe
 a fixed ``period_s`` or explicit ``offsets_s`` (seconds after ``t0``, one per value).
 """
 
-from edge.protocol.errors import ProtocolError, RejectReason
-from edge.protocol.messages import (
+from vocabulary.protocol.errors import ProtocolError, RejectReason
+from vocabulary.protocol.messages import (
     MAX_CHANNELS,
     MAX_PAYLOAD_BYTES,
     MAX_VALUES_PER_CHANNEL,
@@ -34,9 +34,9 @@ from edge.protocol.messages import (
     decode_readings,
     encode_readings,
 )
-from edge.protocol.quantities import UNITS_BY_QUANTITY, Quantity, normalise_unit
-from edge.protocol.status import DeviceStatus, OutboxStatus, decode_status, encode_status
-from edge.protocol.topics import (
+from vocabulary.protocol.quantities import UNITS_BY_QUANTITY, Quantity, normalise_unit
+from vocabulary.protocol.status import DeviceStatus, OutboxStatus, decode_status, encode_status
+from vocabulary.protocol.topics import (
     RESERVED_DEVICE_CODES,
     AlertTopic,
     DeviceTopic,

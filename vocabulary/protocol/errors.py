@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from qorgau.errors import QorgauError
+from vocabulary.errors import QorgauError
 
 
 class RejectReason(StrEnum):
