@@ -126,4 +126,10 @@ class IngestMetrics:
             ["what"],
             registry=r,
         )
+        self.db_jobs_failing = Gauge(
+            "qorgau_db_background_jobs_failing",
+            "TimescaleDB background jobs of the schema whose latest run failed (refresh, "
+            "compression, retention), as the maintenance job last read them; 0 on plain PostgreSQL",
+            registry=r,
+        )
         self.database_ok.set(1)

@@ -192,6 +192,9 @@ class WorkerStatus:
     # restart would not help, but somebody must look (`qorgau deadletters list`).
     dead_letters: int = 0
     last_dead_letter_at: datetime | None = None
+    # TimescaleDB jobs whose latest run failed, as the maintenance job last saw them: the
+    # rollups or compression fall behind, but ingest itself is healthy.
+    failing_jobs: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -210,6 +213,7 @@ class WorkerStatus:
             "database_error": self.database_error,
             "dead_letters": self.dead_letters,
             "last_dead_letter_at": iso(self.last_dead_letter_at),
+            "failing_jobs": list(self.failing_jobs),
         }
 
 
@@ -245,6 +249,7 @@ class IngestWorker:
         self._writer: asyncio.Task[None] | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._database_error: str | None = None
+        self._failing_jobs: tuple[str, ...] = ()
         self._last_commit: float | None = None
         self._last_commit_at: datetime | None = None
         self._dead_letters = 0
@@ -278,6 +283,7 @@ class IngestWorker:
             last_commit_at=self._last_commit_at,
             dead_letters=self._dead_letters,
             last_dead_letter_at=self._last_dead_letter_at,
+            failing_jobs=self._failing_jobs,
         )
 
     async def replay(self, topic: str, payload: bytes) -> CommitResult:
@@ -730,6 +736,10 @@ class IngestWorker:
                     self.settings.db_maintenance_interval_s,
                 )
             else:
+                self._failing_jobs = tuple(job.describe() for job in report.failing_jobs)
+                self.metrics.db_jobs_failing.set(len(self._failing_jobs))
+                for failing in self._failing_jobs:
+                    log.warning("TimescaleDB background %s", failing)
                 if report.acted:
                     self.metrics.maintenance_runs.labels("done").inc()
                     removed = self.metrics.maintenance_removed

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from store.policies import MaintenancePolicy
+from store.policies import MaintenancePolicy, StoragePolicies
 from store.settings import SampleWindowSettings
 
 
@@ -94,6 +95,14 @@ class IngestSettings(SampleWindowSettings):
     def status_topic(self) -> str:
         return self.ingest_status_topic or (
             f"{self.topic_prefix}/ingest/{self.ingest_client_id}/status"
+        )
+
+    def storage_policies(self) -> StoragePolicies:
+        """The database's policies, their refresh look-back checked against this worker's
+        sample window (late readings it accepts must reach the rollups)."""
+        return replace(
+            super().storage_policies(),
+            sample_window_s=self.ingest_max_past_s + self.ingest_max_future_s,
         )
 
     def ingest_maintenance_policy(self) -> MaintenancePolicy:

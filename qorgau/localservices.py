@@ -4,6 +4,10 @@
 them so that integration tests talk to real servers. Both run from the system's binaries
 (Debian's ``postgresql`` and ``mosquitto`` packages); when the caller is root they run as the
 packages' service users, because PostgreSQL refuses to run as root.
+
+Where the TimescaleDB extension is installed for that PostgreSQL, the server preloads it
+(``shared_preload_libraries``), without which ``CREATE EXTENSION timescaledb`` fails; the schema
+then runs on TimescaleDB unless ``QORGAU_DB_TIMESCALE=off`` (``store.migrate``).
 """
 
 from __future__ import annotations
@@ -106,6 +110,37 @@ def postgres_bindir() -> Path:
     )
 
 
+def _pg_config_dir(bindir: Path, option: str) -> Path | None:
+    """A directory ``pg_config`` reports for the server in ``bindir`` (``--sharedir``,
+    ``--pkglibdir``), or None when no ``pg_config`` of that installation is found."""
+    for candidate in (bindir / "pg_config", shutil.which("pg_config")):
+        if candidate is None or not Path(candidate).exists():
+            continue
+        result = subprocess.run(
+            [str(candidate), "--bindir", option], capture_output=True, text=True, check=False
+        )
+        lines = result.stdout.splitlines()
+        # Another installation's pg_config (a PATH one for another major version) says nothing
+        # about this server.
+        if result.returncode == 0 and len(lines) == 2 and Path(lines[0]) == bindir:
+            return Path(lines[1])
+    return None
+
+
+def timescaledb_installed(bindir: Path | None = None) -> bool:
+    """Whether the TimescaleDB extension is installed for the PostgreSQL server in ``bindir``
+    (its control file and its loader library). Debian's layout when ``pg_config`` is absent:
+    ``/usr/share/postgresql/N`` and ``/usr/lib/postgresql/N/lib``."""
+    bindir = bindir or postgres_bindir()
+    sharedir = _pg_config_dir(bindir, "--sharedir") or Path("/usr/share/postgresql") / (
+        bindir.parent.name
+    )
+    libdir = _pg_config_dir(bindir, "--pkglibdir") or bindir.parent / "lib"
+    return (sharedir / "extension" / "timescaledb.control").exists() and (
+        libdir / "timescaledb.so"
+    ).exists()
+
+
 def mosquitto_binary() -> Path:
     found = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
@@ -125,6 +160,8 @@ class LocalPostgres:
     data_dir: Path
     port: int = field(default_factory=free_port)
     durable: bool = True
+    # Preload TimescaleDB: None preloads it whenever it is installed (``timescaledb_installed``).
+    timescaledb: bool | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -179,6 +216,12 @@ class LocalPostgres:
             "-c", "shared_buffers=256MB",
             "-c", "max_wal_size=2GB",
         ]  # fmt: skip
+        if self.timescaledb if self.timescaledb is not None else timescaledb_installed():
+            cmd += [
+                "-c", "shared_preload_libraries=timescaledb",
+                # Nothing of a local server reports to the network.
+                "-c", "timescaledb.telemetry_level=off",
+            ]  # fmt: skip
         if not self.durable:
             # Throwaway test servers: skip fsync (a crash of the machine is not a test case;
             # a killed server still recovers from its WAL in the page cache).

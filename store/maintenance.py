@@ -13,7 +13,8 @@ What it removes (``MaintenancePolicy``, from the same settings on both backends)
   backends).
 
 On TimescaleDB readings and minute rollups are left to its retention policies
-(``store.policies``); this job touches them only on plain PostgreSQL.
+(``store.policies``); this job touches them only on plain PostgreSQL, and reports there which
+of TimescaleDB's background jobs fail (``store.jobs``).
 
 Several ingest workers run the job on a timer, so it takes a session-level advisory lock with
 ``pg_try_advisory_lock``: the first comes in, the others see it held and skip this round. Every
@@ -31,6 +32,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from store.jobs import JobState, background_jobs
 from store.migrate import Backend, current_backend_async
 from store.policies import MaintenancePolicy, check_dedupe_horizon
 
@@ -77,6 +79,11 @@ class MaintenanceReport:
     busy_partitions: list[DayPartition] = field(default_factory=list)  # lock not had in time
     rows: dict[str, int] = field(default_factory=dict)  # table → rows deleted / to delete
     statements: dict[str, int] = field(default_factory=dict)  # table → DELETE statements run
+    jobs: list[JobState] = field(default_factory=list)  # TimescaleDB's background jobs
+
+    @property
+    def failing_jobs(self) -> list[JobState]:
+        return [job for job in self.jobs if job.failing]
 
     @property
     def removed_anything(self) -> bool:
@@ -96,7 +103,8 @@ async def run_maintenance(
         raise ValueError("run_maintenance needs an autocommit connection")
     await check_dedupe_horizon(conn, policy)
     backend = await current_backend_async(conn)
-    report = MaintenanceReport(backend=backend, dry_run=dry_run)
+    # Read-only, so every run reports them, with the lock or without.
+    report = MaintenanceReport(backend=backend, dry_run=dry_run, jobs=await background_jobs(conn))
     if dry_run:
         await _plan(conn, policy, report, count=True)
         return report
@@ -276,8 +284,9 @@ def describe(report: MaintenanceReport, policy: MaintenancePolicy) -> list[str]:
     """The report as lines for a person: what went (or would go), with units."""
     verb_parts = "would drop" if report.dry_run else "dropped"
     verb_rows = "would delete" if report.dry_run else "deleted"
+    failing = [f"TimescaleDB job failing: {job.describe()}" for job in report.failing_jobs]
     if not report.acted:
-        return ["another maintenance run holds the lock; nothing done (try again later)"]
+        return ["another maintenance run holds the lock; nothing done (try again later)", *failing]
     lines: list[str] = []
     if report.backend == "timescale":
         lines.append(
@@ -285,6 +294,7 @@ def describe(report: MaintenanceReport, policy: MaintenancePolicy) -> list[str]:
             f"(retention {policy.retention or 'off'}, minute-rollup retention "
             f"{policy.rollup_retention or 'off'})"
         )
+        lines.extend(failing)
     elif report.readings_cutoff is None:
         lines.append("readings: kept forever (QORGAU_DB_RETENTION is empty)")
     else:

@@ -11,7 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
@@ -71,9 +71,38 @@ def _render(text: str, params: dict[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", fill, text)
 
 
+# What an operator does when the extension is installed but the server did not load it.
+ENABLE_TIMESCALEDB_HINT: Final = (
+    "add timescaledb to shared_preload_libraries in postgresql.conf (shared_preload_libraries "
+    "= 'timescaledb', keeping any libraries already listed) and restart PostgreSQL; or set "
+    "QORGAU_DB_TIMESCALE=off to stay on plain PostgreSQL"
+)
+
+
+def timescaledb_preloaded(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server loaded TimescaleDB's library at start, without which ``CREATE
+    EXTENSION timescaledb`` fails at FATAL level and closes the connection."""
+    try:
+        with conn.transaction():
+            row = conn.execute("SHOW shared_preload_libraries").fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        # Only superusers and pg_read_all_settings may read that setting; the loader's own
+        # settings exist exactly when it was preloaded.
+        row = None
+    if row is not None:
+        names = {part.strip().strip('"').lower() for part in str(row[0]).split(",")}
+        return "timescaledb" in names
+    found = conn.execute(
+        "SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers'"
+    ).fetchone()
+    return found is not None
+
+
 def _choose_backend(
     conn: psycopg.Connection[Any], mode: Literal["auto", "on", "off"]
 ) -> tuple[Backend, str]:
+    """Everything that could make ``CREATE EXTENSION`` fail is checked first: a FATAL error
+    there would close the connection, and with it the migration lock."""
     if mode == "off":
         return "plain", "TimescaleDB disabled by QORGAU_DB_TIMESCALE=off"
     available = conn.execute(
@@ -86,12 +115,20 @@ def _choose_backend(
                 "server; install it or set QORGAU_DB_TIMESCALE=auto"
             )
         return "plain", "the timescaledb extension is not installed on this server"
+    if not timescaledb_preloaded(conn):
+        problem = "the timescaledb extension is installed but the server does not preload it"
+        if mode == "on":
+            raise DatabaseError(f"QORGAU_DB_TIMESCALE=on but {problem}: {ENABLE_TIMESCALEDB_HINT}")
+        log.warning("using plain PostgreSQL: %s. To use TimescaleDB, %s", problem,
+                    ENABLE_TIMESCALEDB_HINT)  # fmt: skip
+        return "plain", f"{problem} (to use it, {ENABLE_TIMESCALEDB_HINT})"
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb WITH SCHEMA public")
     except psycopg.Error as exc:
-        if mode == "on":
-            raise DatabaseError(f"cannot enable TimescaleDB: {exc}") from exc
+        if mode == "on" or conn.closed:
+            raise DatabaseError(f"cannot enable TimescaleDB: {exc}".strip()) from exc
+        log.warning("using plain PostgreSQL: timescaledb cannot be enabled (%s)", exc)
         return "plain", f"timescaledb is installed but cannot be enabled ({exc})".strip()
     return "timescale", f"TimescaleDB {available[0]} is enabled"
 

@@ -14,6 +14,15 @@ must be shorter than their retention; ``apply_timescale_policies`` refuses setti
 that. On plain PostgreSQL nothing ever recomputes a rollup from raw rows (ingest adds each fresh
 message to them once), so dropping raw partitions cannot touch them and the rule does not apply.
 
+The rule that brings late data into the rollups on TimescaleDB: a refresh looks for changed raw
+rows only within its look-back, so a reading older than that, though stored, would never reach
+``readings_1m``/``readings_1h``. Ingest accepts readings as old as ``QORGAU_INGEST_MAX_PAST_S``
+(and up to ``QORGAU_INGEST_MAX_FUTURE_S`` ahead of its clock), so a finite look-back must cover
+that sample window; ``check_policies`` refuses less when the window is known (``sample_window_s``,
+from the ingest settings). Together: sample window <= look-back < retention. The look-back costs
+little however long it is: a refresh recomputes only the buckets whose raw rows changed (the
+invalidation log), not the whole window.
+
 The one rule that protects exactly-once: a redelivered message is recognised by its row in
 ``ingested_messages``, and those rows are pruned after the dedupe horizon. A copy arriving later
 than that is no duplicate only because ingest refuses its samples as ``past_timestamp``, which
@@ -43,6 +52,9 @@ class StoragePolicies:
     retention: str | None = None  # raw readings; None keeps them forever
     rollup_retention: str | None = None  # minute rollups; hourly rollups are always kept
     refresh_lookback: str | None = None  # None: refresh whatever changed, however old
+    # Ingest's sample window (max past + max future), which a finite look-back must cover;
+    # None when the caller does not know it (a service that does not ingest).
+    sample_window_s: float | None = None
 
     @classmethod
     def from_text(
@@ -52,6 +64,7 @@ class StoragePolicies:
         retention: str,
         rollup_retention: str,
         refresh_lookback: str,
+        sample_window_s: float | None = None,
     ) -> StoragePolicies:
         """From settings, where an empty string means off (or, for the look-back, unlimited)."""
         return cls(
@@ -59,6 +72,7 @@ class StoragePolicies:
             retention=retention.strip() or None,
             rollup_retention=rollup_retention.strip() or None,
             refresh_lookback=refresh_lookback.strip() or None,
+            sample_window_s=sample_window_s,
         )
 
 
@@ -140,6 +154,23 @@ def _days(seconds: float) -> str:
 
 
 def check_policies(conn: psycopg.Connection[Any], policies: StoragePolicies) -> None:
+    """Refuse policies under which a refresh would erase rollups of dropped data, or under
+    which late readings ingest accepts would never reach the rollups (module docstring)."""
+    if policies.refresh_lookback is not None and policies.sample_window_s is not None:
+        row = conn.execute(
+            "SELECT extract(epoch FROM %s::interval)::float8", [policies.refresh_lookback]
+        ).fetchone()
+        lookback_s = float(row[0]) if row else 0.0
+        if lookback_s < policies.sample_window_s:
+            raise DatabaseError(
+                f"QORGAU_DB_ROLLUP_REFRESH_LOOKBACK={policies.refresh_lookback!r} "
+                f"({_days(lookback_s)}) is shorter than the sample window ingest accepts, "
+                f"QORGAU_INGEST_MAX_PAST_S + QORGAU_INGEST_MAX_FUTURE_S "
+                f"({_days(policies.sample_window_s)}): a reading that late would be stored but "
+                f"never reach the rollups. Raise the look-back to at least "
+                f"{_days(policies.sample_window_s)} (and any retention above it), or lower "
+                f"QORGAU_INGEST_MAX_PAST_S"
+            )
     for name, expiry in (
         ("QORGAU_DB_RETENTION", policies.retention),
         ("QORGAU_DB_ROLLUP_RETENTION", policies.rollup_retention),

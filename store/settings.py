@@ -62,7 +62,8 @@ class DatabaseSettings(BaseSettings):
     db_rollup_refresh_lookback: str = Field(
         default="",
         description="TimescaleDB: how far back rollup refreshes look for late data (empty: "
-        "unlimited); must be shorter than any retention",
+        "unlimited); must be shorter than any retention and, where ingest's settings are known, "
+        "cover QORGAU_INGEST_MAX_PAST_S + QORGAU_INGEST_MAX_FUTURE_S (checked)",
     )
     db_dedupe_horizon: str = Field(
         default=DEFAULT_DEDUPE_HORIZON,

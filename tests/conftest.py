@@ -9,12 +9,13 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Literal
 
-import psycopg
 import pytest
 
 from qorgau.localservices import LocalMosquitto, LocalPostgres, scratch_dir
 from store.migrate import upgrade
+from tests.support import drop_schema, pause_jobs
 
 # Fixtures shared by test folders that do not share a conftest.
 pytest_plugins = ["tests.tls_support"]
@@ -70,14 +71,29 @@ def mqtt_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def timescale_test_mode() -> Literal["auto", "on", "off"]:
+    """``QORGAU_TEST_TIMESCALE``: the backend of every test's own schema (off: plain
+    PostgreSQL, the default; on: TimescaleDB, which the server must have)."""
+    mode = os.environ.get("QORGAU_TEST_TIMESCALE", "off")
+    if mode not in ("auto", "on", "off"):
+        raise pytest.UsageError(f"QORGAU_TEST_TIMESCALE must be auto, on or off, not {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
 @pytest.fixture
-def schema(pg_url: str) -> Iterator[str]:
-    """A schema of its own for this test, with every migration applied (plain PostgreSQL)."""
+def schema(pg_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A schema of its own for this test, with every migration applied: plain PostgreSQL, or
+    TimescaleDB with ``QORGAU_TEST_TIMESCALE=on``. TimescaleDB's background jobs are paused
+    (tests write, then read: a refresh in between would hide later rows until the next one)
+    unless the test is marked ``background_jobs``. Tests marked ``plain`` get plain PostgreSQL
+    whatever the setting: they test its own storage (day partitions, rollup tables)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    upgrade(pg_url, name, timescale=os.environ.get("QORGAU_TEST_TIMESCALE", "off"))  # type: ignore[arg-type]
+    plain = request.node.get_closest_marker("plain") is not None
+    upgrade(pg_url, name, timescale="off" if plain else timescale_test_mode())
+    if request.node.get_closest_marker("background_jobs") is None:
+        pause_jobs(pg_url, name)
     yield name
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+    drop_schema(pg_url, name)
 
 
 @pytest.fixture
@@ -87,13 +103,14 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-def pg_factory() -> Iterator[Callable[[], LocalPostgres]]:
-    """Start dedicated PostgreSQL servers that a test may stop, kill and restart."""
+def pg_factory() -> Iterator[Callable[..., LocalPostgres]]:
+    """Start dedicated PostgreSQL servers that a test may stop, kill and restart (keyword
+    arguments go to ``LocalPostgres``, e.g. ``timescaledb=False``)."""
     started: list[tuple[LocalPostgres, Path]] = []
 
-    def make() -> LocalPostgres:
+    def make(**kwargs: Any) -> LocalPostgres:
         folder = scratch_dir("qorgau-test-pg-")
-        server = LocalPostgres(folder / "data", durable=False)
+        server = LocalPostgres(folder / "data", durable=False, **kwargs)
         server.start()
         started.append((server, folder))
         return server

@@ -13,8 +13,7 @@ from firmware_sim.scenario import Scenario
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
-from store.writes import write_readings
-from tests.support import assess_now
+from tests.support import assess_now, write_as_ingest
 
 
 def _block(blocks: Sequence[SampleBlock], ids: dict[str, int]) -> ReadingBlock:
@@ -57,7 +56,7 @@ async def store_readings(
             last = datetime.fromtimestamp(int(block.times_us.max()) / 1e6, UTC)
             await ensure_partitions(conn, first, last)
             async with conn.transaction():
-                total += await write_readings(conn, block, backend="plain")
+                total += await write_as_ingest(conn, block)
     await assess_now(pg_url, schema)
     return total
 

@@ -9,8 +9,6 @@ from qorgau.runtime import settings_help
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from store.settings import DatabaseSettings
-
     parser = subparsers.add_parser(
         "db",
         help="database schema: upgrade, prune",
@@ -22,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="apply pending migrations (TimescaleDB when available, else plain PostgreSQL)",
         description="Create or bring up to date Qorgau's schema. Safe to run repeatedly and "
         "from several processes at once.",
-        epilog=settings_help(DatabaseSettings),
+        epilog=_database_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     upgrade.set_defaults(handler=_upgrade)
@@ -37,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "quarantined messages older than QORGAU_DB_QUARANTINE_RETENTION. "
         "Ingest workers run the same job every QORGAU_DB_MAINTENANCE_INTERVAL_S, one at a time; "
         "a run that finds another one going does nothing.",
-        epilog=_prune_settings_help(),
+        epilog=_database_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     prune.add_argument(
@@ -48,11 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     prune.set_defaults(handler=_prune)
 
 
-def _prune_settings_help() -> str:
+def _database_settings_help() -> str:
     from ingest.settings import IngestSettings
     from store.settings import DatabaseSettings
 
-    # The dedupe horizon is checked against ingest's sample window, so those two count here too.
+    # The dedupe horizon and the refresh look-back are checked against ingest's sample window,
+    # so those two count here too.
     window = [
         line
         for line in settings_help(IngestSettings).splitlines()
@@ -62,14 +61,15 @@ def _prune_settings_help() -> str:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    from ingest.settings import IngestSettings
     from qorgau.runtime import load_settings, setup_logging
     from store.connection import DatabaseError
     from store.migrate import upgrade_from_settings
-    from store.settings import DatabaseSettings
 
     setup_logging()
     try:
-        settings = load_settings(DatabaseSettings)
+        # Ingest's settings: its sample window bounds the rollups' refresh look-back.
+        settings = load_settings(IngestSettings)
         result = upgrade_from_settings(settings)
     except DatabaseError as exc:
         print(f"qorgau db upgrade: {exc}", file=sys.stderr)

@@ -15,9 +15,8 @@ from application.settings import AssessmentSettings
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
 from store.shift_assessments import try_leader_lock
-from store.writes import write_readings
 from tests.api.conftest import Api, make_tenant
-from tests.support import rows, scalar
+from tests.support import rows, scalar, write_as_ingest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -29,7 +28,7 @@ async def write(api: Api, sensor_id: int, start: datetime, hours: float, level: 
     async with await connect_async(api.pg_url, api.schema, autocommit=True) as conn:
         await ensure_partitions(conn, data[0][0], data[-1][0])
         async with conn.transaction():
-            await write_readings(conn, ReadingBlock.from_rows(data), backend="plain")
+            await write_as_ingest(conn, ReadingBlock.from_rows(data))
 
 
 def service(api: Api, now: datetime) -> AssessmentService:

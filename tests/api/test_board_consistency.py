@@ -12,8 +12,8 @@ import pytest
 from store.auth import Role
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
-from store.writes import write_readings
 from tests.api.conftest import Api, Tenant, make_tenant
+from tests.support import write_as_ingest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -38,7 +38,7 @@ async def write(api: Api, rows: list[tuple[datetime, int, float]]) -> None:
     async with conn:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
-            await write_readings(conn, ReadingBlock.from_rows(rows), backend="plain")
+            await write_as_ingest(conn, ReadingBlock.from_rows(rows))
     await api.assess()
 
 

@@ -13,8 +13,8 @@ from analytics import SensorSeries, assess_workplace, load_norms
 from store.auth import Role
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
-from store.writes import write_readings
 from tests.api.conftest import Api, Tenant, make_tenant
+from tests.support import write_as_ingest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -35,7 +35,7 @@ async def write_shift(
     async with conn:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
-            await write_readings(conn, ReadingBlock.from_rows(rows), backend="plain")
+            await write_as_ingest(conn, ReadingBlock.from_rows(rows))
     await api.assess()
 
 
@@ -320,7 +320,7 @@ async def test_stored_shift_from_rollups_agrees_with_raw_readings(api: Api) -> N
     async with conn:
         await ensure_partitions(conn, rows[0][0], rows[-1][0])
         async with conn.transaction():
-            await write_readings(conn, ReadingBlock.from_rows(rows), backend="plain")
+            await write_as_ingest(conn, ReadingBlock.from_rows(rows))
     assert await api.assess() == 1
     oracle = assess_workplace(
         [SensorSeries("raw", "noise_laeq", "dB(A)", None,

@@ -14,12 +14,12 @@ from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from store.connection import connect_async
 from store.readings import ReadingBlock, days_of, ensure_day_partitions
-from store.writes import write_readings
 from tests.ingest.harness import WorkerProcess, Workload, stored
-from tests.support import eventually, scalar
+from tests.support import eventually, scalar, write_as_ingest
 from vocabulary.mqtt_url import MqttEndpoint
 
-pytestmark = [pytest.mark.anyio, pytest.mark.services]
+# Retention here is plain PostgreSQL's (day partitions); TimescaleDB's is a policy.
+pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.plain]
 
 OLD_MESSAGES = 15
 
@@ -33,7 +33,7 @@ async def age_the_database(url: str, schema: str) -> str:
     async with conn:
         await ensure_day_partitions(conn, days_of(block.times_us))
         async with conn.transaction():
-            await write_readings(conn, block, backend="plain")
+            await write_as_ingest(conn, block)
         await conn.execute(
             "INSERT INTO ingested_messages (device_id, seq, readings, received_at) "
             "SELECT 0, s, 1, now() - interval '40 days' FROM generate_series(1, %s) AS s",

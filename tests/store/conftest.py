@@ -12,6 +12,7 @@ import pytest
 
 from store.connection import DatabaseError
 from store.migrate import Backend, upgrade
+from tests.support import drop_schema, pause_jobs
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def timescale_missing_reason(url: str) -> str | None:
 
 @pytest.fixture(params=["plain", "timescale"])
 def backend_schema(request: pytest.FixtureRequest, pg_url: str) -> Iterator[BackendSchema]:
+    """A schema on each backend in turn; TimescaleDB's jobs paused as in ``schema``."""
     backend: Backend = request.param
     if backend == "timescale":
         reason = timescale_missing_reason(pg_url)
@@ -46,6 +48,21 @@ def backend_schema(request: pytest.FixtureRequest, pg_url: str) -> Iterator[Back
             pytest.skip(f"TimescaleDB cannot be enabled on the test server: {exc}")
         raise
     assert result.backend == backend
+    if request.node.get_closest_marker("background_jobs") is None:
+        pause_jobs(pg_url, name)
     yield BackendSchema(pg_url, name, backend)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+    drop_schema(pg_url, name)
+
+
+def materialize(target: BackendSchema) -> None:
+    """TimescaleDB: refresh both continuous aggregates over all time, as the refresh policies
+    would, so that every bucket is read from the materialization (plain PostgreSQL: nothing to
+    do, its rollups are tables)."""
+    if target.backend != "timescale":
+        return
+    with psycopg.connect(target.url, autocommit=True) as conn:
+        for view in ("readings_1m", "readings_1h"):  # minutes first: hours are made of them
+            conn.execute(
+                "CALL refresh_continuous_aggregate(%s::regclass, NULL, NULL)",
+                [f"{target.schema}.{view}"],
+            )

@@ -28,10 +28,11 @@ from store.readings import (
 )
 from store.writes import write_readings
 from tests.store.conftest import BackendSchema
-from tests.support import eventually, scalar
+from tests.support import eventually, scalar, write_as_ingest
 from vocabulary.errors import ConfigurationError
 
-pytestmark = [pytest.mark.anyio, pytest.mark.services]
+# Day partitions and rollup tables are plain PostgreSQL's; the test over both backends says so.
+pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.plain]
 
 DAY = timedelta(days=1)
 WINDOW = {"max_past_s": 28 * 86_400.0, "max_future_s": 300.0}
@@ -59,7 +60,7 @@ async def fill(url: str, schema: str, block: ReadingBlock, *, partitioned: bool 
         if partitioned:
             await ensure_day_partitions(conn, days_of(block.times_us))
         async with conn.transaction():
-            await write_readings(conn, block, backend="plain")
+            await write_as_ingest(conn, block)
 
 
 def add_messages(url: str, schema: str, ages: list[timedelta], first_seq: int = 0) -> None:

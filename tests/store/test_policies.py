@@ -18,6 +18,17 @@ from tests.store.conftest import BackendSchema
         (StoragePolicies(retention="90 days"), "unlimited"),
         (StoragePolicies(retention="90 days", refresh_lookback="120 days"), "shorter"),
         (StoragePolicies(rollup_retention="30 days", refresh_lookback="30 days"), "shorter"),
+        # Ingest accepts readings 28 days old: a 2-day look-back would never roll them up.
+        (
+            StoragePolicies(
+                retention="90 days", refresh_lookback="2 days", sample_window_s=28 * 86_400 + 300
+            ),
+            "shorter than the sample window ingest accepts",
+        ),
+        (
+            StoragePolicies(refresh_lookback="28 days", sample_window_s=28 * 86_400 + 300),
+            r"at least 28.0035 days",
+        ),
     ],
 )
 def test_a_refresh_window_reaching_dropped_data_is_refused(
@@ -35,6 +46,12 @@ def test_safe_policies_pass(pg_url: str) -> None:
             conn,
             StoragePolicies(
                 retention="1 year", rollup_retention="90 days", refresh_lookback="7 days"
+            ),
+        )
+        check_policies(
+            conn,
+            StoragePolicies(
+                retention="60 days", refresh_lookback="29 days", sample_window_s=28 * 86_400 + 300
             ),
         )
 
@@ -70,4 +87,7 @@ def test_timescale_upgrade_schedules_compression_and_refresh(
         ).fetchone()
         assert settings is not None
         assert "sensor_id" in settings[0]
-        assert settings[1].startswith("time")
+        # TimescaleDB 2.28 quotes the column as an identifier ('"time" ASC'), older ones not.
+        first = settings[1].split(",")[0].split()
+        assert first[0].strip('"') == "time"
+        assert first[1:2] in ([], ["ASC"])
