@@ -112,6 +112,14 @@ async def assess_workplaces(
     if not any(shifts.get(int(w["id"])) for w in workplaces):
         return 0, 0
     inputs = await load_inputs(conn, profiles, workplaces, shifts)
+    stored_digests = (
+        {}
+        if force
+        else await stored.digests(
+            conn,
+            {int(w["id"]): [s.start for s in shifts.get(int(w["id"]), [])] for w in workplaces},
+        )
+    )
     assessed = 0
     rows: list[AssessedShift] = []
     for w in workplaces:
@@ -119,7 +127,7 @@ async def assess_workplaces(
         todo = shifts.get(wid, [])
         if not todo:
             continue
-        known = None if force else await stored.digests(conn, wid, [s.start for s in todo])
+        known = None if force else stored_digests[wid]
         assessed += len(todo)
         try:
             rows.extend(assess_shifts(profiles.of(w), inputs[wid], todo, now, late_s, known))

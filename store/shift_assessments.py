@@ -123,15 +123,23 @@ async def take_changes(conn: AsyncConnection[Any], limit: int) -> list[Change]:
 
 
 async def digests(
-    conn: AsyncConnection[Any], workplace_id: int, starts: Sequence[datetime]
-) -> dict[datetime, tuple[bytes, str]]:
-    """``{shift start: (inputs digest, status)}`` of the stored shifts among ``starts``."""
+    conn: AsyncConnection[Any], starts: Mapping[int, Sequence[datetime]]
+) -> dict[int, dict[datetime, tuple[bytes, str]]]:
+    """``{workplace: {shift start: (inputs digest, status)}}`` of the stored shifts among
+    ``starts`` (``{workplace: shift starts}``), in one query."""
+    pairs = [(w, t) for w, ts in starts.items() for t in ts]
+    found: dict[int, dict[datetime, tuple[bytes, str]]] = {w: {} for w in starts}
+    if not pairs:
+        return found
     cur = await conn.execute(
-        "SELECT shift_start, inputs_digest, status FROM shift_assessments "
-        "WHERE workplace_id = %s AND shift_start = ANY(%s::timestamptz[])",
-        [workplace_id, list(starts)],
+        "SELECT a.workplace_id, a.shift_start, a.inputs_digest, a.status "
+        "FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(workplace_id, shift_start) "
+        "JOIN shift_assessments a USING (workplace_id, shift_start)",
+        [[w for w, _ in pairs], [t for _, t in pairs]],
     )
-    return {start: (bytes(d), status) for start, d, status in await cur.fetchall()}
+    for w, start, d, status in await cur.fetchall():
+        found[int(w)][start] = (bytes(d), status)
+    return found
 
 
 async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) -> int:
