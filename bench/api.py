@@ -81,6 +81,27 @@ SENSOR_KINDS: list[tuple[str, str, str | None, float, float]] = [
 SAMPLES_PER_HOUR = 3600  # 1 Hz instruments
 
 
+class ThreadedApi:
+    """The API app served by uvicorn on a free loopback port in a thread of this process."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.server = EmbeddedServer(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> ThreadedApi:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
 def percentile_ms(samples: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(samples) * 1000.0, q)), 2)
 
@@ -228,8 +249,7 @@ def main() -> int:
     folder = scratch_dir("qorgau-bench-api-")
     pg = LocalPostgres(folder / "data", durable=False)
     pg.start()
-    server: EmbeddedServer | None = None
-    thread: threading.Thread | None = None
+    served: ThreadedApi | None = None
     try:
         upgrade(pg.url, SCHEMA, timescale="off")
         if not _has_rollups(pg.url):
@@ -261,17 +281,9 @@ def main() -> int:
         t0 = time.perf_counter()
         stored_shifts = asyncio.run(assess())
         rebuild_s = time.perf_counter() - t0
-        port = free_port()
         settings = ApiSettings(database_url=pg.url, database_schema=SCHEMA)
-        app = create_app(settings)
-
-        server = EmbeddedServer(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
+        served = ThreadedApi(create_app(settings)).start()
+        port = served.port
         params = {"from": first.isoformat(), "to": last.isoformat()}
         cold: list[float] = []
         warm: list[float] = []
@@ -342,10 +354,8 @@ def main() -> int:
             for key, value in result.items():
                 print(f"{key:>26}: {value}")
     finally:
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(15)
+        if served is not None:
+            served.stop()
         pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return 0

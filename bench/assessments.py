@@ -52,7 +52,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))  # for bench.api
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from analytics import load_norms  # noqa: E402
 from analytics.alerts import load_alert_norms  # noqa: E402
@@ -63,8 +62,7 @@ from application.assessments import schedule_of  # noqa: E402
 from application.reports import shift_report  # noqa: E402
 from application.schedule import current_shift, shift  # noqa: E402
 from application.settings import AssessmentSettings  # noqa: E402
-from qorgau.demo import EmbeddedServer  # noqa: E402
-from qorgau.localservices import LocalPostgres, free_port, scratch_dir  # noqa: E402
+from qorgau.localservices import LocalPostgres, scratch_dir  # noqa: E402
 from store import catalog  # noqa: E402
 from store.auth import Role, create_token  # noqa: E402
 from store.catalog import Scope  # noqa: E402
@@ -296,13 +294,12 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from bench.api import build
+    from bench.api import ThreadedApi, build
 
     folder = scratch_dir("qorgau-bench-assessments-")
     pg = LocalPostgres(folder / "data", durable=False)
     pg.start()
-    server: EmbeddedServer | None = None
-    thread: threading.Thread | None = None
+    served: ThreadedApi | None = None
     service: _Service | None = None
     rng = random.Random(12)
     try:
@@ -324,21 +321,14 @@ def main() -> int:
                 return made
 
         bearer = asyncio.run(token())
-        port = free_port()
         settings = ApiSettings(
             database_url=pg.url,
             database_schema=SCHEMA,
             api_alert_stream=False,
             api_live_stream=False,
         )
-        app = create_app(settings)
-        server = EmbeddedServer(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
+        served = ThreadedApi(create_app(settings)).start()
+        port = served.port
         first = last - timedelta(days=args.days - 1)
         params = {"from": first.isoformat(), "to": last.isoformat()}
         with httpx.Client(
@@ -410,10 +400,8 @@ def main() -> int:
     finally:
         if service is not None:
             service.close()
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(15)
+        if served is not None:
+            served.stop()
         with contextlib.suppress(Exception):
             pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
