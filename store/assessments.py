@@ -19,10 +19,6 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 INDICATORS: tuple[str, ...] = ("T", "Ob", "SIZ", "Z")
 
 _INDICATOR_COLUMNS = (
@@ -82,7 +78,7 @@ async def add_factor(
     )
     # The stored shifts from that date on are assessed again (a day early: local dates).
     since = _day_start(assessed_on) - timedelta(days=1)
-    await note_workplace(conn, workplace_id, since, max(since, now()))
+    await note_workplace(conn, workplace_id, since, max(since, datetime.now(UTC)))
     return rows[0]
 
 
