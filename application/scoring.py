@@ -353,13 +353,7 @@ async def enterprise_map(
     """Integral risk of every enterprise in ``scope`` passing ``filters`` (enterprise columns),
     enterprises without workplaces included, ordered by id: two queries whatever their number."""
     everyone = await catalog.page(conn, "enterprise", scope, filters=dict(filters), limit=100_000)
-    condition, params = scope.where()
-    clauses = [condition]
-    for column, value in filters.items():
-        if value is not None:
-            clauses.append(f"e.{column} = %s")  # column names are the route's, never input
-            params.append(value)
-    columns = await scoring_columns(conn, " AND ".join(clauses), params, first, last)
+    columns = await scoring_columns(conn, scope, filters, first, last)
     rows = sorted((enterprise_row(e) for e in everyone.items), key=lambda r: r["enterprise_id"])
     return enterprise_summaries(norms, rows, columns, first, last)
 

@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from store.catalog import Row, translate_errors
+from store.catalog import Row, Scope, matching, translate_errors
 from store.readings import ReadingBlock, us_to_datetime
 
 _COLUMNS: Final = (
@@ -308,15 +308,17 @@ class ScoringColumns:
 
 async def scoring_columns(
     conn: AsyncConnection[Any],
-    scope_condition: str,
-    params: Sequence[Any],
+    scope: Scope,
+    filters: Mapping[str, Any],
     first: date,
     last: date,
 ) -> ScoringColumns:
-    """:class:`ScoringColumns` of the workplaces whose enterprise (aliased ``e``) passes
-    ``scope_condition`` — one query, an index walk per workplace, no detail read."""
-    cur = await conn.execute(
-        f"""
+    """:class:`ScoringColumns` of the workplaces whose enterprise is in ``scope`` and has the
+    values of ``filters`` (enterprise columns; None ignored) — one query, an index walk per
+    workplace, no detail read."""
+    condition, params = matching(scope, filters, "e")
+    query = sql.SQL(
+        """
         SELECT w.id, w.enterprise_id, w.code, w.headcount::float8, a.b::float8,
                coalesce(a.insufficient_data, false),
                i.t::float8, i.ob::float8, i.siz::float8, i.z::float8
@@ -324,7 +326,7 @@ async def scoring_columns(
         LEFT JOIN LATERAL (
             SELECT b, insufficient_data FROM shift_assessments
             WHERE workplace_id = w.id AND local_day BETWEEN %s AND %s AND b IS NOT NULL
-            ORDER BY {WORST_ORDER}
+            ORDER BY {worst_order}
             LIMIT 1
         ) a ON true
         LEFT JOIN LATERAL (
@@ -338,9 +340,12 @@ async def scoring_columns(
                 ORDER BY indicator, assessed_on DESC, id DESC
             ) latest
         ) i ON true
-        WHERE {scope_condition}
+        WHERE {condition}
         ORDER BY w.enterprise_id, w.id
-        """,
+        """
+    ).format(worst_order=sql.SQL(WORST_ORDER), condition=condition)
+    cur = await conn.execute(
+        query,
         [first, last, last, *params],
         binary=True,
     )
