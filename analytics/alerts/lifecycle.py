@@ -218,25 +218,40 @@ def step_cell(
             cells.status[slot, kind_index] = IDLE
             cells.since[slot, kind_index] = np.nan
     elif status in (OPEN, ACKNOWLEDGED):
-        cells.value[slot, kind_index] = obs.value
-        if obs.active:
-            cells.clear_since[slot, kind_index] = np.nan
-            if obs.severity > cells.severity[slot, kind_index]:
-                cells.severity[slot, kind_index] = int(obs.severity)
-                cells.threshold[slot, kind_index] = obs.threshold
-                events.append(_event(cells, subject, slot, kind_index, "updated", obs, now))
-        elif obs.clear:
-            if math.isnan(cells.clear_since[slot, kind_index]):
-                cells.clear_since[slot, kind_index] = obs.t
-            if obs.t - cells.clear_since[slot, kind_index] >= rule.clear_duration_s:
-                events.append(
-                    _event(cells, subject, slot, kind_index, "resolved", obs, now, reason="cleared")
-                )
-                _forget(cells, slot, kind_index, IDLE)
-        else:
-            cells.clear_since[slot, kind_index] = np.nan
+        _step_raised(cells, subject, slot, kind_index, obs, rule.clear_duration_s, now, events)
     elif status == REARM and obs.clear:
         cells.status[slot, kind_index] = IDLE
+
+
+def _step_raised(
+    cells: Cells,
+    subject: SubjectSpec,
+    slot: int,
+    kind_index: int,
+    obs: Observation,
+    clear_duration_s: float,
+    now: float,
+    events: list[AlertEvent],
+) -> None:
+    """An open or acknowledged cell: raise its severity while active, resolve it once the
+    condition has stayed clear for ``clear_duration_s``."""
+    cells.value[slot, kind_index] = obs.value
+    if obs.active:
+        cells.clear_since[slot, kind_index] = np.nan
+        if obs.severity > cells.severity[slot, kind_index]:
+            cells.severity[slot, kind_index] = int(obs.severity)
+            cells.threshold[slot, kind_index] = obs.threshold
+            events.append(_event(cells, subject, slot, kind_index, "updated", obs, now))
+    elif obs.clear:
+        if math.isnan(cells.clear_since[slot, kind_index]):
+            cells.clear_since[slot, kind_index] = obs.t
+        if obs.t - cells.clear_since[slot, kind_index] >= clear_duration_s:
+            events.append(
+                _event(cells, subject, slot, kind_index, "resolved", obs, now, reason="cleared")
+            )
+            _forget(cells, slot, kind_index, IDLE)
+    else:
+        cells.clear_since[slot, kind_index] = np.nan
 
 
 def _open(
