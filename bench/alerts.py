@@ -227,7 +227,7 @@ async def probe(
 
         async def read_mqtt() -> None:
             async for message in listener.messages:
-                seen(mqtt_at, orjson.loads(message.payload))  # type: ignore[arg-type]
+                seen(mqtt_at, orjson.loads(message.payload))
 
         tasks = [asyncio.create_task(read_mqtt()), asyncio.create_task(read_sse(http))]
         await asyncio.sleep(1.0)

@@ -156,7 +156,9 @@ def test_pending_needs_min_duration_and_dips_into_the_band_do_not_restart_it(
     assert not _of(_feed(state, slot, t, v2, per_batch=1), AlertKind.PRE_EXCEEDANCE)
 
 
-def _oracle_mean(times: np.ndarray, values: np.ndarray, t_end: float, bin_s: float, span: float):
+def _oracle_mean(
+    times: np.ndarray, values: np.ndarray, t_end: float, bin_s: float, span: float
+) -> tuple[float, float]:
     """Slow loop: time-weighted mean (1 s weights) of samples whose bin is in the window."""
     cur = math.floor(t_end / bin_s)
     n = math.ceil(span / bin_s - 1e-9)
@@ -307,7 +309,7 @@ def test_escalation_when_nobody_acknowledges(norms: Norms, alert_norms: AlertNor
     events = _feed(state2, slot, np.arange(0.0, 20.0), np.full(20, 9.0))
     (pre,) = [e for e in events if e.transition == "opened"]
     assert pre.severity is Severity.WARNING
-    sev = [pre.severity]
+    sev: list[Severity] = [pre.severity]
     for i in range(1, 5):
         _, ev = evaluate(state2, BatchBuilder().build(), pre.now_s + i * after)
         sev += [e.severity for e in ev if e.alert_id == pre.alert_id]
@@ -356,6 +358,7 @@ def test_trend_warns_before_the_limit_with_time_left(norms: Norms, alert_norms: 
     assert first.transition == "opened"
     assert first.value is not None
     assert first.value < 10.0
+    assert first.time_left_s is not None
     assert first.time_left_s == pytest.approx((10.0 - first.value) / (6.0 / 1500.0), rel=0.15)
     assert first.time_left_s <= alert_norms.trend_horizon_s
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analytics_testkit import assess_json, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics import InputError, Norms, SensorSeries, assess_workplace
 from analytics.assess import check_physical
 from qorgau.commands import assess as assess_cmd
+from tests.analytics.analytics_testkit import assess_json, run_cli
 
 HEADER = "time,sensor,quantity,unit,substance,value\n"
 GOOD = "2025-03-03T08:00:00+05:00,s,noise_laeq,dB(A),,80\n"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import analytics_reference as ref
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -29,8 +28,9 @@ from analytics.sampling import (
     rolling_max_mean_regular,
     window_block,
 )
+from tests.analytics import analytics_reference as ref
 
-EXACT = {"rtol": 1e-12, "atol": 1e-12}
+RTOL = ATOL = 1e-12  # "exact": equal up to rounding
 
 
 def assert_noise_close(got: object, want: ref.Noise, tol_db: float) -> None:
@@ -56,6 +56,7 @@ def level_rows(draw: st.DrawFn) -> np.ndarray:
     style = draw(st.sampled_from(["uniform", "wide", "ties", "spiky", "grid01", "extreme"]))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
+    x: np.ndarray
     if style == "uniform":
         x = rng.uniform(30.0, 140.0, (rows, n))
     elif style == "wide":  # levels spread over 250 dB: arguments down to −57
@@ -103,7 +104,7 @@ def test_noise_constant_rows_are_exact_and_slow_rows_match_reference() -> None:
     x[2, :] = FAST_PATH_MAX_DB + 1.0  # beyond the fast path → float64 path
     got = noise_regular(x, period_s=1.0, shift_duration_s=500.0, dose_criterion_db=80.0)
     want = ref.noise(x, 1.0, 500.0, 80.0)
-    np.testing.assert_allclose(got.laeq_db, want.laeq_db, **EXACT)
+    np.testing.assert_allclose(got.laeq_db, want.laeq_db, rtol=RTOL, atol=ATOL)
     assert got.laeq_db[0] == pytest.approx(87.3, abs=1e-12)
     assert got.measured_s[1] == 499.0
 
@@ -237,7 +238,8 @@ def test_concentration_regular_matches_reference(
 
 
 def test_negative_concentration_rejected_in_any_block_and_row_kind() -> None:
-    for bad in ((-1, 5, -0.5), (2, 3, -1e-9)):
+    cases: list[tuple[int, int, float]] = [(-1, 5, -0.5), (2, 3, -1e-9)]
+    for bad in cases:
         x = np.ones((40, 2000))
         x[bad[0], bad[1]] = bad[2]
         x[bad[0], bad[1] + 1] = np.nan if bad[0] == 2 else 1.0
@@ -279,16 +281,23 @@ def test_results_do_not_depend_on_workers_or_blocks() -> None:
     gas_x = np.abs(rng.normal(10.0, 4.0, (rows, n)))
     gas_x[rows - 2, 100:200] = np.nan
     vib_x = np.abs(rng.normal(2.0, 1.0, (rows, n)))
-    kw = {"period_s": 1.0, "shift_duration_s": float(n)}
+    shift = float(n)
     results = []
     for workers in (1, 2, 3):
-        nm = noise_regular(noise_x, dose_criterion_db=80.0, workers=workers, **kw)
-        cm = concentration_regular(gas_x, min_window_fraction=0.75, workers=workers, **kw)
-        vm = vibration_regular(vib_x, workers=workers, **kw)
+        nm = noise_regular(
+            noise_x, period_s=1.0, shift_duration_s=shift, dose_criterion_db=80.0, workers=workers
+        )
+        cm = concentration_regular(
+            gas_x, period_s=1.0, shift_duration_s=shift, min_window_fraction=0.75, workers=workers
+        )
+        vm = vibration_regular(vib_x, period_s=1.0, shift_duration_s=shift, workers=workers)
         results.append((nm.laeq_db, nm.lamax_db, cm.twa8h_mg_m3, cm.max15min_mg_m3, vm.a8_m_s2))
         # row by row (one block each) gives the same values
     single = [
-        noise_regular(noise_x[i], dose_criterion_db=80.0, **kw).laeq_db[0] for i in (0, 3, rows - 1)
+        noise_regular(
+            noise_x[i], period_s=1.0, shift_duration_s=shift, dose_criterion_db=80.0
+        ).laeq_db[0]
+        for i in (0, 3, rows - 1)
     ]
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
@@ -299,10 +308,16 @@ def test_results_do_not_depend_on_workers_or_blocks() -> None:
 
 def test_zero_sensors() -> None:
     x = np.empty((0, 100))
-    kw = {"period_s": 1.0, "shift_duration_s": 100.0, "workers": 2}
-    assert noise_regular(x, dose_criterion_db=80.0, **kw).laeq_db.shape == (0,)
-    assert vibration_regular(x, **kw).a8_m_s2.shape == (0,)
-    assert concentration_regular(x, min_window_fraction=0.75, **kw).max15min_mg_m3.shape == (0,)
+    assert noise_regular(
+        x, period_s=1.0, shift_duration_s=100.0, dose_criterion_db=80.0, workers=2
+    ).laeq_db.shape == (0,)
+    assert vibration_regular(x, period_s=1.0, shift_duration_s=100.0, workers=2).a8_m_s2.shape == (
+        0,
+    )
+    concentration = concentration_regular(
+        x, period_s=1.0, shift_duration_s=100.0, min_window_fraction=0.75, workers=2
+    )
+    assert concentration.max15min_mg_m3.shape == (0,)
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])

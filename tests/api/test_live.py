@@ -74,8 +74,16 @@ def test_projection_uses_the_current_rate() -> None:
 def test_no_daily_value_for_peaks_but_its_ceiling_is_drawn() -> None:
     th = thresholds("noise_lcpeak", "dB(C)")
     t = np.arange(0.0, 60.0)
-    args = {"elapsed_s": 60.0, "shift_duration_s": 8 * HOUR, "norms": NORMS}
-    assert running_metric(th, t, np.full(60, 120.0), rate_window_s=300.0, **args) is None
+    found = running_metric(
+        th,
+        t,
+        np.full(60, 120.0),
+        elapsed_s=60.0,
+        shift_duration_s=8 * HOUR,
+        norms=NORMS,
+        rate_window_s=300.0,
+    )
+    assert found is None
     (line,) = limit_lines(th)
     assert (line.value, line.kind) == (137.0, "ceiling")
     assert "dB(C)" in line.label

@@ -132,7 +132,7 @@ async def rig(
         async def listen() -> None:
             async for m in listener.messages:
                 with contextlib.suppress(ValidationError):  # what tests publish as forgeries
-                    the_rig.received.append(AlertMessage.model_validate_json(bytes(m.payload)))  # type: ignore[arg-type]
+                    the_rig.received.append(AlertMessage.model_validate_json(bytes(m.payload)))
 
         await listener.subscribe(alerts_subscription(prefix), qos=1)
         listening = asyncio.create_task(listen())
@@ -587,7 +587,7 @@ async def fleet(
 
             async def listen() -> None:
                 async for m in listener.messages:
-                    the_fleet.received.append(AlertMessage.model_validate_json(bytes(m.payload)))  # type: ignore[arg-type]
+                    the_fleet.received.append(AlertMessage.model_validate_json(bytes(m.payload)))
 
             await listener.subscribe(alerts_subscription(prefix), qos=1)
             listening = asyncio.create_task(listen())
