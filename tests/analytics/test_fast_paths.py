@@ -29,6 +29,7 @@ from analytics.sampling import (
     window_block,
 )
 from tests.analytics import analytics_reference as ref
+from tests.support import examples
 
 RTOL = ATOL = 1e-12  # "exact": equal up to rounding
 
@@ -77,7 +78,7 @@ def level_rows(draw: st.DrawFn) -> np.ndarray:
     return x
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(level_rows(), st.sampled_from([1.0, 10.0, 60.0]))
 def test_noise_float32_energy_within_bound_of_float64(x: np.ndarray, period: float) -> None:
     shift = max(x.shape[1] * period, 3600.0)
@@ -162,7 +163,7 @@ def concentration_rows(draw: st.DrawFn) -> tuple[np.ndarray, int]:
     return x, k
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(concentration_rows())
 def test_bound_and_refine_equals_full_cumsum(case: tuple[np.ndarray, int]) -> None:
     x, k = case
@@ -173,7 +174,7 @@ def test_bound_and_refine_equals_full_cumsum(case: tuple[np.ndarray, int]) -> No
     assert np.all(np.abs(got - want) <= 1e-12 * scale + 1e-300)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(concentration_rows())
 def test_bound_and_refine_equals_fsum_oracle(case: tuple[np.ndarray, int]) -> None:
     x, k = case
@@ -216,7 +217,7 @@ def test_sliding_sums_by_doubling(n: int, q: int, seed: int) -> None:
     assert np.isnan(got[n - q + 1 :]).all()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(concentration_rows(), st.sampled_from([1.0, 10.0, 60.0]), st.booleans())
 def test_concentration_regular_matches_reference(
     case: tuple[np.ndarray, int], period: float, holes: bool
@@ -252,7 +253,7 @@ def test_negative_concentration_rejected_in_any_block_and_row_kind() -> None:
 # --- vibration -----------------------------------------------------------------------------
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     hnp.arrays(
         np.float64,
