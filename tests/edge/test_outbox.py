@@ -202,6 +202,7 @@ def eight_channel_device(start: datetime) -> SimulatedDevice:
     )
 
 
+@pytest.mark.slow  # two hours of messages, appended one by one
 def test_bytes_per_reading_hold_72_hours_of_8_channels_under_the_default_cap(
     tmp_path: Path,
 ) -> None:
