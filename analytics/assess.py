@@ -476,8 +476,6 @@ def _noise_results(
     m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
     bands = norms.band("noise_lex8h")
     for j, s in enumerate(ss):
-        value = classifying_value(float(m.lex8h_db[j]), float(m.lex8h_projected_db[j]))
-        cls, pos = _classify_with_position(value, bands)
         metrics = {
             "laeq_db": float(m.laeq_db[j]),
             "lex8h_db": float(m.lex8h_db[j]),
@@ -487,10 +485,29 @@ def _noise_results(
             "dose_projected_pct": float(m.dose_projected_pct[j]),
             **_times(m.measured_s[j], m.unmeasured_s[j], m.coverage[j]),
         }
-        proj = _projects(metrics)
-        what = "projected LEX,8h" if proj else "LEX,8h"
-        found.append(_result(s, metrics, cls, pos, "noise", f"{what} vs {bands.name}", proj))
+        found.append(
+            _classed(s, metrics, "lex8h_db", bands, "noise", "LEX,8h", f" vs {bands.name}")
+        )
     return found
+
+
+def _classed(
+    s: SensorSeries,
+    metrics: dict[str, float],
+    level: str,
+    bands: ClassBands,
+    factor: str,
+    what: str,
+    against: str,
+) -> SensorResult:
+    """A sensor classed on its daily ``level`` in dB (``metrics[level]``, or the projected one
+    when readings are missing, ``level`` with ``_projected`` before ``_db``)."""
+    projected_level = level.removesuffix("_db") + "_projected_db"
+    value = classifying_value(metrics[level], metrics[projected_level])
+    cls, pos = _classify_with_position(value, bands)
+    proj = _projects(metrics)
+    basis = f"projected {what}{against}" if proj else f"{what}{against}"
+    return _result(s, metrics, cls, pos, factor, basis, proj)
 
 
 def _peak_results(ss: list[SensorSeries], kw: dict[str, float]) -> list[SensorResult]:
@@ -560,8 +577,6 @@ def _vibration_results(
     vm = vibration_irregular(v, t, off, k=k, **kw)
     bands = norms.band(band_name)
     for j, s in enumerate(ss):
-        value = classifying_value(float(vm.a8_db[j]), float(vm.a8_projected_db[j]))
-        cls, pos = _classify_with_position(value, bands)
         metrics = {
             "a8_m_s2": float(vm.a8_m_s2[j]),
             "a8_db": float(vm.a8_db[j]),
@@ -570,9 +585,7 @@ def _vibration_results(
             "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
             **_times(vm.measured_s[j], vm.unmeasured_s[j], vm.coverage[j]),
         }
-        proj = _projects(metrics)
-        what = "projected A(8)" if proj else "A(8)"
-        found.append(_result(s, metrics, cls, pos, factor, f"{what} dB vs {band_name}", proj))
+        found.append(_classed(s, metrics, "a8_db", bands, factor, "A(8)", f" dB vs {band_name}"))
     return found
 
 
