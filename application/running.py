@@ -49,7 +49,6 @@ from application.schedule import Shift, bounds_s, current_shift
 from store.catalog import Row
 from store.workplace_data import latest_readings
 
-
 _METRIC_LABEL = {PROJ_LEX: "LEX,8h", PROJ_TWA: "TWA", PROJ_A8: "A(8)"}
 
 
