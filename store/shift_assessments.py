@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
+import orjson
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -143,6 +144,11 @@ async def digests(
     return found
 
 
+def _dumps(obj: Any) -> bytes:
+    # A rebuild writes thousands of details a second: orjson is several times json's speed.
+    return orjson.dumps(obj)
+
+
 async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert or replace assessed shifts (mappings with the table's columns but
     ``computed_at``); returns how many were written."""
@@ -156,7 +162,7 @@ async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) 
             f"INSERT INTO shift_assessments ({names}) VALUES ({marks}) "
             f"ON CONFLICT (workplace_id, shift_start) DO UPDATE SET {updates}, "
             "computed_at = now()",
-            [[Jsonb(r[c]) if c == "detail" else r[c] for c in _WRITTEN] for r in rows],
+            [[Jsonb(r[c], _dumps) if c == "detail" else r[c] for c in _WRITTEN] for r in rows],
         )
     return len(rows)
 
