@@ -58,9 +58,10 @@ class RunningMetricPublic(BaseModel):
     rate_window_s: float = Field(description="the current rate is the mean of this window")
     measured_s: float
     time_to_limit_s: float | None = Field(
-        description="when the running value reaches the limit at the current rate (to the "
-        "minute); 0 if reached, null if not within this shift"
+        description="seconds from `at` until the running value reaches the limit at the "
+        "current rate; 0 if reached, null if not within this shift"
     )
+    at: datetime = Field(description="the latest reading: the figures are as of then")
 
 
 class LiveSensorPublic(BaseModel):
@@ -152,6 +153,7 @@ def live_public(
                     rate_window_s=r.running.rate_window_s,
                     measured_s=round(r.running.measured_s, 3),
                     time_to_limit_s=r.running.time_to_limit_s,
+                    at=r.running.at,
                 ),
                 lines=[LimitLinePublic(label=x.label, value=x.value, kind=x.kind) for x in r.lines],
                 working_class=r.working_class,

@@ -305,15 +305,11 @@ def enterprise_summaries(
             norms,
         )
     counted = scorable & (columns.headcount > 0)
-    bounds = np.searchsorted(
-        columns.enterprise_id, [int(e["enterprise_id"]) for e in enterprises], side="left"
-    )
+    wanted = np.array([int(e["enterprise_id"]) for e in enterprises], dtype=np.int64)
+    lows = np.searchsorted(columns.enterprise_id, wanted, side="left").tolist()
+    highs = np.searchsorted(columns.enterprise_id, wanted, side="right").tolist()
     found = []
-    for e, lo in zip(enterprises, bounds.tolist(), strict=True):
-        eid = int(e["enterprise_id"])
-        hi = lo
-        while hi < len(columns.enterprise_id) and columns.enterprise_id[hi] == eid:
-            hi += 1
+    for e, lo, hi in zip(enterprises, lows, highs, strict=True):
         part = slice(lo, hi)
         unscored: dict[str, str] = {}
         for k in np.flatnonzero(~counted[part]).tolist():

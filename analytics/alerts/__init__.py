@@ -28,6 +28,7 @@ from analytics.alerts.engine import (
     new_state,
     open_alerts,
     resolve,
+    running_projections,
     schedules,
     seed,
     set_calendars,
@@ -53,6 +54,7 @@ from analytics.alerts.params import (
     Severity,
     load_alert_norms,
 )
+from analytics.alerts.projection import ShiftProjection, time_to_level
 from analytics.alerts.shifts import Calendars, ShiftCalendar
 from analytics.alerts.subjects import SubjectSpec, Thresholds, thresholds_for
 
@@ -70,6 +72,7 @@ __all__ = [
     "KindRule",
     "Severity",
     "ShiftCalendar",
+    "ShiftProjection",
     "SubjectSpec",
     "Thresholds",
     "Transition",
@@ -85,11 +88,13 @@ __all__ = [
     "open_alerts",
     "resolve",
     "restore",
+    "running_projections",
     "schedules",
     "seed",
     "set_calendars",
     "shift_at",
     "thresholds_for",
+    "time_to_level",
     "utc_time_text",
     "warm",
 ]

@@ -170,13 +170,28 @@ def test_every_default_value_has_a_source(norms: Norms) -> None:
     assert "risk.tariff_coefficients" in norms.sources
 
 
+def test_every_activity_class_has_a_base_rate_that_says_whether_it_is_sourced(
+    norms: Norms,
+) -> None:
+    rates = norms.risk.activity_base_rate_pct
+    assert sorted(rates) == list(range(1, 23))
+    ordered = [rates[c] for c in range(1, 23)]
+    assert ordered == sorted(ordered)
+    assert len(set(ordered)) == 22
+    for c in range(1, 23):
+        t = insurance_tariff(4, norms, activity_class=c)
+        assert t.base_rate_pct == rates[c]
+        # the seed names class 14 (1.55 %) and the range 0.12..2.96 %; the rest is [default]
+        assert t.base_rate_is_default is (c not in (1, 14, 22)), c
+    assert insurance_tariff(4, norms, activity_class=14).tariff_pct == pytest.approx(2.17)
+
+
 def test_risk_matrices_and_enterprise(norms: Norms) -> None:
     assert ppe_recommendation("noise", 2, norms) == "earplugs"
     assert "active noise-cancelling" in ppe_recommendation("noise", 5, norms)
     assert len(social_guarantees(5, norms)) > len(social_guarantees(2, norms))
-    with pytest.raises(NormsError, match="no sourced base rate"):
-        insurance_tariff(3, norms, activity_class=5)
     assert insurance_tariff(3, norms, base_rate_pct=1.0).tariff_pct == pytest.approx(1.3)
+    assert insurance_tariff(3, norms, base_rate_pct=1.0).base_rate_reference is None
     e = enterprise_risk([1.2, 3.05, 4.8], [10, 30, 10], norms)
     assert e.mean_pr == pytest.approx((12 + 91.5 + 48) / 50)  # headcount-weighted mean
     assert e.headcount_by_level == {1: 10.0, 2: 0.0, 3: 30.0, 4: 0.0, 5: 10.0}
