@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from analytics.alerts import AlertKind, TransitionError, next_state
+from analytics.alerts import AlertKind, ResolvedBecause, TransitionError, next_state
 from api.alert_stream import AlertHub
 from api.auth import Admin, Reader, Writer
 from api.deps import ConnDep
@@ -441,7 +441,7 @@ async def _act(
             at=now,
             opened_at=found["opened_at"],
             sent_at=now,
-            reason="by person" if new == "resolved" else None,
+            reason=ResolvedBecause.BY_PERSON if new == "resolved" else None,
             actor=body.by,
             comment=body.comment,
             escalations=found["escalations"],

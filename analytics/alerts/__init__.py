@@ -39,6 +39,7 @@ from analytics.alerts.engine import (
 from analytics.alerts.lifecycle import (
     AlertEvent,
     AlertState,
+    ResolvedBecause,
     Transition,
     TransitionError,
     alert_id,
@@ -70,6 +71,7 @@ __all__ = [
     "Calendars",
     "DetectorState",
     "KindRule",
+    "ResolvedBecause",
     "Severity",
     "ShiftCalendar",
     "ShiftProjection",

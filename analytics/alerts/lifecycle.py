@@ -28,6 +28,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +45,13 @@ ALERT_NAMESPACE = uuid.UUID("6f0b7c52-3c1e-4d7a-9a55-2b4f1f0d6a11")
 Transition = Literal["opened", "updated", "escalated", "acknowledged", "resolved"]
 AlertState = Literal["open", "acknowledged", "resolved"]
 STATE_NAMES: dict[int, AlertState] = {OPEN: "open", ACKNOWLEDGED: "acknowledged"}
+
+
+class ResolvedBecause(StrEnum):
+    """Why an alert was resolved: stored with the transition and sent to subscribers."""
+
+    CLEARED = "cleared"  # the condition stayed clear for the kind's clear_duration_s
+    BY_PERSON = "by person"  # someone resolved it by hand
 
 
 class TransitionError(AnalyticsError):
@@ -247,7 +255,16 @@ def _step_raised(
             cells.clear_since[slot, kind_index] = obs.t
         if obs.t - cells.clear_since[slot, kind_index] >= clear_duration_s:
             events.append(
-                _event(cells, subject, slot, kind_index, "resolved", obs, now, reason="cleared")
+                _event(
+                    cells,
+                    subject,
+                    slot,
+                    kind_index,
+                    "resolved",
+                    obs,
+                    now,
+                    reason=ResolvedBecause.CLEARED,
+                )
             )
             _forget(cells, slot, kind_index, IDLE)
     else:
@@ -404,7 +421,7 @@ def act(
         at_s=now,
         now_s=now,
         opened_at_s=float(cells.since[slot, k]),
-        reason="by person" if new == "resolved" else None,
+        reason=ResolvedBecause.BY_PERSON if new == "resolved" else None,
         actor=actor,
         comment=comment,
         escalations=int(cells.escalations[slot, k]),
