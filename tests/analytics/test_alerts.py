@@ -35,6 +35,7 @@ from analytics.alerts import (
     warm,
 )
 from analytics.alerts import seed as seed_state
+from tests.support import examples
 
 T0 = 1_800_000_000.0  # the start of a shift of BLOCKS
 #: A schedule of back-to-back 8-h shifts from T0 (as a calendar, which is all the core sees).
@@ -422,7 +423,7 @@ def test_at_most_one_open_alert_per_sensor_and_kind(values: list[float], per_bat
         assert max(values) > 20.0
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5, 2), deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_events_do_not_depend_on_how_samples_are_batched(seed: int) -> None:
     norms, alert_norms = load_norms("default"), load_alert_norms("default")
