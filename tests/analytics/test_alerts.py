@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -439,8 +440,18 @@ def test_events_do_not_depend_on_how_samples_are_batched(seed: int) -> None:
                 and e.kind in (AlertKind.SHORT_TERM, AlertKind.CEILING)
             ]
         )
-    # batching moves evaluation points by less than a batch, so kinds and order agree
-    assert [(k, tr) for k, tr, _ in runs[0]] == [(k, tr) for k, tr, _ in runs[1]]
+    # Batching moves evaluation points by less than a batch, so each kind opens and resolves
+    # the same times in the same order (transitions of different kinds inside one batch come
+    # in the detectors' order, so only each kind's own sequence is compared).
+    def by_kind(run: Sequence[tuple[AlertKind, str, str]]) -> dict[AlertKind, list[str]]:
+        found: dict[AlertKind, list[str]] = {}
+        for kind, transition, _ in run:
+            found.setdefault(kind, []).append(transition)
+        return found
+
+    assert runs[0]
+    for other in runs[1:]:
+        assert by_kind(other) == by_kind(runs[0])
 
 
 def test_alert_norms_have_sources_and_can_be_overridden(tmp_path: Path) -> None:
