@@ -1,11 +1,12 @@
 """What a shift report says, as plain data: filled by the API (or the CLI) from the analytics
-results, rendered to PDF, CSV or Excel by this package. No I/O here."""
+results, rendered to PDF, CSV or Excel by ``dashboards.reports``. No I/O here. Labels here are
+English message ids of the ``reports`` catalogue: the renderer translates them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,8 +52,10 @@ QUANTITY_TITLES: Mapping[str, str] = {
 }
 
 
-def quantity_title(quantity: str, substance: str | None) -> str:
-    title = QUANTITY_TITLES.get(quantity, quantity)
+def quantity_title(
+    quantity: str, substance: str | None, translate: Callable[[str], str] = str
+) -> str:
+    title = translate(QUANTITY_TITLES[quantity]) if quantity in QUANTITY_TITLES else quantity
     return f"{title} {substance}" if substance else title
 
 
@@ -119,6 +122,24 @@ class RiskSummary:
     protection_class: str
     indicators: Mapping[str, float]  # В, T, Ob, SIZ, Z
     explanation: str
+    level_names: Mapping[str, str] = field(default_factory=dict)  # language → the norms' name
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentRow:
+    """The instrument behind a sensor, as the registry knows it."""
+
+    sensor: str
+    device: str
+    device_name: str | None
+    model: str | None
+    serial_number: str | None
+    calibrated_on: date | None
+    calibration_certificate: str | None
+    calibration_due: date | None
+
+    def calibration_overdue(self, on: date) -> bool:
+        return self.calibration_due is not None and self.calibration_due < on
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +184,14 @@ class ShiftReport:
     status: str = "final"  # of the stored assessment: running, provisional or final
     coverage_min: float | None = None  # lowest coverage (0..1) of the sensors
     insufficient_data: bool = False  # below the norms' coverage minimum: a provisional result
+    instruments: tuple[InstrumentRow, ...] = ()
+    norms_description: str = ""
+    norms_references: tuple[str, ...] = ()  # the sources of the tables and formulas applied
 
     @property
-    def headline_class(self) -> str:
-        """The class as a headline may print it: never bare when the data were too few."""
-        if self.working_class is None:
-            return "—"
-        if self.insufficient_data:
-            return f"{self.working_class} (provisional: not enough data)"
-        return self.working_class
+    def has_readings(self) -> bool:
+        """Whether any sensor measured in this shift: a report without is not written in bulk."""
+        return any(s.samples for s in self.sensors)
 
     def file_stem(self) -> str:
         return (

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the private database, broker and edge outbox keep their data [.qorgau/demo]",
     )
     parser.add_argument("--port", type=int, default=None, help="API port [8000, or a free one]")
-    parser.set_defaults(handler=_run)
+    # The demo starts its own servers: a settings file left by an earlier demo must not point it
+    # at servers that are gone.
+    parser.set_defaults(handler=_run, reads_env_file=False)
 
 
 def _run(args: argparse.Namespace) -> int:
