@@ -6,6 +6,7 @@ the variables a command reads."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from qorgau.envfile import DEFAULT_ENV_FILE, write_env_file
-from qorgau.localservices import free_port
+from qorgau.localservices import free_port, scratch_dir
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "daily_exposure"
 
@@ -167,3 +168,40 @@ def test_help_lists_only_what_the_command_reads(
     listed = {line.split()[0] for line in done.stdout.splitlines() if line.startswith("  QORGAU_")}
     assert reads <= listed
     assert not (not_read & listed)
+
+
+@pytest.mark.services
+def test_demo_writes_its_settings_for_the_commands_beside_it() -> None:
+    """``qorgau demo`` in a folder: while it runs, ``qorgau tokens list`` there finds the demo's
+    private database (no variable set) and the demo prints the lines to paste elsewhere; once
+    it stops, the file is gone, so nothing points at servers that no longer run."""
+    # A folder the database's service account can reach (pytest's tmp_path is private to us).
+    tmp_path = scratch_dir("qorgau-test-demo-")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
+    clean["QORGAU_API_PORT"] = str(free_port())
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "qorgau.cli", "demo"], cwd=tmp_path, env=clean,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert demo.stdout is not None
+    env_file = tmp_path / DEFAULT_ENV_FILE
+    try:
+        printed = []
+        for line in demo.stdout:
+            printed.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(printed)
+        assert env_file.is_file(), text
+        assert "export QORGAU_DATABASE_URL=" in text
+        assert "export QORGAU_MQTT_URL=" in text
+        listed = qorgau("tokens", "list", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert "demo admin" in listed.stdout
+    finally:
+        demo.terminate()
+        demo.wait(timeout=90)
+        demo.stdout.close()
+    assert demo.returncode == 0
+    assert not env_file.exists()
+    shutil.rmtree(tmp_path, ignore_errors=True)
