@@ -14,8 +14,14 @@ from api.models import error_responses
 from api.routes_exposure import ShiftNumber, pick_shift
 from application.assessments import schedule_of
 from application.reports import shift_report
-from dashboards.reports import FORMATS, MEDIA_TYPES, Language, ReportFormat, render
-from dashboards.reports.language import pick_language
+from dashboards.reports import (
+    FORMATS,
+    MEDIA_TYPES,
+    Language,
+    ReportFormat,
+    pick_language,
+    render,
+)
 from store import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=error_responses())

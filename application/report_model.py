@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
+
+# The registry's record of an instrument is what the report shows, field for field.
+from store.registry import InstrumentRecord
 
 # metric key → (label, unit, scale): how each analytics metric is shown.
 METRICS: Mapping[str, tuple[str, str, float]] = {
@@ -126,23 +129,6 @@ class RiskSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class InstrumentRow:
-    """The instrument behind a sensor, as the registry knows it."""
-
-    sensor: str
-    device: str
-    device_name: str | None
-    model: str | None
-    serial_number: str | None
-    calibrated_on: date | None
-    calibration_certificate: str | None
-    calibration_due: date | None
-
-    def calibration_overdue(self, on: date) -> bool:
-        return self.calibration_due is not None and self.calibration_due < on
-
-
-@dataclass(frozen=True, slots=True)
 class AlertRow:
     opened_at: datetime
     severity: str
@@ -184,7 +170,7 @@ class ShiftReport:
     status: str = "final"  # of the stored assessment: running, provisional or final
     coverage_min: float | None = None  # lowest coverage (0..1) of the sensors
     insufficient_data: bool = False  # below the norms' coverage minimum: a provisional result
-    instruments: tuple[InstrumentRow, ...] = ()
+    instruments: tuple[InstrumentRecord, ...] = ()
     norms_description: str = ""
     norms_references: tuple[str, ...] = ()  # the sources of the tables and formulas applied
 

@@ -7,7 +7,6 @@ and ``qorgau report``."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,6 @@ from application.assessments import sensors_by_workplace, stored_shift
 from application.report_model import (
     AlertRow,
     FactorRow,
-    InstrumentRow,
     LimitMark,
     RiskSummary,
     SensorSection,
@@ -222,9 +220,7 @@ async def shift_report(
         status=found.status,
         coverage_min=found.coverage_min,
         insufficient_data=found.insufficient_data,
-        instruments=tuple(
-            InstrumentRow(**asdict(i)) for i in await instruments_of(conn, workplace["id"])
-        ),
+        instruments=tuple(await instruments_of(conn, workplace["id"])),
         norms_description=norms.description,
         norms_references=norms_references(norms, [(s.quantity, s.substance) for s in sections]),
     )

@@ -279,6 +279,9 @@ class InstrumentRecord:
     calibration_certificate: str | None
     calibration_due: date | None
 
+    def calibration_overdue(self, on: date) -> bool:
+        return self.calibration_due is not None and self.calibration_due < on
+
 
 async def instruments_of(conn: AsyncConnection[Any], workplace_id: int) -> list[InstrumentRecord]:
     cur = conn.cursor(row_factory=dict_row)

@@ -17,7 +17,7 @@ from application.report_model import (
     ShiftReport,
     quantity_title,
 )
-from dashboards.reports.language import LANGUAGES, Language, ReportText
+from dashboards.reports.language import LANGUAGES, Language, ReportText, pick_language
 
 ReportFormat = Literal["pdf", "csv", "xlsx"]
 FORMATS: tuple[ReportFormat, ...] = ("pdf", "csv", "xlsx")
@@ -63,6 +63,7 @@ __all__ = [
     "RiskSummary",
     "SensorSection",
     "ShiftReport",
+    "pick_language",
     "quantity_title",
     "render",
 ]

@@ -34,13 +34,13 @@ from dashboards.reports.wording import (
     ALERT_STATE,
     LINE_KINDS,
     SEVERITY,
-    SIGNATURE_FIELDS,
     SIGNATURES,
     SOURCE,
     STATUS,
     headline_class,
     level_name,
     methods_of,
+    signature_fields,
     word,
 )
 
@@ -386,5 +386,4 @@ def _signatures(pages: _Pages, t: ReportText) -> None:
     blank = "_" * 38
     for role in SIGNATURES:
         pages.text(t(role), bold=True)
-        pages.text(f"{blank}    {t(SIGNATURE_FIELDS[0])} ____________    "
-                   f"{t(SIGNATURE_FIELDS[1])} ____________", gap=0.01)  # fmt: skip
+        pages.text(f"{blank}    {signature_fields(t)}", gap=0.01)

@@ -22,24 +22,13 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from application.report_model import (
     METRICS,
-    InstrumentRow,
     ShiftReport,
     metric_cell,
     quantity_title,
 )
+from dashboards.reports import wording as w
 from dashboards.reports.language import ReportText
-from dashboards.reports.wording import (
-    ALERT_STATE,
-    SEVERITY,
-    SIGNATURE_FIELDS,
-    SIGNATURES,
-    SOURCE,
-    STATUS,
-    headline_class,
-    level_name,
-    methods_of,
-    word,
-)
+from store.registry import InstrumentRecord
 
 CSV_HEADER = ("section", "item", "name", "value", "unit")
 CLASS_FILLS = {"1": "DFF1E0", "2": "DFF1E0", "3.1": "FFF3C4", "3.2": "FFE0C2", "3.3": "FFC9A8",
@@ -101,7 +90,7 @@ def _rows(r: ShiftReport) -> Iterator[tuple[str, str, str, object, str]]:
         yield "report", "", "norms reference", reference, ""
 
 
-def _instrument_fields(i: InstrumentRow) -> list[tuple[str, object]]:
+def _instrument_fields(i: InstrumentRecord) -> list[tuple[str, object]]:
     return [
         ("device", i.device),
         ("model", i.model or ""),
@@ -210,15 +199,15 @@ def render_xlsx(report: ShiftReport, t: ReportText | None = None) -> bytes:
         [t("start"), r.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
         [t("end"), r.end.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
         [t("time zone"), r.timezone],
-        [t("class of working conditions"), headline_class(r, t)],
-        [t("assessment status"), word(STATUS, r.status, t)],
+        [t("class of working conditions"), w.headline_class(r, t)],
+        [t("assessment status"), w.word(w.STATUS, r.status, t)],
         [t("insufficient data"), r.insufficient_data],
         [t("lowest coverage"), _num(r.coverage_min)],
         [t("harmfulness index В (1..5)"), r.b],
         [t("В continuous"), _num(r.b_continuous)],
         [t("deciding factors"), ", ".join(r.deciding_factors)],
         ["ПР", None if risk is None else _num(risk.pr)],
-        [t("risk level"), None if risk is None else f"{risk.level} ({level_name(r, t)})"],
+        [t("risk level"), None if risk is None else f"{risk.level} ({w.level_name(r, t)})"],
         [t("protection class"), None if risk is None else risk.protection_class],
         [t("ПР note"), r.risk_note or ""],
         [t("norms"), r.norms],
@@ -239,12 +228,13 @@ def render_xlsx(report: ShiftReport, t: ReportText | None = None) -> bytes:
     _sheet(wb.create_sheet(t("Sensors")), headers, rows, shade=3)
     _sheet(wb.create_sheet(t("Factors")), [t("factor"), t("class"), "В", t("В continuous"),
            t("source"), t("basis")], [[f.factor, f.working_class, f.b, _num(f.b_continuous),
-                                       word(SOURCE, f.source, t), f.basis]
+                                       w.word(w.SOURCE, f.source, t), f.basis]
                                       for f in r.factors], shade=1)  # fmt: skip
     _sheet(wb.create_sheet(t("Alerts")), [t("opened"), t("severity"), t("kind"), t("state"),
            t("sensor"), t("acknowledged by"), t("resolved"), t("message")], [[
                a.opened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-               word(SEVERITY, a.severity, t), a.kind, word(ALERT_STATE, a.state, t), a.sensor,
+               w.word(w.SEVERITY, a.severity, t), a.kind, w.word(w.ALERT_STATE, a.state, t),
+               a.sensor,
                a.acknowledged_by,
                None if a.resolved_at is None
                else a.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
@@ -253,12 +243,11 @@ def render_xlsx(report: ShiftReport, t: ReportText | None = None) -> bytes:
            t("serial number"), t("last calibration"), t("certificate"), t("calibration due")],
            [[i.sensor, i.device_name or i.device, i.model, i.serial_number, i.calibrated_on,
              i.calibration_certificate, i.calibration_due] for i in r.instruments])  # fmt: skip
-    method: list[list[object]] = [[line] for line in methods_of(r, t)]
+    method: list[list[object]] = [[line] for line in w.methods_of(r, t)]
     method += [[t("Norms applied: profile {profile}", profile=r.norms)], [r.norms_description]]
     method += [[reference] for reference in r.norms_references]
     method += [[""]]
-    method += [[f"{t(role)}: ______________  {t(SIGNATURE_FIELDS[0])} ________  "
-                         f"{t(SIGNATURE_FIELDS[1])} ________"] for role in SIGNATURES]  # fmt: skip
+    method += [[f"{t(role)}: ______________    {w.signature_fields(t)}"] for role in w.SIGNATURES]
     _sheet(wb.create_sheet(t("Method and signatures")), [t("Measurement method")], method)
     charted = [s for s in r.sensors if s.chart_values.size]
     minutes = sorted({int(t) for s in charted for t in s.chart_times.astype("datetime64[s]")

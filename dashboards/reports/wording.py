@@ -64,6 +64,11 @@ SIGNATURES = (
 SIGNATURE_FIELDS = (N_("Signature"), N_("Date"))
 
 
+def signature_fields(t: ReportText) -> str:
+    """The blanks beside each signatory: "Signature ____________    Date ____________"."""
+    return "    ".join(f"{t(name)} ____________" for name in SIGNATURE_FIELDS)
+
+
 def method_key(quantity: str) -> str:
     if quantity.startswith("noise"):
         return "noise"
