@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from qorgau.envfile import load_env_file
 
         load_env_file()
-    command = " ".join(a for a in (argv if argv is not None else sys.argv[1:])[:1])
+    command = _command_name(argv if argv is not None else sys.argv[1:])
     with warnings.catch_warnings():
         _keep_warnings_out()
         try:
@@ -87,6 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"qorgau {command}: {message}", file=sys.stderr)
             return 1
     return result
+
+
+def _command_name(argv: Sequence[str]) -> str:
+    """``db prune`` of ``db prune --dry-run``: the command and its action, as messages name it."""
+    words = []
+    for word in argv[:2]:
+        if word.startswith("-") or not word.replace("-", "").isalpha():
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 def _keep_warnings_out() -> None:
