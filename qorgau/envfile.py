@@ -16,6 +16,9 @@ from pathlib import Path
 
 DEFAULT_ENV_FILE = Path(".qorgau/demo/qorgau.env")
 ENV_FILE_VARIABLE = "QORGAU_ENV_FILE"
+# Set to the file's path when the database address came from it, so that a connection error can
+# say so (a demo killed without stopping leaves its file behind).
+DATABASE_FROM_VARIABLE = "QORGAU_DATABASE_URL_FROM"
 
 
 def env_file_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -36,6 +39,8 @@ def load_env_file(path: Path | None = None) -> dict[str, str]:
         if key.startswith("QORGAU_") and value is not None and key not in os.environ:
             os.environ[key] = value
             applied[key] = value
+    if "QORGAU_DATABASE_URL" in applied:
+        os.environ[DATABASE_FROM_VARIABLE] = str(path)
     return applied
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -42,9 +43,17 @@ def _unreachable(url: str, exc: psycopg.OperationalError) -> DatabaseUnavailable
         where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
     except psycopg.ProgrammingError:
         where = "QORGAU_DATABASE_URL"
+    # The command line notes where the address came from when it was a demo's settings file.
+    source = os.environ.get("QORGAU_DATABASE_URL_FROM")
+    if source:
+        hint = (
+            f"the address is from {source}: is that demo still running? Start it or delete the file"
+        )
+    else:
+        hint = "start it, run `qorgau demo`"
     return DatabaseUnavailableError(
-        f"cannot connect to PostgreSQL at {where} ({reason.rstrip('.')}): start it, run "
-        "`qorgau demo`, or point QORGAU_DATABASE_URL at a running server"
+        f"cannot connect to PostgreSQL at {where} ({reason.rstrip('.')}): {hint}, or point "
+        "QORGAU_DATABASE_URL at a running server"
     )
 
 

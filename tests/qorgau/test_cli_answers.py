@@ -111,6 +111,15 @@ def many_sensors_csv(path: Path, sensors: int = 150) -> Path:
     return path
 
 
+def test_a_settings_file_of_a_stopped_demo_is_named(tmp_path: Path) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    write_env_file(tmp_path / DEFAULT_ENV_FILE, {"QORGAU_DATABASE_URL": url})
+    done = qorgau("tokens", "list", cwd=tmp_path)
+    line = one_line(done.stderr)
+    assert str(DEFAULT_ENV_FILE) in line
+    assert "demo still running" in line
+
+
 def test_broken_pipe_leaves_no_traceback(tmp_path: Path) -> None:
     """``qorgau assess --json | head -c 20``: the reader leaves long before the output ends."""
     readings = many_sensors_csv(tmp_path / "many.csv")
