@@ -26,6 +26,7 @@ METRICS: Mapping[str, tuple[str, str, float]] = {
     "a8_m_s2": ("A(8)", "m/s²", 1.0),
     "a8_db": ("A(8)", "dB", 1.0),
     "a8_projected_m_s2": ("A(8) projected", "m/s²", 1.0),
+    "a8_projected_db": ("A(8) projected", "dB", 1.0),
     "a_rms_m_s2": ("a r.m.s.", "m/s²", 1.0),
     "twa8h_mg_m3": ("TWA", "mg/m³", 1.0),
     "twa8h_projected_mg_m3": ("TWA projected", "mg/m³", 1.0),
@@ -33,13 +34,17 @@ METRICS: Mapping[str, tuple[str, str, float]] = {
     "max15min_mg_m3": ("max 15-min mean", "mg/m³", 1.0),
     "max_mg_m3": ("max", "mg/m³", 1.0),
     "k_twa": ("K = TWA/ПДК_сс (classed on)", "", 1.0),
+    "k_twa_measured": ("K = TWA/ПДК_сс measured", "", 1.0),
     "k_max15": ("K = max 15-min/ПДК_max", "", 1.0),
     "coverage": ("coverage", "%", 100.0),
+    "measured_s": ("measured", "h", 1.0 / 3600.0),
     "unmeasured_s": ("unmeasured", "h", 1.0 / 3600.0),
     "min_pct_vol": ("min", "% vol", 1.0),
     "max_pct_vol": ("max", "% vol", 1.0),
+    "mean_pct_vol": ("mean", "% vol", 1.0),
     "min_pct_lel": ("min", "% LEL", 1.0),
     "max_pct_lel": ("max", "% LEL", 1.0),
+    "mean_pct_lel": ("mean", "% LEL", 1.0),
 }
 
 QUANTITY_TITLES: Mapping[str, str] = {
