@@ -437,3 +437,6 @@ def test_shift_results_have_panels() -> None:
     sql = {p["title"]: " ".join(t["rawSql"] for t in p.get("targets", [])) for p in panels}
     assert any("shift_assessments a" in q and "working_class" in q for q in sql.values())
     assert sum("shift_assessment_sensors" in q for q in sql.values()) >= 3
+    enterprise = " ".join(t["rawSql"] for p in panels_of("qorgau-enterprise.json").values()
+                          for t in p.get("targets", []))  # fmt: skip
+    assert "shift_assessments a" in enterprise
