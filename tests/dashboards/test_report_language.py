@@ -19,7 +19,7 @@ RENDERERS = Path(__file__).resolve().parents[2] / "dashboards" / "reports"
 
 def catalogue(lang: str) -> dict[str, str]:
     with catalogue_path(lang).open("rb") as po:
-        return {m.id: m.string for m in read_po(po, locale=lang) if m.id}
+        return {str(m.id): str(m.string) for m in read_po(po, locale=lang) if m.id}
 
 
 def shown_texts() -> set[str]:

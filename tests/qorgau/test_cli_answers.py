@@ -20,15 +20,14 @@ from qorgau.localservices import free_port, scratch_dir
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "daily_exposure"
 
 
-def qorgau(*args: str, cwd: Path, env: dict[str, str] | None = None, **kw: object) -> (
-    subprocess.CompletedProcess[str]
-):  # fmt: skip
+def qorgau(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``qorgau ARGS`` in a clean environment: no QORGAU_* variable but those in ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
     return subprocess.run(
         [sys.executable, "-m", "qorgau.cli", *args],
         cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=120,
-        **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
