@@ -118,6 +118,7 @@ def shift_summary(found: AssessedShift) -> ShiftSummary:
         coverage_min=found.coverage_min,
         insufficient_data=found.insufficient_sensors,
         note=found.note,
+        sensors=[SensorExposure.model_validate(s) for s in found.sensors],
     )
 
 

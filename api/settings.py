@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -59,4 +61,9 @@ class ApiSettings(SampleWindowSettings):
     )
     api_live_exposure_s: float = Field(
         default=10.0, gt=0, description="how often a live stream pushes the running exposure"
+    )
+    default_locale: Literal["kk", "ru", "en"] = Field(
+        default="kk",
+        description="language of the page and of messages for people when neither the token's "
+        "choice nor the browser's Accept-Language names kk, ru or en (kk: the state language)",
     )

@@ -1,0 +1,91 @@
+"""Languages of the API: the page's message catalogues as JSON, each token's chosen language,
+and the language of messages meant for people (errors).
+
+The JSON is exported from the same gettext catalogues Python uses (``locales/``), once when the
+app is built; the page reads it before sign-in, so it needs no token (it holds no data).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from analytics import Norms
+from api.auth import AnyRole
+from api.deps import ConnDep
+from api.models import error_responses
+from application.localisation import (
+    AUTONYMS,
+    LOCALES,
+    messages,
+    negotiate,
+)
+from store.auth import set_token_locale
+
+LocaleCode = Literal["kk", "ru", "en"]
+
+# The catalogues do not change while the process runs; the page may cache them for an hour.
+_CACHE = {"Cache-Control": "public, max-age=3600"}
+
+
+class LocaleChoice(BaseModel):
+    locale: LocaleCode | None = Field(
+        description="kk, ru or en; null: follow the browser's Accept-Language"
+    )
+
+
+router = APIRouter(prefix="/api/v1", tags=["service"], responses=error_responses())
+
+
+@router.put("/me/locale", response_model=LocaleChoice)
+async def choose_locale(body: LocaleChoice, conn: ConnDep, token: AnyRole) -> LocaleChoice:
+    """Store the language the calling token's holder reads; the page and the API's messages
+    for people then use it before the browser's `Accept-Language`."""
+    await set_token_locale(conn, token.id, body.locale)
+    return body
+
+
+def request_locale(request: Request) -> str:
+    """The language to answer ``request`` in: the token's choice (set on ``request.state`` when
+    the token was resolved), then ``Accept-Language``, then the deployment's default."""
+    default = getattr(request.app.state.settings, "default_locale", "kk")
+    preference = getattr(request.state, "locale", None)
+    return negotiate(preference, request.headers.get("accept-language"), default)
+
+
+def page_index(norms: Norms, default: str, accept_language: str | None) -> dict[str, Any]:
+    return {
+        "locale": negotiate(None, accept_language, default),
+        "default": default,
+        "locales": [{"code": code, "name": AUTONYMS[code]} for code in LOCALES],
+        # Display names of the norms' substances (English; the catalogues translate them).
+        "substances": {code: s.name for code, s in norms.substances.items()},
+        # Risk level names are part of the norms profile, in each language, with their source.
+        "level_names": {
+            "en": list(norms.risk.level_names),
+            "ru": list(norms.risk.level_names_ru),
+            "kk": list(norms.risk.level_names_kz),
+        },
+    }
+
+
+def install_localisation(app: FastAPI, norms: Norms, default: str) -> None:
+    """Serve ``/i18n/index.json`` (languages, the one negotiated for this browser) and
+    ``/i18n/{locale}.json`` (the page's catalogue), and the token's language choice."""
+    catalogues = {code: messages(code) for code in LOCALES}
+
+    @app.get("/i18n/index.json", include_in_schema=False)
+    async def index(
+        accept_language: Annotated[str | None, Header(max_length=500)] = None,
+    ) -> JSONResponse:
+        body = page_index(norms, default, accept_language)
+        return JSONResponse(body, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+    @app.get("/i18n/{locale}.json", include_in_schema=False)
+    async def catalogue(locale: LocaleCode) -> JSONResponse:
+        return JSONResponse({"locale": locale, "messages": catalogues[locale]}, headers=_CACHE)
+
+    app.include_router(router)
