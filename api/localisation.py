@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from analytics import Norms
 from api.auth import AnyRole
@@ -22,6 +22,7 @@ from application.localisation import (
     LOCALES,
     messages,
     negotiate,
+    page_formats,
 )
 from store.auth import set_token_locale
 
@@ -32,6 +33,8 @@ _CACHE = {"Cache-Control": "public, max-age=3600"}
 
 
 class LocaleChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"locale": "kk"}]})
+
     locale: LocaleCode | None = Field(
         description="kk, ru or en; null: follow the browser's Accept-Language"
     )
@@ -75,7 +78,10 @@ def page_index(norms: Norms, default: str, accept_language: str | None) -> dict[
 def install_localisation(app: FastAPI, norms: Norms, default: str) -> None:
     """Serve ``/i18n/index.json`` (languages, the one negotiated for this browser) and
     ``/i18n/{locale}.json`` (the page's catalogue), and the token's language choice."""
-    catalogues = {code: messages(code) for code in LOCALES}
+    catalogues = {
+        code: {"locale": code, "messages": messages(code), "formats": page_formats(code)}
+        for code in LOCALES
+    }
 
     @app.get("/i18n/index.json", include_in_schema=False)
     async def index(
@@ -86,6 +92,6 @@ def install_localisation(app: FastAPI, norms: Norms, default: str) -> None:
 
     @app.get("/i18n/{locale}.json", include_in_schema=False)
     async def catalogue(locale: LocaleCode) -> JSONResponse:
-        return JSONResponse({"locale": locale, "messages": catalogues[locale]}, headers=_CACHE)
+        return JSONResponse(catalogues[locale], headers=_CACHE)
 
     app.include_router(router)

@@ -109,11 +109,11 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 
 Latitude = Annotated[
     float,
-    Field(ge=-90, le=90, allow_inf_nan=False, description="WGS 84 latitude, degrees (the map)"),
+    Field(ge=-90, le=90, allow_inf_nan=False, description="WGS 84 latitude, unit: degrees (the map)"),
 ]
 Longitude = Annotated[
     float,
-    Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 longitude, degrees"),
+    Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 longitude, unit: degrees"),
 ]
 
 

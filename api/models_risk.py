@@ -405,8 +405,8 @@ class EnterpriseRiskPublic(BaseModel):
     region: str | None
     activity_code: str | None
     activity_risk_class: int | None
-    latitude: float | None = Field(default=None, description="WGS 84 degrees (the map)")
-    longitude: float | None = Field(default=None, description="WGS 84 degrees (the map)")
+    latitude: float | None = Field(default=None, description="WGS 84, unit: degrees (the map)")
+    longitude: float | None = Field(default=None, description="WGS 84, unit: degrees (the map)")
     period_from: dt.date
     period_to: dt.date
     mean_pr: float | None = Field(description="headcount-weighted mean ПР of scored workplaces")

@@ -206,3 +206,17 @@ def format_time(moment: datetime, zone: str, locale: str, *, with_date: bool = T
     return babel_datetime(
         moment, pattern, tzinfo=ZoneInfo(zone), locale=Locale.parse(_check(locale))
     )
+
+
+def page_formats(locale: str) -> dict[str, Any]:
+    """The CLDR data the page formats numbers and dates with, from Babel: browsers differ in
+    the locales they carry (Chromium knows ``kk`` by name only: "1,234.5", "2026 M12 3")."""
+    data = Locale.parse(_check(locale))
+    symbols = data.number_symbols["latn"]
+    return {
+        "decimal": symbols["decimal"],
+        "group": symbols["group"],
+        "months": [data.months["format"]["abbreviated"][m] for m in range(1, 13)],
+        "date": data.date_formats["medium"].pattern,  # with the year: "d MMM y 'г'."
+        "day_month": data.datetime_skeletons["MMMd"].pattern,  # "d MMM"
+    }

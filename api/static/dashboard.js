@@ -18,7 +18,13 @@
   const view = document.getElementById("view");
   let me = null;
   let cleanup = () => {};
-  const i18n = { locale: "en", messages: {}, index: { locales: [], substances: {}, level_names: {} } };
+  const i18n = {
+    locale: "en",
+    messages: {},
+    // CLDR symbols, month names and date patterns of the locale, from the server's Babel.
+    formats: { decimal: ".", group: ",", months: [], date: "d MMM y", day_month: "d MMM" },
+    index: { locales: [], substances: {}, level_names: {} },
+  };
 
   // ------------------------------------------------------------------ languages
 
@@ -41,7 +47,9 @@
   async function loadCatalogue(locale) {
     const response = await fetch(`/i18n/${locale}.json`);
     if (!response.ok) return false;
-    i18n.messages = (await response.json()).messages;
+    const got = await response.json();
+    i18n.messages = got.messages;
+    i18n.formats = got.formats;
     i18n.locale = locale;
     document.documentElement.lang = locale;
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
@@ -111,13 +119,39 @@
   }
   const show = (...parts) => fill(view, ...parts);
 
-  /** A number to `digits` significant digits in the page's language (1 234,5 or 1,234.5). */
+  /** A number to `digits` significant digits in the page's language (1 234,5 or 1,234.5):
+   * the digits from Intl, the separators from the locale's CLDR data. */
   function fmt(value, digits = 3) {
     if (value === null || value === undefined || !Number.isFinite(value)) return "—";
     if (value === 0) return "0";
     const magnitude = Math.floor(Math.log10(Math.abs(value)));
     const decimals = Math.min(4, Math.max(0, digits - 1 - magnitude));
-    return new Intl.NumberFormat(i18n.locale, { minimumFractionDigits: decimals, maximumFractionDigits: decimals }).format(value);
+    const plain = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals }).format(value);
+    return plain.replace(/[,.]/g, (c) => (c === "," ? i18n.formats.group : i18n.formats.decimal));
+  }
+
+  /** A whole number (persons, readings) with the locale's grouping. */
+  function count(value) {
+    if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+    return new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 }).format(value).replaceAll(",", i18n.formats.group);
+  }
+
+  /** Fill a CLDR date pattern ("d MMM y 'г'.", "y 'ж'. dd MMM") with a date's parts. */
+  function datePattern(pattern, year, month, day) {
+    return pattern.replace(/'([^']*)'|y+|M+|d+/g, (token, quoted) => {
+      if (quoted !== undefined) return quoted;
+      if (token[0] === "y") return String(year);
+      if (token[0] === "d") return token.length > 1 ? String(day).padStart(2, "0") : String(day);
+      if (token.length >= 3) return i18n.formats.months[month - 1] || String(month);
+      return token.length > 1 ? String(month).padStart(2, "0") : String(month);
+    });
+  }
+
+  /** Year, month and day of a moment in a time zone. */
+  function partsIn(zone, value) {
+    const parts = new Intl.DateTimeFormat("en-US", { timeZone: zone || BROWSER_ZONE, year: "numeric", month: "numeric", day: "numeric" }).formatToParts(new Date(value));
+    const get = (type) => Number(parts.find((p) => p.type === type).value);
+    return [get("year"), get("month"), get("day")];
   }
 
   function duration(seconds) {
@@ -130,18 +164,24 @@
   // The zone a time is shown in when the page knows no site's zone: the browser's own.
   const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-  /** A time as people read it, always with its zone (e.g. "16:27 GMT+5"). */
-  function timeIn(zone, value, { date = false, seconds = false, year = false } = {}) {
+  /** A time as people read it, always with its zone ("16:27 GMT+5", "3 дек., 16:27 GMT+5"). */
+  function timeIn(zone, value, { date = false, seconds = false } = {}) {
     const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone || BROWSER_ZONE, timeZoneName: "short" };
     if (seconds) options.second = "2-digit";
-    if (date) Object.assign(options, { day: "numeric", month: "short" });
-    if (year) options.year = "numeric";
-    return new Intl.DateTimeFormat(i18n.locale, options).format(new Date(value));
+    const time = new Intl.DateTimeFormat("en-GB", options).format(new Date(value));
+    return date ? `${dayMonth(zone, value)}, ${time}` : time;
   }
 
-  /** A calendar date (no time) in the page's language. */
+  /** Day and month of a moment in a zone ("3 дек.", "Dec 3"). */
+  function dayMonth(zone, value) {
+    const [year, month, day] = partsIn(zone, value);
+    return datePattern(i18n.formats.day_month, year, month, day);
+  }
+
+  /** A calendar date (an ISO date, no time) in the page's language ("3 дек. 2026 г."). */
   function dayText(isoDate) {
-    return new Intl.DateTimeFormat(i18n.locale, { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(new Date(`${isoDate}T00:00:00Z`));
+    const [year, month, day] = isoDate.split("-").map(Number);
+    return datePattern(i18n.formats.date, year, month, day);
   }
 
   /** Tick labels of a time axis: precise enough that neighbours differ (seconds when ticks
@@ -150,10 +190,7 @@
     return (u, splits) => {
       const step = splits.length > 1 ? splits[1] - splits[0] : 0;
       const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
-      if (step >= DAY_MS) {
-        const format = new Intl.DateTimeFormat(i18n.locale, { day: "numeric", month: "short", timeZone: zone || BROWSER_ZONE });
-        return splits.map((v) => format.format(new Date(v)));
-      }
+      if (step >= DAY_MS) return splits.map((v) => dayMonth(zone, v));
       return splits.map((v) => timeIn(zone, v, { date: span >= DAY_MS, seconds: step > 0 && step < 60000 }));
     };
   }
@@ -184,6 +221,30 @@
   function quantityLabel(x) {
     const name = t(QUANTITY_NAMES[x.quantity] || x.quantity);
     return x.substance ? t("{quantity}: {substance}", { quantity: name, substance: substanceName(x.substance) }) : name;
+  }
+
+  const FACTORS = {
+    noise: N_("noise"),
+    vibration_hand_arm: N_("hand-arm vibration"),
+    vibration_whole_body: N_("whole-body vibration"),
+    chemical: N_("chemical factor"),
+    dust: N_("fibrogenic dust"),
+    microclimate: N_("microclimate"),
+    lighting: N_("lighting"),
+    biological: N_("biological factor"),
+    heaviness: N_("heaviness of work"),
+    intensity: N_("intensity of work"),
+    ionizing_radiation: N_("ionizing radiation"),
+    non_ionizing_radiation: N_("non-ionizing radiation"),
+    infrasound: N_("infrasound"),
+    ultrasound: N_("ultrasound"),
+  };
+
+  /** A factor of the class combination: "noise", "chemical:CO" → its display name. */
+  function factorName(code) {
+    const [kind, substance] = String(code).split(":");
+    const name = kind in FACTORS ? t(FACTORS[kind]) : kind.replaceAll("_", " ");
+    return substance ? t("{quantity}: {substance}", { quantity: name, substance: substanceName(substance) }) : name;
   }
 
   function levelName(level) {
@@ -503,7 +564,7 @@
                 h("td", {}, e.activity_code || "—"),
                 h("td", { class: "num" }, fmt(e.mean_pr)),
                 h("td", {}, e.level ? badge("level", e.level, levelName(e.level)) : h("span", { class: "muted" }, t("not scored")), provisional(e.not_enough_data, t("not enough data at: {workplaces}", { workplaces: (e.workplaces_not_enough_data || []).join(", ") }))),
-                h("td", { class: "num" }, fmt(e.headcount_scored)),
+                h("td", { class: "num" }, count(e.headcount_scored)),
               ),
             ),
           ),
@@ -544,7 +605,7 @@
     );
     show(
       h("h1", {}, t("Digital map of enterprises")),
-      h("p", { class: "muted" }, t("Enterprises by integral occupational risk (headcount-weighted mean ПР of their workplaces), {from} … {to}. A region takes the colour of the highest level among its enterprises.", { from: dayText(map.period_from), to: dayText(map.period_to) })),
+      h("p", { class: "muted" }, t("Period {from} – {to}: enterprises by integral occupational risk (headcount-weighted mean ПР of their workplaces); a region takes the colour of the highest level among its enterprises", { from: dayText(map.period_from), to: dayText(map.period_to) })),
       controls,
       mapBox,
       h("p", { class: "muted small" }, t("Region outlines: Natural Earth admin-1 (public domain), boundaries before 2018/2022 and simplified; see the map's source note.")),
@@ -705,9 +766,32 @@
       "article",
       { class: "card exposure", dataset: { sensorId: x.sensor_id } },
       h("header", {}, h("h3", {}, quantityLabel(x)), badge("class", x.working_class, t("class if the shift goes on as so far"))),
-      h("p", { class: "muted sensor-code" }, t("sensor {code} · {count} readings this shift", { code: x.sensor, count: x.samples })),
+      h("p", { class: "muted sensor-code" }, t("sensor {code} · {count} readings this shift", { code: x.sensor, count: count(x.samples) })),
       body,
     );
+  }
+
+  const LINE_NAMES = {
+    action: N_("action level {value}"),
+    limit: N_("limit {value}"),
+    short_term: N_("maximum single ПДК {value}"),
+    ceiling: N_("ceiling {value}"),
+    floor: N_("alarm threshold {value}"),
+  };
+
+  /** A limit line's legend in the page's language; its unit is the last word of the API's
+   * label (a LCpeak ceiling is in dB(C) on a dB(A) chart). */
+  function lineLabel(line, sensorUnit) {
+    const last = line.label.trim().split(/\s+/).pop();
+    const code = last in UNIT_SYMBOLS ? last : sensorUnit;
+    return t(LINE_NAMES[line.kind] || "limit {value}", { value: withUnit(line.value, code) });
+  }
+
+  /** Tick labels of a value axis: as many decimals as the tick step needs, locale separators. */
+  function valueTicks(u, splits) {
+    const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
+    const decimals = step > 0 ? Math.min(4, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))) : 0;
+    return splits.map((v) => new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals, useGrouping: false }).format(v).replace(".", i18n.formats.decimal));
   }
 
   const LINE_COLOURS = { action: "#ef6c00", limit: "#c62828", short_term: "#6a1b9a", ceiling: "#7f0000", floor: "#283593" };
@@ -723,7 +807,7 @@
       const series = [
         {},
         { label, stroke: "#1565c0", width: 1.5, fill: "rgba(21,101,192,0.08)", points: { show: false } },
-        ...this.lines.map((line) => ({ label: line.label, stroke: LINE_COLOURS[line.kind], width: 1.5, dash: [6, 4], points: { show: false } })),
+        ...this.lines.map((line) => ({ label: lineLabel(line, sensor.unit), stroke: LINE_COLOURS[line.kind], width: 1.5, dash: [6, 4], points: { show: false } })),
       ];
       this.plot = new uPlot(
         {
@@ -733,7 +817,7 @@
           tzDate: (ts) => uPlot.tzDate(new Date(ts), timezone),
           series,
           scales: { x: { time: true }, y: { range: (u, min, max) => this.range(min, max) } },
-          axes: [{ stroke: "#555", grid: { stroke: "#eee" }, space: 70, values: timeTicks(timezone) }, { stroke: "#555", grid: { stroke: "#eee" }, label: unit(sensor.unit), labelSize: 18, size: 56 }],
+          axes: [{ stroke: "#555", grid: { stroke: "#eee" }, space: 70, values: timeTicks(timezone) }, { stroke: "#555", grid: { stroke: "#eee" }, label: unit(sensor.unit), labelSize: 18, size: 56, values: valueTicks }],
           legend: { live: false },
         },
         this.data(),
@@ -807,7 +891,7 @@
         tzDate: (ts) => uPlot.tzDate(new Date(ts), zone),
         series: [{}, { label: title, stroke: "#1565c0", width: 1.5, points: { show: true, size: 6 } }],
         scales: { x: { time: true }, y: extra.range ? { range: () => extra.range } : {} },
-        axes: [{ stroke: "#555", grid: { stroke: "#eee" }, space: 110, values: timeTicks(zone) }, { stroke: "#555", grid: { stroke: "#eee" }, size: 50 }],
+        axes: [{ stroke: "#555", grid: { stroke: "#eee" }, space: 110, values: timeTicks(zone) }, { stroke: "#555", grid: { stroke: "#eee" }, size: 50, values: valueTicks }],
         legend: { show: false },
       },
       [xs, ys],
@@ -950,7 +1034,7 @@
           h("div", { id: "data-sufficiency" }, h("small", {}, t("data so far")), provisional(e.not_enough_data) || h("b", {}, t("coverage {value} %", { value: fmt((e.coverage_min ?? 0) * 100) }))),
         ),
         h("div", { class: "progress", title: t("{value} % of the shift", { value: Math.round(elapsed * 100) }) }, h("div", { dataset: { width: `${elapsed * 100}%` } })),
-        e.deciding_factors.length ? h("p", { class: "muted" }, t("Deciding factors: {factors}.", { factors: e.deciding_factors.join(", ") })) : null,
+        e.deciding_factors.length ? h("p", { class: "muted" }, t("Deciding factors: {factors}.", { factors: e.deciding_factors.map(factorName).join(", ") })) : null,
       );
       cards.replaceChildren(...e.sensors.filter((x) => x.running || x.note).map(exposureCard));
       applyGeometry(head);
