@@ -109,7 +109,9 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 
 Latitude = Annotated[
     float,
-    Field(ge=-90, le=90, allow_inf_nan=False, description="WGS 84 latitude, unit: degrees (the map)"),
+    Field(
+        ge=-90, le=90, allow_inf_nan=False, description="WGS 84 latitude, unit: degrees (the map)"
+    ),
 ]
 Longitude = Annotated[
     float,

@@ -85,7 +85,9 @@ async def test_each_language_in_its_browser_with_screenshots(
         seen: dict[str, str] = {}
         for locale in LOCALES:
             texts = messages(locale)
-            context, page, console = await open_page(browser, world, locale, {"width": 1300, "height": 1000})
+            context, page, console = await open_page(
+                browser, world, locale, {"width": 1300, "height": 1000}
+            )
             assert await page.get_attribute("html", "lang") == locale
             assert await page.inner_text("#sign-in h1") == texts["Sign in"]
             await sign_in(page, world.officer)
@@ -122,14 +124,18 @@ async def test_the_switcher_changes_the_text_and_is_remembered(
     browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
     async with live_world(pg_url, mqtt_url, schema, topic_prefix) as world:
-        context, page, console = await open_page(browser, world, "en", {"width": 1300, "height": 900})
+        context, page, console = await open_page(
+            browser, world, "en", {"width": 1300, "height": 900}
+        )
         await sign_in(page, world.officer)
         await page.wait_for_selector(".kz-map")
         assert await page.inner_text("nav a[href='#/alerts']") == messages("en")["Alerts"]
         for locale in ("ru", "kk"):
             await page.select_option("#lang", locale)
             await page.wait_for_selector(f"html[lang={locale}]")
-            await page.wait_for_selector(f"h1:text-is('{messages(locale)['Digital map of enterprises']}')")
+            await page.wait_for_selector(
+                f"h1:text-is('{messages(locale)['Digital map of enterprises']}')"
+            )
             assert await page.inner_text("nav a[href='#/alerts']") == messages(locale)["Alerts"]
             assert await page.inner_text("#sign-out") == messages(locale)["Sign out"]
         # Stored on the token: the API answers the holder in Kazakh whatever the browser says.
@@ -177,7 +183,9 @@ async def test_nothing_is_wider_than_a_390_px_phone(
         await page.wait_for_selector("#charts figure.chart")
         await page.wait_for_selector("#history-form")
         assert await no_horizontal_overflow(page)
-        await page.screenshot(path=str(artifacts / "screenshots" / "phone-workplace-kk.png"), full_page=True)
+        await page.screenshot(
+            path=str(artifacts / "screenshots" / "phone-workplace-kk.png"), full_page=True
+        )
         await page.click("nav a[href='#/alerts']")
         await page.wait_for_selector("#alert-feed li")
         assert await no_horizontal_overflow(page)
