@@ -113,6 +113,21 @@
     return el;
   }
 
+  /** A table of `items` (one row each, cells from `cells(item)`), scrolling sideways inside its
+   * box when wider than the screen. */
+  function gridTable(id, headings, items, cells, rowAttrs = () => ({})) {
+    return h(
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        { class: "grid", id },
+        h("thead", {}, h("tr", {}, headings.map((x) => h("th", {}, x)))),
+        h("tbody", {}, items.map((item) => h("tr", rowAttrs(item), cells(item)))),
+      ),
+    );
+  }
+
   /** Replace an element's content, skipping the empty parts (null, false). */
   function fill(el, ...parts) {
     el.replaceChildren(...parts.filter((p) => p !== null && p !== undefined && p !== false));
@@ -548,61 +563,34 @@
         list,
         h("p", { class: "muted", id: "map-count" }, t("{shown} of {all} enterprises shown; {placed} on the map.", { shown: shown.length, all: enterprises.length, placed: placed.length })),
         unplaced.length ? h("p", { class: "muted" }, t("Without coordinates (not on the map): {names}.", { names: unplaced.map((e) => e.name).join(", ") })) : null,
-        h(
-          "table",
-          { class: "grid", id: "enterprises" },
-          h("thead", {}, h("tr", {}, [t("Enterprise"), t("Region"), t("Industry (ОКЭД)"), t("ПР (mean)"), t("Level"), t("Persons")].map((x) => h("th", {}, x)))),
-          h(
-            "tbody",
-            {},
-            shown.map((e) =>
-              h(
-                "tr",
-                {},
-                h("td", {}, h("a", { href: `#/enterprise/${e.enterprise_id}` }, e.name)),
-                h("td", {}, e.region_id ? t(regions.find((r) => r.id === e.region_id).name) : e.region || "—"),
-                h("td", {}, e.activity_code || "—"),
-                h("td", { class: "num" }, fmt(e.mean_pr)),
-                h("td", {}, e.level ? badge("level", e.level, levelName(e.level)) : h("span", { class: "muted" }, t("not scored")), provisional(e.not_enough_data, t("not enough data at: {workplaces}", { workplaces: (e.workplaces_not_enough_data || []).join(", ") }))),
-                h("td", { class: "num" }, count(e.headcount_scored)),
-              ),
-            ),
-          ),
-        ),
+        gridTable("enterprises", [t("Enterprise"), t("Region"), t("Industry (ОКЭД)"), t("ПР (mean)"), t("Level"), t("Persons")], shown, (e) => [
+          h("td", {}, h("a", { href: `#/enterprise/${e.enterprise_id}` }, e.name)),
+          h("td", {}, e.region_id ? t(regions.find((r) => r.id === e.region_id).name) : e.region || "—"),
+          h("td", {}, e.activity_code || "—"),
+          h("td", { class: "num" }, fmt(e.mean_pr)),
+          h("td", {}, e.level ? badge("level", e.level, levelName(e.level)) : h("span", { class: "muted" }, t("not scored")), provisional(e.not_enough_data, t("not enough data at: {workplaces}", { workplaces: (e.workplaces_not_enough_data || []).join(", ") }))),
+          h("td", { class: "num" }, count(e.headcount_scored)),
+        ]),
       );
     }
     redraw();
 
+    const nameOf = new Map(map.enterprises.map((e) => [e.enterprise, e.name]));
     const rows = [...workplaces.rows].sort((a, b) => (b.level || 0) - (a.level || 0) || (b.pr || 0) - (a.pr || 0));
-    const table = h(
-      "div",
-      { class: "scroll" },
-      h(
-        "table",
-        { class: "grid", id: "workplaces" },
-        h("thead", {}, h("tr", {}, [t("Enterprise"), t("Workplace"), t("Profession"), t("Persons"), t("Class"), t("В (1–5)"), t("ПР"), t("Level"), ""].map((x) => h("th", {}, x)))),
-        h(
-          "tbody",
-          {},
-          rows.map((r) => {
-            const id = idOf.get(`${r.enterprise_code}/${r.workplace_code}`);
-            return h(
-              "tr",
-              {},
-              h("td", {}, r.enterprise_code),
-              h("td", {}, id ? h("a", { href: `#/workplace/${id}` }, r.workplace_name) : r.workplace_name),
-              h("td", {}, r.profession || "—"),
-              h("td", { class: "num" }, r.headcount ?? "—"),
-              h("td", {}, badge("class", r.b_class), provisional(r.b_not_enough_data)),
-              h("td", { class: "num" }, r.b ?? "—"),
-              h("td", { class: "num" }, fmt(r.pr)),
-              h("td", {}, r.level ? badge("level", r.level, levelName(r.level)) : h("span", { class: "muted" }, r.unscored_reason || t("not scored"))),
-              h("td", {}, id ? h("a", { href: `#/workplace/${id}`, class: "button small" }, t("Open")) : null),
-            );
-          }),
-        ),
-      ),
-    );
+    const table = gridTable("workplaces", [t("Enterprise"), t("Workplace"), t("Profession"), t("Persons"), t("Class"), t("В (1–5)"), t("ПР"), t("Level"), ""], rows, (r) => {
+      const id = idOf.get(`${r.enterprise_code}/${r.workplace_code}`);
+      return [
+        h("td", {}, nameOf.get(r.enterprise_code) || r.enterprise_code),
+        h("td", {}, id ? h("a", { href: `#/workplace/${id}` }, r.workplace_name) : r.workplace_name),
+        h("td", {}, r.profession || "—"),
+        h("td", { class: "num" }, r.headcount ?? "—"),
+        h("td", {}, badge("class", r.b_class), provisional(r.b_not_enough_data)),
+        h("td", { class: "num" }, r.b ?? "—"),
+        h("td", { class: "num" }, fmt(r.pr)),
+        h("td", {}, r.level ? badge("level", r.level, levelName(r.level)) : h("span", { class: "muted" }, r.unscored_reason || t("not scored"))),
+        h("td", {}, id ? h("a", { href: `#/workplace/${id}`, class: "button small" }, t("Open")) : null),
+      ];
+    });
     show(
       h("h1", {}, t("Digital map of enterprises")),
       h("p", { class: "muted" }, t("Period {from} – {to}: enterprises by integral occupational risk (headcount-weighted mean ПР of their workplaces); a region takes the colour of the highest level among its enterprises", { from: dayText(map.period_from), to: dayText(map.period_to) })),
@@ -949,31 +937,14 @@
         add(shiftChart(`${t(metric.label)} — ${quantityLabel(sensor)}`, metric.unit, xs, ys, zone, width));
       }
       out.append(
-        h(
-          "div",
-          { class: "scroll" },
-          h(
-            "table",
-            { class: "grid", id: "history-table" },
-            h("thead", {}, h("tr", {}, [t("Shift"), t("Status"), t("Class"), t("В (1–5)"), t("Coverage"), t("Report")].map((x) => h("th", {}, x)))),
-            h(
-              "tbody",
-              {},
-              shifts.map((x) =>
-                h(
-                  "tr",
-                  { dataset: { date: x.date, shift: x.shift } },
-                  h("td", {}, t("shift {number} of {date}", { number: x.shift, date: dayText(x.date) }), h("br"), h("small", { class: "muted" }, timeIn(zone, x.start))),
-                  h("td", {}, named(SHIFT_STATUS, x.status), provisional(x.not_enough_data)),
-                  h("td", {}, badge("class", x.working_class)),
-                  h("td", { class: "num" }, x.B ?? "—", x.B_continuous !== null ? h("small", { class: "muted" }, ` (${fmt(x.B_continuous)})`) : null),
-                  h("td", { class: "num" }, x.coverage_min === null ? "—" : `${fmt(x.coverage_min * 100)} %`),
-                  h("td", {}, reportButtons(id, { date: x.date, shift: x.shift })),
-                ),
-              ),
-            ),
-          ),
-        ),
+        gridTable("history-table", [t("Shift"), t("Status"), t("Class"), t("В (1–5)"), t("Coverage"), t("Report")], shifts, (x) => [
+          h("td", {}, t("shift {number} of {date}", { number: x.shift, date: dayText(x.date) }), h("br"), h("small", { class: "muted" }, timeIn(zone, x.start))),
+          h("td", {}, named(SHIFT_STATUS, x.status), provisional(x.not_enough_data)),
+          h("td", {}, badge("class", x.working_class)),
+          h("td", { class: "num" }, x.B ?? "—", x.B_continuous !== null ? h("small", { class: "muted" }, ` (${fmt(x.B_continuous)})`) : null),
+          h("td", { class: "num" }, x.coverage_min === null ? "—" : `${fmt(x.coverage_min * 100)} %`),
+          h("td", {}, reportButtons(id, { date: x.date, shift: x.shift })),
+        ], (x) => ({ dataset: { date: x.date, shift: x.shift } })),
       );
     }
     const form = h(
