@@ -172,7 +172,8 @@ async def test_nothing_is_wider_than_a_390_px_phone(
     browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
     artifacts: Path,
 ) -> None:  # fmt: skip
-    (artifacts / "screenshots").mkdir(exist_ok=True)
+    shots = artifacts / "screenshots"
+    shots.mkdir(exist_ok=True)
     async with live_world(pg_url, mqtt_url, schema, topic_prefix) as world:
         await place_enterprises(world)
         await world.alert()
@@ -180,14 +181,12 @@ async def test_nothing_is_wider_than_a_390_px_phone(
         await sign_in(page, world.officer)
         await page.wait_for_selector(".kz-map a.point")
         assert await no_horizontal_overflow(page)
-        await page.screenshot(path=str(artifacts / "screenshots" / "phone-map-kk.png"), full_page=True)
+        await page.screenshot(path=str(shots / "phone-map-kk.png"), full_page=True)
         await page.goto(f"{world.base}/#/workplace/{world.workplace_id}")
         await page.wait_for_selector("#charts figure.chart")
         await page.wait_for_selector("#history-form")
         assert await no_horizontal_overflow(page)
-        await page.screenshot(
-            path=str(artifacts / "screenshots" / "phone-workplace-kk.png"), full_page=True
-        )
+        await page.screenshot(path=str(shots / "phone-workplace-kk.png"), full_page=True)
         await page.click("nav a[href='#/alerts']")
         await page.wait_for_selector("#alert-feed li")
         assert await no_horizontal_overflow(page)
