@@ -10,7 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -102,8 +102,8 @@ def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> 
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if not isinstance(exc.detail, str):
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not isinstance(exc.detail, str) or exc.status_code in (204, 304):
             return await http_exception_handler(request, exc)
         response = _json(exc.status_code, exc.detail, request)
         response.headers.update(exc.headers or {})
