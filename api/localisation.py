@@ -53,10 +53,15 @@ async def choose_locale(body: LocaleChoice, conn: ConnDep, token: AnyRole) -> Lo
 
 def request_locale(request: Request) -> str:
     """The language to answer ``request`` in: the token's choice (set on ``request.state`` when
-    the token was resolved), then ``Accept-Language``, then the deployment's default."""
-    default = getattr(request.app.state.settings, "default_locale", "kk")
+    the token was resolved), then ``Accept-Language``, then the deployment's default. A request
+    with neither comes from a program (browsers always send Accept-Language): English, the
+    language of the API's documentation."""
     preference = getattr(request.state, "locale", None)
-    return negotiate(preference, request.headers.get("accept-language"), default)
+    header = request.headers.get("accept-language")
+    if preference is None and header is None:
+        return "en"
+    default = getattr(request.app.state.settings, "default_locale", "kk")
+    return negotiate(preference, header, default)
 
 
 def page_index(norms: Norms, default: str, accept_language: str | None) -> dict[str, Any]:

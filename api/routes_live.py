@@ -26,6 +26,7 @@ from api.models import error_responses
 from api.models_risk import ShiftRef
 from api.settings import ApiSettings
 from application.assessments import SensorRef
+from application.localisation import Message
 from application.running import RunningExposure, running_exposure
 from store import catalog
 from store.catalog import Row
@@ -277,7 +278,9 @@ async def live(
     channels = await _channels(conn, workplace_id, token, settings.topic_prefix)
     hub: ReadingsHub | None = getattr(request.app.state, "readings_hub", None)
     if hub is None:
-        raise HTTPException(503, "the live readings stream is off (QORGAU_API_LIVE_STREAM)")
+        raise HTTPException(
+            503, Message("the live readings stream is off (QORGAU_API_LIVE_STREAM)")
+        )
     alert_norms: AlertNorms = request.app.state.alert_norms
     pool = request.app.state.pool
     every = settings.api_live_exposure_s

@@ -46,6 +46,10 @@ async def test_the_index_negotiates_the_browser_language(
 
 
 async def test_messages_for_people_follow_accept_language(api: Api) -> None:
+    # No header: a program, answered in English; a header naming no language served: the default.
+    for headers, expected in (({}, "en"), ({"Accept-Language": "de"}, "kk")):
+        answer = await api.http.get("/api/v1/me", headers=headers)
+        assert answer.headers["content-language"] == expected
     for locale in LOCALES:
         answer = await api.http.get("/api/v1/me", headers={"Accept-Language": locale})
         assert answer.status_code == 401
