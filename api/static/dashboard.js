@@ -496,7 +496,7 @@
         s(
           "a",
           { href: `#/enterprise/${e.enterprise_id}`, class: "point", dataset: { enterpriseId: e.enterprise_id } },
-          s("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 6, class: `level-${e.level || "none"}` }),
+          s("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 8, class: `level-${e.level || "none"}` }),
           s("title", {}, `${e.name} — ${e.level ? `${t("level {level}", { level: e.level })}: ${levelName(e.level)}` : t("not scored")}`),
         ),
       );
