@@ -178,9 +178,19 @@ async def test_nothing_is_wider_than_a_390_px_phone(
         await place_enterprises(world)
         await world.alert()
         context, page, console = await open_page(browser, world, "kk", PHONE)
-        await sign_in(page, world.officer)
+        await sign_in(page, world.admin)
         await page.wait_for_selector(".kz-map a.point")
         assert await no_horizontal_overflow(page)
+        # The admin sees both enterprises, each matched to its region's outline by name
+        # ("Karaganda", "Алматы"), shown in Kazakh.
+        assert await page.locator(".kz-map a.point").count() == 2
+        table = await page.inner_text("#enterprises")
+        assert messages("kk")["Karaganda Region"] in table
+        assert messages("kk")["Almaty"] in table
+        await page.select_option("#filter-region", "KZ.AC")
+        await page.wait_for_selector("#enterprises tbody tr >> nth=0")
+        assert await page.locator("#enterprises tbody tr").count() == 1
+        assert await page.locator(".kz-map a.point").count() == 1
         await page.screenshot(path=str(shots / "phone-map-kk.png"), full_page=True)
         await page.goto(f"{world.base}/#/workplace/{world.workplace_id}")
         await page.wait_for_selector("#charts figure.chart")
