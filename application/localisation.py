@@ -48,14 +48,6 @@ def _root() -> Traversable:
     return files("locales")
 
 
-def domains() -> tuple[str, ...]:
-    """The catalogue domains shipped (file names of the English catalogues)."""
-    folder = _root() / "en" / "LC_MESSAGES"
-    return tuple(
-        sorted(p.name.removesuffix(".po") for p in folder.iterdir() if p.name.endswith(".po"))
-    )
-
-
 def _check(locale: str) -> str:
     if locale not in LOCALES:
         raise UnknownLocaleError(f"unknown locale {locale!r}; choose one of {', '.join(LOCALES)}")

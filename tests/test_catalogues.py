@@ -8,6 +8,7 @@ import ast
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,10 @@ def test_locale_formatting_follows_the_locale() -> None:
     assert localisation.format_quantity(2.5, "mg/m3", "en").endswith("mg/m³")
     assert localisation.format_quantity(2.5, "m/s2", "ru").endswith(messages("ru")["m/s²"])
     assert localisation.unit_symbol("dB(A)", "kk") == messages("kk")["dB(A)"]
+    moment = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)  # 08:00 in Almaty (UTC+5)
+    shown = {loc: localisation.format_time(moment, "Asia/Almaty", loc) for loc in LOCALES}
+    assert len(set(shown.values())) == len(LOCALES)
+    assert all("08:00" in text for text in shown.values())
+    assert localisation.page_formats("ru")["months"][11] in shown["ru"]
+    with pytest.raises(ValueError, match="time zone"):
+        localisation.format_time(datetime(2026, 12, 3, 8, 0), "Asia/Almaty", "en")
