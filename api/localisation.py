@@ -7,7 +7,7 @@ app is built; the page reads it before sign-in, so it needs no token (it holds n
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
@@ -19,14 +19,14 @@ from api.deps import ConnDep
 from api.models import error_responses
 from application.localisation import (
     AUTONYMS,
+    DEFAULT_LOCALE,
     LOCALES,
+    LocaleCode,
     messages,
     negotiate,
     page_formats,
 )
 from store.auth import set_token_locale
-
-LocaleCode = Literal["kk", "ru", "en"]
 
 # The catalogues do not change while the process runs; the page may cache them for an hour.
 _CACHE = {"Cache-Control": "public, max-age=3600"}
@@ -60,7 +60,7 @@ def request_locale(request: Request) -> str:
     header = request.headers.get("accept-language")
     if preference is None and header is None:
         return "en"
-    default = getattr(request.app.state.settings, "default_locale", "kk")
+    default = getattr(request.app.state.settings, "default_locale", DEFAULT_LOCALE)
     return negotiate(preference, header, default)
 
 

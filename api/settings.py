@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from application.localisation import DEFAULT_LOCALE, LocaleCode
 from store.settings import SampleWindowSettings
 
 
@@ -62,8 +61,8 @@ class ApiSettings(SampleWindowSettings):
     api_live_exposure_s: float = Field(
         default=10.0, gt=0, description="how often a live stream pushes the running exposure"
     )
-    default_locale: Literal["kk", "ru", "en"] = Field(
-        default="kk",
+    default_locale: LocaleCode = Field(
+        default=DEFAULT_LOCALE,
         description="language of the page and of messages for people when neither the token's "
         "choice nor the browser's Accept-Language names kk, ru or en (kk: the state language)",
     )

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from babel import Locale, negotiate_locale
@@ -31,10 +31,11 @@ from babel.numbers import format_decimal
 from babel.support import Translations
 
 # The languages the service speaks, in the order the page lists them.
-LOCALES: tuple[str, ...] = ("kk", "ru", "en")
+LocaleCode = Literal["kk", "ru", "en"]
+LOCALES: tuple[str, ...] = get_args(LocaleCode)
 # Kazakh is the state language (Law "On languages", art. 4); Russian is official on an equal
 # footing (art. 7). A deployment picks its default with QORGAU_DEFAULT_LOCALE.
-DEFAULT_LOCALE = "kk"
+DEFAULT_LOCALE: LocaleCode = "kk"
 DEFAULT_DOMAIN = "qorgau"
 # Each language's name in itself, for the language switcher (never translated).
 AUTONYMS: Mapping[str, str] = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
