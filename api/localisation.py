@@ -64,7 +64,9 @@ def request_locale(request: Request) -> str:
     return negotiate(preference, header, default)
 
 
-def page_index(norms: Norms, default: str, accept_language: str | None) -> dict[str, Any]:
+def page_index(
+    norms: Norms, default: str, accept_language: str | None, tiles: str | None, attribution: str
+) -> dict[str, Any]:
     return {
         "locale": negotiate(None, accept_language, default),
         "default": default,
@@ -77,6 +79,7 @@ def page_index(norms: Norms, default: str, accept_language: str | None) -> dict[
             "ru": list(norms.risk.level_names_ru),
             "kk": list(norms.risk.level_names_kz),
         },
+        "map": {"tiles": tiles, "attribution": attribution},
     }
 
 
@@ -92,7 +95,10 @@ def install_localisation(app: FastAPI, norms: Norms, default: str) -> None:
     async def index(
         accept_language: Annotated[str | None, Header(max_length=500)] = None,
     ) -> JSONResponse:
-        body = page_index(norms, default, accept_language)
+        settings = app.state.settings
+        body = page_index(
+            norms, default, accept_language, settings.map_tiles_url, settings.map_tiles_attribution
+        )
         return JSONResponse(body, headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
 
     @app.get("/i18n/{locale}.json", include_in_schema=False)

@@ -66,3 +66,13 @@ class ApiSettings(SampleWindowSettings):
         description="language of the page and of messages for people when neither the token's "
         "choice nor the browser's Accept-Language names kk, ru or en (kk: the state language)",
     )
+    map_tiles_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+/\S*\{z\}\S*\{x\}\S*\{y\}\S*$",
+        description="optional background tiles of the dashboard's map, a Web Mercator XYZ URL "
+        "template such as https://tiles.example/{z}/{x}/{y}.png (off: the map needs no tile "
+        "server and no internet)",
+    )
+    map_tiles_attribution: str = Field(
+        default="", max_length=300, description="attribution shown under the map with tiles"
+    )

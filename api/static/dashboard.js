@@ -467,9 +467,29 @@
     return regions.find((r) => r.aliases.includes(full)) || regions.find((r) => r.aliases.includes(key)) || regions.find((r) => r.aliases.some((a) => key.startsWith(a))) || null;
   }
 
-  // An equirectangular projection true at 48.5° N: Kazakhstan spans 46–88° E, 40.5–55.5° N.
-  const MAP = { west: 46.3, north: 55.7, kx: 20 * Math.cos((48.5 * Math.PI) / 180), ky: 20 };
-  const project = (lon, lat) => [(lon - MAP.west) * MAP.kx, (MAP.north - lat) * MAP.ky];
+  // Web Mercator at zoom 5 (1 unit = 1 pixel of a 256-px tile there), so that optional tiles
+  // line up: Kazakhstan (46–88° E, 40.5–55.5° N) is about 940 × 530 units.
+  const TILE_ZOOM = 5;
+  const WORLD = 256 * 2 ** TILE_ZOOM;
+  const mercX = (lon) => ((lon + 180) / 360) * WORLD;
+  const mercY = (lat) => {
+    const sin = Math.sin((lat * Math.PI) / 180);
+    return (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * WORLD;
+  };
+  const MAP = { x0: mercX(46.3), y0: mercY(55.7), x1: mercX(87.6), y1: mercY(40.4) };
+  const project = (lon, lat) => [mercX(lon) - MAP.x0, mercY(lat) - MAP.y0];
+
+  /** Background tiles covering the map, when the server names a tile URL template. */
+  function tiles(template) {
+    const images = [];
+    for (let x = Math.floor(MAP.x0 / 256); x * 256 < MAP.x1; x++) {
+      for (let y = Math.floor(MAP.y0 / 256); y * 256 < MAP.y1; y++) {
+        const href = template.replace("{z}", TILE_ZOOM).replace("{x}", x).replace("{y}", y);
+        images.push(s("image", { href, class: "tile", x: x * 256 - MAP.x0, y: y * 256 - MAP.y0, width: 256, height: 256 }));
+      }
+    }
+    return images;
+  }
 
   function regionPath(rings) {
     return rings.map((ring) => "M" + ring.map(([lon, lat]) => project(lon, lat).map((v) => v.toFixed(1)).join(",")).join("L") + "Z").join("");
@@ -480,9 +500,12 @@
     for (const e of enterprises) {
       if (e.level && e.region_id) worst.set(e.region_id, Math.max(worst.get(e.region_id) || 0, e.level));
     }
-    const [width] = project(87.6, 0);
-    const [, height] = project(0, 40.4);
-    const svg = s("svg", { viewBox: `0 0 ${width.toFixed(0)} ${height.toFixed(0)}`, class: "kz-map", role: "img", "aria-label": t("Map of Kazakhstan's regions") });
+    const tileUrl = (i18n.index.map || {}).tiles;
+    const svg = s(
+      "svg",
+      { viewBox: `0 0 ${(MAP.x1 - MAP.x0).toFixed(0)} ${(MAP.y1 - MAP.y0).toFixed(0)}`, class: `kz-map${tileUrl ? " with-tiles" : ""}`, role: "img", "aria-label": t("Map of Kazakhstan's regions") },
+      tileUrl ? tiles(tileUrl) : [],
+    );
     for (const r of regions) {
       const level = worst.get(r.id);
       svg.append(
@@ -496,7 +519,7 @@
         s(
           "a",
           { href: `#/enterprise/${e.enterprise_id}`, class: "point", dataset: { enterpriseId: e.enterprise_id } },
-          s("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 8, class: `level-${e.level || "none"}` }),
+          s("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 11, class: `level-${e.level || "none"}` }),
           s("title", {}, `${e.name} — ${e.level ? `${t("level {level}", { level: e.level })}: ${levelName(e.level)}` : t("not scored")}`),
         ),
       );
@@ -505,11 +528,13 @@
   }
 
   function legend() {
+    const attribution = (i18n.index.map || {}).attribution;
     return h(
       "ul",
       { class: "legend" },
       [1, 2, 3, 4, 5].map((level) => h("li", {}, h("span", { class: `swatch level-${level}` }), `${level} — ${levelName(level)}`)),
       h("li", {}, h("span", { class: "swatch no-data" }), t("no scored enterprise")),
+      attribution ? h("li", { class: "muted attribution" }, attribution) : null,
     );
   }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, Route
 
 from application.localisation import LOCALES, messages
 from tests.browser.test_dashboard import Console
@@ -200,5 +200,52 @@ async def test_nothing_is_wider_than_a_390_px_phone(
         await page.click("nav a[href='#/alerts']")
         await page.wait_for_selector("#alert-feed li")
         assert await no_horizontal_overflow(page)
+        assert console.errors == []
+        await context.close()
+
+
+def png_tile() -> bytes:
+    """A 256 × 256 PNG of one colour: what a tile server would answer."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (200, 220, 240)).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def test_tiles_when_configured(
+    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
+    artifacts: Path,
+) -> None:  # fmt: skip
+    """With QORGAU_MAP_TILES_URL the map draws the tiles under the regions (the page's policy
+    lets it load them from that server only); without it, none is asked for (the other tests)."""
+    tiles = "http://tiles.test/{z}/{x}/{y}.png"
+    async with live_world(
+        pg_url, mqtt_url, schema, topic_prefix,
+        map_tiles_url=tiles, map_tiles_attribution="© test tiles",
+    ) as world:  # fmt: skip
+        await place_enterprises(world)
+        context, page, console = await open_page(
+            browser, world, "en", {"width": 1300, "height": 900}
+        )
+        asked: list[str] = []
+        body = png_tile()
+
+        async def serve_tile(route: Route) -> None:
+            asked.append(route.request.url)
+            await route.fulfill(status=200, content_type="image/png", body=body)
+
+        await context.route("http://tiles.test/**", serve_tile)
+        await sign_in(page, world.officer)
+        await page.wait_for_selector(".kz-map.with-tiles image.tile")
+        shown = await page.locator(".kz-map image.tile").count()
+        assert shown > 0
+        await page.wait_for_selector(".legend .attribution")
+        (artifacts / "screenshots").mkdir(exist_ok=True)
+        await page.screenshot(path=str(artifacts / "screenshots" / "map-tiles-en.png"))
+        assert len(set(asked)) == shown
+        assert all(url.startswith("http://tiles.test/5/") for url in asked)
         assert console.errors == []
         await context.close()
