@@ -83,6 +83,7 @@ class LiveExposurePublic(BaseModel):
     workplace: str
     workplace_name: str
     enterprise: str
+    enterprise_name: str = Field(default="", description="the enterprise's name, for people")
     timezone: str = Field(description="the enterprise's IANA time zone (shift times are local)")
     shift: ShiftRef
     at: datetime
@@ -121,6 +122,7 @@ def live_public(
         workplace=workplace["code"],
         workplace_name=workplace["name"],
         enterprise=enterprise,
+        enterprise_name=workplace.get("enterprise_name") or "",
         timezone=workplace["timezone"],
         shift=ShiftRef(
             date=s.day, shift=s.number, start=s.start, end=s.end, duration_s=s.duration_s

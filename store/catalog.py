@@ -140,7 +140,8 @@ _WORKPLACE = _Kind(
     "workplaces",
     "w",
     """SELECT w.id, w.enterprise_id, w.site_id, w.code, w.name, w.profession, w.headcount,
-              w.shift_starts, w.shift_duration_s, e.timezone, w.created_at, w.updated_at
+              w.shift_starts, w.shift_duration_s, e.timezone, e.name AS enterprise_name,
+              w.created_at, w.updated_at
        FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id""",
     frozenset(
         {"enterprise_id", "site_id", "code", "name", "profession", "headcount", "shift_starts",

@@ -1022,7 +1022,7 @@
       fill(
         head,
         h("div", { class: "facts" },
-          h("div", {}, h("small", {}, t("enterprise")), h("b", {}, e.enterprise)),
+          h("div", {}, h("small", {}, t("enterprise")), h("b", {}, e.enterprise_name || e.enterprise)),
           h("div", {}, h("small", {}, t("shift {number} of {date}", { number: e.shift.shift, date: dayText(e.shift.date) })), h("b", {}, `${timeIn(zone, e.shift.start)} – ${timeIn(zone, e.shift.end)}`)),
           h("div", {}, h("small", {}, e.running ? t("elapsed") : t("shift ended")), h("b", {}, duration(e.elapsed_s))),
           h("div", {}, h("small", {}, t("class (if the shift goes on as so far)")), badge("class", e.working_class)),
