@@ -232,10 +232,14 @@
     return name ? t(name) : code;
   }
 
-  /** "Noise LAeq", "Dust: crystalline silica dust, SiO₂ 10-70 %": never a raw code. */
+  /** "Noise LAeq", "Gas: carbon monoxide", "Crystalline silica dust, SiO₂ 10-70 %": never a
+   * raw code (a dust's name says it is dust). */
   function quantityLabel(x) {
     const name = t(QUANTITY_NAMES[x.quantity] || x.quantity);
-    return x.substance ? t("{quantity}: {substance}", { quantity: name, substance: substanceName(x.substance) }) : name;
+    if (!x.substance) return name;
+    const substance = substanceName(x.substance);
+    if (x.quantity === "dust") return substance.charAt(0).toLocaleUpperCase(i18n.locale) + substance.slice(1);
+    return t("{quantity}: {substance}", { quantity: name, substance });
   }
 
   const FACTORS = {
@@ -802,8 +806,9 @@
 
   /** Tick labels of a value axis: as many decimals as the tick step needs, locale separators. */
   function valueTicks(u, splits) {
-    const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
-    const decimals = step > 0 ? Math.min(4, Math.max(0, -Math.floor(Math.log10(step) + 1e-9))) : 0;
+    // The fewest decimals that show every tick exactly (2.5-steps need one, 0.25-steps two).
+    let decimals = 0;
+    while (decimals < 4 && splits.some((v) => Math.abs(v * 10 ** decimals - Math.round(v * 10 ** decimals)) > 1e-6 * 10 ** decimals)) decimals += 1;
     return splits.map((v) => new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals, useGrouping: false }).format(v).replace(".", i18n.formats.decimal));
   }
 
