@@ -94,6 +94,26 @@ def validation_content(errs: Sequence[Mapping[str, Any]], max_errors: int) -> di
     }
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own errors and the routes' HTTPExceptions, in the reader's language."""
+    if not isinstance(exc.detail, str) or exc.status_code in (204, 304):
+        return await http_exception_handler(request, exc)
+    response = _json(exc.status_code, exc.detail, request)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    said = exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
+    return _json(exc.status_code, said, request)
+
+
+async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+    if exc.noun is None:
+        return _json(404, str(exc), request)
+    return _json(404, Message(NOT_FOUND, noun=Message(exc.noun), id=exc.ident), request)
+
+
 def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,24 +121,9 @@ def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> 
             status_code=422, content=validation_content(exc.errors(), max_validation_errors)
         )
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if not isinstance(exc.detail, str) or exc.status_code in (204, 304):
-            return await http_exception_handler(request, exc)
-        response = _json(exc.status_code, exc.detail, request)
-        response.headers.update(exc.headers or {})
-        return response
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        said = exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
-        return _json(exc.status_code, said, request)
-
-    @app.exception_handler(NotFoundError)
-    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        if exc.noun is None:
-            return _json(404, str(exc), request)
-        return _json(404, Message(NOT_FOUND, noun=Message(exc.noun), id=exc.ident), request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
 
     @app.exception_handler(ConflictError)
     async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
