@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Route
+from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize
 
 from application.localisation import LOCALES, messages
 from tests.browser.test_dashboard import Console
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.browser]
 
 # The browser's language list as a Russian-speaking user in Kazakhstan has it, per page locale.
 BROWSER_LANGUAGES = {"kk": "kk-KZ", "ru": "ru-RU", "en": "en-GB"}
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 async def place_enterprises(world: World) -> int:
@@ -47,7 +47,7 @@ async def place_enterprises(world: World) -> int:
 
 
 async def open_page(
-    browser: Browser, world: World, locale: str | None, viewport: dict[str, int]
+    browser: Browser, world: World, locale: str | None, viewport: ViewportSize
 ) -> tuple[BrowserContext, Page, Console]:
     context = await browser.new_context(
         viewport=viewport, locale=BROWSER_LANGUAGES.get(locale or "", "en-GB")
