@@ -8,7 +8,10 @@ test-artifacts/screenshots/ (see README, Tests)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -46,6 +49,25 @@ async def place_enterprises(world: World) -> int:
     return int(mine["id"])
 
 
+@pytest.fixture
+def shots(artifacts: Path) -> Path:
+    """Where the screenshots are kept (git-ignored)."""
+    folder = artifacts / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextlib.asynccontextmanager
+async def mapped_world(
+    pg_url: str, mqtt_url: str, schema: str, prefix: str, **api_settings: Any
+) -> AsyncIterator[World]:
+    """The live world with its enterprise placed, a second one in Almaty and an open alert."""
+    async with live_world(pg_url, mqtt_url, schema, prefix, **api_settings) as world:
+        await place_enterprises(world)
+        await world.alert()
+        yield world
+
+
 async def open_page(
     browser: Browser, world: World, locale: str | None, viewport: ViewportSize
 ) -> tuple[BrowserContext, Page, Console]:
@@ -73,14 +95,9 @@ async def no_horizontal_overflow(page: Page) -> bool:
 
 
 async def test_each_language_in_its_browser_with_screenshots(
-    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
-    artifacts: Path,
-) -> None:  # fmt: skip
-    shots = artifacts / "screenshots"
-    shots.mkdir(exist_ok=True)
-    async with live_world(pg_url, mqtt_url, schema, topic_prefix) as world:
-        await place_enterprises(world)
-        await world.alert()
+    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str, shots: Path
+) -> None:
+    async with mapped_world(pg_url, mqtt_url, schema, topic_prefix) as world:
         await assess_now(pg_url, schema)
         seen: dict[str, str] = {}
         for locale in LOCALES:
@@ -169,14 +186,9 @@ async def test_sign_in_page_hides_the_navigation_and_reports_a_refused_token(
 
 
 async def test_nothing_is_wider_than_a_390_px_phone(
-    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
-    artifacts: Path,
-) -> None:  # fmt: skip
-    shots = artifacts / "screenshots"
-    shots.mkdir(exist_ok=True)
-    async with live_world(pg_url, mqtt_url, schema, topic_prefix) as world:
-        await place_enterprises(world)
-        await world.alert()
+    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str, shots: Path
+) -> None:
+    async with mapped_world(pg_url, mqtt_url, schema, topic_prefix) as world:
         context, page, console = await open_page(browser, world, "kk", PHONE)
         await sign_in(page, world.admin)
         await page.wait_for_selector(".kz-map a.point")
@@ -216,17 +228,15 @@ def png_tile() -> bytes:
 
 
 async def test_tiles_when_configured(
-    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
-    artifacts: Path,
-) -> None:  # fmt: skip
+    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str, shots: Path
+) -> None:
     """With QORGAU_MAP_TILES_URL the map draws the tiles under the regions (the page's policy
     lets it load them from that server only); without it, none is asked for (the other tests)."""
     tiles = "http://tiles.test/{z}/{x}/{y}.png"
-    async with live_world(
+    async with mapped_world(
         pg_url, mqtt_url, schema, topic_prefix,
         map_tiles_url=tiles, map_tiles_attribution="© test tiles",
     ) as world:  # fmt: skip
-        await place_enterprises(world)
         context, page, console = await open_page(
             browser, world, "en", {"width": 1300, "height": 900}
         )
@@ -243,8 +253,7 @@ async def test_tiles_when_configured(
         shown = await page.locator(".kz-map image.tile").count()
         assert shown > 0
         await page.wait_for_selector(".legend .attribution")
-        (artifacts / "screenshots").mkdir(exist_ok=True)
-        await page.screenshot(path=str(artifacts / "screenshots" / "map-tiles-en.png"))
+        await page.screenshot(path=str(shots / "map-tiles-en.png"))
         assert len(set(asked)) == shown
         assert all(url.startswith("http://tiles.test/5/") for url in asked)
         assert console.errors == []
