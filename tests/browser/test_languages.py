@@ -4,7 +4,7 @@ shows the enterprises on Kazakhstan's regions, the sign-in page hides the naviga
 when a token is refused, and nothing is wider than a 390 px phone.
 
 Screenshots of the map, a workplace and the alert feed in each language are kept in
-test-artifacts/screenshots/ (see README, Tests)."""
+test-artifacts/screenshots/ (README, Dashboards and reports)."""
 
 from __future__ import annotations
 
