@@ -15,6 +15,7 @@ RUN python -m venv /opt/qorgau
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY qorgau ./qorgau
+COPY locales ./locales
 COPY vocabulary ./vocabulary
 COPY analytics ./analytics
 COPY edge ./edge

@@ -21,6 +21,7 @@ from api.deps import ConnDep
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit, SafeHeaders
 from api.live import ReadingsHub
+from api.localisation import install_localisation
 from api.metrics import ApiMetrics, RequestMetricsMiddleware
 from api.models import Health, error_responses
 from api.models_risk import TokenSummary
@@ -65,6 +66,7 @@ async def me(token: AnyRole) -> TokenSummary:
         role=token.role.value,
         enterprise_id=token.enterprise_id,
         regions=list(token.regions),
+        locale=token.locale,
     )
 
 
@@ -150,5 +152,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         reports_router,
     ):
         app.include_router(router)
+    install_localisation(app, norms, settings.default_locale)
     install_dashboard(app)
     return app

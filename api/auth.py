@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import ConnDep
+from application.localisation import Message
 from store.auth import Role, TokenInfo, resolve_token
 
 _bearer = HTTPBearer(
@@ -24,20 +25,22 @@ _bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def current_token(conn: ConnDep, credentials: Credentials) -> TokenInfo:
+async def current_token(request: Request, conn: ConnDep, credentials: Credentials) -> TokenInfo:
     if credentials is None or not credentials.credentials:
         raise HTTPException(
             401,
-            "missing bearer token: send `Authorization: Bearer <token>`",
+            Message("missing bearer token: send `Authorization: Bearer <token>`"),
             headers={"WWW-Authenticate": "Bearer"},
         )
     token = await resolve_token(conn, credentials.credentials)
     if token is None:
         raise HTTPException(
             401,
-            "unknown, revoked or expired token",
+            Message("unknown, revoked or expired token"),
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    # Messages for people in this request follow the holder's chosen language.
+    request.state.locale = token.locale
     return token
 
 
@@ -47,7 +50,12 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[TokenInfo]]:
     async def check(token: Annotated[TokenInfo, Depends(current_token)]) -> TokenInfo:
         if token.role not in roles:
             raise HTTPException(
-                403, f"a {token.role.value} token may not do this; allowed roles: {allowed}"
+                403,
+                Message(
+                    "a {role} token may not do this; allowed roles: {allowed}",
+                    role=token.role.value,
+                    allowed=allowed,
+                ),
             )
         return token
 

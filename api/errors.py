@@ -8,11 +8,15 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analytics import AnalyticsError
+from api.localisation import request_locale
+from application.localisation import Message, localised
 from application.schedule import NoSuchShiftError
 from store.catalog import ConflictError, InvalidInputError, NotFoundError
 from store.connection import DatabaseUnavailableError
@@ -21,6 +25,7 @@ from vocabulary.errors import QorgauError
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "the database is unavailable; try again shortly"
+NOT_FOUND = "no {noun} with id {id}"
 
 
 class ApiError(QorgauError):
@@ -40,8 +45,16 @@ class UnprocessableError(ApiError):
     status_code = 422
 
 
-def _json(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": message})
+def _json(status: int, message: str, request: Request | None = None) -> JSONResponse:
+    """An error answer; with the request, its message in the reader's language."""
+    if request is None:
+        return JSONResponse(status_code=status, content={"detail": message})
+    locale = request_locale(request)
+    return JSONResponse(
+        status_code=status,
+        content={"detail": localised(message, locale)},
+        headers={"Content-Language": locale},
+    )
 
 
 # A 422 names what to fix, it does not mirror the request: each part of a field's location
@@ -81,6 +94,26 @@ def validation_content(errs: Sequence[Mapping[str, Any]], max_errors: int) -> di
     }
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own errors and the routes' HTTPExceptions, in the reader's language."""
+    if not isinstance(exc.detail, str) or exc.status_code in (204, 304):
+        return await http_exception_handler(request, exc)
+    response = _json(exc.status_code, exc.detail, request)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    said = exc.args[0] if exc.args and isinstance(exc.args[0], Message) else str(exc)
+    return _json(exc.status_code, said, request)
+
+
+async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+    if exc.noun is None:
+        return _json(404, str(exc), request)
+    return _json(404, Message(NOT_FOUND, noun=Message(exc.noun), id=exc.ident), request)
+
+
 def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,51 +121,47 @@ def install_error_handlers(app: FastAPI, *, max_validation_errors: int = 20) -> 
             status_code=422, content=validation_content(exc.errors(), max_validation_errors)
         )
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _json(exc.status_code, str(exc))
-
-    @app.exception_handler(NotFoundError)
-    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return _json(404, str(exc))
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
 
     @app.exception_handler(ConflictError)
     async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
-        return _json(409, str(exc))
+        return _json(409, str(exc), request)
 
     @app.exception_handler(InvalidInputError)
     async def invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
-        return _json(422, str(exc))
+        return _json(422, str(exc), request)
 
     @app.exception_handler(NoSuchShiftError)
     async def no_such_shift(request: Request, exc: NoSuchShiftError) -> JSONResponse:
-        return _json(422, str(exc))
+        return _json(422, str(exc), request)
 
     @app.exception_handler(AnalyticsError)
     async def analytics(request: Request, exc: AnalyticsError) -> JSONResponse:
-        return _json(422, f"cannot assess: {exc}")
+        return _json(422, f"cannot assess: {exc}", request)
 
     @app.exception_handler(DatabaseUnavailableError)
     async def unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
-        return _json(503, UNAVAILABLE)
+        return _json(503, UNAVAILABLE, request)
 
     @app.exception_handler(PoolTimeout)
     async def pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
         log.warning("no database connection: %s", exc)
-        return _json(503, UNAVAILABLE)
+        return _json(503, UNAVAILABLE, request)
 
     @app.exception_handler(psycopg.errors.DataError)
     async def bad_value(request: Request, exc: psycopg.errors.DataError) -> JSONResponse:
         # A value the request validation let through but PostgreSQL cannot store or compare
         # (NUL in text, out-of-range number): the caller's to fix, not a server fault.
         primary = exc.diag.message_primary or str(exc)
-        return _json(422, f"invalid value: {primary}")
+        return _json(422, f"invalid value: {primary}", request)
 
     @app.exception_handler(psycopg.OperationalError)
     async def operational(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
         log.warning("database error: %s", exc)
-        return _json(503, UNAVAILABLE)
+        return _json(503, UNAVAILABLE, request)
 
 
 def not_found_response(what: str) -> dict[int | str, dict[str, Any]]:

@@ -107,6 +107,18 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 # --- enterprises ----------------------------------------------------------------------------
 
 
+Latitude = Annotated[
+    float,
+    Field(
+        ge=-90, le=90, allow_inf_nan=False, description="WGS 84 latitude, unit: degrees (the map)"
+    ),
+]
+Longitude = Annotated[
+    float,
+    Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 longitude, unit: degrees"),
+]
+
+
 class EnterpriseFields(BaseModel):
     region: Region | None = None
     timezone: TimeZone = "Asia/Almaty"
@@ -128,6 +140,8 @@ class EnterpriseFields(BaseModel):
         allow_inf_nan=False,
         description="base insurance rate, % of payroll; overrides the rate of the risk class",
     )
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
 
 
 class EnterpriseCreate(EnterpriseFields):
@@ -142,12 +156,20 @@ class EnterpriseCreate(EnterpriseFields):
                     "timezone": "Asia/Almaty",
                     "activity_code": "41.20",
                     "activity_risk_class": 14,
+                    "latitude": 43.238,
+                    "longitude": 76.946,
                 }
             ]
         },
     )
     code: Code
     name: Name
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> EnterpriseCreate:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both `latitude` and `longitude`, or neither")
+        return self
 
 
 class EnterpriseUpdate(BaseModel):
@@ -162,6 +184,8 @@ class EnterpriseUpdate(BaseModel):
     activity_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.]{1,20}$")] | None = None
     activity_risk_class: int | None = Field(default=None, ge=1, le=22)
     base_rate_pct: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
 
 
 class EnterprisePublic(EnterpriseFields):

@@ -215,6 +215,10 @@ class ShiftSummary(StoredShiftStatus):
     coverage_min: float | None
     insufficient_data: list[str]
     note: str
+    sensors: list[SensorExposure] = Field(
+        default_factory=list,
+        description="per-sensor metrics of the stored assessment (LEX,8h, A(8), TWA, …)",
+    )
 
 
 class ExposureHistory(BaseModel):
@@ -409,6 +413,8 @@ class EnterpriseRiskPublic(BaseModel):
     region: str | None
     activity_code: str | None
     activity_risk_class: int | None
+    latitude: float | None = Field(default=None, description="WGS 84, unit: degrees (the map)")
+    longitude: float | None = Field(default=None, description="WGS 84, unit: degrees (the map)")
     period_from: dt.date
     period_to: dt.date
     mean_pr: float | None = Field(description="headcount-weighted mean ПР of scored workplaces")
@@ -449,3 +455,7 @@ class TokenSummary(BaseModel):
     role: str
     enterprise_id: int | None
     regions: list[str]
+    locale: str | None = Field(
+        default=None,
+        description="the language chosen for this token (kk, ru, en); null: Accept-Language",
+    )

@@ -33,6 +33,7 @@ from application.assessments import (
     stored_shift,
     worst,
 )
+from application.localisation import Message
 from application.schedule import Schedule, Shift, last_finished, shift, today
 from application.scoring import TariffResult, guarantees_for, ppe_for, tariff_for, workplace_risk
 from store import catalog
@@ -60,10 +61,14 @@ def resolve_period(
     if first is None:
         first = last - timedelta(days=29)
     if first > last:
-        raise UnprocessableError("`from` must not be after `to`")
+        raise UnprocessableError(Message("`from` must not be after `to`"))
     if (last - first).days + 1 > max_days:
         raise UnprocessableError(
-            f"the range covers {(last - first).days + 1} days; ask for at most {max_days}"
+            Message(
+                "the range covers {days} days; ask for at most {max_days}",
+                days=(last - first).days + 1,
+                max_days=max_days,
+            )
         )
     return first, last
 
@@ -72,7 +77,7 @@ def pick_shift(schedule: Schedule, day: date | None, number: int | None) -> Shif
     if day is None and number is None:
         return last_finished(schedule, datetime.now(UTC))
     if day is None:
-        raise UnprocessableError("give `date` with `shift`")
+        raise UnprocessableError(Message("give `date` with `shift`"))
     return shift(schedule, day, number or 1)
 
 
@@ -118,6 +123,7 @@ def shift_summary(found: AssessedShift) -> ShiftSummary:
         coverage_min=found.coverage_min,
         insufficient_data=found.insufficient_sensors,
         note=found.note,
+        sensors=[SensorExposure.model_validate(s) for s in found.sensors],
     )
 
 

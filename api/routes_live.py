@@ -27,6 +27,7 @@ from api.models import error_responses
 from api.models_risk import ShiftRef
 from api.settings import ApiSettings
 from application.assessments import SensorRef
+from application.localisation import Message
 from application.running import RunningExposure, running_exposure
 from store import catalog
 from store.catalog import Row
@@ -85,6 +86,7 @@ class LiveExposurePublic(BaseModel):
     workplace: str
     workplace_name: str
     enterprise: str
+    enterprise_name: str = Field(default="", description="the enterprise's name, for people")
     timezone: str = Field(description="the enterprise's IANA time zone (shift times are local)")
     shift: ShiftRef
     at: datetime
@@ -123,6 +125,7 @@ def live_public(
         workplace=workplace["code"],
         workplace_name=workplace["name"],
         enterprise=enterprise,
+        enterprise_name=workplace.get("enterprise_name") or "",
         timezone=workplace["timezone"],
         shift=ShiftRef(
             date=s.day, shift=s.number, start=s.start, end=s.end, duration_s=s.duration_s
@@ -281,7 +284,9 @@ async def live(
     channels = await _channels(conn, workplace_id, token, settings.topic_prefix)
     hub: ReadingsHub | None = getattr(request.app.state, "readings_hub", None)
     if hub is None:
-        raise HTTPException(503, "the live readings stream is off (QORGAU_API_LIVE_STREAM)")
+        raise HTTPException(
+            503, Message("the live readings stream is off (QORGAU_API_LIVE_STREAM)")
+        )
     alert_norms: AlertNorms = request.app.state.alert_norms
     pool = request.app.state.pool
 

@@ -62,6 +62,8 @@ def enterprise_public(result: EnterpriseSummary) -> EnterpriseRiskPublic:
         region=e["region"],
         activity_code=e["activity_code"],
         activity_risk_class=e["activity_risk_class"],
+        latitude=e.get("latitude"),
+        longitude=e.get("longitude"),
         period_from=result.first,
         period_to=result.last,
         mean_pr=None if integral is None else round(integral.mean_pr, 6),

@@ -11,6 +11,7 @@ from api.auth import Reader
 from api.deps import ConnDep, SensorId, SettingsDep
 from api.models import ReadingsPublic, error_responses
 from api.models_registry import SensorPublic
+from application.localisation import Message
 from store import catalog
 from store.readings import fetch_readings
 
@@ -41,13 +42,17 @@ async def sensor_readings(
     sensor = await catalog.require(conn, "sensor", sensor_id, token.scope)
     for name, value in (("from", start), ("to", end)):
         if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"`{name}` needs a time zone, e.g. 2026-11-23T08:00:00Z")
+            raise HTTPException(
+                422, Message("`{name}` needs a time zone, e.g. 2026-11-23T08:00:00Z", name=name)
+            )
         if value is not None and not 1970 <= value.year <= 2200:
-            raise HTTPException(422, f"`{name}` must lie between the years 1970 and 2200")
+            raise HTTPException(
+                422, Message("`{name}` must lie between the years 1970 and 2200", name=name)
+            )
     end = end or datetime.now(UTC)
     start = start or end - timedelta(hours=1)
     if start >= end:
-        raise HTTPException(422, "`from` must be earlier than `to`")
+        raise HTTPException(422, Message("`from` must be earlier than `to`"))
     cap = min(limit or settings.api_max_points, settings.api_max_points)
     rows = await fetch_readings(conn, sensor_id, start, end, limit=cap + 1)
     truncated = len(rows) > cap

@@ -40,6 +40,7 @@ from api.models_registry import (
     WorkplaceUpdate,
     changed,
 )
+from application.localisation import Message
 from store import catalog
 from store.auth import Role
 from store.catalog import Scope
@@ -116,7 +117,9 @@ async def update_enterprise(
     await catalog.require(conn, "enterprise", enterprise_id, token.scope)
     restricted = sorted(_ADMIN_ONLY_ENTERPRISE_FIELDS & values.keys())
     if restricted and token.role is not Role.ADMIN:
-        raise HTTPException(403, f"only an admin may change {', '.join(restricted)}")
+        raise HTTPException(
+            403, Message("only an admin may change {fields}", fields=", ".join(restricted))
+        )
     row = await catalog.update(conn, "enterprise", enterprise_id, values, token.scope)
     return EnterprisePublic.model_validate(row)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from application.localisation import DEFAULT_LOCALE, LocaleCode
 from store.settings import SampleWindowSettings
 
 
@@ -59,4 +60,19 @@ class ApiSettings(SampleWindowSettings):
     )
     api_live_exposure_s: float = Field(
         default=10.0, gt=0, description="how often a live stream pushes the running exposure"
+    )
+    default_locale: LocaleCode = Field(
+        default=DEFAULT_LOCALE,
+        description="language of the page and of messages for people when neither the token's "
+        "choice nor the browser's Accept-Language names kk, ru or en (kk: the state language)",
+    )
+    map_tiles_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+/\S*\{z\}\S*\{x\}\S*\{y\}\S*$",
+        description="optional background tiles of the dashboard's map, a Web Mercator XYZ URL "
+        "template such as https://tiles.example/{z}/{x}/{y}.png (off: the map needs no tile "
+        "server and no internet)",
+    )
+    map_tiles_attribution: str = Field(
+        default="", max_length=300, description="attribution shown under the map with tiles"
     )

@@ -361,5 +361,7 @@ def enterprise_row(e: Row) -> Row:
         "enterprise": e["code"],
         "enterprise_name": e["name"],
         **{k: e[k] for k in ("region", "activity_code", "activity_risk_class")},
+        "latitude": e.get("latitude"),
+        "longitude": e.get("longitude"),
         "base_rate_pct": e["base_rate_pct"],
     }

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 DEMO_ENTERPRISE = "demo"
 DEMO_WORKPLACE = "wp-1"
 DEMO_DEVICE = "demo-dev-1"
+# Karaganda (latitude, longitude), so that the demo's enterprise is a point on the map.
+DEMO_POSITION = (49.80, 73.10)
 DEMO_SHIFT_STARTS = [time(0, 0), time(8, 0), time(16, 0)]
 
 
@@ -116,7 +118,9 @@ async def register_device(
     """Register an enterprise, a workplace and ``device`` with its channels as sensors."""
     conn = await connect_async(database_url, schema, autocommit=True)
     async with conn:
-        enterprise_id = await upsert_enterprise(conn, enterprise, enterprise_name, "Karaganda")
+        enterprise_id = await upsert_enterprise(
+            conn, enterprise, enterprise_name, "Karaganda", DEMO_POSITION
+        )
         workplace_id = await upsert_workplace(
             conn, enterprise_id, workplace, workplace_name, profession="Miner", headcount=12
         )

@@ -42,6 +42,8 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    # The language its holder chose (kk, ru, en); None: negotiated from Accept-Language.
+    locale: str | None = None
 
     @property
     def scope(self) -> Scope:
@@ -70,10 +72,11 @@ def _info(row: dict[str, Any]) -> TokenInfo:
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
+        locale=row["locale"],
     )
 
 
-_COLUMNS = "id, name, role, enterprise_id, regions, created_at, expires_at, revoked_at"
+_COLUMNS = "id, name, role, enterprise_id, regions, created_at, expires_at, revoked_at, locale"
 
 
 async def create_token(
@@ -137,3 +140,9 @@ async def revoke_token(conn: AsyncConnection[Any], token_id: int) -> bool:
         [token_id],
     )
     return cur.rowcount == 1
+
+
+async def set_token_locale(conn: AsyncConnection[Any], token_id: int, locale: str | None) -> None:
+    """Store the language the token's holder chose (None: negotiate it per request)."""
+    async with translate_errors():
+        await conn.execute("UPDATE api_tokens SET locale = %s WHERE id = %s", [locale, token_id])

@@ -25,6 +25,12 @@ Row = dict[str, Any]
 class NotFoundError(DatabaseError):
     """No such object, or not one the caller may see."""
 
+    def __init__(self, message: str, noun: str | None = None, ident: int | None = None) -> None:
+        super().__init__(message)
+        # Kept apart so that the API can say it in the reader's language.
+        self.noun = noun
+        self.ident = ident
+
 
 class ConflictError(DatabaseError):
     """The object clashes with an existing one (a code already taken)."""
@@ -119,11 +125,12 @@ _ENTERPRISE = _Kind(
     "enterprises",
     "e",
     """SELECT e.id, e.code, e.name, e.region, e.timezone, e.norms_profile, e.activity_code,
-              e.activity_risk_class, e.base_rate_pct, e.created_at, e.updated_at
+              e.activity_risk_class, e.base_rate_pct, e.latitude, e.longitude, e.created_at,
+              e.updated_at
        FROM enterprises e""",
     frozenset(
         {"code", "name", "region", "timezone", "norms_profile", "activity_code",
-         "activity_risk_class", "base_rate_pct"}
+         "activity_risk_class", "base_rate_pct", "latitude", "longitude"}
     ),
 )  # fmt: skip
 _SITE = _Kind(
@@ -139,7 +146,8 @@ _WORKPLACE = _Kind(
     "workplaces",
     "w",
     """SELECT w.id, w.enterprise_id, w.site_id, w.code, w.name, w.profession, w.headcount,
-              w.shift_starts, w.shift_duration_s, e.timezone, w.created_at, w.updated_at
+              w.shift_starts, w.shift_duration_s, e.timezone, e.name AS enterprise_name,
+              w.created_at, w.updated_at
        FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id""",
     frozenset(
         {"enterprise_id", "site_id", "code", "name", "profession", "headcount", "shift_starts",
@@ -221,7 +229,7 @@ async def get(conn: AsyncConnection[Any], noun: str, obj_id: int, scope: Scope) 
 async def require(conn: AsyncConnection[Any], noun: str, obj_id: int, scope: Scope) -> Row:
     row = await get(conn, noun, obj_id, scope)
     if row is None:
-        raise NotFoundError(f"no {noun} with id {obj_id}")
+        raise NotFoundError(f"no {noun} with id {obj_id}", noun, obj_id)
     return row
 
 

@@ -44,17 +44,26 @@ def _sensor(row: dict[str, Any]) -> SensorInfo:
 
 
 async def upsert_enterprise(
-    conn: AsyncConnection[Any], code: str, name: str, region: str | None = None
+    conn: AsyncConnection[Any],
+    code: str,
+    name: str,
+    region: str | None = None,
+    position: tuple[float, float] | None = None,
 ) -> int:
+    """Create or rename an enterprise; ``position`` is (latitude, longitude) for the map."""
+    latitude, longitude = position or (None, None)
     row = await (
         await conn.execute(
             """
-            INSERT INTO enterprises (code, name, region) VALUES (%s, %s, %s)
+            INSERT INTO enterprises (code, name, region, latitude, longitude)
+            VALUES (%s, %s, %s, %s, %s)
             ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
-                region = COALESCE(EXCLUDED.region, enterprises.region)
+                region = COALESCE(EXCLUDED.region, enterprises.region),
+                latitude = COALESCE(EXCLUDED.latitude, enterprises.latitude),
+                longitude = COALESCE(EXCLUDED.longitude, enterprises.longitude)
             RETURNING id
             """,
-            [code, name, region],
+            [code, name, region, latitude, longitude],
         )
     ).fetchone()
     assert row is not None

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiomqtt
 import uvicorn
@@ -121,6 +122,7 @@ async def live_world(
     *,
     minutes: float = 15.0,
     exposure_every_s: float = 10.0,
+    **api_settings: Any,
 ) -> AsyncIterator[World]:
     now = datetime.now(UTC).replace(microsecond=0)
     device = standard_device(DEVICE, now - timedelta(minutes=minutes), seed=3)
@@ -134,7 +136,7 @@ async def live_world(
         ApiSettings(
             database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
             topic_prefix=prefix, api_live_exposure_s=exposure_every_s,
-            api_sse_keepalive_s=1.0,
+            api_sse_keepalive_s=1.0, **api_settings,
         )
     )  # fmt: skip
     async with serve(app) as base:

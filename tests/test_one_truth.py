@@ -201,6 +201,8 @@ async def surfaces(stack: Stack, s: Shift) -> dict[str, tuple[Any, ...]]:
     by_sensor = {x["sensor"]: x["metrics"] for x in exposure["sensors"]}
     lex = by_sensor[f"{DEVICE}.noise"]["lex8h_db"]
     twa = by_sensor[f"{DEVICE}.co"]["twa8h_mg_m3"]
+    # The history's charts draw the per-sensor metrics it carries: they must be the same.
+    in_history = {x["sensor"]: x["metrics"] for x in summary["sensors"]}
     found: dict[str, tuple[Any, ...]] = {
         "exposure": (
             exposure["working_class"],
@@ -214,8 +216,8 @@ async def surfaces(stack: Stack, s: Shift) -> dict[str, tuple[Any, ...]]:
             summary["working_class"],
             summary["B"],
             summary["B_continuous"],
-            lex,
-            twa,
+            in_history[f"{DEVICE}.noise"]["lex8h_db"],
+            in_history[f"{DEVICE}.co"]["twa8h_mg_m3"],
             summary["not_enough_data"],
         ),
         "risk": (

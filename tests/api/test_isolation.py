@@ -30,10 +30,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
 # Routes that are open on purpose, or documentation (and the Swagger UI and ReDoc files it
 # loads); the dashboard's page and files (it asks for a token and calls the API with it);
-# Prometheus metrics (route templates and counts, no tenant's data: tests/api/test_metrics.py).
+# Prometheus metrics (route templates and counts, no tenant's data: tests/api/test_metrics.py);
+# the page's message catalogues (tests/api/test_localisation.py).
 OPEN = {
     "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/docs-assets",
-    "/", "/static", "/metrics",
+    "/", "/static", "/metrics", "/i18n/index.json", "/i18n/{locale}.json",
 }  # fmt: skip
 # Path parameters that name no tenant's object (service-wide settings, admin only).
 SERVICE_WIDE: dict[str, int | str] = {

@@ -25,7 +25,8 @@ async def test_database_down_is_503(pg_factory: Callable[[], LocalPostgres]) -> 
         health = await http.get("/health")
         assert health.status_code == 503
         response = await http.get(
-            "/api/v1/enterprises", headers={"Authorization": "Bearer qg_whatever"}
+            "/api/v1/enterprises",
+            headers={"Authorization": "Bearer qg_whatever", "Accept-Language": "en"},
         )
         assert response.status_code == 503
         assert "unavailable" in response.json()["detail"]

@@ -76,18 +76,18 @@ async def test_pages_load_without_console_errors_and_look_right(
         assert "harmfulness index В" in summary
         labels = await page.locator("figure.chart figcaption b").all_inner_texts()
         assert "Noise LAeq, dB(A)" in labels
-        assert any(label.startswith("Gas CO, mg/m3") for label in labels)
+        assert any(label.startswith("Gas: carbon monoxide, mg/m³") for label in labels)
         cards = await page.inner_text("#exposure")
         assert "LEX,8h so far" in cards
         assert "dB(A)" in cards
-        assert "m/s2" in cards
+        assert "m/s²" in cards
         await page.screenshot(path=str(artifacts / "dashboard-workplace.png"), full_page=True)
 
         await page.click("nav a[href='#/alerts']")
         await page.wait_for_selector("#alert-feed li")
         await page.screenshot(path=str(artifacts / "dashboard-alerts.png"))
         await page.click("nav a[href='#/']")
-        await page.wait_for_selector(".board")
+        await page.wait_for_selector(".kz-map")
         await page.screenshot(path=str(artifacts / "dashboard-map.png"))
         assert console.errors == []
 
@@ -105,7 +105,7 @@ async def test_a_reading_published_to_the_broker_reaches_the_chart(
 
         await world.publish([noise(datetime.now(UTC), [97.75])])
         await page.wait_for_selector(f"{chart}[data-last='97.75']", timeout=LIVE_BOUND_MS)
-        assert "latest 97.8 dB(A)" in await page.inner_text(f"{chart} .latest")
+        assert "latest 97.8\u00a0dB(A)" in await page.inner_text(f"{chart} .latest")
         assert console.errors == []
 
 
