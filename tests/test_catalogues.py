@@ -24,8 +24,11 @@ LOCALES_DIR = ROOT / "locales"
 STATIC = ROOT / "api" / "static"
 
 # Msgids whose Kazakh and Russian text is rightly the same as the English: symbols of the
-# regulations and standards (ПР, В, A(8), LEX,8h) and texts that are placeholders only.
-SAME_AS_ENGLISH = frozenset({"ПР", "В (1–5)", "A(8)", "LEX,8h", "{quantity}: {substance}"})
+# regulations and standards (ПР, В, A(8), LEX,8h, the noise levels LAeq, LAmax, LCpeak) and
+# texts that are placeholders only.
+SAME_AS_ENGLISH = frozenset(
+    {"ПР", "В (1–5)", "A(8)", "LEX,8h", "LAeq", "LAmax", "LCpeak", "{quantity}: {substance}"}
+)
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
 
 

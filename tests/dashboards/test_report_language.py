@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_file
-from babel.messages.pofile import read_po
 
+from application.localisation import messages
 from application.report_model import METRICS, QUANTITY_TITLES
 from application.reports import CHART_LABELS
-from dashboards.reports.language import LANGUAGES, ReportText, catalogue_path, pick_language
+from dashboards.reports.language import DOMAIN, LANGUAGES, ReportText, pick_language
 
 RENDERERS = Path(__file__).resolve().parents[2] / "dashboards" / "reports"
 
 
 def catalogue(lang: str) -> dict[str, str]:
-    with catalogue_path(lang).open("rb") as po:
-        return {str(m.id): str(m.string) for m in read_po(po, locale=lang) if m.id}
+    return messages(lang, DOMAIN)
 
 
 def shown_texts() -> set[str]:
