@@ -151,7 +151,7 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
 
             ack = await http.post(
                 f"/api/v1/alerts/{ident}/acknowledge",
-                json={"by": "aigerim", "comment": "evacuating the face"},
+                json={"by": "aigerim", "comment": "gas at the face", "action": "evacuated it"},
             )
             assert ack.status_code == 200, ack.text
             assert ack.json()["state"] == "acknowledged"
