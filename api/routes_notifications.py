@@ -198,6 +198,14 @@ async def _own(conn: Any, token: TokenInfo, enterprise: str, *, named_in_body: b
         raise HTTPException(404, f"no enterprise {enterprise}")
 
 
+async def _seen(conn: Any, token: TokenInfo, enterprise: str | None, what: str) -> str:
+    """``enterprise`` (of the object named ``what``) when the token sees it, else 404."""
+    visible = await enterprise_codes(conn, token.scope)
+    if enterprise is None or (visible is not None and enterprise not in visible):
+        raise HTTPException(404, f"no {what}")
+    return enterprise
+
+
 async def _visible(conn: Any, token: TokenInfo) -> list[str] | None:
     visible = await enterprise_codes(conn, token.scope)
     return sorted(visible) if visible is not None else None
@@ -274,10 +282,7 @@ async def create_route(body: RouteIn, conn: ConnDep, token: Writer) -> RouteOut:
 
 @router.delete("/api/v1/notifications/routes/{route_id}", status_code=204)
 async def remove_route(route_id: int, conn: ConnDep, token: Writer) -> None:
-    enterprise = await route_enterprise(conn, route_id)
-    visible = await enterprise_codes(conn, token.scope)
-    if enterprise is None or (visible is not None and enterprise not in visible):
-        raise HTTPException(404, f"no route {route_id}")
+    await _seen(conn, token, await route_enterprise(conn, route_id), f"route {route_id}")
     await delete_route(conn, route_id)
 
 
@@ -295,10 +300,7 @@ async def create_recipient(body: RecipientIn, conn: ConnDep, token: Writer) -> R
 
 async def _recipient_of(conn: Any, token: TokenInfo, recipient_id: int) -> str:
     enterprise = await recipient_enterprise(conn, recipient_id)
-    visible = await enterprise_codes(conn, token.scope)
-    if enterprise is None or (visible is not None and enterprise not in visible):
-        raise HTTPException(404, f"no recipient {recipient_id}")
-    return enterprise
+    return await _seen(conn, token, enterprise, f"recipient {recipient_id}")
 
 
 @router.put("/api/v1/notifications/recipients/{recipient_id}", response_model=RecipientOut)
@@ -417,9 +419,8 @@ async def timeline(
     comment and action; who resolved, with what cause) and every notification attempt (whom,
     through which channel, with what result)."""
     found = await get_alert(conn, str(alert_id))
-    visible = await enterprise_codes(conn, token.scope)
-    if found is None or (visible is not None and found["enterprise"] not in visible):
-        raise HTTPException(404, f"no alert {alert_id}")
+    await _seen(conn, token, found["enterprise"] if found else None, f"alert {alert_id}")
+    assert found is not None
     entries = _entries(
         await alert_history(conn, str(alert_id)), await notification_log(conn, str(alert_id))
     )

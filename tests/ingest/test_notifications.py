@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import time as wall
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -131,6 +131,15 @@ async def run_for(notifier: NotificationSender, seconds: float) -> None:
     await asyncio.sleep(seconds)
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A plain SMTP server (a local relay), running."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
 
 
 def plain_smtp(smtp: SmtpSink, **more: Any) -> NotificationSettings:
@@ -304,70 +313,81 @@ async def test_a_channel_down_for_a_while_delays_and_loses_nothing(
 
 
 async def test_escalation_deadlines_survive_a_restart_and_stop_at_acknowledgement(
-    pg_url: str, schema: str
+    pg_url: str, schema: str, smtp: SmtpSink
 ) -> None:
     await world(pg_url, schema)
-    smtp = SmtpSink()
-    smtp.start()
-    try:
-        await person(pg_url, schema, "shift supervisor", [("email", "sup@mine.kz")], level=0)
-        await person(pg_url, schema, "safety officer", [("email", "hse@mine.kz")], level=1)
-        await person(pg_url, schema, "director", [("email", "dir@mine.kz")], level=2)
-        conn = await connect_async(pg_url, schema, autocommit=True)
-        async with conn:
-            await set_policy(conn, EscalationPolicy(ENT, escalate_after_s=2))
-        await write(pg_url, schema, record())
-        settings = plain_smtp(smtp)
-        async with sender(pg_url, schema, settings) as first:
-            await run_for(first, 0.5)
-        assert [m.to for m in smtp.mails] == [["sup@mine.kz"]]
-        due = scalar(pg_url, schema, "SELECT due_at FROM alert_escalations")
-        # The engine is down when the deadline passes; a new one acts on it when it starts.
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.5)
-        async with sender(pg_url, schema, settings) as second:
-            await run_for(second, 0.5)
-        assert sorted(m.to[0] for m in smtp.mails) == ["hse@mine.kz", "sup@mine.kz", "sup@mine.kz"]
-        (escalated,) = smtp.to("hse@mine.kz")
-        assert "Передано вам" in escalated.text
-        reminded = smtp.to("sup@mine.kz")[1]
-        assert "Напоминание" in reminded.text
-        late = scalar(
-            pg_url, schema,
-            "SELECT max(extract(epoch FROM sent_at - due_at)) FROM alert_notifications "
-            "WHERE event = 'escalation'",
-        )  # fmt: skip
-        assert late > 0  # sent after the deadline it waited for, never before
+    await person(pg_url, schema, "shift supervisor", [("email", "sup@mine.kz")], level=0)
+    await person(pg_url, schema, "safety officer", [("email", "hse@mine.kz")], level=1)
+    await person(pg_url, schema, "director", [("email", "dir@mine.kz")], level=2)
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        await set_policy(conn, EscalationPolicy(ENT, escalate_after_s=2))
+    await write(pg_url, schema, record())
+    settings = plain_smtp(smtp)
+    async with sender(pg_url, schema, settings) as first:
+        await run_for(first, 0.5)
+    assert [m.to for m in smtp.mails] == [["sup@mine.kz"]]
+    due = scalar(pg_url, schema, "SELECT due_at FROM alert_escalations")
+    # The engine is down when the deadline passes; a new one acts on it when it starts.
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.5)
+    async with sender(pg_url, schema, settings) as second:
+        await run_for(second, 0.5)
+    assert sorted(m.to[0] for m in smtp.mails) == ["hse@mine.kz", "sup@mine.kz", "sup@mine.kz"]
+    (escalated,) = smtp.to("hse@mine.kz")
+    assert "Передано вам" in escalated.text
+    reminded = smtp.to("sup@mine.kz")[1]
+    assert "Напоминание" in reminded.text
+    late = scalar(
+        pg_url, schema,
+        "SELECT max(extract(epoch FROM sent_at - due_at)) FROM alert_notifications "
+        "WHERE event = 'escalation'",
+    )  # fmt: skip
+    assert late > 0  # sent after the deadline it waited for, never before
 
-        # Acknowledged: the director is never told.
-        await write(
-            pg_url, schema, record("acknowledged", actor="Aigerim", action="evacuated the face")
-        )
-        async with sender(pg_url, schema, settings) as third:
-            await run_for(third, 2.5)
-        assert not smtp.to("dir@mine.kz")
-        assert scalar(pg_url, schema, "SELECT done FROM alert_escalations") is True
-    finally:
-        smtp.stop()
+    # Acknowledged: the director is never told.
+    await write(
+        pg_url, schema, record("acknowledged", actor="Aigerim", action="evacuated the face")
+    )
+    async with sender(pg_url, schema, settings) as third:
+        await run_for(third, 2.5)
+    assert not smtp.to("dir@mine.kz")
+    assert scalar(pg_url, schema, "SELECT done FROM alert_escalations") is True
 
 
 async def test_resolving_tells_everyone_who_was_told_when_the_policy_asks(
-    pg_url: str, schema: str
+    pg_url: str, schema: str, smtp: SmtpSink
 ) -> None:
     await world(pg_url, schema)
-    smtp = SmtpSink()
-    smtp.start()
-    try:
-        await person(pg_url, schema, "supervisor", [("email", "sup@mine.kz")], language="en")
-        conn = await connect_async(pg_url, schema, autocommit=True)
-        async with conn:
-            await set_policy(conn, EscalationPolicy(ENT, notify_on_resolve=True))
-        await write(pg_url, schema, record())
-        await write(pg_url, schema, record("resolved", actor="Ivan", action="valve closed"))
-        async with sender(pg_url, schema, plain_smtp(smtp)) as notifier:
-            while await notifier.step():
-                pass
-        texts = [m.text for m in smtp.to("sup@mine.kz")]
-        assert len(texts) == 2
-        assert any(t.startswith("Resolved: ceiling exceeded") for t in texts), texts
-    finally:
-        smtp.stop()
+    await person(pg_url, schema, "supervisor", [("email", "sup@mine.kz")], language="en")
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        await set_policy(conn, EscalationPolicy(ENT, notify_on_resolve=True))
+    await write(pg_url, schema, record())
+    await write(pg_url, schema, record("resolved", actor="Ivan", action="valve closed"))
+    async with sender(pg_url, schema, plain_smtp(smtp)) as notifier:
+        while await notifier.step():
+            pass
+    texts = [m.text for m in smtp.to("sup@mine.kz")]
+    assert len(texts) == 2
+    assert any(t.startswith("Resolved: ceiling exceeded") for t in texts), texts
+
+
+async def test_two_senders_at_once_send_each_notification_once(
+    pg_url: str, schema: str, smtp: SmtpSink
+) -> None:
+    """Engines own disjoint enterprises, so one sender serves each notification; even two
+    senders of one enterprise (a misconfiguration) share the outbox without a double send."""
+    await world(pg_url, schema)
+    for i in range(6):
+        await person(pg_url, schema, f"p{i}", [("email", f"p{i}@mine.kz")])
+    alerts = [f"6f1c7a52-3a0e-5d7c-9a55-0c3f4f6b8e2{i}" for i in range(5)]
+    await write(pg_url, schema, *(record(alert_id=a) for a in alerts))
+    async with (
+        sender(pg_url, schema, plain_smtp(smtp)) as one,
+        sender(pg_url, schema, plain_smtp(smtp)) as other,
+    ):
+        one.batch = other.batch = 3  # many small rounds, so that the two interleave
+        await asyncio.gather(run_for(one, 2.0), run_for(other, 2.0))
+    assert len(smtp.mails) == 30
+    assert len({m.message["Message-ID"] for m in smtp.mails}) == 30
+    assert scalar(pg_url, schema, "SELECT count(*) FROM alert_notification_attempts") == 30
