@@ -221,13 +221,19 @@ async def take_due(
     conn: AsyncConnection[Any],
     enterprises: Sequence[str] | None,
     *,
+    channels: Sequence[str],
     limit: int = 50,
     lease_s: float = 60.0,
 ) -> list[PendingNotification]:
-    """Take up to ``limit`` pending notifications whose time has come (of ``enterprises``): each
-    is leased for ``lease_s`` (its next attempt moved that far, so a sender that dies mid-way
-    leaves it to be retried, and no other sender takes it meanwhile) and its attempt counted."""
+    """Take up to ``limit`` pending notifications of ``channels`` whose time has come (of
+    ``enterprises``): each is leased for ``lease_s`` (its next attempt moved that far, so a
+    sender that dies mid-way leaves it to be retried, and no other sender takes it meanwhile)
+    and its attempt counted."""
+    if not channels or limit < 1:
+        return []
     cond, args = _owned(enterprises, "enterprise")
+    cond += " AND channel = ANY(%s)"
+    args.append(list(channels))
     cur = conn.cursor(row_factory=dict_row)
     async with conn.transaction():
         await cur.execute(

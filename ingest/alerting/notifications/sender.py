@@ -1,5 +1,10 @@
 """The sender: acts on escalation deadlines and delivers the outbox, recording every attempt.
 
+A channel whose attempts all fail (its server is down, or it is not configured) is paused with
+capped backoff: meanwhile one of its notifications probes it each time the pause ends, and the
+others wait in the outbox unattempted, to go as soon as a probe succeeds. So an outage costs
+the engine, whose loop the sender shares with the detectors, a few attempts, not hundreds.
+
 It runs inside ``qorgau alerts`` for the engine's own enterprises, so with engines owning
 disjoint enterprises each notification has one sender; taking a notification also leases it
 (``store.notifications.take_due``, ``FOR UPDATE SKIP LOCKED``), so even two senders of one
@@ -40,6 +45,7 @@ from ingest.alerting.notifications.settings import NotificationSettings
 from ingest.alerting.notifications.texts import DEFAULT_LOCALES, Catalogues, render
 from store.connection import ReconnectingConnection
 from store.notifications import (
+    CHANNELS,
     PendingNotification,
     record_attempt,
     run_due_escalations,
@@ -97,6 +103,8 @@ class NotificationSender:
         self._client: httpx.AsyncClient | None = None
         self._actions: dict[str, Mapping[str, str]] = {}
         self._wake = asyncio.Event()
+        #: Paused channels: consecutive failed rounds and when the pause ends (clock seconds).
+        self.paused: dict[str, tuple[int, float]] = {}
         self._lease_s = 2 * settings.notify_timeout_s + 30.0
 
     async def close(self) -> None:
@@ -155,10 +163,21 @@ class NotificationSender:
         queued = await run_due_escalations(conn, self.enterprises)
         if queued:
             log.info("notifications: %d escalation or reminder notifications queued", queued)
-        taken = await take_due(conn, self.enterprises, limit=self.batch, lease_s=self._lease_s)
+        now = self.clock()
+        running = [c for c in CHANNELS if c not in self.paused]
+        taken = await take_due(
+            conn, self.enterprises, channels=running, limit=self.batch, lease_s=self._lease_s
+        )
+        for name, (_, until) in list(self.paused.items()):
+            if until <= now:  # one notification probes whether the channel is back
+                taken += await take_due(
+                    conn, self.enterprises, channels=[name], limit=1, lease_s=self._lease_s
+                )
         if not taken:
             return 0
         outcomes = await asyncio.gather(*(self._send(n, channels) for n in taken))
+        worked: set[str] = set()
+        failed: set[str] = set()
         for note, (result, error, duration_ms, retry_at) in zip(taken, outcomes, strict=True):
             at = datetime.fromtimestamp(self.clock(), UTC)
             await record_attempt(
@@ -166,9 +185,30 @@ class NotificationSender:
                 retry_at=retry_at,
             )  # fmt: skip
             self.metrics.notifications.labels(note.channel, result).inc()
+            if result == "sent":
+                worked.add(note.channel)
+            elif result == "retry":
+                failed.add(note.channel)
             if result == "sent" and note.event in ("escalation", "reminder"):
                 self.metrics.escalation_late.observe(max(0.0, (at - note.due_at).total_seconds()))
+        self._pause(worked, failed - worked)
         return len(taken)
+
+    def _pause(self, worked: set[str], failed: set[str]) -> None:
+        for name in worked:
+            if self.paused.pop(name, None) is not None:
+                log.info("notifications: the %s channel works again", name)
+        for name in failed:
+            rounds = self.paused.get(name, (0, 0.0))[0] + 1
+            wait = max(
+                self.retry_base_s,
+                backoff_delay_s(rounds, base_s=self.retry_base_s,
+                                cap_s=self.settings.notify_retry_max_s),
+            )  # fmt: skip
+            if rounds == 1:
+                log.warning("notifications: the %s channel fails; its notifications wait in the "
+                            "outbox and one probes it with backoff", name)  # fmt: skip
+            self.paused[name] = (rounds, self.clock() + wait)
 
     def _actions_of(self, profile: str | None) -> Mapping[str, str]:
         name = profile or self.default_profile
