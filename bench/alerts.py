@@ -388,6 +388,20 @@ async def probe(
     }
 
 
+def wait_delivered(url: str, limit_s: float) -> None:
+    """Until no notification that is due waits in the outbox, or ``limit_s`` passes."""
+    deadline = time.monotonic() + limit_s
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM alert_notifications WHERE state = 'pending' "
+                "AND due_at < now()"
+            ).fetchone()[0]  # type: ignore[index]
+            if not waiting:
+                return
+            time.sleep(0.5)
+
+
 def outage_of(smtp: SmtpSink, seconds: float) -> None:
     smtp.stop()
     time.sleep(seconds)
@@ -502,8 +516,10 @@ def main(argv: list[str] | None = None) -> int:
         committed = readings(pg.url) - before
         if outage is not None:
             outage.join()
-        # Every escalation of the injected alerts has come due, and had time to be sent.
+        # Every escalation of the injected alerts has come due, and had time to be sent; after
+        # an outage, the outbox has drained (a delay, not a loss, up to 120 s).
         time.sleep(args.escalate_after + 5.0)
+        wait_delivered(pg.url, 120.0)
         alerted = set(result.pop("alerted"))
         result |= notification_figures(pg.url, smtp, sent_wall, alerted)
         result |= engine_figures(f"http://127.0.0.1:{metrics_port}/metrics")
