@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from ingest.alerting.metrics import AlertMetrics
@@ -27,6 +28,8 @@ from store.connection import ReconnectingConnection, connect_async
 from store.notifications import EscalationPolicy, Recipient, Route, save_recipient, set_policy
 from store.notifications import add_route as store_add_route
 from store.registry import upsert_device, upsert_enterprise, upsert_workplace
+from tests.ingest.test_alerting import DEV, gas, register, rig
+from tests.ingest.test_alerting import ENT as ENGINE_ENT
 from tests.notify_support import SMTP_PASSWORD, SMTP_USER, SmtpSink, http_sink
 from tests.support import eventually, rows, scalar
 from tests.tls_support import make_certificates, needs_openssl
@@ -393,3 +396,43 @@ async def test_two_senders_at_once_send_each_notification_once(
     assert len(smtp.mails) == 30
     assert len({m.message["Message-ID"] for m in smtp.mails}) == 30
     assert scalar(pg_url, schema, "SELECT count(*) FROM alert_notification_attempts") == 30
+
+
+async def test_the_engine_restarted_mid_escalation_escalates_on_time(
+    pg_url: str,
+    mqtt_url: str,
+    schema: str,
+    topic_prefix: str,
+    smtp: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole engine (``qorgau alerts``) raises a real alert from a reading, tells level 0,
+    is stopped before the escalation deadline and started again after it: the new engine
+    escalates to level 1 from the stored deadline."""
+
+    for name, value in {
+        "QORGAU_NOTIFY_SMTP_HOST": "127.0.0.1", "QORGAU_NOTIFY_SMTP_PORT": str(smtp.port),
+        "QORGAU_NOTIFY_SMTP_STARTTLS": "false", "QORGAU_NOTIFY_POLL_S": "0.1",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        for level, address in enumerate(("sup@mine.kz", "hse@mine.kz")):
+            ident = await save_recipient(
+                conn, Recipient(0, ENGINE_ENT, address, "en", (("email", address),))
+            )
+            await store_add_route(conn, Route(0, ENGINE_ENT, ident, level=level))
+        await set_policy(conn, EscalationPolicy(ENGINE_ENT, escalate_after_s=3))
+
+    async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
+        await r.publish([gas(f"{DEV}.h2s", datetime.now(UTC), np.array([60.0]))])
+        await eventually(lambda: bool(smtp.to("sup@mine.kz")), what="the level-0 mail")
+    assert not smtp.to("hse@mine.kz")
+    due = scalar(pg_url, schema, "SELECT due_at FROM alert_escalations")
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.5)
+    async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False):
+        await eventually(lambda: bool(smtp.to("hse@mine.kz")), what="the escalation mail")
+    (escalated,) = smtp.to("hse@mine.kz")
+    assert escalated.text.startswith("Escalated to you")
+    assert "Longwall face" in escalated.text  # the workplace's name, not its code
