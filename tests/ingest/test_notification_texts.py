@@ -4,6 +4,7 @@ place, the value and the limit with units, how long and what to do, in the perso
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,3 +96,13 @@ def test_the_sms_request_follows_the_configured_template() -> None:
     assert request.headers["authorization"] == "Basic cW9yZ2F1"
     with pytest.raises(ValueError, match="JSON"):
         SmsChannel(httpx.AsyncClient(), SmsConfig(url="https://x", fields="{not json"))
+
+
+def test_a_missing_catalogue_falls_back_to_english(tmp_path: Path) -> None:
+    catalogues = Catalogues(tmp_path)  # no catalogue at all
+    subject, text = render(
+        catalogues, language="kk", event="raised", alert=ALERT, actions=load_alert_actions(),
+        now=NOW,
+    )  # fmt: skip
+    assert text.startswith("Alert: ceiling exceeded.")
+    assert "Longwall face 12" in subject

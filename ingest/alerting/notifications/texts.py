@@ -10,6 +10,7 @@ compiled in memory when the catalogues load: no compiled ``.mo`` file is kept.
 from __future__ import annotations
 
 import io
+import logging
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -21,9 +22,11 @@ from babel.dates import format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from babel.support import Translations
+from babel.support import NullTranslations, Translations
 
 from analytics.alerts.text import fmt
+
+log = logging.getLogger(__name__)
 
 DOMAIN: Final = "alerts"
 LANGUAGES: Final = ("kk", "ru", "en")
@@ -98,15 +101,23 @@ NO_WORKPLACE: Final = _("no workplace")
 
 
 class Catalogues:
-    """The ``alerts`` catalogues of every language, compiled from ``.po`` at load."""
+    """The ``alerts`` catalogues of every language, compiled from ``.po`` at load. A catalogue
+    that cannot be read is logged as an error and its language falls back to the English
+    msgids: people still get their alerts."""
 
     def __init__(self, directory: Path = DEFAULT_LOCALES) -> None:
         self.directory = directory
-        self.translations: dict[str, Translations] = {}
+        self.translations: dict[str, NullTranslations] = {}
         for language in LANGUAGES:
             path = directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-            with path.open("rb") as po:
-                catalog = read_po(po, locale=language, domain=DOMAIN)
+            try:
+                with path.open("rb") as po:
+                    catalog = read_po(po, locale=language, domain=DOMAIN)
+            except (OSError, ValueError) as exc:
+                log.error("notification texts in %s: cannot read %s (%s); sending English",
+                          language, path, exc)  # fmt: skip
+                self.translations[language] = NullTranslations()
+                continue
             compiled = io.BytesIO()
             write_mo(compiled, catalog)
             compiled.seek(0)
