@@ -405,7 +405,23 @@ def assess_sensors(
     (vectorized over the sensors of a quantity), so the series of several shifts of one length
     can be assessed in one call and combined shift by shift with :func:`combine_sensors`."""
     gap = norms.sampling.max_gap_s if max_gap_s is None else float(max_gap_s)
-    pol = norms.sampling
+    results, refused, by_q = _admit(series, norms)
+    kw = {
+        "shift_duration_s": shift_duration_s,
+        "max_gap_s": gap,
+        "fallback_interval_s": norms.sampling.fallback_interval_s,
+    }
+    for q, idx in by_q.items():
+        found = _quantity_results(q, [series[i] for i in idx], norms, kw)
+        results.update(zip(idx, found, strict=True))
+    return tuple(results[i] for i in range(len(series))), tuple(refused)
+
+
+def _admit(
+    series: Sequence[SensorSeries], norms: Norms
+) -> tuple[dict[int, SensorResult], list[str], dict[str, list[int]]]:
+    """Check each series: the results of those refused for impossible values, their names,
+    and the indices of the others by the quantity (or ``gas_alarm``) that assesses them."""
     results: dict[int, SensorResult] = {}
     refused: list[str] = []
     by_q: dict[str, list[int]] = {}
@@ -432,133 +448,181 @@ def assess_sensors(
             )  # fmt: skip
             continue
         by_q.setdefault("gas_alarm" if alarm else s.quantity, []).append(i)
+    return results, refused, by_q
 
-    def run_metrics(q: str, idx: list[int]) -> None:
-        ss = [series[i] for i in idx]
-        kw = {
-            "shift_duration_s": shift_duration_s,
-            "max_gap_s": gap,
-            "fallback_interval_s": pol.fallback_interval_s,
+
+def _quantity_results(
+    q: str, ss: list[SensorSeries], norms: Norms, kw: dict[str, float]
+) -> list[SensorResult]:
+    """The results of the series ``ss`` of quantity ``q`` (``gas_alarm`` for alarm channels),
+    in order, vectorized over the series; ``kw`` are the shift length and sampling rules."""
+    if q == "noise_laeq":
+        return _noise_results(ss, norms, kw)
+    if q == "noise_lcpeak":
+        return _peak_results(ss, kw)
+    if q == "gas_alarm":
+        return _alarm_channel_results(ss, norms, kw)
+    if q.startswith("vib_"):
+        return _vibration_results(q, ss, norms, kw)
+    return _substance_results(q, ss, norms, kw)
+
+
+def _noise_results(
+    ss: list[SensorSeries], norms: Norms, kw: dict[str, float]
+) -> list[SensorResult]:
+    """LAeq series: LEX,8h (projected over the unmeasured part) classed by the profile."""
+    found: list[SensorResult] = []
+    t, v, off = _concat(ss, [s.values for s in ss])
+    m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
+    bands = norms.band("noise_lex8h")
+    for j, s in enumerate(ss):
+        metrics = {
+            "laeq_db": float(m.laeq_db[j]),
+            "lex8h_db": float(m.lex8h_db[j]),
+            "lex8h_projected_db": float(m.lex8h_projected_db[j]),
+            "lamax_db": float(m.lamax_db[j]),
+            "dose_pct": float(m.dose_pct[j]),
+            "dose_projected_pct": float(m.dose_projected_pct[j]),
+            **_times(m.measured_s[j], m.unmeasured_s[j], m.coverage[j]),
         }
-        if q == "noise_laeq":
-            t, v, off = _concat(ss, [s.values for s in ss])
-            m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
-            bands = norms.band("noise_lex8h")
-            for j, s in enumerate(ss):
-                value = classifying_value(float(m.lex8h_db[j]), float(m.lex8h_projected_db[j]))
-                cls, pos = _classify_with_position(value, bands)
-                metrics = {
-                    "laeq_db": float(m.laeq_db[j]),
-                    "lex8h_db": float(m.lex8h_db[j]),
-                    "lex8h_projected_db": float(m.lex8h_projected_db[j]),
-                    "lamax_db": float(m.lamax_db[j]),
-                    "dose_pct": float(m.dose_pct[j]),
-                    "dose_projected_pct": float(m.dose_projected_pct[j]),
-                    **_times(m.measured_s[j], m.unmeasured_s[j], m.coverage[j]),
-                }
-                proj = _projects(metrics)
-                what = "projected LEX,8h" if proj else "LEX,8h"
-                results[idx[j]] = _result(
-                    s, metrics, cls, pos, "noise", f"{what} vs {bands.name}", proj
-                )
-        elif q == "noise_lcpeak":
-            t, v, off = _concat(ss, [s.values for s in ss])
-            p = peak_irregular(v, t, off, **kw)
-            for j, s in enumerate(ss):
-                metrics = {
-                    "lcpeak_db": float(p.lcpeak_db[j]),
-                    "measured_s": float(p.measured_s[j]),
-                    "coverage": float(p.coverage[j]),
-                }
-                results[idx[j]] = _result(
-                    s,
-                    metrics,
-                    None,
-                    math.nan,
-                    None,
-                    "LCpeak reported only: the profile has no class table",
-                )
-        elif q == "gas_alarm":
-            t, v, off = _concat(ss, [s.values for s in ss])
-            # The hold rule and coverage as for any gas; min and max of held samples only.
-            cm = concentration_irregular(
-                v, t, off, min_window_fraction=pol.min_window_fraction, **kw
-            )
-            for j, s in enumerate(ss):
-                x = np.asarray(s.values, dtype=np.float64)
-                unit = normalize_unit(s.quantity, s.unit).lstrip("%").lower()
-                metrics = {
-                    f"min_pct_{unit}": float(x.min()),
-                    f"max_pct_{unit}": float(cm.max_mg_m3[j]),
-                    f"mean_pct_{unit}": float(cm.mean_mg_m3[j]),
-                    **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
-                }
-                results[idx[j]] = _result(
-                    s,
-                    metrics,
-                    None,
-                    math.nan,
-                    None,
-                    f"alarm channel ({s.unit}): reported only, no class table takes it; its "
-                    "alarms are the alert engine's",
-                )
-        elif q.startswith("vib_"):
-            k, band_name, factor = vibration_weighting(norms, q)
-            t, v, off = _concat(ss, [s.values for s in ss])
-            vm = vibration_irregular(v, t, off, k=k, **kw)
-            bands = norms.band(band_name)
-            for j, s in enumerate(ss):
-                value = classifying_value(float(vm.a8_db[j]), float(vm.a8_projected_db[j]))
-                cls, pos = _classify_with_position(value, bands)
-                metrics = {
-                    "a8_m_s2": float(vm.a8_m_s2[j]),
-                    "a8_db": float(vm.a8_db[j]),
-                    "a8_projected_m_s2": float(vm.a8_projected_m_s2[j]),
-                    "a8_projected_db": float(vm.a8_projected_db[j]),
-                    "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
-                    **_times(vm.measured_s[j], vm.unmeasured_s[j], vm.coverage[j]),
-                }
-                proj = _projects(metrics)
-                what = "projected A(8)" if proj else "A(8)"
-                results[idx[j]] = _result(
-                    s, metrics, cls, pos, factor, f"{what} dB vs {band_name}", proj
-                )
-        else:
-            subs = [_gas_substance(norms, s) for s in ss]
-            vals = []
-            for s, sub in zip(ss, subs, strict=True):
-                x = np.asarray(s.values, dtype=np.float64)
-                if normalize_unit(s.quantity, s.unit) == "ppm":
-                    if sub.molar_mass_g_mol is None:
-                        raise NormsError(
-                            f"substance {sub.id!r} has no molar mass in the profile; "
-                            "report it in mg/m3 or add molar_mass_g_mol"
-                        )
-                    x = x * (sub.molar_mass_g_mol / MOLAR_VOLUME_20C_L_MOL)
-                vals.append(x)
-            t, v, off = _concat(ss, vals)
-            cm = concentration_irregular(
-                v, t, off, min_window_fraction=pol.min_window_fraction, **kw
-            )
-            for j, (s, sub) in enumerate(zip(ss, subs, strict=True)):
-                metrics = {
-                    "twa8h_mg_m3": float(cm.twa8h_mg_m3[j]),
-                    "twa8h_projected_mg_m3": float(cm.twa8h_projected_mg_m3[j]),
-                    "mean_mg_m3": float(cm.mean_mg_m3[j]),
-                    "max15min_mg_m3": float(cm.max15min_mg_m3[j]),
-                    "max_mg_m3": float(cm.max_mg_m3[j]),
-                    **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
-                }
-                cls, pos, basis = _classify_substance(norms, sub, metrics)
-                prefix = "chemical" if q == "gas" else "dust"
-                results[idx[j]] = _result(
-                    s, metrics, cls, pos, f"{prefix}:{sub.id}", basis, _projects(metrics)
-                )
+        found.append(
+            _classed(s, metrics, "lex8h_db", bands, "noise", "LEX,8h", f" vs {bands.name}")
+        )
+    return found
 
-    for q, idx in by_q.items():
-        run_metrics(q, idx)
 
-    return tuple(results[i] for i in range(len(series))), tuple(refused)
+def _classed(
+    s: SensorSeries,
+    metrics: dict[str, float],
+    level: str,
+    bands: ClassBands,
+    factor: str,
+    what: str,
+    against: str,
+) -> SensorResult:
+    """A sensor classed on its daily ``level`` in dB (``metrics[level]``, or the projected one
+    when readings are missing, ``level`` with ``_projected`` before ``_db``)."""
+    projected_level = level.removesuffix("_db") + "_projected_db"
+    value = classifying_value(metrics[level], metrics[projected_level])
+    cls, pos = _classify_with_position(value, bands)
+    proj = _projects(metrics)
+    basis = f"projected {what}{against}" if proj else f"{what}{against}"
+    return _result(s, metrics, cls, pos, factor, basis, proj)
+
+
+def _peak_results(ss: list[SensorSeries], kw: dict[str, float]) -> list[SensorResult]:
+    """LCpeak series: reported, not classed."""
+    found: list[SensorResult] = []
+    t, v, off = _concat(ss, [s.values for s in ss])
+    p = peak_irregular(v, t, off, **kw)
+    for j, s in enumerate(ss):
+        metrics = {
+            "lcpeak_db": float(p.lcpeak_db[j]),
+            "measured_s": float(p.measured_s[j]),
+            "coverage": float(p.coverage[j]),
+        }
+        found.append(
+            _result(
+                s,
+                metrics,
+                None,
+                math.nan,
+                None,
+                "LCpeak reported only: the profile has no class table",
+            )
+        )
+    return found
+
+
+def _alarm_channel_results(
+    ss: list[SensorSeries], norms: Norms, kw: dict[str, float]
+) -> list[SensorResult]:
+    """Alarm channels (% vol, % LEL): reported, not classed."""
+    found: list[SensorResult] = []
+    t, v, off = _concat(ss, [s.values for s in ss])
+    # The hold rule and coverage as for any gas; min and max of held samples only.
+    cm = concentration_irregular(
+        v, t, off, min_window_fraction=norms.sampling.min_window_fraction, **kw
+    )
+    for j, s in enumerate(ss):
+        x = np.asarray(s.values, dtype=np.float64)
+        unit = normalize_unit(s.quantity, s.unit).lstrip("%").lower()
+        metrics = {
+            f"min_pct_{unit}": float(x.min()),
+            f"max_pct_{unit}": float(cm.max_mg_m3[j]),
+            f"mean_pct_{unit}": float(cm.mean_mg_m3[j]),
+            **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
+        }
+        found.append(
+            _result(
+                s,
+                metrics,
+                None,
+                math.nan,
+                None,
+                f"alarm channel ({s.unit}): reported only, no class table takes it; its "
+                "alarms are the alert engine's",
+            )
+        )
+    return found
+
+
+def _vibration_results(
+    q: str, ss: list[SensorSeries], norms: Norms, kw: dict[str, float]
+) -> list[SensorResult]:
+    """Vibration series: A(8) (projected over the unmeasured part) classed by the profile."""
+    found: list[SensorResult] = []
+    k, band_name, factor = vibration_weighting(norms, q)
+    t, v, off = _concat(ss, [s.values for s in ss])
+    vm = vibration_irregular(v, t, off, k=k, **kw)
+    bands = norms.band(band_name)
+    for j, s in enumerate(ss):
+        metrics = {
+            "a8_m_s2": float(vm.a8_m_s2[j]),
+            "a8_db": float(vm.a8_db[j]),
+            "a8_projected_m_s2": float(vm.a8_projected_m_s2[j]),
+            "a8_projected_db": float(vm.a8_projected_db[j]),
+            "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
+            **_times(vm.measured_s[j], vm.unmeasured_s[j], vm.coverage[j]),
+        }
+        found.append(_classed(s, metrics, "a8_db", bands, factor, "A(8)", f" dB vs {band_name}"))
+    return found
+
+
+def _substance_results(
+    q: str, ss: list[SensorSeries], norms: Norms, kw: dict[str, float]
+) -> list[SensorResult]:
+    """Gas and dust series: TWA, 15-minute maximum and maximum classed against the ПДК."""
+    found: list[SensorResult] = []
+    subs = [_gas_substance(norms, s) for s in ss]
+    vals = []
+    for s, sub in zip(ss, subs, strict=True):
+        x = np.asarray(s.values, dtype=np.float64)
+        if normalize_unit(s.quantity, s.unit) == "ppm":
+            if sub.molar_mass_g_mol is None:
+                raise NormsError(
+                    f"substance {sub.id!r} has no molar mass in the profile; "
+                    "report it in mg/m3 or add molar_mass_g_mol"
+                )
+            x = x * (sub.molar_mass_g_mol / MOLAR_VOLUME_20C_L_MOL)
+        vals.append(x)
+    t, v, off = _concat(ss, vals)
+    cm = concentration_irregular(
+        v, t, off, min_window_fraction=norms.sampling.min_window_fraction, **kw
+    )
+    for j, (s, sub) in enumerate(zip(ss, subs, strict=True)):
+        metrics = {
+            "twa8h_mg_m3": float(cm.twa8h_mg_m3[j]),
+            "twa8h_projected_mg_m3": float(cm.twa8h_projected_mg_m3[j]),
+            "mean_mg_m3": float(cm.mean_mg_m3[j]),
+            "max15min_mg_m3": float(cm.max15min_mg_m3[j]),
+            "max_mg_m3": float(cm.max_mg_m3[j]),
+            **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
+        }
+        cls, pos, basis = _classify_substance(norms, sub, metrics)
+        prefix = "chemical" if q == "gas" else "dust"
+        found.append(_result(s, metrics, cls, pos, f"{prefix}:{sub.id}", basis, _projects(metrics)))
+    return found
 
 
 def combine_sensors(
@@ -695,16 +759,12 @@ def _hand_arm_tools(
     )
 
 
-def _combine(
-    sensors: tuple[SensorResult, ...],
-    norms: Norms,
-    entered: Mapping[str, WorkingClass | str],
-    insufficient: tuple[str, ...],
-    shift_duration_s: float,
-    refused: tuple[str, ...] = (),
-) -> WorkplaceAssessment:
+def _with_continuous_b(
+    sensors: tuple[SensorResult, ...], norms: Norms
+) -> tuple[list[SensorResult], dict[str, list[SensorResult]]]:
+    """The sensors with their continuous В on the harmfulness scale, and those classed by
+    factor."""
     scale = norms.harmfulness
-    projected = tuple(s.sensor for s in sensors if s.projected and s.working_class is not None)
     final_sensors: list[SensorResult] = []
     groups: dict[str, list[SensorResult]] = {}
     for s in sensors:
@@ -726,6 +786,12 @@ def _combine(
         final_sensors.append(fs)
         if fs.working_class is not None and fs.factor is not None:
             groups.setdefault(fs.factor, []).append(fs)
+    return final_sensors, groups
+
+
+def _measured_factors(groups: Mapping[str, list[SensorResult]], norms: Norms) -> list[FactorResult]:
+    """Each measured factor classed by its worst sensor (hand-arm tools combined)."""
+    scale = norms.harmfulness
     factors: list[FactorResult] = []
     for name, members in groups.items():
         top = max(
@@ -744,8 +810,19 @@ def _combine(
         if name == "vibration_hand_arm" and len(members) > 1:
             found = _hand_arm_tools(found, members, norms)
         factors.append(found)
+    return factors
+
+
+def _entered_factors(
+    entered: Mapping[str, WorkingClass | str],
+    measured: Mapping[str, list[SensorResult]],
+    norms: Norms,
+) -> list[FactorResult]:
+    """The factors entered from assessment records; one also measured is an error."""
+    scale = norms.harmfulness
+    factors: list[FactorResult] = []
     for name, value in entered.items():
-        if name in groups:
+        if name in measured:
             raise InputError(f"entered factor {name!r} clashes with a measured factor")
         c = WorkingClass.parse(value)
         factors.append(
@@ -758,9 +835,15 @@ def _combine(
                 "entered from assessment records",
             )
         )
+    return factors
+
+
+def _mixture_index(sensors: list[SensorResult], norms: Norms) -> dict[str, float]:
+    """Per substance group, the sum of ``k_twa`` (the TWA / ПДК_сс ratio the class is taken
+    on), each substance counted once, at its highest ratio."""
     mixture: dict[str, float] = {}
     best_twa: dict[str, tuple[float, Substance]] = {}
-    for s in final_sensors:
+    for s in sensors:
         if s.quantity == "gas" and s.substance and "k_twa" in s.metrics:
             sub = norms.substance(s.substance)
             k = s.metrics.get("k_twa", math.nan)
@@ -768,6 +851,22 @@ def _combine(
                 best_twa[sub.id] = (k, sub)
     for k, sub in best_twa.values():
         mixture[sub.group] = mixture.get(sub.group, 0.0) + k
+    return mixture
+
+
+def _combine(
+    sensors: tuple[SensorResult, ...],
+    norms: Norms,
+    entered: Mapping[str, WorkingClass | str],
+    insufficient: tuple[str, ...],
+    shift_duration_s: float,
+    refused: tuple[str, ...] = (),
+) -> WorkplaceAssessment:
+    scale = norms.harmfulness
+    projected = tuple(s.sensor for s in sensors if s.projected and s.working_class is not None)
+    final_sensors, groups = _with_continuous_b(sensors, norms)
+    factors = [*_measured_factors(groups, norms), *_entered_factors(entered, groups, norms)]
+    mixture = _mixture_index(final_sensors, norms)
     if not factors:
         return WorkplaceAssessment(
             tuple(final_sensors),

@@ -44,7 +44,7 @@ class WorkingClass(StrEnum):
     @property
     def rank(self) -> int:
         """Position on the ordered scale, 0 for class 1 … 6 for class 4."""
-        return _ORDER.index(self)
+        return _RANK[self]
 
     @classmethod
     def parse(cls, value: str | float | WorkingClass) -> WorkingClass:
@@ -70,6 +70,8 @@ class WorkingClass(StrEnum):
 
 
 _ORDER: tuple[WorkingClass, ...] = tuple(WorkingClass)
+# A dict, not _ORDER.index: ranks are looked up hundreds of thousands of times in a rebuild.
+_RANK: dict[WorkingClass, int] = {c: i for i, c in enumerate(_ORDER)}
 
 
 def class_from_rank(rank: int) -> WorkingClass:

@@ -60,6 +60,13 @@ class Tariff:
     tariff_pct: float
     level: int
     activity_class: int | None
+    # Where the base rate comes from: the norms profile's source text for the class (it carries
+    # "[default]" when the rate is not sourced), or None when the caller gave the rate.
+    base_rate_reference: str | None = None
+
+    @property
+    def base_rate_is_default(self) -> bool:
+        return self.base_rate_reference is not None and "[default" in self.base_rate_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +205,14 @@ def insurance_tariff(
             raise InputError(f"activity risk class must be 1..22, got {activity_class}")
         if activity_class not in rn.activity_base_rate_pct:
             raise NormsError(
-                f"norms profile {norms.name!r} has no sourced base rate for occupational risk "
+                f"norms profile {norms.name!r} has no base rate for occupational risk "
                 f"class {activity_class} (known: {sorted(rn.activity_base_rate_pct)}); pass "
                 "base_rate_pct or load an enterprise profile that adds it"
             )
         base = rn.activity_base_rate_pct[activity_class]
+        reference = norms.sources.get(f"risk.activity_base_rate_pct.{activity_class}")
     else:
+        reference = None
         base = float(base_rate_pct)  # type: ignore[arg-type]
         if not np.isfinite(base) or base <= 0.0:
             raise InputError(f"base_rate_pct must be positive, got {base_rate_pct!r}")
@@ -214,6 +223,7 @@ def insurance_tariff(
         tariff_pct=base * coeff,
         level=int(level),
         activity_class=activity_class,
+        base_rate_reference=reference,
     )
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -131,7 +132,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def health(conn: ConnDep) -> Health | JSONResponse:
         try:
             backend = await recorded_backend_async(conn)
-        except Exception as exc:  # report, don't raise: this is what monitoring polls
+        except psycopg.Error as exc:  # report, don't raise: this is what monitoring polls
             return JSONResponse(
                 status_code=503,
                 content=Health(status="degraded", database=f"error: {exc}").model_dump(),

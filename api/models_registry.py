@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time
 from typing import Annotated, Any, Generic, TypeVar
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -61,7 +61,7 @@ RefId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 def _zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except Exception:  # ZoneInfo raises several kinds for bad keys
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # a directory or data file is OSError
         raise ValueError(
             f"unknown time zone {value!r}; use an IANA name such as Asia/Almaty"
         ) from None

@@ -263,6 +263,14 @@ class TariffPublic(BaseModel):
     tariff_pct: float = Field(description="insurance tariff = base × coefficient, % of payroll")
     activity_risk_class: int | None
     base_rate_source: Literal["enterprise", "norms"]
+    base_rate_reference: str | None = Field(
+        default=None, description="the norms profile's source of the base rate (norms only)"
+    )
+    base_rate_is_default: bool = Field(
+        default=False,
+        description="the base rate is a [default] value of the norms, not a sourced one: set "
+        "the enterprise's base_rate_pct from its insurance contract",
+    )
 
 
 class PpePublic(BaseModel):

@@ -11,12 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from analytics.alerts import AlertKind, TransitionError, next_state
+from analytics.alerts import AlertKind, ResolvedBecause, TransitionError, next_state
 from api.alert_stream import AlertHub
 from api.auth import Admin, Reader, Writer
 from api.deps import ConnDep
@@ -406,19 +407,14 @@ async def remove_webhook(webhook_id: int, conn: ConnDep, token: Admin) -> None:
 
 
 @router.get("/{alert_id}", response_model=AlertDetail)
-async def alert(alert_id: str, conn: ConnDep, token: Reader) -> AlertDetail:
-    found = await _find(conn, alert_id, await _visible(conn, token))
-    history = await alert_history(conn, alert_id)
+async def alert(alert_id: UUID, conn: ConnDep, token: Reader) -> AlertDetail:
+    found = await _find(conn, str(alert_id), await _visible(conn, token))
+    history = await alert_history(conn, str(alert_id))
     return AlertDetail(**found, history=[AlertEventPublic(**h) for h in history])
 
 
 async def _find(conn: Any, alert_id: str, visible: set[str] | None) -> dict[str, Any]:
-    try:
-        found = await get_alert(conn, alert_id)
-    except Exception as exc:  # psycopg refuses a malformed uuid
-        if "uuid" in str(exc).lower():
-            raise HTTPException(404, f"no alert {alert_id}") from None
-        raise
+    found = await get_alert(conn, alert_id)
     if found is None or (visible is not None and found["enterprise"] not in visible):
         raise HTTPException(404, f"no alert {alert_id}")
     return found
@@ -472,7 +468,7 @@ async def _act(
             at=now,
             opened_at=found["opened_at"],
             sent_at=now,
-            reason="by person" if new == "resolved" else None,
+            reason=ResolvedBecause.BY_PERSON if new == "resolved" else None,
             actor=body.by,
             comment=body.comment,
             action=body.action if new == "acknowledged" else body.cause,
@@ -490,15 +486,15 @@ async def _act(
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic)
 async def acknowledge_alert(
-    alert_id: str, body: Action, request: Request, conn: ConnDep, token: Writer
+    alert_id: UUID, body: Action, request: Request, conn: ConnDep, token: Writer
 ) -> AlertPublic:
     """Someone has seen the alert and is acting on it: escalation stops."""
-    return await _act(request, conn, alert_id, "acknowledge", body, token)
+    return await _act(request, conn, str(alert_id), "acknowledge", body, token)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertPublic)
 async def resolve_alert(
-    alert_id: str, body: Action, request: Request, conn: ConnDep, token: Writer
+    alert_id: UUID, body: Action, request: Request, conn: ConnDep, token: Writer
 ) -> AlertPublic:
     """Close the alert by hand; a new one is raised only after the condition has cleared."""
-    return await _act(request, conn, alert_id, "resolve", body, token)
+    return await _act(request, conn, str(alert_id), "resolve", body, token)

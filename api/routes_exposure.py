@@ -157,6 +157,8 @@ def tariff_public(result: TariffResult | None) -> TariffPublic | None:
         tariff_pct=round(t.tariff_pct, 6),
         activity_risk_class=t.activity_class,
         base_rate_source="enterprise" if result.source == "enterprise" else "norms",
+        base_rate_reference=t.base_rate_reference,
+        base_rate_is_default=t.base_rate_is_default,
     )
 
 

@@ -8,10 +8,11 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Literal
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -29,6 +30,7 @@ from application.assessments import SensorRef
 from application.running import RunningExposure, running_exposure
 from store import catalog
 from store.catalog import Row
+from store.connection import DatabaseError
 from vocabulary.protocol import readings_topic
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,10 @@ class RunningMetricPublic(BaseModel):
     rate_window_s: float = Field(description="the current rate is the mean of this window")
     measured_s: float
     time_to_limit_s: float | None = Field(
-        description="when the running value reaches the limit at the current rate (to the "
-        "minute); 0 if reached, null if not within this shift"
+        description="seconds from `at` until the running value reaches the limit at the "
+        "current rate; 0 if reached, null if not within this shift"
     )
+    at: datetime = Field(description="the latest reading: the figures are as of then")
 
 
 class LiveSensorPublic(BaseModel):
@@ -150,6 +153,7 @@ def live_public(
                     rate_window_s=r.running.rate_window_s,
                     measured_s=round(r.running.measured_s, 3),
                     time_to_limit_s=r.running.time_to_limit_s,
+                    at=r.running.at,
                 ),
                 lines=[LimitLinePublic(label=x.label, value=x.value, kind=x.kind) for x in r.lines],
                 working_class=r.working_class,
@@ -280,8 +284,6 @@ async def live(
         raise HTTPException(503, "the live readings stream is off (QORGAU_API_LIVE_STREAM)")
     alert_norms: AlertNorms = request.app.state.alert_norms
     pool = request.app.state.pool
-    every = settings.api_live_exposure_s
-    keepalive = settings.api_sse_keepalive_s
 
     async def exposure_event() -> str | None:
         # A connection of its own for each update: the stream may last for hours and must
@@ -291,40 +293,55 @@ async def live(
                 found = await _exposure(
                     own, norms, alert_norms, channels, settings.ingest_max_past_s
                 )
-        except Exception as exc:  # the readings go on even if the database is away
+        except (psycopg.Error, DatabaseError) as exc:  # the readings go on without the database
             log.warning("live exposure of workplace %s: %s", workplace_id, exc)
+            return None
+        except Exception:  # a fault of ours: on the log in full, and the readings go on
+            log.exception("live exposure of workplace %s failed", workplace_id)
             return None
         return f"event: exposure\ndata: {found.model_dump_json()}\n\n"
 
-    async def events() -> AsyncIterator[str]:
-        loop = asyncio.get_running_loop()
-        async with hub.watch(channels.topics) as queue:
-            yield "retry: 2000\n: connected\n\n"
-            first = await exposure_event()
-            if first:
-                yield first
-            due = loop.time() + every
-            while True:
-                wait = max(min(keepalive, due - loop.time()), 0.0)
-                got: LiveReadings | bool | None = False
-                with contextlib.suppress(TimeoutError):
-                    got = await asyncio.wait_for(queue.get(), wait)
-                if got is None:
-                    return
-                if isinstance(got, LiveReadings):
-                    text = channels.event(got)
-                    if text:
-                        yield text
-                if loop.time() >= due:
-                    update = await exposure_event()
-                    if update:
-                        yield update
-                    due = loop.time() + every
-                elif got is False:
-                    yield ": keepalive\n\n"
-
+    events = _events(
+        hub, channels, exposure_event, settings.api_live_exposure_s, settings.api_sse_keepalive_s
+    )
     return StreamingResponse(
-        events(),
+        events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _events(
+    hub: ReadingsHub,
+    channels: _Channels,
+    exposure_event: Callable[[], Awaitable[str | None]],
+    every: float,
+    keepalive: float,
+) -> AsyncIterator[str]:
+    """The SSE stream of one workplace: its readings as they come, the running exposure every
+    ``every`` seconds, a keep-alive comment after ``keepalive`` seconds of silence."""
+    loop = asyncio.get_running_loop()
+    async with hub.watch(channels.topics) as queue:
+        yield "retry: 2000\n: connected\n\n"
+        first = await exposure_event()
+        if first:
+            yield first
+        due = loop.time() + every
+        while True:
+            wait = max(min(keepalive, due - loop.time()), 0.0)
+            got: LiveReadings | bool | None = False
+            with contextlib.suppress(TimeoutError):
+                got = await asyncio.wait_for(queue.get(), wait)
+            if got is None:
+                return
+            if isinstance(got, LiveReadings):
+                text = channels.event(got)
+                if text:
+                    yield text
+            if loop.time() >= due:
+                update = await exposure_event()
+                if update:
+                    yield update
+                due = loop.time() + every
+            elif got is False:
+                yield ": keepalive\n\n"

@@ -58,6 +58,8 @@ from store.workplace_data import sensors_of
 US_PER_S = 1_000_000
 SOURCE: Final = "rollups"
 NOTHING_TO_ASSESS = "no readings and no entered factor classes: nothing to assess"
+# The basis of a sensor without readings in the shift, which also marks it as such.
+NO_READINGS_BASIS = "no readings in this shift"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 log = logging.getLogger(__name__)
@@ -248,7 +250,7 @@ def _missing_sensor(ref: SensorRef, reason: str | None) -> dict[str, Any]:
         "factor": None,
         "B_continuous": None,
         "insufficient_data": no_data,
-        "basis": "no readings in this shift" if no_data else reason,
+        "basis": NO_READINGS_BASIS if no_data else reason,
     }
 
 
@@ -466,7 +468,7 @@ def _assessed(
             if row["insufficient_data"]:
                 short.append(ref.code)
     coverages = [float(c) for c in coverage.values()]
-    coverages += [0.0 for r in sensors if r["basis"] == "no readings in this shift"]
+    coverages += [0.0 for r in sensors if r["basis"] == NO_READINGS_BASIS]
     factors = [
         {
             "factor": f.factor,

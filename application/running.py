@@ -1,15 +1,15 @@
 """Exposure of the shift in progress: running LEX,8h / TWA / A(8), their projection to the end
 of the shift at the current rate, and the class and В if the shift goes on as it has.
 
-Every number comes from ``analytics``: the hold rule (``hold_durations``) gives each sample its
-duration, the running sums (``sound_exposure_sum``, ``dose_sum``, ``vibration_energy_sum``) add
-them up, ``project_sum`` carries a sum to the end of the shift at the mean rate of the last
-``projection.rate_window_s`` (the alert engine's rate window, so the dashboard and the
-``projected_exposure`` alert agree), and ``lex_8h_from_exposure`` / ``twa_8h_from_dose`` /
-``a8_from_energy`` turn sums into daily values. Limits are the alert engine's projection levels
-(``analytics.alerts.thresholds_for``) in the sensor's own unit. The class, В and coverage are
-the stored assessment of the running shift (``application.assessments``), the same row every
-other surface shows, refreshed by the assessment service as readings arrive.
+The running figures are the alert engine's own: the workplace's sensors get a detector state
+rebuilt from stored readings (``application.detector_warmup``, what the engine does when it
+starts), and ``analytics.alerts.running_projections`` turns its shift sums and rate window into
+"so far" and "projected" — the function the ``projected_exposure`` detector compares with its
+levels. So the dashboard and the alert say the same number for the same readings. Limits are
+the engine's projection levels (``analytics.alerts.thresholds_for``) in the sensor's own unit.
+The class, В and coverage are the stored assessment of the running shift
+(``application.assessments``), the same row every other surface shows, refreshed by the
+assessment service as readings arrive.
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ from typing import Any
 import numpy as np
 from psycopg import AsyncConnection
 
-from analytics import (
-    Norms,
-    a8_from_energy,
-    dose_sum,
-    hold_durations,
-    lex_8h_from_exposure,
-    project_sum,
-    sound_exposure_sum,
-    twa_8h_from_dose,
-    vibration_energy_sum,
+from analytics import Norms
+from analytics.alerts import (
+    AlertNorms,
+    DetectorState,
+    ShiftCalendar,
+    SubjectSpec,
+    Thresholds,
+    add_subject,
+    new_state,
+    running_projections,
+    set_calendars,
+    time_to_level,
 )
-from analytics.alerts import AlertNorms, SubjectSpec, Thresholds, thresholds_for
 from analytics.alerts.subjects import PROJ_A8, PROJ_LEX, PROJ_NONE, PROJ_TWA
 from application.assessments import (
     SensorRef,
@@ -43,14 +44,10 @@ from application.assessments import (
     stored_shift,
     why_not_assessable,
 )
-from application.schedule import Shift, current_shift
+from application.detector_warmup import warm_detectors
+from application.schedule import Shift, bounds_s, current_shift
 from store.catalog import Row
-from store.workplace_data import fetch_window
-
-FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-
-# Resolution of the time-to-limit search: one candidate per minute of the remaining shift.
-_TIME_STEP_S = 60.0
+from store.workplace_data import latest_readings
 
 _METRIC_LABEL = {PROJ_LEX: "LEX,8h", PROJ_TWA: "TWA", PROJ_A8: "A(8)"}
 
@@ -75,6 +72,7 @@ class RunningMetric:
     rate_window_s: float
     measured_s: float
     time_to_limit_s: float | None  # None: not reached this shift at the current rate
+    at: datetime  # the latest reading: the figures are as of then
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,75 +107,86 @@ class RunningExposure:
         return self.at < self.shift.end
 
 
-def _metric_of(kind: int, total: FloatArray, k: float) -> FloatArray:
-    if kind == PROJ_LEX:
-        return lex_8h_from_exposure(total)
-    if kind == PROJ_A8:
-        return a8_from_energy(total, k)
-    return twa_8h_from_dose(total)
-
-
-def _sum_of(kind: int, values: FloatArray, durations: FloatArray) -> float:
-    if kind == PROJ_LEX:
-        return float(sound_exposure_sum(values, durations))
-    if kind == PROJ_A8:
-        return float(vibration_energy_sum(values, durations))
-    return float(dose_sum(values, durations))
-
-
-def running_metric(
-    th: Thresholds,
-    time_s: FloatArray,
-    values: FloatArray,
-    *,
-    elapsed_s: float,
-    shift_duration_s: float,
+def running_state(
     norms: Norms,
-    rate_window_s: float,
-) -> RunningMetric | None:
-    """Running daily value of one sensor ``elapsed_s`` into its shift (samples at ``time_s``
-    seconds from the shift start) and its projection to the end of the shift."""
-    kind = th.projection
-    if kind == PROJ_NONE or time_s.size == 0:
-        return None
-    holds = hold_durations(
-        time_s,
-        np.zeros(1, dtype=np.intp),
-        shift_duration_s=shift_duration_s,
-        max_gap_s=norms.sampling.max_gap_s,
-        fallback_interval_s=norms.sampling.fallback_interval_s,
+    alert_norms: AlertNorms,
+    workplace: Row,
+    enterprise_code: str,
+    sensors: Sequence[SensorRef],
+    now: datetime,
+) -> tuple[DetectorState, dict[int, int]]:
+    """A detector state holding ``sensors`` of ``workplace`` (sensor id → slot), with the
+    calendar of its schedule around ``now``: what the alert engine holds for them, empty."""
+    schedule = schedule_of(workplace)
+    zone = schedule.timezone
+    state = new_state(norms, alert_norms, capacity=len(sensors) + 1)
+    device = f"workplace-{workplace['id']}"
+    add_subject(state, SubjectSpec(enterprise=enterprise_code, device=device, timezone=zone))
+    slots = {
+        s.id: add_subject(
+            state,
+            SubjectSpec(
+                enterprise=enterprise_code,
+                device=device,
+                sensor=s.code,
+                quantity=s.quantity,
+                unit=s.unit,
+                substance=s.substance,
+                workplace=workplace["code"],
+                sensor_id=s.id,
+                schedule=schedule,
+                timezone=zone,
+            ),
+        )
+        for s in sensors
+    }
+    span = timedelta(seconds=2 * schedule.duration_s) + timedelta(days=1)
+    set_calendars(state, {schedule: ShiftCalendar.of(*bounds_s(schedule, now - span, now + span))})
+    return state, slots
+
+
+def running_metrics(
+    state: DetectorState, slots: Sequence[int], shift: Shift
+) -> list[RunningMetric | None]:
+    """The running figures of ``slots`` (None: no daily value, or no reading in ``shift``) at
+    each one's latest reading, by :func:`analytics.alerts.running_projections`."""
+    found: list[RunningMetric | None] = [None] * len(slots)
+    idx = np.asarray(slots, dtype=np.intp)
+    ours = (
+        (state.projection[idx] != PROJ_NONE)
+        & (state.shift_start[idx] == shift.start.timestamp())
+        & (state.shift_w[idx] > 0)
+        & np.isfinite(state.last_time[idx])
     )
-    durations = holds.duration_s
-    total = _sum_of(kind, values, durations)
-    recent = holds.start_s >= max(elapsed_s - rate_window_s, 0.0)
-    recent_s = float(durations[recent].sum())
-    rate = _sum_of(kind, values[recent], durations[recent]) / recent_s if recent_s > 0 else 0.0
-    k = th.projection_k
-    projected_sum = project_sum(total, elapsed_s, shift_duration_s, rate)
-    so_far = float(_metric_of(kind, np.asarray(total, dtype=np.float64), k))
-    projected = float(_metric_of(kind, projected_sum, k))
-    levels = th.projection_levels
-    limit = levels[-1] if levels else None
-    time_to_limit: float | None = None
-    if limit is not None:
-        remaining = max(shift_duration_s - elapsed_s, 0.0)
-        steps = np.arange(0.0, remaining + _TIME_STEP_S, _TIME_STEP_S)
-        # S + r·t for each candidate t: project_sum to a shift that ends t from now.
-        ahead = _metric_of(kind, project_sum(total, elapsed_s, elapsed_s + steps, rate), k)
-        over = np.flatnonzero(ahead >= limit)
-        if over.size:
-            time_to_limit = float(min(steps[over[0]], remaining))
-    return RunningMetric(
-        metric=_METRIC_LABEL[kind],
-        unit=th.projection_unit,
-        so_far=so_far,
-        projected=projected,
-        action_level=levels[0] if len(levels) > 1 else None,
-        limit=limit,
-        rate_window_s=rate_window_s,
-        measured_s=float(durations.sum()),
-        time_to_limit_s=time_to_limit,
-    )
+    if not ours.any():
+        return found
+    chosen = idx[ours]
+    p = running_projections(state, chosen)
+    rate_window_s = state.alerts.projection_rate_window_s
+    for j, (i, slot) in enumerate(zip(np.flatnonzero(ours).tolist(), chosen.tolist(), strict=True)):
+        th = state.thresholds[slot]
+        levels = th.projection_levels
+        limit = levels[-1] if levels else None
+        projected = float(p.projected[j])
+        time_to_limit = None
+        if limit is not None:
+            time_to_limit = time_to_level(
+                int(state.projection[slot]), limit, float(state.proj_k[slot]),
+                float(state.shift_sum[slot]), float(p.rate[j]), projected,
+            )  # fmt: skip
+        found[i] = RunningMetric(
+            metric=_METRIC_LABEL[th.projection],
+            unit=th.projection_unit,
+            so_far=float(p.so_far[j]),
+            projected=projected,
+            action_level=levels[0] if len(levels) > 1 else None,
+            limit=limit,
+            rate_window_s=rate_window_s,
+            measured_s=float(state.shift_w[slot]),
+            time_to_limit_s=time_to_limit,
+            at=datetime.fromtimestamp(float(state.last_time[slot]), UTC),
+        )
+    return found
 
 
 def _fmt(value: float) -> str:
@@ -234,39 +243,26 @@ async def running_exposure(
     elapsed = max((end - shift.start).total_seconds(), 0.0)
     if sensors is None:
         sensors = (await sensors_by_workplace(conn, [workplace["id"]]))[workplace["id"]]
-    data = await fetch_window(conn, [s.id for s in sensors], shift.start, end)
+    state, slots = running_state(norms, alert_norms, workplace, enterprise_code, sensors, now)
+    await warm_detectors(
+        conn,
+        {sensor_id: (state, slot) for sensor_id, slot in slots.items()},
+        now.timestamp(),
+        longest_shift_s=shift.duration_s,
+    )
+    metrics = running_metrics(state, [slots[s.id] for s in sensors], shift)
+    latest = await latest_readings(conn, [s.id for s in sensors], shift.start, end)
     assessed = await stored_shift(conn, norms, workplace, shift, late_s)
     classes = {r["sensor"]: r["working_class"] for r in assessed.sensors}
     results: list[RunningSensor] = []
-    for sensor in sensors:
-        spec = SubjectSpec(
-            enterprise=enterprise_code,
-            device="",
-            sensor=sensor.code,
-            quantity=sensor.quantity,
-            unit=sensor.unit,
-            substance=sensor.substance,
-        )
-        th = thresholds_for(spec, norms, alert_norms)
-        got = data.get(sensor.id)
-        running: RunningMetric | None = None
-        latest_at: datetime | None = None
-        latest_value: float | None = None
+    for sensor, running in zip(sensors, metrics, strict=True):
+        th = state.thresholds[slots[sensor.id]]
         note = why_not_assessable(sensor, norms) or ""
-        samples = 0 if got is None else int(got.values.size)
-        if got is not None and samples:
-            latest_at = shift.start + timedelta(seconds=float(got.time_s[-1]))
-            latest_value = float(got.values[-1])
-            running = running_metric(
-                th,
-                got.time_s,
-                got.values,
-                elapsed_s=elapsed,
-                shift_duration_s=shift.duration_s,
-                norms=norms,
-                rate_window_s=alert_norms.projection_rate_window_s,
-            )
-        elif not note:
+        last = latest.get(sensor.id)
+        samples = 0 if last is None else last.samples
+        latest_at = None if last is None else last.at
+        latest_value = None if last is None else last.value
+        if not samples and not note:
             note = "no readings in this shift yet"
         results.append(
             RunningSensor(

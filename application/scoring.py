@@ -305,15 +305,11 @@ def enterprise_summaries(
             norms,
         )
     counted = scorable & (columns.headcount > 0)
-    bounds = np.searchsorted(
-        columns.enterprise_id, [int(e["enterprise_id"]) for e in enterprises], side="left"
-    )
+    wanted = np.array([int(e["enterprise_id"]) for e in enterprises], dtype=np.int64)
+    lows = np.searchsorted(columns.enterprise_id, wanted, side="left").tolist()
+    highs = np.searchsorted(columns.enterprise_id, wanted, side="right").tolist()
     found = []
-    for e, lo in zip(enterprises, bounds.tolist(), strict=True):
-        eid = int(e["enterprise_id"])
-        hi = lo
-        while hi < len(columns.enterprise_id) and columns.enterprise_id[hi] == eid:
-            hi += 1
+    for e, lo, hi in zip(enterprises, lows, highs, strict=True):
         part = slice(lo, hi)
         unscored: dict[str, str] = {}
         for k in np.flatnonzero(~counted[part]).tolist():
@@ -353,13 +349,7 @@ async def enterprise_map(
     """Integral risk of every enterprise in ``scope`` passing ``filters`` (enterprise columns),
     enterprises without workplaces included, ordered by id: two queries whatever their number."""
     everyone = await catalog.page(conn, "enterprise", scope, filters=dict(filters), limit=100_000)
-    condition, params = scope.where()
-    clauses = [condition]
-    for column, value in filters.items():
-        if value is not None:
-            clauses.append(f"e.{column} = %s")  # column names are the route's, never input
-            params.append(value)
-    columns = await scoring_columns(conn, " AND ".join(clauses), params, first, last)
+    columns = await scoring_columns(conn, scope, filters, first, last)
     rows = sorted((enterprise_row(e) for e in everyone.items), key=lambda r: r["enterprise_id"])
     return enterprise_summaries(norms, rows, columns, first, last)
 

@@ -300,16 +300,7 @@ async def probe(
     sent: dict[str, float] = {}
     mqtt_at: dict[str, float] = {}
     sse_at: dict[str, float] = {}
-
-    def seen(store: dict[str, float], data: dict[str, Any]) -> None:
-        sensor = data.get("sensor") or ""
-        if (
-            data.get("kind") == "ceiling"
-            and data.get("transition") == "opened"
-            and sensor.startswith("probe.")
-            and sensor not in store
-        ):
-            store[sensor] = time.perf_counter()
+    seen = _first_ceiling
 
     async def read_sse(http: httpx.AsyncClient) -> None:
         async with http.stream("GET", f"{api}/api/v1/alerts/stream?kind=ceiling") as response:
@@ -326,7 +317,7 @@ async def probe(
 
         async def read_mqtt() -> None:
             async for message in listener.messages:
-                seen(mqtt_at, orjson.loads(message.payload))  # type: ignore[arg-type]
+                seen(mqtt_at, orjson.loads(message.payload))
 
         tasks = [asyncio.create_task(read_mqtt()), asyncio.create_task(read_sse(http))]
         await asyncio.sleep(1.0)
@@ -337,31 +328,60 @@ async def probe(
         while seq < probes and time.monotonic() < deadline:
             sensor = f"probe.h2s-{seq}"
             t = time.time()
-            payload = orjson.dumps(
-                {
-                    "v": 1, "device": "probe", "seq": seq,
-                    "channels": [{
-                        "sensor": sensor, "quantity": "gas", "unit": "mg/m3", "substance": "H2S",
-                        "t0": datetime.fromtimestamp(t, UTC).isoformat(), "period_s": 1.0,
-                        "values": [30.0],
-                    }],
-                }
-            )  # fmt: skip
+            payload = _probe_payload(sensor, seq, t)
             sent[sensor] = time.perf_counter()
             sent_wall[sensor] = time.time()
             await injector.publish(readings_topic(PREFIX, ENT, "probe"), payload, qos=1)
             seq += 1
             if sensor == warmup:
-                for _ in range(200):
-                    if warmup in mqtt_at and warmup in sse_at:
-                        break
-                    await asyncio.sleep(0.05)
+                await _arrived_both(warmup, mqtt_at, sse_at)
                 del sent[warmup], sent_wall[warmup]
                 deadline = time.monotonic() + seconds
             await asyncio.sleep(interval_s * float(rng.uniform(0.5, 1.5)))
         await asyncio.sleep(5.0)  # stragglers
         for task in tasks:
             task.cancel()
+    return _latencies(sent, mqtt_at, sse_at)
+
+
+def _first_ceiling(store: dict[str, float], data: dict[str, Any]) -> None:
+    """Note when the first ceiling alert of a probe sensor arrived."""
+    sensor = data.get("sensor") or ""
+    if (
+        data.get("kind") == "ceiling"
+        and data.get("transition") == "opened"
+        and sensor.startswith("probe.")
+        and sensor not in store
+    ):
+        store[sensor] = time.perf_counter()
+
+
+def _probe_payload(sensor: str, seq: int, t: float) -> bytes:
+    """One H2S reading far above its ceiling, as a readings message of the probe device."""
+    return orjson.dumps(
+        {
+            "v": 1, "device": "probe", "seq": seq,
+            "channels": [{
+                "sensor": sensor, "quantity": "gas", "unit": "mg/m3", "substance": "H2S",
+                "t0": datetime.fromtimestamp(t, UTC).isoformat(), "period_s": 1.0,
+                "values": [30.0],
+            }],
+        }
+    )  # fmt: skip
+
+
+async def _arrived_both(sensor: str, *arrivals: dict[str, float]) -> None:
+    """Wait (10 s at most) until ``sensor``'s alert has arrived on every path."""
+    for _ in range(200):
+        if all(sensor in arrived for arrived in arrivals):
+            return
+        await asyncio.sleep(0.05)
+
+
+def _latencies(
+    sent: dict[str, float], mqtt_at: dict[str, float], sse_at: dict[str, float]
+) -> dict[str, Any]:
+    """Percentiles of the alert latency (ms) on MQTT and on the SSE stream, and what missed."""
 
     def stats(arrived: dict[str, float]) -> tuple[list[float], int]:
         lat = [1000 * (arrived[s] - sent[s]) for s in sent if s in arrived]

@@ -69,7 +69,9 @@ def assess_chunk(kind: str, x: np.ndarray, shift_s: float, norms: Norms, workers
         classify(c.twa8h_mg_m3 / GAS_LIMIT_MG_M3, norms.band("chemical_acute"))
 
 
-def python_loop(kind: str, row: list[float], shift_s: float, upper: Sequence[float]) -> tuple:
+def python_loop(
+    kind: str, row: list[float], shift_s: float, upper: Sequence[float]
+) -> tuple[float, ...]:
     """The same metrics and class for one sensor with plain Python loops over Python floats.
 
     1 s samples, no NaN (like the vectorized fast path): validation, sums, maxima, the exact

@@ -314,7 +314,9 @@ def publisher_main(
     import paho.mqtt.client as paho
 
     payloads = Payloads(shape, prefix)
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", mqtt_port)
@@ -532,17 +534,21 @@ def main() -> None:
     try:
         pg.start()
         broker.start()
-        say = (lambda *_: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
+
+        def say(*parts: object) -> None:
+            if not args.json:
+                print(*parts, file=sys.stderr)
+
         say("naive ingestor…")
         naive_rate = naive(pg.url, shape, Payloads(shape, "naive"),
                            args.naive_seconds or min(args.seconds / 2, 10.0))  # fmt: skip
         say(f"  {naive_rate:,.0f} readings/s")
-        rounds: list[dict[str, Any]] = []
+        rounds: list[dict[str | int, dict[str, Any]]] = []
         for r in range(args.rounds):
             say(f"round {r + 1} of {args.rounds}: raw COPY ceiling…")
             raw = raw_copy(pg.url, shape, Payloads(shape, "raw"), args.seconds / 2, args.batch)
             say(f"  {raw['raw_copy_rows_per_s']:,.0f} rows/s")
-            runs = {}
+            runs: dict[int, dict[str, Any]] = {}
             for n in (1, 2):
                 say(f"round {r + 1}: end to end, {n} worker(s)…")
                 runs[n] = end_to_end(

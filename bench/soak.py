@@ -460,14 +460,231 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def say(text: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _start_services(
+    n_workers: int, env: dict[str, str], folder: Path, services: list[subprocess.Popen[bytes]]
+) -> tuple[list[Worker], str, str]:
+    """Start ``n_workers`` ingest workers, the alert engine and the API (each appended to
+    ``services`` as it starts, so that a failure stops those already running) and wait until
+    they are ready: the workers, the engine's metrics URL and the API's base URL."""
+    workers: list[Worker] = []
+    for n in range(n_workers):
+        name = f"soak-ingest-{n}"
+        port = free_port()
+        process = spawn(
+            "ingest",
+            {
+                **env,
+                "QORGAU_INGEST_CLIENT_ID": name,
+                "QORGAU_INGEST_METRICS_PORT": str(port),
+                "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
+            },
+            folder,
+            name,
+        )
+        services.append(process)
+        workers.append(Worker(process, port, folder / f"{name}.log"))
+    for n, w in enumerate(workers):
+        wait_ready(w.process, w.ready, f"ingest worker {n}")
+
+    metrics_port, api_port = free_port(), free_port()
+    services.append(
+        spawn(
+            "alerts",
+            {
+                **env,
+                "QORGAU_ALERTS_CLIENT_ID": "soak-alerts",
+                "QORGAU_ALERTS_METRICS_PORT": str(metrics_port),
+            },
+            folder,
+            "alerts",
+        )
+    )
+    alerts_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    services.append(spawn("api", {**env, "QORGAU_API_PORT": str(api_port)}, folder, "api"))
+    api = f"http://127.0.0.1:{api_port}"
+    wait_ready(services[-1], lambda: httpx.get(f"{api}/health").status_code == 200, "API")
+    wait_ready(
+        services[-2],
+        lambda: metric(alerts_metrics, "qorgau_alerts_ready") == 1.0,
+        "alert engine",
+    )
+    return workers, alerts_metrics, api
+
+
+@dataclass(frozen=True, slots=True)
+class _Rate:
+    """The soak's rate (readings/s), where it comes from, and the capacities it derives from
+    when measured."""
+
+    rate: float
+    source: str
+    capacity: float | None = None
+    ingest: float | None = None
+    alerts: float | None = None
+
+
+def _soak_rate(
+    args: argparse.Namespace, pg_url: str, broker_port: int, workers: list[Worker], alerts: str
+) -> _Rate:
+    """Capacity: what the whole stack sustains, both consumers of the stream included: the
+    rate at which the ingest workers commit a burst (bounded backlog, as in bench/ingest.py)
+    and the rate at which the alert engine (metrics at ``alerts``), on its own subscription,
+    takes the same messages in; the lower of the two. The API runs meanwhile, idle. The
+    burst's readings are two days old, apart from the soak's."""
+    if args.rate is not None:
+        return _Rate(args.rate, "given (--rate)")
+    burst_shape = Shape(
+        devices=50,
+        values=args.values,
+        period_s=0.1,
+        device_prefix="burst",
+        start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
+    )
+    asyncio.run(register(pg_url, SCHEMA, burst_shape))
+    say(f"capacity burst: {args.burst_seconds:.0f} s, {args.workers} ingest worker(s)…")
+    heard_before = metric(alerts, "qorgau_alerts_messages_total")
+    marks: list[float] = []
+    run = burst(
+        workers, broker_port, burst_shape, PREFIX, args.burst_seconds, 120,
+        lambda: marks.append(time.monotonic()),
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while metric(alerts, "qorgau_alerts_messages_total") - heard_before < run.messages:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the alert engine did not take in the burst")
+        time.sleep(0.1)
+    ingest_capacity = run.readings_per_s
+    alerts_capacity = run.messages * burst_shape.per_message / (time.monotonic() - marks[0])
+    capacity = min(ingest_capacity, alerts_capacity)
+    say(
+        f"  capacity {capacity:,.0f} readings/s (ingest {ingest_capacity:,.0f}, "
+        f"alert engine {alerts_capacity:,.0f})"
+    )
+    return _Rate(
+        args.load * capacity,
+        f"measured ({args.burst_seconds:.0f} s burst)",
+        capacity,
+        ingest_capacity,
+        alerts_capacity,
+    )
+
+
+@dataclass(slots=True)
+class _Backlog:
+    """Messages published but not yet committed by ingest / not yet taken in by the engine:
+    memory held for a backlog is not a leak, so the run says how large it got."""
+
+    workers: list[Worker]
+    alerts_metrics: str
+    committed_before: float
+    heard_before: float
+    max: dict[str, float] = field(default_factory=lambda: {"ingest": 0.0, "alerts": 0.0})
+    at_end: dict[str, float] = field(default_factory=lambda: {"ingest": 0.0, "alerts": 0.0})
+
+    def update(self, published: Any) -> None:
+        # Consumers first, publisher last: a message published in between is not counted as
+        # taken in before it was sent.
+        committed = sum(w.metric("qorgau_ingest_messages_committed_total") for w in self.workers)
+        heard = metric(self.alerts_metrics, "qorgau_alerts_messages_total")
+        sent_now = published.value
+        self.at_end = {
+            "ingest": sent_now - (committed - self.committed_before),
+            "alerts": sent_now - (heard - self.heard_before),
+        }
+        self.max = {k: max(v, self.at_end[k]) for k, v in self.max.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _SoakWatch:
+    begin: float  # time.monotonic() of the first message
+    soak_s: float
+    warmup_s: float
+    per_message: int  # readings
+    folder: Path  # the services' logs
+
+
+def _watch_soak(
+    watch: _SoakWatch,
+    backlog: _Backlog,
+    published: Any,
+    sampler: MemorySampler,
+    api_load: ApiLoad,
+    watched: list[Watched],
+    services: list[subprocess.Popen[bytes]],
+) -> None:
+    """Until the soak is over: the start memory sample after the warm-up, the backlog, a
+    progress line every 10 s, and a stop if a service exits."""
+    begin, end = watch.begin, watch.begin + watch.soak_s
+    warm_sampled = False
+    next_report = time.monotonic() + 10
+    while (now := time.monotonic()) < end:
+        if not warm_sampled and now - begin >= watch.warmup_s:
+            sampler.sample()
+            warm_sampled = True
+        backlog.update(published)
+        if now >= next_report:
+            next_report += 10
+            rss = "  ".join(f"{w.name} {w.samples[-1][1]:.0f}" for w in watched if w.samples)
+            say(
+                f"{now - begin:4.0f} s: published "
+                f"{published.value * watch.per_message / (now - begin):,.0f} readings/s | "
+                f"backlog (messages) ingest {backlog.at_end['ingest']:,.0f} alerts "
+                f"{backlog.at_end['alerts']:,.0f} | API {api_load.ok} ok {api_load.errors} "
+                f"errors | MiB: {rss}"
+            )
+        for s in services:
+            if s.poll() is not None:
+                raise RuntimeError(f"a service exited with {s.returncode}: see {watch.folder}")
+        time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+    if not warm_sampled:
+        sampler.sample()
+
+
+def _drain(pg_url: str, shape: Shape, expected: int) -> float:
+    """Seconds until ingest has stored ``expected`` soak messages, or has made no progress for
+    30 s."""
+    drain_started = time.monotonic()
+    last, last_change = -1, time.monotonic()
+    while (stored_now := soak_messages_stored(pg_url, shape)) < expected:
+        if stored_now != last:
+            last, last_change = stored_now, time.monotonic()
+        elif time.monotonic() - last_change > 30:
+            say("ingest stopped making progress: counting what is there")
+            break
+        time.sleep(0.2)
+    return time.monotonic() - drain_started
+
+
+def _engine_catch_up(alerts_metrics: str, heard_before: float, expected: int) -> float:
+    """Messages the engine has taken in since ``heard_before``, once ``expected`` or after
+    30 s."""
+    deadline = time.monotonic() + 30
+    while (
+        heard := metric(alerts_metrics, "qorgau_alerts_messages_total") - heard_before
+    ) < expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return heard
+
+
+def _stop_publisher(publisher: Any) -> None:
+    if publisher is None:
+        return
+    publisher.join(10)
+    if publisher.is_alive():
+        publisher.kill()
+        publisher.join()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     soak_s = args.minutes * 60.0
     warmup_s = args.warmup_s if args.warmup_s is not None else min(60.0, soak_s / 5)
-
-    def say(text: str) -> None:
-        print(f"[soak {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
     signal.signal(signal.SIGTERM, _on_sigterm)
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     folder = scratch_dir("qorgau-soak-")
@@ -487,90 +704,9 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         upgrade(pg.url, SCHEMA, timescale="off")
         env = service_env(pg.url, SCHEMA, broker.url, PREFIX)
-        workers: list[Worker] = []
-        for n in range(args.workers):
-            name = f"soak-ingest-{n}"
-            port = free_port()
-            process = spawn(
-                "ingest",
-                {
-                    **env,
-                    "QORGAU_INGEST_CLIENT_ID": name,
-                    "QORGAU_INGEST_METRICS_PORT": str(port),
-                    "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
-                },
-                folder,
-                name,
-            )
-            services.append(process)
-            workers.append(Worker(process, port, folder / f"{name}.log"))
-        for n, w in enumerate(workers):
-            wait_ready(w.process, w.ready, f"ingest worker {n}")
-
-        metrics_port, api_port = free_port(), free_port()
-        services.append(
-            spawn(
-                "alerts",
-                {
-                    **env,
-                    "QORGAU_ALERTS_CLIENT_ID": "soak-alerts",
-                    "QORGAU_ALERTS_METRICS_PORT": str(metrics_port),
-                },
-                folder,
-                "alerts",
-            )
-        )
-        alerts_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-        services.append(spawn("api", {**env, "QORGAU_API_PORT": str(api_port)}, folder, "api"))
-        api = f"http://127.0.0.1:{api_port}"
-        wait_ready(services[-1], lambda: httpx.get(f"{api}/health").status_code == 200, "API")
-        wait_ready(
-            services[-2],
-            lambda: metric(alerts_metrics, "qorgau_alerts_ready") == 1.0,
-            "alert engine",
-        )
-
-        # Capacity: what the whole stack sustains, both consumers of the stream included: the
-        # rate at which the ingest workers commit a burst (bounded backlog, as in
-        # bench/ingest.py) and the rate at which the alert engine, on its own subscription,
-        # takes the same messages in; the lower of the two. The API runs meanwhile, idle. The
-        # burst's readings are two days old, apart from the soak's.
-        ingest_capacity = alerts_capacity = None
-        if args.rate is not None:
-            capacity, rate_source = None, "given (--rate)"
-            rate = args.rate
-        else:
-            burst_shape = Shape(
-                devices=50,
-                values=args.values,
-                period_s=0.1,
-                device_prefix="burst",
-                start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
-            )
-            asyncio.run(register(pg.url, SCHEMA, burst_shape))
-            say(f"capacity burst: {args.burst_seconds:.0f} s, {args.workers} ingest worker(s)…")
-            heard_before = metric(alerts_metrics, "qorgau_alerts_messages_total")
-            marks: list[float] = []
-            run = burst(
-                workers, broker.port, burst_shape, PREFIX, args.burst_seconds, 120,
-                lambda: marks.append(time.monotonic()),
-            )  # fmt: skip
-            deadline = time.monotonic() + 120
-            while (
-                metric(alerts_metrics, "qorgau_alerts_messages_total") - heard_before < run.messages
-            ):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the alert engine did not take in the burst")
-                time.sleep(0.1)
-            ingest_capacity = run.readings_per_s
-            alerts_capacity = run.messages * burst_shape.per_message / (time.monotonic() - marks[0])
-            capacity = min(ingest_capacity, alerts_capacity)
-            rate_source = f"measured ({args.burst_seconds:.0f} s burst)"
-            rate = args.load * capacity
-            say(
-                f"  capacity {capacity:,.0f} readings/s (ingest {ingest_capacity:,.0f}, "
-                f"alert engine {alerts_capacity:,.0f})"
-            )
+        workers, alerts_metrics, api = _start_services(args.workers, env, folder, services)
+        rated = _soak_rate(args, pg.url, broker.port, workers, alerts_metrics)
+        rate = rated.rate
         token = api_token(pg.url, SCHEMA, "soak")
 
         # One message per device about every second, 8 channels × --values samples each:
@@ -589,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ids = asyncio.run(register(pg.url, SCHEMA, shape))
         say(
-            f"soak: {rate:,.0f} readings/s ({rate_source}), {devices} devices × "
+            f"soak: {rate:,.0f} readings/s ({rated.source}), {devices} devices × "
             f"{per_message} readings every {interval_s:.2f} s, {args.minutes:g} min; memory "
             f"start sample after {warmup_s:.0f} s"
         )
@@ -631,41 +767,16 @@ def main(argv: list[str] | None = None) -> int:
         api_load = ApiLoad(api, token, [s for row in ids for s in row], args.api_per_s)
         api_load.start()
 
-        end = begin + soak_s
-        warm_sampled = False
-        backlog_max = {"ingest": 0.0, "alerts": 0.0}
-        backlog_at_end = dict(backlog_max)
-        next_report = time.monotonic() + 10
-        while (now := time.monotonic()) < end:
-            if not warm_sampled and now - begin >= warmup_s:
-                sampler.sample()
-                warm_sampled = True
-            # Consumers first, publisher last: a message published in between is not counted
-            # as taken in before it was sent.
-            committed = sum(w.metric("qorgau_ingest_messages_committed_total") for w in workers)
-            heard = metric(alerts_metrics, "qorgau_alerts_messages_total")
-            sent_now = published.value
-            backlog_at_end = {
-                "ingest": sent_now - (committed - committed_before),
-                "alerts": sent_now - (heard - heard_before),
-            }
-            backlog_max = {k: max(v, backlog_at_end[k]) for k, v in backlog_max.items()}
-            if now >= next_report:
-                next_report += 10
-                rss = "  ".join(f"{w.name} {w.samples[-1][1]:.0f}" for w in watched if w.samples)
-                say(
-                    f"{now - begin:4.0f} s: published "
-                    f"{sent_now * per_message / (now - begin):,.0f} readings/s | backlog (messages)"
-                    f" ingest {backlog_at_end['ingest']:,.0f} alerts "
-                    f"{backlog_at_end['alerts']:,.0f} | API {api_load.ok} ok {api_load.errors} "
-                    f"errors | MiB: {rss}"
-                )
-            for s in services:
-                if s.poll() is not None:
-                    raise RuntimeError(f"a service exited with {s.returncode}: see {folder}")
-            time.sleep(min(0.5, max(0.0, end - time.monotonic())))
-        if not warm_sampled:
-            sampler.sample()
+        backlog = _Backlog(workers, alerts_metrics, committed_before, heard_before)
+        _watch_soak(
+            _SoakWatch(begin, soak_s, warmup_s, per_message, folder),
+            backlog,
+            published,
+            sampler,
+            api_load,
+            watched,
+            services,
+        )
         sampler.sample()  # the end sample, still under load
         sampler.halt.set()
         api_load.halt.set()
@@ -674,24 +785,9 @@ def main(argv: list[str] | None = None) -> int:
         publisher.join(90)
         sent = json.loads(out_path.read_text())
         acked_set = {(int(d), int(s)) for d, s in sent["acked"]}
-        drain_started = time.monotonic()
-        last, last_change = -1, time.monotonic()
-        while (stored_now := soak_messages_stored(pg.url, shape)) < len(acked_set):
-            if stored_now != last:
-                last, last_change = stored_now, time.monotonic()
-            elif time.monotonic() - last_change > 30:
-                say("ingest stopped making progress: counting what is there")
-                break
-            time.sleep(0.2)
-        drain_s = time.monotonic() - drain_started
+        drain_s = _drain(pg.url, shape, len(acked_set))
         # The engine has its own subscription: give it the same chance to catch up.
-        deadline = time.monotonic() + 30
-        while (
-            heard := metric(alerts_metrics, "qorgau_alerts_messages_total") - heard_before
-        ) < len(acked_set):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        heard = _engine_catch_up(alerts_metrics, heard_before, len(acked_set))
         say("counting…")
         counts = count(pg.url, shape, acked_set, shape.start)
         api_load.join(10)
@@ -706,10 +802,10 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "minutes": args.minutes,
             "services": memory,
-            "rate_source": rate_source,
-            "capacity": None if capacity is None else round(capacity),
-            "capacity_ingest": None if ingest_capacity is None else round(ingest_capacity),
-            "capacity_alerts": None if alerts_capacity is None else round(alerts_capacity),
+            "rate_source": rated.source,
+            "capacity": None if rated.capacity is None else round(rated.capacity),
+            "capacity_ingest": None if rated.ingest is None else round(rated.ingest),
+            "capacity_alerts": None if rated.alerts is None else round(rated.alerts),
             "rate_target": round(rate),
             # n messages published over the n - 1 gaps between the first and the last
             "rate_achieved": round((len(acked_set) - 1) * per_message / soak_elapsed),
@@ -725,8 +821,8 @@ def main(argv: list[str] | None = None) -> int:
             "messages_unacknowledged_by_broker": sent["unacked"],
             "messages_refused_by_broker": sent["unrouted"] + sent["failed"],
             "drain_s": round(drain_s, 2),
-            "backlog_max_messages": {k: int(v) for k, v in backlog_max.items()},
-            "backlog_at_end_messages": {k: int(v) for k, v in backlog_at_end.items()},
+            "backlog_max_messages": {k: int(v) for k, v in backlog.max.items()},
+            "backlog_at_end_messages": {k: int(v) for k, v in backlog.at_end.items()},
             "alerts_messages_received": int(heard),
             "api_requests_ok": api_load.ok,
             "api_requests_failed": api_load.errors,
@@ -757,11 +853,7 @@ def main(argv: list[str] | None = None) -> int:
             if thread is not None:
                 thread.halt.set()
         stop.set()
-        if publisher is not None:
-            publisher.join(10)
-            if publisher.is_alive():
-                publisher.kill()
-                publisher.join()
+        _stop_publisher(publisher)
         stop_all(services)
         broker.stop()
         pg.stop()

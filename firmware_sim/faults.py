@@ -115,25 +115,38 @@ def apply_faults(
         since = fault.when.elapsed_s(t_s, shifts)
         if since is None:
             continue
-        match fault.kind:
-            case "dropout":
-                out = None
-            case "flatline":
-                # Stuck at what it read when the fault began.
-                if out is not None:
-                    out = raw_at(k - round(since / period_s))
-            case "out_of_range":
-                if out is not None:
-                    out = fault.value
-            case "spikes":
-                if out is not None and rng.uniform(k) < fault.rate_per_h * period_s / 3600.0:
-                    out = out * fault.factor if out != 0 else fault.factor
-            case "drift":
-                if out is not None:
-                    out = round(out + fault.per_hour * since / 3600.0, 6)
-            case "clock_skew":
-                time_s += fault.offset_s
+        if fault.kind == "clock_skew":
+            time_s += fault.offset_s
+        elif out is not None:
+            out = _faulty_value(fault, rng, k, since, out, period_s, raw_at)
     return time_s, out
+
+
+def _faulty_value(
+    fault: SampleFault,
+    rng: Rng,
+    k: int,
+    since: float,
+    value: float,
+    period_s: float,
+    raw_at: Callable[[int], float],
+) -> float | None:
+    """The value of sample ``k`` under ``fault``, active for ``since`` seconds (None: missing)."""
+    match fault.kind:
+        case "dropout":
+            return None
+        case "flatline":
+            # Stuck at what it read when the fault began.
+            return raw_at(k - round(since / period_s))
+        case "out_of_range":
+            return fault.value
+        case "spikes":
+            if rng.uniform(k) < fault.rate_per_h * period_s / 3600.0:
+                return value * fault.factor if value != 0 else fault.factor
+            return value
+        case "drift":
+            return round(value + fault.per_hour * since / 3600.0, 6)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,12 @@ from store.connection import (
     connect_async,
     is_connection_problem,
 )
-from store.deadletters import DeadLetterRecord, insert_dead_letters, storable_text
+from store.deadletters import (
+    DeadLetterRecord,
+    DeadLetterStage,
+    insert_dead_letters,
+    storable_text,
+)
 from store.ingest_commit import claim_messages, current_xact_id, insert_quarantine, xact_status
 from store.maintenance import run_maintenance
 from store.migrate import Backend, current_backend_async
@@ -512,7 +517,7 @@ class IngestWorker:
                 return await self._prepare(topic, payload, mid, qos, generation)
             except Exception as exc:
                 failures += 1
-                self.metrics.processing_failures.labels("validate").inc()
+                self.metrics.processing_failures.labels(DeadLetterStage.VALIDATE).inc()
                 log.error(
                     "processing a message on %s failed (attempt %d of %d): %s",
                     topic,
@@ -530,13 +535,15 @@ class IngestWorker:
                         topic=topic,
                         payload=payload,
                     )
-                    self._make_dead_letter(item, "validate", failures, exc)
+                    self._make_dead_letter(item, DeadLetterStage.VALIDATE, failures, exc)
                     return item
                 await asyncio.sleep(
                     backoff_delay_s(failures, cap_s=self.settings.ingest_retry_max_s)
                 )
 
-    def _make_dead_letter(self, item: Item, stage: str, attempts: int, exc: BaseException) -> None:
+    def _make_dead_letter(
+        self, item: Item, stage: DeadLetterStage, attempts: int, exc: BaseException
+    ) -> None:
         device = item.device.code if item.device is not None else None
         if device is None:
             with contextlib.suppress(ValueError):
@@ -820,7 +827,7 @@ class IngestWorker:
                 self._write_conn = None
                 if not _transient(exc):
                     failures += 1
-                    self.metrics.processing_failures.labels("write").inc()
+                    self.metrics.processing_failures.labels(DeadLetterStage.WRITE).inc()
                     log.error(
                         "database write of %d messages failed (attempt %d of %d): %s",
                         len(batch),
@@ -859,7 +866,7 @@ class IngestWorker:
             log.warning("committing the %d messages of the failing batch one at a time", len(batch))
             return CommitResult.merge([await self._commit_with_retry([item]) for item in batch])
         item = batch[0]
-        self._make_dead_letter(item, "write", failures, exc)
+        self._make_dead_letter(item, DeadLetterStage.WRITE, failures, exc)
         log.error(
             "gave up on the message %s device=%s seq=%s after %d failed writes; it goes to "
             "dead_letters (see `qorgau deadletters list`)",

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection, errors, sql
+from psycopg.abc import QueryNoTemplate
 from psycopg.rows import dict_row
 
 from store.connection import DatabaseError, DatabaseUnavailableError
@@ -78,13 +79,14 @@ class Scope:
     enterprise_id: int | None = None
     regions: tuple[str, ...] | None = None
 
-    def where(self, alias: str = "e") -> tuple[str, list[Any]]:
+    def where(self, alias: str = "e") -> tuple[sql.Composable, list[Any]]:
         """A boolean SQL condition on the enterprise table aliased ``alias``."""
         if self.enterprise_id is not None:
-            return f"{alias}.id = %s", [self.enterprise_id]
+            return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [self.enterprise_id]
         if self.regions is not None:
-            return f"{alias}.region = ANY(%s)", [list(self.regions)]
-        return "TRUE", []
+            condition = sql.SQL("{} = ANY(%s)").format(sql.Identifier(alias, "region"))
+            return condition, [list(self.regions)]
+        return sql.SQL("TRUE"), []
 
     @property
     def unrestricted(self) -> bool:
@@ -169,7 +171,30 @@ _SENSOR = _Kind(
 KINDS: Mapping[str, _Kind] = {k.noun: k for k in (_ENTERPRISE, _SITE, _WORKPLACE, _DEVICE, _SENSOR)}
 
 
-async def _fetch(conn: AsyncConnection[Any], query: str, params: Sequence[Any]) -> list[Row]:
+def _column(name: str, alias: str) -> sql.Identifier:
+    """Column ``name`` (``alias.column`` when qualified) as an identifier; a bare name is
+    qualified with ``alias``."""
+    return sql.Identifier(*name.split(".")) if "." in name else sql.Identifier(alias, name)
+
+
+def matching(
+    scope: Scope, filters: Mapping[str, Any] | None = None, alias: str = "e"
+) -> tuple[sql.Composable, list[Any]]:
+    """The condition of rows in ``scope`` (its enterprise table aliased ``e``) whose columns
+    equal ``filters``' values (``column = value``; bare names are ``alias``'s, None values are
+    ignored), with its parameters."""
+    condition, params = scope.where()
+    clauses = [condition]
+    for column, value in (filters or {}).items():
+        if value is not None:
+            clauses.append(sql.SQL("{} = %s").format(_column(column, alias)))
+            params.append(value)
+    return sql.SQL(" AND ").join(clauses), params
+
+
+async def _fetch(
+    conn: AsyncConnection[Any], query: QueryNoTemplate, params: Sequence[Any]
+) -> list[Row]:
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
         await cur.execute(query, params)
@@ -180,9 +205,10 @@ async def get(conn: AsyncConnection[Any], noun: str, obj_id: int, scope: Scope) 
     """One object by id, or None when it does not exist or lies outside ``scope``."""
     kind = KINDS[noun]
     cond, params = scope.where()
-    rows = await _fetch(
-        conn, f"{kind.select} WHERE {kind.alias}.id = %s AND {cond}", [obj_id, *params]
+    query = sql.SQL("{select} WHERE {id} = %s AND {cond}").format(
+        select=sql.SQL(kind.select), id=sql.Identifier(kind.alias, "id"), cond=cond
     )
+    rows = await _fetch(conn, query, [obj_id, *params])
     return rows[0] if rows else None
 
 
@@ -205,26 +231,21 @@ async def page(
     """Objects in ``scope`` ordered by id; ``filters`` are ``column = value`` on the kind's
     columns (qualified names like ``e.region`` allowed), None values ignored."""
     kind = KINDS[noun]
-    cond, params = scope.where()
-    clauses = [cond]
-    for column, value in (filters or {}).items():
-        if value is None:
-            continue
-        qualified = column if "." in column else f"{kind.alias}.{column}"
-        clauses.append(f"{qualified} = %s")
-        params.append(value)
-    where = " AND ".join(clauses)
+    where, params = matching(scope, filters, kind.alias)
+    selected = sql.SQL("{} WHERE {}").format(sql.SQL(kind.select), where)
     rows = await _fetch(
         conn,
-        f"""SELECT q.*, count(*) OVER () AS total_count FROM ({kind.select} WHERE {where}) q
-            ORDER BY q.id LIMIT %s OFFSET %s""",
+        sql.SQL(
+            """SELECT q.*, count(*) OVER () AS total_count FROM ({}) q
+            ORDER BY q.id LIMIT %s OFFSET %s"""
+        ).format(selected),
         [*params, limit, offset],
     )
     if rows:
         total = int(rows[0]["total_count"])
     else:
         count = await _fetch(
-            conn, f"SELECT count(*) AS n FROM ({kind.select} WHERE {where}) q", params
+            conn, sql.SQL("SELECT count(*) AS n FROM ({}) q").format(selected), params
         )
         total = int(count[0]["n"])
     for row in rows:
@@ -237,9 +258,10 @@ async def _same_enterprise(
 ) -> None:
     if obj_id is None:
         return
-    rows = await _fetch(
-        conn, f"SELECT 1 FROM {table} WHERE id = %s AND enterprise_id = %s", [obj_id, enterprise_id]
+    query = sql.SQL("SELECT 1 FROM {} WHERE id = %s AND enterprise_id = %s").format(
+        sql.Identifier(table)
     )
+    rows = await _fetch(conn, query, [obj_id, enterprise_id])
     if not rows:
         raise InvalidInputError(f"{noun} {obj_id} is not a {noun} of this enterprise")
 
@@ -276,13 +298,13 @@ async def create(
         data[f"{parent[0]}_id"] = parent[1]
         await _check_references(conn, kind, data, _enterprise_of(KINDS[parent[0]], parent_row))
     columns = list(data)
-    placeholders = ", ".join(["%s"] * len(columns))
+    query = sql.SQL("INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING id").format(
+        table=sql.Identifier(kind.table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+    )
     async with conn.transaction():
-        rows = await _fetch(
-            conn,
-            f"INSERT INTO {kind.table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id",
-            [data[c] for c in columns],
-        )
+        rows = await _fetch(conn, query, [data[c] for c in columns])
     return await require(conn, noun, int(rows[0]["id"]), Scope())
 
 
@@ -296,12 +318,11 @@ async def update(
     if not data:
         return current
     await _check_references(conn, kind, data, _enterprise_of(kind, current))
-    assignments = ", ".join(f"{c} = %s" for c in data)
-    await _fetch(
-        conn,
-        f"UPDATE {kind.table} SET {assignments}, updated_at = now() WHERE id = %s RETURNING id",
-        [*data.values(), obj_id],
+    assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in data)
+    query = sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE id = %s RETURNING id").format(
+        sql.Identifier(kind.table), assignments
     )
+    await _fetch(conn, query, [*data.values(), obj_id])
     if any(current.get(k) != v for k, v in data.items() if k in _SHAPES_SHIFTS.get(noun, ())):
         # Shifts are defined by these: the stored assessments must follow (a late import:
         # store.shift_assessments reads this module's helpers).
@@ -327,27 +348,22 @@ async def workplaces_of(
     ids: Sequence[int] | None = None,
 ) -> list[Row]:
     """Every workplace in ``scope`` (and among ``ids``) with its enterprise's fields, for
-    integral risk, exports and the assessment service."""
-    cond, params = scope.where()
-    clauses = [cond]
-    for column, value in (filters or {}).items():
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
+    integral risk, exports and the assessment service; ``filters`` as :func:`matching` takes
+    them (the workplace is aliased ``w``, its enterprise ``e``)."""
+    where, params = matching(scope, filters, "w")
     if ids is not None:
-        clauses.append("w.id = ANY(%s::bigint[])")
+        where = sql.SQL("{} AND w.id = ANY(%s::bigint[])").format(where)
         params.append(list(ids))
-    return await _fetch(
-        conn,
-        f"""SELECT w.id, w.code, w.name, w.profession, w.headcount, w.enterprise_id,
+    query = sql.SQL(
+        """SELECT w.id, w.code, w.name, w.profession, w.headcount, w.enterprise_id,
                    w.shift_starts, w.shift_duration_s,
                    e.code AS enterprise, e.name AS enterprise_name, e.region, e.timezone,
                    e.norms_profile, e.activity_code, e.activity_risk_class, e.base_rate_pct
             FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
-            WHERE {" AND ".join(clauses)}
-            ORDER BY e.id, w.id""",
-        params,
-    )
+            WHERE {}
+            ORDER BY e.id, w.id"""
+    ).format(where)
+    return await _fetch(conn, query, params)
 
 
 async def enterprise_codes(conn: AsyncConnection[Any], scope: Scope) -> set[str] | None:
@@ -356,5 +372,6 @@ async def enterprise_codes(conn: AsyncConnection[Any], scope: Scope) -> set[str]
     if scope.unrestricted:
         return None
     cond, params = scope.where()
-    rows = await _fetch(conn, f"SELECT e.code FROM enterprises e WHERE {cond}", params)
+    query = sql.SQL("SELECT e.code FROM enterprises e WHERE {}").format(cond)
+    rows = await _fetch(conn, query, params)
     return {row["code"] for row in rows}

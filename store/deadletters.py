@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -28,12 +29,19 @@ def storable_text(value: str, limit: int | None = None) -> str:
     return text.replace("\x00", "\\x00")
 
 
+class DeadLetterStage(StrEnum):
+    """Where ingest gave up on a message: the stored ``stage`` and the label of its metrics."""
+
+    VALIDATE = "validate"  # the registry lookups and checks, before the batch
+    WRITE = "write"  # the batch's commit
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetterRecord:
     """A row to write: what failed, where, how often, and the whole payload."""
 
     client_id: str
-    stage: str  # "validate" or "write"
+    stage: DeadLetterStage
     topic: str
     device: str | None
     seq: int | None
@@ -44,7 +52,7 @@ class DeadLetterRecord:
     def row(self) -> tuple[Any, ...]:
         return (
             storable_text(self.client_id),
-            self.stage,
+            self.stage.value,
             storable_text(self.topic),
             None if self.device is None else storable_text(self.device),
             self.seq,
@@ -61,7 +69,7 @@ class DeadLetter:
     id: int
     received_at: datetime
     client_id: str
-    stage: str
+    stage: DeadLetterStage
     topic: str
     device: str | None
     seq: int | None
@@ -111,7 +119,12 @@ async def list_dead_letters(
         """,
         {"ids": list(ids) if ids is not None else None, "all": include_replayed, "limit": limit},
     )
-    return [DeadLetter(**{**row, "payload": bytes(row["payload"])}) for row in await cur.fetchall()]
+    return [
+        DeadLetter(
+            **{**row, "stage": DeadLetterStage(row["stage"]), "payload": bytes(row["payload"])}
+        )
+        for row in await cur.fetchall()
+    ]
 
 
 async def count_pending_dead_letters(conn: AsyncConnection[Any]) -> int:

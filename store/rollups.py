@@ -39,7 +39,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from store.binary_arrays import float8_array, int8_array
 from store.readings import (
@@ -235,11 +235,10 @@ async def upsert_rollups(conn: AsyncConnection[Any], block: ReadingBlock) -> Non
     ):
         async with conn.cursor().copy("COPY rollup_delta FROM STDIN (FORMAT BINARY)") as copy:
             await copy.write(encode_stats_copy(stats))
-        # The table name is one of ROLLUP_TABLE's values, never input.
-        await conn.execute(
-            f"""
+        query = sql.SQL(
+            """
             WITH delta AS (DELETE FROM rollup_delta RETURNING *)
-            INSERT INTO {table} AS r
+            INSERT INTO {} AS r
                 (sensor_id, bucket, n, sum_value, sum_sq, sum_pow10, min_value, max_value)
             SELECT sensor_id, timestamptz 'epoch' + bucket_us * interval '1 microsecond', n,
                    sum_value, sum_sq, sum_pow10, min_value, max_value
@@ -253,7 +252,8 @@ async def upsert_rollups(conn: AsyncConnection[Any], block: ReadingBlock) -> Non
                 min_value = LEAST(r.min_value, EXCLUDED.min_value),
                 max_value = GREATEST(r.max_value, EXCLUDED.max_value)
             """
-        )
+        ).format(sql.Identifier(table))
+        await conn.execute(query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,23 +372,25 @@ async def fetch_rollup(
     if not sensor_ids:
         return {}
     columns = ("n", "sum_value", "sum_sq", "sum_pow10", "min_value", "max_value")
-    arrays = ", ".join(f"array_send(array_agg({c}))" for c in columns)
+    arrays = sql.SQL(", ").join(
+        sql.SQL("array_send(array_agg({}))").format(sql.Identifier(c)) for c in columns
+    )
     # Aggregating an ordered subquery keeps the order without one sort per aggregate
     # (PostgreSQL's documented "usually works"; the order is checked below all the same).
-    cur = await conn.execute(
-        f"""
+    query = sql.SQL(
+        """
         SELECT sensor_id, array_send(array_agg(bucket_us)), {arrays}
         FROM (
             SELECT sensor_id, (extract(epoch FROM bucket) * 1000000)::bigint AS bucket_us,
                    n::bigint AS n, sum_value, sum_sq, sum_pow10, min_value, max_value
-            FROM {ROLLUP_TABLE[bucket]}
+            FROM {table}
             WHERE sensor_id = ANY(%s::int[]) AND bucket >= %s AND bucket < %s
             ORDER BY sensor_id, bucket
         ) ordered
         GROUP BY sensor_id
-        """,
-        [list(sensor_ids), start, end],
-    )
+        """
+    ).format(arrays=arrays, table=sql.Identifier(ROLLUP_TABLE[bucket]))
+    cur = await conn.execute(query, [list(sensor_ids), start, end])
     found: dict[int, Rollup] = {}
     for row in await cur.fetchall():
         starts = int8_array(row[1])
@@ -439,22 +441,24 @@ async def fetch_levels(
         by_kind.setdefault(representative_statistic(quantity), []).append(sensor_id)
     found: dict[int, BucketLevels] = {}
     for kind, sensor_ids in sorted(by_kind.items()):
-        # The column name is one of STATISTIC_COLUMN's values, never input.
-        cur = await conn.execute(
-            f"""
+        query = sql.SQL(
+            """
             SELECT sensor_id, array_send(array_agg(bucket)), array_send(array_agg(n)),
                    array_send(array_agg(value))
             FROM (
                 SELECT sensor_id, bucket::timestamptz AS bucket, n::bigint AS n,
-                       {STATISTIC_COLUMN[kind]}::float8 AS value
-                FROM {ROLLUP_TABLE[bucket]}
+                       {column}::float8 AS value
+                FROM {table}
                 WHERE sensor_id = ANY(%s::int[]) AND bucket >= %s AND bucket < %s
                 ORDER BY sensor_id, bucket
             ) ordered
             GROUP BY sensor_id
-            """,
-            [sorted(sensor_ids), start, end],
+            """
+        ).format(
+            column=sql.Identifier(STATISTIC_COLUMN[kind]),
+            table=sql.Identifier(ROLLUP_TABLE[bucket]),
         )
+        cur = await conn.execute(query, [sorted(sensor_ids), start, end])
         for row in await cur.fetchall():
             starts = int8_array(row[1]) + PG_EPOCH_OFFSET_US
             counts = int8_array(row[2])

@@ -13,11 +13,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
-from psycopg import AsyncConnection
+import orjson
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from store.catalog import Row, translate_errors
+from store.binary_arrays import float8_array, int8_array
+from store.catalog import Row, Scope, matching, translate_errors
 from store.readings import ReadingBlock, us_to_datetime
 
 _COLUMNS: Final = (
@@ -142,6 +144,11 @@ async def digests(
     return found
 
 
+def _dumps(obj: Any) -> bytes:
+    # A rebuild writes thousands of details a second: orjson is several times json's speed.
+    return orjson.dumps(obj)
+
+
 async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) -> int:
     """Insert or replace assessed shifts (mappings with the table's columns but
     ``computed_at``); returns how many were written."""
@@ -155,7 +162,7 @@ async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) 
             f"INSERT INTO shift_assessments ({names}) VALUES ({marks}) "
             f"ON CONFLICT (workplace_id, shift_start) DO UPDATE SET {updates}, "
             "computed_at = now()",
-            [[Jsonb(r[c]) if c == "detail" else r[c] for c in _WRITTEN] for r in rows],
+            [[Jsonb(r[c], _dumps) if c == "detail" else r[c] for c in _WRITTEN] for r in rows],
         )
     return len(rows)
 
@@ -308,55 +315,78 @@ class ScoringColumns:
 
 async def scoring_columns(
     conn: AsyncConnection[Any],
-    scope_condition: str,
-    params: Sequence[Any],
+    scope: Scope,
+    filters: Mapping[str, Any],
     first: date,
     last: date,
 ) -> ScoringColumns:
-    """:class:`ScoringColumns` of the workplaces whose enterprise (aliased ``e``) passes
-    ``scope_condition`` — one query, an index walk per workplace, no detail read."""
+    """:class:`ScoringColumns` of the workplaces whose enterprise is in ``scope`` and has the
+    values of ``filters`` (enterprise columns; None ignored) — one query, an index walk per
+    workplace, no detail read."""
+    condition, params = matching(scope, filters, "e")
+    # One row of arrays (array_send: numpy reads them without a Python object per workplace).
+    order = sql.SQL("ORDER BY enterprise_id, id")
+    floats = ("headcount", "b", "t", "ob", "siz", "z")
+    float_arrays = sql.SQL(", ").join(
+        sql.SQL("array_send(coalesce(array_agg(coalesce({}, 'NaN') {}), '{{}}'))").format(
+            sql.Identifier(c), order
+        )
+        for c in floats
+    )
+    query = sql.SQL(
+        """
+        WITH per AS (
+            SELECT w.id, w.enterprise_id, w.code, w.headcount::float8 AS headcount,
+                   a.b::float8 AS b, coalesce(a.insufficient_data, false) AS thin,
+                   i.t::float8 AS t, i.ob::float8 AS ob, i.siz::float8 AS siz, i.z::float8 AS z
+            FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
+            LEFT JOIN LATERAL (
+                SELECT b, insufficient_data FROM shift_assessments
+                WHERE workplace_id = w.id AND local_day BETWEEN %s AND %s AND b IS NOT NULL
+                ORDER BY {worst_order}
+                LIMIT 1
+            ) a ON true
+            LEFT JOIN LATERAL (
+                SELECT max(value) FILTER (WHERE indicator = 'T') AS t,
+                       max(value) FILTER (WHERE indicator = 'Ob') AS ob,
+                       max(value) FILTER (WHERE indicator = 'SIZ') AS siz,
+                       max(value) FILTER (WHERE indicator = 'Z') AS z
+                FROM (
+                    SELECT DISTINCT ON (indicator) indicator, value FROM indicator_assessments
+                    WHERE workplace_id = w.id AND assessed_on <= %s
+                    ORDER BY indicator, assessed_on DESC, id DESC
+                ) latest
+            ) i ON true
+            WHERE {condition}
+        )
+        SELECT array_send(coalesce(array_agg(id::int8 {order}), '{{}}')),
+               array_send(coalesce(array_agg(enterprise_id::int8 {order}), '{{}}')),
+               coalesce(array_agg(code {order}), '{{}}'),
+               array_send(coalesce(array_agg(thin::int::int8 {order}), '{{}}')),
+               {float_arrays}
+        FROM per
+        """
+    ).format(
+        worst_order=sql.SQL(WORST_ORDER),
+        condition=condition,
+        order=order,
+        float_arrays=float_arrays,
+    )
     cur = await conn.execute(
-        f"""
-        SELECT w.id, w.enterprise_id, w.code, w.headcount::float8, a.b::float8,
-               coalesce(a.insufficient_data, false),
-               i.t::float8, i.ob::float8, i.siz::float8, i.z::float8
-        FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id
-        LEFT JOIN LATERAL (
-            SELECT b, insufficient_data FROM shift_assessments
-            WHERE workplace_id = w.id AND local_day BETWEEN %s AND %s AND b IS NOT NULL
-            ORDER BY {WORST_ORDER}
-            LIMIT 1
-        ) a ON true
-        LEFT JOIN LATERAL (
-            SELECT max(value) FILTER (WHERE indicator = 'T') AS t,
-                   max(value) FILTER (WHERE indicator = 'Ob') AS ob,
-                   max(value) FILTER (WHERE indicator = 'SIZ') AS siz,
-                   max(value) FILTER (WHERE indicator = 'Z') AS z
-            FROM (
-                SELECT DISTINCT ON (indicator) indicator, value FROM indicator_assessments
-                WHERE workplace_id = w.id AND assessed_on <= %s
-                ORDER BY indicator, assessed_on DESC, id DESC
-            ) latest
-        ) i ON true
-        WHERE {scope_condition}
-        ORDER BY w.enterprise_id, w.id
-        """,
+        query,
         [first, last, last, *params],
         binary=True,
     )
-    found = await cur.fetchall()
-
-    def column(k: int, dtype: Any) -> Any:
-        return np.array([np.nan if r[k] is None else r[k] for r in found], dtype=dtype)
-
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate without GROUP BY: always one row
+    ids, enterprises, codes, thin, *columns = row
+    f = {name: float8_array(raw) for name, raw in zip(floats, columns, strict=True)}
     return ScoringColumns(
-        workplace_id=np.array([r[0] for r in found], dtype=np.int64),
-        enterprise_id=np.array([r[1] for r in found], dtype=np.int64),
-        code=[r[2] for r in found],
-        headcount=column(3, np.float64),
-        b=column(4, np.float64),
-        not_enough_data=np.array([bool(r[5]) for r in found], dtype=bool),
-        indicators={
-            name: column(6 + j, np.float64) for j, name in enumerate(("T", "Ob", "SIZ", "Z"))
-        },
+        workplace_id=int8_array(ids),
+        enterprise_id=int8_array(enterprises),
+        code=list(codes),
+        headcount=f["headcount"],
+        b=f["b"],
+        not_enough_data=int8_array(thin).astype(bool),
+        indicators={"T": f["t"], "Ob": f["ob"], "SIZ": f["siz"], "Z": f["z"]},
     )

@@ -1,9 +1,4 @@
-"""Raw readings of a workplace's sensors over one window, as numpy arrays per sensor.
-
-The server aggregates each sensor's samples into two ``float8[]`` arrays and sends them with
-``array_send``; numpy reads PostgreSQL's binary array layout directly, so a shift of 1 Hz
-samples (28,800 per sensor) costs no Python object per sample.
-"""
+"""A workplace's sensors and the latest of their readings in a window."""
 
 from __future__ import annotations
 
@@ -12,46 +7,45 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from store.binary_arrays import float8_array
 from store.catalog import translate_errors
-
-FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
-class SensorSamples:
-    sensor_id: int
-    time_s: FloatArray  # seconds from the window start
-    values: FloatArray
+class LatestReading:
+    samples: int  # readings in the window
+    at: datetime  # the latest one's time
+    value: float
 
 
-async def fetch_window(
+async def latest_readings(
     conn: AsyncConnection[Any], sensor_ids: Sequence[int], start: datetime, end: datetime
-) -> dict[int, SensorSamples]:
-    """Samples of ``sensor_ids`` with ``start <= time < end``; sensors without any are absent."""
+) -> dict[int, LatestReading]:
+    """How many readings each of ``sensor_ids`` has with ``start <= time < end`` and the latest
+    of them; sensors without any are absent. Index walks only, no sample leaves the server."""
     if not sensor_ids:
         return {}
     async with translate_errors():
         cur = await conn.execute(
             """
-            SELECT sensor_id,
-                   array_send(array_agg(extract(epoch FROM time - %s)::float8 ORDER BY time)),
-                   array_send(array_agg(value ORDER BY time))
-            FROM readings
-            WHERE sensor_id = ANY(%s) AND time >= %s AND time < %s
-            GROUP BY sensor_id
+            SELECT s.id, c.n, l.time, l.value
+            FROM unnest(%(ids)s::int[]) AS s(id)
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS n FROM readings
+                WHERE sensor_id = s.id AND time >= %(start)s AND time < %(end)s
+            ) c
+            JOIN LATERAL (
+                SELECT time, value FROM readings
+                WHERE sensor_id = s.id AND time >= %(start)s AND time < %(end)s
+                ORDER BY time DESC LIMIT 1
+            ) l ON true
             """,
-            [start, list(sensor_ids), start, end],
+            {"ids": list(sensor_ids), "start": start, "end": end},
         )
         rows = await cur.fetchall()
-    return {
-        int(sid): SensorSamples(int(sid), float8_array(t), float8_array(v)) for sid, t, v in rows
-    }
+    return {int(sid): LatestReading(int(n), at, float(value)) for sid, n, at, value in rows}
 
 
 async def sensors_of(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,16 @@ from store.connection import connect
 from store.migrate import current_backend_async
 from store.readings import ReadingBlock
 from store.writes import write_readings
+
+# scripts/test --fast sets QORGAU_TEST_FAST=1: the unit layer, run after each small change,
+# tries each costly property on a sample of its examples; the whole suite tries them all.
+FAST_LAYER = os.environ.get("QORGAU_TEST_FAST") == "1"
+
+
+def examples(full: int, fast: int = 40) -> int:
+    """Hypothesis examples for a property: ``full`` in the whole suite, at most ``fast`` in the
+    fast unit layer."""
+    return min(full, fast) if FAST_LAYER else full
 
 
 async def eventually(

@@ -28,6 +28,7 @@ from analytics.alerts.engine import (
     new_state,
     open_alerts,
     resolve,
+    running_projections,
     schedules,
     seed,
     set_calendars,
@@ -38,6 +39,7 @@ from analytics.alerts.engine import (
 from analytics.alerts.lifecycle import (
     AlertEvent,
     AlertState,
+    ResolvedBecause,
     Transition,
     TransitionError,
     alert_id,
@@ -53,6 +55,7 @@ from analytics.alerts.params import (
     Severity,
     load_alert_norms,
 )
+from analytics.alerts.projection import ShiftProjection, time_to_level
 from analytics.alerts.shifts import Calendars, ShiftCalendar
 from analytics.alerts.subjects import SubjectSpec, Thresholds, thresholds_for
 
@@ -68,8 +71,10 @@ __all__ = [
     "Calendars",
     "DetectorState",
     "KindRule",
+    "ResolvedBecause",
     "Severity",
     "ShiftCalendar",
+    "ShiftProjection",
     "SubjectSpec",
     "Thresholds",
     "Transition",
@@ -85,11 +90,13 @@ __all__ = [
     "open_alerts",
     "resolve",
     "restore",
+    "running_projections",
     "schedules",
     "seed",
     "set_calendars",
     "shift_at",
     "thresholds_for",
+    "time_to_level",
     "utc_time_text",
     "warm",
 ]

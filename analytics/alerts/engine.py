@@ -67,10 +67,10 @@ from analytics.alerts.lifecycle import (
     step_cell,
 )
 from analytics.alerts.params import KIND_INDEX, AlertKind, AlertNorms, Severity
+from analytics.alerts.projection import ShiftProjection, project_shift, time_to_level
 from analytics.alerts.shifts import Calendars, ShiftCalendar
 from analytics.alerts.subjects import (
     DEVICE,
-    PROJ_A8,
     PROJ_LEX,
     PROJ_NONE,
     QUANTITY_CODES,
@@ -82,14 +82,7 @@ from analytics.alerts.text import duration, fmt, what, where
 from analytics.alerts.window import Bins, theil_sen_slope
 from analytics.errors import InputError
 from analytics.norms import Norms
-from analytics.sums import (
-    a8_from_energy,
-    lex_8h_from_exposure,
-    project_sum,
-    twa_8h_from_dose,
-)
 from analytics.types import BoolArray, FloatArray, IntArray
-from analytics.units import REFERENCE_DURATION_S
 
 #: Formats epoch seconds for a person in an IANA zone: ``(time_s, zone) -> text``.
 TimeText = Callable[[float, str], str]
@@ -730,22 +723,25 @@ def _value_detectors(
         _health_windows(state, touched[slow], t[slow], st)
 
 
-def _metric(kind: IntArray, s: FloatArray, k: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = np.where(
-            kind == PROJ_LEX,
-            lex_8h_from_exposure(s),
-            np.where(kind == PROJ_A8, a8_from_energy(s) * k, twa_8h_from_dose(s)),
-        )
-    return out
-
-
-def _sum_for(kind: int, level: float, k: float) -> float:
-    if kind == PROJ_LEX:
-        return float(REFERENCE_DURATION_S * 10.0 ** (level / 10.0))
-    if kind == PROJ_A8:
-        return float(REFERENCE_DURATION_S * (level / k) ** 2)
-    return float(REFERENCE_DURATION_S * level)
+def running_projections(
+    state: DetectorState, slots: IntArray, t: FloatArray | None = None
+) -> ShiftProjection:
+    """So far and projected daily values of ``slots`` (sensors with a projection) at their
+    latest samples ``t`` (default: the latest sample each has had): what the
+    ``projected_exposure`` detector compares with its levels, and what the dashboard shows."""
+    slots = np.asarray(slots, dtype=np.intp)
+    tt = state.last_time[slots] if t is None else np.asarray(t, dtype=np.float64)
+    wsum, w = state.bins.window_sums(slots, tt, state.alerts.projection_rate_window_s)
+    return project_shift(
+        state.projection[slots],
+        state.proj_k[slots],
+        state.shift_sum[slots],
+        wsum,
+        w,
+        tt,
+        state.shift_start[slots],
+        state.shift_end[slots],
+    )
 
 
 def _projection(state: DetectorState, touched: IntArray, t: FloatArray, st: _Stepper) -> None:
@@ -755,28 +751,13 @@ def _projection(state: DetectorState, touched: IntArray, t: FloatArray, st: _Ste
     if not np.any(has):
         return
     idx, tt, kk = touched[has], t[has], kind[has]
-    wsum, w = state.bins.window_sums(idx, tt, a.projection_rate_window_s)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(w > 0, wsum / np.where(w > 0, w, 1.0), 0.0)
-    start, end = state.shift_start[idx], state.shift_end[idx]
-    # Only while the latest sample is inside the shift the sums are of: once the shift has
-    # ended (the sample is between shifts) there is nothing left to project and the alert
-    # clears; a late sample of an earlier shift decides nothing.
-    inside = (tt >= start) & (tt < end)
-    ended = tt >= end
-    with np.errstate(invalid="ignore"):
-        length = np.where(inside, end - start, 1.0)
-        elapsed = np.where(inside, tt - start, 0.0)
-    # An ended shift's figure is what it came to: nothing is left to add.
-    projected = np.where(
-        inside, project_sum(state.shift_sum[idx], elapsed, length, rate), state.shift_sum[idx]
-    )
-    metric = _metric(kk, projected, state.proj_k[idx])
-    measured = inside & (state.shift_w[idx] >= a.projection_min_measured_s)
+    p = running_projections(state, idx, tt)
+    metric, rate, end = p.projected, p.rate, state.shift_end[idx]
+    measured = p.inside & (state.shift_w[idx] >= a.projection_min_measured_s)
     lowest = np.array([state.thresholds[int(s)].projection_levels[0] for s in idx])
     is_db = kk == PROJ_LEX
     active = measured & (metric >= lowest)
-    clear = ended | (
+    clear = p.ended | (
         measured & (metric < _hyst_clear(lowest, is_db, AlertKind.PROJECTED_EXPOSURE, a))
     )
     for i in st.interesting(AlertKind.PROJECTED_EXPOSURE, idx, active):
@@ -787,16 +768,10 @@ def _projection(state: DetectorState, touched: IntArray, t: FloatArray, st: _Ste
         j = crossed[-1] if crossed else 0
         level = th.projection_levels[j]
         severity = th.projection_severities[j]
-        target = _sum_for(int(kk[i]), level, float(state.proj_k[s]))
-        have = float(state.shift_sum[s])
-        r = float(rate[i])
-        time_left: float | None
-        if have >= target:
-            time_left = 0.0
-        elif r > 0 and value >= level:
-            time_left = (target - have) / r
-        else:
-            time_left = None
+        time_left = time_to_level(
+            int(kk[i]), level, float(state.proj_k[s]), float(state.shift_sum[s]),
+            float(rate[i]), value,
+        )  # fmt: skip
         at_s = float(tt[i])
         shift_end = float(end[i])
 

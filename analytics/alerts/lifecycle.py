@@ -28,6 +28,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +45,13 @@ ALERT_NAMESPACE = uuid.UUID("6f0b7c52-3c1e-4d7a-9a55-2b4f1f0d6a11")
 Transition = Literal["opened", "updated", "escalated", "acknowledged", "resolved"]
 AlertState = Literal["open", "acknowledged", "resolved"]
 STATE_NAMES: dict[int, AlertState] = {OPEN: "open", ACKNOWLEDGED: "acknowledged"}
+
+
+class ResolvedBecause(StrEnum):
+    """Why an alert was resolved: stored with the transition and sent to subscribers."""
+
+    CLEARED = "cleared"  # the condition stayed clear for the kind's clear_duration_s
+    BY_PERSON = "by person"  # someone resolved it by hand
 
 
 class TransitionError(AnalyticsError):
@@ -218,25 +226,49 @@ def step_cell(
             cells.status[slot, kind_index] = IDLE
             cells.since[slot, kind_index] = np.nan
     elif status in (OPEN, ACKNOWLEDGED):
-        cells.value[slot, kind_index] = obs.value
-        if obs.active:
-            cells.clear_since[slot, kind_index] = np.nan
-            if obs.severity > cells.severity[slot, kind_index]:
-                cells.severity[slot, kind_index] = int(obs.severity)
-                cells.threshold[slot, kind_index] = obs.threshold
-                events.append(_event(cells, subject, slot, kind_index, "updated", obs, now))
-        elif obs.clear:
-            if math.isnan(cells.clear_since[slot, kind_index]):
-                cells.clear_since[slot, kind_index] = obs.t
-            if obs.t - cells.clear_since[slot, kind_index] >= rule.clear_duration_s:
-                events.append(
-                    _event(cells, subject, slot, kind_index, "resolved", obs, now, reason="cleared")
-                )
-                _forget(cells, slot, kind_index, IDLE)
-        else:
-            cells.clear_since[slot, kind_index] = np.nan
+        _step_raised(cells, subject, slot, kind_index, obs, rule.clear_duration_s, now, events)
     elif status == REARM and obs.clear:
         cells.status[slot, kind_index] = IDLE
+
+
+def _step_raised(
+    cells: Cells,
+    subject: SubjectSpec,
+    slot: int,
+    kind_index: int,
+    obs: Observation,
+    clear_duration_s: float,
+    now: float,
+    events: list[AlertEvent],
+) -> None:
+    """An open or acknowledged cell: raise its severity while active, resolve it once the
+    condition has stayed clear for ``clear_duration_s``."""
+    cells.value[slot, kind_index] = obs.value
+    if obs.active:
+        cells.clear_since[slot, kind_index] = np.nan
+        if obs.severity > cells.severity[slot, kind_index]:
+            cells.severity[slot, kind_index] = int(obs.severity)
+            cells.threshold[slot, kind_index] = obs.threshold
+            events.append(_event(cells, subject, slot, kind_index, "updated", obs, now))
+    elif obs.clear:
+        if math.isnan(cells.clear_since[slot, kind_index]):
+            cells.clear_since[slot, kind_index] = obs.t
+        if obs.t - cells.clear_since[slot, kind_index] >= clear_duration_s:
+            events.append(
+                _event(
+                    cells,
+                    subject,
+                    slot,
+                    kind_index,
+                    "resolved",
+                    obs,
+                    now,
+                    reason=ResolvedBecause.CLEARED,
+                )
+            )
+            _forget(cells, slot, kind_index, IDLE)
+    else:
+        cells.clear_since[slot, kind_index] = np.nan
 
 
 def _open(
@@ -389,7 +421,7 @@ def act(
         at_s=now,
         now_s=now,
         opened_at_s=float(cells.since[slot, k]),
-        reason="by person" if new == "resolved" else None,
+        reason=ResolvedBecause.BY_PERSON if new == "resolved" else None,
         actor=actor,
         comment=comment,
         escalations=int(cells.escalations[slot, k]),

@@ -143,13 +143,8 @@ def _levels(values: Any, path: str) -> tuple[float, ...]:
     return out
 
 
-def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
-    """Read the ``[alerts]`` section of a norms profile (built-in name or TOML path).
-
-    Raises:
-        NormsError: when the section or a value is missing, malformed or cites an undefined
-            source.
-    """
+def _alerts_reader(name_or_path: str | Path) -> _Reader:
+    """A reader of the profile with the ``[alerts]`` section's own sources merged in."""
     data, chain = _read(name_or_path, ())
     alerts = data.get("alerts")
     if not isinstance(alerts, dict):
@@ -159,20 +154,24 @@ def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
         raise NormsError("[alerts.sources] must be a table")
     merged = dict(data)
     merged["sources"] = {**data.get("sources", {}), **extra_sources}
-    r = _Reader(merged, chain[-1])
+    return _Reader(merged, chain[-1])
 
-    def num(path: str, *, positive: bool = False) -> float:
-        value = r.number(f"alerts.{path}")
-        if value < 0 or (positive and value == 0):
-            raise NormsError(f"alerts.{path} must be {'positive' if positive else '≥ 0'}")
-        return value
 
-    def fraction(path: str) -> float:
-        value = num(path)
-        if value > 1:
-            raise NormsError(f"alerts.{path} must be a fraction in [0, 1]")
-        return value
+def _number(r: _Reader, path: str, *, positive: bool = False) -> float:
+    value = r.number(f"alerts.{path}")
+    if value < 0 or (positive and value == 0):
+        raise NormsError(f"alerts.{path} must be {'positive' if positive else '≥ 0'}")
+    return value
 
+
+def _fraction(r: _Reader, path: str) -> float:
+    value = _number(r, path)
+    if value > 1:
+        raise NormsError(f"alerts.{path} must be a fraction in [0, 1]")
+    return value
+
+
+def _kind_rules(r: _Reader) -> dict[AlertKind, KindRule]:
     kinds: dict[AlertKind, KindRule] = {}
     for kind in AlertKind:
         base = f"kinds.{kind.value}"
@@ -182,12 +181,45 @@ def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
             raise NormsError(f"alerts.{base}.severity: {exc}") from None
         kinds[kind] = KindRule(
             severity=severity,
-            min_duration_s=num(f"{base}.min_duration_s"),
-            clear_duration_s=num(f"{base}.clear_duration_s"),
-            hysteresis_fraction=fraction(f"{base}.hysteresis_fraction"),
-            hysteresis_db=num(f"{base}.hysteresis_db"),
+            min_duration_s=_number(r, f"{base}.min_duration_s"),
+            clear_duration_s=_number(r, f"{base}.clear_duration_s"),
+            hysteresis_fraction=_fraction(r, f"{base}.hysteresis_fraction"),
+            hysteresis_db=_number(r, f"{base}.hysteresis_db"),
         )
+    return kinds
 
+
+def _gas_alarms(r: _Reader) -> tuple[tuple[float, ...], float, tuple[float, ...]]:
+    """The oxygen low alarms (increasing, as every level list: [second, first]), the oxygen
+    high alarm and the methane alarms [first, second], % vol."""
+    o2_low = _levels(r.leaf("alerts.oxygen.low_pct_vol"), "oxygen.low_pct_vol")
+    if len(o2_low) != 2 or o2_low[0] <= 0:
+        raise NormsError("alerts.oxygen.low_pct_vol must be [second, first] low alarms, % vol")
+    o2_high = _number(r, "oxygen.high_pct_vol", positive=True)
+    if not o2_high > o2_low[1]:
+        raise NormsError("alerts.oxygen.high_pct_vol must lie above the low alarms")
+    ch4 = _levels(r.leaf("alerts.methane.pct_vol"), "methane.pct_vol")
+    if len(ch4) != 2:
+        raise NormsError("alerts.methane.pct_vol must be [first, second]")
+    return o2_low, o2_high, ch4
+
+
+def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
+    """Read the ``[alerts]`` section of a norms profile (built-in name or TOML path).
+
+    Raises:
+        NormsError: when the section or a value is missing, malformed or cites an undefined
+            source.
+    """
+    r = _alerts_reader(name_or_path)
+
+    def num(path: str, *, positive: bool = False) -> float:
+        return _number(r, path, positive=positive)
+
+    def fraction(path: str) -> float:
+        return _fraction(r, path)
+
+    kinds = _kind_rules(r)
     noise_levels = _levels(r.leaf("alerts.projection.noise_lex8h_db"), "noise_lex8h_db")
     hav_levels = _levels(r.leaf("alerts.projection.hand_arm_a8_m_s2"), "hand_arm_a8_m_s2")
     short_window = num("short_term.window_s", positive=True)
@@ -197,16 +229,7 @@ def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
     segments = int(num("trend.segments", positive=True))
     if segments < 3:
         raise NormsError("alerts.trend.segments must be at least 3")
-    # Increasing order as every level list: [second (lower) alarm, first alarm].
-    o2_low = _levels(r.leaf("alerts.oxygen.low_pct_vol"), "oxygen.low_pct_vol")
-    if len(o2_low) != 2 or o2_low[0] <= 0:
-        raise NormsError("alerts.oxygen.low_pct_vol must be [second, first] low alarms, % vol")
-    o2_high = num("oxygen.high_pct_vol", positive=True)
-    if not o2_high > o2_low[1]:
-        raise NormsError("alerts.oxygen.high_pct_vol must lie above the low alarms")
-    ch4 = _levels(r.leaf("alerts.methane.pct_vol"), "methane.pct_vol")
-    if len(ch4) != 2:
-        raise NormsError("alerts.methane.pct_vol must be [first, second]")
+    o2_low, o2_high, ch4 = _gas_alarms(r)
     return AlertNorms(
         oxygen_low_pct_vol=(o2_low[1], o2_low[0]),
         oxygen_high_pct_vol=o2_high,

@@ -148,29 +148,7 @@ def thresholds_for(spec: SubjectSpec, norms: Norms, alerts: AlertNorms) -> Thres
             linear=2,
         )
     if q == "gas" and spec.unit == "%vol":
-        gas = (spec.substance or "").upper()
-        if gas == "O2":
-            first, second = alerts.oxygen_low_pct_vol
-            return Thresholds(
-                ceiling=alerts.oxygen_high_pct_vol,
-                ceiling_label="oxygen enrichment alarm",
-                floor=second,
-                floor_label="second oxygen alarm",
-                pre_floor=first,
-                pre_floor_label="first oxygen alarm",
-            )
-        if gas == "CH4":
-            first, second = alerts.methane_pct_vol
-            return Thresholds(
-                ceiling=second,
-                ceiling_label="second methane alarm",
-                pre=first,
-                pre_of=second,
-                pre_label="second methane alarm",
-                trend=second,
-                trend_label="second methane alarm",
-            )
-        return Thresholds()
+        return _volume_alarms(spec, alerts)
     if q == "gas" and spec.unit == "%LEL":
         return Thresholds(
             ceiling=alerts.lel_ceiling_pct,
@@ -182,36 +160,70 @@ def thresholds_for(spec: SubjectSpec, norms: Norms, alerts: AlertNorms) -> Thres
             trend_label="flammability alarm",
         )
     if q in ("gas", "dust") and spec.substance:
-        key = next((k for k in norms.substances if k.lower() == spec.substance.lower()), None)
-        if key is None:
-            return Thresholds()
-        sub = norms.substances[key]
-        factor = _gas_factor(spec.unit, sub.molar_mass_g_mol)
-        if factor is None:
-            return Thresholds()
-        pmax = sub.pdk_max_mg_m3 * factor if sub.pdk_max_mg_m3 is not None else math.nan
-        pss = sub.pdk_ss_mg_m3 * factor if sub.pdk_ss_mg_m3 is not None else math.nan
-        acute = q == "gas" and sub.group == "acute"
-        twa_levels: tuple[float, ...] = ()
-        if not math.isnan(pss):
-            twa_levels = (alerts.twa_action_fraction * pss, pss)
-        trend_limit = pmax if not math.isnan(pmax) else pss
+        return _substance_limits(spec, spec.substance, norms, alerts)
+    return Thresholds()
+
+
+def _volume_alarms(spec: SubjectSpec, alerts: AlertNorms) -> Thresholds:
+    """A gas measured in % vol: the oxygen or methane alarms of the profile."""
+    gas = (spec.substance or "").upper()
+    if gas == "O2":
+        first, second = alerts.oxygen_low_pct_vol
         return Thresholds(
-            ceiling=alerts.gas_ceiling_pdk_max_multiple * pmax if acute else math.nan,
-            ceiling_label=f"ceiling ({alerts.gas_ceiling_pdk_max_multiple:g} × ПДК_max)",
-            pre=alerts.pre_limit_fraction * pmax,
-            pre_of=pmax,
-            pre_label="ПДК_max",
-            short_term=pmax,
-            trend=trend_limit,
-            trend_label="ПДК_max" if not math.isnan(pmax) else "ПДК_сс",
-            projection=PROJ_TWA if twa_levels else PROJ_NONE,
-            projection_levels=twa_levels,
-            projection_severities=alerts.twa_severities if twa_levels else (),
-            projection_unit=spec.unit,
-            projection_metric="shift TWA",
+            ceiling=alerts.oxygen_high_pct_vol,
+            ceiling_label="oxygen enrichment alarm",
+            floor=second,
+            floor_label="second oxygen alarm",
+            pre_floor=first,
+            pre_floor_label="first oxygen alarm",
+        )
+    if gas == "CH4":
+        first, second = alerts.methane_pct_vol
+        return Thresholds(
+            ceiling=second,
+            ceiling_label="second methane alarm",
+            pre=first,
+            pre_of=second,
+            pre_label="second methane alarm",
+            trend=second,
+            trend_label="second methane alarm",
         )
     return Thresholds()
+
+
+def _substance_limits(
+    spec: SubjectSpec, substance: str, norms: Norms, alerts: AlertNorms
+) -> Thresholds:
+    """A gas or dust with its ПДК in the profile, converted to the sensor's unit."""
+    key = next((k for k in norms.substances if k.lower() == substance.lower()), None)
+    if key is None:
+        return Thresholds()
+    sub = norms.substances[key]
+    factor = _gas_factor(spec.unit, sub.molar_mass_g_mol)
+    if factor is None:
+        return Thresholds()
+    pmax = sub.pdk_max_mg_m3 * factor if sub.pdk_max_mg_m3 is not None else math.nan
+    pss = sub.pdk_ss_mg_m3 * factor if sub.pdk_ss_mg_m3 is not None else math.nan
+    acute = spec.quantity == "gas" and sub.group == "acute"
+    twa_levels: tuple[float, ...] = ()
+    if not math.isnan(pss):
+        twa_levels = (alerts.twa_action_fraction * pss, pss)
+    trend_limit = pmax if not math.isnan(pmax) else pss
+    return Thresholds(
+        ceiling=alerts.gas_ceiling_pdk_max_multiple * pmax if acute else math.nan,
+        ceiling_label=f"ceiling ({alerts.gas_ceiling_pdk_max_multiple:g} × ПДК_max)",
+        pre=alerts.pre_limit_fraction * pmax,
+        pre_of=pmax,
+        pre_label="ПДК_max",
+        short_term=pmax,
+        trend=trend_limit,
+        trend_label="ПДК_max" if not math.isnan(pmax) else "ПДК_сс",
+        projection=PROJ_TWA if twa_levels else PROJ_NONE,
+        projection_levels=twa_levels,
+        projection_severities=alerts.twa_severities if twa_levels else (),
+        projection_unit=spec.unit,
+        projection_metric="shift TWA",
+    )
 
 
 __all__ = [

@@ -279,18 +279,7 @@ def builtin_profiles() -> tuple[str, ...]:
     )
 
 
-def load_norms(name_or_path: str | Path = "default") -> Norms:
-    """Load a norms profile by built-in name (``"default"``) or by path to a TOML file.
-
-    Raises:
-        NormsError: when the file is missing, malformed, cites an undefined source, or lacks a
-            required value.
-    """
-    data, chain = _read(name_or_path, ())
-    label = chain[-1]
-    r = _Reader(data, label)
-    prof = data.get("profile", {})
-
+def _bands(r: _Reader) -> dict[str, ClassBands]:
     bands: dict[str, ClassBands] = {}
     for bname in r.node("bands"):
         base = f"bands.{bname}"
@@ -303,38 +292,41 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
             upper=tuple(float(x) for x in r.leaf(f"{base}.upper")),
             classes=_classes(r.leaf(f"{base}.classes"), f"{base}.classes"),
         )
+    return bands
 
-    substances: dict[str, Substance] = {}
-    for sid in r.node("substances"):
-        base = f"substances.{sid}"
-        node = r.node(base)
-        kind = str(node.get("kind", "gas"))
-        if kind not in ("gas", "dust"):
-            raise NormsError(f"{base}.kind must be 'gas' or 'dust'")
-        group = r.opt_leaf(f"{base}.group")
-        if kind == "gas" and group not in ("acute", "general"):
-            raise NormsError(f"{base}.group must be 'acute' or 'general' for a gas")
-        mm = r.opt_leaf(f"{base}.molar_mass_g_mol")
-        pmax = r.opt_leaf(f"{base}.pdk_max_mg_m3")
-        pss = r.opt_leaf(f"{base}.pdk_ss_mg_m3")
-        hc = r.opt_leaf(f"{base}.hazard_class")
-        if pmax is None and pss is None:
-            raise NormsError(f"{base} needs pdk_max_mg_m3 or pdk_ss_mg_m3")
-        for label_, val in (("pdk_max_mg_m3", pmax), ("pdk_ss_mg_m3", pss), ("molar", mm)):
-            if val is not None and float(val) <= 0.0:
-                raise NormsError(f"{base}.{label_} must be positive")
-        substances[sid] = Substance(
-            id=sid,
-            name=str(node.get("name", sid)),
-            kind=kind,
-            group=str(group) if group is not None else "",
-            molar_mass_g_mol=None if mm is None else float(mm),
-            pdk_max_mg_m3=None if pmax is None else float(pmax),
-            pdk_ss_mg_m3=None if pss is None else float(pss),
-            hazard_class=None if hc is None else int(hc),
-        )
 
-    harm = HarmfulnessScale(
+def _substance(r: _Reader, sid: str) -> Substance:
+    base = f"substances.{sid}"
+    node = r.node(base)
+    kind = str(node.get("kind", "gas"))
+    if kind not in ("gas", "dust"):
+        raise NormsError(f"{base}.kind must be 'gas' or 'dust'")
+    group = r.opt_leaf(f"{base}.group")
+    if kind == "gas" and group not in ("acute", "general"):
+        raise NormsError(f"{base}.group must be 'acute' or 'general' for a gas")
+    mm = r.opt_leaf(f"{base}.molar_mass_g_mol")
+    pmax = r.opt_leaf(f"{base}.pdk_max_mg_m3")
+    pss = r.opt_leaf(f"{base}.pdk_ss_mg_m3")
+    hc = r.opt_leaf(f"{base}.hazard_class")
+    if pmax is None and pss is None:
+        raise NormsError(f"{base} needs pdk_max_mg_m3 or pdk_ss_mg_m3")
+    for label_, val in (("pdk_max_mg_m3", pmax), ("pdk_ss_mg_m3", pss), ("molar", mm)):
+        if val is not None and float(val) <= 0.0:
+            raise NormsError(f"{base}.{label_} must be positive")
+    return Substance(
+        id=sid,
+        name=str(node.get("name", sid)),
+        kind=kind,
+        group=str(group) if group is not None else "",
+        molar_mass_g_mol=None if mm is None else float(mm),
+        pdk_max_mg_m3=None if pmax is None else float(pmax),
+        pdk_ss_mg_m3=None if pss is None else float(pss),
+        hazard_class=None if hc is None else int(hc),
+    )
+
+
+def _harmfulness(r: _Reader) -> HarmfulnessScale:
+    return HarmfulnessScale(
         points=_class_map(r.leaf("harmfulness.points"), "harmfulness.points", int),
         offset=int(r.number("harmfulness.offset")),
         minimum=int(r.number("harmfulness.min")),
@@ -348,6 +340,8 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         position_cap=r.number("harmfulness.position_cap"),
     )
 
+
+def _risk(r: _Reader) -> RiskNorms:
     rates: dict[int, float] = {}
     for k in r.node("risk.activity_base_rate_pct"):
         rates[int(k)] = r.number(f"risk.activity_base_rate_pct.{k}")
@@ -390,12 +384,15 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         raise NormsError(f"risk.ppe_rows.by_class rows must be 1..{n_levels}")
     if any(b <= a for a, b in zip(risk.level_thresholds, risk.level_thresholds[1:], strict=False)):
         raise NormsError("risk.level_thresholds must strictly increase")
+    return risk
 
+
+def _en689(r: _Reader) -> En689Norms:
     pn = [int(x) for x in r.leaf("en689.preliminary_n")]
     pf = [float(x) for x in r.leaf("en689.preliminary_fraction")]
     if len(pn) != len(pf):
         raise NormsError("en689.preliminary_n and preliminary_fraction must have equal length")
-    en = En689Norms(
+    return En689Norms(
         preliminary_fraction=MappingProxyType(dict(zip(pn, pf, strict=True))),
         confidence=r.number("en689.confidence"),
         percentile=r.number("en689.percentile"),
@@ -403,6 +400,8 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
         ut_table=MappingProxyType({int(k): float(v) for k, v in r.leaf("en689.ut_table").items()}),
     )
 
+
+def _sampling(r: _Reader) -> SamplingPolicy:
     sampling = SamplingPolicy(
         max_gap_s=r.number("sampling.max_gap_s"),
         fallback_interval_s=r.number("sampling.fallback_interval_s"),
@@ -411,6 +410,10 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     )
     if sampling.max_gap_s <= 0 or sampling.fallback_interval_s <= 0:
         raise NormsError("sampling.max_gap_s and fallback_interval_s must be positive")
+    return sampling
+
+
+def _require_bands(bands: Mapping[str, ClassBands], label: str) -> None:
     for needed in (
         "noise_lex8h",
         "vibration_hand_arm",
@@ -423,6 +426,9 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     ):
         if needed not in bands:
             raise NormsError(f"norms profile {label!r} lacks band table 'bands.{needed}'")
+
+
+def _physical_ranges(r: _Reader, label: str) -> dict[str, tuple[float, float]]:
     ranges: dict[str, tuple[float, float]] = {}
     for q in r.node("physical_range"):
         pair = r.leaf(f"physical_range.{q}")
@@ -432,6 +438,30 @@ def load_norms(name_or_path: str | Path = "default") -> Norms:
     for needed in PHYSICAL_RANGE_KEYS:
         if needed not in ranges:
             raise NormsError(f"norms profile {label!r} lacks 'physical_range.{needed}'")
+    return ranges
+
+
+def load_norms(name_or_path: str | Path = "default") -> Norms:
+    """Load a norms profile by built-in name (``"default"``) or by path to a TOML file.
+
+    Raises:
+        NormsError: when the file is missing, malformed, cites an undefined source, or lacks a
+            required value.
+    """
+    data, chain = _read(name_or_path, ())
+    label = chain[-1]
+    r = _Reader(data, label)
+    prof = data.get("profile", {})
+
+    bands = _bands(r)
+    substances = {sid: _substance(r, sid) for sid in r.node("substances")}
+
+    harm = _harmfulness(r)
+    risk = _risk(r)
+    en = _en689(r)
+    sampling = _sampling(r)
+    _require_bands(bands, label)
+    ranges = _physical_ranges(r, label)
     cap = WorkingClass.parse(r.leaf("combination.cap"))
     if cap.rank > WorkingClass.C3_4.rank:
         raise NormsError("combination.cap must be 3.4 or lower (class 4 is never combined)")

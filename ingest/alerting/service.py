@@ -58,10 +58,9 @@ from analytics.alerts import (
     new_state,
     resolve,
     restore,
-    seed,
-    shift_at,
 )
 from analytics.alerts.lifecycle import ACKNOWLEDGED
+from application.detector_warmup import warm_detectors
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.notifications.sender import NotificationSender
 from ingest.alerting.partition import Ownership
@@ -73,14 +72,11 @@ from ingest.mqtt import mqtt5_client
 from ingest.validate import ChannelRows, TimeWindow, check_channels
 from store.alerts import (
     RegistryDevice,
-    latest_reading_times,
     list_webhooks,
     load_registry,
     open_alerts,
-    recent_bins,
     record_webhook_outcome,
     settled_alerts,
-    shift_sums,
     write_transitions,
 )
 from store.connection import ReconnectingConnection, is_connection_problem
@@ -317,85 +313,26 @@ class AlertService:
         )
 
     async def _warm(self, now: float) -> None:
-        """Rebuild windows and shift sums from stored readings: the windows from raw readings
-        in bins, the older part of the shift from its minute rollups (store/alerts.py). The
-        shift is the one of the sensor's workplace schedule that holds its latest reading, found
-        in the same calendars the detectors use."""
+        """Rebuild windows and shift sums from stored readings (``application.detector_warmup``,
+        the same rebuild the dashboard's running figures use). The shift is the one of the
+        sensor's workplace schedule that holds its latest reading, found in the same calendars
+        the detectors use."""
         slots: dict[int, tuple[DetectorState, int]] = {}
         for device in self.devices.values():
             state = self.states[device.profile]
             for sensor_id, slot in device.sensor_slots.items():
                 slots[sensor_id] = (state, slot)
-        if not slots:
-            return
-        longest = max(s.bins.n_bins * s.bins.bin_s for s in self.states.values())
-        bin_s = next(iter(self.states.values())).bins.bin_s
-        # A reading older than the longest shift is in no shift under way.
-        horizon = datetime.fromtimestamp(now - self.shifts.longest_shift_s, UTC)
-
-        async def latest(conn: psycopg.AsyncConnection[Any]) -> dict[int, datetime]:
-            # An engine owning some enterprises reads only their sensors' readings.
-            ids = list(slots) if self.enterprises is not None else None
-            return await latest_reading_times(conn, horizon, ids)
-
-        # Windows are in sample time: rebuild the ones that end at each sensor's last reading.
-        last = {k: v for k, v in (await self._db.run(latest)).items() if k in slots}
-        since: dict[int, datetime] = {}
-        spans: dict[int, tuple[datetime, datetime]] = {}
-        for sensor_id, at in last.items():
-            state, slot = slots[sensor_id]
-            begin = math.floor((at.timestamp() - longest) / bin_s) * bin_s
-            since[sensor_id] = datetime.fromtimestamp(begin, UTC)
-            start = float(shift_at(state, np.array([slot]), np.array([at.timestamp()]))[0][0])
-            if start < begin:  # NaN (no shift holds the reading): nothing to add up
-                spans[sensor_id] = (datetime.fromtimestamp(start, UTC), since[sensor_id])
-
-        async def fetch(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, Any]:
-            return await recent_bins(conn, since, bin_s), await shift_sums(conn, spans)
-
-        bins, shifts = await self._db.run(fetch)
-        interval: dict[int, list[float]] = {}
-        for b in bins:
-            if b.count > 1 and b.span_s > 0:
-                interval.setdefault(b.sensor_id, []).append(b.span_s / (b.count - 1))
-        fallback = {
-            name: state.norms.sampling.fallback_interval_s for name, state in self.states.items()
-        }
-        for rows, windows in ((bins, True), (shifts, False)):
-            grouped: dict[int, list[Any]] = {}
-            for b in rows:
-                if b.sensor_id in slots:
-                    grouped.setdefault(id(slots[b.sensor_id][0]), []).append(b)
-            for group in grouped.values():
-                state = slots[group[0].sensor_id][0]
-                linear = state.linear
-                dur = np.array(
-                    [
-                        float(np.median(interval[b.sensor_id]))
-                        if b.sensor_id in interval
-                        else next(iter(fallback.values()))
-                        for b in group
-                    ]
-                )
-                slot_of = np.array([slots[b.sensor_id][1] for b in group], dtype=np.intp)
-                sums = np.array(
-                    [
-                        (b.sum_value, b.sum_power, b.sum_square)[int(linear[s])]
-                        for b, s in zip(group, slot_of, strict=True)
-                    ]
-                )
-                count = np.array([b.count for b in group], dtype=np.float64)
-                seed(
-                    state,
-                    slot_of,
-                    np.array([b.start_s for b in group]),
-                    dur * sums,
-                    dur * count,
-                    np.array([b.min_value for b in group]),
-                    np.array([b.max_value for b in group]),
-                    windows=windows,
-                )
-        log.info("warmed detector state from %d bins and %d shift sums", len(bins), len(shifts))
+        bins, shifts = await self._db.run(
+            functools.partial(
+                warm_detectors,
+                slots=slots,
+                now=now,
+                longest_shift_s=self.shifts.longest_shift_s,
+                # An engine owning some enterprises reads only their sensors' readings.
+                only_these=self.enterprises is not None,
+            )
+        )
+        log.info("warmed detector state from %d bins and %d shift sums", bins, shifts)
 
     async def _load_webhooks(self) -> list[Any]:
         conn = await self._db.get()

@@ -86,6 +86,10 @@ def norms_to_dict(n: Norms) -> dict[str, Any]:
     }
 
 
+def _is_default(n: Norms, path: str) -> bool:
+    return "[default" in n.sources.get(path, "")
+
+
 def render(n: Norms) -> str:
     """Human-readable table with units."""
     lines = [f"norms profile {n.name} {n.version}: {n.description}", ""]
@@ -121,8 +125,11 @@ def render(n: Norms) -> str:
         ),
         "tariff coefficients by level: "
         + ", ".join(f"{i + 1}: {c:g}" for i, c in enumerate(r.tariff_coefficients)),
-        "base rates (% of payroll) by activity risk class: "
-        + ", ".join(f"{k}: {v:g}" for k, v in sorted(r.activity_base_rate_pct.items())),
+        "base rates (% of payroll) by activity risk class (* = [default], not sourced): "
+        + ", ".join(
+            f"{k}: {v:g}{'*' if _is_default(n, f'risk.activity_base_rate_pct.{k}') else ''}"
+            for k, v in sorted(r.activity_base_rate_pct.items())
+        ),
         "",
         "sources:",
     ]

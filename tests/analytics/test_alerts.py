@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from analytics.alerts import (
     warm,
 )
 from analytics.alerts import seed as seed_state
+from tests.support import examples
 
 T0 = 1_800_000_000.0  # the start of a shift of BLOCKS
 #: A schedule of back-to-back 8-h shifts from T0 (as a calendar, which is all the core sees).
@@ -156,7 +158,9 @@ def test_pending_needs_min_duration_and_dips_into_the_band_do_not_restart_it(
     assert not _of(_feed(state, slot, t, v2, per_batch=1), AlertKind.PRE_EXCEEDANCE)
 
 
-def _oracle_mean(times: np.ndarray, values: np.ndarray, t_end: float, bin_s: float, span: float):
+def _oracle_mean(
+    times: np.ndarray, values: np.ndarray, t_end: float, bin_s: float, span: float
+) -> tuple[float, float]:
     """Slow loop: time-weighted mean (1 s weights) of samples whose bin is in the window."""
     cur = math.floor(t_end / bin_s)
     n = math.ceil(span / bin_s - 1e-9)
@@ -307,7 +311,7 @@ def test_escalation_when_nobody_acknowledges(norms: Norms, alert_norms: AlertNor
     events = _feed(state2, slot, np.arange(0.0, 20.0), np.full(20, 9.0))
     (pre,) = [e for e in events if e.transition == "opened"]
     assert pre.severity is Severity.WARNING
-    sev = [pre.severity]
+    sev: list[Severity] = [pre.severity]
     for i in range(1, 5):
         _, ev = evaluate(state2, BatchBuilder().build(), pre.now_s + i * after)
         sev += [e.severity for e in ev if e.alert_id == pre.alert_id]
@@ -356,6 +360,7 @@ def test_trend_warns_before_the_limit_with_time_left(norms: Norms, alert_norms: 
     assert first.transition == "opened"
     assert first.value is not None
     assert first.value < 10.0
+    assert first.time_left_s is not None
     assert first.time_left_s == pytest.approx((10.0 - first.value) / (6.0 / 1500.0), rel=0.15)
     assert first.time_left_s <= alert_norms.trend_horizon_s
 
@@ -419,7 +424,7 @@ def test_at_most_one_open_alert_per_sensor_and_kind(values: list[float], per_bat
         assert max(values) > 20.0
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5, 2), deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_events_do_not_depend_on_how_samples_are_batched(seed: int) -> None:
     norms, alert_norms = load_norms("default"), load_alert_norms("default")
@@ -435,8 +440,18 @@ def test_events_do_not_depend_on_how_samples_are_batched(seed: int) -> None:
                 and e.kind in (AlertKind.SHORT_TERM, AlertKind.CEILING)
             ]
         )
-    # batching moves evaluation points by less than a batch, so kinds and order agree
-    assert [(k, tr) for k, tr, _ in runs[0]] == [(k, tr) for k, tr, _ in runs[1]]
+    # Batching moves evaluation points by less than a batch, so each kind opens and resolves
+    # the same times in the same order (transitions of different kinds inside one batch come
+    # in the detectors' order, so only each kind's own sequence is compared).
+    def by_kind(run: Sequence[tuple[AlertKind, str, str]]) -> dict[AlertKind, list[str]]:
+        found: dict[AlertKind, list[str]] = {}
+        for kind, transition, _ in run:
+            found.setdefault(kind, []).append(transition)
+        return found
+
+    assert runs[0]
+    for other in runs[1:]:
+        assert by_kind(other) == by_kind(runs[0])
 
 
 def test_alert_norms_have_sources_and_can_be_overridden(tmp_path: Path) -> None:

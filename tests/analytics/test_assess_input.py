@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analytics_testkit import assess_json, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics import InputError, Norms, SensorSeries, assess_workplace
 from analytics.assess import check_physical
 from qorgau.commands import assess as assess_cmd
+from tests.analytics.analytics_testkit import assess_json, run_cli
+from tests.support import examples
 
 HEADER = "time,sensor,quantity,unit,substance,value\n"
 GOOD = "2025-03-03T08:00:00+05:00,s,noise_laeq,dB(A),,80\n"
@@ -157,7 +158,9 @@ _FIELD = st.sampled_from(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150, 30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     st.lists(st.lists(_FIELD, min_size=0, max_size=8), max_size=6),
@@ -181,7 +184,9 @@ def test_any_text_exits_0_or_2(tmp_path: Path, rows: list[list[str]], sep: str) 
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(100, 30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.binary(max_size=400))
 def test_any_bytes_exit_0_or_2(tmp_path: Path, data: bytes) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analytics_testkit import run_cli, steps_rows, write_csv
 
 from analytics import (
     InputError,
@@ -34,11 +33,15 @@ from analytics import (
 )
 from qorgau.commands import assess as assess_cmd
 from qorgau.commands import norms as norms_cmd
+from tests.analytics.analytics_testkit import run_cli, steps_rows, write_csv
 
 
 def test_bands_lower_exclusive_upper_inclusive(norms: Norms) -> None:
     b = norms.band("noise_lex8h")
-    got = [list(WorkingClass)[r].value for r in classify([80.0, 80.01, 85.0, 115.0, 115.1], b)]
+    got = [
+        list(WorkingClass)[r].value
+        for r in classify(np.array([80.0, 80.01, 85.0, 115.0, 115.1]), b)
+    ]
     assert got == ["2", "3.1", "3.1", "3.4", "4"]  # DOMAIN.md §2 table, edges inclusive
 
 
@@ -167,13 +170,28 @@ def test_every_default_value_has_a_source(norms: Norms) -> None:
     assert "risk.tariff_coefficients" in norms.sources
 
 
+def test_every_activity_class_has_a_base_rate_that_says_whether_it_is_sourced(
+    norms: Norms,
+) -> None:
+    rates = norms.risk.activity_base_rate_pct
+    assert sorted(rates) == list(range(1, 23))
+    ordered = [rates[c] for c in range(1, 23)]
+    assert ordered == sorted(ordered)
+    assert len(set(ordered)) == 22
+    for c in range(1, 23):
+        t = insurance_tariff(4, norms, activity_class=c)
+        assert t.base_rate_pct == rates[c]
+        # the seed names class 14 (1.55 %) and the range 0.12..2.96 %; the rest is [default]
+        assert t.base_rate_is_default is (c not in (1, 14, 22)), c
+    assert insurance_tariff(4, norms, activity_class=14).tariff_pct == pytest.approx(2.17)
+
+
 def test_risk_matrices_and_enterprise(norms: Norms) -> None:
     assert ppe_recommendation("noise", 2, norms) == "earplugs"
     assert "active noise-cancelling" in ppe_recommendation("noise", 5, norms)
     assert len(social_guarantees(5, norms)) > len(social_guarantees(2, norms))
-    with pytest.raises(NormsError, match="no sourced base rate"):
-        insurance_tariff(3, norms, activity_class=5)
     assert insurance_tariff(3, norms, base_rate_pct=1.0).tariff_pct == pytest.approx(1.3)
+    assert insurance_tariff(3, norms, base_rate_pct=1.0).base_rate_reference is None
     e = enterprise_risk([1.2, 3.05, 4.8], [10, 30, 10], norms)
     assert e.mean_pr == pytest.approx((12 + 91.5 + 48) / 50)  # headcount-weighted mean
     assert e.headcount_by_level == {1: 10.0, 2: 0.0, 3: 30.0, 4: 0.0, 5: 10.0}
@@ -320,7 +338,7 @@ def test_partial_hand_arm_exposures_combine_as_root_sum_of_squares(norms: Norms)
     two = [SensorSeries("drill", "vib_hav", "m/s2", None, t2, np.full(t2.size, 4.0))]
     a1 = assess_workplace(one, norms).sensors[0].metrics["a8_m_s2"]
     a2 = assess_workplace(two, norms).sensors[0].metrics["a8_m_s2"]
-    total = float(combine_a8([a1, a2]))
+    total = float(combine_a8(np.array([a1, a2])))
     assert total == pytest.approx(math.sqrt(36 * 2 / 8 + 16 * 3 / 8), rel=1e-12)
     # The same worker's two tools logged by one meter, back to back: the same A(8).
     both = SensorSeries(
@@ -345,7 +363,7 @@ def test_several_hand_arm_tools_are_classed_on_their_sum(norms: Norms) -> None:
     ]
     result = assess_workplace(series, norms)
     parts = [s.metrics["a8_m_s2"] for s in result.sensors]
-    total_db = float(acceleration_db(combine_a8(parts)))
+    total_db = float(acceleration_db(combine_a8(np.array(parts))))
     (factor,) = result.factors
     want = class_from_rank(int(classify(total_db, norms.band("vibration_hand_arm"))))
     assert factor.working_class == want

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from analytics_testkit import VECTORS, assess_json, vector
 
 from analytics import INCOMPLETE_SHIFT_RULE, WorkingClass, classify, load_norms
 from analytics.classes import class_from_rank
 from qorgau.commands import assess as assess_cmd
+from tests.analytics.analytics_testkit import VECTORS, assess_json, vector
 
 CASES = vector("daily_exposure.toml")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import analytics_reference as ref
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -29,8 +28,10 @@ from analytics.sampling import (
     rolling_max_mean_regular,
     window_block,
 )
+from tests.analytics import analytics_reference as ref
+from tests.support import examples
 
-EXACT = {"rtol": 1e-12, "atol": 1e-12}
+RTOL = ATOL = 1e-12  # "exact": equal up to rounding
 
 
 def assert_noise_close(got: object, want: ref.Noise, tol_db: float) -> None:
@@ -56,6 +57,7 @@ def level_rows(draw: st.DrawFn) -> np.ndarray:
     style = draw(st.sampled_from(["uniform", "wide", "ties", "spiky", "grid01", "extreme"]))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
+    x: np.ndarray
     if style == "uniform":
         x = rng.uniform(30.0, 140.0, (rows, n))
     elif style == "wide":  # levels spread over 250 dB: arguments down to −57
@@ -76,7 +78,7 @@ def level_rows(draw: st.DrawFn) -> np.ndarray:
     return x
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(level_rows(), st.sampled_from([1.0, 10.0, 60.0]))
 def test_noise_float32_energy_within_bound_of_float64(x: np.ndarray, period: float) -> None:
     shift = max(x.shape[1] * period, 3600.0)
@@ -103,7 +105,7 @@ def test_noise_constant_rows_are_exact_and_slow_rows_match_reference() -> None:
     x[2, :] = FAST_PATH_MAX_DB + 1.0  # beyond the fast path → float64 path
     got = noise_regular(x, period_s=1.0, shift_duration_s=500.0, dose_criterion_db=80.0)
     want = ref.noise(x, 1.0, 500.0, 80.0)
-    np.testing.assert_allclose(got.laeq_db, want.laeq_db, **EXACT)
+    np.testing.assert_allclose(got.laeq_db, want.laeq_db, rtol=RTOL, atol=ATOL)
     assert got.laeq_db[0] == pytest.approx(87.3, abs=1e-12)
     assert got.measured_s[1] == 499.0
 
@@ -161,7 +163,7 @@ def concentration_rows(draw: st.DrawFn) -> tuple[np.ndarray, int]:
     return x, k
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(concentration_rows())
 def test_bound_and_refine_equals_full_cumsum(case: tuple[np.ndarray, int]) -> None:
     x, k = case
@@ -172,7 +174,7 @@ def test_bound_and_refine_equals_full_cumsum(case: tuple[np.ndarray, int]) -> No
     assert np.all(np.abs(got - want) <= 1e-12 * scale + 1e-300)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(concentration_rows())
 def test_bound_and_refine_equals_fsum_oracle(case: tuple[np.ndarray, int]) -> None:
     x, k = case
@@ -215,7 +217,7 @@ def test_sliding_sums_by_doubling(n: int, q: int, seed: int) -> None:
     assert np.isnan(got[n - q + 1 :]).all()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(concentration_rows(), st.sampled_from([1.0, 10.0, 60.0]), st.booleans())
 def test_concentration_regular_matches_reference(
     case: tuple[np.ndarray, int], period: float, holes: bool
@@ -237,7 +239,8 @@ def test_concentration_regular_matches_reference(
 
 
 def test_negative_concentration_rejected_in_any_block_and_row_kind() -> None:
-    for bad in ((-1, 5, -0.5), (2, 3, -1e-9)):
+    cases: list[tuple[int, int, float]] = [(-1, 5, -0.5), (2, 3, -1e-9)]
+    for bad in cases:
         x = np.ones((40, 2000))
         x[bad[0], bad[1]] = bad[2]
         x[bad[0], bad[1] + 1] = np.nan if bad[0] == 2 else 1.0
@@ -250,7 +253,7 @@ def test_negative_concentration_rejected_in_any_block_and_row_kind() -> None:
 # --- vibration -----------------------------------------------------------------------------
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     hnp.arrays(
         np.float64,
@@ -279,16 +282,23 @@ def test_results_do_not_depend_on_workers_or_blocks() -> None:
     gas_x = np.abs(rng.normal(10.0, 4.0, (rows, n)))
     gas_x[rows - 2, 100:200] = np.nan
     vib_x = np.abs(rng.normal(2.0, 1.0, (rows, n)))
-    kw = {"period_s": 1.0, "shift_duration_s": float(n)}
+    shift = float(n)
     results = []
     for workers in (1, 2, 3):
-        nm = noise_regular(noise_x, dose_criterion_db=80.0, workers=workers, **kw)
-        cm = concentration_regular(gas_x, min_window_fraction=0.75, workers=workers, **kw)
-        vm = vibration_regular(vib_x, workers=workers, **kw)
+        nm = noise_regular(
+            noise_x, period_s=1.0, shift_duration_s=shift, dose_criterion_db=80.0, workers=workers
+        )
+        cm = concentration_regular(
+            gas_x, period_s=1.0, shift_duration_s=shift, min_window_fraction=0.75, workers=workers
+        )
+        vm = vibration_regular(vib_x, period_s=1.0, shift_duration_s=shift, workers=workers)
         results.append((nm.laeq_db, nm.lamax_db, cm.twa8h_mg_m3, cm.max15min_mg_m3, vm.a8_m_s2))
         # row by row (one block each) gives the same values
     single = [
-        noise_regular(noise_x[i], dose_criterion_db=80.0, **kw).laeq_db[0] for i in (0, 3, rows - 1)
+        noise_regular(
+            noise_x[i], period_s=1.0, shift_duration_s=shift, dose_criterion_db=80.0
+        ).laeq_db[0]
+        for i in (0, 3, rows - 1)
     ]
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
@@ -299,10 +309,16 @@ def test_results_do_not_depend_on_workers_or_blocks() -> None:
 
 def test_zero_sensors() -> None:
     x = np.empty((0, 100))
-    kw = {"period_s": 1.0, "shift_duration_s": 100.0, "workers": 2}
-    assert noise_regular(x, dose_criterion_db=80.0, **kw).laeq_db.shape == (0,)
-    assert vibration_regular(x, **kw).a8_m_s2.shape == (0,)
-    assert concentration_regular(x, min_window_fraction=0.75, **kw).max15min_mg_m3.shape == (0,)
+    assert noise_regular(
+        x, period_s=1.0, shift_duration_s=100.0, dose_criterion_db=80.0, workers=2
+    ).laeq_db.shape == (0,)
+    assert vibration_regular(x, period_s=1.0, shift_duration_s=100.0, workers=2).a8_m_s2.shape == (
+        0,
+    )
+    concentration = concentration_regular(
+        x, period_s=1.0, shift_duration_s=100.0, min_window_fraction=0.75, workers=2
+    )
+    assert concentration.max15min_mg_m3.shape == (0,)
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from qorgau.demo import EmbeddedServer
 from qorgau.localservices import free_port
 from store.auth import Role, create_token
 from store.connection import connect_async
+from tests.api.conftest import Api, make_tenant
 from tests.ingest.test_alerting import DEV, Rig, gas, register, rig
 from tests.support import eventually
 
@@ -180,7 +182,6 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
             "resolved",
         ]
         assert [h["source"] for h in detail["history"]][-2:] == ["api", "api"]
-        assert (await http.get("/api/v1/alerts/not-a-uuid")).status_code == 404
         await eventually(
             lambda: (
                 [e["transition"] for e in inspector if e["alert_id"] == ident]
@@ -197,3 +198,33 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
     assert verify(SECRET, header, body, now=time.time())
     assert not verify("another-secret-entirely", header, body, now=time.time())
     assert {json.loads(b)["kind"] for b, _ in hooked} == {"ceiling"}
+
+
+async def test_an_alert_id_must_be_a_uuid(api: Api) -> None:
+    """A malformed id is refused by validation, naming the parameter; a well-formed one that
+    names no alert is 404; any spelling of a uuid finds the alert under its canonical id."""
+    tenant = await make_tenant(api, "kz-uuid", "KZ-ABA")
+    admin = api.tokens["admin"]
+    for method, path, body in [
+        ("GET", "/api/v1/alerts/not-a-uuid", None),
+        ("POST", "/api/v1/alerts/not-a-uuid/acknowledge", {"by": "aigerim"}),
+        ("POST", "/api/v1/alerts/not-a-uuid/resolve", {"by": "aigerim"}),
+    ]:
+        refused = await api.call(method, path, admin, json=body)
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json()["errors"][0]["loc"] == ["path", "alert_id"]
+        assert "alert_id" in refused.json()["detail"]
+    unknown = str(uuid.uuid4())
+    missing = await api.call("GET", f"/api/v1/alerts/{unknown}", admin)
+    assert missing.status_code == 404
+    assert unknown in missing.json()["detail"]
+    gone = await api.call("POST", f"/api/v1/alerts/{unknown}/resolve", admin, json={"by": "a"})
+    assert gone.status_code == 404
+    spelled = tenant.alert_id.upper().replace("-", "")
+    found = await api.ok("GET", f"/api/v1/alerts/{spelled}", admin)
+    assert found["alert_id"] == tenant.alert_id
+    acknowledged = await api.ok(
+        "POST", f"/api/v1/alerts/{spelled}/acknowledge", admin, json={"by": "aigerim"}
+    )
+    assert acknowledged["alert_id"] == tenant.alert_id
+    assert acknowledged["state"] == "acknowledged"

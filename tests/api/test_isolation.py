@@ -36,7 +36,11 @@ OPEN = {
     "/", "/static", "/metrics",
 }  # fmt: skip
 # Path parameters that name no tenant's object (service-wide settings, admin only).
-SERVICE_WIDE = {"subscriber_kind": "role", "subscriber": "inspector", "webhook_id": 1}
+SERVICE_WIDE: dict[str, int | str] = {
+    "subscriber_kind": "role",
+    "subscriber": "inspector",
+    "webhook_id": 1,
+}
 # The live alert stream never ends; with the hub off (as here) a caller who passes the role
 # check gets 503. Its tenant filter is checked in test_alert_stream_is_filtered_by_tenant.
 STREAM = "/api/v1/alerts/stream"
@@ -58,12 +62,12 @@ def flat_routes(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple
 
 
 def routes(api: Api) -> list[tuple[str, str]]:
-    found = []
+    found: list[tuple[str, str]] = []
     for path, route in flat_routes(api.app.routes):
         if path in OPEN:
             continue
         assert isinstance(route, APIRoute), f"{route!r} is not an API route: cover it here"
-        found.extend((method, path) for method in sorted(route.methods))
+        found.extend((method, path) for method in sorted(route.methods or ()))
     assert len(found) >= 30
     return found
 

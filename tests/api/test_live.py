@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from analytics import load_norms
-from analytics.alerts import SubjectSpec, load_alert_norms, thresholds_for
-from application.running import limit_lines, running_metric
+from analytics.alerts import BatchBuilder, SubjectSpec, load_alert_norms, thresholds_for, warm
+from application.assessments import SensorRef, schedule_of
+from application.running import RunningMetric, limit_lines, running_metrics, running_state
 from application.schedule import Schedule, current_shift
 from tests.live_support import DEVICE, NOISE, live_world, noise
 from tests.support import eventually
@@ -32,25 +33,50 @@ def thresholds(quantity: str, unit: str, substance: str | None = None) -> Any:
     return thresholds_for(spec, NORMS, ALERTS)
 
 
+START = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)
+WORKPLACE = {
+    "id": 1,
+    "code": "wp",
+    "shift_starts": [time(0, 0)],
+    "shift_duration_s": int(8 * HOUR),
+    "timezone": "UTC",
+}
+
+
+def running(
+    quantity: str, unit: str, t: np.ndarray[Any, Any], values: np.ndarray[Any, Any],
+    substance: str | None = None,
+) -> RunningMetric | None:  # fmt: skip
+    """The dashboard's running figure of one sensor sampled at 1 Hz at ``t`` s into its shift,
+    the samples fed to the detectors as the alert engine's stream feeds them."""
+    sensor = SensorRef(7, "s", quantity, unit, substance)
+    state, slots = running_state(NORMS, ALERTS, WORKPLACE, "e", [sensor], START)
+    batch = BatchBuilder()
+    batch.channel(slots[7], START.timestamp() + t, values, 1.0, np.ones(t.size, dtype=bool), 0.0)
+    warm(state, batch.build())
+    (found,) = running_metrics(state, [slots[7]], current_shift(schedule_of(WORKPLACE), START))
+    return found
+
+
 def test_constant_noise_half_a_shift_in() -> None:
     # 3 dB(A) above the profile's limit for the first 4 h of an 8 h shift, one sample a second.
     action, limit = ALERTS.noise_lex8h_levels_db
     level = limit + 3.0
     t = np.arange(0.0, 4 * HOUR)
-    r = running_metric(
-        thresholds("noise_laeq", "dB(A)"), t, np.full(t.size, level),
-        elapsed_s=4 * HOUR, shift_duration_s=8 * HOUR, norms=NORMS, rate_window_s=300.0,
-    )  # fmt: skip
+    r = running("noise_laeq", "dB(A)", t, np.full(t.size, level))
     assert r is not None
     assert r.metric == "LEX,8h"
     assert r.unit == "dB(A)"
     assert r.so_far == pytest.approx(level + 10 * math.log10(0.5), abs=1e-9)
-    assert r.projected == pytest.approx(level, abs=1e-9)
+    # From the latest sample on at the same level: the whole shift at `level` (the last sample
+    # counts its second, the projection starts at its time).
+    assert r.projected == pytest.approx(
+        level + 10 * math.log10((4 * HOUR + 8 * HOUR - t[-1]) / (8 * HOUR)), abs=1e-9
+    )
     assert (r.action_level, r.limit) == (action, limit)
     # The limit over 8 h is half the energy of limit + 3 dB(A): reached after 8 h·10^-0.3.
-    exact = 8 * HOUR * 10**-0.3 - 4 * HOUR
-    assert r.time_to_limit_s is not None
-    assert exact <= r.time_to_limit_s < exact + 60.0
+    assert r.time_to_limit_s == pytest.approx(8 * HOUR * 10**-0.3 - 4 * HOUR, rel=1e-9)
+    assert r.at == START + timedelta(seconds=float(t[-1]))
 
 
 def test_projection_uses_the_current_rate() -> None:
@@ -58,24 +84,20 @@ def test_projection_uses_the_current_rate() -> None:
     # projection at the current rate is far over ПДК_сс (20 mg/m³).
     t = np.arange(0.0, 3 * HOUR + 600.0)
     c = np.where(t < 3 * HOUR, 2.0, 40.0)
-    r = running_metric(
-        thresholds("gas", "mg/m3", "CO"), t, c,
-        elapsed_s=t[-1] + 1.0, shift_duration_s=8 * HOUR, norms=NORMS, rate_window_s=300.0,
-    )  # fmt: skip
+    r = running("gas", "mg/m3", t, c, substance="CO")
     assert r is not None
     so_far = (2.0 * 3 * HOUR + 40.0 * 600.0) / (8 * HOUR)
     assert r.so_far == pytest.approx(so_far)
-    assert r.projected == pytest.approx(so_far + 40.0 * (8 * HOUR - t[-1] - 1.0) / (8 * HOUR))
+    assert r.projected == pytest.approx(so_far + 40.0 * (8 * HOUR - t[-1]) / (8 * HOUR))
     assert r.limit == 20.0 < r.projected
-    assert r.time_to_limit_s is not None
-    assert 0 < r.time_to_limit_s < 5 * HOUR
+    have = 2.0 * 3 * HOUR + 40.0 * 600.0
+    assert r.time_to_limit_s == pytest.approx((20.0 * 8 * HOUR - have) / 40.0)
 
 
 def test_no_daily_value_for_peaks_but_its_ceiling_is_drawn() -> None:
     th = thresholds("noise_lcpeak", "dB(C)")
     t = np.arange(0.0, 60.0)
-    args = {"elapsed_s": 60.0, "shift_duration_s": 8 * HOUR, "norms": NORMS}
-    assert running_metric(th, t, np.full(60, 120.0), rate_window_s=300.0, **args) is None
+    assert running("noise_lcpeak", "dB(C)", t, np.full(60, 120.0)) is None
     (line,) = limit_lines(th)
     assert (line.value, line.kind) == (137.0, "ceiling")
     assert "dB(C)" in line.label

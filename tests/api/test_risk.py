@@ -129,12 +129,16 @@ async def test_tariff_level_4_gives_2_17_pct(api: Api) -> None:
     assert body["B"] == 5
     assert body["pr"] == pytest.approx(4.2, abs=1e-9)
     assert body["level"] == 4
+    reference = body["tariff"].pop("base_rate_reference")
+    assert "class 14" in reference
+    assert "[seed]" in reference
     assert body["tariff"] == {
         "base_rate_pct": 1.55,
         "coefficient": 1.4,
         "tariff_pct": pytest.approx(2.17, abs=1e-9),
         "activity_risk_class": 14,
         "base_rate_source": "norms",
+        "base_rate_is_default": False,  # class 14 is the seed's own example
     }
     enterprise = await api.ok(
         "GET",

@@ -69,71 +69,90 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("PUT")
 
 
-def _route(state: State, method: str, path: str, body: Any) -> tuple[int, Any]:
+Answer = tuple[int, Any]
+_NOT_FOUND: Answer = (404, {"message": "Not found"})
+
+
+def _route(state: State, method: str, path: str, body: Any) -> Answer:
     parts = path.split("?")[0].strip("/").split("/")
     if parts[:2] == ["api", "folders"]:
-        if method == "GET" and len(parts) == 3:
-            found = state.folders.get(parts[2])
-            return (200, found) if found else (404, {"message": "folder not found"})
-        if method == "POST" and len(parts) == 2:
-            uid = body.get("uid") or f"f{len(state.folders)}"
-            if uid in state.folders:
-                return 409, {"message": "a folder with the same uid already exists"}
-            if not body.get("title"):
-                return 400, {"message": "folder title cannot be empty"}
-            folder = {"id": next(state.ids), "uid": uid, "title": body["title"],
-                      "url": f"/dashboards/f/{uid}/", "version": 1}  # fmt: skip
-            state.folders[uid] = folder
-            return 200, folder
+        return _folders(state, method, parts, body)
     if parts[:2] == ["api", "datasources"]:
-        if len(parts) == 4 and parts[2] == "uid":
-            uid = parts[3]
-            if method == "GET":
-                found = state.datasources.get(uid)
-                return (200, found) if found else (404, {"message": "Data source not found"})
-            if method == "PUT":
-                if uid not in state.datasources:
-                    return 404, {"message": "Data source not found"}
-                stored = {**body, "id": state.datasources[uid]["id"], "uid": uid}
-                stored["version"] = state.datasources[uid]["version"] + 1
-                state.datasources[uid] = stored
-                return 200, {"datasource": stored, "id": stored["id"],
-                             "message": "Datasource updated", "name": stored["name"]}  # fmt: skip
-        if method == "POST" and len(parts) == 2:
-            if any(d["name"] == body.get("name") for d in state.datasources.values()):
-                return 409, {"message": "data source with the same name already exists"}
-            for key in ("name", "type", "access"):
-                if not body.get(key):
-                    return 400, {"message": f"{key} is required"}
-            uid = body.get("uid") or f"ds{len(state.datasources)}"
-            stored = {**body, "id": next(state.ids), "uid": uid, "version": 1}
-            state.datasources[uid] = stored
-            return 200, {"datasource": stored, "id": stored["id"], "message": "Datasource added",
-                         "name": stored["name"]}  # fmt: skip
+        return _datasources(state, method, parts, body)
     if parts == ["api", "dashboards", "db"] and method == "POST":
-        dashboard = body.get("dashboard") or {}
-        if not dashboard.get("title"):
-            return 400, {"message": "Dashboard title cannot be empty", "status": "empty-name"}
-        folder = body.get("folderUid")
-        if folder and folder not in state.folders:
-            return 400, {"message": "folder not found", "status": "not-found"}
-        uid = dashboard.get("uid")
-        old = state.dashboards.get(uid) if uid else None
-        if (
-            old is not None
-            and not body.get("overwrite")
-            and dashboard.get("version") != old["dashboard"].get("version")
-        ):
-            return 412, {"message": "The dashboard has been changed by someone else",
-                         "status": "version-mismatch"}  # fmt: skip
-        version = 1 if old is None else old["dashboard"]["version"] + 1
-        ident = next(state.ids) if old is None else old["dashboard"]["id"]
-        saved = {**dashboard, "id": ident, "version": version}
-        state.dashboards[uid] = {"dashboard": saved, "folderUid": folder}
-        slug = str(dashboard["title"]).lower().replace(" ", "-")
-        return 200, {"id": ident, "uid": uid, "url": f"/d/{uid}/{slug}", "status": "success",
-                     "version": version, "slug": slug}  # fmt: skip
-    return 404, {"message": "Not found"}
+        return _save_dashboard(state, body)
+    return _NOT_FOUND
+
+
+def _folders(state: State, method: str, parts: list[str], body: Any) -> Answer:
+    if method == "GET" and len(parts) == 3:
+        found = state.folders.get(parts[2])
+        return (200, found) if found else (404, {"message": "folder not found"})
+    if method == "POST" and len(parts) == 2:
+        uid = body.get("uid") or f"f{len(state.folders)}"
+        if uid in state.folders:
+            return 409, {"message": "a folder with the same uid already exists"}
+        if not body.get("title"):
+            return 400, {"message": "folder title cannot be empty"}
+        folder = {"id": next(state.ids), "uid": uid, "title": body["title"],
+                  "url": f"/dashboards/f/{uid}/", "version": 1}  # fmt: skip
+        state.folders[uid] = folder
+        return 200, folder
+    return _NOT_FOUND
+
+
+def _datasources(state: State, method: str, parts: list[str], body: Any) -> Answer:
+    if len(parts) == 4 and parts[2] == "uid":
+        uid = parts[3]
+        if method == "GET":
+            found = state.datasources.get(uid)
+            return (200, found) if found else (404, {"message": "Data source not found"})
+        if method == "PUT":
+            if uid not in state.datasources:
+                return 404, {"message": "Data source not found"}
+            stored = {**body, "id": state.datasources[uid]["id"], "uid": uid}
+            stored["version"] = state.datasources[uid]["version"] + 1
+            state.datasources[uid] = stored
+            return 200, {"datasource": stored, "id": stored["id"],
+                         "message": "Datasource updated", "name": stored["name"]}  # fmt: skip
+    if method == "POST" and len(parts) == 2:
+        if any(d["name"] == body.get("name") for d in state.datasources.values()):
+            return 409, {"message": "data source with the same name already exists"}
+        for key in ("name", "type", "access"):
+            if not body.get(key):
+                return 400, {"message": f"{key} is required"}
+        uid = body.get("uid") or f"ds{len(state.datasources)}"
+        stored = {**body, "id": next(state.ids), "uid": uid, "version": 1}
+        state.datasources[uid] = stored
+        return 200, {"datasource": stored, "id": stored["id"], "message": "Datasource added",
+                     "name": stored["name"]}  # fmt: skip
+    return _NOT_FOUND
+
+
+def _save_dashboard(state: State, body: Any) -> Answer:
+    dashboard = body.get("dashboard") or {}
+    if not dashboard.get("title"):
+        return 400, {"message": "Dashboard title cannot be empty", "status": "empty-name"}
+    folder = body.get("folderUid")
+    if folder and folder not in state.folders:
+        return 400, {"message": "folder not found", "status": "not-found"}
+    # Grafana makes up a uid for a dashboard saved without one.
+    uid = str(dashboard.get("uid") or f"d{len(state.dashboards)}")
+    old = state.dashboards.get(uid)
+    if (
+        old is not None
+        and not body.get("overwrite")
+        and dashboard.get("version") != old["dashboard"].get("version")
+    ):
+        return 412, {"message": "The dashboard has been changed by someone else",
+                     "status": "version-mismatch"}  # fmt: skip
+    version = 1 if old is None else old["dashboard"]["version"] + 1
+    ident = next(state.ids) if old is None else old["dashboard"]["id"]
+    saved = {**dashboard, "id": ident, "version": version}
+    state.dashboards[uid] = {"dashboard": saved, "folderUid": folder}
+    slug = str(dashboard["title"]).lower().replace(" ", "-")
+    return 200, {"id": ident, "uid": uid, "url": f"/d/{uid}/{slug}", "status": "success",
+                 "version": version, "slug": slug}  # fmt: skip
 
 
 class _Server(ThreadingHTTPServer):

@@ -147,7 +147,7 @@ async def mine(pg_url: str, schema: str) -> str:
 
 def run(pg_url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     with psycopg.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(sql)  # type: ignore[call-overload]
+        cur.execute(sql)
         assert cur.description is not None
         return [c.name for c in cur.description], cur.fetchall()
 

@@ -49,7 +49,7 @@ class Consumer:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect(
             self.endpoint.host, self.endpoint.port, clean_start=False, properties=props

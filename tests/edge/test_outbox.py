@@ -137,7 +137,11 @@ def test_the_cap_drops_oldest_first_and_counts_exactly(tmp_path: Path) -> None:
         for i in range(3000):
             # Incompressible payloads, so that the cap is reached quickly.
             blob = os.urandom(200)
-            seq, dropped = box.append(lambda s, b=blob: b, readings=1 + i % 8)
+
+            def payload(_seq: int, b: bytes = blob) -> bytes:
+                return b
+
+            seq, dropped = box.append(payload, readings=1 + i % 8)
             readings_of[seq] = 1 + i % 8
             if dropped:
                 drops.append(dropped)
@@ -198,6 +202,7 @@ def eight_channel_device(start: datetime) -> SimulatedDevice:
     )
 
 
+@pytest.mark.slow  # two hours of messages, appended one by one
 def test_bytes_per_reading_hold_72_hours_of_8_channels_under_the_default_cap(
     tmp_path: Path,
 ) -> None:

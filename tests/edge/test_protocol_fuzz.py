@@ -22,6 +22,7 @@ from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from ingest.validate import TimeWindow, check_channels, sensor_range
 from store.registry import DeviceInfo, SensorInfo
+from tests.support import examples
 from vocabulary.protocol import (
     DecodedMessage,
     ProtocolError,
@@ -321,7 +322,9 @@ def serialise(obj: Any, ascii_only: bool) -> bytes:
     return json.dumps(obj, allow_nan=True, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
 
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @FUZZ

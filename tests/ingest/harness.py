@@ -20,6 +20,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 
 from qorgau.localservices import free_port
 from store.connection import DatabaseUnavailableError, connect, connect_async
@@ -149,12 +150,12 @@ class ReliablePublisher(threading.Thread):
         self._halt.set()
 
     def run(self) -> None:
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
         client.max_inflight_messages_set(self.window)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.reconnect_delay_set(0.1, 1.0)
+        client.reconnect_delay_set(0.1, 1.0)  # type: ignore[arg-type]  # paho takes float seconds
         client.connect_async(self.endpoint.host, self.endpoint.port)
         client.loop_start()
         todo = collections.deque(range(len(self.payloads)))

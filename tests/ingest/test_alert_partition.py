@@ -53,7 +53,7 @@ def test_a_partitioned_engine_subscribes_to_its_enterprises_topics_only() -> Non
 
 
 def test_claims_overlap_when_they_share_an_enterprise_or_one_is_all() -> None:
-    assert overlap(frozenset({"a", "b"}), frozenset({"b", "c"})) == {"b"}
+    assert overlap(frozenset({"a", "b"}), frozenset({"b", "c"})) == frozenset({"b"})
     assert not conflicts_with(frozenset({"a"}), frozenset({"b"}))
     assert conflicts_with(frozenset({"a", "b"}), frozenset({"b"}))
     assert conflicts_with(None, frozenset({"b"}))

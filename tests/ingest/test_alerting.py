@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from analytics.alerts import load_alert_norms
+from analytics import load_norms
+from analytics.alerts import load_alert_norms, running_projections
 from analytics.alerts.lifecycle import ACKNOWLEDGED
+from application.running import running_exposure
 from application.schedule import Schedule, current_shift, last_finished, local_time_text
 from ingest.alerting.partition import OwnershipConflictError
 from ingest.alerting.service import AlertService
@@ -32,7 +34,9 @@ from ingest.alerting.wire import AlertMessage, alerts_subscription
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from qorgau.localservices import free_port
+from store import catalog
 from store.alerts import add_webhook
+from store.catalog import Scope
 from store.connection import connect_async
 from store.migrate import current_backend_async
 from store.readings import ReadingBlock, datetime_to_us, days_of, ensure_day_partitions
@@ -132,7 +136,7 @@ async def rig(
         async def listen() -> None:
             async for m in listener.messages:
                 with contextlib.suppress(ValidationError):  # what tests publish as forgeries
-                    the_rig.received.append(AlertMessage.model_validate_json(bytes(m.payload)))  # type: ignore[arg-type]
+                    the_rig.received.append(AlertMessage.model_validate_json(bytes(m.payload)))
 
         await listener.subscribe(alerts_subscription(prefix), qos=1)
         listening = asyncio.create_task(listen())
@@ -587,7 +591,7 @@ async def fleet(
 
             async def listen() -> None:
                 async for m in listener.messages:
-                    the_fleet.received.append(AlertMessage.model_validate_json(bytes(m.payload)))  # type: ignore[arg-type]
+                    the_fleet.received.append(AlertMessage.model_validate_json(bytes(m.payload)))
 
             await listener.subscribe(alerts_subscription(prefix), qos=1)
             listening = asyncio.create_task(listen())
@@ -830,3 +834,60 @@ async def test_hostile_messages_on_every_topic_it_reads_do_not_stop_the_engine(
         await r.publish([gas(f"{DEV}.h2s", start, np.full(5, 25.0))])
         await eventually(lambda: bool(r.of("ceiling")), what="an alert after the hostile ones")
         assert r.engine.metrics.skipped.labels("refused")._value.get() == len(hostile)
+
+
+async def test_the_dashboard_shows_the_projection_the_engine_holds(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    """One shift's readings through the broker into the alert engine and into the database:
+    the dashboard's "so far" and "projected" (rebuilt from what ingest stored) are the engine's
+    own figures at the same latest reading."""
+    noise, co = f"{DEV}.noise", f"{DEV}.co"
+    await register(
+        pg_url, schema, [(noise, "noise_laeq", "dB(A)", None), (co, "gas", "mg/m3", "CO")]
+    )
+    zone = "Asia/Almaty"
+    shift = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    await set_schedule(pg_url, schema, [shift.astimezone(ZoneInfo(zone)).time()], 28800, zone)
+    rng = np.random.default_rng(11)
+    minutes = 70
+    first = shift + timedelta(seconds=30.5)  # not on a minute: rollups and raw edges both count
+    async with rig(pg_url, mqtt_url, schema, topic_prefix) as r:
+        for i in range(minutes):
+            loud = i >= minutes - 8  # the rate window sees louder, dirtier air than the shift
+            t0 = first + timedelta(minutes=i)
+            db = rng.uniform(*((92.0, 96.0) if loud else (78.0, 84.0)), 60)
+            mg = rng.uniform(*((25.0, 30.0) if loud else (3.0, 6.0)), 60)
+            await r.publish(
+                [
+                    Channel(sensor=noise, quantity=Quantity.NOISE_LAEQ, unit="dB(A)", t0=t0,
+                            period_s=1.0, values=[float(v) for v in db]),
+                    gas(co, t0, mg, "CO"),
+                ]
+            )  # fmt: skip
+        conn = await connect_async(pg_url, schema, autocommit=True)
+        async with conn:
+
+            async def stored() -> bool:
+                cur = await conn.execute("SELECT count(*) FROM readings")
+                got = await cur.fetchone()
+                return got is not None and got[0] == 2 * 60 * minutes
+
+            await eventually(stored, what="every reading stored")
+            state = next(iter(r.engine.states.values()))
+            slots = np.array([state.index[f"{DEV}/{noise}"], state.index[f"{DEV}/{co}"]])
+            engine = running_projections(state, slots)
+            (workplace,) = await catalog.workplaces_of(conn, Scope())
+            board = await running_exposure(
+                conn, load_norms(), load_alert_norms(), workplace, ENT, late_s=28 * 86400.0
+            )
+        shown = {s.sensor.code: s.running for s in board.sensors}
+        for j, code in enumerate((noise, co)):
+            figure = shown[code]
+            assert figure is not None, code
+            assert figure.at.timestamp() == state.last_time[slots[j]]
+            assert figure.so_far == pytest.approx(float(engine.so_far[j]), rel=1e-9), code
+            assert figure.projected == pytest.approx(float(engine.projected[j]), rel=1e-9), code
+            # and the projection is the engine's alert: over the limit at the current rate
+            assert figure.limit is not None
+            assert figure.projected > figure.limit > figure.so_far, code

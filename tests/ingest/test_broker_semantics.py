@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -34,7 +35,7 @@ class Subscriber:
 
     def __post_init__(self) -> None:
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=paho.MQTTv5,
             manual_ack=not self.auto_ack,
@@ -83,7 +84,7 @@ class Subscriber:
 
 
 def publish(port: int, topic: str, numbers: range) -> None:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="", protocol=paho.MQTTv5)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=paho.MQTTv5)
     client.max_inflight_messages_set(1000)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -117,7 +118,7 @@ def test_receive_maximum_replaces_max_inflight_messages(
         if rm is None:
             # The broker's own Receive Maximum toward this client's publishes, too.
             assert sub.connack is not None
-            assert sub.connack.ReceiveMaximum == 20
+            assert sub.connack.ReceiveMaximum == 20  # type: ignore[attr-defined]  # set per packet
         sub.client.disconnect()
         sub.client.loop_stop()
     # Unacknowledged messages the broker sends before waiting for PUBACKs:
@@ -196,7 +197,7 @@ def test_a_restart_forgets_shared_subscriptions_and_says_so_in_the_puback(
     broker.start()
     a2 = Subscriber("member-a", broker.port, receive_maximum=50, auto_ack=True).connect()
     reasons: list[int] = []
-    publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     publisher.on_publish = lambda _c, _u, _m, rc, _p: reasons.append(rc.value)
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()

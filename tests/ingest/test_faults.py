@@ -201,7 +201,8 @@ async def test_two_workers_share_the_stream_and_survive_one_being_killed(
         assert messages.min() > 0, f"the survivor and the replacement both commit: {messages}"
     finally:
         publisher.stop()
-        for w in (*workers, replacement):
-            if w is not None:
+        started: list[WorkerProcess | None] = [*workers, replacement]
+        for process in started:
+            if process is not None:
                 with contextlib.suppress(Exception):
-                    w.terminate()
+                    process.terminate()

@@ -30,7 +30,7 @@ async def retained_status(url: str, topic: str) -> dict[str, object]:
         await client.subscribe(topic, qos=1)
         async with asyncio.timeout(5):
             async for message in client.messages:
-                body: dict[str, object] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                body: dict[str, object] = json.loads(bytes(message.payload))
                 return body
     raise AssertionError("no status")
 

@@ -106,6 +106,14 @@ class Plan:
     def build(self) -> None:
         for _ in range(500):
             self.good_message()
+        self.unreadable()
+        self.wrong_envelope()
+        self.spoofed()
+        self.bad_channels()
+        self.bad_samples()
+        self.rng.shuffle(self.messages)
+
+    def unreadable(self) -> None:
         for i in range(20):
             self.add(self.topic(DEVICES[0]), b'{"v": 1, "pad": "' + b"x" * (300_000 + i) + b'"}',
                      "oversized")  # fmt: skip
@@ -113,6 +121,8 @@ class Plan:
         for i in range(500):
             payload = junk[i % 3] if i % 5 else bytes(self.rng.getrandbits(8) for _ in range(40))
             self.add(self.topic(self.rng.choice(DEVICES)), payload, "malformed_json")
+
+    def wrong_envelope(self) -> None:
         for _ in range(200):
             device, seq, t0 = self.keyed()
             body = self.message(device, seq, [self.channel(device, "noise", t0, [80.0])])
@@ -127,6 +137,8 @@ class Plan:
             device, seq, t0 = self.keyed()
             bad = self.channel(device, "noise", t0, [80.0], unit="furlongs")
             self.with_good_neighbour(bad, device, seq, t0, "schema")
+
+    def spoofed(self) -> None:
         for i in range(600):  # spoofing: another device's id, or another enterprise's topic
             device, seq, t0 = self.keyed()
             body = self.message(device, seq, [self.channel(device, "noise", t0, [90.0])])
@@ -139,6 +151,8 @@ class Plan:
             ghost = f"ghost-{i:04d}"
             body = self.message(ghost, 0, [self.channel(ghost, "noise", self.base, [70.0])])
             self.add(self.topic(ghost), body, "unknown_device")
+
+    def bad_channels(self) -> None:
         for _ in range(100):
             device, seq, t0 = self.keyed()
             bad = self.channel(device, "noise", t0, [70.0], sensor=f"{device}.mystery")
@@ -147,6 +161,8 @@ class Plan:
             device, seq, t0 = self.keyed()
             bad = self.channel(device, "co", t0, [5.0], unit="ppm")
             self.with_good_neighbour(bad, device, seq, t0, "unit_mismatch")
+
+    def bad_samples(self) -> None:
         for _ in range(100):  # NaN and infinity among good samples: only those are refused
             device, seq, t0 = self.keyed()
             values = [80.0, math.nan, 81.5, math.inf, 82.25, -math.inf]
@@ -175,7 +191,6 @@ class Plan:
             device, seq, t0 = self.keyed()
             bad = self.channel(device, "noise", datetime(1970, 1, 1, tzinfo=UTC), [80.0])
             self.with_good_neighbour(bad, device, seq, t0, "past_timestamp")
-        self.rng.shuffle(self.messages)
 
 
 async def register(url: str, schema: str) -> dict[str, int]:

@@ -217,7 +217,7 @@ async def test_hostile_messages_between_good_ones_through_a_restart(
 # --------------------------------------------------------------------------- dead letters
 
 
-def execute(pg_url: str, schema: str, statement: sql.Composable) -> None:
+def execute(pg_url: str, schema: str, statement: sql.Composed) -> None:
     with connect(pg_url, schema, autocommit=True) as conn:
         conn.execute(statement)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -31,7 +32,7 @@ def session_present(url: str, client_id: str) -> bool:
         answer["present"] = bool(flags.session_present)
         connected.set()
 
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=paho.MQTTv5)  # fmt: skip
     client.on_connect = on_connect
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

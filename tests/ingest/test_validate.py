@@ -46,7 +46,7 @@ def co(values: list[float], t0: datetime = NOW - timedelta(minutes=1), **kw: obj
         "t0": t0, "period_s": 1.0, "values": values,
     }  # fmt: skip
     fields.update(kw)
-    return Channel(**fields)  # type: ignore[arg-type]
+    return Channel(**fields)
 
 
 def check(

@@ -40,7 +40,7 @@ def _message(kind: str = "ceiling", severity: str = "critical") -> AlertMessage:
     now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     return AlertMessage(
         alert_id="6f0b7c52-3c1e-4d7a-9a55-2b4f1f0d6a11", transition="opened", state="open",
-        kind=kind, severity=severity, enterprise="acme", device="d", message="m", at=now,  # type: ignore[arg-type]
+        kind=kind, severity=severity, enterprise="acme", device="d", message="m", at=now,
         opened_at=now, sent_at=now,
     )  # fmt: skip
 
@@ -188,11 +188,13 @@ async def test_an_invalid_stored_url_is_recorded_and_logged_once(
     # Stored before URLs were checked at creation: httpx itself cannot even encode its host.
     hook = Webhook(7, "acme", "http://xn--a.example/hook", "s3cret-s3cret-s3cret", "info", None)
     outcomes = _Outcomes()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200)
+
     with caplog.at_level(logging.DEBUG, logger="ingest.alerting.webhooks"):
-        metrics = await _dispatch(
-            [hook], httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200)),
-            3, outcomes,
-        )  # fmt: skip
+        metrics = await _dispatch([hook], httpx.MockTransport(answer), 3, outcomes)
     assert calls == []
     assert len(outcomes.recorded) == 3
     assert all(hook_id == 7 and "invalid URL" in (err or "") for hook_id, err in outcomes.recorded)

@@ -72,7 +72,7 @@ def raw_sums(block: ReadingBlock, sensor: int, start: datetime, until: datetime)
         & (block.times_us >= datetime_to_us(start))
         & (block.times_us < datetime_to_us(until))
     )
-    return block.values[inside]
+    return np.asarray(block.values[inside])
 
 
 def test_a_span_splits_into_whole_minutes_and_its_partial_ends() -> None:
