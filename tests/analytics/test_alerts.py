@@ -440,6 +440,7 @@ def test_events_do_not_depend_on_how_samples_are_batched(seed: int) -> None:
                 and e.kind in (AlertKind.SHORT_TERM, AlertKind.CEILING)
             ]
         )
+
     # Batching moves evaluation points by less than a batch, so each kind opens and resolves
     # the same times in the same order (transitions of different kinds inside one batch come
     # in the detectors' order, so only each kind's own sequence is compared).
