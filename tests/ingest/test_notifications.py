@@ -285,16 +285,27 @@ async def test_a_channel_down_for_a_while_delays_and_loses_nothing(
         await person(pg_url, schema, f"p{i}", [("email", f"p{i}@mine.kz")])
     alerts = [f"6f1c7a52-3a0e-5d7c-9a55-0c3f4f6b8e1{i}" for i in range(3)]
     await write(pg_url, schema, *(record(alert_id=a) for a in alerts))
-    async with sender(pg_url, schema, plain_smtp(smtp)) as notifier:
-        await run_for(notifier, 1.5)
-        retried = rows(
+
+    def retried() -> tuple[int, int]:
+        found = rows(
             pg_url, schema, "SELECT count(*), count(DISTINCT notification_id) "
             "FROM alert_notification_attempts WHERE result = 'retry'",
         )[0]  # fmt: skip
+        return int(found[0]), int(found[1])
+
+    async with sender(pg_url, schema, plain_smtp(smtp)) as notifier:
+        started = wall.monotonic()
+        stop = asyncio.Event()
+        task = asyncio.create_task(notifier.run(stop))
+        await eventually(lambda: retried()[0] >= 15 + 3, what="three probes of the channel")
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        elapsed = wall.monotonic() - started
+        attempts, tried = retried()
         # Every one tried once; then the channel is paused and one notification at a time
-        # probes it (pauses of 0.1 to 0.3 s here), rather than all 15 every 0.3 s (75 or more).
-        assert retried[1] == 15
-        assert 15 < retried[0] < 40
+        # probes it (pauses of at least 0.1 s here), rather than all 15 every 0.3 s.
+        assert tried == 15
+        assert attempts - 15 <= elapsed / 0.1 + 1
         assert not smtp.mails
         smtp.start()
         try:
@@ -392,7 +403,12 @@ async def test_two_senders_at_once_send_each_notification_once(
         sender(pg_url, schema, plain_smtp(smtp)) as other,
     ):
         one.batch = other.batch = 3  # many small rounds, so that the two interleave
-        await asyncio.gather(run_for(one, 2.0), run_for(other, 2.0))
+        stop = asyncio.Event()
+        both = [asyncio.create_task(one.run(stop)), asyncio.create_task(other.run(stop))]
+        await eventually(lambda: len(smtp.mails) >= 30, what="the 30 mails")
+        await asyncio.sleep(0.5)  # nothing more comes
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*both), 10)
     assert len(smtp.mails) == 30
     assert len({m.message["Message-ID"] for m in smtp.mails}) == 30
     assert scalar(pg_url, schema, "SELECT count(*) FROM alert_notification_attempts") == 30
