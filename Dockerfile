@@ -40,10 +40,7 @@ RUN groupadd --system --gid "${QORGAU_GID}" qorgau \
     && useradd --system --uid "${QORGAU_UID}" --gid qorgau --home-dir /var/lib/qorgau \
         --create-home --shell /usr/sbin/nologin qorgau
 COPY --from=builder /opt/qorgau /opt/qorgau
-# The gettext catalogues (not package data: they sit beside the packages in the repository).
-COPY locales /opt/qorgau/locales
 ENV PATH=/opt/qorgau/bin:$PATH \
-    QORGAU_NOTIFY_LOCALES_DIR=/opt/qorgau/locales \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     QORGAU_LOG_FORMAT=json
