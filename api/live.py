@@ -14,8 +14,9 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 
@@ -89,6 +90,7 @@ class ReadingsHub:
         self._viewers: dict[str, set[Viewer]] = {}  # topic → queues
         self._client: aiomqtt.Client | None = None
         self._lock = asyncio.Lock()
+        self._exchanges: set[asyncio.Task[None]] = set()
         self._demand = asyncio.Event()
         self.connected = asyncio.Event()
 
@@ -106,23 +108,42 @@ class ReadingsHub:
         queue: Viewer = asyncio.Queue(self.queue_size)
         wanted = sorted(set(topics))
         self._demand.set()
+        # A browser that leaves cancels its request, again and again (an anyio cancel scope).
+        # Cancelled half-way, aiomqtt forgets the (UN)SUBSCRIBE it sent and logs a KeyError
+        # traceback when the broker answers; shielded, the exchange finishes on its own.
+        joining = self._keep(self._join(queue, wanted))
+        try:
+            await asyncio.shield(joining)
+            yield queue
+        finally:
+            await asyncio.shield(self._keep(self._leave(queue, wanted, after=joining)))
+
+    def _keep(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task held until done: the event loop keeps only weak references to tasks."""
+        task = asyncio.ensure_future(work)
+        self._exchanges.add(task)
+        task.add_done_callback(self._exchanges.discard)
+        return task
+
+    async def _join(self, queue: Viewer, wanted: list[str]) -> None:
         async with self._lock:
             fresh = [t for t in wanted if not self._viewers.get(t)]
             for topic in wanted:
                 self._viewers.setdefault(topic, set()).add(queue)
             await self._subscribe(fresh)
-        try:
-            yield queue
-        finally:
-            async with self._lock:
-                gone = []
-                for topic in wanted:
-                    viewers = self._viewers.get(topic, set())
-                    viewers.discard(queue)
-                    if not viewers:
-                        self._viewers.pop(topic, None)
-                        gone.append(topic)
-                await self._unsubscribe(gone)
+
+    async def _leave(self, queue: Viewer, wanted: list[str], *, after: asyncio.Task[None]) -> None:
+        with contextlib.suppress(Exception):
+            await after
+        async with self._lock:
+            gone = []
+            for topic in wanted:
+                viewers = self._viewers.get(topic, set())
+                viewers.discard(queue)
+                if not viewers:
+                    self._viewers.pop(topic, None)
+                    gone.append(topic)
+            await self._unsubscribe(gone)
 
     async def _subscribe(self, topics: list[str]) -> None:
         client = self._client

@@ -287,11 +287,31 @@ class WorkplacePublic(BaseModel):
 # --- devices and sensors --------------------------------------------------------------------
 
 
-class DeviceCreate(BaseModel):
+class Instrument(BaseModel):
+    """What a shift report names of an instrument: its model, serial number and certificate
+    of the last calibration (on a sensor: where it differs from its device's)."""
+
+    model: str | None = Field(default=None, max_length=120, description="make and model")
+    serial_number: str | None = Field(default=None, max_length=64)
+    calibration_certificate: str | None = Field(
+        default=None, max_length=120, description="number of the last calibration certificate"
+    )
+
+
+class DeviceCreate(Instrument):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"code": "build-01-dev-7", "name": "Noise and dust station"}]
+            "examples": [
+                {
+                    "code": "build-01-dev-7",
+                    "name": "Noise and dust station",
+                    "model": "Octava-110A",
+                    "serial_number": "A110-07412",
+                    "calibrated_on": "2026-09-01",
+                    "calibration_certificate": "ВА-24-0917",
+                }
+            ]
         },
     )
     code: DeviceCode
@@ -299,20 +319,23 @@ class DeviceCreate(BaseModel):
     workplace_id: RefId | None = Field(
         default=None, description="workplace its sensors measure by default"
     )
+    calibrated_on: date | None = Field(default=None, description="date of the last calibration")
 
 
-class DeviceUpdate(BaseModel):
+class DeviceUpdate(Instrument):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "St. 7"}]})
     name: Name | None = None
     workplace_id: RefId | None = None
+    calibrated_on: date | None = None
 
 
-class DevicePublic(BaseModel):
+class DevicePublic(Instrument):
     id: int
     enterprise_id: int
     workplace_id: int | None
     code: str
     name: str | None
+    calibrated_on: date | None
     created_at: datetime
     updated_at: datetime
 
@@ -320,7 +343,7 @@ class DevicePublic(BaseModel):
 _SUBSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class SensorCreate(BaseModel):
+class SensorCreate(Instrument):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -384,7 +407,7 @@ def _ordered(low: float | None, high: float | None) -> None:
         raise ValueError("min_value must be below max_value")
 
 
-class SensorUpdate(BaseModel):
+class SensorUpdate(Instrument):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"calibrated_on": "2026-11-01"}]},
@@ -401,7 +424,7 @@ class SensorUpdate(BaseModel):
         return self
 
 
-class SensorPublic(BaseModel):
+class SensorPublic(Instrument):
     id: int
     code: str = Field(description="sensor id as the device sends it")
     device_id: int

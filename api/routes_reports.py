@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -14,7 +14,14 @@ from api.models import error_responses
 from api.routes_exposure import ShiftNumber, pick_shift
 from application.assessments import schedule_of
 from application.reports import shift_report
-from dashboards.reports import FORMATS, MEDIA_TYPES, ReportFormat, render
+from dashboards.reports import (
+    FORMATS,
+    MEDIA_TYPES,
+    Language,
+    ReportFormat,
+    pick_language,
+    render,
+)
 from store import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=error_responses())
@@ -43,10 +50,19 @@ async def workplace_report(
     fmt: Annotated[
         ReportFormat, Query(alias="format", description="pdf (charts), csv or xlsx")
     ] = "pdf",
+    lang: Annotated[
+        Language | None,
+        Query(description="kk, ru or en (default: the first of them in Accept-Language, else en)"),
+    ] = None,
+    layout: Annotated[
+        Literal["long", "wide"],
+        Query(description="CSV only: one row per figure (long) or per sensor (wide)"),
+    ] = "long",
 ) -> Response:
     """The shift report of a workplace (default: the latest finished shift): per-sensor charts
     of the shift (one point per minute from the rollups, with the limits), metrics, classes per
-    factor, the combined class, В, ПР of the shift and its alerts."""
+    factor, the combined class, В, ПР of the shift, its alerts, the instruments with their
+    calibration, the method and norms applied, and a signature block."""
     workplace = await catalog.require(conn, "workplace", workplace_id, token.scope)
     enterprise = await catalog.require(conn, "enterprise", workplace["enterprise_id"], token.scope)
     chosen = pick_shift(schedule_of(workplace), day, number)
@@ -60,7 +76,8 @@ async def workplace_report(
         late_s=settings.ingest_max_past_s,
     )
     # Rendering is CPU work (matplotlib): off the event loop.
-    body = await asyncio.to_thread(render, report, fmt)
+    language = lang or pick_language(request.headers.get("accept-language"), "en")
+    body = await asyncio.to_thread(render, report, fmt, lang=language, wide=layout == "wide")
     return Response(
         body,
         media_type=MEDIA_TYPES[fmt],

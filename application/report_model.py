@@ -1,14 +1,18 @@
 """What a shift report says, as plain data: filled by the API (or the CLI) from the analytics
-results, rendered to PDF, CSV or Excel by this package. No I/O here."""
+results, rendered to PDF, CSV or Excel by ``dashboards.reports``. No I/O here. Labels here are
+English message ids of the ``reports`` catalogue: the renderer translates them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
+
+# The registry's record of an instrument is what the report shows, field for field.
+from store.registry import InstrumentRecord
 
 # metric key → (label, unit, scale): how each analytics metric is shown.
 METRICS: Mapping[str, tuple[str, str, float]] = {
@@ -22,6 +26,7 @@ METRICS: Mapping[str, tuple[str, str, float]] = {
     "a8_m_s2": ("A(8)", "m/s²", 1.0),
     "a8_db": ("A(8)", "dB", 1.0),
     "a8_projected_m_s2": ("A(8) projected", "m/s²", 1.0),
+    "a8_projected_db": ("A(8) projected", "dB", 1.0),
     "a_rms_m_s2": ("a r.m.s.", "m/s²", 1.0),
     "twa8h_mg_m3": ("TWA", "mg/m³", 1.0),
     "twa8h_projected_mg_m3": ("TWA projected", "mg/m³", 1.0),
@@ -29,13 +34,17 @@ METRICS: Mapping[str, tuple[str, str, float]] = {
     "max15min_mg_m3": ("max 15-min mean", "mg/m³", 1.0),
     "max_mg_m3": ("max", "mg/m³", 1.0),
     "k_twa": ("K = TWA/ПДК_сс (classed on)", "", 1.0),
+    "k_twa_measured": ("K = TWA/ПДК_сс measured", "", 1.0),
     "k_max15": ("K = max 15-min/ПДК_max", "", 1.0),
     "coverage": ("coverage", "%", 100.0),
+    "measured_s": ("measured", "h", 1.0 / 3600.0),
     "unmeasured_s": ("unmeasured", "h", 1.0 / 3600.0),
     "min_pct_vol": ("min", "% vol", 1.0),
     "max_pct_vol": ("max", "% vol", 1.0),
+    "mean_pct_vol": ("mean", "% vol", 1.0),
     "min_pct_lel": ("min", "% LEL", 1.0),
     "max_pct_lel": ("max", "% LEL", 1.0),
+    "mean_pct_lel": ("mean", "% LEL", 1.0),
 }
 
 QUANTITY_TITLES: Mapping[str, str] = {
@@ -51,8 +60,10 @@ QUANTITY_TITLES: Mapping[str, str] = {
 }
 
 
-def quantity_title(quantity: str, substance: str | None) -> str:
-    title = QUANTITY_TITLES.get(quantity, quantity)
+def quantity_title(
+    quantity: str, substance: str | None, translate: Callable[[str], str] = str
+) -> str:
+    title = translate(QUANTITY_TITLES[quantity]) if quantity in QUANTITY_TITLES else quantity
     return f"{title} {substance}" if substance else title
 
 
@@ -119,6 +130,7 @@ class RiskSummary:
     protection_class: str
     indicators: Mapping[str, float]  # В, T, Ob, SIZ, Z
     explanation: str
+    level_names: Mapping[str, str] = field(default_factory=dict)  # language → the norms' name
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +175,14 @@ class ShiftReport:
     status: str = "final"  # of the stored assessment: running, provisional or final
     coverage_min: float | None = None  # lowest coverage (0..1) of the sensors
     insufficient_data: bool = False  # below the norms' coverage minimum: a provisional result
+    instruments: tuple[InstrumentRecord, ...] = ()
+    norms_description: str = ""
+    norms_references: tuple[str, ...] = ()  # the sources of the tables and formulas applied
 
     @property
-    def headline_class(self) -> str:
-        """The class as a headline may print it: never bare when the data were too few."""
-        if self.working_class is None:
-            return "—"
-        if self.insufficient_data:
-            return f"{self.working_class} (provisional: not enough data)"
-        return self.working_class
+    def has_readings(self) -> bool:
+        """Whether any sensor measured in this shift: a report without is not written in bulk."""
+        return any(s.samples for s in self.sensors)
 
     def file_stem(self) -> str:
         return (

@@ -29,7 +29,41 @@ from application.schedule import Shift
 from application.scoring import workplace_risk
 from store.alerts import alerts_during
 from store.catalog import Row
+from store.registry import instruments_of
 from store.rollups import fetch_rollup, representative_statistic
+
+# Where in the norms profile the tables and limits behind each quantity live (leaf paths of
+# ``Norms.sources``), then those behind every report (coverage, combination, В, ПР). The sources
+# quoted are the profile's own, so an enterprise profile's references show up as they are.
+NORMS_PATHS: dict[str, tuple[str, ...]] = {
+    "noise_laeq": ("bands.noise_lex8h.", "noise."),
+    "noise_lcpeak": ("bands.noise_lex8h.",),
+    "vib_hav": ("bands.vibration_hand_arm.",),
+    "vib_wbv_x": ("bands.vibration_whole_body_xy.", "vibration.k_xy"),
+    "vib_wbv_y": ("bands.vibration_whole_body_xy.", "vibration.k_xy"),
+    "vib_wbv_z": ("bands.vibration_whole_body_z.", "vibration.k_z"),
+    "gas": ("bands.chemical_",),
+    "dust": ("bands.dust_fibrogenic_",),
+}
+EVERY_REPORT_PATHS = ("sampling.min_coverage", "combination.", "harmfulness.", "risk.weight_",
+                      "risk.level_thresholds")  # fmt: skip
+
+
+def norms_references(norms: Norms, sensors: list[tuple[str, str | None]]) -> tuple[str, ...]:
+    """The distinct source texts of what assessed ``sensors`` ((quantity, substance) pairs)."""
+    prefixes: list[str] = []
+    for quantity, substance in sensors:
+        prefixes += NORMS_PATHS.get(quantity, ())
+        if substance:
+            prefixes.append(f"substances.{substance}.")
+    prefixes += EVERY_REPORT_PATHS
+    found: dict[str, None] = {}
+    for prefix in prefixes:
+        for path, source in norms.sources.items():
+            if path.startswith(prefix):
+                found.setdefault(source)
+    return tuple(found)
+
 
 CHART_LABELS = {
     "energy_mean_db": "1-min energy-mean level",
@@ -134,7 +168,14 @@ async def shift_report(
             protection_class=risk.risk.protection_class,
             indicators={c.indicator: c.value for c in risk.risk.contributions},
             explanation=risk.risk.explanation,
-        )
+            level_names={
+                lang: names[risk.risk.level - 1]
+                for lang, names in (("en", norms.risk.level_names),
+                                    ("ru", norms.risk.level_names_ru),
+                                    ("kk", norms.risk.level_names_kz))
+                if len(names) >= risk.risk.level
+            },
+        )  # fmt: skip
     alerts = await alerts_during(
         conn, enterprise["code"], workplace["code"], shift.start, shift.end
     )
@@ -179,4 +220,7 @@ async def shift_report(
         status=found.status,
         coverage_min=found.coverage_min,
         insufficient_data=found.insufficient_data,
+        instruments=tuple(await instruments_of(conn, workplace["id"])),
+        norms_description=norms.description,
+        norms_references=norms_references(norms, [(s.quantity, s.substance) for s in sections]),
     )

@@ -34,6 +34,7 @@ from ingest.alerting.service import AlertService
 from ingest.alerting.settings import AlertsSettings
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
+from qorgau.envfile import DEFAULT_ENV_FILE, ENV_FILE_VARIABLE, export_lines, write_env_file
 from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port
 from store.assessments import add_indicator, current_indicators
 from store.auth import Role, create_token
@@ -233,6 +234,16 @@ async def run_demo(stop: asyncio.Event, data_dir: Path, api_port: int | None = N
 
         base = f"http://{api_settings.api_host}:{api_settings.api_port}"
         wp = f"{base}/api/v1/workplaces/{access.workplace_id}"
+        env_file = data_dir / DEFAULT_ENV_FILE.name
+        connection = {
+            "QORGAU_DATABASE_URL": services.database_url,
+            "QORGAU_MQTT_URL": services.mqtt_url,
+        }
+        write_env_file(env_file, connection)
+        found_by_default = env_file.resolve() == DEFAULT_ENV_FILE.resolve()
+        paste = export_lines(
+            connection if found_by_default else {ENV_FILE_VARIABLE: str(env_file), **connection}
+        )
         print(
             f"\nQorgau demo is running.\n"
             f"  dashboard:  {base}/  (sign in with a token below)\n"
@@ -250,10 +261,16 @@ async def run_demo(stop: asyncio.Event, data_dir: Path, api_port: int | None = N
             f'  e.g. curl -H "Authorization: Bearer {access.officer_token}" {wp}/risk\n'
             f"  database:   {services.database_url}\n"
             f"  broker:     {services.mqtt_url}\n"
-            f"Press Ctrl-C to stop.\n",
+            f"Other qorgau commands run in this folder find the database and broker in {env_file}"
+            f"{'' if found_by_default else f' (with {ENV_FILE_VARIABLE} set)'}; "
+            f"elsewhere paste:\n    " + "\n    ".join(paste) + "\n"
+            "Press Ctrl-C to stop.\n",
             flush=True,
         )
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            env_file.unlink(missing_ok=True)
         log.info("stopping: edge agent, ingest, alert engine, assessment service, API")
         edge_stop.set()
         await asyncio.to_thread(edge_thread.join, 15)

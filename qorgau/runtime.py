@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -52,8 +52,19 @@ def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "httpx", "psycopg.pool"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_third_party_logs(level)
+
+
+# Libraries whose INFO says nothing an operator acts on: fontTools logs some 400 lines while
+# matplotlib embeds the fonts of one PDF report; the others log each request or connection.
+THIRD_PARTY_LOGGERS = ("uvicorn.access", "httpx", "psycopg.pool", "fontTools", "matplotlib")
+
+
+def quiet_third_party_logs(level: str | None = None) -> None:
+    """Third-party loggers at WARNING unless ``QORGAU_LOG_LEVEL`` is debug."""
+    level = (level or os.environ.get("QORGAU_LOG_LEVEL", "info")).upper()
+    for noisy in THIRD_PARTY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 def load_settings(cls: type[S]) -> S:
@@ -68,13 +79,18 @@ def load_settings(cls: type[S]) -> S:
         raise ConfigurationError(f"invalid settings: {problems}") from None
 
 
-def settings_help(*classes: type[BaseModel]) -> str:
-    """An --help epilog listing each setting's variable, default and meaning."""
+# What a command that only opens a connection reads of the database settings.
+CONNECTION_SETTINGS = ("database_url", "database_schema")
+
+
+def settings_help(*classes: type[BaseModel], only: Collection[str] | None = None) -> str:
+    """An --help epilog listing each setting's variable, default and meaning; ``only`` names the
+    fields a command reads where it reads a few of a larger settings class."""
     lines = ["settings (environment variables):"]
     seen: set[str] = set()
     for cls in classes:
         for name, info in cls.model_fields.items():
-            if name in seen:
+            if name in seen or (only is not None and name not in only):
                 continue
             seen.add(name)
             default = "computed" if info.default_factory is not None else repr(info.default)

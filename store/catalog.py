@@ -99,6 +99,10 @@ class Page:
     total: int
 
 
+# What identifies an instrument on a report: on devices and, where a channel has its own, sensors.
+INSTRUMENT_COLUMNS = ("model", "serial_number", "calibration_certificate")
+
+
 @dataclass(frozen=True, slots=True)
 class _Kind:
     """How one kind of registry object is selected, and which table holds it."""
@@ -146,10 +150,12 @@ _DEVICE = _Kind(
     "device",
     "devices",
     "d",
-    """SELECT d.id, d.enterprise_id, d.workplace_id, d.code, d.name, d.created_at, d.updated_at
+    """SELECT d.id, d.enterprise_id, d.workplace_id, d.code, d.name, d.model, d.serial_number,
+              d.calibrated_on, d.calibration_certificate, d.created_at, d.updated_at
        FROM devices d JOIN enterprises e ON e.id = d.enterprise_id""",
-    frozenset({"enterprise_id", "workplace_id", "code", "name"}),
-)
+    frozenset({"enterprise_id", "workplace_id", "code", "name", *INSTRUMENT_COLUMNS,
+               "calibrated_on"}),
+)  # fmt: skip
 _SENSOR = _Kind(
     "sensor",
     "sensors",
@@ -157,14 +163,14 @@ _SENSOR = _Kind(
     """SELECT s.id, s.code, s.device_id, d.code AS device, e.id AS enterprise_id,
               e.code AS enterprise, s.workplace_id, w.code AS workplace, s.quantity, s.unit,
               s.substance, s.min_value, s.max_value, s.calibrated_on, s.calibration_due,
-              s.created_at, s.updated_at
+              s.model, s.serial_number, s.calibration_certificate, s.created_at, s.updated_at
        FROM sensors s
        JOIN devices d ON d.id = s.device_id
        JOIN enterprises e ON e.id = d.enterprise_id
        LEFT JOIN workplaces w ON w.id = s.workplace_id""",
     frozenset(
         {"device_id", "code", "quantity", "unit", "substance", "workplace_id", "min_value",
-         "max_value", "calibrated_on", "calibration_due"}
+         "max_value", "calibrated_on", "calibration_due", *INSTRUMENT_COLUMNS}
     ),
 )  # fmt: skip
 

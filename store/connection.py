@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -34,11 +35,33 @@ def connect_kwargs(schema: str) -> dict[str, Any]:
     return {"options": f"-c search_path={schema},public -c jit=off", "connect_timeout": 5}
 
 
+def _unreachable(url: str, exc: psycopg.OperationalError) -> DatabaseUnavailableError:
+    """One line: where we tried, libpq's first reason, and what to do."""
+    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "no answer")
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
+    except psycopg.ProgrammingError:
+        where = "QORGAU_DATABASE_URL"
+    # The command line notes where the address came from when it was a demo's settings file.
+    source = os.environ.get("QORGAU_DATABASE_URL_FROM")
+    if source:
+        hint = (
+            f"the address is from {source}: is that demo still running? Start it or delete the file"
+        )
+    else:
+        hint = "start it, run `qorgau demo`"
+    return DatabaseUnavailableError(
+        f"cannot connect to PostgreSQL at {where} ({reason.rstrip('.')}): {hint}, or point "
+        "QORGAU_DATABASE_URL at a running server"
+    )
+
+
 def connect(url: str, schema: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=autocommit, **connect_kwargs(schema))
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+        raise _unreachable(url, exc) from exc
 
 
 async def connect_async(
@@ -49,7 +72,24 @@ async def connect_async(
             url, autocommit=autocommit, **connect_kwargs(schema)
         )
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailableError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+        raise _unreachable(url, exc) from exc
+
+
+def explain(exc: BaseException) -> str | None:
+    """A one-line answer to a database error that reached the command line, saying what to do,
+    or None when ``exc`` is no such error (a bug, which keeps its traceback)."""
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (
+            f"the database has no Qorgau schema yet ({detail}): run `qorgau db upgrade` with "
+            "the same QORGAU_DATABASE_URL and QORGAU_DATABASE_SCHEMA, or start `qorgau demo`"
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        detail = next((line for line in str(exc).splitlines() if line.strip()), "")
+        return f"the connection to PostgreSQL failed ({detail.strip()}): is the server running?"
+    if isinstance(exc, DatabaseError):
+        return str(exc)
+    return None
 
 
 def ping(url: str, *, connect_timeout_s: int = 2) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -263,3 +263,42 @@ async def get_sensor(conn: AsyncConnection[Any], sensor_id: int) -> SensorListin
     )
     row = await cur.fetchone()
     return SensorListing(**row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentRecord:
+    """What a report names of the instrument behind one sensor; a sensor's own model, serial
+    number and calibration win over its device's."""
+
+    sensor: str
+    device: str
+    device_name: str | None
+    model: str | None
+    serial_number: str | None
+    calibrated_on: date | None
+    calibration_certificate: str | None
+    calibration_due: date | None
+
+    def calibration_overdue(self, on: date) -> bool:
+        return self.calibration_due is not None and self.calibration_due < on
+
+
+async def instruments_of(conn: AsyncConnection[Any], workplace_id: int) -> list[InstrumentRecord]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT s.code AS sensor, d.code AS device, d.name AS device_name,
+               COALESCE(s.model, d.model) AS model,
+               COALESCE(s.serial_number, d.serial_number) AS serial_number,
+               COALESCE(s.calibrated_on, d.calibrated_on) AS calibrated_on,
+               COALESCE(s.calibration_certificate, d.calibration_certificate)
+                   AS calibration_certificate,
+               s.calibration_due
+        FROM sensors s
+        JOIN devices d ON d.id = s.device_id
+        WHERE s.workplace_id = %s
+        ORDER BY d.code, s.code
+        """,
+        [workplace_id],
+    )
+    return [InstrumentRecord(**row) for row in await cur.fetchall()]

@@ -1,10 +1,11 @@
 """Shift reports of a workplace: per-sensor charts, metrics, classes, В, ПР and the alerts of
-the shift, as PDF (matplotlib), CSV or Excel (openpyxl). ``render(report, format)`` turns a
-:class:`ShiftReport` (filled by the API or the CLI from the analytics results) into bytes."""
+the shift, as PDF (matplotlib), CSV or Excel (openpyxl), in Kazakh, Russian or English.
+``render(report, format, lang=...)`` turns a :class:`ShiftReport` (filled by the API or the CLI
+from the stored shift assessment) into bytes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
 from application.report_model import (
@@ -16,6 +17,7 @@ from application.report_model import (
     ShiftReport,
     quantity_title,
 )
+from dashboards.reports.language import LANGUAGES, Language, ReportText, pick_language
 
 ReportFormat = Literal["pdf", "csv", "xlsx"]
 FORMATS: tuple[ReportFormat, ...] = ("pdf", "csv", "xlsx")
@@ -26,31 +28,42 @@ MEDIA_TYPES: Mapping[str, str] = {
 }
 
 
-def render(report: ShiftReport, fmt: ReportFormat) -> bytes:
-    """The report as a file's bytes. Imports the renderer it needs only (matplotlib is slow to
-    import and only the PDF needs it)."""
-    renderer: Callable[[ShiftReport], bytes]
+def render(
+    report: ShiftReport, fmt: ReportFormat, *, lang: Language = "en", wide: bool = False
+) -> bytes:
+    """The report as a file's bytes, its texts in ``lang``. ``wide`` (CSV only): one row per
+    sensor with a column per figure, instead of one row per figure. Imports the renderer it
+    needs only (matplotlib is slow to import and only the PDF needs it)."""
+    t = ReportText(lang)
     if fmt == "pdf":
-        from dashboards.reports.pdf import render_pdf as renderer
-    elif fmt == "csv":
-        from dashboards.reports.tables import render_csv as renderer
-    elif fmt == "xlsx":
-        from dashboards.reports.tables import render_xlsx as renderer
-    else:
-        raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return renderer(report)
+        from dashboards.reports.pdf import render_pdf
+
+        return render_pdf(report, t)
+    if fmt == "csv":
+        from dashboards.reports.tables import render_csv, render_wide_csv
+
+        return render_wide_csv(report) if wide else render_csv(report)
+    if fmt == "xlsx":
+        from dashboards.reports.tables import render_xlsx
+
+        return render_xlsx(report, t)
+    raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 __all__ = [
     "FORMATS",
+    "LANGUAGES",
     "MEDIA_TYPES",
     "AlertRow",
     "FactorRow",
+    "Language",
     "LimitMark",
     "ReportFormat",
+    "ReportText",
     "RiskSummary",
     "SensorSection",
     "ShiftReport",
+    "pick_language",
     "quantity_title",
     "render",
 ]

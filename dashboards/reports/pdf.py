@@ -22,7 +22,27 @@ from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from application.report_model import SensorSection, ShiftReport, fmt, metric_cell
+from application.report_model import (
+    LimitMark,
+    SensorSection,
+    ShiftReport,
+    metric_cell,
+    quantity_title,
+)
+from dashboards.reports.language import ReportText
+from dashboards.reports.wording import (
+    ALERT_STATE,
+    LINE_KINDS,
+    SEVERITY,
+    SIGNATURES,
+    SOURCE,
+    STATUS,
+    headline_class,
+    level_name,
+    methods_of,
+    signature_fields,
+    word,
+)
 
 A4_IN = (8.27, 11.69)
 MARGIN = 0.07  # of the page width and height
@@ -62,9 +82,10 @@ def _clean(text: str) -> str:
 class _Pages:
     """Lays text and tables top to bottom, opening a new page when one is full."""
 
-    def __init__(self, pdf: PdfPages, report: ShiftReport) -> None:
+    def __init__(self, pdf: PdfPages, report: ShiftReport, t: ReportText) -> None:
         self.pdf = pdf
         self.report = report
+        self.t = t
         self.number = 0
         self.fig: Figure | None = None
         self.y = 0.0
@@ -75,15 +96,17 @@ class _Pages:
         self.number += 1
         self.fig = Figure(figsize=A4_IN)
         self.y = 1.0 - MARGIN
-        r = self.report
+        r, t = self.report, self.t
         self.fig.text(
             MARGIN, MARGIN / 2,
-            f"Qorgau shift report · {r.enterprise}/{r.workplace} · {r.shift_date} shift "
-            f"{r.shift_number} · norms {r.norms} · generated {r.generated_at:%Y-%m-%d %H:%M} UTC",
+            t("Qorgau shift report · {enterprise}/{workplace} · {date} shift {number} · norms "
+              "{norms} · generated {generated} UTC", enterprise=r.enterprise,
+              workplace=r.workplace, date=r.shift_date, number=r.shift_number, norms=r.norms,
+              generated=f"{r.generated_at:%Y-%m-%d %H:%M}"),
             fontsize=6.5, color="#5f6b7a",
         )  # fmt: skip
-        self.fig.text(1 - MARGIN, MARGIN / 2, f"page {self.number}", fontsize=6.5,
-                      color="#5f6b7a", ha="right")  # fmt: skip
+        self.fig.text(1 - MARGIN, MARGIN / 2, t("page {number}", number=self.number),
+                      fontsize=6.5, color="#5f6b7a", ha="right")  # fmt: skip
 
     def flush(self) -> None:
         if self.fig is not None:
@@ -169,27 +192,38 @@ class _Pages:
         return ax
 
 
-def _key_figures(s: SensorSection) -> str:
+def _title(s: SensorSection, t: ReportText) -> str:
+    return quantity_title(s.quantity, s.substance, translate=t)
+
+
+def _key_figures(s: SensorSection, t: ReportText) -> str:
     parts = []
     for key, value in s.metrics.items():
         if key == "coverage" or value is None:
             continue
         label, unit, shown = metric_cell(key, value)
-        parts.append(f"{label} {fmt(shown)}{' ' + unit if unit else ''}")
+        parts.append(f"{t(label)} {t.num(shown)}{' ' + t(unit) if unit else ''}")
     return "; ".join(parts)
 
 
-def _chart(ax: Axes, s: SensorSection, zone: ZoneInfo) -> None:
+def _line_label(line: LimitMark, unit: str, t: ReportText) -> str:
+    """ПДК labels read the same in the three languages; the others are named by their kind."""
+    if line.label.startswith("ПДК") or line.kind not in LINE_KINDS:
+        return line.label
+    return f"{t(LINE_KINDS[line.kind])} {t.num(line.value)} {unit}"
+
+
+def _chart(ax: Axes, s: SensorSection, zone: ZoneInfo, t: ReportText) -> None:
     # The data line is embedded as an image (a shift is hundreds of points per sensor); titles,
     # axes, ticks and legends stay text, so the report can still be searched.
     ax.plot(s.chart_times, s.chart_values, color="#1565c0", linewidth=0.9, rasterized=True,
-            label=f"{s.chart_label}, {s.unit}")  # fmt: skip
+            label=f"{t(s.chart_label)}, {s.unit}")  # fmt: skip
     ax.fill_between(s.chart_times, s.chart_values, alpha=0.08, color="#1565c0")
     for line in s.lines:
         ax.axhline(line.value, color=LINE_COLOURS.get(line.kind, "#555"), linestyle="--",
-                   linewidth=0.9, label=line.label)  # fmt: skip
-    cls = f" · class {s.working_class}" if s.working_class else ""
-    ax.set_title(_clean(f"{s.title} — {s.sensor}{cls}"), loc="left")
+                   linewidth=0.9, label=_line_label(line, s.unit, t))  # fmt: skip
+    cls = " · " + t("class {cls}", cls=s.working_class) if s.working_class else ""
+    ax.set_title(_clean(f"{_title(s, t)} — {s.sensor}{cls}"), loc="left")
     ax.set_ylabel(s.unit)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))  # type: ignore[no-untyped-call]
     ax.grid(True, color="#e6e9ee", linewidth=0.6)
@@ -201,101 +235,155 @@ def _chart(ax: Axes, s: SensorSection, zone: ZoneInfo) -> None:
         ax.set_ylim(bottom=0)
 
 
-def render_pdf(report: ShiftReport) -> bytes:
+def render_pdf(report: ShiftReport, t: ReportText | None = None) -> bytes:
     r = report
+    t = t or ReportText()
     zone = ZoneInfo(r.timezone)
     out = io.BytesIO()
     metadata = {
-        "Title": _clean(f"Shift report {r.workplace_name} {r.shift_date} shift {r.shift_number}"),
+        "Title": _clean(t("Shift report {workplace} {date} shift {number}",
+                          workplace=r.workplace_name, date=r.shift_date, number=r.shift_number)),
         "Author": "Qorgau",
-        "Subject": "exposure, classes of working conditions, В, ПР",
-    }
+        "Subject": t("exposure, classes of working conditions, В, ПР"),
+    }  # fmt: skip
     style: Any = STYLE
     with matplotlib.rc_context(style), PdfPages(out, metadata=metadata) as pdf:
-        pages = _Pages(pdf, r)
-        pages.text(f"Shift report — {r.workplace_name}", size=16, bold=True, gap=0.004)
-        start, end = r.start.astimezone(zone), r.end.astimezone(zone)
-        pages.text(
-            f"{r.enterprise_name} ({r.enterprise}) · workplace {r.workplace} · "
-            f"{r.profession or 'profession not given'} · {r.headcount} persons",
-            size=9, colour="#5f6b7a",
-        )  # fmt: skip
-        pages.text(
-            f"Shift {r.shift_number} of {r.shift_date}: {start:%Y-%m-%d %H:%M} – "
-            f"{end:%Y-%m-%d %H:%M} ({r.timezone})",
-            size=9, colour="#5f6b7a", gap=0.01,
-        )  # fmt: skip
-        if r.insufficient_data:
-            lowest = "—" if r.coverage_min is None else f"{fmt(r.coverage_min * 100)} %"
-            pages.text(
-                f"PROVISIONAL — not enough data (lowest coverage {lowest}): the class and В "
-                "below are not a finding",
-                size=12,
-                bold=True,
-                colour="#b3261e",
-            )
-        b = "—" if r.b is None else f"{r.b} ({fmt(r.b_continuous)})"
-        if r.insufficient_data and r.b is not None:
-            b += " (provisional)"
-        pages.text(
-            f"Class of working conditions: {r.headline_class}    Harmfulness index В: {b}",
-            size=12,
-            bold=True,
-        )
-        if r.status != "final":
-            pages.text(
-                f"Assessment status: {r.status} (late readings may still change it)",
-                size=9,
-                colour="#5f6b7a",
-            )
-        if r.risk is not None:
-            pages.text(
-                f"Occupational risk ПР: {fmt(r.risk.pr)}, level {r.risk.level} "
-                f"({r.risk.level_name}), protection class {r.risk.protection_class}",
-                size=12, bold=True,
-            )  # fmt: skip
-            pages.text(r.risk.explanation, colour="#5f6b7a")
-        else:
-            pages.text(f"Occupational risk ПР: not available — {r.risk_note}", size=10)
-        if r.explanation:
-            pages.text(r.explanation, colour="#5f6b7a", gap=0.01)
-
-        pages.text("Classes of working conditions", size=11, bold=True, gap=0.004)
-        pages.table(
-            ["Factor", "Class", "В", "В cont.", "Source", "Basis"],
-            [0.2, 0.07, 0.05, 0.08, 0.1, 0.5],
-            [[f.factor, f.working_class, str(f.b), fmt(f.b_continuous), f.source, f.basis]
-             for f in r.factors] or [["—", "", "", "", "", "no factor could be classed"]],
-            shade=1,
-        )  # fmt: skip
-        pages.text("Metrics per sensor", size=11, bold=True, gap=0.004)
-        rows = []
-        for s in r.sensors:
-            coverage = s.metrics.get("coverage")
-            cov = "—" if coverage is None else f"{fmt(coverage * 100)} %"
-            if s.insufficient:
-                cov += " (insufficient)"
-            rows.append([s.sensor, s.title, _key_figures(s), s.working_class or "—", cov])
-        rows += [[code, "", why, "—", ""] for code, why in r.skipped]
-        pages.table(["Sensor", "Quantity", "Shift metrics", "Class", "Coverage"],
-                    [0.2, 0.17, 0.43, 0.07, 0.13], rows, shade=3)  # fmt: skip
-
+        pages = _Pages(pdf, r, t)
+        _headline(pages, r, t, zone)
+        _tables(pages, r, t)
         pages.room(0.33)  # the heading goes with the first chart
-        pages.text("Readings through the shift", size=11, bold=True, gap=0.004)
-        pages.text("One point per minute: energy-mean level for noise (10·lg of the mean of "
-                   "10^(L/10)), r.m.s. for vibration, mean for concentrations; dashed lines are "
-                   "the limits in the sensor's unit.", colour="#5f6b7a", gap=0.006)  # fmt: skip
+        pages.text(t("Readings through the shift"), size=11, bold=True, gap=0.004)
+        pages.text(t("One point per minute: energy-mean level for noise (10·lg of the mean of "
+                     "10^(L/10)), r.m.s. for vibration, mean for concentrations; dashed lines are "
+                     "the limits in the sensor's unit."), colour="#5f6b7a", gap=0.006)  # fmt: skip
         for s in r.sensors:
             if s.chart_values.size:
-                _chart(pages.axes(0.25), s, zone)
-
-        pages.text("Alerts of the shift", size=11, bold=True, gap=0.004)
+                _chart(pages.axes(0.25), s, zone, t)
+        pages.text(t("Alerts of the shift"), size=11, bold=True, gap=0.004)
         pages.table(
-            ["Opened", "Severity", "Kind", "State", "Message"],
+            [t("Opened"), t("Severity"), t("Kind"), t("State"), t("Message")],
             [0.1, 0.09, 0.15, 0.12, 0.54],
-            [[f"{a.opened_at.astimezone(zone):%H:%M}", a.severity, a.kind.replace("_", " "),
-              a.state + (f" by {a.acknowledged_by}" if a.acknowledged_by else ""), a.message]
-             for a in r.alerts] or [["", "", "", "", "No alerts in this shift."]],
+            [[f"{a.opened_at.astimezone(zone):%H:%M}", word(SEVERITY, a.severity, t),
+              a.kind.replace("_", " "),
+              word(ALERT_STATE, a.state, t)
+              + (" " + t("by {who}", who=a.acknowledged_by) if a.acknowledged_by else ""),
+              a.message]
+             for a in r.alerts] or [["", "", "", "", t("No alerts in this shift.")]],
         )  # fmt: skip
+        _instruments_and_method(pages, r, t)
+        _signatures(pages, t)
         pages.flush()
     return out.getvalue()
+
+
+def _headline(pages: _Pages, r: ShiftReport, t: ReportText, zone: ZoneInfo) -> None:
+    pages.text(t("Shift report — {workplace}", workplace=r.workplace_name), size=16, bold=True,
+               gap=0.004)  # fmt: skip
+    start, end = r.start.astimezone(zone), r.end.astimezone(zone)
+    pages.text(
+        t("{enterprise_name} ({enterprise}) · workplace {workplace} · {profession} · "
+          "{headcount} persons", enterprise_name=r.enterprise_name, enterprise=r.enterprise,
+          workplace=r.workplace, profession=r.profession or t("profession not given"),
+          headcount=r.headcount),
+        size=9, colour="#5f6b7a",
+    )  # fmt: skip
+    pages.text(
+        t("Shift {number} of {date}: {start} – {end} ({zone})", number=r.shift_number,
+          date=r.shift_date, start=f"{start:%Y-%m-%d %H:%M}", end=f"{end:%Y-%m-%d %H:%M}",
+          zone=r.timezone),
+        size=9, colour="#5f6b7a", gap=0.01,
+    )  # fmt: skip
+    if r.insufficient_data:
+        lowest = "—" if r.coverage_min is None else f"{t.num(r.coverage_min * 100)} %"
+        pages.text(
+            t("PROVISIONAL — not enough data (lowest coverage {lowest}): the class and В below "
+              "are not a finding", lowest=lowest),
+            size=12, bold=True, colour="#b3261e",
+        )  # fmt: skip
+    b = "—" if r.b is None else f"{r.b} ({t.num(r.b_continuous)})"
+    if r.insufficient_data and r.b is not None:
+        b += " " + t("(provisional)")
+    pages.text(
+        t("Class of working conditions: {cls}    Harmfulness index В: {b}",
+          cls=headline_class(r, t), b=b),
+        size=12, bold=True,
+    )  # fmt: skip
+    if r.status != "final":
+        pages.text(
+            t("Assessment status: {status} (late readings may still change it)",
+              status=word(STATUS, r.status, t)),
+            size=9, colour="#5f6b7a",
+        )  # fmt: skip
+    if r.risk is not None:
+        pages.text(
+            t("Occupational risk ПР: {pr}, level {level} ({name}), protection class {protection}",
+              pr=t.num(r.risk.pr), level=r.risk.level, name=level_name(r, t),
+              protection=r.risk.protection_class),
+            size=12, bold=True,
+        )  # fmt: skip
+        pages.text(r.risk.explanation, colour="#5f6b7a")
+    else:
+        pages.text(t("Occupational risk ПР: not available — {why}", why=r.risk_note or "—"),
+                   size=10)  # fmt: skip
+    if r.explanation:
+        pages.text(r.explanation, colour="#5f6b7a", gap=0.01)
+
+
+def _tables(pages: _Pages, r: ShiftReport, t: ReportText) -> None:
+    pages.text(t("Classes of working conditions"), size=11, bold=True, gap=0.004)
+    pages.table(
+        [t("Factor"), t("Class"), "В", t("В cont."), t("Source"), t("Basis")],
+        [0.2, 0.07, 0.05, 0.08, 0.1, 0.5],
+        [[f.factor, f.working_class, str(f.b), t.num(f.b_continuous), word(SOURCE, f.source, t),
+          f.basis] for f in r.factors]
+        or [["—", "", "", "", "", t("no factor could be classed")]],
+        shade=1,
+    )  # fmt: skip
+    pages.text(t("Metrics per sensor"), size=11, bold=True, gap=0.004)
+    rows = []
+    for s in r.sensors:
+        coverage = s.metrics.get("coverage")
+        cov = "—" if coverage is None else f"{t.num(coverage * 100)} %"
+        if s.insufficient:
+            cov += " " + t("(insufficient)")
+        rows.append([s.sensor, _title(s, t), _key_figures(s, t), s.working_class or "—", cov])
+    rows += [[code, "", why, "—", ""] for code, why in r.skipped]
+    pages.table([t("Sensor"), t("Quantity"), t("Shift metrics"), t("Class"), t("Coverage")],
+                [0.2, 0.17, 0.43, 0.07, 0.13], rows, shade=3)  # fmt: skip
+
+
+def _instruments_and_method(pages: _Pages, r: ShiftReport, t: ReportText) -> None:
+    pages.text(t("Instruments"), size=11, bold=True, gap=0.004)
+    day = r.start.date()
+    rows = []
+    for i in r.instruments:
+        calibrated = "—" if i.calibrated_on is None else i.calibrated_on.isoformat()
+        if i.calibration_overdue(day):
+            calibrated += " " + t("(calibration overdue since {due})", due=i.calibration_due)
+        rows.append([i.sensor, i.device_name or i.device, i.model or "—", i.serial_number or "—",
+                     calibrated, i.calibration_certificate or "—"])  # fmt: skip
+    pages.table(
+        [t("Sensor"), t("Device"), t("Model"), t("Serial number"), t("Last calibration"),
+         t("Certificate")],
+        [0.2, 0.2, 0.15, 0.14, 0.16, 0.15],
+        rows or [["—", "", "", "", "", t("no instrument registered for this workplace")]],
+    )  # fmt: skip
+    pages.text(t("Measurement method"), size=11, bold=True, gap=0.004)
+    for line in methods_of(r, t):
+        pages.text(line, gap=0.002)
+    pages.text(t("Norms applied: profile {profile}", profile=r.norms), size=9, bold=True,
+               gap=0.002)  # fmt: skip
+    if r.norms_description:
+        pages.text(r.norms_description, colour="#5f6b7a", gap=0.002)
+    for reference in r.norms_references:
+        pages.text("· " + reference, colour="#5f6b7a", wrap=120)
+    pages.y -= LINE
+
+
+def _signatures(pages: _Pages, t: ReportText) -> None:
+    pages.room(LINE * (3 + 3 * len(SIGNATURES)))
+    pages.text(t("Signatures"), size=11, bold=True, gap=0.004)
+    blank = "_" * 38
+    for role in SIGNATURES:
+        pages.text(t(role), bold=True)
+        pages.text(f"{blank}    {signature_fields(t)}", gap=0.01)

@@ -275,7 +275,7 @@ def _table(result: WorkplaceAssessment) -> str:
         )
     wc = "-" if result.working_class is None else result.working_class.value
     out.append("")
-    out.append(f"workplace class {wc}, В = {result.b}, continuous В = {result.b_continuous}")
+    out.append(f"workplace class {wc}, В = {result.b}, continuous В = {result.b_continuous:.2f}")
     out.append(result.explanation)
     return "\n".join(out)
 

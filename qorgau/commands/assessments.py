@@ -47,7 +47,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Assess every shift of every workplace with data since --since again and "
         "replace what is stored, with a progress bar. Run it after changing "
         "QORGAU_NORMS_PROFILE or the profile's file; the service may keep running meanwhile.",
-        epilog=settings_help(AssessmentSettings),
+        # The service's own pacing and metrics endpoint play no part in a rebuild.
+        epilog=settings_help(
+            AssessmentSettings,
+            only=set(AssessmentSettings.model_fields)
+            - {
+                "assess_interval_s",
+                "assess_batch_changes",
+                "assess_metrics_port",
+                "assess_metrics_host",
+            },
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rebuild.add_argument(

@@ -7,7 +7,7 @@ import os
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from qorgau.runtime import settings_help
+    from qorgau.runtime import CONNECTION_SETTINGS, settings_help
     from store.settings import DatabaseSettings
 
     parser = subparsers.add_parser(
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Idempotent: run it again after an upgrade. Needs a Grafana service-account "
         "token with the Editor role on dashboards and Admin on data sources "
         "(or QORGAU_GRAFANA_TOKEN).",
-        epilog=settings_help(DatabaseSettings),
+        epilog=settings_help(DatabaseSettings, only=CONNECTION_SETTINGS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     publish.add_argument("--url", required=True, help="Grafana's address, e.g. http://grafana:3000")

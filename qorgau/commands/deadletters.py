@@ -8,7 +8,7 @@ import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from qorgau.runtime import settings_help
+from qorgau.runtime import CONNECTION_SETTINGS, settings_help
 
 if TYPE_CHECKING:
     from ingest.service import CommitResult
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "This lists them, oldest first, with the error and what a replay did; it changes "
             "nothing.",
         ),
-        epilog=settings_help(IngestSettings),
+        epilog=settings_help(IngestSettings, only=CONNECTION_SETTINGS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listing.add_argument(

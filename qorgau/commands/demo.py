@@ -7,13 +7,20 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from api.settings import ApiSettings
+    from qorgau.runtime import settings_help
+
     parser = subparsers.add_parser(
         "demo",
         help="run the whole pipeline locally: database, broker, ingest, API, a simulated device",
         description="Start PostgreSQL and Mosquitto privately (unless QORGAU_DATABASE_URL / "
         "QORGAU_MQTT_URL point at existing ones), apply the schema, and run ingest, the API and "
         "one simulated device with noise, CO, H2S, dust and vibration channels at 1 Hz. "
-        "Ctrl-C or SIGTERM stops everything cleanly.",
+        "Ctrl-C or SIGTERM stops everything cleanly. While it runs, the addresses of its "
+        "database and broker are in DATA_DIR/qorgau.env, which the other qorgau commands run in "
+        "the same folder read.",
+        epilog=settings_help(ApiSettings, only=("database_url", "mqtt_url", "api_port")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--data-dir",
@@ -22,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the private database, broker and edge outbox keep their data [.qorgau/demo]",
     )
     parser.add_argument("--port", type=int, default=None, help="API port [8000, or a free one]")
-    parser.set_defaults(handler=_run)
+    # The demo starts its own servers: a settings file left by an earlier demo must not point it
+    # at servers that are gone.
+    parser.set_defaults(handler=_run, reads_env_file=False)
 
 
 def _run(args: argparse.Namespace) -> int:

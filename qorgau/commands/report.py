@@ -8,18 +8,28 @@ from pathlib import Path
 
 from qorgau.runtime import settings_help
 
+# What the command reads of the API's settings: the database, the norms, and how late readings
+# may still arrive (whether a shift is final).
+READS = ("database_url", "database_schema", "norms_profile", "ingest_max_past_s")
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from api.settings import ApiSettings
+    from dashboards.reports.language import LANGUAGES
+    from dashboards.reports.settings import ReportSettings
 
     parser = subparsers.add_parser(
         "report",
         help="shift reports of workplaces as PDF, CSV or Excel",
         description="Write the shift report of a workplace: per-sensor charts (PDF), metrics, "
-        "classes of working conditions, В, ПР and the alerts of the shift. Several workplaces "
-        "(--all-workplaces) or days (--to) give one file per shift in --out-dir, with a "
-        "progress bar. The same report is served by GET /api/v1/workplaces/{id}/report.",
-        epilog=settings_help(ApiSettings),
+        "classes of working conditions, В, ПР, the alerts of the shift, the instruments and "
+        "their calibration, the method and norms applied, and a signature block. Several "
+        "workplaces (--all-workplaces) or days (--to) give one file per shift in --out-dir, "
+        "with a progress bar; shifts without readings get no file but are listed. The same "
+        "report is served by GET /api/v1/workplaces/{id}/report.",
+        epilog=settings_help(ApiSettings, only=READS)
+        + "\n"
+        + "\n".join(settings_help(ReportSettings).splitlines()[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = parser.add_mutually_exclusive_group(required=True)
@@ -38,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--shift", type=int, default=None, help="shift number of the day [every shift]"
     )
     parser.add_argument("--format", choices=("pdf", "csv", "xlsx"), default="pdf")
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="CSV: one row per sensor with a column per figure (default: one row per figure)",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=None,
+        help="language of the PDF and Excel texts: kk, ru or en [QORGAU_REPORT_LANGUAGE]",
+    )
     parser.add_argument("--out", type=Path, help="file to write (one report only)")
     parser.add_argument(
         "--out-dir", type=Path, default=Path("."), help="folder for several reports [.]"
@@ -58,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     from application.reports import shift_report
     from application.schedule import Shift, shift, shifts_between
     from dashboards.reports import render
+    from dashboards.reports.settings import ReportSettings
     from qorgau.runtime import load_settings
     from store import catalog
     from store.catalog import Row, Scope
@@ -91,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         settings = load_settings(ApiSettings)
+        lang = args.lang or load_settings(ReportSettings).report_language
         norms = load_norms(settings.norms_profile)
         alert_norms = load_alert_norms(settings.norms_profile)
         conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)
@@ -111,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
                 )
             if args.out is None:
                 args.out_dir.mkdir(parents=True, exist_ok=True)
+            written = 0
+            without_readings: list[str] = []
             with tqdm(total=len(jobs), unit="report", disable=len(jobs) < 2, file=sys.stderr,
                       desc="shift reports") as progress:  # fmt: skip
                 for w, s in jobs:
@@ -126,15 +151,28 @@ def _run(args: argparse.Namespace) -> int:
                         s,
                         late_s=settings.ingest_max_past_s,
                     )
-                    body = await asyncio.to_thread(render, report, args.format)
+                    progress.update()
+                    if not report.has_readings:
+                        without_readings.append(
+                            f"{report.enterprise}/{report.workplace} {report.shift_date} "
+                            f"shift {report.shift_number}"
+                        )
+                        continue
+                    body = await asyncio.to_thread(
+                        render, report, args.format, lang=lang, wide=args.wide
+                    )
                     target = args.out or args.out_dir / f"{report.file_stem()}.{args.format}"
                     target.write_bytes(body)
-                    progress.update()
+                    written += 1
                     if len(jobs) == 1:
                         print(target)
             if len(jobs) > 1:
-                print(f"{len(jobs)} reports in {args.out_dir}")
-            return 0
+                print(f"{written} reports in {args.out_dir}")
+            if without_readings:
+                print(f"no readings, so no report: {len(without_readings)} shift(s)")
+                for line in without_readings:
+                    print(f"  {line}")
+            return 0 if written else 1
 
     try:
         return asyncio.run(run())

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-from qorgau.runtime import settings_help
+from qorgau.runtime import CONNECTION_SETTINGS, settings_help
 
 ROLES = ("admin", "safety_officer", "inspector", "scoring")
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Roles: admin (everything); safety_officer (one enterprise, read and "
         "write: --enterprise); inspector (read the enterprises of its regions: --region, "
         "repeatable); scoring (read-only map and exports; --region optional).",
-        epilog=settings_help(DatabaseSettings),
+        epilog=settings_help(DatabaseSettings, only=CONNECTION_SETTINGS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     create.add_argument("--role", required=True, choices=ROLES)
@@ -41,9 +41,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--expires-days", type=float, default=None, help="valid this many days (default: ever)"
     )
     create.set_defaults(handler=_create)
-    listing = sub.add_parser("list", help="list tokens (never their values)")
+    connection_help = settings_help(DatabaseSettings, only=CONNECTION_SETTINGS)
+    listing = sub.add_parser(
+        "list",
+        help="list tokens (never their values)",
+        epilog=connection_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     listing.set_defaults(handler=_list)
-    revoke = sub.add_parser("revoke", help="revoke a token by id")
+    revoke = sub.add_parser(
+        "revoke",
+        help="revoke a token by id",
+        epilog=connection_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     revoke.add_argument("id", type=int)
     revoke.set_defaults(handler=_revoke)
 

@@ -172,3 +172,26 @@ async def test_readings_range_is_checked(api: Api) -> None:
     assert "time zone" in naive.json()["detail"]
     empty = await api.ok("GET", path, tenant.officer)
     assert empty["count"] == 0
+
+
+async def test_instrument_model_serial_and_calibration(api: Api) -> None:
+    """What a shift report names of an instrument is kept by the registry: on a device at
+    creation, on a sensor where it has its own; too long a value is refused with the field."""
+    tenant = await make_tenant(api, "ent-i", "Almaty")
+    eid = tenant.enterprise["id"]
+    device = await api.ok("POST", f"/api/v1/enterprises/{eid}/devices", tenant.officer, json={
+        "code": "ent-i-slm-1", "name": "Sound level meter", "model": "Svantek SV 971A",
+        "serial_number": "97112", "calibrated_on": "2026-08-14",
+        "calibration_certificate": "КZ-2026/0815"})  # fmt: skip
+    assert (device["model"], device["serial_number"]) == ("Svantek SV 971A", "97112")
+    assert device["calibrated_on"] == "2026-08-14"
+    sensor = await api.ok("POST", f"/api/v1/devices/{device['id']}/sensors", tenant.officer, json={
+        "code": "ent-i-slm-1.noise", "quantity": "noise_laeq", "unit": "dB(A)",
+        "serial_number": "MIC-40AE-311", "calibration_due": "2027-08-14"})  # fmt: skip
+    got = await api.ok("GET", f"/api/v1/sensors/{sensor['id']}", tenant.officer)
+    assert got["serial_number"] == "MIC-40AE-311"
+    assert got["model"] is None  # its device's model shows on reports
+    refused = await api.call("PATCH", f"/api/v1/devices/{device['id']}", tenant.officer,
+                             json={"serial_number": "x" * 65})  # fmt: skip
+    assert refused.status_code == 422
+    assert "serial_number" in refused.text

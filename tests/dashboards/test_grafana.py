@@ -18,6 +18,9 @@ import numpy as np
 import psycopg
 import pytest
 
+from analytics import load_norms
+from analytics.alerts import load_alert_norms
+from dashboards.grafana_limits import stale_files
 from dashboards.publish import DATASOURCE_TYPE, bundled_dashboards, prepared
 from firmware_sim.scenario import load_scenario
 from ingest.alerting.wire import AlertMessage
@@ -327,3 +330,111 @@ def test_prepared_sets_the_schema_and_leaves_the_file_alone() -> None:
     assert schema["current"]["value"] == "plant_7"
     original = next(v for v in board["templating"]["list"] if v["name"] == "schema")
     assert original["query"] == "qorgau"
+
+
+# ------------------------------------------------------------------ units and limits from the norms
+
+NORMS = load_norms("default")
+ALERT_NORMS = load_alert_norms("default")
+# Panels whose values are an index or a count, not a measured quantity.
+UNITLESS = {"Class and В per shift (stored assessments)"}
+
+
+def panels_of(name: str) -> dict[int, dict[str, Any]]:
+    board = dict(dashboards())[name]
+    return {p["id"]: p for p in board["panels"]}
+
+
+def band_limit_m_s2(band: str) -> float:
+    """The class-2 upper edge of a vibration band table (dB re 1 µm/s²) in m/s²."""
+    return float(10 ** (NORMS.band(band).upper[0] / 20) * 1e-6)
+
+
+def override_steps(panel: dict[str, Any], series_name: str) -> list[float]:
+    """The threshold values Grafana applies to a series of this name (the last matching
+    override wins, as in Grafana)."""
+    steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+    for override in panel["fieldConfig"]["overrides"]:
+        if re.search(override["matcher"]["options"], series_name):
+            for prop in override["properties"]:
+                if prop["id"] == "thresholds":
+                    steps = prop["value"]["steps"]
+    return [s["value"] for s in steps if s["value"] is not None]
+
+
+def test_dashboard_files_carry_the_limits_of_the_norms() -> None:
+    """The numbers in the JSON are what the norms give (python -m dashboards.grafana_limits)."""
+    assert stale_files(NORMS, ALERT_NORMS) == []
+
+
+@pytest.mark.parametrize(("name", "board"), ours(), ids=[n for n, _ in ours()])
+def test_every_measurement_panel_has_a_unit(name: str, board: dict[str, Any]) -> None:
+    for panel in board["panels"]:
+        if panel["type"] not in ("timeseries", "stat") or panel["title"] in UNITLESS:
+            continue
+        unit = panel["fieldConfig"]["defaults"].get("unit")
+        assert unit not in (None, "", "none"), panel["title"]
+
+
+def test_gas_panel_draws_each_substances_pdk_in_its_unit() -> None:
+    gas = panels_of("qorgau-workplace.json")[3]
+    assert gas["fieldConfig"]["defaults"]["unit"] == "conmgm3"
+    for sub in ("CO", "H2S", "NO2"):
+        found = NORMS.substance(sub)
+        expected = {v for v in (found.pdk_ss_mg_m3, found.pdk_max_mg_m3) if v is not None}
+        assert set(override_steps(gas, f"{sub}, mg/m3 (dev-1.{sub.lower()})")) == expected
+        # The same limit in ppm: mg/m³ × 24.04 / M.
+        assert found.molar_mass_g_mol is not None
+        ppm = override_steps(gas, f"{sub}, ppm (dev-2.{sub.lower()})")
+        in_ppm = max(expected) * 24.04 / found.molar_mass_g_mol
+        assert max(ppm) == pytest.approx(in_ppm, rel=1e-3)
+
+
+def test_whole_body_and_hand_arm_vibration_have_their_own_limits() -> None:
+    vibration = panels_of("qorgau-workplace.json")[5]
+    assert vibration["fieldConfig"]["defaults"]["thresholds"]["steps"][1:] == []
+    hand_arm = override_steps(vibration, "dev-1.hav vib_hav")
+    whole_body_z = override_steps(vibration, "dev-1.wbv_z vib_wbv_z")
+    # Within 1 %: the class tables are in whole dB (126 dB = 1.995 m/s², the limit is 2.0).
+    assert max(hand_arm) == pytest.approx(band_limit_m_s2("vibration_hand_arm"), rel=0.01)
+    assert max(whole_body_z) == pytest.approx(band_limit_m_s2("vibration_whole_body_z"), rel=0.01)
+    assert max(whole_body_z) < 1.0  # not the hand-arm 2.5 / 5 m/s² of the EU
+    per_shift = panels_of("qorgau-workplace.json")[11]
+    assert override_steps(per_shift, "dev-1.wbv_z vib_wbv_z") == whole_body_z
+
+
+@pytest.mark.anyio
+@pytest.mark.services
+async def test_limit_overrides_match_the_series_the_panels_return(
+    pg_url: str, schema: str, mine: str
+) -> None:
+    """Run the panels with per-series limits on the simulated mine: every series they return
+    is picked by one of their overrides (so each gets its unit and lines)."""
+    board = dict(dashboards())["qorgau-workplace.json"]
+
+    def check() -> int:
+        matched = 0
+        for ctx in contexts(pg_url, schema, board):
+            ctx.interval_s = 60.0
+            for panel, target in sql_targets(board):
+                patterns = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]
+                            if o["matcher"]["id"] == "byRegexp"]  # fmt: skip
+                if not patterns or target["format"] != "time_series":
+                    continue
+                columns, rows = run(pg_url, expand(target["rawSql"], ctx))
+                for name in {str(r[columns.index("metric")]) for r in rows}:
+                    assert any(re.search(p, name) for p in patterns), (panel["title"], name)
+                    matched += 1
+        return matched
+
+    assert await asyncio.to_thread(check) >= 5
+
+
+def test_shift_results_have_panels() -> None:
+    panels = panels_of("qorgau-workplace.json").values()
+    sql = {p["title"]: " ".join(t["rawSql"] for t in p.get("targets", [])) for p in panels}
+    assert any("shift_assessments a" in q and "working_class" in q for q in sql.values())
+    assert sum("shift_assessment_sensors" in q for q in sql.values()) >= 3
+    enterprise = " ".join(t["rawSql"] for p in panels_of("qorgau-enterprise.json").values()
+                          for t in p.get("targets", []))  # fmt: skip
+    assert "shift_assessments a" in enterprise

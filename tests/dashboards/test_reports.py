@@ -164,7 +164,8 @@ async def test_csv_and_xlsx_carry_the_same_figures(api: Api, mine: Mine) -> None
     assert any(r["section"] == "alert" for r in rows)
 
     book = load_workbook(io.BytesIO(await report(api, mine, "xlsx")))
-    assert book.sheetnames == ["Summary", "Sensors", "Factors", "Alerts", "Per minute"]
+    assert book.sheetnames == ["Summary", "Sensors", "Factors", "Alerts", "Instruments",
+                               "Method and signatures", "Per minute"]  # fmt: skip
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
     assert summary["class of working conditions"] == "3.4"
     assert summary["harmfulness index В (1..5)"] == 5
@@ -200,13 +201,118 @@ async def test_command_line_writes_one_or_many(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     files = sorted(p.name for p in many.iterdir())
-    assert len(files) == 4 * 2  # four workplaces, two days, one shift a day
-    assert f"qorgau-mine-01-dispatch-{DAY}-shift1.xlsx" in files
+    # Four workplaces, two days, one shift a day: only the heading's first shift has readings;
+    # the seven others get no empty file but a line each.
+    assert files == [f"qorgau-mine-01-heading-{DAY}-shift1.xlsx"]
     assert "shift reports" in captured.err  # the progress bar
-    assert "8 reports in" in captured.out
+    assert "1 reports in" in captured.out
+    assert "no readings, so no report: 7 shift(s)" in captured.out
+    assert f"mine-01/dispatch {DAY} shift 1" in captured.out
+    assert f"mine-01/heading {DAY + timedelta(days=1)} shift 1" in captured.out
 
     code = await asyncio.to_thread(
         main, ["report", "--workplace", "nowhere", "--date", DAY.isoformat()]
     )
     assert code == 1
     assert "no workplace 'nowhere'" in capsys.readouterr().err
+
+
+async def describe_instruments(api: Api, mine: Mine) -> dict[str, str]:
+    """Model, serial number and calibration of the heading's device through the registry API,
+    one sensor with its own certificate; returns what the report must show."""
+    admin = api.tokens["admin"]
+    sensors = (await api.ok("GET", "/api/v1/sensors", admin, params={"limit": 100}))["items"]
+    co = next(s for s in sensors if s["code"] == "mine-01-hd-1.co")
+    device = await api.ok("PATCH", f"/api/v1/devices/{co['device_id']}", admin, json={
+        "model": "Octava-110A-Eco", "serial_number": "A110-07412", "calibrated_on": "2026-09-01",
+        "calibration_certificate": "ВА-24-0917"})  # fmt: skip
+    assert device["model"] == "Octava-110A-Eco"
+    assert device["calibrated_on"] == "2026-09-01"
+    updated = await api.ok("PATCH", f"/api/v1/sensors/{co['id']}", admin, json={
+        "model": "Dräger Polytron 7000", "serial_number": "ARFH-0231",
+        "calibration_certificate": "GAS-2026-118", "calibration_due": "2026-10-01"})  # fmt: skip
+    assert updated["serial_number"] == "ARFH-0231"
+    # Table cells wrap at spaces: what the PDF must show, as words.
+    return {"device_model": "Octava-110A-Eco", "device_serial": "A110-07412",
+            "device_certificate": "ВА-24-0917", "sensor_model": "Polytron",
+            "sensor_serial": "ARFH-0231", "sensor_certificate": "GAS-2026-118"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lang", "phrases"),
+    [
+        ("en", ["Shift report — Development heading", "Class of working conditions: 3.4",
+                "Instruments", "Measurement method", "Norms applied: profile default",
+                "Signatures", "Measurements made by", "overdue"]),
+        ("ru", ["Отчёт о смене — Development heading", "Класс условий труда: 3.4",
+                "Средства измерений", "Методика измерений", "Применённые нормы", "Подписи",
+                "Измерения провёл", "просрочена", "Показатели по датчикам"]),
+        ("kk", ["Ауысым есебі — Development heading", "Еңбек жағдайларының сыныбы: 3.4",
+                "Өлшеу құралдары", "Өлшеу әдістемесі", "Қолданылған нормалар", "Қолдар",
+                "Өлшеуді жүргізген", "Датчиктер бойынша көрсеткіштер"]),
+    ],
+)  # fmt: skip
+async def test_pdf_names_instruments_method_norms_and_signatures_in_each_language(
+    api: Api, mine: Mine, tmp_path: Path, lang: str, phrases: list[str]
+) -> None:
+    shown = await describe_instruments(api, mine)
+    response = await api.call(
+        "GET", f"/api/v1/workplaces/{mine.workplace_id}/report", api.tokens["admin"],
+        params={"date": DAY.isoformat(), "shift": 1, "format": "pdf", "lang": lang},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(response.content)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"shift-report-heading-{lang}.pdf").write_bytes(response.content)
+    text = " ".join((await asyncio.to_thread(open_pdf, pdf, tmp_path)).text.split())
+    for phrase in phrases + list(shown.values()):
+        assert phrase in text, phrase
+    # The norms' own source texts are quoted as the reference.
+    assert "Order of the Ministry of Labour of Russia 24.01.2014 No 33н" in text
+
+
+async def test_report_language_follows_accept_language(api: Api, mine: Mine) -> None:
+    response = await api.http.get(
+        f"/api/v1/workplaces/{mine.workplace_id}/report",
+        params={"date": DAY.isoformat(), "shift": 1, "format": "xlsx"},
+        headers={"Authorization": f"Bearer {api.tokens['admin']}",
+                 "Accept-Language": "ru-RU,ru;q=0.9,kk;q=0.8"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    book = load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames[:3] == ["Сводка", "Датчики", "Факторы"]
+    summary = {row[0]: row[1] for row in book["Сводка"].iter_rows(values_only=True)}
+    assert summary["класс условий труда"] == "3.4"
+
+
+async def test_wide_csv_has_a_row_per_sensor_with_the_apis_figures(api: Api, mine: Mine) -> None:
+    await describe_instruments(api, mine)
+    response = await api.call(
+        "GET", f"/api/v1/workplaces/{mine.workplace_id}/report", api.tokens["admin"],
+        params={"date": DAY.isoformat(), "shift": 1, "format": "csv", "layout": "wide"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    exposure = await api.ok(
+        "GET", f"/api/v1/workplaces/{mine.workplace_id}/exposure", api.tokens["admin"],
+        params={"date": DAY.isoformat(), "shift": 1},
+    )  # fmt: skip
+    measured = {s["sensor"]: s for s in exposure["sensors"] if s["samples"]}
+    assert sorted(r["sensor"] for r in rows) == sorted(measured)
+    compared = 0
+    for row in rows:
+        assert row["workplace_class"] == exposure["working_class"]
+        assert row["B"] == str(exposure["B"])
+        api_sensor = measured[row["sensor"]]
+        assert row["class"] == (api_sensor["working_class"] or "")
+        assert int(row["samples"]) == api_sensor["samples"]
+        for key, value in api_sensor["metrics"].items():
+            if key == "coverage" or value is None or key not in row:
+                continue
+            assert float(row[key]) == pytest.approx(value, rel=1e-6, abs=1e-6), key
+            compared += 1
+    assert compared >= 2 * len(rows)
+    co = next(r for r in rows if r["sensor"] == "mine-01-hd-1.co")
+    assert (co["model"], co["serial_number"]) == ("Dräger Polytron 7000", "ARFH-0231")
+    assert co["calibrated_on"] == "2026-09-01"  # the device's, the sensor has none of its own
