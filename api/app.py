@@ -30,6 +30,7 @@ from api.routes_assessments import router as assessments_router
 from api.routes_exposure import router as exposure_router
 from api.routes_live import router as live_router
 from api.routes_map import router as map_router
+from api.routes_notifications import router as notifications_router
 from api.routes_readings import router as readings_router
 from api.routes_registry import router as registry_router
 from api.routes_reports import router as reports_router
@@ -148,6 +149,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         exposure_router,
         map_router,
         alerts_router,
+        notifications_router,
         live_router,
         reports_router,
     ):

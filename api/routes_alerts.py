@@ -85,6 +85,8 @@ class AlertPublic(BaseModel):
     resolved_at: datetime | None
     resolved_by: str | None
     resolution: str | None
+    ack_action: str | None = Field(default=None, description="what was done, when acknowledged")
+    resolution_cause: str | None = Field(default=None, description="the cause, when resolved")
 
 
 class AlertEventPublic(BaseModel):
@@ -99,6 +101,7 @@ class AlertEventPublic(BaseModel):
     value: float | None
     message: str
     source: str
+    action: str | None = None
 
 
 class AlertDetail(AlertPublic):
@@ -119,11 +122,27 @@ Subscriber = Annotated[
 
 class Action(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"by": "aigerim", "comment": "evacuating the face"}]}
+        json_schema_extra={
+            "examples": [
+                {"by": "aigerim", "comment": "gas at the face", "action": "evacuated the face"}
+            ]
+        }
     )
 
     by: Subscriber = Field(description="who acts (user name)")
     comment: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
+    action: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^[^\x00]*\S[^\x00]*$",
+        description="acknowledge: the action taken (required for high and critical alerts)",
+    )
+    cause: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^[^\x00]*\S[^\x00]*$",
+        description="resolve: what caused the alert",
+    )
 
 
 class PreferencePublic(BaseModel):
@@ -420,6 +439,14 @@ async def _act(
             new = next_state(found["state"], action)
         except TransitionError as exc:
             raise HTTPException(409, str(exc)) from None
+        if (
+            action == "acknowledge"
+            and found["severity"] in ("high", "critical")
+            and not body.action
+        ):
+            raise HTTPException(
+                422, f"a {found['severity']} alert is acknowledged with `action`: what was done"
+            )
         message = AlertMessage(
             alert_id=alert_id,
             transition="acknowledged" if new == "acknowledged" else "resolved",
@@ -444,6 +471,7 @@ async def _act(
             reason=ResolvedBecause.BY_PERSON if new == "resolved" else None,
             actor=body.by,
             comment=body.comment,
+            action=body.action if new == "acknowledged" else body.cause,
             escalations=found["escalations"],
             source="api",
         )

@@ -7,7 +7,16 @@ half that rate in the background while it injects threshold crossings: each inje
 message carrying an H2S sample above the ceiling from a sensor that has not alerted yet, so it
 must raise exactly one ``ceiling`` alert. Latency is from just before the publish to the
 alert's arrival at a subscriber of the alert topic and at a client of
-``GET /api/v1/alerts/stream``. Prints figures; asserts nothing; cleans up.
+``GET /api/v1/alerts/stream``.
+
+Notifications: a local SMTP server (aiosmtpd) stands in for the mail relay; a person at level 0
+is told of every ceiling alert by email and a person at level 1 when it is still unacknowledged
+``--escalate-after`` seconds later. ``email_p99_ms`` is from the publish to the mail accepted by
+the SMTP server, ``escalation_late_p99_s`` how long after its deadline an escalation mail was
+accepted, ``notifications_lost`` the alerts whose mail never arrived plus notifications failed
+or still pending long after they were due. ``--smtp-outage S`` takes the mail server down for S
+seconds mid-run (mail then waits in the outbox; the latency figures include the wait).
+Prints figures; asserts nothing; cleans up.
 
     python bench/alerts.py [--seconds 30] [--json] [--devices 40] [--workers 2]
 """
@@ -19,9 +28,11 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +54,7 @@ from bench.stack import api_token, service_env, spawn, stop_all, wait_ready  # n
 from ingest.alerting.wire import alerts_subscription  # noqa: E402
 from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
+from tests.notify_support import SmtpSink  # noqa: E402
 from vocabulary.mqtt_url import MqttEndpoint  # noqa: E402
 from vocabulary.protocol import readings_topic  # noqa: E402
 
@@ -81,6 +93,78 @@ def register(url: str, devices: int, probes: int) -> None:
                 "VALUES (%s, %s, %s, %s, %s)",
                 rows,
             )
+
+
+def register_people(url: str, escalate_after_s: int) -> None:
+    """A shift supervisor told of every ceiling alert, a safety officer when it is still
+    unacknowledged ``escalate_after_s`` later (no reminders)."""
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        for level, address in enumerate((SUPERVISOR, OFFICER)):
+            person = conn.execute(
+                "INSERT INTO alert_recipients (enterprise, name, language) "
+                "VALUES (%s, %s, 'en') RETURNING id",
+                [ENT, address],
+            ).fetchone()[0]  # type: ignore[index]
+            conn.execute(
+                "INSERT INTO alert_recipient_channels (recipient_id, channel, address) "
+                "VALUES (%s, 'email', %s)",
+                [person, address],
+            )
+            conn.execute(
+                "INSERT INTO alert_routes (enterprise, recipient_id, level, min_severity, kinds) "
+                "VALUES (%s, %s, %s, 'critical', ARRAY['ceiling'])",
+                [ENT, person, level],
+            )
+        conn.execute(
+            "INSERT INTO alert_escalation_policies (enterprise, escalate_after_s, max_reminders) "
+            "VALUES (%s, %s, 0)",
+            [ENT, escalate_after_s],
+        )
+
+
+SUPERVISOR = "supervisor@bench.kz"
+OFFICER = "officer@bench.kz"
+_PROBE = re.compile(r"probe\.h2s-[0-9]+")
+
+
+def notification_figures(
+    url: str, smtp: SmtpSink, sent_wall: dict[str, float], alerted: set[str]
+) -> dict[str, Any]:
+    """Email latency, escalation lateness and lost notifications (see the module's doc)."""
+    arrived: dict[str, float] = {}
+    for mail in smtp.to(SUPERVISOR):
+        found = _PROBE.search(mail.text)
+        if found and found.group() not in arrived:
+            arrived[found.group()] = mail.received_at
+    latency = [1000 * (arrived[s] - sent_wall[s]) for s in sent_wall if s in arrived]
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        late = [
+            float(r[0])
+            for r in conn.execute(
+                "SELECT extract(epoch FROM sent_at - due_at) FROM alert_notifications "
+                "WHERE event = 'escalation' AND state = 'sent'"
+            ).fetchall()
+        ]
+        stuck = conn.execute(
+            "SELECT count(*) FROM alert_notifications WHERE state = 'failed' "
+            "OR (state = 'pending' AND due_at < now() - interval '30 seconds')"
+        ).fetchone()[0]  # type: ignore[index]
+        attempts = conn.execute("SELECT count(*) FROM alert_notification_attempts").fetchone()[0]  # type: ignore[index]
+    never = len({s for s in alerted if s in sent_wall} - set(arrived))
+
+    def pct(values: list[float], q: float, digits: int) -> float | None:
+        return round(float(np.percentile(values, q)), digits) if values else None
+
+    return {
+        "emails": len(latency),
+        "email_p50_ms": pct(latency, 50, 1),
+        "email_p99_ms": pct(latency, 99, 1),
+        "escalations": len(late),
+        "escalation_late_p50_s": pct(late, 50, 2),
+        "escalation_late_p99_s": pct(late, 99, 2),
+        "notification_attempts": int(attempts),
+        "notifications_lost": never + int(stuck),
+    }
 
 
 def _message(device: str, seq: int, t0: float, samples: int, rng: np.random.Generator) -> bytes:
@@ -204,7 +288,13 @@ def measure_capacity(mqtt_url: str, pg: str, devices: int, seconds: float) -> fl
 
 
 async def probe(
-    mqtt_url: str, api: str, seconds: float, probes: int, interval_s: float, token: str
+    mqtt_url: str,
+    api: str,
+    seconds: float,
+    probes: int,
+    interval_s: float,
+    token: str,
+    sent_wall: dict[str, float],
 ) -> dict[str, Any]:
     endpoint = MqttEndpoint.parse(mqtt_url)
     sent: dict[str, float] = {}
@@ -240,11 +330,12 @@ async def probe(
             t = time.time()
             payload = _probe_payload(sensor, seq, t)
             sent[sensor] = time.perf_counter()
+            sent_wall[sensor] = time.time()
             await injector.publish(readings_topic(PREFIX, ENT, "probe"), payload, qos=1)
             seq += 1
             if sensor == warmup:
                 await _arrived_both(warmup, mqtt_at, sse_at)
-                del sent[warmup]
+                del sent[warmup], sent_wall[warmup]
                 deadline = time.monotonic() + seconds
             await asyncio.sleep(interval_s * float(rng.uniform(0.5, 1.5)))
         await asyncio.sleep(5.0)  # stragglers
@@ -313,7 +404,28 @@ def _latencies(
         "sse_p99_ms": pct(sse_lat, 99),
         "missed": missed,
         "sse_missed": sse_missed,
+        "alerted": sorted(mqtt_at),
     }
+
+
+def wait_delivered(url: str, limit_s: float) -> None:
+    """Until no notification that is due waits in the outbox, or ``limit_s`` passes."""
+    deadline = time.monotonic() + limit_s
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM alert_notifications WHERE state = 'pending' "
+                "AND due_at < now()"
+            ).fetchone()[0]  # type: ignore[index]
+            if not waiting:
+                return
+            time.sleep(0.5)
+
+
+def outage_of(smtp: SmtpSink, seconds: float) -> None:
+    smtp.stop()
+    time.sleep(seconds)
+    smtp.start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="CPU niceness of the ingest workers (0: the same priority as the engine)",
     )
+    parser.add_argument(
+        "--escalate-after", type=int, default=10, help="s unacknowledged before escalating"
+    )
+    parser.add_argument(
+        "--smtp-outage", type=float, default=0.0, help="s the mail server is down mid-run"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", action="store_true", help="keep the logs folder (printed)")
     args = parser.parse_args(argv)
@@ -339,11 +457,14 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[subprocess.Popen[bytes]] = []
     probes = int(args.seconds / args.interval * 2) + 10
     result: dict[str, Any] = {}
+    smtp = SmtpSink()
     try:
         pg.start()
         broker.start()
+        smtp.start()
         upgrade(pg.url, SCHEMA, timescale="off")
         register(pg.url, args.devices, probes)
+        register_people(pg.url, args.escalate_after)
         token = api_token(pg.url, SCHEMA)
         api_port = free_port()
         env = {
@@ -366,9 +487,19 @@ def main(argv: list[str] | None = None) -> int:
         # don't see the flood); the background then runs at a fraction of it.
         capacity = measure_capacity(broker.url, pg.url, args.devices, 8.0)
         metrics_port = free_port()
+        mail = {
+            "QORGAU_NOTIFY_SMTP_HOST": "127.0.0.1",
+            "QORGAU_NOTIFY_SMTP_PORT": str(smtp.port),
+            "QORGAU_NOTIFY_SMTP_STARTTLS": "false",
+            "QORGAU_NOTIFY_POLL_S": "0.5",
+            "QORGAU_NOTIFY_RETRY_MAX_S": "10",
+        }
         processes.append(
             spawn(
-                "alerts", {**env, "QORGAU_ALERTS_METRICS_PORT": str(metrics_port)}, folder, "alerts"
+                "alerts",
+                {**env, **mail, "QORGAU_ALERTS_METRICS_PORT": str(metrics_port)},
+                folder,
+                "alerts",
             )
         )
         api = f"http://127.0.0.1:{api_port}"
@@ -394,8 +525,23 @@ def main(argv: list[str] | None = None) -> int:
         t_bg = time.monotonic()
         background.start()
         time.sleep(3.0)  # the load is steady before the first injection
-        result = asyncio.run(probe(broker.url, api, args.seconds, probes, args.interval, token))
+        sent_wall: dict[str, float] = {}
+        outage = None
+        if args.smtp_outage > 0:
+            outage = threading.Timer(args.seconds / 3, outage_of, (smtp, args.smtp_outage))
+            outage.start()
+        result = asyncio.run(
+            probe(broker.url, api, args.seconds, probes, args.interval, token, sent_wall)
+        )
         committed = readings(pg.url) - before
+        if outage is not None:
+            outage.join()
+        # Every escalation of the injected alerts has come due, and had time to be sent; after
+        # an outage, the outbox has drained (a delay, not a loss, up to 120 s).
+        time.sleep(args.escalate_after + 5.0)
+        wait_delivered(pg.url, 120.0)
+        alerted = set(result.pop("alerted"))
+        result |= notification_figures(pg.url, smtp, sent_wall, alerted)
         result |= engine_figures(f"http://127.0.0.1:{metrics_port}/metrics")
         stop.set()
         background.join(30)
@@ -409,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         stop_all(processes, 20)
+        smtp.stop()
         broker.stop()
         pg.stop()
         if args.keep:

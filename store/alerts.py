@@ -14,6 +14,7 @@ from typing import Any, Final
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from store.notifications import plan_notifications
 from store.readings import datetime_to_us, us_to_datetime
 from store.rollups import BUCKET_US, pow10_sql
 
@@ -47,6 +48,8 @@ class AlertRecord:
     comment: str | None
     reason: str | None
     source: str
+    #: Acknowledged: the action taken; resolved: the cause found.
+    action: str | None = None
 
 
 _UPSERT = """
@@ -54,7 +57,7 @@ INSERT INTO alerts (id, enterprise, device, sensor, sensor_id, workplace, quanti
                     kind, severity, state, value, unit, threshold, threshold_unit, time_left_s,
                     message, opened_at, updated_at, escalations,
                     acknowledged_at, acknowledged_by, ack_comment,
-                    resolved_at, resolved_by, resolution)
+                    resolved_at, resolved_by, resolution, ack_action, resolution_cause)
 VALUES (%(alert_id)s, %(enterprise)s, %(device)s, %(sensor)s, %(sensor_id)s, %(workplace)s,
         %(quantity)s, %(substance)s, %(kind)s, %(severity)s, %(state)s, %(value)s, %(unit)s,
         %(threshold)s, %(threshold_unit)s, %(time_left_s)s, %(message)s, %(opened_at)s, %(at)s,
@@ -64,7 +67,9 @@ VALUES (%(alert_id)s, %(enterprise)s, %(device)s, %(sensor)s, %(sensor_id)s, %(w
         CASE WHEN %(transition)s = 'acknowledged' THEN %(comment)s END,
         CASE WHEN %(transition)s = 'resolved' THEN %(at)s END,
         CASE WHEN %(transition)s = 'resolved' THEN %(actor)s END,
-        CASE WHEN %(transition)s = 'resolved' THEN %(reason)s END)
+        CASE WHEN %(transition)s = 'resolved' THEN %(reason)s END,
+        CASE WHEN %(transition)s = 'acknowledged' THEN %(action)s END,
+        CASE WHEN %(transition)s = 'resolved' THEN %(action)s END)
 ON CONFLICT (id) DO UPDATE SET
     -- A resolved alert stays resolved: a late engine update never re-opens what a person closed.
     state = CASE WHEN alerts.state = 'resolved' THEN 'resolved'
@@ -88,30 +93,34 @@ ON CONFLICT (id) DO UPDATE SET
     ack_comment = COALESCE(alerts.ack_comment, EXCLUDED.ack_comment),
     resolved_at = COALESCE(alerts.resolved_at, EXCLUDED.resolved_at),
     resolved_by = COALESCE(alerts.resolved_by, EXCLUDED.resolved_by),
-    resolution = COALESCE(alerts.resolution, EXCLUDED.resolution)
+    resolution = COALESCE(alerts.resolution, EXCLUDED.resolution),
+    ack_action = COALESCE(alerts.ack_action, EXCLUDED.ack_action),
+    resolution_cause = COALESCE(alerts.resolution_cause, EXCLUDED.resolution_cause)
 """
 
 _AUDIT = """
 INSERT INTO alert_events (alert_id, transition, state, severity, at, actor, comment, reason,
-                          value, message, source)
+                          value, message, source, action)
 VALUES (%(alert_id)s, %(transition)s, %(state)s, %(severity)s, %(at)s, %(actor)s, %(comment)s,
-        %(reason)s, %(value)s, %(message)s, %(source)s)
+        %(reason)s, %(value)s, %(message)s, %(source)s, %(action)s)
 """
 
 
 async def write_transitions(conn: AsyncConnection[Any], records: Sequence[AlertRecord]) -> None:
-    """Apply transitions to the alert rows and append them to the audit log, in one
-    transaction, in order."""
+    """Apply transitions to the alert rows, append them to the audit log and queue the
+    notifications they cause (``store.notifications``), in one transaction, in order."""
     params = [{k: getattr(r, k) for k in AlertRecord.__slots__} for r in records]
-    async with conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(_UPSERT, params)
-        await cur.executemany(_AUDIT, params)
+    async with conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(_UPSERT, params)
+            await cur.executemany(_AUDIT, params)
+        await plan_notifications(conn, records)
 
 
 _COLUMNS = """id::text AS alert_id, enterprise, device, sensor, sensor_id, workplace, quantity,
     substance, kind, severity, state, value, unit, threshold, threshold_unit, time_left_s,
     message, opened_at, updated_at, escalations, acknowledged_at, acknowledged_by, ack_comment,
-    resolved_at, resolved_by, resolution"""
+    resolved_at, resolved_by, resolution, ack_action, resolution_cause"""
 
 SEVERITY_ORDER = ("info", "warning", "high", "critical")
 
@@ -168,7 +177,7 @@ async def alert_history(conn: AsyncConnection[Any], alert_id: str) -> list[dict[
     await cur.execute(
         """
         SELECT transition, state, severity, at, recorded_at, actor, comment, reason, value,
-               message, source
+               message, source, action
         FROM alert_events WHERE alert_id = %s ORDER BY id
         """,
         [alert_id],

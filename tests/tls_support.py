@@ -35,9 +35,9 @@ def _openssl(folder: Path, *args: str) -> None:
     subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
 
 
-@pytest.fixture
-def tls_broker() -> Iterator[TlsBroker]:
-    folder = scratch_dir("qorgau-test-tls-")
+def make_certificates(folder: Path) -> None:
+    """A throwaway CA (``ca.pem``) and a server certificate for 127.0.0.1 signed by it
+    (``server.pem``, ``server.key``) in ``folder``."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl(folder, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
              "-subj", "/CN=qorgau-test-ca")  # fmt: skip
@@ -47,6 +47,12 @@ def tls_broker() -> Iterator[TlsBroker]:
     _openssl(folder, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
              "-CAcreateserial", "-out", "server.pem", "-days", "2",
              "-extfile", "san.ext")  # fmt: skip
+
+
+@pytest.fixture
+def tls_broker() -> Iterator[TlsBroker]:
+    folder = scratch_dir("qorgau-test-tls-")
+    make_certificates(folder)
     plain, tls = free_port(), free_port()
     user = pwd.getpwnam("mosquitto") if os.geteuid() == 0 else None
     conf = render_mosquitto_conf(

@@ -288,3 +288,31 @@ __all__ = [
     "Severity",
     "load_alert_norms",
 ]
+
+
+#: The ``[alerts.actions]`` keys: hazards, and ``device`` for the sensor-health kinds.
+ACTION_KEYS = ("gas", "dust", "noise", "vibration", "oxygen", "methane", "device")
+
+
+def load_alert_actions(name_or_path: str | Path = "default") -> dict[str, str]:
+    """What a notified person should do, per key of :data:`ACTION_KEYS` (``[alerts.actions]`` of
+    a norms profile, each with its source). English text, which the message catalogues
+    translate.
+
+    Raises:
+        NormsError: when an action is missing, not text or cites an undefined source.
+    """
+    data, chain = _read(name_or_path, ())
+    alerts = data.get("alerts")
+    if not isinstance(alerts, dict):
+        raise NormsError(f"norms profile {chain[-1]!r} has no [alerts] section")
+    merged = dict(data)
+    merged["sources"] = {**data.get("sources", {}), **alerts.get("sources", {})}
+    r = _Reader(merged, chain[-1])
+    actions: dict[str, str] = {}
+    for key in ACTION_KEYS:
+        value = r.leaf(f"alerts.actions.{key}")
+        if not isinstance(value, str) or not value.strip():
+            raise NormsError(f"alerts.actions.{key} must be a non-empty text")
+        actions[key] = value
+    return actions

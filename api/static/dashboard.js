@@ -679,9 +679,16 @@
   function alertRow(a, timezone) {
     const canAct = me.role === "admin" || me.role === "safety_officer";
     const act = (action) => async (event) => {
+      const body = { by: me.name };
+      if (action === "acknowledge" && SEVERITY_RANK[a.severity] >= SEVERITY_RANK.high) {
+        // The API requires the action taken for high and critical alerts.
+        const taken = (window.prompt("Action taken (required for high and critical alerts)") || "").trim();
+        if (!taken) return;
+        body.action = taken;
+      }
       event.target.disabled = true;
       try {
-        const updated = await call("POST", `/api/v1/alerts/${a.alert_id}/${action}`, { by: me.name });
+        const updated = await call("POST", `/api/v1/alerts/${a.alert_id}/${action}`, body);
         event.target.closest("li").replaceWith(alertRow(updated, timezone));
       } catch (err) {
         event.target.disabled = false;

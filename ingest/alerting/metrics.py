@@ -72,6 +72,18 @@ class AlertMetrics:
             ["outcome"],
             registry=r,
         )
+        self.notifications = Counter(
+            "qorgau_alerts_notification_attempts_total",
+            "notification delivery attempts, by channel and result (sent, retry, failed)",
+            ["channel", "result"],
+            registry=r,
+        )
+        self.escalation_late = Histogram(
+            "qorgau_alerts_escalation_late_seconds",
+            "escalation and reminder notifications: sent this long after their deadline",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
         self.ready = Gauge(
             "qorgau_alerts_ready",
             "1 while the engine is subscribed to the broker and detecting",

@@ -62,6 +62,7 @@ from analytics.alerts import (
 from analytics.alerts.lifecycle import ACKNOWLEDGED
 from application.detector_warmup import warm_detectors
 from ingest.alerting.metrics import AlertMetrics
+from ingest.alerting.notifications.sender import NotificationSender
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.shifts import ShiftCalendars, schedule_of, time_text
@@ -160,6 +161,21 @@ class AlertService:
             max_attempts=settings.alerts_webhook_max_attempts,
             retry_max_s=settings.alerts_webhook_retry_max_s,
             refresh_s=settings.alerts_webhook_refresh_s,
+        )
+        # People's notifications and escalation, from the stored outbox (own connection: the
+        # store writer's may be busy).
+        self.notifier = NotificationSender(
+            ReconnectingConnection(
+                settings.database_url,
+                settings.database_schema,
+                retry_max_s=settings.alerts_retry_max_s,
+                purpose="alert notifications",
+            ),
+            settings,
+            self.metrics,
+            enterprises=self._codes,
+            default_profile=settings.alerts_norms_profile,
+            clock=clock,
         )
         #: Messages whose samples went through the detectors (for embedding and tests).
         self.messages_evaluated = 0
@@ -444,6 +460,11 @@ class AlertService:
             asyncio.create_task(self._publisher_loop(), name="alerts-publish"),
             asyncio.create_task(self._store_loop(), name="alerts-store"),
             asyncio.create_task(self.webhooks.run(stop), name="alerts-webhooks"),
+            *(
+                [asyncio.create_task(self.notifier.run(stop), name="alerts-notify")]
+                if self.settings.alerts_notify
+                else []
+            ),
             asyncio.create_task(self._refresh_registry(stop), name="alerts-registry"),
             asyncio.create_task(self.ownership.run(stop), name="alerts-heartbeat"),
         ]
@@ -471,6 +492,7 @@ class AlertService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._db.close()
+            await self.notifier.close()
 
     def _client_for_session(self) -> aiomqtt.Client:
         return mqtt5_client(
@@ -820,6 +842,7 @@ class AlertService:
                 await asyncio.sleep(delay)
                 continue
             attempt = 0
+            self.notifier.wake()  # the transitions' notifications are queued with them
             for _ in batch:
                 if self._store:
                     self._store.popleft()

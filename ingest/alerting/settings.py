@@ -11,11 +11,12 @@ import socket
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from ingest.alerting.notifications.settings import NotificationSettings
 from store.settings import DatabaseSettings
 from vocabulary.protocol.topics import check_segment
 
 
-class AlertsSettings(DatabaseSettings):
+class AlertsSettings(DatabaseSettings, NotificationSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")

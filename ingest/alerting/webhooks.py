@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -25,13 +24,19 @@ import httpx
 import idna
 
 from ingest.alerting.metrics import AlertMetrics
+from ingest.alerting.notifications.channels import (
+    SIGNATURE_HEADER,
+    DeliveryError,
+    post_signed,
+    signature,
+)
 from ingest.alerting.wire import AlertMessage, wanted
 from store.alerts import Webhook
 from vocabulary.backoff import backoff_delay_s
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Qorgau-Signature"
+__all__ = ["SIGNATURE_HEADER", "WebhookDispatcher", "check_webhook_url", "signature", "verify"]
 
 # One label of a host name: letters, digits and hyphens (RFC 1123), underscores too (container
 # service names), 1 to 63 characters, no hyphen at either end.
@@ -87,11 +92,6 @@ def _check_host(host: str) -> None:
                 idna.decode(label)
             except UnicodeError as exc:  # idna.IDNAError and the punycode codec's own
                 raise ValueError(f"the host name {host[:100]!r} is not valid IDNA: {exc}") from None
-
-
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 def verify(secret: str, header: str, body: bytes, *, now: float, tolerance_s: float = 300) -> bool:
@@ -238,25 +238,22 @@ class WebhookDispatcher:
             client = self._client
             if client is None:
                 return problem
-            stamp = int(self.clock())
             try:
                 async with self._limit:
-                    response = await client.post(
+                    await post_signed(
+                        client,
                         hook.url,
-                        content=body,
-                        headers={
-                            "Content-Type": "application/json",
-                            SIGNATURE_HEADER: signature(hook.secret, stamp, body),
-                            "X-Qorgau-Alert": f"{message.alert_id}:{message.transition}",
-                        },
+                        hook.secret,
+                        body,
+                        key=f"{message.alert_id}:{message.transition}",
+                        clock=self.clock,
+                        detail=False,
                     )
-                if response.status_code < 300:
-                    return None
-                problem = f"HTTP {response.status_code}"
-                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                return None
+            except DeliveryError as exc:
+                problem = str(exc)
+                if exc.permanent:
                     return f"refused by the receiver: {problem}"
-            except httpx.HTTPError as exc:
-                problem = str(exc) or type(exc).__name__
             if attempt == self.max_attempts:
                 break
             self.metrics.webhooks.labels("retried").inc()

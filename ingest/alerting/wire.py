@@ -52,6 +52,9 @@ class AlertMessage(BaseModel):
     reason: str | None = None
     actor: str | None = None
     comment: str | None = None
+    action: str | None = Field(
+        default=None, description="acknowledged: the action taken; resolved: the cause found"
+    )
     escalations: int = 0
     source: Literal["engine", "api"] = "engine"
 
@@ -88,6 +91,7 @@ class AlertMessage(BaseModel):
             comment=self.comment,
             reason=self.reason,
             source=self.source,
+            action=self.action,
         )
 
 

@@ -99,6 +99,8 @@ class Tenant:
     sensor: dict[str, Any]
     officer: str
     alert_id: str
+    recipient_id: int
+    route_id: int
 
     def ids(self) -> dict[str, int | str]:
         """Path parameter values that name this tenant's objects."""
@@ -109,6 +111,9 @@ class Tenant:
             "device_id": self.device["id"],
             "sensor_id": self.sensor["id"],
             "alert_id": self.alert_id,
+            "recipient_id": self.recipient_id,
+            "route_id": self.route_id,
+            "enterprise": self.enterprise["code"],
         }
 
 
@@ -163,4 +168,20 @@ async def make_tenant(api: Api, code: str, region: str, risk_class: int | None =
     conn = await connect_async(api.pg_url, api.schema, autocommit=True)
     async with conn:
         await write_transitions(conn, [opened.record()])
-    return Tenant(enterprise, site, workplace, device, sensor, officer, alert_id)
+    recipient = await api.ok(
+        "POST",
+        "/api/v1/notifications/recipients",
+        officer,
+        json={"enterprise": code, "name": f"officer of {code}",
+              "channels": [{"channel": "email", "address": f"hse@{code}.kz"}]},
+    )  # fmt: skip
+    route = await api.ok(
+        "POST",
+        "/api/v1/notifications/routes",
+        officer,
+        json={"enterprise": code, "recipient_id": recipient["id"], "min_severity": "high"},
+    )
+    await api.ok("PUT", f"/api/v1/notifications/policies/{code}", officer, json={})
+    return Tenant(
+        enterprise, site, workplace, device, sensor, officer, alert_id, recipient["id"], route["id"]
+    )

@@ -108,11 +108,18 @@ async def snapshot(api: Api, b: Tenant) -> str:
     parts = []
     for name, obj_id in b.ids().items():
         kind = name.removesuffix("_id")
+        if kind in ("recipient", "route", "enterprise"):
+            continue  # notification settings: below
         if kind == "alert":
             parts.append(await api.ok("GET", f"/api/v1/alerts/{obj_id}", admin))
             continue
         plural = "sites" if kind == "site" else f"{kind}s"
         parts.append(await api.ok("GET", f"/api/v1/{plural}/{obj_id}", admin))
+    code = b.enterprise["code"]
+    for listing in ("recipients", "routes"):
+        found = await api.ok("GET", f"/api/v1/notifications/{listing}", admin)
+        parts.append([item for item in found if item["enterprise"] == code])
+    parts.append(await api.ok("GET", f"/api/v1/notifications/policies/{code}", admin))
     return json.dumps(parts, sort_keys=True)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page
+from playwright.async_api import Browser, ConsoleMessage, Dialog, Page
 
 from tests.live_support import NOISE, World, live_world, noise
 
@@ -122,6 +122,10 @@ async def test_an_acknowledgement_reaches_a_second_browser(
             await page.wait_for_selector(f"{row}[data-state=open]")
             await page.wait_for_selector(".feed .live-dot[data-state=live]")
 
+        async def action_taken(dialog: Dialog) -> None:  # asked for high and critical alerts
+            await dialog.accept("evacuated the face")
+
+        officer.once("dialog", action_taken)
         await officer.click(f"{row} button:has-text('Acknowledge')")
         await officer.wait_for_selector(f"{row}[data-state=acknowledged]")
         await other.wait_for_selector(f"{row}[data-state=acknowledged]", timeout=5000)
