@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,7 +41,7 @@ from ingest.alerting.notifications.channels import (
     WebhookChannel,
 )
 from ingest.alerting.notifications.settings import NotificationSettings
-from ingest.alerting.notifications.texts import DEFAULT_LOCALES, Catalogues, render
+from ingest.alerting.notifications.texts import Catalogues, render
 from store.connection import ReconnectingConnection
 from store.notifications import (
     CHANNELS,
@@ -97,8 +96,7 @@ class NotificationSender:
         self.clock = clock
         self.batch = batch
         self.retry_base_s = retry_base_s
-        locales = Path(settings.notify_locales_dir) if settings.notify_locales_dir else None
-        self.catalogues = Catalogues(locales or DEFAULT_LOCALES)
+        self.catalogues = Catalogues()
         self.channels: dict[str, Channel] | None = None  # built at the first step
         self._client: httpx.AsyncClient | None = None
         self._actions: dict[str, Mapping[str, str]] = {}

@@ -59,9 +59,6 @@ class NotificationSettings(BaseModel):
         gt=0,
         description="a notification still failing this long after it was due is marked failed",
     )
-    notify_locales_dir: str = Field(
-        default="", description="folder of the gettext catalogues; empty: the built-in locales/"
-    )
 
     @field_validator("notify_sms_fields", "notify_sms_headers")
     @classmethod

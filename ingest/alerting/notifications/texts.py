@@ -4,34 +4,29 @@ Texts name the workplace, site and enterprise by their names, the measured quant
 and the limit with units, how long the alert has been open and what to do, the last from the
 norms profile's ``[alerts.actions]`` (``analytics.alerts.params.load_alert_actions``). Every
 phrase is a msgid of the gettext domain ``alerts`` (``locales/{kk,ru,en}/LC_MESSAGES/alerts.po``),
-compiled in memory when the catalogues load: no compiled ``.mo`` file is kept.
+loaded by ``application.localisation`` like every other domain.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime, format_timedelta
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from babel.support import NullTranslations, Translations
+from babel.support import NullTranslations
 
 from analytics.alerts.text import fmt
+from application import localisation
 
 log = logging.getLogger(__name__)
 
 DOMAIN: Final = "alerts"
-LANGUAGES: Final = ("kk", "ru", "en")
-#: The repository's ``locales/`` (shared with the other gettext domains).
-DEFAULT_LOCALES: Final = Path(__file__).resolve().parents[3] / "locales"
+LANGUAGES: Final = localisation.LOCALES
 
 HEALTH_KINDS: Final = frozenset(
     {"flatline", "out_of_range", "sensor_silent", "sequence_gap", "device_offline",
@@ -101,31 +96,27 @@ NO_WORKPLACE: Final = _("no workplace")
 
 
 class Catalogues:
-    """The ``alerts`` catalogues of every language, compiled from ``.po`` at load. A catalogue
-    that cannot be read is logged as an error and its language falls back to the English
+    """The ``alerts`` catalogues, from the one loader (``application.localisation``). A
+    language without a readable catalogue is logged as an error and falls back to the English
     msgids: people still get their alerts."""
 
-    def __init__(self, directory: Path = DEFAULT_LOCALES) -> None:
-        self.directory = directory
+    def __init__(self) -> None:
         self.translations: dict[str, NullTranslations] = {}
-        for language in LANGUAGES:
-            path = directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+    def _of(self, language: str) -> NullTranslations:
+        found = self.translations.get(language)
+        if found is None:
             try:
-                with path.open("rb") as po:
-                    catalog = read_po(po, locale=language, domain=DOMAIN)
-            except (OSError, ValueError) as exc:
-                log.error("notification texts in %s: cannot read %s (%s); sending English",
-                          language, path, exc)  # fmt: skip
-                self.translations[language] = NullTranslations()
-                continue
-            compiled = io.BytesIO()
-            write_mo(compiled, catalog)
-            compiled.seek(0)
-            self.translations[language] = Translations(fp=compiled, domain=DOMAIN)
+                found = localisation.translations(language, DOMAIN)
+            except (OSError, ValueError) as exc:  # unknown locale, unreadable catalogue
+                log.error("notification texts in %s: no catalogue (%s); sending English",
+                          language, exc)  # fmt: skip
+                found = NullTranslations()
+            self.translations[language] = found
+        return found
 
     def gettext(self, language: str, msgid: str) -> str:
-        found = self.translations.get(language) or self.translations["en"]
-        return found.gettext(msgid)
+        return self._of(language).gettext(msgid)
 
 
 def action_key(kind: str, quantity: str | None, substance: str | None) -> str:
