@@ -15,10 +15,10 @@ import uuid
 import aiomqtt
 
 from api.broker_link import keep_connected, run_until_stopped
-from ingest.alerting.wire import AlertMessage, alerts_subscription, decode_alert
 from ingest.mqtt import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import ProtocolError
+from vocabulary.protocol.alerts import AlertMessage, alerts_subscription, decode_alert
 
 log = logging.getLogger(__name__)
 

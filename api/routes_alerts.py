@@ -23,7 +23,6 @@ from api.auth import Admin, Reader, Writer
 from api.deps import ConnDep
 from api.models import error_responses
 from ingest.alerting.webhooks import check_webhook_url
-from ingest.alerting.wire import SEVERITIES, AlertMessage, wanted
 from store.alerts import (
     Preference,
     add_webhook,
@@ -34,11 +33,13 @@ from store.alerts import (
     list_alerts,
     list_webhooks,
     lock_alert,
+    record_of,
     set_preference,
     write_transitions,
 )
 from store.auth import TokenInfo
 from store.catalog import enterprise_codes
+from vocabulary.protocol.alerts import SEVERITIES, AlertMessage, wanted
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=error_responses())
 
@@ -475,7 +476,7 @@ async def _act(
             escalations=found["escalations"],
             source="api",
         )
-        record = message.record()
+        record = record_of(message)
         await write_transitions(conn, [record])
     hub = _hub(request)
     if hub is not None:

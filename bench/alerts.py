@@ -51,12 +51,12 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.stack import api_token, service_env, spawn, stop_all, wait_ready  # noqa: E402
-from ingest.alerting.wire import alerts_subscription  # noqa: E402
 from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from tests.notify_support import SmtpSink  # noqa: E402
 from vocabulary.mqtt_url import MqttEndpoint  # noqa: E402
 from vocabulary.protocol import readings_topic  # noqa: E402
+from vocabulary.protocol.alerts import alerts_subscription  # noqa: E402
 
 ENT = "bench"
 SCHEMA = "qorgau"

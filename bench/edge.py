@@ -28,7 +28,6 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import EdgeAgent, build_message
-from edge.driver import SampleBlock
 from edge.outbox import DEFAULT_MAX_BYTES, WAL_LIMIT_BYTES, Outbox, Synchronous
 from edge.settings import EdgeSettings
 from firmware_sim.device import SimulatedDevice
@@ -40,6 +39,7 @@ from firmware_sim.instruments import (
     WholeBodyVibration,
 )
 from qorgau.localservices import LocalMosquitto, scratch_dir
+from vocabulary.driver import SampleBlock
 from vocabulary.protocol import encode_readings
 
 CHANNELS = 8

@@ -35,7 +35,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge.clock import AnchoredClock
-from edge.driver import Driver, Resumable, SampleBlock
 from edge.link import (
     FAILURE,
     NO_MATCHING_SUBSCRIBERS,
@@ -48,6 +47,7 @@ from edge.link import (
 from edge.outbox import DropReport, Outbox
 from edge.settings import EdgeSettings
 from vocabulary.backoff import backoff_delay_s
+from vocabulary.driver import Driver, Resumable, SampleBlock
 from vocabulary.errors import ConfigurationError
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import (

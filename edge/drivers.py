@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from edge.driver import Driver
+from vocabulary.driver import Driver
 from vocabulary.errors import ConfigurationError
 
 DriverFactory = Callable[[str, Mapping[str, str]], Driver]

@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from edge.driver import ChannelSpec, SampleBlock
 from firmware_sim.faults import SampleFault, apply_faults
 from firmware_sim.instruments import (
     DustMonitor,
@@ -26,6 +25,7 @@ from firmware_sim.instruments import (
 )
 from firmware_sim.rng import Rng
 from firmware_sim.schedule import ALWAYS, WorkplaceSchedule
+from vocabulary.driver import ChannelSpec, SampleBlock
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

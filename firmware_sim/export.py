@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TextIO
 
-from edge.driver import Driver
+from vocabulary.driver import Driver
 
 HEADER = ("time", "sensor", "quantity", "unit", "substance", "value")
 

@@ -27,7 +27,6 @@ from application.assessment_service import AssessmentService
 from application.schedule import Schedule, shifts_between, today
 from application.settings import AssessmentSettings
 from edge.agent import EdgeAgent
-from edge.driver import Driver
 from edge.settings import EdgeSettings
 from firmware_sim.device import standard_device
 from ingest.alerting.service import AlertService
@@ -49,6 +48,7 @@ from store.registry import (
     upsert_workplace,
     workplace_by_codes,
 )
+from vocabulary.driver import Driver
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from store.notifications import plan_notifications
 from store.readings import datetime_to_us, us_to_datetime
 from store.rollups import BUCKET_US, pow10_sql
+from vocabulary.protocol.alerts import AlertMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -669,3 +670,35 @@ async def alerts_during(
         [enterprise, workplace, end, start],
     )
     return list(await cur.fetchall())
+
+
+def record_of(message: AlertMessage) -> AlertRecord:
+    """The stored form of an alert message."""
+    return AlertRecord(
+        alert_id=message.alert_id,
+        transition=message.transition,
+        state=message.state,
+        enterprise=message.enterprise,
+        device=message.device,
+        sensor=message.sensor,
+        sensor_id=message.sensor_id,
+        workplace=message.workplace,
+        quantity=message.quantity,
+        substance=message.substance,
+        kind=message.kind,
+        severity=message.severity,
+        value=message.value,
+        unit=message.unit,
+        threshold=message.threshold,
+        threshold_unit=message.threshold_unit,
+        time_left_s=message.time_left_s,
+        message=message.message,
+        opened_at=message.opened_at,
+        at=message.at,
+        escalations=message.escalations,
+        actor=message.actor,
+        comment=message.comment,
+        reason=message.reason,
+        source=message.source,
+        action=message.action,
+    )

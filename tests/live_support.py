@@ -19,15 +19,15 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.settings import ApiSettings
 from firmware_sim.device import standard_device
-from ingest.alerting.wire import AlertMessage
 from qorgau.demo import EmbeddedServer, prepare_api_access, register_device
 from qorgau.localservices import free_port
-from store.alerts import write_transitions
+from store.alerts import record_of, write_transitions
 from store.connection import connect_async
 from tests.sim_support import store_readings
 from tests.support import eventually
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import Channel, ReadingsMessage, encode_readings, readings_topic
+from vocabulary.protocol.alerts import AlertMessage
 from vocabulary.protocol.quantities import Quantity
 
 ENTERPRISE = "lw-ent"
@@ -102,7 +102,7 @@ class World:
         )  # fmt: skip
         conn = await connect_async(self.pg_url, self.schema, autocommit=True)
         async with conn:
-            await write_transitions(conn, [opened.record()])
+            await write_transitions(conn, [record_of(opened)])
         return ident
 
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from edge.driver import Driver, SampleBlock
 from firmware_sim.scenario import Scenario
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
 from tests.support import assess_now, write_as_ingest
+from vocabulary.driver import Driver, SampleBlock
 
 
 def _block(blocks: Sequence[SampleBlock], ids: dict[str, int]) -> ReadingBlock:

@@ -67,7 +67,7 @@ from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.shifts import ShiftCalendars, schedule_of, time_text
 from ingest.alerting.webhooks import WebhookDispatcher
-from ingest.alerting.wire import AlertMessage, decode_alert, from_event
+from ingest.alerting.wire import from_event
 from ingest.mqtt import mqtt5_client
 from ingest.validate import ChannelRows, TimeWindow, check_channels
 from store.alerts import (
@@ -75,6 +75,7 @@ from store.alerts import (
     list_webhooks,
     load_registry,
     open_alerts,
+    record_of,
     record_webhook_outcome,
     settled_alerts,
     write_transitions,
@@ -92,6 +93,7 @@ from vocabulary.protocol import (
     decode_status,
     parse_device_topic,
 )
+from vocabulary.protocol.alerts import AlertMessage, decode_alert
 
 log = logging.getLogger(__name__)
 
@@ -831,7 +833,7 @@ class AlertService:
             batch = [self._store[i] for i in range(min(500, len(self._store)))]
             try:
                 conn = await self._db.get()
-                await write_transitions(conn, [m.record() for m in batch])
+                await write_transitions(conn, [record_of(m) for m in batch])
             except (psycopg.Error, OSError) as exc:
                 attempt += 1
                 self.metrics.db_retries.inc()

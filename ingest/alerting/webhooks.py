@@ -30,9 +30,9 @@ from ingest.alerting.notifications.channels import (
     post_signed,
     signature,
 )
-from ingest.alerting.wire import AlertMessage, wanted
 from store.alerts import Webhook
 from vocabulary.backoff import backoff_delay_s
+from vocabulary.protocol.alerts import AlertMessage, wanted
 
 log = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from edge.agent import EdgeAgent
-    from edge.driver import Driver
     from edge.drivers import load_driver_factory, parse_options
     from edge.settings import EdgeSettings
     from qorgau.runtime import load_settings, setup_logging
+    from vocabulary.driver import Driver
     from vocabulary.errors import QorgauError
 
     setup_logging()

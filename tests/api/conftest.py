@@ -15,11 +15,11 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.alerting.wire import AlertMessage
-from store.alerts import write_transitions
+from store.alerts import record_of, write_transitions
 from store.auth import Role, create_token
 from store.connection import connect_async
 from tests.support import assess_now
+from vocabulary.protocol.alerts import AlertMessage
 
 
 @dataclass
@@ -167,7 +167,7 @@ async def make_tenant(api: Api, code: str, region: str, risk_class: int | None =
     )  # fmt: skip
     conn = await connect_async(api.pg_url, api.schema, autocommit=True)
     async with conn:
-        await write_transitions(conn, [opened.record()])
+        await write_transitions(conn, [record_of(opened)])
     recipient = await api.ok(
         "POST",
         "/api/v1/notifications/recipients",

@@ -19,12 +19,12 @@ from starlette.routing import BaseRoute
 
 from api.app import create_app
 from api.settings import ApiSettings
-from ingest.alerting.wire import AlertMessage
 from qorgau.demo import EmbeddedServer
 from qorgau.localservices import free_port
 from store.auth import Role
 from tests.api.conftest import Api, Tenant, make_tenant
 from tests.support import eventually
+from vocabulary.protocol.alerts import AlertMessage
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 

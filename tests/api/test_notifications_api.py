@@ -15,12 +15,12 @@ import pytest
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.notifications.sender import NotificationSender
 from ingest.alerting.notifications.settings import NotificationSettings
-from ingest.alerting.wire import AlertMessage
-from store.alerts import write_transitions
+from store.alerts import record_of, write_transitions
 from store.connection import ReconnectingConnection, connect_async
 from tests.api.conftest import Api, make_tenant
 from tests.notify_support import SmtpSink
 from tests.support import scalar
+from vocabulary.protocol.alerts import AlertMessage
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -87,7 +87,7 @@ async def test_acknowledge_needs_the_action_and_the_timeline_tells_the_whole_sto
         )  # fmt: skip
         conn = await connect_async(api.pg_url, api.schema, autocommit=True)
         async with conn:
-            await write_transitions(conn, [opened.record()])
+            await write_transitions(conn, [record_of(opened)])
         settings = NotificationSettings(
             notify_smtp_host="127.0.0.1", notify_smtp_port=smtp.port, notify_smtp_starttls=False
         )

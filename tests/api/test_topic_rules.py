@@ -14,10 +14,10 @@ import pytest
 
 from api.alert_stream import AlertHub
 from api.models_registry import DeviceCreate
-from ingest.alerting.wire import AlertMessage
 from tests.api.conftest import Api, make_tenant
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import alerts_topic
+from vocabulary.protocol.alerts import AlertMessage
 
 
 def alert(enterprise: str, kind: str = "ceiling") -> AlertMessage:

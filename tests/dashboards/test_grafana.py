@@ -23,13 +23,13 @@ from analytics.alerts import load_alert_norms
 from dashboards.grafana_limits import stale_files
 from dashboards.publish import DATASOURCE_TYPE, bundled_dashboards, prepared
 from firmware_sim.scenario import load_scenario
-from ingest.alerting.wire import AlertMessage
 from qorgau.cli import main
-from store.alerts import write_transitions
+from store.alerts import record_of, write_transitions
 from store.connection import connect_async
 from tests.dashboards.fake_grafana import FakeGrafana
 from tests.dashboards.grafana_macros import Context, expand, interval_s
 from tests.sim_support import register_scenario, store_readings
+from vocabulary.protocol.alerts import AlertMessage
 
 GRAFANA_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "grafana"
 START = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 08:00 in the mine's zone
@@ -135,14 +135,13 @@ async def mine(pg_url: str, schema: str) -> str:
                 device=f"{scenario.enterprise}-x", sensor=None, workplace=workplace,
                 message=f"test alert {i}", at=at, opened_at=at, sent_at=at,
             )  # fmt: skip
-            records.append(message.record())
+            records.append(record_of(message))
             if state == "resolved":
-                records.append(
-                    message.model_copy(
-                        update={"transition": "resolved", "state": "resolved",
-                                "at": at + timedelta(minutes=5), "reason": "cleared"}
-                    ).record()
+                resolved = message.model_copy(
+                    update={"transition": "resolved", "state": "resolved",
+                            "at": at + timedelta(minutes=5), "reason": "cleared"}
                 )  # fmt: skip
+                records.append(record_of(resolved))
         for record in records:
             await write_transitions(conn, [record])
     return scenario.enterprise

@@ -21,13 +21,13 @@ from matplotlib.image import imread
 from openpyxl import load_workbook
 
 from firmware_sim.scenario import load_scenario
-from ingest.alerting.wire import AlertMessage
 from qorgau.cli import main
-from store.alerts import write_transitions
+from store.alerts import record_of, write_transitions
 from store.assessments import add_indicator
 from store.connection import connect_async
 from tests.api.conftest import Api
 from tests.sim_support import register_scenario, store_readings
+from vocabulary.protocol.alerts import AlertMessage
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]
 
@@ -77,7 +77,7 @@ async def mine(api: Api) -> Mine:
             message="CO 15-min mean 23.3 mg/m3 above ПДК_max 20 mg/m3 (blasting fumes)",
             at=at, opened_at=at, sent_at=at,
         )  # fmt: skip
-        await write_transitions(conn, [alert.record()])
+        await write_transitions(conn, [record_of(alert)])
     return Mine(wp, [ch.sensor for d in devices for ch in d.channels()])
 
 

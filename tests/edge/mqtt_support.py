@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.driver import SampleBlock
+from vocabulary.driver import SampleBlock
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import DecodedMessage, DeviceStatus, decode_readings, decode_status
 

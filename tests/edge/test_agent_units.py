@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from edge.agent import EdgeAgent, build_message, split_blocks
-from edge.driver import ChannelSpec, SampleBlock
 from edge.drivers import load_driver_factory, parse_options
 from edge.settings import EdgeSettings
 from firmware_sim.device import standard_device
+from vocabulary.driver import ChannelSpec, SampleBlock
 from vocabulary.errors import ConfigurationError
 from vocabulary.protocol import MAX_VALUES_PER_CHANNEL, Quantity, decode_readings, encode_readings
 

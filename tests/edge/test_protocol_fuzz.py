@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.live import decode_live
-from ingest.alerting.wire import decode_alert
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from ingest.validate import TimeWindow, check_channels, sensor_range
@@ -31,6 +30,7 @@ from vocabulary.protocol import (
     decode_readings,
     readings_topic,
 )
+from vocabulary.protocol.alerts import decode_alert
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = TimeWindow.around(NOW, max_past_s=28 * 86_400, max_future_s=300)

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge.driver import SampleBlock
 from firmware_sim.device import SimulatedDevice
 from firmware_sim.faults import MessageFaults, SampleFault, When, corrupt
 from firmware_sim.instruments import GasSensor, SoundLevelMeter
 from firmware_sim.schedule import Shifts, Window, WorkplaceSchedule, parse_utc_offset
+from vocabulary.driver import SampleBlock
 from vocabulary.protocol import ProtocolError, RejectReason, decode_readings
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 08:00 at +05:00, the start of the shift

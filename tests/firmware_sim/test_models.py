@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edge.driver import SampleBlock
 from firmware_sim.device import SimulatedDevice, standard_device
 from firmware_sim.instruments import (
     GasSensor,
@@ -21,6 +20,7 @@ from firmware_sim.instruments import (
 from firmware_sim.rng import Rng
 from firmware_sim.scenario import BUILTIN, load_scenario
 from firmware_sim.schedule import Shifts, Task, Window, WorkplaceSchedule
+from vocabulary.driver import SampleBlock
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # 08:00 at +05:00
 

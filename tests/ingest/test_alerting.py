@@ -30,7 +30,6 @@ from application.schedule import Schedule, current_shift, last_finished, local_t
 from ingest.alerting.partition import OwnershipConflictError
 from ingest.alerting.service import AlertService
 from ingest.alerting.settings import AlertsSettings
-from ingest.alerting.wire import AlertMessage, alerts_subscription
 from ingest.service import IngestWorker
 from ingest.settings import IngestSettings
 from qorgau.localservices import free_port
@@ -51,6 +50,7 @@ from vocabulary.protocol import (
     readings_topic,
     status_topic,
 )
+from vocabulary.protocol.alerts import AlertMessage, alerts_subscription
 from vocabulary.protocol.quantities import Quantity
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services]

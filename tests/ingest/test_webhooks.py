@@ -19,8 +19,8 @@ from ingest.alerting.webhooks import (
     signature,
     verify,
 )
-from ingest.alerting.wire import AlertMessage
 from store.alerts import Webhook
+from vocabulary.protocol.alerts import AlertMessage
 
 pytestmark = pytest.mark.anyio
 
