@@ -174,6 +174,7 @@ class EdgeAgent:
             credentials=credentials,
             ca_file=settings.mqtt_ca_file,
             keepalive_s=settings.edge_keepalive_s,
+            protocol=settings.edge_mqtt_protocol,
         )
         self.stats = AgentStats()
         self._inflight: dict[int, int] = {}  # packet id → seq

@@ -66,6 +66,11 @@ class EdgeSettings(BaseSettings):
         "broker's Receive Maximum)",
     )
     edge_keepalive_s: int = Field(default=30, ge=5, description="MQTT keepalive")
+    edge_mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT version: 3.1.1 for a broker without MQTT 5 (RabbitMQ before 3.13); "
+        "the same outbox and resending, without the broker's Receive Maximum and PUBACK reasons",
+    )
     edge_reconnect_max_s: float = Field(
         default=30.0, gt=0, description="longest wait between reconnect attempts"
     )
