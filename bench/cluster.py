@@ -15,6 +15,8 @@ queue is killed (SIGKILL). Then:
 - ``stored``, ``lost``, ``duplicated``: readings rows, readings of acknowledged messages
   missing, rows beyond one per (sensor, time) (goals: 0 and 0);
 - ``redelivered_messages``: copies the workers received and skipped by (device, seq);
+- ``out_of_order_commits``: messages committed before the previous ``seq`` of their device
+  (competing consumers split a device's stream; ingest does not depend on its order);
 - ``messages_per_s``: acknowledged messages over the time from the first publish to the last
   commit, through the failover;
 - ``mosquitto_messages_per_s``: the same stream and workers on one Mosquitto (MQTT 5 shared
@@ -46,7 +48,11 @@ from bench.stack import machine  # noqa: E402
 from qorgau.localrabbitmq import LocalRabbitCluster, rabbitmq_installed  # noqa: E402
 from qorgau.localservices import LocalMosquitto, LocalPostgres, scratch_dir  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
-from tests.ingest.cluster_harness import FailoverPublisher, exactly_once  # noqa: E402
+from tests.ingest.cluster_harness import (  # noqa: E402
+    FailoverPublisher,
+    commits_out_of_order,
+    exactly_once,
+)
 from tests.ingest.harness import CHANNELS, WorkerProcess, Workload  # noqa: E402
 
 
@@ -127,6 +133,7 @@ def run_stream(
             "readings_expected": expected,
             **counts,
             "redelivered_messages": int(redelivered),
+            "out_of_order_commits": commits_out_of_order(pg_url, schema),
             "publisher_failovers": sum(p.failovers for p in pubs),
             "seconds": round(elapsed, 2),
             "publish_seconds": round(published_at - first, 2),
@@ -229,6 +236,7 @@ def main() -> None:
             result["mosquitto_messages_per_s"] = mosq["messages_per_s"]
             result["mosquitto_lost"] = mosq["lost"]
             result["mosquitto_duplicated"] = mosq["duplicated"]
+            result["mosquitto_out_of_order_commits"] = mosq["out_of_order_commits"]
     finally:
         cluster.stop()
         pg.stop()

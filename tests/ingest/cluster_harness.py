@@ -11,6 +11,7 @@ import time
 
 import paho.mqtt.client as paho
 
+from store.connection import connect
 from tests.ingest.harness import stored
 from vocabulary.mqtt_url import MqttEndpoint
 
@@ -143,3 +144,15 @@ def exactly_once(url: str, schema: str, expected_readings: int) -> dict[str, int
         "lost": expected_readings - distinct,
         "duplicated": rows - distinct,
     }
+
+
+def commits_out_of_order(url: str, schema: str) -> int:
+    """Messages committed in an earlier transaction than the message before them in their
+    device's ``seq`` order: how often competing consumers reorder a device's stream."""
+    with connect(url, schema, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE received_at < before) FROM ("
+            " SELECT received_at, lag(received_at) OVER (PARTITION BY device_id ORDER BY seq)"
+            " AS before FROM ingested_messages) AS ordered"
+        ).fetchone()
+    return int(row[0]) if row else 0
