@@ -28,6 +28,7 @@ from qorgau.localservices import (
     _service_user,
     _wait_for_port,
     free_port,
+    spawn_logged,
 )
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -165,19 +166,13 @@ class LocalRabbitCluster:
         self._wait_members(timeout_s)
 
     def start_node(self, node: RabbitNode, *, timeout_s: float = 120.0, wait: bool = True) -> None:
-        user = _service_user("rabbitmq")
-        log_file = open(node.folder / "stdout.log", "ab")  # noqa: SIM115 - owned by the process
-        node.process = subprocess.Popen(
+        node.process = spawn_logged(
             [str(RABBITMQ_BIN / "rabbitmq-server")],
-            cwd=self.folder,
+            node.folder / "stdout.log",
+            user=_service_user("rabbitmq"),
             env=self._env(node),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            user=user.pw_uid if user else None,
-            group=user.pw_gid if user else None,
-            start_new_session=True,
+            cwd=self.folder,
         )
-        log_file.close()
         if wait:
             self._wait_booted(node, timeout_s)
 

@@ -1,13 +1,11 @@
-"""The agent on MQTT 3.1.1 (``QORGAU_EDGE_MQTT_PROTOCOL=3.1.1``), for brokers without MQTT 5
-such as RabbitMQ 3.10's MQTT plugin: the same outbox and resending after a lost connection,
-without the broker's Receive Maximum and PUBACK reason codes."""
+"""The agent on MQTT 3.1.1 (``QORGAU_EDGE_MQTT_PROTOCOL=3.1.1``) through RabbitMQ 3.10's MQTT
+plugin, which has no MQTT 5, into the quorum queue ingest reads. (A broker restart on 3.1.1:
+``tests/edge/test_delivery.py``.)"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,67 +14,14 @@ import pytest
 
 from edge.agent import EdgeAgent
 from edge.clock import ScaledClock
-from edge.link import LinkState
 from firmware_sim.device import standard_device
 from ingest.amqp import declare_topology
 from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
-from qorgau.localservices import LocalMosquitto
-from tests.edge.mqtt_support import Consumer, distinct_seqs, expected_samples, received_stream
+from tests.edge.mqtt_support import expected_samples, received_stream
 from tests.edge.test_delivery import past_start, settings
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def consumers() -> Iterator[list[Consumer]]:
-    made: list[Consumer] = []
-    yield made
-    for consumer in made:
-        consumer.close()
-
-
-def test_on_3_1_1_a_broker_restart_loses_nothing_and_repeats_nothing(
-    broker_factory: Callable[..., LocalMosquitto],
-    topic_prefix: str,
-    tmp_path: Path,
-    consumers: list[Consumer],
-) -> None:
-    broker = broker_factory()
-    consumer = Consumer(broker.url, [f"{topic_prefix}/v1/+/+/readings"], client_id="c-311")
-    consumers.append(consumer)
-    start = past_start()
-    end = start + timedelta(minutes=10)
-    agent = EdgeAgent(
-        settings(broker.url, topic_prefix, tmp_path, edge_flush_timeout_s=60.0,
-                 edge_mqtt_protocol="3.1.1"),
-        standard_device("dev-311", start, seed=7),
-        clock=ScaledClock(start, speed=60.0),
-    )  # fmt: skip
-    stop = threading.Event()
-    runner = threading.Thread(target=agent.run, args=(stop,), kwargs={"until": end})
-    runner.start()
-    try:
-        consumer.wait_for(lambda c: len(c.payloads()) >= 10, what="the first messages")
-        assert agent.link.receive_maximum is None  # 3.1.1 has none: the agent's own window
-        broker.stop()
-        time.sleep(2.0)
-        assert agent.link.state is LinkState.DOWN
-        broker.start()
-        runner.join(120)
-    finally:
-        stop.set()
-        runner.join(30)
-    assert not runner.is_alive()
-    assert agent.stats.connections >= 2
-    expected = expected_samples(standard_device("dev-311", start, seed=7).read(end))
-    consumer.wait_for(
-        lambda c: len(distinct_seqs(c)) == agent.stats.collected_messages,
-        what="every message after the restart",
-    )
-    stream = received_stream(consumer.payloads())
-    assert stream.seqs == list(range(stream.seqs[0], stream.seqs[0] + len(stream.seqs)))
-    assert stream.samples() == expected
 
 
 @pytest.mark.anyio

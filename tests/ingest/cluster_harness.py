@@ -12,7 +12,7 @@ import time
 import paho.mqtt.client as paho
 
 from store.connection import connect
-from tests.ingest.harness import stored
+from tests.ingest.harness import publish_next, stored
 from vocabulary.mqtt_url import MqttEndpoint
 
 
@@ -118,14 +118,8 @@ class FailoverPublisher(threading.Thread):
                 if not self._connected.is_set() or not todo or len(pending) >= self.window:
                     time.sleep(0.002)
                     continue
-                index = todo.popleft()
-                topic, payload = self.payloads[index]
-                info = client.publish(topic, payload, qos=1)
-                if info.rc != paho.MQTT_ERR_SUCCESS:
-                    todo.appendleft(index)
-                    time.sleep(0.01)
+                if not publish_next(client, self.payloads, todo, pending):
                     continue
-                pending[info.mid] = index
                 self.published += 1
                 if self.first_publish is None:
                     self.first_publish = time.monotonic()
