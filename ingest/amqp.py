@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import aio_pika.abc
@@ -32,11 +33,30 @@ import pamqp.exceptions
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestWorker, Item
 from ingest.settings import IngestSettings
+from vocabulary.errors import ConfigurationError
 from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 
 log = logging.getLogger(__name__)
 
 EXCHANGE = "amq.topic"  # where RabbitMQ's MQTT plugin publishes
+
+
+def amqp_urls(setting: str) -> list[str]:
+    """The node URLs of ``QORGAU_AMQP_URL`` (comma-separated); ``ConfigurationError`` for one
+    that is not ``amqp://`` or ``amqps://`` with a host."""
+    urls = [url.strip() for url in setting.split(",") if url.strip()]
+    if not urls:
+        raise ConfigurationError(
+            "QORGAU_AMQP_URL names no broker: give amqp://user:password@host:5672/"
+        )
+    for url in urls:
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("amqp", "amqps") or not parsed.hostname:
+            raise ConfigurationError(
+                f"QORGAU_AMQP_URL: {_redacted(url)!r} is not an amqp:// or amqps:// URL with a "
+                "host (e.g. amqp://user:password@rabbitmq-1:5672/)"
+            )
+    return urls
 
 
 def routing_prefix(topic_prefix: str) -> str:
@@ -97,9 +117,7 @@ class AmqpIngestWorker(IngestWorker):
 
     def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
         super().__init__(settings, metrics)
-        self.urls = [url.strip() for url in settings.amqp_url.split(",") if url.strip()]
-        if not self.urls:
-            raise ValueError("QORGAU_AMQP_URL names no broker")
+        self.urls = amqp_urls(settings.amqp_url)
         self._url_index = 0
         self._channel: aio_pika.abc.AbstractChannel | None = None
         # Acknowledgements go out in order from one task: a multiple-ack below a tag already

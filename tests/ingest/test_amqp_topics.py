@@ -1,10 +1,12 @@
-"""Routing keys of RabbitMQ's MQTT plugin, back to the topics devices published to."""
+"""Routing keys of RabbitMQ's MQTT plugin, back to the topics devices published to, and the
+settings of the RabbitMQ source."""
 
 from __future__ import annotations
 
 import pytest
 
-from ingest.amqp import readings_binding, topic_of
+from ingest.amqp import amqp_urls, readings_binding, topic_of
+from vocabulary.errors import ConfigurationError
 from vocabulary.protocol import parse_device_topic, readings_topic
 
 
@@ -28,3 +30,14 @@ def test_a_code_with_a_dot_is_not_guessed_but_left_to_the_topic_checks() -> None
 
 def test_the_binding_takes_every_device_of_the_prefix_and_nothing_else() -> None:
     assert readings_binding("site/qorgau") == "site.qorgau.v1.#.readings"
+
+
+def test_the_amqp_urls_are_one_per_node_and_checked() -> None:
+    assert amqp_urls(" amqp://u:p@a:5672/, amqps://u:p@b:5671/ ") == [
+        "amqp://u:p@a:5672/",
+        "amqps://u:p@b:5671/",
+    ]
+    for bad in ("", "mqtt://u:secret@a:1883", "amqp://"):
+        with pytest.raises(ConfigurationError, match="QORGAU_AMQP_URL") as caught:
+            amqp_urls(bad)
+        assert "secret" not in str(caught.value)

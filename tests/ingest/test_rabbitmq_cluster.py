@@ -17,8 +17,9 @@ from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
 from qorgau.localservices import ServiceStartError
 from tests.ingest.cluster_harness import FailoverPublisher, exactly_once
-from tests.ingest.harness import CHANNELS, WorkerProcess, Workload
-from tests.support import eventually, wait_until
+from tests.ingest.harness import CHANNELS, ENTERPRISE, WorkerProcess, Workload
+from tests.support import eventually, rows, wait_until
+from vocabulary.protocol import readings_topic
 
 pytestmark = [pytest.mark.services, pytest.mark.anyio]
 
@@ -91,9 +92,11 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
         for worker in workers:
             worker.wait_ready(60)
         half = len(payloads) // 2
+        # Bad input takes the same path as on Mosquitto: quarantined with its reason.
+        bad = (readings_topic(topic_prefix, ENTERPRISE, workload.device(0)), b"{not json")
         publishers = [
             FailoverPublisher(mqtt[i:] + mqtt[:i], part, name=f"publisher-{i}")
-            for i, part in enumerate((payloads[:half], payloads[half:]))
+            for i, part in enumerate(([*payloads[:half], bad], payloads[half:]))
         ]
         for publisher in publishers:
             publisher.start()
@@ -109,7 +112,7 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
             await asyncio.to_thread(publisher.done.wait, 180)
             assert publisher.done.is_set(), f"{publisher.name} did not finish"
         acknowledged = sum(len(p.acknowledged) for p in publishers)
-        assert acknowledged == len(payloads)
+        assert acknowledged == len(payloads) + 1
         expected = workload.readings
         assert expected == len(payloads) * len(CHANNELS) * workload.values
 
@@ -120,6 +123,8 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
         await asyncio.sleep(1.0)  # redeliveries still on their way would show up as rows
         counts = exactly_once(pg_url, schema, expected)
         assert counts == {"stored": expected, "lost": 0, "duplicated": 0}
+        reasons = rows(pg_url, schema, "SELECT DISTINCT reason FROM quarantine")
+        assert reasons == [("malformed_json",)]
         assert rabbitmq_cluster.queue_leader(queue) not in (None, leader)  # a new leader took over
     finally:
         for publisher in publishers:
