@@ -162,6 +162,7 @@ class AmqpIngestWorker(IngestWorker):
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
+                self._channel = None
                 for task in (reader, acker, lost):
                     task.cancel()
                 raise
@@ -179,8 +180,11 @@ class AmqpIngestWorker(IngestWorker):
                     task.cancel()
                 for task in (reader, acker, lost):
                     if task.done() and not task.cancelled() and task.exception() is not None:
+                        self._url_index += 1  # the node is likely gone: try the next first
                         raise task.exception()  # type: ignore[misc]
-                raise ConnectionError(f"connection to {self.broker_label()} lost")
+                lost_node = self.broker_label()
+                self._url_index += 1
+                raise ConnectionError(f"connection to {lost_node} lost")
             # Graceful stop: commit and acknowledge what we hold while the channel is up.
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -126,6 +126,8 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
         reasons = rows(pg_url, schema, "SELECT DISTINCT reason FROM quarantine")
         assert reasons == [("malformed_json",)]
         assert rabbitmq_cluster.queue_leader(queue) not in (None, leader)  # a new leader took over
+        # SIGTERM: each worker commits and acknowledges what it holds and exits cleanly.
+        assert [worker.terminate() for worker in workers] == [0, 0]
     finally:
         for publisher in publishers:
             publisher.stop()
