@@ -12,7 +12,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from ingest.amqp import declare_topology
+from ingest.amqp import EXCHANGE, AmqpIngestWorker, declare_topology
 from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
 from qorgau.localservices import ServiceStartError
@@ -135,4 +135,65 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
             worker.terminate()
         _whole(rabbitmq_cluster)
         with contextlib.suppress(ServiceStartError):  # not declared if the workers never ran
+            rabbitmq_cluster.ctl(rabbitmq_cluster.any_running(), "delete_queue", queue)
+
+
+async def test_a_worker_acknowledges_only_what_it_committed_and_leaves_nothing_behind(
+    rabbitmq_cluster: LocalRabbitCluster, pg_url: str, schema: str, topic_prefix: str
+) -> None:
+    """In-process, without failures: every message stored once, no copy redelivered (an
+    acknowledgement refused by the broker would close the channel and bring copies), and after
+    a graceful stop the queue holds nothing, delivered or not."""
+    _whole(rabbitmq_cluster)
+    queue = f"{topic_prefix}-ingest"
+    workload = Workload(prefix=topic_prefix, devices=5, messages=40, values=5)
+    await workload.register(pg_url, schema)
+    settings = IngestSettings(
+        database_url=pg_url, database_schema=schema, topic_prefix=topic_prefix, broker="rabbitmq",
+        amqp_url=",".join(rabbitmq_cluster.amqp_urls), ingest_share_group=queue,
+        ingest_receive_maximum=50, ingest_client_id=f"ingest-{topic_prefix}",
+    )  # fmt: skip
+    worker = AmqpIngestWorker(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(worker.subscribed.wait(), 30)
+        connection = await aio_pika.connect(rabbitmq_cluster.amqp_urls[2])
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(EXCHANGE, ensure=False)
+            for topic, payload in workload.payloads():  # as the MQTT plugin routes them
+                await exchange.publish(
+                    aio_pika.Message(payload, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=topic.replace("/", "."),
+                )
+        expected = workload.readings
+        await eventually(
+            lambda: exactly_once(pg_url, schema, expected)["lost"] == 0,
+            timeout_s=120,
+            what="every reading stored",
+        )
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        assert exactly_once(pg_url, schema, expected) == {
+            "stored": expected, "lost": 0, "duplicated": 0,
+        }  # fmt: skip
+        assert worker.metrics.duplicates._value.get() == 0
+        assert worker.metrics.mqtt_reconnects._value.get() == 0
+
+        def left_in_queue() -> tuple[int, int]:
+            out = rabbitmq_cluster.ctl(
+                rabbitmq_cluster.any_running(), "list_queues", "name", "messages",
+                "messages_unacknowledged", "--formatter", "json",
+            )  # fmt: skip
+            row = next(r for r in json.loads(out) if r["name"] == queue)
+            return row["messages"], row["messages_unacknowledged"]
+
+        # The broker's counts settle within a moment; unacknowledged messages would stay.
+        await eventually(lambda: left_in_queue() == (0, 0), timeout_s=15, what="an empty queue")
+    finally:
+        stop.set()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(ServiceStartError):
             rabbitmq_cluster.ctl(rabbitmq_cluster.any_running(), "delete_queue", queue)
