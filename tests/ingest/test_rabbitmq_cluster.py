@@ -60,6 +60,7 @@ async def test_qorgau_declares_a_replicated_quorum_queue_idempotently(
         await channel.queue_delete(settings.ingest_share_group)
 
 
+@pytest.mark.slow
 async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_dies(
     rabbitmq_cluster: LocalRabbitCluster,
     pg_url: str,
