@@ -16,7 +16,8 @@ class EdgeSettings(BaseSettings):
 
     mqtt_url: str = Field(
         default="mqtt://127.0.0.1:1883",
-        description="broker URL (mqtts:// for TLS; user:password@ for credentials)",
+        description="broker URL (mqtts:// for TLS; user:password@ for credentials); several, "
+        "comma-separated, for the nodes of a broker cluster: tried in turn when one is away",
     )
     mqtt_username: str | None = Field(
         default=None,

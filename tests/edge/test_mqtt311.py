@@ -18,6 +18,7 @@ from firmware_sim.device import standard_device
 from ingest.amqp import declare_topology
 from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
+from qorgau.localservices import free_port
 from tests.edge.mqtt_support import expected_samples, received_stream
 from tests.edge.test_delivery import past_start, settings
 
@@ -38,14 +39,17 @@ async def test_an_agent_on_3_1_1_reaches_the_quorum_queue_through_rabbitmq(
         queue = await declare_topology(channel, ingest)  # before devices publish, as ingest does
         start = past_start()
         end = start + timedelta(minutes=2)
+        # The first node named is away: the agent moves on to the next, as in a failover.
+        urls = f"mqtt://guest:guest@127.0.0.1:{free_port()},{rabbitmq_cluster.mqtt_urls[1]}"
         agent = EdgeAgent(
-            settings(rabbitmq_cluster.mqtt_urls[1], topic_prefix, tmp_path,
-                     enterprise="ent-1", edge_mqtt_protocol="3.1.1"),
+            settings(urls, topic_prefix, tmp_path, enterprise="ent-1",
+                     edge_mqtt_protocol="3.1.1"),
             standard_device("dev-rmq", start, seed=3),
             clock=ScaledClock(start, speed=60.0),
         )  # fmt: skip
         await asyncio.to_thread(agent.run, threading.Event(), until=end)
         assert agent.stats.acknowledged == agent.stats.collected_messages > 0
+        assert agent.endpoint.port == int(rabbitmq_cluster.mqtt_urls[1].rsplit(":", 1)[1])
         payloads: list[bytes] = []
         while len(payloads) < agent.stats.collected_messages:
             message = await queue.get(timeout=10, fail=False)
