@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from qorgau import __version__
+from vocabulary.errors import ConfigurationError
 
 # Subcommand modules under qorgau.commands, in the order --help lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -61,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except ConfigurationError as exc:  # a setting the user must fix: say which, no traceback
+        print(f"qorgau: {exc}", file=sys.stderr)
+        return 2
     return result
 
 
