@@ -149,10 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--messages", type=int, default=30_000, help="messages per run")
-    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--devices", type=int, default=100, help="simulated devices")
     parser.add_argument("--values", type=int, default=2, help="samples per channel per message")
     parser.add_argument("--workers", type=int, default=2, help="qorgau ingest processes")
-    parser.add_argument("--publishers", type=int, default=3)
+    parser.add_argument("--publishers", type=int, default=3,
+                        help="MQTT publishers, each starting on its own node")  # fmt: skip
     parser.add_argument("--prefetch", type=int, default=500, help="consumer prefetch per worker")
     parser.add_argument("--kill-at", type=float, default=0.25,
                         help="kill the queue leader once this share is acknowledged")  # fmt: skip

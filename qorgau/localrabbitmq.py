@@ -109,7 +109,6 @@ class LocalRabbitCluster:
             RABBITMQ_PID_FILE=str(node.folder / "rabbitmq.pid"),
             RABBITMQ_PLUGINS_EXPAND_DIR=str(node.folder / "plugins-expand"),
             RABBITMQ_FEATURE_FLAGS_FILE=str(node.folder / "feature_flags"),
-            RABBITMQ_QUORUM_DIR=str(node.folder / "mnesia" / "quorum"),
             # The machine is shared: one scheduler thread per core, no busy waiting.
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none",
         )
