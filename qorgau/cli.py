@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from qorgau import __version__
-from vocabulary.errors import ConfigurationError
 
 # Subcommand modules under qorgau.commands, in the order --help lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -62,11 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    try:
-        result: int = handler(args)
-    except ConfigurationError as exc:  # a setting the user must fix: say which, no traceback
-        print(f"qorgau: {exc}", file=sys.stderr)
-        return 2
+    result: int = handler(args)
     return result
 
 

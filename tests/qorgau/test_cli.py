@@ -35,13 +35,3 @@ def test_service_help_lists_its_environment_variables(capsys: pytest.CaptureFixt
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
-
-
-def test_an_invalid_setting_is_named_without_a_traceback(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("QORGAU_BROKER", "kafka")
-    assert main(["ingest", "--no-upgrade"]) == 2
-    err = capsys.readouterr().err
-    assert "QORGAU_BROKER" in err
-    assert "Traceback" not in err
