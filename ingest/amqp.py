@@ -31,7 +31,7 @@ import aiormq
 import pamqp.exceptions
 
 from ingest.metrics import IngestMetrics
-from ingest.service import IngestWorker, Item
+from ingest.service import IngestWorker, Item, Received
 from ingest.settings import IngestSettings
 from vocabulary.errors import ConfigurationError
 from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
@@ -39,6 +39,8 @@ from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 log = logging.getLogger(__name__)
 
 EXCHANGE = "amq.topic"  # where RabbitMQ's MQTT plugin publishes
+# Deliveries handed to the worker at once: the prefetch bounds how many can be waiting.
+_CHUNK_MESSAGES = 500
 
 
 def amqp_urls(setting: str) -> list[str]:
@@ -201,15 +203,32 @@ class AmqpIngestWorker(IngestWorker):
         return {"connection_name": self.settings.ingest_client_id}
 
     async def _consume(self, queue: aio_pika.abc.AbstractQueue, generation: int) -> None:
+        """Hand the deliveries to ``_admit`` as they come, several at once when several
+        arrived meanwhile (a backlog, a redelivery after a failover)."""
         prefix = self.settings.topic_prefix
-        async with queue.iterator() as messages:
-            async for message in messages:
-                tag = message.delivery_tag
-                if tag is None:  # only for messages fetched with basic.get, never here
-                    continue
+        arrived: list[Received] = []
+        ready = asyncio.Event()
+
+        async def delivered(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            if message.delivery_tag is not None:  # None only for basic.get, never here
                 topic = topic_of(message.routing_key or "", prefix)
-                await self._admit(topic, message.body, tag, 1, generation)
-        raise ConnectionError("the broker cancelled the consumer (queue deleted?)")
+                arrived.append(Received(topic, message.body, message.delivery_tag, 1))
+                ready.set()
+
+        tag = await queue.consume(delivered)
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                while arrived:
+                    chunk = arrived[:_CHUNK_MESSAGES]
+                    del arrived[:_CHUNK_MESSAGES]
+                    await self._admit(chunk, generation)
+        finally:
+            # Stopping: no more deliveries; those not admitted go back to the queue when the
+            # channel closes (they were never acknowledged).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(queue.cancel(tag), 5)
 
     def _acknowledge(self, batch: list[Item]) -> None:
         self._unacked -= len(batch)

@@ -34,7 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiomqtt
 import numpy as np
@@ -111,6 +111,15 @@ class QuarantineRecord:
             self.payload,
             self.payload_bytes,
         )
+
+
+class Received(NamedTuple):
+    """A message as a broker source hands it to the worker (``IngestWorker._admit``)."""
+
+    topic: str
+    payload: bytes
+    mid: int  # MQTT packet id, or AMQP delivery tag: what ``_acknowledge`` sends back
+    qos: int
 
 
 @dataclass(slots=True)
@@ -500,19 +509,20 @@ class IngestWorker:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            await self._admit(
-                str(message.topic), bytes(payload), message.mid, message.qos, generation
-            )
+            received = Received(str(message.topic), bytes(payload), message.mid, message.qos)
+            await self._admit([received], generation)
 
-    async def _admit(self, topic: str, payload: bytes, mid: int, qos: int, generation: int) -> None:
-        """Take one received message into the pipeline (every broker's source calls this):
-        validated here, then committed and only then acknowledged by the writer."""
-        self.metrics.messages.inc()
-        item = await self._prepare_with_retries(topic, payload, mid, qos, generation)
-        self._unacked += 1
-        self.metrics.unacked.inc()
-        await self._queue.put(item)
-        self.metrics.queue_depth.set(self._queue.qsize())
+    async def _admit(self, received: list[Received], generation: int) -> None:
+        """Take received messages into the pipeline, in their order of arrival (every broker's
+        source calls this): validated here, then committed and only then acknowledged by the
+        writer."""
+        self.metrics.messages.inc(len(received))
+        for message in received:
+            item = await self._prepare_with_retries(*message, generation)
+            self._unacked += 1
+            self.metrics.unacked.inc()
+            await self._queue.put(item)
+            self.metrics.queue_depth.set(self._queue.qsize())
         # Buffered messages would otherwise be taken one after another without a pause,
         # and the writer's network I/O would wait for the whole backlog.
         await asyncio.sleep(0)
