@@ -152,7 +152,13 @@ class EdgeAgent:
         self.device = driver.device
         self.topic = readings_topic(settings.topic_prefix, settings.enterprise, self.device)
         self.status_topic = status_topic(settings.topic_prefix, settings.enterprise, self.device)
-        self.endpoint = MqttEndpoint.parse(settings.mqtt_url)
+        # Several URLs: the nodes of a broker cluster, tried in turn after a failed attempt.
+        self.endpoints = [
+            MqttEndpoint.parse(url.strip()) for url in settings.mqtt_url.split(",") if url.strip()
+        ]
+        if not self.endpoints:
+            raise ConfigurationError("QORGAU_MQTT_URL names no broker")
+        self.endpoint = self.endpoints[0]
         credentials = self._credentials()  # before the outbox: a bad setting holds no lock
         if settings.mqtt_ca_file is not None and not settings.mqtt_ca_file.is_file():
             raise ConfigurationError(f"QORGAU_MQTT_CA_FILE {settings.mqtt_ca_file} is not a file")
@@ -174,6 +180,7 @@ class EdgeAgent:
             credentials=credentials,
             ca_file=settings.mqtt_ca_file,
             keepalive_s=settings.edge_keepalive_s,
+            protocol=settings.edge_mqtt_protocol,
         )
         self.stats = AgentStats()
         self._inflight: dict[int, int] = {}  # packet id → seq
@@ -282,6 +289,10 @@ class EdgeAgent:
             self.outbox.pending(),
         )
         self._next_connect = time.monotonic() + delay
+        if len(self.endpoints) > 1:
+            # That node is away: the next attempt goes to the next one (same credentials).
+            following = (self.endpoints.index(self.endpoint) + 1) % len(self.endpoints)
+            self.endpoint = self.link.endpoint = self.endpoints[following]
 
     def _on_state_change(self) -> None:
         state = self.link.state

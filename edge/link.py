@@ -72,6 +72,10 @@ class BrokerLink:
     ca_file: Path | None = None
     keepalive_s: int = 30
     connack_timeout_s: float = 10.0
+    # "5", or "3.1.1" for brokers without MQTT 5 (RabbitMQ before 3.13): no Receive Maximum
+    # from the broker (the agent's own window applies) and no PUBACK reason codes (a message
+    # nobody subscribed to is acknowledged all the same; see docs/edge.md).
+    protocol: str = "5"
 
     state: LinkState = LinkState.DOWN
     receive_maximum: int | None = None
@@ -89,10 +93,13 @@ class BrokerLink:
         """Start a connection attempt; ``poll()`` completes it. Raises ``LinkError`` when the
         broker cannot be reached at all."""
         self._abandon()
+        v5 = self.protocol == "5"
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            # 3.1.1's clean session: as with Session Expiry 0 below, the outbox is the session.
+            clean_session=None if v5 else True,
         )
         # The agent keeps its own window; paho must never queue on its side.
         client.max_inflight_messages_set(0)
@@ -116,16 +123,15 @@ class BrokerLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = 0  # the outbox is the session
+        options: dict[str, Any] = {}
+        if v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = 0  # the outbox is the session
+            options = {"clean_start": True, "properties": properties}
         self.receive_maximum = None
         try:
             client.connect(
-                self.endpoint.host,
-                self.endpoint.port,
-                keepalive=self.keepalive_s,
-                clean_start=True,
-                properties=properties,
+                self.endpoint.host, self.endpoint.port, keepalive=self.keepalive_s, **options
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
             if context is not None and context.last_socket is not None:

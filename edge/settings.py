@@ -16,7 +16,8 @@ class EdgeSettings(BaseSettings):
 
     mqtt_url: str = Field(
         default="mqtt://127.0.0.1:1883",
-        description="broker URL (mqtts:// for TLS; user:password@ for credentials)",
+        description="broker URL (mqtts:// for TLS; user:password@ for credentials); several, "
+        "comma-separated, for the nodes of a broker cluster: tried in turn when one is away",
     )
     mqtt_username: str | None = Field(
         default=None,
@@ -66,6 +67,11 @@ class EdgeSettings(BaseSettings):
         "broker's Receive Maximum)",
     )
     edge_keepalive_s: int = Field(default=30, ge=5, description="MQTT keepalive")
+    edge_mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT version: 3.1.1 for a broker without MQTT 5 (RabbitMQ before 3.13); "
+        "the same outbox and resending, without the broker's Receive Maximum and PUBACK reasons",
+    )
     edge_reconnect_max_s: float = Field(
         default=30.0, gt=0, description="longest wait between reconnect attempts"
     )

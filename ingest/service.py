@@ -34,7 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiomqtt
 import numpy as np
@@ -116,6 +116,15 @@ class QuarantineRecord:
             self.payload,
             self.payload_bytes,
         )
+
+
+class Received(NamedTuple):
+    """A message as a broker source hands it to the worker (``IngestWorker._admit``)."""
+
+    topic: str
+    payload: bytes
+    mid: int  # MQTT packet id, or AMQP delivery tag: what ``_acknowledge`` sends back
+    qos: int
 
 
 @dataclass(slots=True)
@@ -223,6 +232,14 @@ class WorkerStatus:
 
 
 class IngestWorker:
+    """The worker on Mosquitto (an MQTT 5 shared subscription). ``ingest.amqp`` subclasses it
+    for a RabbitMQ quorum queue: a source replaces ``_session`` (connect, consume, hand each
+    message to ``_admit``), ``_acknowledge`` and ``broker_errors``; everything from ``_admit``
+    to the commit is this class, whatever the broker."""
+
+    # Failures of the broker connection: the session is retried, not the worker stopped.
+    broker_errors: tuple[type[BaseException], ...] = (aiomqtt.MqttError,)
+
     def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
@@ -352,7 +369,7 @@ class IngestWorker:
             self.metrics.mqtt_reconnects.inc()
             log.warning(
                 "broker %s unavailable (%s); retrying in %.1f s",
-                self.endpoint.redacted(),
+                self.broker_label(),
                 exc,
                 delay,
             )
@@ -361,7 +378,7 @@ class IngestWorker:
             await supervise(
                 lambda: self._session(stop, writer),
                 stop,
-                retry_on=(aiomqtt.MqttError,),
+                retry_on=self.broker_errors,
                 cap_s=self.settings.ingest_retry_max_s,
                 on_retry=broker_lost,
             )
@@ -381,6 +398,10 @@ class IngestWorker:
             if self._write_conn is not None:
                 with contextlib.suppress(Exception):
                     await self._write_conn.close()
+
+    def broker_label(self) -> str:
+        """The broker as logs name it (no password)."""
+        return self.endpoint.redacted()
 
     async def _session(self, stop: asyncio.Event, writer: asyncio.Task[None]) -> None:
         status_topic = self.settings.status_topic()
@@ -490,20 +511,26 @@ class IngestWorker:
         generation = self._generation
         async for message in client.messages:
             self._last_message = time.monotonic()
-            self.metrics.messages.inc()
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            item = await self._prepare_with_retries(
-                str(message.topic), bytes(payload), message.mid, message.qos, generation
-            )
+            received = Received(str(message.topic), bytes(payload), message.mid, message.qos)
+            await self._admit([received], generation)
+
+    async def _admit(self, received: list[Received], generation: int) -> None:
+        """Take received messages into the pipeline, in their order of arrival (every broker's
+        source calls this): validated here, then committed and only then acknowledged by the
+        writer."""
+        self.metrics.messages.inc(len(received))
+        for message in received:
+            item = await self._prepare_with_retries(*message, generation)
             self._unacked += 1
             self.metrics.unacked.inc()
             await self._queue.put(item)
             self.metrics.queue_depth.set(self._queue.qsize())
-            # Buffered messages would otherwise be taken one after another without a pause,
-            # and the writer's network I/O would wait for the whole backlog.
-            await asyncio.sleep(0)
+        # Buffered messages would otherwise be taken one after another without a pause,
+        # and the writer's network I/O would wait for the whole backlog.
+        await asyncio.sleep(0)
 
     async def _prepare_with_retries(
         self, topic: str, payload: bytes, mid: int, qos: int, generation: int

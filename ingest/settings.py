@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import replace
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -16,6 +17,20 @@ class IngestSettings(SampleWindowSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")
+    broker: Literal["mosquitto", "rabbitmq"] = Field(
+        default="mosquitto",
+        description="where workers read readings: mosquitto (an MQTT 5 shared subscription on "
+        "QORGAU_MQTT_URL) or rabbitmq (a quorum queue named after QORGAU_INGEST_SHARE_GROUP, "
+        "bound to amq.topic, read over AMQP from QORGAU_AMQP_URL); see docs/operations.md",
+    )
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="with QORGAU_BROKER=rabbitmq: the cluster's AMQP URLs, comma-separated; a "
+        "worker moves to the next when its node goes away",
+    )
+    amqp_quorum_replicas: int = Field(
+        default=3, ge=1, le=9, description="replicas of the quorum queue when qorgau declares it"
+    )
     topic_prefix: str = Field(default="qorgau", description="first topic segment(s)")
     ingest_share_group: str = Field(
         default="qorgau-ingest", description="MQTT 5 shared-subscription group of the workers"

@@ -87,6 +87,29 @@ def _wait_for_port(
     raise ServiceStartError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")
 
 
+def spawn_logged(
+    cmd: list[str],
+    log_path: Path,
+    *,
+    user: pwd.struct_passwd | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a server in a session of its own (so that a kill reaches its children), as
+    ``user``, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            cmd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
 def postgres_bindir() -> Path:
     """Where the PostgreSQL server binaries are (``QORGAU_PG_BINDIR`` overrides)."""
     explicit = os.environ.get("QORGAU_PG_BINDIR")
@@ -226,16 +249,7 @@ class LocalPostgres:
             # Throwaway test servers: skip fsync (a crash of the machine is not a test case;
             # a killed server still recovers from its WAL in the page cache).
             cmd += ["-c", "fsync=off", "-c", "full_page_writes=off"]
-        log_file = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            cmd,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            user=user.pw_uid if user else None,
-            group=user.pw_gid if user else None,
-            start_new_session=True,
-        )
-        log_file.close()
+        self.process = spawn_logged(cmd, self.data_dir / "server.log", user=user)
         _wait_for_port(self.port, self.process, "PostgreSQL", timeout_s)
         self._wait_ready(timeout_s)
 
@@ -317,14 +331,9 @@ class LocalMosquitto:
             if extra is not None and user is not None:
                 os.chown(extra, user.pw_uid, user.pw_gid)
         # Started as root, Mosquitto drops to ``run_as_user`` itself after reading its files.
-        log_file = open(self.data_dir / "stdout.log", "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            [str(mosquitto_binary()), "-c", str(conf_path)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = spawn_logged(
+            [str(mosquitto_binary()), "-c", str(conf_path)], self.data_dir / "stdout.log"
         )
-        log_file.close()
         _wait_for_port(self.port, self.process, "Mosquitto", timeout_s)
 
     def stop(self, *, kill: bool = False) -> None:

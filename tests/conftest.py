@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pytest
 
+from qorgau.localrabbitmq import LocalRabbitCluster, rabbitmq_installed
 from qorgau.localservices import LocalMosquitto, LocalPostgres, scratch_dir
 from store.migrate import upgrade
 from tests.support import drop_schema, pause_jobs
@@ -24,7 +25,9 @@ pytest_plugins = ["tests.tls_support"]
 # The fixtures that start or reach a real PostgreSQL or Mosquitto. A test that uses one, itself
 # or through another fixture, is a service test even where its module forgot the marker: the
 # unit layer (`scripts/test --fast`, ``-m "not services"``) never waits for a server.
-SERVICE_FIXTURES = frozenset({"pg_url", "mqtt_url", "pg_factory", "broker_factory", "tls_broker"})
+SERVICE_FIXTURES = frozenset(
+    {"pg_url", "mqtt_url", "pg_factory", "broker_factory", "tls_broker", "rabbitmq_cluster"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,6 +71,23 @@ def mqtt_url() -> Iterator[str]:
         yield broker.url
     finally:
         broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster() -> Iterator[LocalRabbitCluster]:
+    """A 3-node RabbitMQ cluster on loopback (Debian's package, MQTT plugin on), shared by the
+    session: a test that kills a node starts it again (``start_node``) before it ends."""
+    if not rabbitmq_installed():
+        pytest.skip("RabbitMQ is not installed: apt-get install rabbitmq-server (or run "
+                    "scripts/bootstrap --test)")  # fmt: skip
+    folder = scratch_dir("qorgau-test-rabbitmq-")
+    cluster = LocalRabbitCluster(folder, size=3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

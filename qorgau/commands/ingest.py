@@ -11,12 +11,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     parser = subparsers.add_parser(
         "ingest",
-        help="run an ingest worker (MQTT → validation → PostgreSQL)",
+        help="run an ingest worker (broker → validation → PostgreSQL)",
         description="Subscribe to every device's readings on a shared subscription, validate "
         "them, quarantine what is bad, and store the rest exactly once. Start several with "
         "different QORGAU_INGEST_CLIENT_ID to share the load, and keep each id stable across "
         "restarts: the broker keeps a worker's share of messages for its id. Stops cleanly on "
-        "SIGTERM. With QORGAU_INGEST_METRICS_PORT set, serves /metrics and /health.",
+        "SIGTERM. With QORGAU_INGEST_METRICS_PORT set, serves /metrics and /health. With "
+        "QORGAU_BROKER=rabbitmq, the workers read a RabbitMQ quorum queue over AMQP instead "
+        "(declared by the worker; see docs/operations.md).",
         epilog=settings_help(IngestSettings),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -42,8 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
 
+    from ingest.amqp import make_worker
     from ingest.http import serve_http
-    from ingest.service import IngestWorker
     from ingest.settings import IngestSettings
     from qorgau.runtime import load_settings, run_until_signal, setup_logging
     from store.migrate import upgrade_from_settings
@@ -54,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         upgrade_from_settings(settings)
 
     async def main(stop: asyncio.Event) -> None:
-        worker = IngestWorker(settings)
+        worker = make_worker(settings)
         server = None
         if settings.ingest_metrics_port:
             server = await serve_http(

@@ -23,6 +23,8 @@ SECRETS = {
     "MQTT_ALERTS_PASSWORD": "alerts-test-secret",
     "MQTT_API_PASSWORD": "api-test-secret",
     "GRAFANA_ADMIN_PASSWORD": "grafana-test-secret",
+    "RABBITMQ_PASSWORD": "rabbitmq-test-secret",
+    "RABBITMQ_ERLANG_COOKIE": "rabbitmq-test-cookie",
 }
 
 
@@ -66,7 +68,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def resolved(project: Path) -> dict[str, Any]:
     """The configuration with variables substituted and YAML merges applied, by the tool."""
-    result = run_compose(project, "--profile", "sim", "config", env=SECRETS)
+    result = run_compose(
+        project, "--profile", "sim", "--profile", "rabbitmq", "config", env=SECRETS
+    )
     if result.returncode != 0 and "--profile" in result.stderr:
         result = run_compose(project, "config", env=SECRETS)  # a tool without --profile
     assert result.returncode == 0, result.stderr

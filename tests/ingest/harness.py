@@ -187,19 +187,32 @@ class ReliablePublisher(threading.Thread):
                     if time.monotonic() < due:
                         time.sleep(max(0.0, min(0.01, due - time.monotonic())))
                         continue
-                index = todo.popleft()
-                topic, payload = self.payloads[index]
-                info = client.publish(topic, payload, qos=1)
-                if info.rc != paho.MQTT_ERR_SUCCESS:
-                    todo.appendleft(index)
-                    time.sleep(0.01)
+                if not publish_next(client, self.payloads, todo, pending):
                     continue
-                pending[info.mid] = index
                 self.published += 1
         finally:
             client.loop_stop()
             with contextlib.suppress(Exception):
                 client.disconnect()
+
+
+def publish_next(
+    client: paho.Client,
+    payloads: list[tuple[str, bytes]],
+    todo: collections.deque[int],
+    pending: dict[int, int],
+) -> bool:
+    """Publish the first payload of ``todo`` with QoS 1 and note its packet id in ``pending``;
+    False (and the payload back in front of ``todo``) when the client could not send it."""
+    index = todo.popleft()
+    topic, payload = payloads[index]
+    info = client.publish(topic, payload, qos=1)
+    if info.rc != paho.MQTT_ERR_SUCCESS:
+        todo.appendleft(index)
+        time.sleep(0.01)
+        return False
+    pending[info.mid] = index
+    return True
 
 
 @dataclass

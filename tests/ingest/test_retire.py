@@ -100,7 +100,13 @@ async def test_a_retired_worker_hands_in_its_share_and_leaves_the_group(
             lambda: stored(pg_url, schema)[0] == first.readings + later.readings,
             what="the later messages, all by the remaining worker",
         )
-        assert stays.metrics.messages_committed._value.get() - before == 60
+        # The rows are visible as soon as PostgreSQL commits; the worker counts the batch a
+        # moment later, once the COMMIT's answer reaches it.
+        await eventually(
+            lambda: stays.metrics.messages_committed._value.get() - before == 60,
+            timeout_s=5,
+            what="the remaining worker to count all 60",
+        )
         total, distinct = stored(pg_url, schema)
         assert total == distinct
     finally:

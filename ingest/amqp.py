@@ -1,0 +1,292 @@
+"""The RabbitMQ source of ingest: a quorum queue read over AMQP (``QORGAU_BROKER=rabbitmq``).
+
+Devices publish over MQTT to RabbitMQ's MQTT plugin, which routes every message to the
+``amq.topic`` exchange (topic ``a/b/c`` becomes routing key ``a.b.c``). Qorgau declares, at
+every connection and idempotently, one durable quorum queue named after the share group, with
+``amqp_quorum_replicas`` replicas, bound to every device's readings. The workers are its
+competing consumers, the same role a shared subscription plays on Mosquitto.
+
+Only the source differs from ``ingest.service.IngestWorker``: each delivery goes through the
+worker's ``_admit`` (validation, quarantine, then the writer's dedupe, COPY and commit), and a
+committed batch is acknowledged with one ``basic.ack`` (``multiple``) up to its last delivery
+tag. The consumer's prefetch is ``QORGAU_INGEST_RECEIVE_MAXIMUM``: the bound the broker's
+Receive Maximum gives on Mosquitto.
+
+When the queue's leader node dies, its followers elect a new leader and every delivered but
+unacknowledged message comes again: the ``(device, seq)`` dedupe stores each reading once. A
+worker whose own node died reconnects to the next URL of ``QORGAU_AMQP_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import aio_pika
+import aio_pika.abc
+import aiormq
+import pamqp.exceptions
+
+from ingest.metrics import IngestMetrics
+from ingest.service import IngestWorker, Item, Received
+from ingest.settings import IngestSettings
+from vocabulary.errors import ConfigurationError
+from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
+
+log = logging.getLogger(__name__)
+
+EXCHANGE = "amq.topic"  # where RabbitMQ's MQTT plugin publishes
+# Deliveries handed to the worker at once: the prefetch bounds how many can be waiting.
+_CHUNK_MESSAGES = 500
+
+
+def amqp_urls(setting: str) -> list[str]:
+    """The node URLs of ``QORGAU_AMQP_URL`` (comma-separated); ``ConfigurationError`` for one
+    that is not ``amqp://`` or ``amqps://`` with a host."""
+    urls = [url.strip() for url in setting.split(",") if url.strip()]
+    if not urls:
+        raise ConfigurationError(
+            "QORGAU_AMQP_URL names no broker: give amqp://user:password@host:5672/"
+        )
+    for url in urls:
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("amqp", "amqps") or not parsed.hostname:
+            raise ConfigurationError(
+                f"QORGAU_AMQP_URL: {_redacted(url)!r} is not an amqp:// or amqps:// URL with a "
+                "host (e.g. amqp://user:password@rabbitmq-1:5672/)"
+            )
+    return urls
+
+
+def routing_prefix(topic_prefix: str) -> str:
+    return topic_prefix.replace("/", ".")
+
+
+def readings_binding(topic_prefix: str) -> str:
+    """The binding key of every device's readings. ``#`` (not ``*.*``) so that an enterprise or
+    device code with a dot is still routed to the queue (and quarantined there, see
+    :func:`topic_of`), never dropped as unroutable."""
+    return f"{routing_prefix(topic_prefix)}.{WIRE_VERSION_SEGMENT}.#.readings"
+
+
+def topic_of(routing_key: str, topic_prefix: str) -> str:
+    """The MQTT topic a device published to, from the routing key RabbitMQ made of it.
+
+    The plugin turns every ``/`` into ``.``; since codes may contain dots themselves, only the
+    known layout tells them apart: ``{prefix}.v1.{enterprise}.{device}.readings``. With more
+    than one dot between prefix and kind the split is ambiguous; the dots become slashes and
+    the message is quarantined by the topic checks, with the topic in the record.
+    """
+    head = f"{routing_prefix(topic_prefix)}.{WIRE_VERSION_SEGMENT}."
+    if routing_key.startswith(head):
+        middle, dot, kind = routing_key[len(head) :].rpartition(".")
+        if dot and middle.count(".") == 1:
+            enterprise, device = middle.split(".")
+            return f"{topic_prefix}/{WIRE_VERSION_SEGMENT}/{enterprise}/{device}/{kind}"
+    return routing_key.replace(".", "/")
+
+
+async def declare_topology(
+    channel: aio_pika.abc.AbstractChannel, settings: IngestSettings
+) -> aio_pika.abc.AbstractQueue:
+    """The readings queue and its binding; a no-op when they exist with these arguments (a
+    queue that exists with other arguments is refused by RabbitMQ: PRECONDITION_FAILED)."""
+    queue = await channel.declare_queue(
+        settings.ingest_share_group,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-quorum-initial-group-size": settings.amqp_quorum_replicas,
+        },
+    )
+    await queue.bind(EXCHANGE, routing_key=readings_binding(settings.topic_prefix))
+    return queue
+
+
+class AmqpIngestWorker(IngestWorker):
+    """An ingest worker consuming the readings quorum queue of a RabbitMQ cluster."""
+
+    broker_errors: tuple[type[BaseException], ...] = (
+        aiormq.exceptions.AMQPError,
+        pamqp.exceptions.PAMQPException,
+        ConnectionError,
+        OSError,
+        TimeoutError,
+    )
+
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
+        super().__init__(settings, metrics)
+        self.urls = amqp_urls(settings.amqp_url)
+        self._url_index = 0
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        # Acknowledgements go out in order from one task: a multiple-ack below a tag already
+        # acknowledged would be refused by the broker and close the channel.
+        self._ack_upto = 0
+        self._acked = 0
+        self._ack_wanted = asyncio.Event()
+        self._ack_done = asyncio.Event()
+
+    def broker_label(self) -> str:
+        return _redacted(self.urls[self._url_index % len(self.urls)])
+
+    async def retire(self, *, idle_s: float = 5.0) -> None:
+        """Nothing to drain: the queue, not a per-worker session, holds the messages, and the
+        other consumers take them."""
+        log.info("on RabbitMQ a worker holds no session of its own; nothing to retire")
+
+    async def _session(self, stop: asyncio.Event, writer: asyncio.Task[None]) -> None:
+        url = self.urls[self._url_index % len(self.urls)]
+        # The next attempt, should this one fail, goes to the next node.
+        self._url_index += 1
+        connection = await aio_pika.connect(url, timeout=10, client_properties=self._properties())
+        async with connection:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self.settings.ingest_receive_maximum)
+            queue = await declare_topology(channel, self.settings)
+            self._url_index -= 1  # connected: stay with this node while it lasts
+            self._channel = channel
+            self._generation += 1
+            generation = self._generation
+            self._ack_upto = self._acked = 0
+            log.info(
+                "consuming quorum queue %s on %s", queue.name, self.broker_label()
+            )  # fmt: skip
+            self.subscribed.set()
+            self.metrics.broker_connected.set(1)
+            reader = asyncio.create_task(self._consume(queue, generation), name="ingest-reader")
+            acker = asyncio.create_task(self._ack_loop(channel), name="ingest-acks")
+            lost = asyncio.create_task(_closed(connection, channel))
+            stopping = asyncio.create_task(stop.wait())
+            tasks = {reader, acker, lost, stopping, writer}
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                self._channel = None
+                for task in (reader, acker, lost):
+                    task.cancel()
+                raise
+            finally:
+                stopping.cancel()
+            if writer.done():
+                for task in (reader, acker, lost):
+                    task.cancel()
+                writer.result()
+            if not stop.is_set():
+                self._channel = None
+                self.subscribed.clear()
+                self.metrics.broker_connected.set(0)
+                for task in (reader, acker, lost):
+                    task.cancel()
+                for task in (reader, acker, lost):
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        self._url_index += 1  # the node is likely gone: try the next first
+                        raise task.exception()  # type: ignore[misc]
+                lost_node = self.broker_label()
+                self._url_index += 1
+                raise ConnectionError(f"connection to {lost_node} lost")
+            # Graceful stop: commit and acknowledge what we hold while the channel is up.
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await self.flush(timeout_s=30.0)
+            await self._wait_acks_sent(timeout_s=5.0)
+            acker.cancel()
+            lost.cancel()
+            self._channel = None
+            self.subscribed.clear()
+            self.metrics.broker_connected.set(0)
+
+    def _properties(self) -> dict[str, Any]:
+        return {"connection_name": self.settings.ingest_client_id}
+
+    async def _consume(self, queue: aio_pika.abc.AbstractQueue, generation: int) -> None:
+        """Hand the deliveries to ``_admit`` as they come, several at once when several
+        arrived meanwhile (a backlog, a redelivery after a failover)."""
+        prefix = self.settings.topic_prefix
+        arrived: list[Received] = []
+        ready = asyncio.Event()
+
+        async def delivered(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            if message.delivery_tag is not None:  # None only for basic.get, never here
+                topic = topic_of(message.routing_key or "", prefix)
+                arrived.append(Received(topic, message.body, message.delivery_tag, 1))
+                ready.set()
+
+        tag = await queue.consume(delivered)
+        try:
+            while True:
+                await ready.wait()
+                ready.clear()
+                while arrived:
+                    chunk = arrived[:_CHUNK_MESSAGES]
+                    del arrived[:_CHUNK_MESSAGES]
+                    await self._admit(chunk, generation)
+        finally:
+            # Stopping: no more deliveries; those not admitted go back to the queue when the
+            # channel closes (they were never acknowledged).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(queue.cancel(tag), 5)
+
+    def _acknowledge(self, batch: list[Item]) -> None:
+        self._unacked -= len(batch)
+        self.metrics.unacked.dec(len(batch))
+        tags = [item.mid for item in batch if item.generation == self._generation]
+        # Messages of a channel that is gone were requeued by the broker; we dedupe the copies.
+        if tags and self._channel is not None:
+            self._ack_upto = max(self._ack_upto, max(tags))
+            self._ack_done.clear()
+            self._ack_wanted.set()
+
+    async def _ack_loop(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        raw = await channel.get_underlay_channel()
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            upto = self._ack_upto
+            if upto > self._acked:
+                # Every tag up to ``upto`` is committed: batches commit in delivery order.
+                await raw.basic_ack(upto, multiple=True)
+                self._acked = upto
+            if self._acked >= self._ack_upto:
+                self._ack_done.set()
+
+    async def _wait_acks_sent(self, timeout_s: float) -> None:
+        if self._acked >= self._ack_upto:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ack_done.wait(), timeout_s)
+
+
+async def _closed(
+    connection: aio_pika.abc.AbstractConnection, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """Return when the connection or the channel closes (the node died, the broker closed the
+    channel): the session ends and the supervisor reconnects."""
+    done = asyncio.get_running_loop().create_future()
+
+    def closed(*_: Any) -> None:
+        if not done.done():
+            done.set_result(None)
+
+    connection.close_callbacks.add(closed)
+    channel.close_callbacks.add(closed)
+    await done
+
+
+def _redacted(url: str) -> str:
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, userinfo = head.partition("://")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{tail}"
+
+
+def make_worker(settings: IngestSettings, metrics: IngestMetrics | None = None) -> IngestWorker:
+    """The worker for ``QORGAU_BROKER``: the one place that chooses the source."""
+    if settings.broker == "rabbitmq":
+        return AmqpIngestWorker(settings, metrics)
+    return IngestWorker(settings, metrics)
