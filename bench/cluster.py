@@ -36,7 +36,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # bench/edge.py and bench/api.py are named like packages this file imports: keep this folder
 # off the import path when run as a script, and the repository's root on it.
@@ -56,6 +56,14 @@ from tests.ingest.cluster_harness import (  # noqa: E402
 from tests.ingest.harness import CHANNELS, WorkerProcess, Workload  # noqa: E402
 
 
+class WorkloadShape(NamedTuple):
+    """How many devices, messages per device and readings per channel a run sends."""
+
+    devices: int
+    messages: int
+    values: int
+
+
 def say(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
@@ -64,7 +72,7 @@ def run_stream(
     *,
     pg_url: str,
     folder: Path,
-    workload_args: dict[str, int],
+    workload_args: WorkloadShape,
     mqtt_urls: list[str],
     worker_env: list[dict[str, str]],
     kill: Any = None,
@@ -78,7 +86,12 @@ def run_stream(
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     upgrade(pg_url, schema, timescale="auto")
-    workload = Workload(prefix=prefix, **workload_args)
+    workload = Workload(
+        prefix=prefix,
+        devices=workload_args.devices,
+        messages=workload_args.messages,
+        values=workload_args.values,
+    )
     asyncio.run(workload.register(pg_url, schema))
     payloads = workload.payloads()
     workers = [
@@ -161,11 +174,9 @@ def main() -> None:
     args = parser.parse_args()
     if not rabbitmq_installed():
         sys.exit("RabbitMQ not found: apt-get install rabbitmq-server (scripts/bootstrap --test)")
-    workload_args = {
-        "devices": args.devices,
-        "messages": max(1, args.messages // args.devices),
-        "values": args.values,
-    }
+    workload_args = WorkloadShape(
+        devices=args.devices, messages=max(1, args.messages // args.devices), values=args.values
+    )
     load_before = os.getloadavg()[0]
     folder = scratch_dir("qorgau-bench-cluster-")
     pg = LocalPostgres(folder / "pg", durable=True)
@@ -195,7 +206,7 @@ def main() -> None:
             # changes only when its node fails.
             leader = leaders[0]
             cluster.kill(leader)
-            return leader.name
+            return str(leader.name)
 
         say(f"RabbitMQ: {args.messages} messages, leader killed at {args.kill_at:.0%}…")
         leaders: list[Any] = []

@@ -8,8 +8,10 @@ import collections
 import contextlib
 import threading
 import time
+from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from store.connection import connect
 from tests.ingest.harness import publish_next, stored
@@ -52,18 +54,26 @@ class FailoverPublisher(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
 
+    def _on_connect(self, client: paho.Client, *_: Any) -> None:
+        if client is self._current:
+            self._connected.set()
+
+    def _on_disconnect(self, client: paho.Client, *_: Any) -> None:
+        if client is self._current:
+            self._lost.set()
+
     def _client(self, index: int) -> paho.Client:
         endpoint = self.endpoints[index % len(self.endpoints)]
         client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311, clean_session=True
+            CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311, clean_session=True
         )
         if endpoint.username is not None:
             client.username_pw_set(endpoint.username, endpoint.password)
         client.max_inflight_messages_set(self.window)
-        client.on_connect = lambda c, *_: c is self._current and self._connected.set()
-        client.on_disconnect = lambda c, *_: c is self._current and self._lost.set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.reconnect_delay_set(0.2, 0.5)
+        client.reconnect_delay_set(0.2, 0.5)  # type: ignore[arg-type]  # paho takes float seconds
         with self._lock:
             self._current = client
             self._acked_mids.clear()
