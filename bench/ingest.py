@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -65,7 +66,13 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.stack import machine  # noqa: E402
-from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
+from qorgau.localservices import (  # noqa: E402
+    LocalMosquitto,
+    LocalPostgres,
+    free_port,
+    scratch_dir,
+    timescaledb_installed,
+)
 from store.connection import connect, connect_async  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.readings import (  # noqa: E402
@@ -183,8 +190,8 @@ async def register(url: str, schema: str, shape: Shape) -> list[list[int]]:
     return ids
 
 
-def fresh_schema(url: str, name: str, shape: Shape) -> list[list[int]]:
-    upgrade(url, name, timescale="off")
+def fresh_schema(url: str, name: str, shape: Shape, backend: str = "plain") -> list[list[int]]:
+    upgrade(url, name, timescale="on" if backend == "timescale" else "off")
     return asyncio.run(register(url, name, shape))
 
 
@@ -325,38 +332,151 @@ def publisher_main(
     ready: Any,
     part: tuple[int, int] = (0, 1),
 ) -> None:
-    """Publish messages round-robin over devices while the backlog allows, for ``seconds``.
-    ``part`` = (n, of): this publisher takes every ``of``-th device from the ``n``-th, and
-    ``allowed`` and ``published`` count for all publishers together."""
-    import paho.mqtt.client as paho
+    """Publish messages round-robin over devices while the backlog allows, for ``seconds``, and
+    wait for the broker's acknowledgements. ``part`` = (n, of): this publisher takes every
+    ``of``-th device from the ``n``-th; ``allowed`` and ``published`` count for all publishers
+    together.
 
+    Devices encode and send their own messages, so the bench must not spend more per message
+    than ingest does: this publisher writes ready-made MQTT 5 PUBLISH packets (QoS 1) to the
+    socket many at a time and counts PUBACKs, where a client library would cost tens of µs of
+    Python per message and become the limit (``small_publisher_alone_messages_per_s``)."""
     payloads = Payloads(shape, prefix)
     mine = list(range(part[0], shape.devices, part[1]))
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", mqtt_port)
-    client.loop_start()
+    link = RawPublisher(mqtt_port, f"bench-pub-{prefix}-{part[0]}")
     ready.set()
     count = 0
-    infos = []
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
-            if published.value >= allowed.value:
-                time.sleep(0.001)
+            room = min(allowed.value - published.value, link.room(), 200)
+            if room <= 0:
+                link.read_acks(wait_s=0.001)
                 continue
-            d, seq = mine[count % len(mine)], count // len(mine)
-            topic, payload = payloads.message(d, seq)
-            infos.append(client.publish(topic, payload, qos=1))
-            count += 1
+            packets = []
+            for _ in range(room):
+                d, seq = mine[count % len(mine)], count // len(mine)
+                packets.append(link.packet(*payloads.message(d, seq)))
+                count += 1
+            link.send(packets)
             with published.get_lock():
-                published.value += 1
-        for info in infos:
-            info.wait_for_publish(60)
+                published.value += room
+            link.read_acks(wait_s=0.0)
+        link.drain(timeout_s=60)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        link.close()
+
+
+class RawPublisher:
+    """A minimal MQTT 5 publisher on a plain socket (QoS 1, no properties): CONNECT, PUBLISH
+    packets built in bulk, PUBACKs counted. For the bench only; devices use the edge agent."""
+
+    INFLIGHT = 1000
+
+    def __init__(self, port: int, client_id: str) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cid = client_id.encode()
+        # protocol name, level 5, clean start, keepalive 60 s, no properties, client id
+        body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + len(cid).to_bytes(2, "big") + cid
+        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        self.buffer = b""
+        kind, _ = self._packet(block=True)
+        if kind != 0x20:
+            raise RuntimeError(f"expected CONNACK, got packet type {kind:#x}")
+        self.next_mid = 1
+        self.inflight = 0
+        self.unrouted = 0  # PUBACK 0x10: nobody subscribed (the publisher-alone run)
+
+    def room(self) -> int:
+        return self.INFLIGHT - self.inflight
+
+    def packet(self, topic: str, payload: bytes) -> bytes:
+        mid = self.next_mid
+        self.next_mid = mid % 65535 + 1
+        name = topic.encode()
+        body = b"".join((len(name).to_bytes(2, "big"), name, mid.to_bytes(2, "big"), b"\x00",
+                         payload))  # fmt: skip
+        return b"\x32" + _varint(len(body)) + body
+
+    def send(self, packets: list[bytes]) -> None:
+        self.sock.sendall(b"".join(packets))
+        self.inflight += len(packets)
+
+    def read_acks(self, wait_s: float) -> None:
+        import select
+
+        if not select.select([self.sock], [], [], wait_s)[0]:
+            return
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise RuntimeError("the broker closed the connection")
+        self.buffer += data
+        while True:
+            kind, body = self._packet(block=False)
+            if kind is None:
+                return
+            if kind == 0x40:
+                self.inflight -= 1
+                if len(body) > 2 and body[2] == 0x10:
+                    self.unrouted += 1
+                elif len(body) > 2 and body[2] >= 0x80:
+                    raise RuntimeError(f"the broker refused a message (reason {body[2]:#x})")
+
+    def drain(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.inflight > 0 and time.monotonic() < deadline:
+            self.read_acks(wait_s=0.05)
+        if self.inflight > 0:
+            raise RuntimeError(f"{self.inflight} messages never acknowledged by the broker")
+
+    def _packet(self, *, block: bool) -> tuple[int | None, bytes]:
+        while True:
+            kind, body, used = _split_packet(self.buffer)
+            if kind is not None:
+                self.buffer = self.buffer[used:]
+                return kind, body
+            if not block:
+                return None, b""
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise RuntimeError("the broker closed the connection")
+            self.buffer += data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _split_packet(buffer: bytes) -> tuple[int | None, bytes, int]:
+    """The first whole packet of ``buffer``: (type, body, bytes used), or (None, b"", 0)."""
+    if len(buffer) < 2:
+        return None, b"", 0
+    length, shift, pos = 0, 0, 1
+    while True:
+        if pos >= len(buffer):
+            return None, b"", 0
+        byte = buffer[pos]
+        length |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+    if len(buffer) < pos + length:
+        return None, b"", 0
+    return buffer[0] & 0xF0, buffer[pos : pos + length], pos + length
 
 
 @dataclass
@@ -366,7 +486,7 @@ class Worker:
     log: Path
 
     def metric(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=60) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])
@@ -380,7 +500,10 @@ class Worker:
             return False
 
 
-def start_worker(pg: str, mqtt: str, schema: str, prefix: str, name: str, folder: Path) -> Worker:
+def start_worker(
+    pg: str, mqtt: str, schema: str, prefix: str, name: str, folder: Path,
+    extra_env: dict[str, str] | None = None,
+) -> Worker:  # fmt: skip
     port = free_port()
     log = folder / f"{name}.log"
     env = {
@@ -393,6 +516,7 @@ def start_worker(pg: str, mqtt: str, schema: str, prefix: str, name: str, folder
         "QORGAU_INGEST_METRICS_PORT": str(port),
         "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
         "QORGAU_LOG_LEVEL": "warning",
+        **(extra_env or {}),
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -483,12 +607,12 @@ def burst(
 def end_to_end(
     pg: str, mqtt_url: str, mqtt_port: int, shape: Shape, seconds: float, workers: int,
     window_messages: int, folder: Path, profile: Path | None = None, publishers: int = 1,
-    label: str = "",
+    label: str = "", backend: str = "plain", env: dict[str, str] | None = None,
 ) -> dict[str, float]:  # fmt: skip
     schema = f"bench_e2e{label}{workers}"
     prefix = f"bench{label}{workers}"
-    fresh_schema(pg, schema, shape)
-    procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder)
+    fresh_schema(pg, schema, shape, backend)
+    procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder, env)
              for n in range(workers)]  # fmt: skip
     spies: list[subprocess.Popen[bytes]] = []
 
@@ -640,6 +764,7 @@ def publisher_alone(mqtt_port: int, shape: Shape, seconds: float, publishers: in
 def small_messages(
     pg: str, broker: LocalMosquitto, seconds: float, devices: int, window: int,
     publishers: int, folder: Path, say: Callable[..., None], profile: Path | None = None,
+    backend: str = "plain", env: dict[str, str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The realistic mode: 8 readings per message (see the module docstring)."""
     shape = Shape(
@@ -658,7 +783,8 @@ def small_messages(
         say(f"small messages: {n} worker(s)…")
         runs[n] = end_to_end(
             pg, broker.url, broker.port, shape, seconds, n, window, folder,
-            profile if n == 1 else None, publishers=publishers, label="small",
+            profile if n == 1 else None, publishers=publishers, label="small", backend=backend,
+            env=env,
         )  # fmt: skip
         say(f"  {runs[n]['messages_per_s']:,.0f} messages/s")
     return {
@@ -674,6 +800,12 @@ def small_messages(
         "small_worker_cpu_us_per_message": round(runs[1]["worker_cpu_us_per_message"], 1),
         "small_worker_cpu_us_per_message_2_workers": round(runs[2]["worker_cpu_us_per_message"], 1),
         "small_mean_arrival_to_commit_s": round(runs[2]["mean_arrival_to_commit_s"], 4),
+        "small_mean_batch_messages_1_worker": round(
+            runs[1]["mean_batch_readings"] / shape.per_message
+        ),
+        "small_mean_commit_s_1_worker": round(runs[1]["mean_commit_s"], 4),
+        "small_backend": backend,
+        "small_worker_env": env or {},
         "small_lost": int(runs[1]["lost"] + runs[2]["lost"]),
         "small_duplicated": int(runs[1]["duplicated"] + runs[2]["duplicated"]),
         "small_messages_published": int(runs[1]["messages"] + runs[2]["messages"]),
@@ -727,6 +859,21 @@ def main() -> None:
         "--publishers", type=int, default=2, help="publisher processes of the realistic mode"
     )
     parser.add_argument(
+        "--small-backend",
+        choices=("timescale", "plain"),
+        default=None,
+        help="database backend of the realistic mode (default: TimescaleDB "
+        "where installed, as deployed; plain PostgreSQL keeps rollups itself)",
+    )
+    parser.add_argument(
+        "--worker-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="realistic mode: an environment setting for the ingest workers, "
+        "e.g. QORGAU_INGEST_RECEIVE_MAXIMUM=8000",
+    )
+    parser.add_argument(
         "--broker-set",
         action="append",
         default=[],
@@ -752,6 +899,7 @@ def main() -> None:
     except ValueError:
         parser.error("--broker-set takes KEY=INTEGER, e.g. max_inflight_messages=20")
 
+    small_backend = args.small_backend or ("timescale" if timescaledb_installed() else "plain")
     shape = Shape(
         devices=args.devices, values=args.values, period_s=args.period_s,
         start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
@@ -788,6 +936,7 @@ def main() -> None:
             small = small_messages(
                 pg.url, broker, args.small_seconds, args.small_devices, args.small_window,
                 args.publishers, folder, say, args.profile if args.only == "small" else None,
+                small_backend, dict(item.split("=", 1) for item in args.worker_set),
             )  # fmt: skip
     finally:
         broker.stop()

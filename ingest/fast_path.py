@@ -70,6 +70,7 @@ class FastPath:
         self.max_payload_bytes = max_payload_bytes
         self._topics: dict[str, tuple[str, str] | None] = {}
         self._heads: dict[tuple[Any, ...], tuple[str, str, str | None] | object] = {}
+        self._kinds: dict[tuple[Any, ...], tuple[str, str | None] | object] = {}
 
     def decode(self, topic: str, payload: bytes) -> tuple[str, str, int, Any, list[Any]] | None:
         """``(enterprise, device, seq, sent_at, channels)`` of a payload whose envelope is plain,
@@ -238,21 +239,36 @@ class FastPath:
             channel.get("substance"),
             period_s,
         )
-        if not all(type(part) is str for part in key[:3]) or type(key[3]) not in (str, type(None)):
+        try:
+            head = self._heads.get(key)
+        except TypeError:  # a list or an object where text belongs
             return None
-        head = self._heads.get(key)
         if head is None:
-            head = _validated_head(key)
+            sensor, quantity, unit, substance, _ = key
+            if type(sensor) is not str or type(quantity) is not str or type(unit) is not str:
+                return None
+            if substance is not None and type(substance) is not str:
+                return None
+            # Sensor codes differ per device, the rest hardly: the model is asked once per
+            # kind of channel, and a code is checked against the model's own pattern.
+            kind = self._kinds.get(key[1:])
+            if kind is None:
+                kind = self._kinds[key[1:]] = _validated_kind(key[1:])
+            plain = len(sensor) <= 128 and _IDENTIFIER.fullmatch(sensor) is not None
+            valid = plain and isinstance(kind, tuple)
+            head = (sensor, kind[0], kind[1]) if valid else _NOT_PLAIN  # type: ignore[index]
             if len(self._heads) >= _CACHE_LIMIT:
                 self._heads.clear()
             self._heads[key] = head
         return None if head is _NOT_PLAIN else head  # type: ignore[return-value]
 
 
-def _validated_head(key: tuple[Any, ...]) -> tuple[str, str, str | None] | object:
-    sensor, quantity, unit, substance, period_s = key
+def _validated_kind(key: tuple[Any, ...]) -> tuple[str, str | None] | object:
+    """Canonical unit and substance of a channel's quantity, unit, substance and period, if the
+    wire format's model accepts them (asked with a sensor code it accepts)."""
+    quantity, unit, substance, period_s = key
     probe: dict[str, Any] = {
-        "sensor": sensor,
+        "sensor": "s",
         "quantity": quantity,
         "unit": unit,
         "t0": "2000-01-01T00:00:00+00:00",
@@ -265,9 +281,9 @@ def _validated_head(key: tuple[Any, ...]) -> tuple[str, str, str | None] | objec
         model = Channel.model_validate(probe)
     except ValidationError:
         return _NOT_PLAIN
-    if model.sensor != sensor or model.quantity.value != quantity:
+    if model.quantity.value != quantity:
         return _NOT_PLAIN
-    return (model.sensor, model.unit, model.substance)
+    return (model.unit, model.substance)
 
 
 def _parse_time(text: Any, seen: dict[str, int], *, as_datetime: bool) -> Any:

@@ -550,7 +550,12 @@ class IngestWorker:
                 general.append(index)
             else:
                 decoded.append((index, envelope))
-        devices = {code: await self._device(code) for code in {e[1] for _, e in decoded}}
+        devices: dict[str, DeviceInfo | None] = {}
+        fresh_until = time.monotonic()
+        for code in {e[1] for _, e in decoded}:
+            cached = self._devices.get(code)  # most are: no coroutine for those
+            fresh = cached is not None and cached[1] > fresh_until
+            devices[code] = cached[0] if cached is not None and fresh else await self._device(code)
         ready = []
         for index, (enterprise, code, seq, sent_at, channels) in decoded:
             device = devices[code]
