@@ -184,20 +184,11 @@ def register_small(url: str, devices: int) -> None:
 
 
 def small_publisher(mqtt_url: str, devices: int, seconds: float, stop: Any, sent: Any) -> None:
-    """``devices`` devices, each one message a second (own phase) of 8 channels × 1 value."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
+    """``devices`` devices, each one message a second (own phase) of 8 channels × 1 value, sent
+    with bench/ingest.py's raw publisher (a client library would be the limit)."""
+    from bench.ingest import RawPublisher
 
-    endpoint = MqttEndpoint.parse(mqtt_url)
-    client = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"bench-small-{os.getpid()}",
-        protocol=paho.MQTTv5,
-    )
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect(endpoint.host, endpoint.port)
-    client.loop_start()
+    link = RawPublisher(MqttEndpoint.parse(mqtt_url).port, f"bench-small-{os.getpid()}")
     rng = np.random.default_rng(os.getpid())
     started = time.monotonic()
     count, tick = 0, 0
@@ -205,7 +196,9 @@ def small_publisher(mqtt_url: str, devices: int, seconds: float, stop: Any, sent
         for d in range(devices):
             delay = started + tick + d / devices - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                link.read_acks(wait_s=delay)
+            while link.room() <= 0:
+                link.read_acks(wait_s=0.01)
             device = f"sm-{d}"
             channels = [
                 {"sensor": f"{device}.{name}", "quantity": quantity, "unit": unit,
@@ -215,12 +208,12 @@ def small_publisher(mqtt_url: str, devices: int, seconds: float, stop: Any, sent
                 for name, quantity, unit, substance, base in SMALL_CHANNELS
             ]  # fmt: skip
             payload = orjson.dumps({"v": 1, "device": device, "seq": tick, "channels": channels})
-            client.publish(readings_topic(PREFIX, ENT, device), payload, qos=1)
+            link.send([link.packet(readings_topic(PREFIX, ENT, device), payload)])
             count += 1
         tick += 1
+    link.drain(timeout_s=30)
+    link.close()
     sent.value = count
-    client.loop_stop()
-    client.disconnect()
 
 
 def readings(url: str) -> int:

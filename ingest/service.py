@@ -849,20 +849,23 @@ class IngestWorker:
         # Half the window: the broker can send the next half while this batch commits.
         max_messages = max(1, self.settings.ingest_receive_maximum // 2)
         max_delay = self.settings.ingest_batch_max_delay_ms / 1000
+        # Items of a chunk that did not fit the last batch: they start the next one, and a
+        # flush waits for them (they were queued before it).
+        carry: list[Item] = []
+        flushes: list[_Flush] = []
         while True:
-            first = await self._queue.get()
+            first = carry or await self._queue.get()
+            carry = []
             batch: list[Item] = []
-            flushes: list[_Flush] = []
             readings = 0
             if isinstance(first, _Flush):
                 flushes.append(first)
             elif first:
-                batch.extend(first)
-                readings += sum(item.readings for item in first)
+                readings, carry = _fill(batch, first, readings, max_readings, max_messages)
                 # The delay counts from the first message's arrival: one that waited in the
                 # queue during the previous commit is not held back any longer.
                 deadline = first[0].received + max_delay
-                while readings < max_readings and len(batch) < max_messages:
+                while not carry and readings < max_readings and len(batch) < max_messages:
                     try:
                         nxt = self._queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -876,16 +879,17 @@ class IngestWorker:
                     if isinstance(nxt, _Flush):
                         flushes.append(nxt)
                         break
-                    batch.extend(nxt)
-                    readings += sum(item.readings for item in nxt)
+                    readings, carry = _fill(batch, nxt, readings, max_readings, max_messages)
             if batch:
                 self._queued -= len(batch)
                 result = await self._commit_with_retry(batch)
                 self._acknowledge(batch)
                 self._after_commit(batch, result)
             self.metrics.queue_depth.set(self._queued)
-            for marker in flushes:
-                marker.done.set()
+            if not carry:
+                for marker in flushes:
+                    marker.done.set()
+                flushes = []
 
     async def _commit_with_retry(self, batch: list[Item]) -> CommitResult:
         attempt = 0  # outages: retried for as long as they last, holding the acknowledgements
@@ -1124,6 +1128,19 @@ def _block(item: Item) -> ReadingBlock:
         ReadingBlock(c.times_us, np.full(len(c.values), c.sensor.id, dtype=np.int32), c.values)
         for c in item.channels
     )
+
+
+def _fill(
+    batch: list[Item], chunk: list[Item], readings: int, max_readings: int, max_messages: int
+) -> tuple[int, list[Item]]:
+    """Move the chunk's items into the batch while it has room (a batch takes at least one);
+    return the batch's readings and the items left over."""
+    for index, item in enumerate(chunk):
+        if batch and (readings >= max_readings or len(batch) >= max_messages):
+            return readings, chunk[index:]
+        batch.append(item)
+        readings += item.readings
+    return readings, []
 
 
 def _channel_rows(item: Item) -> list[ChannelRows]:
