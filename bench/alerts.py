@@ -194,8 +194,8 @@ def small_publisher(mqtt_url: str, devices: int, seconds: float, stop: Any, sent
     count, tick = 0, 0
     while not stop.is_set() and time.monotonic() - started < seconds:
         for d in range(devices):
-            delay = started + tick + d / devices - time.monotonic()
-            if delay > 0:
+            due = started + tick + d / devices
+            while (delay := due - time.monotonic()) > 0:  # reading acks until it is due
                 link.read_acks(wait_s=delay)
             while link.room() <= 0:
                 link.read_acks(wait_s=0.01)
