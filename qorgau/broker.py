@@ -10,9 +10,10 @@ Why these settings (defaults in brackets are Mosquitto's own), as measured on Mo
   acknowledged): documented risk.
 - ``max_queued_messages`` [1000] is what Mosquitto keeps per offline or slow client beyond the
   in-flight window; past it QoS 1 messages are dropped silently (the publisher still gets its
-  PUBACK). 0: no limit, so the broker never drops a reading it has acknowledged, however long
-  ingest is away. The queue lives in the broker's memory (about 1 KB per small message): size
-  the host for the longest outage to be ridden out, and watch the broker's memory.
+  PUBACK). Sized for hours of ingest outage (see ``BrokerConfig.max_queued_messages``). The queue
+  lives in the broker's memory: size the host for it. 0 (no limit) was measured too and is not
+  used: on Mosquitto 2.0.11 an edge agent then no longer sees the 0x87 refusal of a publish the
+  ACL denies (tests/edge/test_identity.py fails), and it made no difference to ingest.
 - ``max_inflight_messages`` [20]: an MQTT 5 client that announces a Receive Maximum gets exactly
   that window, larger or smaller than this setting; the setting applies to clients that announce
   none (MQTT 3.1.1) and is also the Receive Maximum the broker announces to publishers in
@@ -21,9 +22,10 @@ Why these settings (defaults in brackets are Mosquitto's own), as measured on Mo
   (QORGAU_INGEST_RECEIVE_MAXIMUM) and acknowledges only after each commit, edge agents keep
   their own smaller window (QORGAU_EDGE_MAX_INFLIGHT).
 - Measured with ``bench/ingest.py`` at 8 readings per message on the shared 2-core build machine
-  (docs/ingest.md, "Small messages"): 1000 / 0 against the former 0 / 2,000,000, one run each,
-  the bare subscriber took 12,788 against 9,703 messages/s and ingest with 2 workers 2,979
-  against 2,764 (there the database, not the broker, is the limit).
+  (docs/ingest.md, "Small messages"), one run each: with ``max_inflight_messages`` /
+  ``max_queued_messages`` at 1000 / 0 against the former 0 / 2,000,000 the bare subscriber took
+  12,788 against 9,703 messages/s and ingest with 2 workers 2,979 against 2,764 (there the
+  database, not the broker, is the limit).
 - ``persistent_client_expiration``: a persistent session that never returns is dropped after
   this long instead of holding its queue forever. Its queued messages are lost then, so it is
   longer than ingest's own session expiry (QORGAU_INGEST_SESSION_EXPIRY_S, 7 days).
@@ -48,9 +50,10 @@ class BrokerConfig:
     acl_file: Path | str | None = None
     log_file: Path | str | None = None  # None: stdout (containers)
     run_as_user: str | None = None
-    # No limit: a queue that overflows drops acknowledged readings silently. 10,000 devices at
-    # one 1 KB message a second queue 36 GB an hour: size the broker host for the outage.
-    max_queued_messages: int = 0
+    # 100 devices each sending one batch every 10 s queue 36,000 messages an hour: two million
+    # cover more than two days of ingest outage (about 2 GB at 1 KB a message). 10,000 devices
+    # at one message a second fill it in 200 s: size it (and the host) for the fleet.
+    max_queued_messages: int = 2_000_000
     max_inflight_messages: int = 1000  # MQTT 3.1.1 clients and publishers; MQTT 5 brings its own
     autosave_interval_s: int = 30
     persistent_client_expiration: str = "14d"
