@@ -19,6 +19,10 @@ seconds mid-run (mail then waits in the outbox; the latency figures include the 
 Prints figures; asserts nothing; cleans up.
 
     python bench/alerts.py [--seconds 30] [--json] [--devices 40] [--workers 2]
+
+Then, unless ``--small-devices 0``, the same injections once more over the load devices send
+(``small_message_*`` keys): ``--small-devices`` devices of 8 channels each, one message a second
+of one value per channel (8 readings per message, the edge agent's default).
 """
 
 from __future__ import annotations
@@ -235,6 +239,67 @@ def publisher(
     client.disconnect()
 
 
+# The realistic background: 8 channels of one value a second (the edge agent's default message).
+SMALL_CHANNELS = (
+    *CHANNELS,
+    ("lamax", "noise_lamax", "dB(A)", None, 85.0),
+    ("ch4", "gas", "%LEL", "CH4", 3.0),
+    ("wbv", "vib_wbv_z", "m/s2", None, 0.3),
+)
+
+
+def register_small(url: str, devices: int) -> None:
+    """``sm-N`` devices with the 8 channels of ``SMALL_CHANNELS``."""
+    with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
+        ent = conn.execute("SELECT id FROM enterprises WHERE code = %s", [ENT]).fetchone()[0]  # type: ignore[index]
+        rows = []
+        for d in range(devices):
+            dev = conn.execute(
+                "INSERT INTO devices (enterprise_id, code) VALUES (%s, %s) RETURNING id",
+                [ent, f"sm-{d}"],
+            ).fetchone()[0]  # type: ignore[index]
+            rows += [(dev, f"sm-{d}.{c[0]}", c[1], c[2], c[3]) for c in SMALL_CHANNELS]
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO sensors (device_id, code, quantity, unit, substance) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def small_publisher(mqtt_url: str, devices: int, seconds: float, stop: Any, sent: Any) -> None:
+    """``devices`` devices, each one message a second (own phase) of 8 channels × 1 value, sent
+    with bench/ingest.py's raw publisher (a client library would be the limit)."""
+    from bench.ingest import RawPublisher
+
+    link = RawPublisher(MqttEndpoint.parse(mqtt_url).port, f"bench-small-{os.getpid()}")
+    rng = np.random.default_rng(os.getpid())
+    started = time.monotonic()
+    count, tick = 0, 0
+    while not stop.is_set() and time.monotonic() - started < seconds:
+        for d in range(devices):
+            due = started + tick + d / devices
+            while (delay := due - time.monotonic()) > 0:  # reading acks until it is due
+                link.read_acks(wait_s=delay)
+            while link.room() <= 0:
+                link.read_acks(wait_s=0.01)
+            device = f"sm-{d}"
+            channels = [
+                {"sensor": f"{device}.{name}", "quantity": quantity, "unit": unit,
+                 **({"substance": substance} if substance else {}),
+                 "t0": datetime.fromtimestamp(time.time(), UTC).isoformat(), "period_s": 1.0,
+                 "values": [round(base * (1 + 0.05 * float(rng.standard_normal())), 3)]}
+                for name, quantity, unit, substance, base in SMALL_CHANNELS
+            ]  # fmt: skip
+            payload = orjson.dumps({"v": 1, "device": device, "seq": tick, "channels": channels})
+            link.send([link.packet(readings_topic(PREFIX, ENT, device), payload)])
+            count += 1
+        tick += 1
+    link.drain(timeout_s=30)
+    link.close()
+    sent.value = count
+
+
 def readings(url: str) -> int:
     with psycopg.connect(url, autocommit=True, options=f"-c search_path={SCHEMA}") as conn:
         return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])  # type: ignore[index]
@@ -295,6 +360,7 @@ async def probe(
     interval_s: float,
     token: str,
     sent_wall: dict[str, float],
+    first: int = 0,
 ) -> dict[str, Any]:
     endpoint = MqttEndpoint.parse(mqtt_url)
     sent: dict[str, float] = {}
@@ -321,9 +387,9 @@ async def probe(
 
         tasks = [asyncio.create_task(read_mqtt()), asyncio.create_task(read_sse(http))]
         await asyncio.sleep(1.0)
-        warmup = "probe.h2s-0"  # one alert end to end before measuring (not counted)
+        warmup = f"probe.h2s-{first}"  # one alert end to end before measuring (not counted)
         rng = np.random.default_rng(7)
-        seq = 0
+        seq = first
         deadline = time.monotonic() + seconds
         while seq < probes and time.monotonic() < deadline:
             sensor = f"probe.h2s-{seq}"
@@ -428,6 +494,40 @@ def outage_of(smtp: SmtpSink, seconds: float) -> None:
     smtp.start()
 
 
+def small_message_phase(
+    mqtt_url: str, pg: str, api: str, args: argparse.Namespace, first_probe: int, token: str
+) -> dict[str, Any]:
+    """The injections again while ``args.small_devices`` devices each send one 8-reading
+    message a second."""
+    ctx = mp.get_context("spawn")
+    stop, sent = ctx.Event(), ctx.Value("q", 0)
+    background = ctx.Process(
+        target=small_publisher, args=(mqtt_url, args.small_devices, args.seconds + 30, stop, sent)
+    )
+    before = readings(pg)
+    started = time.monotonic()
+    background.start()
+    time.sleep(3.0)  # the load is steady before the first injection
+    figures = asyncio.run(
+        probe(mqtt_url, api, args.seconds, 2 * first_probe, args.interval, token, {}, first_probe)
+    )
+    committed = readings(pg) - before
+    stop.set()
+    background.join(30)
+    return {
+        "small_message_p50_ms": figures["p50_ms"],
+        "small_message_p95_ms": figures["p95_ms"],
+        "small_message_p99_ms": figures["p99_ms"],
+        "small_message_sse_p99_ms": figures["sse_p99_ms"],
+        "small_message_missed": figures["missed"],
+        "small_message_injected": figures["injected"],
+        "small_message_background_messages_per_s": round(
+            committed / 8 / (time.monotonic() - started)
+        ),
+        "small_message_readings_per_message": len(SMALL_CHANNELS),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=30.0, help="injection phase length")
@@ -447,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smtp-outage", type=float, default=0.0, help="s the mail server is down mid-run"
     )
+    parser.add_argument(
+        "--small-devices", type=int, default=1000,
+        help="devices of the realistic phase, one 8-reading message a second each (0: skip it)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", action="store_true", help="keep the logs folder (printed)")
     args = parser.parse_args(argv)
@@ -456,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     broker = LocalMosquitto(folder / "mqtt")
     processes: list[subprocess.Popen[bytes]] = []
     probes = int(args.seconds / args.interval * 2) + 10
+    small_probes = probes if args.small_devices > 0 else 0
     result: dict[str, Any] = {}
     smtp = SmtpSink()
     try:
@@ -463,8 +568,9 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         smtp.start()
         upgrade(pg.url, SCHEMA, timescale="off")
-        register(pg.url, args.devices, probes)
+        register(pg.url, args.devices, probes + small_probes)
         register_people(pg.url, args.escalate_after)
+        register_small(pg.url, args.small_devices)
         token = api_token(pg.url, SCHEMA)
         api_port = free_port()
         env = {
@@ -553,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
             "background_readings_per_s": round(committed / (time.monotonic() - t_bg)),
             "background_messages_per_s": args.devices,
         }
+        if args.small_devices > 0:
+            result |= small_message_phase(broker.url, pg.url, api, args, probes, token)
     finally:
         stop_all(processes, 20)
         smtp.stop()

@@ -16,8 +16,22 @@ measures, each in a fresh schema with the same table layout:
   committed readings over the time from the first publish to the last commit. The publisher
   keeps a bounded backlog ahead of the workers (so they never starve and the broker's queue
   stays small), and builds payloads from pre-encoded pieces, as devices do their own encoding.
-- ``lost`` and ``duplicated``: readings published but not stored, and stored twice, over both
-  end-to-end runs (by distinct (sensor, time), each reading having its own).
+- ``lost`` and ``duplicated``: readings published but not stored, and stored twice, over every
+  end-to-end run (by distinct (sensor, time), each reading having its own).
+
+The realistic mode (``--small-seconds``, on by default; ``--only small`` runs nothing else) sends
+what devices send: one message a second per device of 8 channels × 1 value (the edge agent's
+default), from ``--small-devices`` devices, as fast as the publishers manage with at most
+``--small-window`` messages ahead of the commits, and reports, at 8 readings per message:
+
+- ``small_messages_per_s`` (2 workers) and ``small_messages_1_worker_per_s``: messages committed
+  per second, first publish to last commit;
+- ``bare_subscriber_messages_per_s``: the same with two subscriber processes that only take the
+  messages and acknowledge them (ingest's own MQTT client code, no database), on the same broker
+  in the same run: the ceiling of the MQTT path on this machine; ``ratio_to_bare_subscriber``
+  is the 2-worker figure over it;
+- ``small_publisher_alone_messages_per_s``: the publishers with nobody subscribed, to show that
+  they are not the limit.
 
 Figures only, never pass/fail: the machine decides.
 """
@@ -26,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -51,7 +66,13 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.stack import machine  # noqa: E402
-from qorgau.localservices import LocalMosquitto, LocalPostgres, free_port, scratch_dir  # noqa: E402
+from qorgau.localservices import (  # noqa: E402
+    LocalMosquitto,
+    LocalPostgres,
+    free_port,
+    scratch_dir,
+    timescaledb_installed,
+)
 from store.connection import connect, connect_async  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.readings import (  # noqa: E402
@@ -169,8 +190,8 @@ async def register(url: str, schema: str, shape: Shape) -> list[list[int]]:
     return ids
 
 
-def fresh_schema(url: str, name: str, shape: Shape) -> list[list[int]]:
-    upgrade(url, name, timescale="off")
+def fresh_schema(url: str, name: str, shape: Shape, backend: str = "plain") -> list[list[int]]:
+    upgrade(url, name, timescale="on" if backend == "timescale" else "off")
     return asyncio.run(register(url, name, shape))
 
 
@@ -309,37 +330,153 @@ def publisher_main(
     allowed: Any,
     published: Any,
     ready: Any,
+    part: tuple[int, int] = (0, 1),
 ) -> None:
-    """Publish messages round-robin over devices while the backlog allows, for ``seconds``."""
-    import paho.mqtt.client as paho
+    """Publish messages round-robin over devices while the backlog allows, for ``seconds``, and
+    wait for the broker's acknowledgements. ``part`` = (n, of): this publisher takes every
+    ``of``-th device from the ``n``-th; ``allowed`` and ``published`` count for all publishers
+    together.
 
+    Devices encode and send their own messages, so the bench must not spend more per message
+    than ingest does: this publisher writes ready-made MQTT 5 PUBLISH packets (QoS 1) to the
+    socket many at a time and counts PUBACKs, where a client library would cost tens of µs of
+    Python per message and become the limit (``small_publisher_alone_messages_per_s``)."""
     payloads = Payloads(shape, prefix)
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", mqtt_port)
-    client.loop_start()
+    mine = list(range(part[0], shape.devices, part[1]))
+    link = RawPublisher(mqtt_port, f"bench-pub-{prefix}-{part[0]}")
     ready.set()
     count = 0
-    infos = []
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
-            if count >= allowed.value:
-                time.sleep(0.001)
+            room = min(allowed.value - published.value, link.room(), 200)
+            if room <= 0:
+                link.read_acks(wait_s=0.001)
                 continue
-            d, seq = count % shape.devices, count // shape.devices
-            topic, payload = payloads.message(d, seq)
-            infos.append(client.publish(topic, payload, qos=1))
-            count += 1
-            published.value = count
-        for info in infos:
-            info.wait_for_publish(60)
+            packets = []
+            for _ in range(room):
+                d, seq = mine[count % len(mine)], count // len(mine)
+                packets.append(link.packet(*payloads.message(d, seq)))
+                count += 1
+            link.send(packets)
+            with published.get_lock():
+                published.value += room
+            link.read_acks(wait_s=0.0)
+        link.drain(timeout_s=60)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        link.close()
+
+
+class RawPublisher:
+    """A minimal MQTT 5 publisher on a plain socket (QoS 1, no properties): CONNECT, PUBLISH
+    packets built in bulk, PUBACKs counted. For the bench only; devices use the edge agent."""
+
+    INFLIGHT = 1000
+
+    def __init__(self, port: int, client_id: str) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cid = client_id.encode()
+        # protocol name, level 5, clean start, keepalive 60 s, no properties, client id
+        body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + len(cid).to_bytes(2, "big") + cid
+        self.sock.sendall(b"\x10" + _varint(len(body)) + body)
+        self.buffer = b""
+        kind, _ = self._packet(block=True)
+        if kind != 0x20:
+            raise RuntimeError(f"expected CONNACK, got packet type {kind:#x}")
+        self.next_mid = 1
+        self.inflight = 0
+        self.unrouted = 0  # PUBACK 0x10: nobody subscribed (the publisher-alone run)
+
+    def room(self) -> int:
+        return self.INFLIGHT - self.inflight
+
+    def packet(self, topic: str, payload: bytes) -> bytes:
+        mid = self.next_mid
+        self.next_mid = mid % 65535 + 1
+        name = topic.encode()
+        body = b"".join((len(name).to_bytes(2, "big"), name, mid.to_bytes(2, "big"), b"\x00",
+                         payload))  # fmt: skip
+        return b"\x32" + _varint(len(body)) + body
+
+    def send(self, packets: list[bytes]) -> None:
+        self.sock.sendall(b"".join(packets))
+        self.inflight += len(packets)
+
+    def read_acks(self, wait_s: float) -> None:
+        import select
+
+        if not select.select([self.sock], [], [], wait_s)[0]:
+            return
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise RuntimeError("the broker closed the connection")
+        self.buffer += data
+        while True:
+            kind, body = self._packet(block=False)
+            if kind is None:
+                return
+            if kind == 0x40:
+                self.inflight -= 1
+                if len(body) > 2 and body[2] == 0x10:
+                    self.unrouted += 1
+                elif len(body) > 2 and body[2] >= 0x80:
+                    raise RuntimeError(f"the broker refused a message (reason {body[2]:#x})")
+
+    def drain(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.inflight > 0 and time.monotonic() < deadline:
+            self.read_acks(wait_s=0.05)
+        if self.inflight > 0:
+            raise RuntimeError(f"{self.inflight} messages never acknowledged by the broker")
+
+    def _packet(self, *, block: bool) -> tuple[int | None, bytes]:
+        while True:
+            kind, body, used = _split_packet(self.buffer)
+            if kind is not None:
+                self.buffer = self.buffer[used:]
+                return kind, body
+            if not block:
+                return None, b""
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise RuntimeError("the broker closed the connection")
+            self.buffer += data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _split_packet(buffer: bytes) -> tuple[int | None, bytes, int]:
+    """The first whole packet of ``buffer``: (type, body, bytes used), or (None, b"", 0)."""
+    if len(buffer) < 2:
+        return None, b"", 0
+    length, shift, pos = 0, 0, 1
+    while True:
+        if pos >= len(buffer):
+            return None, b"", 0
+        byte = buffer[pos]
+        length |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            break
+        shift += 7
+    if len(buffer) < pos + length:
+        return None, b"", 0
+    return buffer[0] & 0xF0, buffer[pos : pos + length], pos + length
 
 
 @dataclass
@@ -349,7 +486,7 @@ class Worker:
     log: Path
 
     def metric(self, name: str) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=60) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])
@@ -363,7 +500,10 @@ class Worker:
             return False
 
 
-def start_worker(pg: str, mqtt: str, schema: str, prefix: str, name: str, folder: Path) -> Worker:
+def start_worker(
+    pg: str, mqtt: str, schema: str, prefix: str, name: str, folder: Path,
+    extra_env: dict[str, str] | None = None,
+) -> Worker:  # fmt: skip
     port = free_port()
     log = folder / f"{name}.log"
     env = {
@@ -376,6 +516,7 @@ def start_worker(pg: str, mqtt: str, schema: str, prefix: str, name: str, folder
         "QORGAU_INGEST_METRICS_PORT": str(port),
         "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
         "QORGAU_LOG_LEVEL": "warning",
+        **(extra_env or {}),
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -403,60 +544,85 @@ class Burst:
         return self.readings / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+def _pace(
+    senders: list[Any], committed_now: Callable[[], float], allowed: Any, published: Any,
+    window_messages: int,
+) -> float:  # fmt: skip
+    """Keep the publishers at most ``window_messages`` ahead of the commits until they have
+    stopped and everything published is committed; returns when the last commit was seen."""
+    committed = 0.0
+    last_change = time.monotonic()
+    while True:
+        now_committed = committed_now()
+        if now_committed != committed:
+            committed, last_change = now_committed, time.monotonic()
+        allowed.value = int(committed) + window_messages
+        running = any(sender.is_alive() for sender in senders)
+        if not running and committed >= published.value:
+            return last_change
+        if time.monotonic() - last_change > 60:
+            raise RuntimeError("ingest stopped committing")
+        time.sleep(0.05)
+
+
 def burst(
     procs: list[Worker], mqtt_port: int, shape: Shape, prefix: str, seconds: float,
     window_messages: int, on_started: Callable[[], None] | None = None,
+    publishers: int = 1, progress: Callable[[], float] | None = None,
 ) -> Burst:  # fmt: skip
     """Publish ``shape``'s messages for ``seconds`` with at most ``window_messages`` ahead of
     the workers' commits, and wait until they have committed them all: what the workers
-    sustain end to end when never starved and never buried."""
-    baseline = sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs)
+    sustain end to end when never starved and never buried. ``progress`` counts the messages
+    done when something else than ``procs`` takes them (the bare subscriber)."""
+
+    def done() -> float:
+        if progress is not None:
+            return progress()
+        return sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs)
+
+    baseline = done()
     readings_before = sum(w.metric("qorgau_ingest_readings_total") for w in procs)
     ctx = mp.get_context("spawn")
     allowed = ctx.Value("q", window_messages)
     published = ctx.Value("q", 0)
-    ready = ctx.Event()
-    publisher = ctx.Process(
-        target=publisher_main,
-        args=(mqtt_port, shape, prefix, seconds, allowed, published, ready),
-    )
+    readies = [ctx.Event() for _ in range(publishers)]
+    senders = [
+        ctx.Process(
+            target=publisher_main,
+            args=(mqtt_port, shape, prefix, seconds, allowed, published, ready, (n, publishers)),
+        )
+        for n, ready in enumerate(readies)
+    ]
     try:
-        publisher.start()
-        ready.wait(30)
+        for sender in senders:
+            sender.start()
+        for ready in readies:
+            ready.wait(30)
         if on_started is not None:
             on_started()
         started = time.monotonic()
-        committed = 0.0
-        last_change = started
-        while True:
-            now_committed = (
-                sum(w.metric("qorgau_ingest_messages_committed_total") for w in procs) - baseline
-            )
-            if now_committed != committed:
-                committed, last_change = now_committed, time.monotonic()
-            allowed.value = int(committed) + window_messages
-            if not publisher.is_alive() and committed >= published.value:
-                break
-            if time.monotonic() - last_change > 60:
-                raise RuntimeError("ingest stopped committing")
-            time.sleep(0.1)
-        publisher.join()
+        last_change = _pace(senders, lambda: done() - baseline, allowed, published,
+                            window_messages)  # fmt: skip
+        for sender in senders:
+            sender.join()
     finally:
-        if publisher.is_alive():
-            publisher.kill()
-            publisher.join()
+        for sender in senders:
+            if sender.is_alive():
+                sender.kill()
+                sender.join()
     readings = sum(w.metric("qorgau_ingest_readings_total") for w in procs) - readings_before
     return Burst(int(published.value), readings, last_change - started)
 
 
 def end_to_end(
     pg: str, mqtt_url: str, mqtt_port: int, shape: Shape, seconds: float, workers: int,
-    window_messages: int, folder: Path, profile: Path | None = None,
+    window_messages: int, folder: Path, profile: Path | None = None, publishers: int = 1,
+    label: str = "", backend: str = "plain", env: dict[str, str] | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    schema = f"bench_e2e{workers}"
-    prefix = f"bench{workers}"
-    fresh_schema(pg, schema, shape)
-    procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder)
+    schema = f"bench_e2e{label}{workers}"
+    prefix = f"bench{label}{workers}"
+    fresh_schema(pg, schema, shape, backend)
+    procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder, env)
              for n in range(workers)]  # fmt: skip
     spies: list[subprocess.Popen[bytes]] = []
 
@@ -472,7 +638,10 @@ def end_to_end(
             ))  # fmt: skip
 
     try:
-        run = burst(procs, mqtt_port, shape, prefix, seconds, window_messages, profile_workers)
+        cpu_before = sum(_cpu_s(w.process.pid) for w in procs)
+        run = burst(procs, mqtt_port, shape, prefix, seconds, window_messages, profile_workers,
+                    publishers=publishers)  # fmt: skip
+        cpu_s = sum(_cpu_s(w.process.pid) for w in procs) - cpu_before
         batches = sum(w.metric("qorgau_ingest_batch_readings_count") for w in procs)
         commit_s = sum(w.metric("qorgau_ingest_commit_seconds_sum") for w in procs)
         latency_sum = sum(w.metric("qorgau_ingest_latency_seconds_sum") for w in procs)
@@ -490,6 +659,8 @@ def end_to_end(
     drop_schema(pg, schema)
     return {
         "readings_per_s": run.readings_per_s,
+        "messages_per_s": run.messages / run.elapsed_s if run.elapsed_s > 0 else 0.0,
+        "worker_cpu_us_per_message": 1e6 * cpu_s / run.messages if run.messages else 0.0,
         "messages": run.messages,
         "readings": expected,
         "lost": expected - distinct,
@@ -501,6 +672,158 @@ def end_to_end(
     }
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, in seconds (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------- realistic mode
+
+
+def bare_subscriber_main(
+    mqtt_port: int, prefix: str, client_id: str, taken: Any, ready: Any, stop: Any
+) -> None:
+    """Take messages from the shared subscription and acknowledge them, nothing else, with
+    ingest's own MQTT client code (``ingest.mqtt``): the ceiling of ingest's MQTT path."""
+    from ingest import mqtt
+    from vocabulary.mqtt_url import MqttEndpoint
+    from vocabulary.protocol import readings_subscription
+
+    async def run() -> None:
+        client = mqtt.build_client(
+            MqttEndpoint.parse(f"mqtt://127.0.0.1:{mqtt_port}"), client_id=client_id,
+            session_expiry_s=0, receive_maximum=2000, clean_start=True,
+        )  # fmt: skip
+        inbox = mqtt.Inbox(client)
+        async with client:
+            await client.subscribe(readings_subscription(prefix, "qorgau-ingest"), qos=1)
+            ready.set()
+            while not stop.is_set():
+                try:
+                    async with asyncio.timeout(0.2):
+                        messages = await inbox.take(500)
+                except TimeoutError:
+                    continue
+                mqtt.ack_many(client, [m.mid for m in messages if m.qos])
+                with taken.get_lock():
+                    taken.value += len(messages)
+                await asyncio.sleep(0)
+
+    asyncio.run(run())
+
+
+def bare_subscriber(
+    mqtt_port: int, shape: Shape, seconds: float, window_messages: int, publishers: int,
+    subscribers: int = 2,
+) -> float:  # fmt: skip
+    """Messages per second that ``subscribers`` bare subscribers take and acknowledge."""
+    ctx = mp.get_context("spawn")
+    taken = ctx.Value("q", 0)
+    stop = ctx.Event()
+    readies = [ctx.Event() for _ in range(subscribers)]
+    prefix = "benchbare"
+    procs = [
+        ctx.Process(target=bare_subscriber_main,
+                    args=(mqtt_port, prefix, f"bare-{n}", taken, ready, stop))
+        for n, ready in enumerate(readies)
+    ]  # fmt: skip
+    try:
+        for proc in procs:
+            proc.start()
+        for ready in readies:
+            if not ready.wait(30):
+                raise RuntimeError("bare subscriber did not start")
+        run = burst([], mqtt_port, shape, prefix, seconds, window_messages,
+                    publishers=publishers, progress=lambda: float(taken.value))  # fmt: skip
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    return run.messages / run.elapsed_s if run.elapsed_s > 0 else 0.0
+
+
+def publisher_alone(mqtt_port: int, shape: Shape, seconds: float, publishers: int) -> float:
+    """Messages per second the publishers send (and the broker acknowledges) with nobody
+    subscribed: what they can offer, so that they are shown not to be the limit."""
+    ctx = mp.get_context("spawn")
+    allowed = ctx.Value("q", 1 << 60)
+    published = ctx.Value("q", 0)
+    readies = [ctx.Event() for _ in range(publishers)]
+    senders = [
+        ctx.Process(target=publisher_main,
+                    args=(mqtt_port, shape, "benchalone", seconds, allowed, published, ready,
+                          (n, publishers)))
+        for n, ready in enumerate(readies)
+    ]  # fmt: skip
+    for sender in senders:
+        sender.start()
+    for ready in readies:
+        ready.wait(30)
+    started = time.monotonic()
+    for sender in senders:
+        sender.join()
+    return float(published.value) / (time.monotonic() - started)
+
+
+def small_messages(
+    pg: str, broker: LocalMosquitto, seconds: float, devices: int, window: int,
+    publishers: int, folder: Path, say: Callable[..., None], profile: Path | None = None,
+    backend: str = "plain", env: dict[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The realistic mode: 8 readings per message (see the module docstring)."""
+    shape = Shape(
+        devices=devices, values=1, period_s=1.0,
+        start=(datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0),
+        device_prefix="small-dev",
+    )  # fmt: skip
+    say(f"small messages ({shape.per_message} readings): publishers alone…")
+    alone = publisher_alone(broker.port, shape, min(seconds, 10.0), publishers)
+    say(f"  {alone:,.0f} messages/s")
+    say("small messages: bare subscriber (2 processes)…")
+    bare = bare_subscriber(broker.port, shape, seconds, window, publishers)
+    say(f"  {bare:,.0f} messages/s")
+    runs = {}
+    for n in (1, 2):
+        say(f"small messages: {n} worker(s)…")
+        runs[n] = end_to_end(
+            pg, broker.url, broker.port, shape, seconds, n, window, folder,
+            profile if n == 1 else None, publishers=publishers, label="small", backend=backend,
+            env=env,
+        )  # fmt: skip
+        say(f"  {runs[n]['messages_per_s']:,.0f} messages/s")
+    return {
+        "small_messages_per_s": round(runs[2]["messages_per_s"]),
+        "small_messages_1_worker_per_s": round(runs[1]["messages_per_s"]),
+        "bare_subscriber_messages_per_s": round(bare),
+        "ratio_to_bare_subscriber": round(runs[2]["messages_per_s"] / bare, 3) if bare else 0.0,
+        "ratio_1_worker_to_bare_subscriber": (
+            round(runs[1]["messages_per_s"] / bare, 3) if bare else 0.0
+        ),
+        "small_publisher_alone_messages_per_s": round(alone),
+        "small_readings_per_message": shape.per_message,
+        "small_worker_cpu_us_per_message": round(runs[1]["worker_cpu_us_per_message"], 1),
+        "small_worker_cpu_us_per_message_2_workers": round(runs[2]["worker_cpu_us_per_message"], 1),
+        "small_mean_arrival_to_commit_s": round(runs[2]["mean_arrival_to_commit_s"], 4),
+        "small_mean_batch_messages_1_worker": round(
+            runs[1]["mean_batch_readings"] / shape.per_message
+        ),
+        "small_mean_commit_s_1_worker": round(runs[1]["mean_commit_s"], 4),
+        "small_backend": backend,
+        "small_worker_env": env or {},
+        "small_lost": int(runs[1]["lost"] + runs[2]["lost"]),
+        "small_duplicated": int(runs[1]["duplicated"] + runs[2]["duplicated"]),
+        "small_messages_published": int(runs[1]["messages"] + runs[2]["messages"]),
+        "small_devices": devices,
+        "small_publishers": publishers,
+    }
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -508,21 +831,85 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="publishing time per run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--only",
+        choices=("all", "large", "small"),
+        default="all",
+        help="large: the batched workload only; small: the realistic mode only",
+    )
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--values", type=int, default=250, help="samples per channel per message")
     parser.add_argument("--period-s", type=float, default=0.1, help="sampling period")
     parser.add_argument("--batch", type=int, default=50_000, help="raw COPY rows per commit")
-    parser.add_argument("--window-messages", type=int, default=120,
-                        help="most messages published ahead of the commits")  # fmt: skip
+    parser.add_argument(
+        "--window-messages",
+        type=int,
+        default=120,
+        help="most messages published ahead of the commits",
+    )
+    parser.add_argument(
+        "--small-seconds",
+        type=float,
+        default=10.0,
+        help="publishing time per run of the realistic mode (8 readings/message)",
+    )
+    parser.add_argument(
+        "--small-devices",
+        type=int,
+        default=1000,
+        help="devices of the realistic mode, one message each per round",
+    )
+    parser.add_argument(
+        "--small-window",
+        type=int,
+        default=20_000,
+        help="realistic mode: most messages published ahead of the commits",
+    )
+    parser.add_argument(
+        "--publishers", type=int, default=2, help="publisher processes of the realistic mode"
+    )
+    parser.add_argument(
+        "--small-backend",
+        choices=("timescale", "plain"),
+        default=None,
+        help="database backend of the realistic mode (default: TimescaleDB "
+        "where installed, as deployed; plain PostgreSQL keeps rollups itself)",
+    )
+    parser.add_argument(
+        "--worker-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="realistic mode: an environment setting for the ingest workers, "
+        "e.g. QORGAU_INGEST_RECEIVE_MAXIMUM=8000",
+    )
+    parser.add_argument(
+        "--broker-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a Mosquitto setting (qorgau.broker.BrokerConfig field, "
+        "integers), e.g. max_inflight_messages=20, to measure its effect",
+    )
     parser.add_argument("--naive-seconds", type=float, default=None)
     parser.add_argument("--no-fsync", action="store_true", help="PostgreSQL with fsync off")
-    parser.add_argument("--profile", type=Path, help="py-spy the 1-worker run into PROFILE.w0.txt")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the 1-worker run into PROFILE.w0.txt (with --only small: "
+        "the realistic mode's)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=1,
         help="repeat ceiling and end-to-end runs; figures are medians (a busy machine varies)",
     )  # fmt: skip
     args = parser.parse_args()
+    try:
+        overrides = {k: int(v) for k, v in (item.split("=", 1) for item in args.broker_set)}
+    except ValueError:
+        parser.error("--broker-set takes KEY=INTEGER, e.g. max_inflight_messages=20")
 
+    small_backend = args.small_backend or ("timescale" if timescaledb_installed() else "plain")
     shape = Shape(
         devices=args.devices, values=args.values, period_s=args.period_s,
         start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
@@ -530,7 +917,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     folder = scratch_dir("qorgau-bench-")
     pg = LocalPostgres(folder / "pg", durable=not args.no_fsync)
-    broker = LocalMosquitto(folder / "mqtt")
+    broker = LocalMosquitto(folder / "mqtt", config_overrides=overrides)
+    rounds: list[dict[Any, Any]] = []
+    small: dict[str, Any] = {}
     try:
         pg.start()
         broker.start()
@@ -539,12 +928,12 @@ def main() -> None:
             if not args.json:
                 print(*parts, file=sys.stderr)
 
-        say("naive ingestor…")
-        naive_rate = naive(pg.url, shape, Payloads(shape, "naive"),
-                           args.naive_seconds or min(args.seconds / 2, 10.0))  # fmt: skip
-        say(f"  {naive_rate:,.0f} readings/s")
-        rounds: list[dict[str | int, dict[str, Any]]] = []
-        for r in range(args.rounds):
+        if args.only != "small":
+            say("naive ingestor…")
+            naive_rate = naive(pg.url, shape, Payloads(shape, "naive"),
+                               args.naive_seconds or min(args.seconds / 2, 10.0))  # fmt: skip
+            say(f"  {naive_rate:,.0f} readings/s")
+        for r in range(args.rounds if args.only != "small" else 0):
             say(f"round {r + 1} of {args.rounds}: raw COPY ceiling…")
             raw = raw_copy(pg.url, shape, Payloads(shape, "raw"), args.seconds / 2, args.batch)
             say(f"  {raw['raw_copy_rows_per_s']:,.0f} rows/s")
@@ -557,6 +946,12 @@ def main() -> None:
                 )  # fmt: skip
                 say(f"  {runs[n]['readings_per_s']:,.0f} readings/s")
             rounds.append({"raw": raw, 1: runs[1], 2: runs[2]})
+        if args.only != "large":
+            small = small_messages(
+                pg.url, broker, args.small_seconds, args.small_devices, args.small_window,
+                args.publishers, folder, say, args.profile if args.only == "small" else None,
+                small_backend, dict(item.split("=", 1) for item in args.worker_set),
+            )  # fmt: skip
     finally:
         broker.stop()
         pg.stop()
@@ -565,41 +960,50 @@ def main() -> None:
     def median(values: list[float]) -> float:
         return float(np.median(values))
 
-    raw = {k: median([r["raw"][k] for r in rounds]) for k in rounds[0]["raw"]}
-    one = {k: median([r[1][k] for r in rounds]) for k in rounds[0][1]}
-    two = {k: median([r[2][k] for r in rounds]) for k in rounds[0][2]}
-    lost = sum(r[n]["lost"] for r in rounds for n in (1, 2))
-    duplicated = sum(r[n]["duplicated"] for r in rounds for n in (1, 2))
-    published = sum(r[n]["readings"] for r in rounds for n in (1, 2))
-    result = {
-        "end_to_end_readings_per_s": round(one["readings_per_s"]),
-        "end_to_end_2_workers_readings_per_s": round(two["readings_per_s"]),
-        "raw_copy_rows_per_s": round(raw["raw_copy_rows_per_s"]),
-        "naive_readings_per_s": round(naive_rate),
-        "lost": int(lost),
-        "duplicated": int(duplicated),
-        "ratio_to_raw_copy": round(one["readings_per_s"] / raw["raw_copy_rows_per_s"], 3),
-        "ratio_2_workers_to_raw_copy": round(two["readings_per_s"] / raw["raw_copy_rows_per_s"], 3),
-        "speedup_over_naive": round(one["readings_per_s"] / naive_rate, 1),
-        "raw_copy_buffer_rows_per_s": round(raw["raw_copy_buffer_rows_per_s"]),
-        "raw_copy_write_row_rows_per_s": round(raw["raw_copy_write_row_rows_per_s"]),
-        "readings_published": int(published),
-        "readings_per_message": shape.per_message,
-        "mean_batch_readings": round(one["mean_batch_readings"]),
-        "mean_commit_s": round(one["mean_commit_s"], 4),
-        "mean_arrival_to_commit_s": round(one["mean_arrival_to_commit_s"], 4),
-        "mean_arrival_to_commit_2_workers_s": round(two["mean_arrival_to_commit_s"], 4),
-        "smaller_worker_share_2_workers": round(two["worker_share_min"], 3),
-        "seconds": args.seconds,
-        "rounds": args.rounds,
-        "per_round": [
-            {
-                "raw_copy_rows_per_s": round(r["raw"]["raw_copy_rows_per_s"]),
-                "end_to_end_readings_per_s": round(r[1]["readings_per_s"]),
-                "end_to_end_2_workers_readings_per_s": round(r[2]["readings_per_s"]),
-            }
-            for r in rounds
-        ],
+    result: dict[str, Any] = {}
+    if rounds:
+        raw = {k: median([r["raw"][k] for r in rounds]) for k in rounds[0]["raw"]}
+        one = {k: median([r[1][k] for r in rounds]) for k in rounds[0][1]}
+        two = {k: median([r[2][k] for r in rounds]) for k in rounds[0][2]}
+        published = sum(r[n]["readings"] for r in rounds for n in (1, 2))
+        result |= {
+            "end_to_end_readings_per_s": round(one["readings_per_s"]),
+            "end_to_end_2_workers_readings_per_s": round(two["readings_per_s"]),
+            "raw_copy_rows_per_s": round(raw["raw_copy_rows_per_s"]),
+            "naive_readings_per_s": round(naive_rate),
+            "ratio_to_raw_copy": round(one["readings_per_s"] / raw["raw_copy_rows_per_s"], 3),
+            "ratio_2_workers_to_raw_copy": round(
+                two["readings_per_s"] / raw["raw_copy_rows_per_s"], 3
+            ),
+            "speedup_over_naive": round(one["readings_per_s"] / naive_rate, 1),
+            "raw_copy_buffer_rows_per_s": round(raw["raw_copy_buffer_rows_per_s"]),
+            "raw_copy_write_row_rows_per_s": round(raw["raw_copy_write_row_rows_per_s"]),
+            "readings_published": int(published),
+            "readings_per_message": shape.per_message,
+            "mean_batch_readings": round(one["mean_batch_readings"]),
+            "mean_commit_s": round(one["mean_commit_s"], 4),
+            "mean_arrival_to_commit_s": round(one["mean_arrival_to_commit_s"], 4),
+            "mean_arrival_to_commit_2_workers_s": round(two["mean_arrival_to_commit_s"], 4),
+            "smaller_worker_share_2_workers": round(two["worker_share_min"], 3),
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "per_round": [
+                {
+                    "raw_copy_rows_per_s": round(r["raw"]["raw_copy_rows_per_s"]),
+                    "end_to_end_readings_per_s": round(r[1]["readings_per_s"]),
+                    "end_to_end_2_workers_readings_per_s": round(r[2]["readings_per_s"]),
+                }
+                for r in rounds
+            ],
+        }
+    result |= small
+    # Over every end-to-end run, large and small messages.
+    result["lost"] = int(sum(r[n]["lost"] for r in rounds for n in (1, 2))
+                         + small.get("small_lost", 0))  # fmt: skip
+    result["duplicated"] = int(sum(r[n]["duplicated"] for r in rounds for n in (1, 2))
+                               + small.get("small_duplicated", 0))  # fmt: skip
+    result |= {
+        "broker_settings": overrides,
         "date": datetime.now(UTC).date().isoformat(),
         "load_average_1min_before": round(load_before, 2),
         "machine": machine(fsync=not args.no_fsync),

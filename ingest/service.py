@@ -21,6 +21,11 @@ Why this shape:
 - Throughput: samples are numpy columns from validation on, and a batch reaches PostgreSQL as
   one pre-encoded binary COPY buffer. Batches close by size, or by time counted from the arrival
   of their first message, so light load sees low latency and heavy load gets big batches.
+- Many small messages: the reader takes what the broker has sent a batch at a time
+  (``ingest.mqtt.Inbox``), passes clean messages through ``ingest.fast_path`` as one set of
+  columns (the rest, one by one, through the general checks), and hands the writer lists of
+  items; a commit's acknowledgements go out as one write. A batch also closes at half the
+  Receive Maximum in messages, so the broker can send the next half while one commits.
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import aiomqtt
 import numpy as np
 import psycopg
 
 from ingest import mqtt
+from ingest.fast_path import FastPath
 from ingest.listeners import CommittedBatch, Listener, ListenerHub, build_batch
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
@@ -79,6 +85,9 @@ from vocabulary.protocol import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Messages taken from the inbox at once: big enough that per-chunk costs vanish, small enough
+# that the event loop is not held long.
+_CHUNK_MESSAGES = 500
 Conn = psycopg.AsyncConnection[Any]
 
 
@@ -118,13 +127,9 @@ class QuarantineRecord:
         )
 
 
-class Received(NamedTuple):
-    """A message as a broker source hands it to the worker (``IngestWorker._admit``)."""
-
-    topic: str
-    payload: bytes
-    mid: int  # MQTT packet id, or AMQP delivery tag: what ``_acknowledge`` sends back
-    qos: int
+# A message as a broker source hands it to the worker (``IngestWorker._admit``): topic, payload,
+# mid (MQTT packet id, or AMQP delivery tag: what ``_acknowledge`` sends back) and QoS.
+Received = mqtt.RawMessage
 
 
 @dataclass(slots=True)
@@ -141,6 +146,8 @@ class Item:
     device: DeviceInfo | None = None
     seq: int | None = None
     channels: list[ChannelRows] = field(default_factory=list)
+    # The readings to store: from the fast path directly, else built from ``channels``.
+    block: ReadingBlock | None = None
     readings: int = 0
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     dead_letter: DeadLetterRecord | None = None
@@ -246,9 +253,11 @@ class IngestWorker:
         self.endpoint = MqttEndpoint.parse(settings.mqtt_url)
         # The broker never has more than Receive Maximum messages unacknowledged with us, so the
         # queue cannot outgrow that; the bound is a second line of defence.
-        self._queue: asyncio.Queue[Item | _Flush] = asyncio.Queue(
-            maxsize=max(2 * settings.ingest_receive_maximum, 1000)
+        self._queue: asyncio.Queue[list[Item] | _Flush] = asyncio.Queue(
+            maxsize=max(2 * settings.ingest_receive_maximum, 1000) // _CHUNK_MESSAGES + 1
         )
+        self._queued = 0  # messages in the queue's lists
+        self._fast_path = FastPath(settings.ingest_max_payload_bytes)
         self._devices: dict[str, tuple[DeviceInfo, float]] = {}
         self._unknown_until: dict[str, float] = {}
         self._days_ready: set[int] = set()
@@ -296,7 +305,7 @@ class IngestWorker:
             broker_connected=connected,
             database_ok=database_ok,
             writer_running=writer_running,
-            queue_messages=self._queue.qsize(),
+            queue_messages=self._queued,
             unacknowledged=self._unacked,
             last_commit_age_s=(
                 None if self._last_commit is None else time.monotonic() - self._last_commit
@@ -412,6 +421,8 @@ class IngestWorker:
             receive_maximum=self.settings.ingest_receive_maximum,
             will=aiomqtt.Will(status_topic, self._status_payload("offline"), qos=1, retain=True),
         )
+        # Before connecting: a resumed session delivers its queued messages right after CONNACK.
+        inbox = mqtt.Inbox(client)
         async with client:
             self._client = client
             self._generation += 1
@@ -433,7 +444,7 @@ class IngestWorker:
             )
             self.subscribed.set()
             self.metrics.broker_connected.set(1)
-            reader = asyncio.create_task(self._read_loop(client), name="ingest-reader")
+            reader = asyncio.create_task(self._read_loop(inbox), name="ingest-reader")
             stopping = asyncio.create_task(stop.wait())
             watcher = asyncio.create_task(self._watch_drained(stop)) if retiring else None
             try:
@@ -507,30 +518,105 @@ class IngestWorker:
 
     # ------------------------------------------------------------------ reader
 
-    async def _read_loop(self, client: aiomqtt.Client) -> None:
+    async def _read_loop(self, inbox: mqtt.Inbox) -> None:
         generation = self._generation
-        async for message in client.messages:
+        while True:
+            received = await inbox.take(_CHUNK_MESSAGES)
             self._last_message = time.monotonic()
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            received = Received(str(message.topic), bytes(payload), message.mid, message.qos)
-            await self._admit([received], generation)
+            await self._admit(received, generation)
 
     async def _admit(self, received: list[Received], generation: int) -> None:
         """Take received messages into the pipeline, in their order of arrival (every broker's
         source calls this): validated here, then committed and only then acknowledged by the
         writer."""
         self.metrics.messages.inc(len(received))
-        for message in received:
-            item = await self._prepare_with_retries(*message, generation)
-            self._unacked += 1
-            self.metrics.unacked.inc()
-            await self._queue.put(item)
-            self.metrics.queue_depth.set(self._queue.qsize())
-        # Buffered messages would otherwise be taken one after another without a pause,
-        # and the writer's network I/O would wait for the whole backlog.
+        items = await self._prepare_many(received, generation)
+        self._unacked += len(items)
+        self.metrics.unacked.inc(len(items))
+        self._queued += len(items)
+        await self._queue.put(items)
+        self.metrics.queue_depth.set(self._queued)
+        # Let the writer's network I/O in between chunks of a backlog.
         await asyncio.sleep(0)
+
+    async def _prepare_many(self, received: list[Received], generation: int) -> list[Item]:
+        """Items of messages in their order of arrival: clean ones through the fast path as one
+        set of columns, the others through ``_prepare_with_retries`` one at a time."""
+        arrived = time.monotonic()
+        items: list[Item | None] = [None] * len(received)
+        try:
+            general = await self._prepare_fast(received, generation, arrived, items)
+        except Exception:
+            # A bug here must not cost a message: the general path takes the whole chunk.
+            log.exception("the fast path failed on %d messages; checking them one by one",
+                          len(received))  # fmt: skip
+            self.metrics.processing_failures.labels("validate").inc()
+            items = [None] * len(received)
+            general = list(range(len(received)))
+        for index in general:
+            message = received[index]
+            items[index] = await self._prepare_with_retries(
+                message.topic, message.payload, message.mid, message.qos, generation
+            )
+        return [item for item in items if item is not None]
+
+    async def _prepare_fast(
+        self,
+        received: list[Received],
+        generation: int,
+        arrived: float,
+        items: list[Item | None],
+    ) -> list[int]:
+        """Fill ``items`` with the messages the fast path passes whole; return the indices of
+        the others."""
+        fast = self._fast_path
+        general: list[int] = []
+        decoded = []
+        for index, message in enumerate(received):
+            envelope = fast.decode(message.topic, message.payload)
+            if envelope is None:
+                general.append(index)
+            else:
+                decoded.append((index, envelope))
+        devices: dict[str, DeviceInfo | None] = {}
+        fresh_until = time.monotonic()
+        for code in {e[1] for _, e in decoded}:
+            cached = self._devices.get(code)  # most are: no coroutine for those
+            fresh = cached is not None and cached[1] > fresh_until
+            devices[code] = cached[0] if cached is not None and fresh else await self._device(code)
+        ready = []
+        for index, (enterprise, code, seq, sent_at, channels) in decoded:
+            device = devices[code]
+            if device is None or device.enterprise_code != enterprise:
+                general.append(index)
+            else:
+                ready.append((index, device, seq, sent_at, channels))
+        now = datetime.now(UTC)
+        window = TimeWindow.around(
+            now,
+            max_past_s=self.settings.ingest_max_past_s,
+            max_future_s=self.settings.ingest_max_future_s,
+        )
+        passed, rest = fast.check(ready, window)
+        for p in passed:
+            message = received[p.index]
+            items[p.index] = Item(
+                mid=message.mid,
+                qos=message.qos,
+                generation=generation,
+                received=arrived,
+                topic=message.topic,
+                payload=message.payload,
+                device=p.device,
+                seq=p.seq,
+                block=p.block,
+                readings=len(p.block),
+            )
+        if passed and passed[-1].sent_at is not None:
+            self.metrics.broker_lag.set((now - passed[-1].sent_at).total_seconds())
+        general.extend(rest)
+        general.sort()
+        return general
 
     async def _prepare_with_retries(
         self, topic: str, payload: bytes, mid: int, qos: int, generation: int
@@ -586,6 +672,7 @@ class IngestWorker:
             payload=item.payload,
         )
         item.channels = []
+        item.block = None
         item.readings = 0
         item.quarantine = []
 
@@ -789,21 +876,26 @@ class IngestWorker:
 
     async def _writer_loop(self) -> None:
         max_readings = self.settings.ingest_batch_max_readings
+        # Half the window: the broker can send the next half while this batch commits.
+        max_messages = max(1, self.settings.ingest_receive_maximum // 2)
         max_delay = self.settings.ingest_batch_max_delay_ms / 1000
+        # Items of a chunk that did not fit the last batch: they start the next one, and a
+        # flush waits for them (they were queued before it).
+        carry: list[Item] = []
+        flushes: list[_Flush] = []
         while True:
-            first = await self._queue.get()
+            first = carry or await self._queue.get()
+            carry = []
             batch: list[Item] = []
-            flushes: list[_Flush] = []
             readings = 0
             if isinstance(first, _Flush):
                 flushes.append(first)
-            else:
-                batch.append(first)
-                readings += first.readings
+            elif first:
+                readings, carry = _fill(batch, first, readings, max_readings, max_messages)
                 # The delay counts from the first message's arrival: one that waited in the
                 # queue during the previous commit is not held back any longer.
-                deadline = first.received + max_delay
-                while readings < max_readings:
+                deadline = first[0].received + max_delay
+                while not carry and readings < max_readings and len(batch) < max_messages:
                     try:
                         nxt = self._queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -817,15 +909,17 @@ class IngestWorker:
                     if isinstance(nxt, _Flush):
                         flushes.append(nxt)
                         break
-                    batch.append(nxt)
-                    readings += nxt.readings
+                    readings, carry = _fill(batch, nxt, readings, max_readings, max_messages)
             if batch:
+                self._queued -= len(batch)
                 result = await self._commit_with_retry(batch)
                 self._acknowledge(batch)
                 self._after_commit(batch, result)
-            self.metrics.queue_depth.set(self._queue.qsize())
-            for marker in flushes:
-                marker.done.set()
+            self.metrics.queue_depth.set(self._queued)
+            if not carry:
+                for marker in flushes:
+                    marker.done.set()
+                flushes = []
 
     async def _commit_with_retry(self, batch: list[Item]) -> CommitResult:
         attempt = 0  # outages: retried for as long as they last, holding the acknowledgements
@@ -991,13 +1085,16 @@ class IngestWorker:
         client = self._client
         self._unacked -= len(batch)
         self.metrics.unacked.dec(len(batch))
-        for item in batch:
-            if client is None or item.generation != self._generation:
-                continue  # that connection is gone; the broker will redeliver and we dedupe
-            try:
-                mqtt.ack(client, item.mid, item.qos)
-            except Exception as exc:  # a dead socket: same as above
-                log.info("could not acknowledge mid %s (%s); it will be redelivered", item.mid, exc)
+        if client is None:
+            return
+        # Messages of a connection that is gone are left: the broker redelivers, we dedupe.
+        generation = self._generation
+        mids = [item.mid for item in batch if item.qos > 0 and item.generation == generation]
+        try:
+            mqtt.ack_many(client, mids)
+        except Exception as exc:  # a dead socket: same as above
+            log.info("could not acknowledge %d messages (%s); they will be redelivered",
+                     len(mids), exc)  # fmt: skip
 
     def _after_commit(self, batch: list[Item], result: CommitResult) -> None:
         now = time.monotonic()
@@ -1035,7 +1132,7 @@ class IngestWorker:
                 rec.detail,
             )
         if self._listeners and result.readings:
-            parts = [(item.device, item.channels) for item in result.fresh if item.readings]
+            parts = [(item.device, _channel_rows(item)) for item in result.fresh if item.readings]
             self._listeners.publish(
                 build_batch([(d, c) for d, c in parts if d is not None], committed_at_s=time.time())
             )
@@ -1055,10 +1152,39 @@ def _describe(exc: BaseException) -> str:
 
 
 def _block(item: Item) -> ReadingBlock:
+    if item.block is not None:
+        return item.block
     return ReadingBlock.concat(
         ReadingBlock(c.times_us, np.full(len(c.values), c.sensor.id, dtype=np.int32), c.values)
         for c in item.channels
     )
+
+
+def _fill(
+    batch: list[Item], chunk: list[Item], readings: int, max_readings: int, max_messages: int
+) -> tuple[int, list[Item]]:
+    """Move the chunk's items into the batch while it has room (a batch takes at least one);
+    return the batch's readings and the items left over."""
+    for index, item in enumerate(chunk):
+        if batch and (readings >= max_readings or len(batch) >= max_messages):
+            return readings, chunk[index:]
+        batch.append(item)
+        readings += item.readings
+    return readings, []
+
+
+def _channel_rows(item: Item) -> list[ChannelRows]:
+    """The stored readings of a message per sensor, for listeners (the fast path keeps only the
+    message's columns)."""
+    if item.block is None or item.device is None:
+        return item.channels
+    block = item.block
+    sensors = {s.id: s for s in item.device.sensors.values()}
+    return [
+        ChannelRows(sensors[int(sensor_id)], block.times_us[rows], block.values[rows])
+        for sensor_id in np.unique(block.sensor_ids)
+        for rows in [block.sensor_ids == sensor_id]
+    ]
 
 
 __all__ = ["CommittedBatch", "IngestWorker", "WorkerStatus"]

@@ -80,12 +80,12 @@ def channel_offsets_us(channel: Channel) -> NDArray[np.float64]:
     """Sample offsets from ``t0`` in whole µs (rounded like ``timedelta``), still as floats so
     that absurd offsets can be refused before they overflow an integer."""
     if channel.period_s is not None:
-        return _regular_offsets_us(len(channel.values), channel.period_s)
+        return regular_offsets_us(len(channel.values), channel.period_s)
     return np.rint(np.asarray(channel.offsets_s, dtype=np.float64) * US_PER_S)
 
 
 @functools.lru_cache(maxsize=256)
-def _regular_offsets_us(n: int, period_s: float) -> NDArray[np.float64]:
+def regular_offsets_us(n: int, period_s: float) -> NDArray[np.float64]:
     # A device sends the same number of samples at the same period message after message.
     offsets = np.rint(np.arange(n, dtype=np.float64) * period_s * US_PER_S)
     offsets.flags.writeable = False

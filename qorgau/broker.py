@@ -11,13 +11,22 @@ Why these settings (defaults in brackets are Mosquitto's own), as measured on Mo
 - ``max_queued_messages`` [1000] is what Mosquitto keeps per offline or slow client beyond the
   in-flight window; past it QoS 1 messages are dropped silently (the publisher still gets its
   PUBACK). Sized for hours of ingest outage (see ``BrokerConfig.max_queued_messages``). The queue
-  lives in the broker's memory: size the host for it.
+  lives in the broker's memory: size the host for it. 0 (no limit) was measured too and is not
+  used: on Mosquitto 2.0.11 an edge agent then no longer sees the 0x87 refusal of a publish the
+  ACL denies (tests/edge/test_identity.py fails), and it made no difference to ingest.
 - ``max_inflight_messages`` [20]: an MQTT 5 client that announces a Receive Maximum gets exactly
   that window, larger or smaller than this setting; the setting applies to clients that announce
   none (MQTT 3.1.1) and is also the Receive Maximum the broker announces to publishers in
-  CONNACK, so 20 would cap every edge agent at 20 unacknowledged publishes, slow on a backlog.
-  0 means no broker-side cap; ingest bounds its own window (QORGAU_INGEST_RECEIVE_MAXIMUM) and
-  acknowledges only after each commit, so the window must hold a few batches' worth.
+  CONNACK, so 20 would cap every edge agent at 20 unacknowledged publishes and throttle
+  acknowledgements sent in batches. 1000: ingest bounds its own window
+  (QORGAU_INGEST_RECEIVE_MAXIMUM) and acknowledges only after each commit, edge agents keep
+  their own smaller window (QORGAU_EDGE_MAX_INFLIGHT).
+- Measured with ``bench/ingest.py`` at 8 readings per message on the shared 2-core build machine
+  (docs/ingest.md, "Small messages"), one run each: with ``max_inflight_messages`` /
+  ``max_queued_messages`` at 1000 / 0 against the former 0 / 2,000,000 the bare subscriber took
+  12,788 against 9,703 messages/s and ingest with 2 workers 2,979 against 2,764 (there the
+  database, not the broker, is the limit); with the shipped 1000 / 2,000,000, in a quieter run,
+  15,672 and 3,659.
 - ``persistent_client_expiration``: a persistent session that never returns is dropped after
   this long instead of holding its queue forever. Its queued messages are lost then, so it is
   longer than ingest's own session expiry (QORGAU_INGEST_SESSION_EXPIRY_S, 7 days).
@@ -43,9 +52,10 @@ class BrokerConfig:
     log_file: Path | str | None = None  # None: stdout (containers)
     run_as_user: str | None = None
     # 100 devices each sending one batch every 10 s queue 36,000 messages an hour: two million
-    # cover more than two days of ingest outage (about 2 GB at 1 KB a message).
+    # cover more than two days of ingest outage (about 2 GB at 1 KB a message). 10,000 devices
+    # at one message a second fill it in 200 s: size it (and the host) for the fleet.
     max_queued_messages: int = 2_000_000
-    max_inflight_messages: int = 0  # no broker-side cap; clients' Receive Maximum applies
+    max_inflight_messages: int = 1000  # MQTT 3.1.1 clients and publishers; MQTT 5 brings its own
     autosave_interval_s: int = 30
     persistent_client_expiration: str = "14d"
     max_packet_size: int = 1_048_576  # ingest quarantines anything over its own, lower limit

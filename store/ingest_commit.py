@@ -32,11 +32,12 @@ async def claim_messages(
 ) -> set[tuple[int, int]]:
     """Claim messages (device id, seq), with the number of readings each carries; returns the
     keys that were not claimed before. Pass ``keys`` sorted, so that two workers claiming
-    overlapping keys lock them in one order."""
+    overlapping keys lock them in one order. (The arrays go in binary: as text, psycopg spends
+    more time formatting a batch of small messages than the server takes to insert it.)"""
     cur = await conn.execute(
         """
         INSERT INTO ingested_messages (device_id, seq, readings)
-        SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::int[])
+        SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::int[])
         ON CONFLICT DO NOTHING
         RETURNING device_id, seq
         """,

@@ -169,13 +169,17 @@ async def test_two_workers_share_the_stream_and_survive_one_being_killed(
         w.start()
     for w in workers:
         await asyncio.to_thread(w.wait_ready)
-    publisher = ReliablePublisher(mqtt_url, work.payloads(), rate_per_s=250)
+    # Slow enough that the stream is still going when a third is stored: a worker commits what
+    # it has received in one batch, so once the publisher is done the survivor may have nothing
+    # left to commit.
+    publisher = ReliablePublisher(mqtt_url, work.payloads(), rate_per_s=100)
     publisher.start()
     replacement: WorkerProcess | None = None
     try:
         await until(lambda: stored(pg_url, schema)[0] > work.readings // 3, "a third stored")
         shares = [w.metric("qorgau_ingest_readings_total") for w in workers]
         assert all(s > 0 for s in shares), f"both workers take part: {shares}"
+        assert not publisher.done.is_set(), "the kill must come while the stream goes on"
         survivor = workers[0]
         workers[1].kill()
         assert stored(pg_url, schema)[0] < work.readings, "the kill must come mid-stream"
