@@ -812,7 +812,7 @@
       gridTable(null, [t("Time"), t("Event"), t("Who"), t("Channel"), t("Result"), t("Details")], story.entries, (x) => [
         h("td", {}, h("time", { datetime: x.at }, timeIn(zone, x.at, { date: true, seconds: true }))),
         h("td", {}, named(TIMELINE_EVENTS, x.event), x.severity && !x.channel ? h("small", { class: "muted" }, ` · ${named(SEVERITIES, x.severity)}`) : null),
-        h("td", { class: "who" }, x.who || "—"),
+        h("td", { class: "actor" }, x.who || "—"),
         h("td", {}, x.channel ? [named(CHANNELS, x.channel), h("br"), h("small", { class: "muted" }, x.address)] : "—"),
         h("td", {}, x.result ? named(RESULTS, x.result) : "—"),
         h("td", { class: "detail" }, x.detail || ""),
