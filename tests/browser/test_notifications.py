@@ -8,6 +8,7 @@ Screenshots are kept in test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -117,7 +118,8 @@ async def test_the_timeline_and_the_notifications_section(
 
         async with page.expect_download() as waiting:
             await page.click(f"{row} button[data-action=timeline-csv]")
-        csv = Path(await (await waiting.value).path()).read_text(encoding="utf-8")
+        saved = Path(await (await waiting.value).path())
+        csv = await asyncio.to_thread(saved.read_text, encoding="utf-8")
         assert csv.splitlines()[0] == "at,event,who,channel,address,result,severity,detail"
         assert f"acknowledged,{officer}" in csv
         assert ACTION in csv
