@@ -522,6 +522,18 @@ async def get_policy(conn: AsyncConnection[Any], enterprise: str) -> EscalationP
     return EscalationPolicy(*row) if row else None
 
 
+async def list_policies(
+    conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
+) -> list[EscalationPolicy]:
+    cond, args = _owned(enterprises, "enterprise")
+    cur = await conn.execute(
+        "SELECT enterprise, escalate_after_s, reminder_every_s, max_reminders, "
+        f"notify_on_resolve FROM alert_escalation_policies WHERE {cond} ORDER BY enterprise",
+        args,
+    )
+    return [EscalationPolicy(*row) for row in await cur.fetchall()]
+
+
 async def set_policy(conn: AsyncConnection[Any], policy: EscalationPolicy) -> None:
     await conn.execute(
         """

@@ -701,14 +701,8 @@
   }
 
   async function notificationsBody(code, workplaces, reload) {
-    const [recipients, routes, policy] = await Promise.all([
-      get("/api/v1/notifications/recipients"),
-      get("/api/v1/notifications/routes"),
-      get(`/api/v1/notifications/policies/${encodeURIComponent(code)}`).catch((err) => {
-        if (err.status === 404) return null;
-        throw err;
-      }),
-    ]);
+    const [recipients, routes, policies] = await Promise.all([get("/api/v1/notifications/recipients"), get("/api/v1/notifications/routes"), get("/api/v1/notifications/policies")]);
+    const policy = policies.find((p) => p.enterprise === code);
     const people = recipients.filter((r) => r.enterprise === code);
     const nameOf = new Map(people.map((r) => [r.id, r.name]));
     const placeOf = new Map(workplaces.map((w) => [w.code, w.name]));
