@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Dialog
 from application.localisation import AUTONYMS, messages
 from store.connection import connect_async
 from store.notifications import record_attempt, take_due
-from tests.browser.test_languages import open_page, sign_in
+from tests.browser.test_languages import PHONE, no_horizontal_overflow, open_page, sign_in
 from tests.live_support import ENTERPRISE, World, live_world
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.browser]
@@ -115,6 +115,12 @@ async def test_the_timeline_and_the_notifications_section(
         assert await page.inner_text(f"{acknowledged} td.actor") == officer
         assert ACTION in await page.inner_text(f"{acknowledged} td.detail")
         await page.screenshot(path=str(shots / f"alert-timeline-{LOCALE}.png"), full_page=True)
+        await page.set_viewport_size(PHONE)  # the table scrolls inside its box
+        assert await no_horizontal_overflow(page)
+        await page.screenshot(
+            path=str(shots / f"phone-alert-timeline-{LOCALE}.png"), full_page=True
+        )
+        await page.set_viewport_size({"width": 1300, "height": 1000})
 
         async with page.expect_download() as waiting:
             await page.click(f"{row} button[data-action=timeline-csv]")
@@ -147,6 +153,9 @@ async def test_the_timeline_and_the_notifications_section(
         assert "Дежурный диспетчер" in listed
         assert f"{texts['SMS']}: +77011234567" in listed
         await page.screenshot(path=str(shots / f"notifications-{LOCALE}.png"), full_page=True)
+        await page.set_viewport_size(PHONE)
+        assert await no_horizontal_overflow(page)
+        await page.set_viewport_size({"width": 1300, "height": 1000})
 
         assert console.errors == []
 
