@@ -37,6 +37,7 @@ from store.notifications import (
     delete_recipient,
     delete_route,
     get_policy,
+    list_policies,
     list_recipients,
     list_routes,
     notification_log,
@@ -327,6 +328,12 @@ def _policy_out(p: EscalationPolicy) -> PolicyOut:
         max_reminders=p.max_reminders,
         notify_on_resolve=p.notify_on_resolve,
     )
+
+
+@router.get("/api/v1/notifications/policies", response_model=list[PolicyOut])
+async def policies(conn: ConnDep, token: Writer) -> list[PolicyOut]:
+    """The escalation policies of the enterprises the token manages (none: no escalation)."""
+    return [_policy_out(p) for p in await list_policies(conn, await _visible(conn, token))]
 
 
 @router.get("/api/v1/notifications/policies/{enterprise}", response_model=PolicyOut)

@@ -512,14 +512,23 @@ class EscalationPolicy:
     notify_on_resolve: bool = False
 
 
+_POLICIES = (
+    "SELECT enterprise, escalate_after_s, reminder_every_s, max_reminders, notify_on_resolve "
+    "FROM alert_escalation_policies"
+)
+
+
 async def get_policy(conn: AsyncConnection[Any], enterprise: str) -> EscalationPolicy | None:
-    cur = await conn.execute(
-        "SELECT enterprise, escalate_after_s, reminder_every_s, max_reminders, "
-        "notify_on_resolve FROM alert_escalation_policies WHERE enterprise = %s",
-        [enterprise],
-    )
-    row = await cur.fetchone()
-    return EscalationPolicy(*row) if row else None
+    found = await list_policies(conn, [enterprise])
+    return found[0] if found else None
+
+
+async def list_policies(
+    conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
+) -> list[EscalationPolicy]:
+    cond, args = _owned(enterprises, "enterprise")
+    cur = await conn.execute(f"{_POLICIES} WHERE {cond} ORDER BY enterprise", args)
+    return [EscalationPolicy(*row) for row in await cur.fetchall()]
 
 
 async def set_policy(conn: AsyncConnection[Any], policy: EscalationPolicy) -> None:

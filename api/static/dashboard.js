@@ -402,6 +402,7 @@
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     me = null;
+    zones = null;
     // Replacing the URL (not assigning location.hash) fires no hashchange, whose render would
     // wipe the message off the sign-in form.
     if (location.hash && location.hash !== "#/") history.replaceState(null, "", "#/");
@@ -669,33 +670,194 @@
       ),
       h("h2", {}, t("Workplaces")),
       h("ul", { class: "plain" }, workplaces.items.map((w) => h("li", {}, h("a", { href: `#/workplace/${w.id}` }, w.name), w.profession ? h("span", { class: "muted" }, ` · ${w.profession}`) : null))),
+      me.role === "admin" || me.role === "safety_officer" ? notificationsSection(risk.enterprise, workplaces.items) : null,
     );
+  }
+
+  // ------------------------------------------------------------------ notifications
+
+  /** Who is told of the enterprise's alerts and how: its recipients, routes and escalation
+   * policy (admins and safety officers; the API decides what the token may see). */
+  function notificationsSection(code, workplaces) {
+    const out = h("div", {}, h("p", { class: "muted" }, t("Loading…")));
+    const load = async () => {
+      try {
+        fill(out, ...(await notificationsBody(code, workplaces, load)));
+      } catch (err) {
+        fill(out, h("p", { class: "error", role: "alert" }, t("Could not load: {reason}", { reason: err.message })));
+      }
+    };
+    load();
+    return h("section", { id: "notifications" }, h("h2", {}, t("Notifications"), h("small", {}, t("who is told of this enterprise's alerts, and how"))), out);
+  }
+
+  const minutes = (x) => (Number.isInteger(x) ? count(x) : fmt(x));
+
+  function policyText(p) {
+    const parts = [t("If nobody acknowledges an alert within {minutes} min, the next level is told.", { minutes: minutes(p.escalate_after_min) })];
+    if (p.reminder_every_min) parts.push(t("After the last level, a reminder every {minutes} min, at most {count} times.", { minutes: minutes(p.reminder_every_min), count: p.max_reminders }));
+    if (p.notify_on_resolve) parts.push(t("Everyone told is told when the alert is resolved."));
+    return parts.join(" ");
+  }
+
+  async function notificationsBody(code, workplaces, reload) {
+    const [recipients, routes, policies] = await Promise.all([get("/api/v1/notifications/recipients"), get("/api/v1/notifications/routes"), get("/api/v1/notifications/policies")]);
+    const policy = policies.find((p) => p.enterprise === code);
+    const people = recipients.filter((r) => r.enterprise === code);
+    const nameOf = new Map(people.map((r) => [r.id, r.name]));
+    const placeOf = new Map(workplaces.map((w) => [w.code, w.name]));
+    const languageName = (c) => (i18n.index.locales.find((l) => l.code === c) || {}).name || c;
+    const where = (r) => (r.workplace ? `${t("workplace")} ${placeOf.get(r.workplace) || r.workplace}` : r.site ? `${t("site")} ${r.site}` : t("the whole enterprise"));
+    return [
+      h("p", { id: "escalation-policy" }, policy ? policyText(policy) : t("No escalation policy: nobody else is told when an alert is not acknowledged.")),
+      h("h3", {}, t("Recipients")),
+      people.length
+        ? gridTable("recipients", [t("Name"), t("Language"), t("Channels"), t("On call")], people, (r) => [
+            h("td", {}, r.name, r.active ? null : h("small", { class: "muted" }, ` (${t("inactive")})`)),
+            h("td", {}, languageName(r.language)),
+            h("td", {}, r.channels.map((c) => h("div", {}, `${named(CHANNELS, c.channel)}: `, h("code", {}, c.address)))),
+            h("td", {}, r.on_call ? `${r.on_call.start.slice(0, 5)}–${r.on_call.end.slice(0, 5)}` : t("always")),
+          ], (r) => ({ dataset: { recipientId: r.id } }))
+        : h("p", { class: "muted" }, t("No recipients yet.")),
+      recipientForm(code, reload),
+      h("h3", {}, t("Routes")),
+      routes.some((r) => r.enterprise === code)
+        ? gridTable("routes", [t("Escalation level"), t("Recipient"), t("Severity"), t("Kinds"), t("Where")], routes.filter((r) => r.enterprise === code), (r) => [
+            h("td", {}, r.level === 0 ? t("when raised") : t("escalation {n}", { n: r.level })),
+            h("td", {}, nameOf.get(r.recipient_id) || `#${r.recipient_id}`),
+            h("td", {}, t("{severity} and above", { severity: named(SEVERITIES, r.min_severity) })),
+            h("td", {}, r.kinds ? r.kinds.map((k) => named(KINDS, k)).join(", ") : t("every kind")),
+            h("td", {}, where(r)),
+          ])
+        : h("p", { class: "muted" }, t("No routes yet: nobody is told of this enterprise's alerts.")),
+    ];
+  }
+
+  /** A person with one channel; more channels, routes and the policy through the API. */
+  function recipientForm(code, reload) {
+    const name = h("input", { name: "name", required: true, maxlength: 200 });
+    const language = h("select", { name: "language" }, i18n.index.locales.map((l) => h("option", { value: l.code, selected: l.code === i18n.locale }, l.name)));
+    const channel = h("select", { name: "channel" }, Object.entries(CHANNELS).map(([value, text]) => h("option", { value }, t(text))));
+    const address = h("input", { name: "address", required: true, maxlength: 2000 });
+    const error = h("p", { class: "error", role: "alert" });
+    const form = h(
+      "form",
+      { class: "filters", id: "recipient-form" },
+      h("label", {}, t("Name"), name),
+      h("label", {}, t("Language"), language),
+      h("label", {}, t("Channel"), channel),
+      h("label", {}, t("Address"), address),
+      h("button", { type: "submit", class: "small" }, t("Add recipient")),
+      error,
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { enterprise: code, name: name.value.trim(), language: language.value, channels: [{ channel: channel.value, address: address.value.trim() }] };
+      try {
+        await call("POST", "/api/v1/notifications/recipients", body);
+        await reload();
+      } catch (err) {
+        error.textContent = t("Could not add: {reason}", { reason: err.message });
+      }
+    });
+    return form;
   }
 
   // ------------------------------------------------------------------ alerts
 
   const SEVERITY_RANK = { info: 0, warning: 1, high: 2, critical: 3 };
 
-  function alertRow(a, timezone) {
+  /** Each enterprise's time zone by its code, from the registry the token may read. */
+  let zones = null;
+  function enterpriseZones() {
+    zones =
+      zones ||
+      get("/api/v1/enterprises?limit=1000").then(
+        (page) => new Map(page.items.map((e) => [e.code, e.timezone])),
+        () => {
+          zones = null;
+          return new Map();
+        },
+      );
+    return zones;
+  }
+
+  const TIMELINE_EVENTS = {
+    opened: N_("raised"),
+    updated: N_("updated"),
+    escalated: N_("escalated"),
+    acknowledged: N_("acknowledged"),
+    resolved: N_("resolved"),
+    notified: N_("notified"),
+    escalated_to: N_("notified of the escalation"),
+    reminded: N_("reminded"),
+    told_resolved: N_("told it is resolved"),
+    queued: N_("queued"),
+  };
+  const RESULTS = { sent: N_("sent"), retry: N_("failed, will retry"), failed: N_("failed"), pending: N_("waiting to be sent") };
+  const CHANNELS = { email: N_("email"), telegram: N_("Telegram"), sms: N_("SMS"), webhook: N_("webhook") };
+
+  /** The alert's story from the timeline API (raised, notified whom through which channel and
+   * with what result, escalated, acknowledged, resolved), times in the enterprise's zone. */
+  async function timelinePanel(a) {
+    const [story, zoneOf] = await Promise.all([get(`/api/v1/alerts/${a.alert_id}/timeline`), enterpriseZones()]);
+    const zone = zoneOf.get(story.enterprise);
+    return [
+      gridTable(null, [t("Time"), t("Event"), t("Who"), t("Channel"), t("Result"), t("Details")], story.entries, (x) => [
+        h("td", {}, h("time", { datetime: x.at }, timeIn(zone, x.at, { date: true, seconds: true }))),
+        h("td", {}, named(TIMELINE_EVENTS, x.event), x.severity && !x.channel ? h("small", { class: "muted" }, ` · ${named(SEVERITIES, x.severity)}`) : null),
+        h("td", { class: "actor" }, x.who || "—"),
+        h("td", {}, x.channel ? [named(CHANNELS, x.channel), h("br"), h("small", { class: "muted" }, x.address)] : "—"),
+        h("td", {}, x.result ? named(RESULTS, x.result) : "—"),
+        h("td", { class: "detail" }, x.detail || ""),
+      ], (x) => ({ dataset: { event: x.event } })),
+      h(
+        "p",
+        { class: "timeline-foot" },
+        h("button", { type: "button", class: "small secondary", dataset: { action: "timeline-csv" }, onclick: () => save(`/api/v1/alerts/${a.alert_id}/timeline?format=csv`, `qorgau-alert-${a.alert_id}.csv`) }, t("Download CSV")),
+        h("small", { class: "muted" }, t("times in {zone}", { zone: zone || BROWSER_ZONE })),
+      ),
+    ];
+  }
+
+  function alertRow(a, timezone, { timeline = false } = {}) {
     const canAct = me.role === "admin" || me.role === "safety_officer";
+    const story = h("div", { class: "timeline", hidden: true });
+    const toggle = async () => {
+      const li = story.closest("li");
+      if (!story.hidden) {
+        story.hidden = true;
+        li.dataset.timeline = "";
+        return;
+      }
+      story.hidden = false;
+      li.dataset.timeline = "open";
+      fill(story, h("p", { class: "muted" }, t("Loading…")));
+      try {
+        fill(story, ...(await timelinePanel(a)));
+      } catch (err) {
+        fill(story, h("p", { class: "error", role: "alert" }, t("Could not load: {reason}", { reason: err.message })));
+      }
+    };
     const act = (action) => async (event) => {
       const body = { by: me.name };
       if (action === "acknowledge" && SEVERITY_RANK[a.severity] >= SEVERITY_RANK.high) {
         // The API requires the action taken for high and critical alerts.
-        const taken = (window.prompt("Action taken (required for high and critical alerts)") || "").trim();
+        const taken = (window.prompt(t("Action taken (required for high and critical alerts)")) || "").trim();
         if (!taken) return;
         body.action = taken;
       }
       event.target.disabled = true;
       try {
         const updated = await call("POST", `/api/v1/alerts/${a.alert_id}/${action}`, body);
-        event.target.closest("li").replaceWith(alertRow(updated, timezone));
+        const li = event.target.closest("li");
+        li.replaceWith(alertRow(updated, timezone, { timeline: li.dataset.timeline === "open" }));
       } catch (err) {
         event.target.disabled = false;
         event.target.title = err.message;
       }
     };
-    return h(
+    const row = h(
       "li",
       { class: `alert severity-${a.severity}`, dataset: { alertId: a.alert_id, state: a.state } },
       h("div", { class: "alert-head" }, badge("severity", a.severity, null, named(SEVERITIES, a.severity)), h("span", { class: "state" }, named(STATES, a.state)), h("span", { class: "kind" }, named(KINDS, a.kind)), h("time", { datetime: a.opened_at }, timeIn(timezone, a.opened_at, { date: true }))),
@@ -707,8 +869,12 @@
         a.acknowledged_by ? h("span", { class: "muted" }, t("acknowledged by {name}", { name: a.acknowledged_by })) : null,
         canAct && a.state === "open" ? h("button", { type: "button", class: "small", dataset: { action: "acknowledge" }, onclick: act("acknowledge") }, t("Acknowledge")) : null,
         canAct && a.state !== "resolved" ? h("button", { type: "button", class: "small secondary", dataset: { action: "resolve" }, onclick: act("resolve") }, t("Resolve")) : null,
+        h("button", { type: "button", class: "small secondary", dataset: { action: "timeline" }, onclick: toggle }, t("Timeline")),
       ),
+      story,
     );
+    if (timeline) toggle();
+    return row;
   }
 
   /** A live list of alerts: the active ones from the API, then every transition streamed. */
@@ -718,8 +884,9 @@
     const shown = new Map();
     const place = (a) => {
       if (!filter(a)) return;
-      const row = alertRow(a, timezone);
       const old = shown.get(a.alert_id);
+      // An update keeps the alert's timeline open (and shows it afresh).
+      const row = alertRow(a, timezone, { timeline: Boolean(old) && old.dataset.timeline === "open" });
       if (old) old.replaceWith(row);
       else list.prepend(row);
       shown.set(a.alert_id, row);
@@ -1078,9 +1245,15 @@
     };
   }
 
-  async function download(id, shift, format) {
-    const blob = await call("GET", `/api/v1/workplaces/${id}/report?date=${shift.date}&shift=${shift.shift}&format=${format}`);
-    const link = h("a", { href: URL.createObjectURL(blob), download: `qorgau-workplace-${id}-${shift.date}-shift${shift.shift}.${format}` });
+  function download(id, shift, format) {
+    return save(`/api/v1/workplaces/${id}/report?date=${shift.date}&shift=${shift.shift}&format=${format}`, `qorgau-workplace-${id}-${shift.date}-shift${shift.shift}.${format}`);
+  }
+
+  /** Save what the API answers at `path` as a file: fetched with the token in its header (a
+   * plain link would have to carry the token in the URL). */
+  async function save(path, filename) {
+    const blob = await call("GET", path);
+    const link = h("a", { href: URL.createObjectURL(blob), download: filename });
     document.body.append(link);
     link.click();
     link.remove();

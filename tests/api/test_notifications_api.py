@@ -69,6 +69,10 @@ async def test_a_safety_officer_manages_their_own_enterprise(api: Api) -> None:
     )  # fmt: skip
     assert policy["reminder_every_min"] == 0.5
     assert (await api.ok("GET", f"{N}/policies/ent-a", a.officer))["escalate_after_min"] == 5
+    # The list holds the enterprises' policies the token manages: A's officer sees A's alone.
+    assert await api.ok("GET", f"{N}/policies", a.officer) == [policy]
+    everyone = await api.ok("GET", f"{N}/policies", api.tokens["admin"])
+    assert {p["enterprise"] for p in everyone} == {"ent-a", b.enterprise["code"]}
 
 
 async def test_acknowledge_needs_the_action_and_the_timeline_tells_the_whole_story(

@@ -57,3 +57,11 @@ async def browser() -> AsyncIterator[Browser]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def shots(artifacts: Path) -> Path:
+    """Where the screenshots are kept (git-ignored)."""
+    folder = artifacts / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder

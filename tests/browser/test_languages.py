@@ -49,14 +49,6 @@ async def place_enterprises(world: World) -> int:
     return int(mine["id"])
 
 
-@pytest.fixture
-def shots(artifacts: Path) -> Path:
-    """Where the screenshots are kept (git-ignored)."""
-    folder = artifacts / "screenshots"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 @contextlib.asynccontextmanager
 async def mapped_world(
     pg_url: str, mqtt_url: str, schema: str, prefix: str, **api_settings: Any
