@@ -328,12 +328,12 @@ async def scoring_columns(
     values of ``filters`` (enterprise columns; None ignored) — one query, an index walk per
     workplace, no detail read."""
     condition, params = matching(scope, filters, "e")
-    # One row of arrays (array_send: numpy reads them without a Python object per workplace).
-    order = sql.SQL("ORDER BY enterprise_id, id")
+    # One row of arrays (array_send: numpy reads them without a Python object per workplace),
+    # in one arbitrary order shared by all of them (one aggregation pass); numpy sorts after.
     floats = ("headcount", "b", "t", "ob", "siz", "z")
     float_arrays = sql.SQL(", ").join(
-        sql.SQL("array_send(coalesce(array_agg(coalesce({}, 'NaN') {}), '{{}}'))").format(
-            sql.Identifier(c), order
+        sql.SQL("array_send(coalesce(array_agg(coalesce({}, 'NaN')), '{{}}'))").format(
+            sql.Identifier(c)
         )
         for c in floats
     )
@@ -363,17 +363,16 @@ async def scoring_columns(
             ) i ON true
             WHERE {condition}
         )
-        SELECT array_send(coalesce(array_agg(id::int8 {order}), '{{}}')),
-               array_send(coalesce(array_agg(enterprise_id::int8 {order}), '{{}}')),
-               coalesce(array_agg(code {order}), '{{}}'),
-               array_send(coalesce(array_agg(thin::int::int8 {order}), '{{}}')),
+        SELECT array_send(coalesce(array_agg(id::int8), '{{}}')),
+               array_send(coalesce(array_agg(enterprise_id::int8), '{{}}')),
+               coalesce(array_agg(code), '{{}}'),
+               array_send(coalesce(array_agg(thin::int::int8), '{{}}')),
                {float_arrays}
         FROM per
         """
     ).format(
         worst_order=sql.SQL(WORST_ORDER),
         condition=condition,
-        order=order,
         float_arrays=float_arrays,
     )
     cur = await conn.execute(
@@ -384,13 +383,16 @@ async def scoring_columns(
     row = await cur.fetchone()
     assert row is not None  # an aggregate without GROUP BY: always one row
     ids, enterprises, codes, thin, *columns = row
-    f = {name: float8_array(raw) for name, raw in zip(floats, columns, strict=True)}
+    workplace_id, enterprise_id = int8_array(ids), int8_array(enterprises)
+    # Every array aggregated in the same (arbitrary) row order: one permutation sorts them all.
+    order = np.lexsort((workplace_id, enterprise_id))
+    f = {name: float8_array(raw)[order] for name, raw in zip(floats, columns, strict=True)}
     return ScoringColumns(
-        workplace_id=int8_array(ids),
-        enterprise_id=int8_array(enterprises),
-        code=list(codes),
+        workplace_id=workplace_id[order],
+        enterprise_id=enterprise_id[order],
+        code=[codes[k] for k in order.tolist()],
         headcount=f["headcount"],
         b=f["b"],
-        not_enough_data=int8_array(thin).astype(bool),
+        not_enough_data=int8_array(thin).astype(bool)[order],
         indicators={"T": f["t"], "Ob": f["ob"], "SIZ": f["siz"], "Z": f["z"]},
     )
