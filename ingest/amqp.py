@@ -6,9 +6,9 @@ every connection and idempotently, one durable quorum queue named after the shar
 ``amqp_quorum_replicas`` replicas, bound to every device's readings. The workers are its
 competing consumers, the same role a shared subscription plays on Mosquitto.
 
-Only the source differs from ``ingest.service.IngestWorker``: each delivery goes through the
-worker's ``_admit`` (validation, quarantine, then the writer's dedupe, COPY and commit), and a
-committed batch is acknowledged with one ``basic.ack`` (``multiple``) up to its last delivery
+Only the source differs (``ingest.source``): each delivery is handed to the worker, whose
+one code path admits, validates, quarantines, dedupes, copies and commits it, and a committed
+batch is acknowledged with one ``basic.ack`` (``multiple``) up to its last delivery
 tag. The consumer's prefetch is ``QORGAU_INGEST_RECEIVE_MAXIMUM``: the bound the broker's
 Receive Maximum gives on Mosquitto.
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -30,17 +31,16 @@ import aio_pika.abc
 import aiormq
 import pamqp.exceptions
 
-from ingest.metrics import IngestMetrics
-from ingest.service import IngestWorker, Item, Received
+from ingest.batching import CHUNK_MESSAGES
+from ingest.items import Item, Received
 from ingest.settings import IngestSettings
+from ingest.source import Intake
 from vocabulary.errors import ConfigurationError
 from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 
 log = logging.getLogger(__name__)
 
 EXCHANGE = "amq.topic"  # where RabbitMQ's MQTT plugin publishes
-# Deliveries handed to the worker at once: the prefetch bounds how many can be waiting.
-_CHUNK_MESSAGES = 500
 
 
 def amqp_urls(setting: str) -> list[str]:
@@ -106,10 +106,10 @@ async def declare_topology(
     return queue
 
 
-class AmqpIngestWorker(IngestWorker):
-    """An ingest worker consuming the readings quorum queue of a RabbitMQ cluster."""
+class AmqpSource:
+    """The readings quorum queue of a RabbitMQ cluster, consumed by this worker."""
 
-    broker_errors: tuple[type[BaseException], ...] = (
+    errors: tuple[type[BaseException], ...] = (
         aiormq.exceptions.AMQPError,
         pamqp.exceptions.PAMQPException,
         ConnectionError,
@@ -117,10 +117,11 @@ class AmqpIngestWorker(IngestWorker):
         TimeoutError,
     )
 
-    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
-        super().__init__(settings, metrics)
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
         self.urls = amqp_urls(settings.amqp_url)
         self._url_index = 0
+        self._generation = 0
         self._channel: aio_pika.abc.AbstractChannel | None = None
         # Acknowledgements go out in order from one task: a multiple-ack below a tag already
         # acknowledged would be refused by the broker and close the channel.
@@ -129,15 +130,19 @@ class AmqpIngestWorker(IngestWorker):
         self._ack_wanted = asyncio.Event()
         self._ack_done = asyncio.Event()
 
-    def broker_label(self) -> str:
+    def label(self) -> str:
         return _redacted(self.urls[self._url_index % len(self.urls)])
 
-    async def retire(self, *, idle_s: float = 5.0) -> None:
+    async def retire(
+        self, run: Callable[[asyncio.Event], Awaitable[None]], *, idle_s: float
+    ) -> None:
         """Nothing to drain: the queue, not a per-worker session, holds the messages, and the
         other consumers take them."""
         log.info("on RabbitMQ a worker holds no session of its own; nothing to retire")
 
-    async def _session(self, stop: asyncio.Event, writer: asyncio.Task[None]) -> None:
+    async def session(
+        self, intake: Intake, stop: asyncio.Event, writer: asyncio.Task[None]
+    ) -> None:
         url = self.urls[self._url_index % len(self.urls)]
         # The next attempt, should this one fail, goes to the next node.
         self._url_index += 1
@@ -151,12 +156,11 @@ class AmqpIngestWorker(IngestWorker):
             self._generation += 1
             generation = self._generation
             self._ack_upto = self._acked = 0
-            log.info(
-                "consuming quorum queue %s on %s", queue.name, self.broker_label()
-            )  # fmt: skip
-            self.subscribed.set()
-            self.metrics.broker_connected.set(1)
-            reader = asyncio.create_task(self._consume(queue, generation), name="ingest-reader")
+            log.info("consuming quorum queue %s on %s", queue.name, self.label())
+            intake.connected(True)
+            reader = asyncio.create_task(
+                self._consume(intake, queue, generation), name="ingest-reader"
+            )
             acker = asyncio.create_task(self._ack_loop(channel), name="ingest-acks")
             lost = asyncio.create_task(_closed(connection, channel))
             stopping = asyncio.create_task(stop.wait())
@@ -176,34 +180,40 @@ class AmqpIngestWorker(IngestWorker):
                 writer.result()
             if not stop.is_set():
                 self._channel = None
-                self.subscribed.clear()
-                self.metrics.broker_connected.set(0)
-                for task in (reader, acker, lost):
-                    task.cancel()
-                for task in (reader, acker, lost):
-                    if task.done() and not task.cancelled() and task.exception() is not None:
-                        self._url_index += 1  # the node is likely gone: try the next first
-                        raise task.exception()  # type: ignore[misc]
-                lost_node = self.broker_label()
-                self._url_index += 1
-                raise ConnectionError(f"connection to {lost_node} lost")
+                intake.connected(False)
+                self._end_lost((reader, acker, lost))
             # Graceful stop: commit and acknowledge what we hold while the channel is up.
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            await self.flush(timeout_s=30.0)
+            await intake.flush(timeout_s=30.0)
             await self._wait_acks_sent(timeout_s=5.0)
             acker.cancel()
             lost.cancel()
             self._channel = None
-            self.subscribed.clear()
-            self.metrics.broker_connected.set(0)
+            intake.connected(False)
+
+    def _end_lost(self, tasks: tuple[asyncio.Task[None], ...]) -> NoReturn:
+        """The session's end when the connection or a task of it failed: raise why."""
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    self._url_index += 1  # the node is likely gone: try the next first
+                    raise error
+        lost_node = self.label()
+        self._url_index += 1
+        raise ConnectionError(f"connection to {lost_node} lost")
 
     def _properties(self) -> dict[str, Any]:
         return {"connection_name": self.settings.ingest_client_id}
 
-    async def _consume(self, queue: aio_pika.abc.AbstractQueue, generation: int) -> None:
-        """Hand the deliveries to ``_admit`` as they come, several at once when several
+    async def _consume(
+        self, intake: Intake, queue: aio_pika.abc.AbstractQueue, generation: int
+    ) -> None:
+        """Hand the deliveries to the worker as they come, several at once when several
         arrived meanwhile (a backlog, a redelivery after a failover)."""
         prefix = self.settings.topic_prefix
         arrived: list[Received] = []
@@ -221,18 +231,16 @@ class AmqpIngestWorker(IngestWorker):
                 await ready.wait()
                 ready.clear()
                 while arrived:
-                    chunk = arrived[:_CHUNK_MESSAGES]
-                    del arrived[:_CHUNK_MESSAGES]
-                    await self._admit(chunk, generation)
+                    chunk = arrived[:CHUNK_MESSAGES]
+                    del arrived[:CHUNK_MESSAGES]
+                    await intake.admit(chunk, generation)
         finally:
             # Stopping: no more deliveries; those not admitted go back to the queue when the
             # channel closes (they were never acknowledged).
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(queue.cancel(tag), 5)
 
-    def _acknowledge(self, batch: list[Item]) -> None:
-        self._unacked -= len(batch)
-        self.metrics.unacked.dec(len(batch))
+    def acknowledge(self, batch: list[Item]) -> None:
         tags = [item.mid for item in batch if item.generation == self._generation]
         # Messages of a channel that is gone were requeued by the broker; we dedupe the copies.
         if tags and self._channel is not None:
@@ -283,10 +291,3 @@ def _redacted(url: str) -> str:
     scheme, _, userinfo = head.partition("://")
     user = userinfo.split(":", 1)[0]
     return f"{scheme}://{user}:***@{tail}"
-
-
-def make_worker(settings: IngestSettings, metrics: IngestMetrics | None = None) -> IngestWorker:
-    """The worker for ``QORGAU_BROKER``: the one place that chooses the source."""
-    if settings.broker == "rabbitmq":
-        return AmqpIngestWorker(settings, metrics)
-    return IngestWorker(settings, metrics)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qorgau.runtime import CONNECTION_SETTINGS, settings_help
 
 if TYPE_CHECKING:
-    from ingest.service import CommitResult
+    from ingest.items import CommitResult
     from store.deadletters import DeadLetter
 
 T = TypeVar("T")

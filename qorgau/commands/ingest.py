@@ -44,8 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
 
-    from ingest.amqp import make_worker
     from ingest.http import serve_http
+    from ingest.service import make_worker
     from ingest.settings import IngestSettings
     from qorgau.runtime import load_settings, run_until_signal, setup_logging
     from store.migrate import upgrade_from_settings

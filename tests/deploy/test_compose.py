@@ -374,7 +374,7 @@ async def test_the_ingest_healthcheck_asks_the_worker_its_readiness(
 
     from ingest.http import serve_http
     from ingest.metrics import IngestMetrics
-    from ingest.service import WorkerStatus
+    from ingest.status import WorkerStatus
 
     for name in ("ingest-1", "ingest-2"):
         service = services(resolved)[name]

@@ -77,7 +77,7 @@ def served() -> set[str]:
     from ingest.alerting.metrics import AlertMetrics
     from ingest.http import serve_http
     from ingest.metrics import IngestMetrics
-    from ingest.service import WorkerStatus
+    from ingest.status import WorkerStatus
 
     def fetch(port: int, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.live import decode_live
-from ingest.service import IngestWorker
+from ingest.quarantine import channel_record, quarantine_record
 from ingest.settings import IngestSettings
 from ingest.validate import TimeWindow, check_channels, sensor_range
 from store.registry import DeviceInfo, SensorInfo
@@ -40,11 +40,12 @@ DEEP = b"[" * 1100 + b"]" * 1100  # the message that stopped ingest for good (is
 
 
 @functools.cache
-def worker() -> IngestWorker:
-    """Built, never run (no database, no broker): its quarantine records are what is checked."""
-    return IngestWorker(
-        IngestSettings(database_url="postgresql://nobody@127.0.0.1:9/none", ingest_client_id="fuzz")
+def payload_cap() -> int:
+    """What ingest keeps of a quarantined payload by default: its records are what is checked."""
+    settings = IngestSettings(
+        database_url="postgresql://nobody@127.0.0.1:9/none", ingest_client_id="fuzz"
     )
+    return settings.ingest_quarantine_payload_bytes
 
 
 def registered() -> DeviceInfo:
@@ -88,7 +89,10 @@ def outcome(payload: bytes) -> str:
     if isinstance(decoded, ProtocolError):
         assert isinstance(decoded.reason, RejectReason)
         assert decoded.detail
-        record = worker()._record(TOPIC, "d1", None, None, decoded.reason, decoded.detail, payload)
+        record = quarantine_record(
+            TOPIC, "d1", None, None, decoded.reason, decoded.detail, payload,
+            payload_cap=payload_cap(),
+        )  # fmt: skip
         assert_quarantinable(record.row())
         assert live is None
         return "refused"
@@ -118,7 +122,8 @@ def accepted(decoded: DecodedMessage) -> None:
         json.dumps(rejected.raw, default=str)  # what the quarantine keeps of the channel
     checked = check_channels(decoded, registered(), window=WINDOW, auto_register=True)
     for rejection in checked.rejections:
-        assert_quarantinable(worker()._channel_record(TOPIC, decoded, rejection).row())
+        record = channel_record(TOPIC, decoded, rejection, payload_cap=payload_cap())
+        assert_quarantinable(record.row())
     for rows in checked.channels:  # only finite samples in the instrument's range are kept
         lo, hi = sensor_range(rows.sensor)
         assert bool(((rows.values >= lo) & (rows.values <= hi)).all())

@@ -12,7 +12,8 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from ingest.amqp import EXCHANGE, AmqpIngestWorker, declare_topology
+from ingest.amqp import EXCHANGE, declare_topology
+from ingest.service import make_worker
 from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
 from qorgau.localservices import ServiceStartError
@@ -154,7 +155,7 @@ async def test_a_worker_acknowledges_only_what_it_committed_and_leaves_nothing_b
         amqp_url=",".join(rabbitmq_cluster.amqp_urls), ingest_share_group=queue,
         ingest_receive_maximum=50, ingest_client_id=f"ingest-{topic_prefix}",
     )  # fmt: skip
-    worker = AmqpIngestWorker(settings)
+    worker = make_worker(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
