@@ -4,7 +4,8 @@ One MQTT connection per API process with a plain (non-shared) subscription to th
 topic of each device somebody is watching, reference-counted: the first viewer of a device
 subscribes, the last one leaving unsubscribes. Ingest's shared subscription is untouched, and a
 device nobody watches costs the API nothing. Messages are decoded with ``vocabulary.protocol`` (the
-one wire format) and fanned out to the viewers' queues as :class:`LiveReadings`.
+one wire format, and the wire checks of ingest's admission) and fanned out to the viewers'
+queues as :class:`LiveReadings`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import aiomqtt
 from api.broker_link import keep_connected, run_until_stopped
 from ingest.mqtt import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
-from vocabulary.protocol import ProtocolError, decode_readings, parse_device_topic
+from vocabulary.protocol.admission import Refusal, decode_for_topic, read_topic
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,15 @@ class LiveReadings:
 def decode_live(topic: str, payload: bytes) -> LiveReadings | None:
     """A readings message as the live view shows it, or None when it cannot be read or names
     another device than its topic (ingest quarantines such messages; the live view just skips
-    them). ``decode_readings`` raises nothing but ``ProtocolError``, whatever the bytes."""
-    try:
-        where = parse_device_topic(topic)
-        message = decode_readings(payload)
-    except (ValueError, ProtocolError):
+    them), by the wire checks every consumer of the readings applies
+    (``vocabulary.protocol.admission``); the live view has no registry to look the device up."""
+    where = read_topic(topic)
+    if isinstance(where, Refusal):
         return None
-    if message.device != where.device:
+    decoded = decode_for_topic(where, payload)
+    if isinstance(decoded, Refusal):
         return None
+    message = decoded.message
     channels = []
     for channel in message.channels:
         pairs = [

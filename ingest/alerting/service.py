@@ -61,6 +61,7 @@ from analytics.alerts import (
 )
 from analytics.alerts.lifecycle import ACKNOWLEDGED
 from application.detector_warmup import warm_detectors
+from ingest import admission
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.notifications.sender import NotificationSender
 from ingest.alerting.partition import Ownership
@@ -89,9 +90,7 @@ from vocabulary.protocol import (
     DecodedMessage,
     ProtocolError,
     RejectReason,
-    decode_readings,
     decode_status,
-    parse_device_topic,
 )
 from vocabulary.protocol.alerts import AlertMessage, decode_alert
 
@@ -564,7 +563,8 @@ class AlertService:
                 log.debug("ignored message on %s: %s", message.topic, exc)
 
     async def handle(self, topic: str, payload: bytes) -> None:
-        """Route one message: readings, a device status, or an alert someone else published."""
+        """Route one message: readings, a device status, or an alert someone else published.
+        Readings are admitted as ingest admits them (``ingest.admission``)."""
         parts = topic.split("/")
         if len(parts) >= 4 and parts[-2] == "alerts":
             if not self.owns(parts[-3]):
@@ -572,7 +572,11 @@ class AlertService:
                 return
             self._on_alert(topic, payload)
             return
-        where = parse_device_topic(topic)
+        where = admission.read_topic(topic)
+        if isinstance(where, admission.Refusal):
+            self.metrics.skipped.labels("refused").inc()
+            log.debug("ignored message on %s: %s", topic, where.detail)
+            return
         if not self.owns(where.enterprise):
             # Queued for this session under a filter it no longer owns, before the engine
             # could unsubscribe it: another engine handles that enterprise now.
@@ -582,21 +586,18 @@ class AlertService:
         if where.kind == "status":
             await self._on_status(where.device, where.enterprise, payload)
             return
-        try:
-            decoded = decode_readings(payload, max_bytes=self.settings.ingest_max_payload_bytes)
-        except ProtocolError:
-            self.metrics.skipped.labels("refused").inc()
+        admitted = await admission.admit(
+            where,
+            payload,
+            max_bytes=self.settings.ingest_max_payload_bytes,
+            lookup=self._device,
+            enterprise_of=lambda device: device.info.enterprise_code,
+        )
+        if isinstance(admitted, admission.Refusal):
+            unknown = admitted.reason is RejectReason.UNKNOWN_DEVICE
+            self.metrics.skipped.labels("unknown_device" if unknown else "refused").inc()
             return
-        if decoded.device != where.device:
-            self.metrics.skipped.labels("refused").inc()
-            return
-        device = await self._device(decoded.device)
-        if device is None:
-            self.metrics.skipped.labels("unknown_device").inc()
-            return
-        if device.info.enterprise_code != where.enterprise:
-            self.metrics.skipped.labels("refused").inc()
-            return
+        device, decoded = admitted.device, admitted.message
         state = self.states[device.profile]
         verdict = admit(state, device.slot, decoded.seq)
         if verdict != "new":
