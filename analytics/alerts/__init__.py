@@ -14,6 +14,12 @@ which the shell derives from ``application.schedule`` and renews as time passes)
 ``evaluate(state, batch, now) -> (state, events)``,
 ``acknowledge`` / ``resolve`` (a person's actions), ``lifecycle.restore`` (reload stored alerts).
 
+Where each part lives: :mod:`.state` (the arrays), :mod:`.registration` (subjects, calendars),
+:mod:`.admission` (sequence numbers), :mod:`.batch` (what an evaluation takes in),
+:mod:`.accumulate` (samples into statistics, warm start), :mod:`.detectors` (one module per
+family of detectors), :mod:`.engine` (``evaluate``: which detectors run when),
+:mod:`.actions` (a person's actions), :mod:`.lifecycle` (the alert states).
+
 See ``docs/alerts.md`` for the detectors, the lifecycle rules and where each number comes from.
 """
 
