@@ -22,7 +22,7 @@ from typing import Any
 import aiomqtt
 
 from api.broker_link import keep_connected, run_until_stopped
-from ingest.mqtt import mqtt5_client
+from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol.admission import Refusal, decode_for_topic, read_topic
 
