@@ -68,7 +68,7 @@ from store.maintenance import run_maintenance
 from store.migrate import Backend, current_backend_async
 from store.policies import check_dedupe_horizon
 from store.readings import ReadingBlock, days_of, ensure_day_partitions
-from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
+from store.registry import DeviceInfo, SensorInfo, find_device, find_devices, upsert_sensor
 from store.writes import write_readings
 from vocabulary.backoff import backoff_delay_s, supervise
 from vocabulary.mqtt_url import MqttEndpoint
@@ -580,10 +580,15 @@ class IngestWorker:
                 decoded.append((index, envelope))
         devices: dict[str, DeviceInfo | None] = {}
         fresh_until = time.monotonic()
+        missing: list[str] = []
         for code in {e[1] for _, e in decoded}:
             cached = self._devices.get(code)  # most are: no coroutine for those
-            fresh = cached is not None and cached[1] > fresh_until
-            devices[code] = cached[0] if cached is not None and fresh else await self._device(code)
+            if cached is not None and cached[1] > fresh_until:
+                devices[code] = cached[0]
+            else:
+                missing.append(code)
+        if missing:
+            devices.update(await self._devices_many(missing))
         ready = []
         for index, (enterprise, code, seq, sent_at, channels) in decoded:
             device = devices[code]
@@ -765,6 +770,22 @@ class IngestWorker:
             device.sensors[sensor.code] = sensor
             log.info("registered sensor %s of device %s", sensor.code, device.code)
         return run()
+
+    async def _devices_many(self, codes: list[str]) -> dict[str, DeviceInfo | None]:
+        """``_device`` for many codes in one registry lookup: a worker that starts, or whose
+        cached entries expire together, meets its whole fleet in one chunk."""
+        now = time.monotonic()
+        asked = [code for code in codes if self._unknown_until.get(code, 0.0) <= now]
+        found = await self._lookup.run(lambda conn: find_devices(conn, asked)) if asked else {}
+        for code in asked:
+            device = found.get(code)
+            if device is None:
+                self._unknown_until[code] = now + 5.0  # as in ``_device``
+            else:
+                self._devices[code] = (device, now + self.settings.ingest_device_cache_s)
+        if len(self._unknown_until) > 10_000:
+            self._unknown_until = {k: v for k, v in self._unknown_until.items() if v > now}
+        return {code: found.get(code) for code in codes}
 
     async def _device(self, code: str) -> DeviceInfo | None:
         now = time.monotonic()
