@@ -285,6 +285,10 @@ class FastPath:
             # kind of channel, and a code is checked against the model's own pattern.
             kind = self._kinds.get(key[1:])
             if kind is None:
+                # Bounded like the other memories: a device may send any number of distinct
+                # descriptions (periods, units), and the worker must not grow with them.
+                if len(self._kinds) >= _CACHE_LIMIT:
+                    self._kinds.clear()
                 kind = self._kinds[key[1:]] = _validated_kind(key[1:])
             plain = len(sensor) <= 128 and _IDENTIFIER.fullmatch(sensor) is not None
             valid = plain and isinstance(kind, tuple)

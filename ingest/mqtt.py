@@ -15,12 +15,15 @@ packet per event-loop wake-up, wraps it in a second message object and hands it 
 buffer is parsed in one wake-up, messages land in an ``Inbox`` as plain tuples taken in batches,
 and a batch's acknowledgements go out as one write (``ack_many``).
 
-Most of what stays is paho parsing each PUBLISH into a message object with an MQTT 5 properties
-object and matching its topic against per-topic callbacks (we have none): half of a worker's CPU
-at 8 readings per message. So the inbox parses QoS 0 and 1 PUBLISH packets itself
-(``Inbox._publish``: topic, packet id, properties skipped, payload), in place of paho's handler
-for that one packet type; ingest uses no PUBLISH property, and announces no Topic Alias Maximum,
-so the broker sends no aliases. QoS 2 still goes through paho.
+Then paho still read each packet with three or four calls into that buffer, a dictionary of
+state and a handler, and parsed each PUBLISH into a message object with an MQTT 5 properties
+object, matched against per-topic callbacks (we have none): half of a worker's CPU at 8 readings
+per message. So the inbox reads the socket itself (``Inbox._read``, in place of paho's
+``_packet_read``): one ``recv`` takes what has arrived, QoS 0 and 1 PUBLISH packets are parsed
+in place (topic, packet id, properties skipped, payload) straight into the inbox, and every other
+packet (CONNACK, SUBACK, PUBACK of our own publishes, PINGRESP, DISCONNECT, QoS 2) goes to paho's
+own handler exactly as paho would pass it. Ingest uses no PUBLISH property, and announces no
+Topic Alias Maximum, so the broker sends no aliases.
 """
 
 from __future__ import annotations
@@ -171,7 +174,7 @@ class Inbox:
         if paho._sock is not self._sock:  # a new connection: nothing left from the old one
             self._sock, self._rest, self._need = paho._sock, b"", 0
         try:
-            data: bytes = paho._sock_recv(max(_READ_BYTES, self._need))
+            data: bytes = paho._sock_recv(min(max(_READ_BYTES, self._need), _MAX_READ_BYTES))
         except BlockingIOError:
             return MQTTErrorCode.MQTT_ERR_AGAIN
         except OSError as err:  # TimeoutError included
@@ -284,6 +287,9 @@ class Inbox:
 
 
 _READ_BYTES = 65536
+# A long packet is read in pieces of at most this (paho asks for the whole remaining length at
+# once, which a broker could set to 256 MiB).
+_MAX_READ_BYTES = 1 << 20
 
 
 def _fixed_header(buf: bytes, pos: int, size: int) -> tuple[int, int] | None:
