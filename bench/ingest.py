@@ -620,8 +620,8 @@ def end_to_end(
     label: str = "", backend: str = "plain", env: dict[str, str] | None = None,
     services: dict[str, int] | None = None,
 ) -> dict[str, float]:  # fmt: skip
-    """``services``: name → session id of a server (PostgreSQL, Mosquitto) whose CPU per
-    message is reported as ``{name}_cpu_us_per_message``."""
+    """``services``: name → process id of a server (PostgreSQL, Mosquitto) whose CPU per
+    message, with its children's, is reported as ``{name}_cpu_us_per_message``."""
     schema = f"bench_e2e{label}{workers}"
     prefix = f"bench{label}{workers}"
     fresh_schema(pg, schema, shape, backend)
@@ -642,7 +642,7 @@ def end_to_end(
 
     try:
         cpu_before = sum(_cpu_s(w.process.pid) for w in procs)
-        services_before = {name: _session_cpu_s(sid) for name, sid in (services or {}).items()}
+        services_before = {name: _tree_cpu_s(sid) for name, sid in (services or {}).items()}
         machine_before = _machine_cpu_s()
         children_before = _children_cpu_s()
         run = burst(procs, mqtt_port, shape, prefix, seconds, window_messages, profile_workers,
@@ -650,11 +650,11 @@ def end_to_end(
         cpu_s = sum(_cpu_s(w.process.pid) for w in procs) - cpu_before
         # Where the machine's CPU went during the run: the workers, each server, the publishers
         # (this process's children that have ended), and everything on the machine.
-        spent = {f"{name}_cpu_s": _session_cpu_s(sid) - services_before[name]
+        spent = {f"{name}_cpu_s": _tree_cpu_s(sid) - services_before[name]
                  for name, sid in (services or {}).items()}  # fmt: skip
         spent["publishers_cpu_s"] = _children_cpu_s() - children_before
-        busy, total = (now - before for now, before in zip(_machine_cpu_s(), machine_before,
-                                                            strict=True))  # fmt: skip
+        busy, machine_s = (now - before for now, before in zip(_machine_cpu_s(), machine_before,
+                                                                strict=True))  # fmt: skip
         spent["machine_cpu_s"] = busy
         batches = sum(w.metric("qorgau_ingest_batch_readings_count") for w in procs)
         commit_s = sum(w.metric("qorgau_ingest_commit_seconds_sum") for w in procs)
@@ -680,7 +680,7 @@ def end_to_end(
             for name, t in spent.items()
             if run.messages
         },
-        "machine_busy_fraction": busy / total if total else 0.0,
+        "machine_busy_fraction": busy / machine_s if machine_s else 0.0,
         "messages": run.messages,
         "readings": expected,
         "lost": expected - distinct,
@@ -701,16 +701,17 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _server_sessions(pg: LocalPostgres, broker: LocalMosquitto) -> dict[str, int]:
-    """The session ids of the bench's servers (each started in a session of its own)."""
+def _server_pids(pg: LocalPostgres, broker: LocalMosquitto) -> dict[str, int]:
+    """The process ids of the bench's servers."""
     return {name: server.process.pid for name, server in (("postgres", pg), ("broker", broker))
             if server.process is not None}  # fmt: skip
 
 
-def _session_cpu_s(session: int) -> float:
-    """CPU time (user + system, with that of ended children) of every process of a session: a
-    server started in a session of its own (``qorgau.localservices``) and all its children."""
-    total = 0
+def _tree_cpu_s(root: int) -> float:
+    """CPU time (user + system, with that of ended children) of a process and all its live
+    descendants: a server and its children (PostgreSQL's backends leave its session, so the
+    tree is followed by parent ids)."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, clock ticks)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -718,9 +719,16 @@ def _session_cpu_s(session: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == session:
-            total += sum(int(f) for f in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
+        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    inside = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, _) in stats.items():
+            if parent in inside and pid not in inside:
+                inside.add(pid)
+                grew = True
+    return sum(stats[pid][1] for pid in inside if pid in stats) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_s() -> float:
@@ -1021,7 +1029,7 @@ def main() -> None:
                 pg.url, broker, args.small_seconds, args.small_devices, args.small_window,
                 args.publishers, folder, say, args.profile if args.only == "small" else None,
                 small_backend, dict(item.split("=", 1) for item in args.worker_set),
-                _server_sessions(pg, broker),
+                _server_pids(pg, broker),
             )  # fmt: skip
     finally:
         broker.stop()
