@@ -618,7 +618,10 @@ def end_to_end(
     pg: str, mqtt_url: str, mqtt_port: int, shape: Shape, seconds: float, workers: int,
     window_messages: int, folder: Path, profile: Path | None = None, publishers: int = 1,
     label: str = "", backend: str = "plain", env: dict[str, str] | None = None,
+    services: dict[str, int] | None = None,
 ) -> dict[str, float]:  # fmt: skip
+    """``services``: name → process id of a server (PostgreSQL, Mosquitto) whose CPU per
+    message, with its children's, is reported as ``{name}_cpu_us_per_message``."""
     schema = f"bench_e2e{label}{workers}"
     prefix = f"bench{label}{workers}"
     fresh_schema(pg, schema, shape, backend)
@@ -639,9 +642,20 @@ def end_to_end(
 
     try:
         cpu_before = sum(_cpu_s(w.process.pid) for w in procs)
+        services_before = {name: _tree_cpu_s(sid) for name, sid in (services or {}).items()}
+        machine_before = _machine_cpu_s()
+        children_before = _children_cpu_s()
         run = burst(procs, mqtt_port, shape, prefix, seconds, window_messages, profile_workers,
                     publishers=publishers)  # fmt: skip
         cpu_s = sum(_cpu_s(w.process.pid) for w in procs) - cpu_before
+        # Where the machine's CPU went during the run: the workers, each server, the publishers
+        # (this process's children that have ended), and everything on the machine.
+        spent = {f"{name}_cpu_s": _tree_cpu_s(sid) - services_before[name]
+                 for name, sid in (services or {}).items()}  # fmt: skip
+        spent["publishers_cpu_s"] = _children_cpu_s() - children_before
+        busy, machine_s = (now - before for now, before in zip(_machine_cpu_s(), machine_before,
+                                                                strict=True))  # fmt: skip
+        spent["machine_cpu_s"] = busy
         batches = sum(w.metric("qorgau_ingest_batch_readings_count") for w in procs)
         commit_s = sum(w.metric("qorgau_ingest_commit_seconds_sum") for w in procs)
         latency_sum = sum(w.metric("qorgau_ingest_latency_seconds_sum") for w in procs)
@@ -661,6 +675,12 @@ def end_to_end(
         "readings_per_s": run.readings_per_s,
         "messages_per_s": run.messages / run.elapsed_s if run.elapsed_s > 0 else 0.0,
         "worker_cpu_us_per_message": 1e6 * cpu_s / run.messages if run.messages else 0.0,
+        **{
+            name.replace("_cpu_s", "_cpu_us_per_message"): 1e6 * t / run.messages
+            for name, t in spent.items()
+            if run.messages
+        },
+        "machine_busy_fraction": busy / machine_s if machine_s else 0.0,
         "messages": run.messages,
         "readings": expected,
         "lost": expected - distinct,
@@ -679,6 +699,52 @@ def _cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(pg: LocalPostgres, broker: LocalMosquitto) -> dict[str, int]:
+    """The process ids of the bench's servers."""
+    return {name: server.process.pid for name, server in (("postgres", pg), ("broker", broker))
+            if server.process is not None}  # fmt: skip
+
+
+def _tree_cpu_s(root: int) -> float:
+    """CPU time (user + system, with that of ended children) of a process and all its live
+    descendants: a server and its children (PostgreSQL's backends leave its session, so the
+    tree is followed by parent ids)."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, clock ticks)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    inside = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, _) in stats.items():
+            if parent in inside and pid not in inside:
+                inside.add(pid)
+                grew = True
+    return sum(stats[pid][1] for pid in inside if pid in stats) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    """CPU time of this process's children that have ended and been waited for."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def _machine_cpu_s() -> tuple[float, float]:
+    """CPU time the whole machine has been busy (anything but idle and I/O wait) and its total,
+    in seconds summed over CPUs (Linux)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])  # user … steal; guest time is already in user
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
 
 
 # ---------------------------------------------------------------------- realistic mode
@@ -775,6 +841,7 @@ def small_messages(
     pg: str, broker: LocalMosquitto, seconds: float, devices: int, window: int,
     publishers: int, folder: Path, say: Callable[..., None], profile: Path | None = None,
     backend: str = "plain", env: dict[str, str] | None = None,
+    services: dict[str, int] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The realistic mode: 8 readings per message (see the module docstring)."""
     shape = Shape(
@@ -794,7 +861,7 @@ def small_messages(
         runs[n] = end_to_end(
             pg, broker.url, broker.port, shape, seconds, n, window, folder,
             profile if n == 1 else None, publishers=publishers, label="small", backend=backend,
-            env=env,
+            env=env, services=services,
         )  # fmt: skip
         say(f"  {runs[n]['messages_per_s']:,.0f} messages/s")
     return {
@@ -814,6 +881,17 @@ def small_messages(
             runs[1]["mean_batch_readings"] / shape.per_message
         ),
         "small_mean_commit_s_1_worker": round(runs[1]["mean_commit_s"], 4),
+        # CPU per message committed, by whom (see ``end_to_end``); the machine's
+        # figure includes work that is not the bench's on a shared machine.
+        **{
+            f"small_{k}_{n}_worker{'s' if n > 1 else ''}": round(
+                v, 1 if k.endswith("message") else 3
+            )
+            for n in (1, 2)
+            for k, v in runs[n].items()
+            if k.endswith(("_cpu_us_per_message", "_busy_fraction"))
+            and k != "worker_cpu_us_per_message"
+        },
         "small_backend": backend,
         "small_worker_env": env or {},
         "small_lost": int(runs[1]["lost"] + runs[2]["lost"]),
@@ -951,6 +1029,7 @@ def main() -> None:
                 pg.url, broker, args.small_seconds, args.small_devices, args.small_window,
                 args.publishers, folder, say, args.profile if args.only == "small" else None,
                 small_backend, dict(item.split("=", 1) for item in args.worker_set),
+                _server_pids(pg, broker),
             )  # fmt: skip
     finally:
         broker.stop()

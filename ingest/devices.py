@@ -16,7 +16,7 @@ import psycopg
 
 from ingest.settings import IngestSettings
 from store.connection import ReconnectingConnection
-from store.registry import DeviceInfo, SensorInfo, find_device, upsert_sensor
+from store.registry import DeviceInfo, SensorInfo, find_device, find_devices, upsert_sensor
 from vocabulary.protocol import Channel
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,29 @@ class DeviceDirectory:
             return None
         self._devices[code] = (device, now + self._cache_s)
         return device
+
+    async def find_many(self, codes: list[str]) -> dict[str, DeviceInfo | None]:
+        """``find`` for many codes in one registry lookup: a worker that starts, or whose cached
+        entries expire together, meets its whole fleet in one chunk."""
+        now = time.monotonic()
+        found: dict[str, DeviceInfo | None] = {}
+        asked = []
+        for code in codes:
+            cached = self._devices.get(code)
+            if cached is not None and cached[1] > now:
+                found[code] = cached[0]
+            elif self._unknown_until.get(code, 0.0) <= now:
+                asked.append(code)
+        looked_up = await self._lookup.run(lambda conn: find_devices(conn, asked)) if asked else {}
+        for code in asked:
+            device = looked_up.get(code)
+            if device is None:
+                self._unknown_until[code] = now + _UNKNOWN_FOR_S
+            else:
+                self._devices[code] = (device, now + self._cache_s)
+        if len(self._unknown_until) > _UNKNOWN_KEPT:
+            self._unknown_until = {k: v for k, v in self._unknown_until.items() if v > now}
+        return {code: found.get(code, looked_up.get(code)) for code in codes}
 
     async def register_sensor(self, device: DeviceInfo, channel: Channel) -> None:
         """Add the channel's sensor to the registry and to ``device``."""

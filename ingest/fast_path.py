@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from ingest.validate import TimeWindow, regular_offsets_us, sensor_range
 from store.readings import ReadingBlock, datetime_to_us
-from store.registry import DeviceInfo
+from store.registry import DeviceInfo, SensorInfo
 from vocabulary.protocol import PROTOCOL_VERSION, Channel, parse_device_topic
 from vocabulary.protocol.messages import IDENTIFIER_PATTERN
 
@@ -71,6 +71,8 @@ class FastPath:
         self._topics: dict[str, tuple[str, str] | None] = {}
         self._heads: dict[tuple[Any, ...], tuple[str, str, str | None] | object] = {}
         self._kinds: dict[tuple[Any, ...], tuple[str, str | None] | object] = {}
+        # Per device and channel description: its sensor, id and range.
+        self._sensors: dict[tuple[Any, ...], tuple[SensorInfo, int, float, float]] = {}
 
     def decode(self, topic: str, payload: bytes) -> tuple[str, str, int, Any, list[Any]] | None:
         """``(enterprise, device, seq, sent_at, channels)`` of a payload whose envelope is plain,
@@ -200,10 +202,11 @@ class FastPath:
     def _channel(
         self, channel: Any, device: DeviceInfo, times_of: dict[str, int]
     ) -> tuple[int, float, int, float, float, list[Any]] | None:
-        if type(channel) is not dict or not channel.keys() <= _CHANNEL_KEYS:
+        if type(channel) is not dict:
             return None
-        samples = channel.get("values")
-        period_s = channel.get("period_s")
+        get = channel.get
+        samples = get("values")
+        period_s = get("period_s")
         if (
             type(samples) is not list
             or not 1 <= len(samples) <= _MAX_VALUES
@@ -214,6 +217,38 @@ class FastPath:
             kind = type(value)
             if kind is not float and (kind is not int or not -_EXACT_INT <= value <= _EXACT_INT):
                 return None
+        code: Any = get("sensor")
+        substance = get("substance")
+        # A channel with exactly as many keys as it names (sensor, quantity, unit, t0,
+        # period_s, values and a substance if any) has no other key: the set is compared only
+        # when the counts differ (an explicit null substance, or a key of its own).
+        if len(channel) != (6 if substance is None else 7) and not channel.keys() <= _CHANNEL_KEYS:
+            return None
+        key = (device.id, code, get("quantity"), get("unit"), substance, period_s)
+        try:
+            known = self._sensors.get(key)
+        except TypeError:  # a list or an object where text belongs
+            return None
+        # The sensor found last time, while the device's registry entry still holds it (a
+        # refreshed entry holds new objects, so the description is checked again).
+        if known is None or device.sensors.get(code) is not known[0]:
+            known = self._sensor(channel, device, period_s)
+            if known is None:
+                return None
+            if len(self._sensors) >= _CACHE_LIMIT:
+                self._sensors.clear()
+            self._sensors[key] = known
+        t0_us = _parse_time(get("t0"), times_of, as_datetime=False)
+        if t0_us is None:
+            return None
+        _, sensor_id, lo, hi = known
+        return t0_us, period_s, sensor_id, lo, hi, samples
+
+    def _sensor(
+        self, channel: dict[str, Any], device: DeviceInfo, period_s: float
+    ) -> tuple[SensorInfo, int, float, float] | None:
+        """The registered sensor of a channel whose description the wire format accepts and
+        matches the registry, with its range."""
         head = self._head(channel, period_s)
         if head is None:
             return None
@@ -223,11 +258,8 @@ class FastPath:
             return None
         if sensor.quantity != channel["quantity"]:
             return None
-        t0_us = _parse_time(channel.get("t0"), times_of, as_datetime=False)
-        if t0_us is None:
-            return None
         lo, hi = sensor_range(sensor)
-        return t0_us, period_s, sensor.id, lo, hi, samples
+        return sensor, sensor.id, lo, hi
 
     def _head(self, channel: dict[str, Any], period_s: float) -> tuple[str, str, str | None] | None:
         """The sensor code, canonical unit and substance of a channel whose description the
@@ -253,6 +285,10 @@ class FastPath:
             # kind of channel, and a code is checked against the model's own pattern.
             kind = self._kinds.get(key[1:])
             if kind is None:
+                # Bounded like the other memories: a device may send any number of distinct
+                # descriptions (periods, units), and the worker must not grow with them.
+                if len(self._kinds) >= _CACHE_LIMIT:
+                    self._kinds.clear()
                 kind = self._kinds[key[1:]] = _validated_kind(key[1:])
             plain = len(sensor) <= 128 and _IDENTIFIER.fullmatch(sensor) is not None
             valid = plain and isinstance(kind, tuple)

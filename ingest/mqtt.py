@@ -15,12 +15,15 @@ packet per event-loop wake-up, wraps it in a second message object and hands it 
 buffer is parsed in one wake-up, messages land in an ``Inbox`` as plain tuples taken in batches,
 and a batch's acknowledgements go out as one write (``ack_many``).
 
-Most of what stays is paho parsing each PUBLISH into a message object with an MQTT 5 properties
-object and matching its topic against per-topic callbacks (we have none): half of a worker's CPU
-at 8 readings per message. So the inbox parses QoS 0 and 1 PUBLISH packets itself
-(``Inbox._publish``: topic, packet id, properties skipped, payload), in place of paho's handler
-for that one packet type; ingest uses no PUBLISH property, and announces no Topic Alias Maximum,
-so the broker sends no aliases. QoS 2 still goes through paho.
+Then paho still read each packet with three or four calls into that buffer, a dictionary of
+state and a handler, and parsed each PUBLISH into a message object with an MQTT 5 properties
+object, matched against per-topic callbacks (we have none): half of a worker's CPU at 8 readings
+per message. So the inbox reads the socket itself (``Inbox._read``, in place of paho's
+``_packet_read``): one ``recv`` takes what has arrived, QoS 0 and 1 PUBLISH packets are parsed
+in place (topic, packet id, properties skipped, payload) straight into the inbox, and every other
+packet (CONNACK, SUBACK, PUBACK of our own publishes, PINGRESP, DISCONNECT, QoS 2) goes to paho's
+own handler exactly as paho would pass it. Ingest uses no PUBLISH property, and announces no
+Topic Alias Maximum, so the broker sends no aliases.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import struct
 from typing import Any, NamedTuple
 
 import aiomqtt
-from paho.mqtt.client import PUBACK, MQTTv5
+from paho.mqtt.client import MQTT_LOG_DEBUG, MQTT_LOG_ERR, PUBACK, PUBLISH, MQTTv5, time_func
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
 
@@ -114,42 +117,107 @@ class Inbox:
         self._client = client
         self._messages: list[RawMessage] = []
         self._arrived = asyncio.Event()
+        self._rest = b""  # the start of a packet whose end has not arrived yet
+        self._need = 0  # bytes still missing for it
+        self._sock: Any = None  # the socket ``_rest`` came from
         paho = _paho(client)
         paho.on_message = self._on_message
         if paho._protocol == MQTTv5:
             self._paho = paho
             self._paho_publish = paho._handle_publish
             paho._handle_publish = self._publish
+            paho._packet_read = self._read
+
+    def _read(self) -> MQTTErrorCode:
+        """paho's ``_packet_read`` for every packet that has arrived, in one call.
+
+        paho reads one packet a call with three or four ``recv`` calls, a dictionary of state and
+        a handler per packet. Here one ``recv`` takes what the socket holds (64 KiB, or the rest
+        of a long packet), QoS 0 and 1 PUBLISH packets go straight into the inbox
+        (``_publish_at``), and any other packet is handed to paho's own handler as paho would
+        (its ``_in_packet``, then ``_packet_handle``). A packet cut by the end of a read waits in
+        ``_rest`` for the next."""
+        paho = self._paho
+        if paho._sock is not self._sock:  # a new connection: nothing left from the old one
+            self._sock, self._rest, self._need = paho._sock, b"", 0
+        try:
+            data: bytes = paho._sock_recv(min(max(_READ_BYTES, self._need), _MAX_READ_BYTES))
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_AGAIN
+        except OSError as err:  # TimeoutError included
+            paho._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if not data:
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        buf = self._rest + data if self._rest else data
+        size, pos, rc = len(buf), 0, MQTTErrorCode.MQTT_ERR_SUCCESS
+        messages = self._messages
+        before = len(messages)
+        self._need = 0
+        try:
+            while pos < size:
+                header = _fixed_header(buf, pos, size)
+                if header is None:
+                    break
+                start, end = header
+                if end > size:
+                    self._need = end - size
+                    break
+                command = buf[pos]
+                pos = end
+                if command & 0xF0 == PUBLISH and command & 0x06 != 0x04:
+                    messages.append(_publish_at(buf, command, start, end))
+                    continue
+                rc = self._handle(command, buf[start:end])
+                if rc or paho._sock is None:
+                    break
+        except MalformedPacket as exc:
+            paho._easy_log(MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._rest = buf[pos:] if pos < size else b""
+        if len(messages) > before:
+            self._arrived.set()
+        with paho._msgtime_mutex:
+            paho._last_bytes_received = time_func()
+        # AGAIN: paho's loop_read returns without another ``recv`` that would only find the
+        # socket empty; the event loop calls again when more has arrived.
+        return rc or MQTTErrorCode.MQTT_ERR_AGAIN
+
+    def _handle(self, command: int, body: bytes) -> MQTTErrorCode:
+        """A packet other than a QoS 0 or 1 PUBLISH, through paho's own handler."""
+        paho = self._paho
+        paho._in_packet = {
+            "command": command,
+            "have_remaining": 1,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": len(body),
+            "packet": bytearray(body),
+            "to_process": 0,
+            "pos": 0,
+        }
+        try:
+            return paho._packet_handle()  # type: ignore[no-any-return]
+        finally:
+            paho._in_packet = {
+                "command": 0,
+                "have_remaining": 0,
+                "remaining_count": [],
+                "remaining_mult": 1,
+                "remaining_length": 0,
+                "packet": bytearray(b""),
+                "to_process": 0,
+                "pos": 0,
+            }
 
     def _publish(self) -> MQTTErrorCode:
-        """PUBLISH (MQTT 5) from paho's packet buffer into the inbox: topic, packet id,
-        properties (skipped), payload."""
+        """PUBLISH (MQTT 5) from paho's packet buffer into the inbox (QoS 2 to paho)."""
         packet = self._paho._in_packet
-        qos = (packet["command"] & 0x06) >> 1
-        if qos == 2:
+        command = packet["command"]
+        if (command & 0x06) >> 1 == 2:
             return self._paho_publish()  # type: ignore[no-any-return]
-        data = packet["packet"]
-        try:
-            end = 2 + int.from_bytes(data[0:2], "big")
-            topic = bytes(data[2:end]).decode("utf-8", "replace")
-            mid = 0
-            if qos:
-                mid = int.from_bytes(data[end : end + 2], "big")
-                end += 2
-            length, shift = 0, 0
-            while True:  # the properties' length, a variable byte integer
-                byte = data[end]
-                end += 1
-                length |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    break
-                shift += 7
-            end += length
-            if end > len(data) or shift > 21:
-                raise IndexError
-        except IndexError:
-            raise MalformedPacket("PUBLISH shorter than its headers say") from None
-        self._messages.append(RawMessage(topic, bytes(data[end:]), mid, qos))
+        data = bytes(packet["packet"])
+        self._messages.append(_publish_at(data, command, 0, len(data)))
         self._arrived.set()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -183,6 +251,60 @@ class Inbox:
         taken = self._messages[:most]
         del self._messages[:most]
         return taken
+
+
+_READ_BYTES = 65536
+# A long packet is read in pieces of at most this (paho asks for the whole remaining length at
+# once, which a broker could set to 256 MiB).
+_MAX_READ_BYTES = 1 << 20
+
+
+def _fixed_header(buf: bytes, pos: int, size: int) -> tuple[int, int] | None:
+    """Where the packet at ``pos`` has its body: (start, end); None while its remaining
+    length has not fully arrived."""
+    length, shift, at = 0, 0, pos + 1
+    while True:
+        if at >= size:
+            return None
+        byte = buf[at]
+        at += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return at, at + length
+        shift += 7
+        if shift > 21:
+            raise MalformedPacket("remaining length longer than four bytes")
+
+
+def _publish_at(buf: bytes, command: int, start: int, end: int) -> RawMessage:
+    """A QoS 0 or 1 PUBLISH (MQTT 5) whose body is ``buf[start:end]``: topic, packet id,
+    properties (skipped), payload."""
+    qos = (command & 0x06) >> 1
+    try:
+        at = start + 2 + int.from_bytes(buf[start : start + 2], "big")
+        if at > end:
+            raise IndexError
+        topic = buf[start + 2 : at].decode("utf-8", "replace")
+        mid = 0
+        if qos:
+            mid = int.from_bytes(buf[at : at + 2], "big")
+            at += 2
+        length, shift = 0, 0
+        while True:  # the properties' length, a variable byte integer
+            if at >= end:
+                raise IndexError
+            byte = buf[at]
+            at += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        at += length
+        if at > end or shift > 21:
+            raise IndexError
+    except IndexError:
+        raise MalformedPacket("PUBLISH shorter than its headers say") from None
+    return RawMessage(topic, buf[at:end], mid, qos)
 
 
 class _BufferedSocket:

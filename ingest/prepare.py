@@ -92,9 +92,14 @@ class Preparer:
                 decoded.append((index, envelope))
         devices: dict[str, DeviceInfo | None] = {}
         fresh_until = time.monotonic()
+        missing: list[str] = []
         for code in {e[1] for _, e in decoded}:
             device = self.devices.cached(code, fresh_until)  # most are: no coroutine for those
-            devices[code] = device if device is not None else await self.devices.find(code)
+            if device is None:
+                missing.append(code)
+            devices[code] = device
+        if missing:
+            devices.update(await self.devices.find_many(missing))
         ready = []
         for index, (enterprise, code, seq, sent_at, channels) in decoded:
             device = devices[code]

@@ -1,4 +1,5 @@
-"""PostgreSQL's binary array format (``array_send``), read straight into numpy.
+"""PostgreSQL's binary array format (``array_send``), read straight into numpy (and written from
+it, ``Int8Array``).
 
 Aggregating a sensor's samples or buckets into one array per column and decoding it here costs
 no Python object per element: the reason the readings and rollup queries use it.
@@ -6,8 +7,15 @@ no Python object per element: the reason the readings and rollup queries use it.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import psycopg
 from numpy.typing import NDArray
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 # One element of a binary int8[]/float8[]: its length (always 8) then the big-endian value.
 _FLOAT8 = np.dtype([("length", ">i4"), ("value", ">f8")])
@@ -28,3 +36,38 @@ def int8_array(raw: bytes | None) -> NDArray[np.int64]:
     if raw is None or len(raw) <= _EMPTY_BYTES:
         return np.empty(0, dtype=np.int64)
     return np.frombuffer(raw, dtype=_INT8, offset=_HEADER_BYTES)["value"].astype(np.int64)
+
+
+class Int8Array:
+    """Integers as a query parameter (placeholder ``%b``): one binary ``int8[]`` built by numpy.
+    psycopg dumps a Python list one element at a time in Python, which for the arrays of a
+    commit of 1,000 small messages (8,000 sensors) cost more than the statements themselves."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, values: Sequence[int] | NDArray[np.integer[Any]]) -> None:
+        column = np.asarray(values, dtype=np.int64)
+        if column.size == 0:
+            self.data = _ARRAY_HEADER.pack(0, 0, _INT8_OID)
+            return
+        elements = np.empty(column.size, dtype=_INT8)
+        elements["length"] = 8
+        elements["value"] = column
+        head = _ARRAY_HEADER.pack(1, 0, _INT8_OID) + _DIMENSION.pack(column.size, 1)
+        self.data = head + elements.tobytes()
+
+
+_INT8_OID = 20
+_ARRAY_HEADER = struct.Struct("!iiI")  # dimensions, has-nulls flag, element type oid
+_DIMENSION = struct.Struct("!ii")  # size, lower bound
+
+
+class _Int8ArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1016  # int8[]
+
+    def dump(self, obj: Any) -> bytes:
+        return obj.data  # type: ignore[no-any-return]
+
+
+psycopg.adapters.register_dumper(Int8Array, _Int8ArrayDumper)

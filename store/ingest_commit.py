@@ -19,6 +19,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from store.binary_arrays import Int8Array
+
 
 async def current_xact_id(conn: AsyncConnection[Any]) -> str:
     """The id of the transaction ``conn`` is in (it is assigned here if it was not yet)."""
@@ -41,7 +43,7 @@ async def claim_messages(
         ON CONFLICT DO NOTHING
         RETURNING device_id, seq
         """,
-        [[k[0] for k in keys], [k[1] for k in keys], list(readings)],
+        [Int8Array([k[0] for k in keys]), Int8Array([k[1] for k in keys]), Int8Array(readings)],
     )
     return {(int(d), int(s)) for d, s in await cur.fetchall()}
 

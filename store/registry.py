@@ -224,6 +224,34 @@ async def find_device(conn: AsyncConnection[Any], code: str) -> DeviceInfo | Non
     return device
 
 
+async def find_devices(conn: AsyncConnection[Any], codes: Sequence[str]) -> dict[str, DeviceInfo]:
+    """``find_device`` for many codes in two queries, whatever their number: a worker that
+    starts, or whose cached entries expire together, meets its whole fleet at once. Codes that
+    are not registered are absent from the result."""
+    if not codes:
+        return {}
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT d.id, d.code, d.enterprise_id, e.code AS enterprise_code, d.workplace_id
+        FROM devices d JOIN enterprises e ON e.id = d.enterprise_id
+        WHERE d.code = ANY(%s::text[])
+        """,
+        [list(codes)],
+    )
+    devices = {row["code"]: DeviceInfo(**row) for row in await cur.fetchall()}
+    by_id = {device.id: device for device in devices.values()}
+    if by_id:
+        await cur.execute(
+            f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE device_id = ANY(%s::bigint[])",
+            [list(by_id)],
+        )
+        for sensor_row in await cur.fetchall():
+            sensor = _sensor(sensor_row)
+            by_id[sensor.device_id].sensors[sensor.code] = sensor
+    return devices
+
+
 @dataclass(frozen=True, slots=True)
 class SensorListing:
     id: int

@@ -18,7 +18,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from store.binary_arrays import float8_array, int8_array
+from store.binary_arrays import Int8Array, float8_array, int8_array
 from store.catalog import Row, Scope, matching, translate_errors
 from store.readings import ReadingBlock
 
@@ -68,7 +68,7 @@ async def note_readings(conn: AsyncConnection[Any], block: ReadingBlock) -> None
         "FROM unnest(%b::int[], %b::bigint[], %b::bigint[]) AS t(s, l, h) "
         "JOIN sensors s ON s.id = t.s WHERE s.workplace_id IS NOT NULL "
         "GROUP BY s.workplace_id",
-        [ids.tolist(), lo.tolist(), hi.tolist()],
+        [Int8Array(ids), Int8Array(lo), Int8Array(hi)],
     )
 
 

@@ -44,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
 
+    from ingest import gc_policy
     from ingest.http import serve_http
     from ingest.service import make_worker
     from ingest.settings import IngestSettings
@@ -78,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
                 else:
                     retiring.result()
             else:
+                gc_policy.settle_after_startup()
                 await worker.run(stop)
         finally:
             if server is not None:

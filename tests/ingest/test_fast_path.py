@@ -150,8 +150,22 @@ def fast_path(path: FastPath, payload: bytes) -> ReadingBlock | None:
 @settings(max_examples=400, deadline=None)
 @given(envelopes())
 def test_what_the_fast_path_passes_the_general_path_stores_the_same(message: Any) -> None:
+    same_as_general_path(FastPath(max_payload_bytes=262144), message)
+
+
+# One path for a whole run: what it remembers from earlier messages (channel descriptions, their
+# sensors and ranges) must not let a later message through that it would refuse fresh.
+REMEMBERING = FastPath(max_payload_bytes=262144)
+
+
+@settings(max_examples=400, deadline=None)
+@given(envelopes())
+def test_what_the_fast_path_remembers_changes_nothing_it_passes(message: Any) -> None:
+    same_as_general_path(REMEMBERING, message)
+
+
+def same_as_general_path(path: FastPath, message: Any) -> None:
     payload = json.dumps(message).encode()
-    path = FastPath(max_payload_bytes=262144)
     fast = fast_path(path, payload)
     if fast is None:
         return  # left to the general path: nothing to compare
