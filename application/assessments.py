@@ -467,10 +467,12 @@ def assess_shifts(
         series: list[SensorSeries] = []
         for k, d in enumerate(group):
             for p in d.parts:
-                r = p.sensor.ref
+                ref = p.sensor.ref
                 owner.append(k)
                 series.append(
-                    SensorSeries(r.code, r.quantity, r.unit, r.substance, p.time_s, p.values)
+                    SensorSeries(
+                        ref.code, ref.quantity, ref.unit, ref.substance, p.time_s, p.values
+                    )
                 )
         results, refused = (
             assess_series(
