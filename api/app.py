@@ -13,6 +13,7 @@ import psycopg
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from psycopg_pool import PoolTimeout
 from starlette.routing import NoMatchFound
 
 from analytics import load_norms
@@ -43,6 +44,8 @@ from store.migrate import recorded_backend_async
 from vocabulary import __version__
 
 log = logging.getLogger(__name__)
+# How long start-up waits for the pool's first connection.
+POOL_READY_S = 2.0
 
 DESCRIPTION = """
 Workplace exposure from instrument readings, the harmfulness index **В**, assessors' inputs
@@ -98,6 +101,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             name="qorgau-api",
         )
         await pool.open(wait=False)
+        # The first request should not be the one that waits for the pool's first connection;
+        # a database that is away must not keep the API from starting (it answers 503 until
+        # the pool connects), so only briefly.
+        with contextlib.suppress(PoolTimeout):
+            await pool.wait(timeout=POOL_READY_S)
         app.state.pool = pool
         await _complete(app)
         stop = asyncio.Event()
