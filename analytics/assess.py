@@ -404,6 +404,21 @@ def assess_sensors(
     order, and the names of the series refused for impossible values. Every step is per sensor
     (vectorized over the sensors of a quantity), so the series of several shifts of one length
     can be assessed in one call and combined shift by shift with :func:`combine_sensors`."""
+    results, refused = assess_series(
+        series, norms, shift_duration_s=shift_duration_s, max_gap_s=max_gap_s
+    )
+    return results, tuple(series[i].sensor for i in refused)
+
+
+def assess_series(
+    series: Sequence[SensorSeries],
+    norms: Norms,
+    *,
+    shift_duration_s: float = 8.0 * 3600.0,
+    max_gap_s: float | None = None,
+) -> tuple[tuple[SensorResult, ...], tuple[int, ...]]:
+    """:func:`assess_sensors` with the refused series given by their index: series of
+    several shifts may then share a sensor's name."""
     gap = norms.sampling.max_gap_s if max_gap_s is None else float(max_gap_s)
     results, refused, by_q = _admit(series, norms)
     kw = {
@@ -414,41 +429,72 @@ def assess_sensors(
     for q, idx in by_q.items():
         found = _quantity_results(q, [series[i] for i in idx], norms, kw)
         results.update(zip(idx, found, strict=True))
-    return tuple(results[i] for i in range(len(series))), tuple(refused)
+    return tuple(results[i] for i in range(len(series))), tuple(sorted(refused))
 
 
 def _admit(
     series: Sequence[SensorSeries], norms: Norms
-) -> tuple[dict[int, SensorResult], list[str], dict[str, list[int]]]:
-    """Check each series: the results of those refused for impossible values, their names,
-    and the indices of the others by the quantity (or ``gas_alarm``) that assesses them."""
+) -> tuple[dict[int, SensorResult], list[int], dict[str, list[int]]]:
+    """Check each series: the results of those refused for impossible values, their indices,
+    and the indices of the others by the quantity (or ``gas_alarm``) that assesses them.
+
+    The unit, substance and physical range are looked up once per kind of sensor, and the
+    values of all series are checked against their ranges in one pass (a call per series
+    cost more than the check)."""
     results: dict[int, SensorResult] = {}
-    refused: list[str] = []
+    refused: list[int] = []
     by_q: dict[str, list[int]] = {}
+    kinds: dict[tuple[str, str, str | None], tuple[str, Substance | None, float, float]] = {}
+    chosen: list[tuple[str, Substance | None, float, float]] = []
+    sizes = np.empty(len(series), dtype=np.intp)
     for i, s in enumerate(series):
-        normalize_unit(s.quantity, s.unit)
-        if (
-            np.asarray(s.time_s).size == 0
-            or np.asarray(s.time_s).shape != np.asarray(s.values).shape
-        ):
+        key = (s.quantity, s.unit, s.substance)
+        kind = kinds.get(key)
+        if kind is None:
+            normalize_unit(s.quantity, s.unit)
+        size = np.asarray(s.time_s).size
+        if size == 0 or np.asarray(s.time_s).shape != np.asarray(s.values).shape:
             raise InputError(f"sensor {s.sensor!r}: time_s and values must be equal, non-empty")
-        alarm = is_alarm_channel(s.quantity, s.unit)
-        substance = (
-            _gas_substance(norms, s) if s.quantity in ("gas", "dust") and not alarm else None
-        )
+        if kind is None:
+            alarm = is_alarm_channel(s.quantity, s.unit)
+            substance = (
+                _gas_substance(norms, s) if s.quantity in ("gas", "dust") and not alarm else None
+            )
+            lo, hi = physical_range(norms, s.quantity, s.unit, substance)
+            kind = kinds[key] = ("gas_alarm" if alarm else s.quantity, substance, lo, hi)
+        chosen.append(kind)
+        sizes[i] = size
+    for i in _outside_range(series, chosen, sizes):
         # Never a class from impossible data: a series with a value outside the physical range
         # is refused (no metrics, no class) and named, the other sensors are assessed. A
         # service assessing stored data must not stop on one faulty sensor.
-        fault = physical_fault(norms, s, substance)
-        if fault is not None:
-            refused.append(s.sensor)
-            results[i] = SensorResult(
-                s.sensor, s.quantity, s.substance, {}, None, None, None, False,
-                f"REFUSED: {fault}",
-            )  # fmt: skip
-            continue
-        by_q.setdefault("gas_alarm" if alarm else s.quantity, []).append(i)
+        s = series[i]
+        fault = physical_fault(norms, s, chosen[i][1])
+        assert fault is not None  # the same test, one series
+        refused.append(i)
+        results[i] = SensorResult(
+            s.sensor, s.quantity, s.substance, {}, None, None, None, False, f"REFUSED: {fault}"
+        )
+    for i, kind in enumerate(chosen):
+        if i not in results:
+            by_q.setdefault(kind[0], []).append(i)
     return results, refused, by_q
+
+
+def _outside_range(
+    series: Sequence[SensorSeries],
+    kinds: Sequence[tuple[str, Substance | None, float, float]],
+    sizes: IntArray,
+) -> list[int]:
+    """The indices of the series holding a value outside their physical range (or NaN)."""
+    if not series:
+        return []
+    v = np.concatenate([np.asarray(s.values, dtype=np.float64).ravel() for s in series])
+    lo = np.repeat(np.array([k[2] for k in kinds], dtype=np.float64), sizes)
+    hi = np.repeat(np.array([k[3] for k in kinds], dtype=np.float64), sizes)
+    bad = ~((v >= lo) & (v <= hi))  # NaN fails both comparisons
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return [int(i) for i in np.flatnonzero(np.logical_or.reduceat(bad, starts))]
 
 
 def _quantity_results(
@@ -475,16 +521,19 @@ def _noise_results(
     t, v, off = _concat(ss, [s.values for s in ss])
     m = noise_irregular(v, t, off, dose_criterion_db=norms.dose_criterion_db, **kw)
     bands = norms.band("noise_lex8h")
-    for j, s in enumerate(ss):
-        metrics = {
-            "laeq_db": float(m.laeq_db[j]),
-            "lex8h_db": float(m.lex8h_db[j]),
-            "lex8h_projected_db": float(m.lex8h_projected_db[j]),
-            "lamax_db": float(m.lamax_db[j]),
-            "dose_pct": float(m.dose_pct[j]),
-            "dose_projected_pct": float(m.dose_projected_pct[j]),
-            **_times(m.measured_s[j], m.unmeasured_s[j], m.coverage[j]),
-        }
+    # Columns as lists once: a numpy scalar per sensor and metric cost more than the metric.
+    columns = _columns(
+        laeq_db=m.laeq_db,
+        lex8h_db=m.lex8h_db,
+        lex8h_projected_db=m.lex8h_projected_db,
+        lamax_db=m.lamax_db,
+        dose_pct=m.dose_pct,
+        dose_projected_pct=m.dose_projected_pct,
+        measured_s=m.measured_s,
+        unmeasured_s=m.unmeasured_s,
+        coverage=m.coverage,
+    )
+    for s, metrics in zip(ss, columns, strict=True):
         found.append(
             _classed(s, metrics, "lex8h_db", bands, "noise", "LEX,8h", f" vs {bands.name}")
         )
@@ -576,15 +625,17 @@ def _vibration_results(
     t, v, off = _concat(ss, [s.values for s in ss])
     vm = vibration_irregular(v, t, off, k=k, **kw)
     bands = norms.band(band_name)
-    for j, s in enumerate(ss):
-        metrics = {
-            "a8_m_s2": float(vm.a8_m_s2[j]),
-            "a8_db": float(vm.a8_db[j]),
-            "a8_projected_m_s2": float(vm.a8_projected_m_s2[j]),
-            "a8_projected_db": float(vm.a8_projected_db[j]),
-            "a_rms_m_s2": float(vm.a_rms_m_s2[j]),
-            **_times(vm.measured_s[j], vm.unmeasured_s[j], vm.coverage[j]),
-        }
+    columns = _columns(
+        a8_m_s2=vm.a8_m_s2,
+        a8_db=vm.a8_db,
+        a8_projected_m_s2=vm.a8_projected_m_s2,
+        a8_projected_db=vm.a8_projected_db,
+        a_rms_m_s2=vm.a_rms_m_s2,
+        measured_s=vm.measured_s,
+        unmeasured_s=vm.unmeasured_s,
+        coverage=vm.coverage,
+    )
+    for s, metrics in zip(ss, columns, strict=True):
         found.append(_classed(s, metrics, "a8_db", bands, factor, "A(8)", f" dB vs {band_name}"))
     return found
 
@@ -594,11 +645,18 @@ def _substance_results(
 ) -> list[SensorResult]:
     """Gas and dust series: TWA, 15-minute maximum and maximum classed against the ПДК."""
     found: list[SensorResult] = []
-    subs = [_gas_substance(norms, s) for s in ss]
+    known: dict[tuple[str | None, str], tuple[Substance, str]] = {}
+    for s in ss:
+        if (s.substance, s.unit) not in known:
+            known[s.substance, s.unit] = (
+                _gas_substance(norms, s),
+                normalize_unit(s.quantity, s.unit),
+            )
+    subs = [known[s.substance, s.unit][0] for s in ss]
     vals = []
     for s, sub in zip(ss, subs, strict=True):
         x = np.asarray(s.values, dtype=np.float64)
-        if normalize_unit(s.quantity, s.unit) == "ppm":
+        if known[s.substance, s.unit][1] == "ppm":
             if sub.molar_mass_g_mol is None:
                 raise NormsError(
                     f"substance {sub.id!r} has no molar mass in the profile; "
@@ -610,17 +668,19 @@ def _substance_results(
     cm = concentration_irregular(
         v, t, off, min_window_fraction=norms.sampling.min_window_fraction, **kw
     )
-    for j, (s, sub) in enumerate(zip(ss, subs, strict=True)):
-        metrics = {
-            "twa8h_mg_m3": float(cm.twa8h_mg_m3[j]),
-            "twa8h_projected_mg_m3": float(cm.twa8h_projected_mg_m3[j]),
-            "mean_mg_m3": float(cm.mean_mg_m3[j]),
-            "max15min_mg_m3": float(cm.max15min_mg_m3[j]),
-            "max_mg_m3": float(cm.max_mg_m3[j]),
-            **_times(cm.measured_s[j], cm.unmeasured_s[j], cm.coverage[j]),
-        }
+    columns = _columns(
+        twa8h_mg_m3=cm.twa8h_mg_m3,
+        twa8h_projected_mg_m3=cm.twa8h_projected_mg_m3,
+        mean_mg_m3=cm.mean_mg_m3,
+        max15min_mg_m3=cm.max15min_mg_m3,
+        max_mg_m3=cm.max_mg_m3,
+        measured_s=cm.measured_s,
+        unmeasured_s=cm.unmeasured_s,
+        coverage=cm.coverage,
+    )
+    prefix = "chemical" if q == "gas" else "dust"
+    for s, sub, metrics in zip(ss, subs, columns, strict=True):
         cls, pos, basis = _classify_substance(norms, sub, metrics)
-        prefix = "chemical" if q == "gas" else "dust"
         found.append(_result(s, metrics, cls, pos, f"{prefix}:{sub.id}", basis, _projects(metrics)))
     return found
 
@@ -642,6 +702,13 @@ def combine_sensors(
     return _combine(
         flagged, norms, entered_factors or {}, insufficient, shift_duration_s, tuple(refused)
     )
+
+
+def _columns(**arrays: FloatArray) -> list[dict[str, float]]:
+    """Per sensor, ``{name: float(arrays[name][j])}`` in the order given."""
+    names = list(arrays)
+    rows = zip(*(np.asarray(a, dtype=np.float64).tolist() for a in arrays.values()), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _times(measured_s: float, unmeasured_s: float, coverage: float) -> dict[str, float]:
@@ -942,6 +1009,7 @@ __all__ = [
     "SensorResult",
     "SensorSeries",
     "WorkplaceAssessment",
+    "assess_series",
     "assess_workplace",
     "check_physical",
     "classifying_value",

@@ -18,12 +18,14 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[Any]]:
         yield conn
 
 
-def get_settings(request: Request) -> ApiSettings:
+# Coroutines, not plain functions: FastAPI runs a plain function dependency in a worker
+# thread, two thread hops a request for a lookup that never blocks.
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def get_norms(request: Request) -> Norms:
+async def get_norms(request: Request) -> Norms:
     norms: Norms = request.app.state.norms
     return norms
 

@@ -266,12 +266,16 @@ async def rebuild(
     batch_workplaces: int = 50,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    since_at: datetime | None = None,
 ) -> tuple[int, int]:
     """Assess every shift since ``since`` (local date; default: the oldest rollup) of every
     workplace with data, replacing what is stored. Commits per batch of workplaces; returns
-    (workplaces, shifts stored). ``progress`` is called with the shifts of each batch."""
+    (workplaces, shifts stored). ``progress`` is called with the shifts of each batch.
+    ``since_at``: the instant :func:`_since_at` gives, when the caller has it already (the
+    oldest rollup is a scan of the whole rollup table: once per rebuild, not once per part)."""
     now = clock()
-    since_at = await _since_at(conn, since)
+    if since_at is None:
+        since_at = await _since_at(conn, since)
     if since_at is None:
         return 0, 0
     profiles = Profiles(norms)
@@ -315,6 +319,7 @@ class _Part:
     ids: tuple[int, ...]
     batch_workplaces: int
     now: datetime
+    since_at: datetime
 
 
 def _rebuild_part(part: _Part) -> int:
@@ -328,6 +333,7 @@ def _rebuild_part(part: _Part) -> int:
                 workplace_ids=part.ids,
                 batch_workplaces=part.batch_workplaces,
                 clock=lambda: part.now,
+                since_at=part.since_at,
             )
             return written
 
@@ -346,18 +352,20 @@ def rebuild_in_processes(
     core), a batch of workplaces at a time; returns (workplaces, shifts stored)."""
     now = datetime.now(UTC)
 
-    async def chosen() -> list[int]:
+    async def chosen() -> tuple[datetime | None, list[int]]:
         async with await connect_async(
             settings.database_url, settings.database_schema, autocommit=True
         ) as conn:
             since_at = await _since_at(conn, since)
             if since_at is None:
-                return []
+                return None, []
             if workplace_ids is not None:
-                return list(workplace_ids)
-            return await stored.workplaces_with_data(conn, since_at)
+                return since_at, list(workplace_ids)
+            return since_at, await stored.workplaces_with_data(conn, since_at)
 
-    ids = asyncio.run(chosen())
+    since_at, ids = asyncio.run(chosen())
+    if since_at is None:
+        return 0, 0
     # Small parts keep both processes busy to the end; each commits its own transactions.
     step = min(settings.assess_batch_workplaces, 50)
     parts = [
@@ -370,6 +378,7 @@ def rebuild_in_processes(
             tuple(ids[k : k + step]),
             step,
             now,
+            since_at,
         )
         for k in range(0, len(ids), step)
     ]

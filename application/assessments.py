@@ -28,9 +28,9 @@ import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from psycopg import AsyncConnection
@@ -42,7 +42,7 @@ from analytics import (
     SensorResult,
     SensorSeries,
     WorkplaceAssessment,
-    assess_sensors,
+    assess_series,
     combine_sensors,
     is_alarm_channel,
     load_norms,
@@ -61,6 +61,7 @@ NOTHING_TO_ASSESS = "no readings and no entered factor classes: nothing to asses
 # The basis of a sensor without readings in the shift, which also marks it as such.
 NO_READINGS_BASIS = "no readings in this shift"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
 log = logging.getLogger(__name__)
 
@@ -296,28 +297,106 @@ def _digest(
     inputs: WorkplaceInputs,
     s: Shift,
     classes: Mapping[str, str],
-    parts: Sequence[tuple[_Sensor, int, int]],
+    parts: Sequence[_Part],
+    sensors_repr: str,
 ) -> bytes:
     h = hashlib.blake2b(digest_size=20, person=b"qorgau-shift")
-    head = (
-        inputs.workplace["id"],
-        s.start.isoformat(),
-        s.duration_s,
-        s.number,
-        norms.name,
-        norms.version,
-        sorted(classes.items()),
-        [(r.id, r.code, r.quantity, r.unit, r.substance) for r in inputs.sensors],
+    # The repr of the tuple (workplace, start, duration, number, profile, version, classes,
+    # sensors), with the sensors' part (the same for every shift) formatted once per workplace.
+    head = ", ".join(
+        [
+            repr(inputs.workplace["id"]),
+            repr(s.start.isoformat()),
+            repr(s.duration_s),
+            repr(s.number),
+            repr(norms.name),
+            repr(norms.version),
+            repr(sorted(classes.items())),
+            sensors_repr,
+        ]
     )
-    h.update(repr(head).encode())
-    for b, i, j in parts:
-        h.update(np.int64(b.ref.id).tobytes())
+    h.update(f"({head})".encode())
+    for p in parts:
+        b, i, j = p.sensor, p.i, p.j
+        h.update(p.id_bytes)
         h.update(b.starts_us[i:j].tobytes())
         h.update(b.n[i:j].tobytes())
         # Rounded: a real-time aggregate may add a bucket's floats in another order per query,
         # and the last bits must not make an unchanged shift look changed.
-        h.update(np.round(b.level[i:j], 9).tobytes())
+        h.update(p.rounded[i:j].tobytes())
     return h.digest()
+
+
+class _Part(NamedTuple):
+    """One sensor's buckets ``i:j`` in one shift, with what is derived from them: the samples
+    the numeric core assesses (views of arrays computed once per sensor), and the bucket counts
+    coverage is taken from. (A tuple: made once per sensor and shift, where a frozen
+    dataclass's construction showed in the profile.)"""
+
+    sensor: _Sensor
+    i: int
+    j: int
+    time_s: FloatArray
+    values: FloatArray
+    samples: int
+    ratio_sum: float  # Σ min(n / fullest bucket's n, 1) over the buckets
+    id_bytes: bytes
+    rounded: FloatArray  # the sensor's levels rounded for the digest (all buckets)
+
+
+def _series(b: _Sensor, i: int, j: int, s: Shift, width_us: int, *, name: str) -> SensorSeries:
+    """Buckets ``i:j`` of sensor ``b`` in shift ``s`` as samples, one shift alone: the
+    definition :func:`_sensor_parts` computes for every shift at once."""
+    offset_s = (b.starts_us[i:j] - int(s.start.timestamp() * US_PER_S)) / US_PER_S
+    time_s = np.empty(2 * offset_s.size)
+    time_s[0::2] = offset_s
+    time_s[1::2] = offset_s + width_us / US_PER_S / 2.0
+    r = b.ref
+    return SensorSeries(name, r.quantity, r.unit, r.substance, time_s, np.repeat(b.level[i:j], 2))
+
+
+def _sensor_parts(b: _Sensor, lo_us: IntArray, hi_us: IntArray, width_us: int) -> dict[int, _Part]:
+    """The parts of sensor ``b`` in the shifts ``[lo_us, hi_us)`` (µs), by shift index, with
+    every array computed once for all of them (the cost is per sensor, not per shift)."""
+    first = np.searchsorted(b.starts_us, lo_us, side="left")
+    end = np.searchsorted(b.starts_us, hi_us, side="left")
+    ks = np.flatnonzero(first < end)
+    if ks.size == 0:
+        return {}
+    lens = end[ks] - first[ks]
+    seg = np.cumsum(lens) - lens  # where each part begins among the selected buckets
+    # The selected buckets, shift after shift (a bucket twice if shifts overlap).
+    sel = np.arange(int(lens.sum())) + np.repeat(first[ks] - seg, lens)
+    offset_s = (b.starts_us[sel] - np.repeat(lo_us[ks], lens)) / US_PER_S
+    # Two samples per bucket, at its start and its middle, so every interval is half a
+    # bucket, the hold rule gives each bucket exactly its width and a missing bucket is a gap.
+    time_s = np.empty(2 * offset_s.size)
+    time_s[0::2] = offset_s
+    time_s[1::2] = offset_s + width_us / US_PER_S / 2.0
+    values = np.repeat(b.level[sel], 2)
+    n = b.n[sel]
+    full = np.maximum.reduceat(n, seg)
+    samples = np.add.reduceat(n, seg).tolist()
+    ratio = np.minimum(n / np.repeat(full, lens), 1.0)
+    id_bytes = np.int64(b.ref.id).tobytes()
+    rounded = np.round(b.level, 9)
+    found = {}
+    for m, (k, i, j, a, size) in enumerate(
+        zip(ks.tolist(), first[ks].tolist(), end[ks].tolist(), seg.tolist(), lens.tolist(),
+            strict=True)
+    ):  # fmt: skip
+        found[k] = _Part(
+            b,
+            i,
+            j,
+            time_s[2 * a : 2 * (a + size)],
+            values[2 * a : 2 * (a + size)],
+            samples[m],
+            float(ratio[a : a + size].sum()),
+            id_bytes,
+            rounded,
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,10 +404,39 @@ class _Due:
     """A shift to assess and what it is assessed from."""
 
     shift: Shift
-    parts: tuple[tuple[_Sensor, int, int], ...]  # sensor, first and end bucket index
+    parts: tuple[_Part, ...]
     classes: Mapping[str, str]  # entered factor classes in force
     status: str
     digest: bytes
+
+
+def _due_shifts(
+    norms: Norms,
+    inputs: WorkplaceInputs,
+    shifts: Sequence[Shift],
+    now: datetime,
+    late_s: float,
+    known: Mapping[datetime, tuple[bytes, str]] | None,
+) -> list[_Due]:
+    """The shifts with something to assess whose digest and status differ from ``known``."""
+    usable = [b for b in inputs.buckets if why_not_assessable(b.ref, norms) is None]
+    lo_us = np.array([int(s.start.timestamp() * US_PER_S) for s in shifts], dtype=np.int64)
+    hi_us = np.array([int(s.end.timestamp() * US_PER_S) for s in shifts], dtype=np.int64)
+    by_sensor = [_sensor_parts(b, lo_us, hi_us, inputs.width_us) for b in usable]
+    sensors_repr = repr([(r.id, r.code, r.quantity, r.unit, r.substance) for r in inputs.sensors])
+    due: list[_Due] = []
+    for k, s in enumerate(shifts):
+        parts = [got[k] for got in by_sensor if k in got]
+        entered = in_force(inputs.entries, "factor", s.day)
+        classes = {name: row["working_class"] for name, row in entered.items()}
+        if not parts and not classes:
+            continue
+        digest = _digest(norms, inputs, s, classes, parts, sensors_repr)
+        status = status_at(s, now, late_s)
+        if known is not None and known.get(s.start) == (digest, status):
+            continue
+        due.append(_Due(s, tuple(parts), classes, status, digest))
+    return due
 
 
 def assess_shifts(
@@ -346,51 +454,39 @@ def assess_shifts(
     step there is per sensor), then each shift's results are combined on their own
     (``analytics.combine_sensors``): the same figures as ``assess_workplace`` shift by shift,
     without its fixed cost per shift."""
-    usable = [b for b in inputs.buckets if why_not_assessable(b.ref, norms) is None]
-    due: list[_Due] = []
-    for s in shifts:
-        lo_us = int(s.start.timestamp() * US_PER_S)
-        hi_us = int(s.end.timestamp() * US_PER_S)
-        parts = []
-        for b in usable:
-            i, j = np.searchsorted(b.starts_us, (lo_us, hi_us), side="left")
-            if i < j:
-                parts.append((b, int(i), int(j)))
-        entered = in_force(inputs.entries, "factor", s.day)
-        classes = {name: row["working_class"] for name, row in entered.items()}
-        if not parts and not classes:
-            continue
-        digest = _digest(norms, inputs, s, classes, parts)
-        status = status_at(s, now, late_s)
-        if known is not None and known.get(s.start) == (digest, status):
-            continue
-        due.append(_Due(s, tuple(parts), classes, status, digest))
+    due = _due_shifts(norms, inputs, shifts, now, late_s, known)
     if not due:
         return []
     # One schedule, one shift length (shifts of several lengths: one call per length).
     found: list[AssessedShift] = []
     for duration in sorted({d.shift.duration_s for d in due}):
         group = [d for d in due if d.shift.duration_s == duration]
-        series = [
-            _series(b, i, j, d.shift, inputs.width_us, name=f"{k}{_SEP}{b.ref.code}")
-            for k, d in enumerate(group)
-            for b, i, j in d.parts
-        ]
+        # Series named by their sensor's code (the shifts' series share the names: results and
+        # refusals are matched by position).
+        owner: list[int] = []
+        series: list[SensorSeries] = []
+        for k, d in enumerate(group):
+            for p in d.parts:
+                ref = p.sensor.ref
+                owner.append(k)
+                series.append(
+                    SensorSeries(
+                        ref.code, ref.quantity, ref.unit, ref.substance, p.time_s, p.values
+                    )
+                )
         results, refused = (
-            assess_sensors(
+            assess_series(
                 series, norms, shift_duration_s=duration, max_gap_s=inputs.width_us / US_PER_S
             )
             if series
             else ((), ())
         )
         by_shift: list[list[SensorResult]] = [[] for _ in group]
-        for r in results:
-            index, code = r.sensor.split(_SEP, 1)
-            by_shift[int(index)].append(replace(r, sensor=code))
+        for r, index in zip(results, owner, strict=True):
+            by_shift[index].append(r)
         refused_by: list[list[str]] = [[] for _ in group]
-        for name in refused:
-            index, code = name.split(_SEP, 1)
-            refused_by[int(index)].append(code)
+        for i in refused:
+            refused_by[owner[i]].append(series[i].sensor)
         for k, d in enumerate(group):
             if not by_shift[k] and not d.classes:
                 continue
@@ -406,22 +502,6 @@ def assess_shifts(
     return found
 
 
-# Joins a shift's index to a sensor code in the names of one batch's series.
-_SEP: Final = "\x1f"
-
-
-def _series(b: _Sensor, i: int, j: int, s: Shift, width_us: int, *, name: str) -> SensorSeries:
-    """The sensor's buckets of shift ``s`` as samples: two per bucket, at its start and its
-    middle, so every interval is half a bucket, the hold rule gives each bucket exactly its
-    width and a missing bucket is a gap."""
-    offset_s = (b.starts_us[i:j] - int(s.start.timestamp() * US_PER_S)) / US_PER_S
-    time_s = np.empty(2 * offset_s.size)
-    time_s[0::2] = offset_s
-    time_s[1::2] = offset_s + width_us / US_PER_S / 2.0
-    r = b.ref
-    return SensorSeries(name, r.quantity, r.unit, r.substance, time_s, np.repeat(b.level[i:j], 2))
-
-
 def _assessed(
     norms: Norms, inputs: WorkplaceInputs, d: _Due, a: WorkplaceAssessment
 ) -> AssessedShift:
@@ -431,18 +511,20 @@ def _assessed(
     width_us = inputs.width_us
     coverage: dict[str, float] = {}
     samples: dict[str, int] = {}
-    for b, i, j in parts:
-        n = b.n[i:j]
-        full = float(n.max())
-        coverage[b.ref.code] = min(
-            float(np.minimum(n / full, 1.0).sum()) * width_us / US_PER_S / s.duration_s, 1.0
-        )
-        samples[b.ref.code] = int(n.sum())
+    for p in parts:
+        code = p.sensor.ref.code
+        coverage[code] = min(p.ratio_sum * width_us / US_PER_S / s.duration_s, 1.0)
+        samples[code] = p.samples
     short = [code for code, c in coverage.items() if c < norms.sampling.min_coverage]
     ids = {r.code: r.id for r in inputs.sensors}
     sensors: list[dict[str, Any]] = []
+    finite = math.isfinite
     for sr in a.sensors:
-        metrics = {k: _num(v) for k, v in sr.metrics.items()}
+        # _num inline: a call per metric showed in a rebuild's profile.
+        metrics = {
+            k: None if v is None or not finite(v) else round(float(v), 6)
+            for k, v in sr.metrics.items()
+        }
         metrics["coverage"] = _num(coverage.get(sr.sensor))
         sensors.append(
             {
@@ -460,7 +542,7 @@ def _assessed(
                 "basis": sr.basis,
             }
         )
-    measured = {b.ref.code for b, _, _ in parts}
+    measured = {p.sensor.ref.code for p in parts}
     for ref in inputs.sensors:
         if ref.code not in measured:
             row = _missing_sensor(ref, why_not_assessable(ref, norms))

@@ -23,10 +23,11 @@ data directly, as ``bench/api.py`` does:
    ``/exposure`` of that shift and the report model: ``mismatches`` counts the shifts on which
    any of them differ.
 
-Prints one JSON object with ``--json``. Figures only; asserts nothing.
+Prints one JSON object with ``--json``. Figures only; asserts nothing. ``--only rebuild``
+stops after step 1, ``--only map`` after step 2 (their keys only), to iterate on one of them.
 
     python bench/assessments.py [--map-workplaces 10000] [--rebuild-workplaces 1000]
-                                [--days 30] [--requests 50] [--json]
+                                [--days 30] [--requests 50] [--only rebuild|map] [--json]
 """
 
 from __future__ import annotations
@@ -284,6 +285,21 @@ async def _mismatches(
     return checked, bad
 
 
+def _report(figures: dict[str, Any], as_json: bool) -> None:
+    result = {
+        "bench": "stored shift assessments: map, /risk, lag, rebuild, agreement",
+        "backend": "plain PostgreSQL",
+        **figures,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>30}: {value}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--map-workplaces", type=int, default=10_000)
@@ -295,6 +311,9 @@ def main() -> int:
     parser.add_argument("--check", type=int, default=200, help="workplaces checked for mismatches")
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="rebuild processes (one a core)"
+    )
+    parser.add_argument(
+        "--only", choices=("rebuild", "map"), help="stop after the rebuild or the map (step 1/2)"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -315,6 +334,17 @@ def main() -> int:
         )
         build_s = time.perf_counter() - t0
         workplaces, shifts, rebuild_s = _rebuild(pg.url, args.jobs)
+        rebuilt = {
+            "rebuild_workplaces": workplaces,
+            "rebuild_jobs": args.jobs,
+            "rebuild_days": args.days,
+            "rebuild_shifts": shifts,
+            "rebuild_s": round(rebuild_s, 2),
+            "rebuild_shifts_per_s": round(shifts / rebuild_s, 1) if rebuild_s > 0 else None,
+        }
+        if args.only == "rebuild":
+            _report({**rebuilt, "build_s": round(build_s, 1)}, args.json)
+            return 0
         t0 = time.perf_counter()
         asyncio.run(_registry_copies(pg.url, args.map_workplaces, args.rebuild_workplaces))
         copy_s = time.perf_counter() - t0
@@ -358,34 +388,34 @@ def main() -> int:
                 risk_s.append(time.perf_counter() - t)
                 if response.status_code not in (200, 409):
                     response.raise_for_status()
+        mapped_figures = {
+            "map_workplaces": args.map_workplaces,
+            "map_enterprises": len(mapped["enterprises"]),
+            "map_enterprises_fully_scored": sum(
+                len(e["unscored"]) == 0 for e in mapped["enterprises"]
+            ),
+            "map_cold_ms": round(map_s[0] * 1000.0, 1),
+            "map_warm_p50_ms": percentile_ms(map_s[1:], 50) if len(map_s) > 1 else None,
+            "map_p99_ms": percentile_ms(map_s, 99),
+            "risk_p50_ms": percentile_ms(risk_s, 50),
+            "risk_p99_ms": percentile_ms(risk_s, 99),
+        }
+        if args.only == "map":
+            _report({**mapped_figures, **rebuilt, "copy_s": round(copy_s, 1)}, args.json)
+            return 0
         checked, mismatches = asyncio.run(
             _mismatches(pg.url, f"http://127.0.0.1:{port}", bearer, params, args.check, rng)
         )
         service = _Service(pg.url)
         service.start()
         lags = asyncio.run(_lag(pg.url, args.lag_samples, args.lag_every, rng))
-        scored = sum(len(e["unscored"]) == 0 for e in mapped["enterprises"])
         result: dict[str, Any] = {
-            "bench": "stored shift assessments: map, /risk, lag, rebuild, agreement",
-            "backend": "plain PostgreSQL",
-            "map_workplaces": args.map_workplaces,
-            "map_enterprises": len(mapped["enterprises"]),
-            "map_enterprises_fully_scored": scored,
-            "map_cold_ms": round(map_s[0] * 1000.0, 1),
-            "map_warm_p50_ms": percentile_ms(map_s[1:], 50) if len(map_s) > 1 else None,
-            "map_p99_ms": percentile_ms(map_s, 99),
-            "risk_p50_ms": percentile_ms(risk_s, 50),
-            "risk_p99_ms": percentile_ms(risk_s, 99),
+            **mapped_figures,
             "lag_samples": len(lags),
             "lag_p50_s": round(float(np.percentile(lags, 50)), 2),
             "lag_p99_s": round(float(np.percentile(lags, 99)), 2),
             "assess_interval_s": service.service.settings.assess_interval_s,
-            "rebuild_workplaces": workplaces,
-            "rebuild_jobs": args.jobs,
-            "rebuild_days": args.days,
-            "rebuild_shifts": shifts,
-            "rebuild_s": round(rebuild_s, 2),
-            "rebuild_shifts_per_s": round(shifts / rebuild_s, 1) if rebuild_s > 0 else None,
+            **rebuilt,
             "mismatch_shifts_checked": checked,
             "mismatches": mismatches,
             "data": f"{args.rebuild_workplaces} workplaces × {SENSORS} sensors of hourly rollups "
@@ -393,14 +423,8 @@ def main() -> int:
             "workplaces' stored shifts copied in SQL",
             "build_s": round(build_s, 1),
             "copy_s": round(copy_s, 1),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-            "cpus": os.cpu_count(),
         }
-        if args.json:
-            print(json.dumps(result))
-        else:
-            for key, value in result.items():
-                print(f"{key:>30}: {value}")
+        _report(result, args.json)
     finally:
         if service is not None:
             service.close()

@@ -14,10 +14,11 @@ from application.assessments import (
     SensorRef,
     WorkplaceInputs,
     _Sensor,
+    _sensor_parts,
     _series,
     assess_shifts,
 )
-from application.schedule import Schedule, shifts_between
+from application.schedule import Schedule, Shift, shifts_between
 
 SCHEDULE = Schedule.of([time(7, 0), time(19, 0)], 12 * 3600, "Asia/Almaty")
 SENSORS = (
@@ -102,3 +103,62 @@ def test_a_batch_equals_each_shift_assessed_alone(seed: int) -> None:
     # The cases differ, or this test could not tell a batch that mixed shifts from one that
     # did not.
     assert len({(a.b, a.b_continuous) for a in batched.values()}) > 2
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_samples_of_all_shifts_at_once_are_those_of_each_shift_alone(seed: int) -> None:
+    """Bit for bit, also for shifts that overlap (a bucket then serves both)."""
+    data, shifts = inputs(seed)
+    overlapping = [
+        *shifts,
+        *(
+            Shift(s.day, 9, s.start + (s.end - s.start) / 2, s.end + (s.end - s.start) / 2)
+            for s in shifts[:2]
+        ),
+    ]
+    lo = np.array([int(s.start.timestamp() * 1_000_000) for s in overlapping], dtype=np.int64)
+    hi = np.array([int(s.end.timestamp() * 1_000_000) for s in overlapping], dtype=np.int64)
+    compared = 0
+    for b in data.buckets:
+        parts = _sensor_parts(b, lo, hi, WIDTH_US)
+        for k, s in enumerate(overlapping):
+            i, j = np.searchsorted(b.starts_us, (lo[k], hi[k]), side="left")
+            if i == j:
+                assert k not in parts
+                continue
+            alone = _series(b, int(i), int(j), s, WIDTH_US, name=b.ref.code)
+            p = parts[k]
+            assert (p.i, p.j) == (i, j)
+            assert p.time_s.tobytes() == alone.time_s.tobytes()
+            assert p.values.tobytes() == alone.values.tobytes()
+            n = b.n[i:j]
+            assert p.samples == int(n.sum())
+            assert p.ratio_sum == float(np.minimum(n / float(n.max()), 1.0).sum())
+            compared += 1
+    assert compared > len(shifts)
+
+
+def test_a_refused_sensor_is_named_in_its_own_shift_only() -> None:
+    norms = load_norms("default")
+    data, shifts = inputs(0)
+    noise = data.buckets[0]
+    level = noise.level.copy()
+    level[np.searchsorted(noise.starts_us, int(shifts[2].start.timestamp() * 1_000_000))] = 500.0
+    faulty = WorkplaceInputs(
+        data.workplace,
+        data.sensors,
+        (_Sensor(noise.ref, noise.starts_us, noise.n, level), *data.buckets[1:]),
+        data.entries,
+        data.bucket,
+    )
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    got = {a.shift.start: a for a in assess_shifts(norms, faulty, shifts, now, 28 * 86_400.0)}
+    for s in shifts:
+        row = next(r for r in got[s.start].sensors if r["sensor"] == "d.noise")
+        if s == shifts[2]:
+            assert row["basis"].startswith("REFUSED: sensor 'd.noise' (noise_laeq")
+            assert "refused (values outside the physical range): d.noise" in (
+                got[s.start].explanation
+            )
+        else:
+            assert not row["basis"].startswith("REFUSED"), s
