@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.amqp import amqp_urls, readings_binding, topic_of
+from ingest.amqp import readings_binding
+from ingest.amqp_broker import amqp_urls, topic_of
 from vocabulary.errors import ConfigurationError
 from vocabulary.protocol import parse_device_topic, readings_topic
 
