@@ -80,7 +80,7 @@ class AlertService:
         #: The enterprises this engine owns; ``None``: all of them.
         self.enterprises = self.ownership.enterprises
         codes = sorted(self.enterprises) if self.enterprises is not None else None
-        self.source: AlertSource = make_source(settings, self.ownership, self.metrics)
+        self.source: AlertSource = make_source(settings, self.ownership)
         self._db = ReconnectingConnection(
             settings.database_url,
             settings.database_schema,

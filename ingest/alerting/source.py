@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 
@@ -43,9 +42,7 @@ class AlertSource(Protocol):
         """Connect and subscribe; leaving the context disconnects."""
 
 
-def make_source(
-    settings: AlertsSettings, ownership: Ownership, metrics: AlertMetrics
-) -> AlertSource:
+def make_source(settings: AlertsSettings, ownership: Ownership) -> AlertSource:
     """The source for ``QORGAU_BROKER``: the one place that chooses the broker."""
     if settings.broker == "rabbitmq":
         from ingest.alerting.amqp_source import AmqpSource

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from ingest.alerting.amqp_source import AmqpSource
 from ingest.alerting.service import AlertService
 from ingest.alerting.settings import AlertsSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
@@ -94,6 +95,7 @@ async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
 
             listening = asyncio.create_task(listen())
             async with _engine(settings) as engine:
+                assert isinstance(engine.source, AmqpSource)
                 # Another enterprise's device: not bound to this engine's queue, never sent.
                 await device.publish(
                     readings_topic(topic_prefix, "globex", "globex-dev-1"),
