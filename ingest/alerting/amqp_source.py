@@ -2,12 +2,12 @@
 
 Devices publish over MQTT to RabbitMQ's MQTT plugin, which routes every message to
 ``amq.topic``. The engine declares, at every connection and idempotently, a quorum queue named
-after ``QORGAU_ALERTS_CLIENT_ID`` (``QORGAU_AMQP_QUORUM_REPLICAS`` replicas, single active
-consumer) and binds it to the topic filters of the enterprises it owns (``partition.py``): the
-broker routes nothing else to it, as a subscription on Mosquitto. The queue is the persistent
-session's counterpart: what arrives while the engine is away waits for it, on any surviving
-node; a second process started under the same client id stands by instead of splitting the
-stream (a detector needs every reading of a sensor).
+after ``QORGAU_ALERTS_CLIENT_ID`` (``QORGAU_AMQP_QUORUM_REPLICAS`` replicas) and binds it to the
+topic filters of the enterprises it owns (``partition.py``): the broker routes nothing else to
+it, as a subscription on Mosquitto. The queue is the persistent session's counterpart: what
+arrives while the engine is away waits for it, on any surviving node, and an engine whose node
+dies reconnects through the next one. It has a *single active consumer*: a second process
+started under the same client id stands by instead of splitting the stream.
 
 Deliveries are acknowledged once handed to the detectors' pending batch (one ``basic.ack``
 with ``multiple`` per burst), as MQTT acknowledges them on receipt; what comes again after a
@@ -156,6 +156,8 @@ class AmqpSource:
             arguments={
                 "x-queue-type": "quorum",
                 "x-quorum-initial-group-size": self.settings.amqp_quorum_replicas,
+                # A second process under the same client id stands by rather than splitting
+                # the stream: a detector needs every reading of a sensor.
                 "x-single-active-consumer": True,
             },
         )

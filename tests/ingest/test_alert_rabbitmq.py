@@ -103,9 +103,17 @@ async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
                     qos=1,
                 )
                 # H2S above its ceiling (20 mg/m³): exactly one ceiling alert.
-                await device.publish(
-                    readings_topic(topic_prefix, ENT, DEV), _reading(0, 25.0), qos=1
-                )
+                # Until the quorum queues on the dead node have new leaders, the plugin cannot
+                # confirm a publish: the device sends again, as the edge outbox does.
+                topic, payload = readings_topic(topic_prefix, ENT, DEV), _reading(0, 25.0)
+                for _ in range(12):
+                    try:
+                        await device.publish(topic, payload, qos=1, timeout=10)
+                        break
+                    except aiomqtt.MqttError:
+                        continue
+                else:
+                    pytest.fail("the cluster never confirmed the reading")
                 await eventually(
                     lambda: any(m.kind == "ceiling" for m in received),
                     timeout_s=60,
@@ -145,5 +153,61 @@ async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
         assert row["type"] == "quorum"
         assert len(row["members"]) == len(rabbitmq_cluster.nodes)
     finally:
+        with contextlib.suppress(ServiceStartError):
+            rabbitmq_cluster.ctl(rabbitmq_cluster.any_running(), "delete_queue", queue)
+
+
+@pytest.mark.slow
+async def test_the_engine_moves_to_another_node_when_its_node_dies(
+    rabbitmq_cluster: LocalRabbitCluster, pg_url: str, schema: str, topic_prefix: str
+) -> None:
+    _whole(rabbitmq_cluster)
+    await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
+    queue = f"alerts-{topic_prefix}"
+    first = rabbitmq_cluster.nodes[0]
+    settings = AlertsSettings(
+        database_url=pg_url, database_schema=schema, topic_prefix=topic_prefix,
+        broker="rabbitmq", amqp_url=",".join(rabbitmq_cluster.amqp_urls),
+        alerts_client_id=queue, alerts_tick_s=0.05, alerts_warm_start=False,
+        alerts_retry_max_s=1.0,
+    )  # fmt: skip
+    received: list[AlertMessage] = []
+    try:
+        async with _engine(settings) as engine:
+            engine.listeners.append(received.append)
+            # The engine's first connection is to the first node of QORGAU_AMQP_URL.
+            rabbitmq_cluster.kill(first)
+            await eventually(
+                lambda: engine.metrics.mqtt_reconnects._value.get() >= 1,
+                timeout_s=30,
+                what="the lost connection noticed",
+            )
+            await eventually(lambda: engine.subscribed.is_set(), timeout_s=60, what="reconnected")
+            # Until the quorum queue has a new leader, the plugin cannot confirm a publish: the
+            # device sends again, on a new connection, as the edge outbox does.
+            topic, payload = readings_topic(topic_prefix, ENT, DEV), _reading(0, 25.0)
+            problems: list[str] = []
+            for attempt in range(12):
+                try:
+                    async with _mqtt311(rabbitmq_cluster.mqtt_urls[1], f"dev-{attempt}") as device:
+                        await device.publish(topic, payload, qos=1, timeout=10)
+                    break
+                except aiomqtt.MqttError as exc:
+                    problems.append(str(exc))
+                    await asyncio.sleep(1.0)
+            else:
+                pytest.fail(f"the cluster never confirmed the reading: {problems}")
+            await eventually(
+                lambda: any(m.kind == "ceiling" for m in received),
+                timeout_s=60,
+                what=f"the alert raised after the failover (publish problems: {problems})",
+            )
+
+        async def stored() -> bool:
+            return rows(pg_url, schema, "SELECT kind FROM alerts") == [("ceiling",)]
+
+        await eventually(stored, what="the alert stored")
+    finally:
+        _whole(rabbitmq_cluster)
         with contextlib.suppress(ServiceStartError):
             rabbitmq_cluster.ctl(rabbitmq_cluster.any_running(), "delete_queue", queue)
