@@ -15,7 +15,7 @@ import uuid
 import aiomqtt
 
 from api.broker_link import keep_connected, run_until_stopped
-from ingest.mqtt import mqtt5_client
+from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import ProtocolError
 from vocabulary.protocol.alerts import AlertMessage, alerts_subscription, decode_alert

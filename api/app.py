@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the FastAPI application, built when called, never at import."""
+"""``create_app(settings, render_report=...)``: the FastAPI application, built when called, never
+at import. The report renderer is passed in by the composition root (``qorgau``): it is another
+surface (``dashboards.reports``), which the API does not import."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from api.routes_readings import router as readings_router
 from api.routes_registry import router as registry_router
 from api.routes_reports import router as reports_router
 from api.settings import ApiSettings
+from application.report_files import ReportRenderer
 from store.connection import make_pool
 from store.migrate import recorded_backend_async
 from vocabulary import __version__
@@ -71,7 +74,7 @@ async def me(token: AnyRole) -> TokenSummary:
     )
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
+def create_app(settings: ApiSettings, *, render_report: ReportRenderer) -> FastAPI:
     norms = load_norms(settings.norms_profile)
     metrics = ApiMetrics()
 
@@ -120,6 +123,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.norms = norms
     app.state.alert_norms = load_alert_norms(settings.norms_profile)
+    app.state.render_report = render_report
     install_error_handlers(app, max_validation_errors=settings.api_max_validation_errors)
     if settings.api_metrics:
         app.add_middleware(RequestMetricsMiddleware, metrics=metrics)

@@ -21,7 +21,7 @@ from typing import Any
 import aiomqtt
 
 from api.broker_link import keep_connected, run_until_stopped
-from ingest.mqtt import mqtt5_client
+from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import ProtocolError, decode_readings, parse_device_topic
 

@@ -22,7 +22,6 @@ from api.alert_stream import AlertHub
 from api.auth import Admin, Reader, Writer
 from api.deps import ConnDep
 from api.models import error_responses
-from ingest.alerting.webhooks import check_webhook_url
 from store.alerts import (
     Preference,
     add_webhook,
@@ -40,6 +39,7 @@ from store.alerts import (
 from store.auth import TokenInfo
 from store.catalog import enterprise_codes
 from vocabulary.protocol.alerts import SEVERITIES, AlertMessage, wanted
+from vocabulary.webhook_url import check_webhook_url
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=error_responses())
 

@@ -24,7 +24,6 @@ from analytics.alerts import AlertKind
 from api.auth import Reader, Writer
 from api.deps import ConnDep
 from api.models import error_responses
-from ingest.alerting.webhooks import check_webhook_url
 from store.alerts import alert_history, get_alert
 from store.auth import TokenInfo
 from store.catalog import enterprise_codes
@@ -46,6 +45,7 @@ from store.notifications import (
     save_recipient,
     set_policy,
 )
+from vocabulary.webhook_url import check_webhook_url
 
 router = APIRouter(tags=["notifications"], responses=error_responses())
 

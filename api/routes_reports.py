@@ -13,15 +13,15 @@ from api.deps import ConnDep, Day, NormsDep, SettingsDep, WorkplaceId
 from api.models import error_responses
 from api.routes_exposure import ShiftNumber, pick_shift
 from application.assessments import schedule_of
-from application.reports import shift_report
-from dashboards.reports import (
+from application.report_files import (
     FORMATS,
     MEDIA_TYPES,
     Language,
     ReportFormat,
+    ReportRenderer,
     pick_language,
-    render,
 )
+from application.reports import shift_report
 from store import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=error_responses())
@@ -75,7 +75,9 @@ async def workplace_report(
         chosen,
         late_s=settings.ingest_max_past_s,
     )
-    # Rendering is CPU work (matplotlib): off the event loop.
+    # Rendering is CPU work (matplotlib): off the event loop. The renderer is a surface of its
+    # own (dashboards.reports), handed to the app by the composition root.
+    render: ReportRenderer = request.app.state.render_report
     language = lang or pick_language(request.headers.get("accept-language"), "en")
     body = await asyncio.to_thread(render, report, fmt, lang=language, wide=layout == "wide")
     return Response(

@@ -58,6 +58,7 @@ from analytics import load_norms  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.settings import ApiSettings  # noqa: E402
 from application.assessment_service import rebuild  # noqa: E402
+from dashboards.reports import render as render_report  # noqa: E402
 from qorgau.demo import EmbeddedServer  # noqa: E402
 from qorgau.localservices import LocalPostgres, free_port, scratch_dir  # noqa: E402
 from store.auth import Role, create_token  # noqa: E402
@@ -282,7 +283,7 @@ def main() -> int:
         stored_shifts = asyncio.run(assess())
         rebuild_s = time.perf_counter() - t0
         settings = ApiSettings(database_url=pg.url, database_schema=SCHEMA)
-        served = ThreadedApi(create_app(settings)).start()
+        served = ThreadedApi(create_app(settings, render_report=render_report)).start()
         port = served.port
         params = {"from": first.isoformat(), "to": last.isoformat()}
         cold: list[float] = []

@@ -63,6 +63,7 @@ from application.assessments import schedule_of  # noqa: E402
 from application.reports import shift_report  # noqa: E402
 from application.schedule import current_shift, shift  # noqa: E402
 from application.settings import AssessmentSettings  # noqa: E402
+from dashboards.reports import render as render_report  # noqa: E402
 from qorgau.localservices import LocalPostgres, scratch_dir  # noqa: E402
 from store import catalog  # noqa: E402
 from store.auth import Role, create_token  # noqa: E402
@@ -330,7 +331,7 @@ def main() -> int:
             api_alert_stream=False,
             api_live_stream=False,
         )
-        served = ThreadedApi(create_app(settings)).start()
+        served = ThreadedApi(create_app(settings, render_report=render_report)).start()
         port = served.port
         first = last - timedelta(days=args.days - 1)
         params = {"from": first.isoformat(), "to": last.isoformat()}

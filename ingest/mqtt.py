@@ -26,7 +26,6 @@ so the broker sends no aliases. QoS 2 still goes through paho.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import struct
 from typing import Any, NamedTuple
 
@@ -34,43 +33,11 @@ import aiomqtt
 from paho.mqtt.client import PUBACK, MQTTv5
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+# The factory's home is vocabulary (every surface opens its connections with it); re-exported
+# here (``as``) for the modules of ingest that import it from this one.
+from vocabulary.mqtt_client import mqtt5_client as mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
-
-
-def mqtt5_client(
-    endpoint: MqttEndpoint,
-    *,
-    client_id: str,
-    session_expiry_s: int | None = None,
-    receive_maximum: int | None = None,
-    will: aiomqtt.Will | None = None,
-    clean_start: bool = True,
-) -> aiomqtt.Client:
-    """The one way our services open an MQTT 5 connection: credentials and TLS (``mqtts://``)
-    from the endpoint, so that no service forgets either."""
-    properties = None
-    if session_expiry_s is not None or receive_maximum is not None:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        if session_expiry_s is not None:
-            properties.SessionExpiryInterval = session_expiry_s
-        if receive_maximum is not None:
-            properties.ReceiveMaximum = receive_maximum
-    return aiomqtt.Client(
-        endpoint.host,
-        endpoint.port,
-        username=endpoint.username,
-        password=endpoint.password,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=clean_start,
-        properties=properties,
-        tls_context=ssl.create_default_context() if endpoint.tls else None,
-        keepalive=30,
-        will=will,
-    )
 
 
 def build_client(

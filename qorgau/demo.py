@@ -26,6 +26,7 @@ from api.settings import ApiSettings
 from application.assessment_service import AssessmentService
 from application.schedule import Schedule, shifts_between, today
 from application.settings import AssessmentSettings
+from dashboards.reports import render as render_report
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from firmware_sim.device import standard_device
@@ -214,7 +215,7 @@ async def run_demo(stop: asyncio.Event, data_dir: Path, api_port: int | None = N
         assessments_task = asyncio.create_task(assessments.run(stop), name="assessments")
         server = EmbeddedServer(
             uvicorn.Config(
-                create_app(api_settings),
+                create_app(api_settings, render_report=render_report),
                 host=api_settings.api_host,
                 port=api_settings.api_port,
                 log_config=None,

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from firmware_sim.device import standard_device
 from qorgau.demo import EmbeddedServer, prepare_api_access, register_device
 from qorgau.localservices import free_port
@@ -137,7 +138,8 @@ async def live_world(
             database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
             topic_prefix=prefix, api_live_exposure_s=exposure_every_s,
             api_sse_keepalive_s=1.0, **api_settings,
-        )
+        ),
+        render_report=render_report,
     )  # fmt: skip
     async with serve(app) as base:
         await eventually(lambda: app.state.alert_hub.connected.is_set(), what="alert hub")

@@ -15,6 +15,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from firmware_sim.device import standard_device
@@ -81,7 +82,10 @@ async def test_simulated_readings_arrive_exactly_once_at_the_api(
     port = free_port()
     server = EmbeddedServer(
         uvicorn.Config(
-            create_app(ApiSettings(database_url=pg_url, database_schema=schema)),
+            create_app(
+                ApiSettings(database_url=pg_url, database_schema=schema),
+                render_report=render_report,
+            ),
             host="127.0.0.1",
             port=port,
             log_config=None,

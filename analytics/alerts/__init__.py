@@ -14,28 +14,21 @@ which the shell derives from ``application.schedule`` and renews as time passes)
 ``evaluate(state, batch, now) -> (state, events)``,
 ``acknowledge`` / ``resolve`` (a person's actions), ``lifecycle.restore`` (reload stored alerts).
 
+Where each part lives: :mod:`.state` (the arrays), :mod:`.registration` (subjects, calendars),
+:mod:`.admission` (sequence numbers), :mod:`.batch` (what an evaluation takes in),
+:mod:`.accumulate` (samples into statistics, warm start), :mod:`.detectors` (one module per
+family of detectors), :mod:`.engine` (``evaluate``: which detectors run when),
+:mod:`.actions` (a person's actions), :mod:`.lifecycle` (the alert states).
+
 See ``docs/alerts.md`` for the detectors, the lifecycle rules and where each number comes from.
 """
 
-from analytics.alerts.engine import (
-    Batch,
-    BatchBuilder,
-    DetectorState,
-    acknowledge,
-    add_subject,
-    admit,
-    evaluate,
-    new_state,
-    open_alerts,
-    resolve,
-    running_projections,
-    schedules,
-    seed,
-    set_calendars,
-    shift_at,
-    utc_time_text,
-    warm,
-)
+from analytics.alerts.accumulate import seed, warm
+from analytics.alerts.actions import acknowledge, open_alerts, resolve
+from analytics.alerts.admission import admit
+from analytics.alerts.batch import Batch, BatchBuilder
+from analytics.alerts.detectors.projected_exposure import running_projections
+from analytics.alerts.engine import evaluate
 from analytics.alerts.lifecycle import (
     AlertEvent,
     AlertState,
@@ -56,8 +49,11 @@ from analytics.alerts.params import (
     load_alert_norms,
 )
 from analytics.alerts.projection import ShiftProjection, time_to_level
+from analytics.alerts.registration import add_subject, schedules, set_calendars, shift_at
 from analytics.alerts.shifts import Calendars, ShiftCalendar
+from analytics.alerts.state import DetectorState, new_state
 from analytics.alerts.subjects import SubjectSpec, Thresholds, thresholds_for
+from analytics.alerts.text import utc_time_text
 
 __all__ = [
     "DEVICE_KINDS",

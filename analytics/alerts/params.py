@@ -18,7 +18,8 @@ from types import MappingProxyType
 from typing import Any
 
 from analytics.errors import NormsError
-from analytics.norms import _read, _Reader
+from analytics.norms.files import read_profile
+from analytics.norms.reader import LeafReader
 
 
 class AlertKind(StrEnum):
@@ -143,9 +144,9 @@ def _levels(values: Any, path: str) -> tuple[float, ...]:
     return out
 
 
-def _alerts_reader(name_or_path: str | Path) -> _Reader:
+def _alerts_reader(name_or_path: str | Path) -> LeafReader:
     """A reader of the profile with the ``[alerts]`` section's own sources merged in."""
-    data, chain = _read(name_or_path, ())
+    data, chain = read_profile(name_or_path)
     alerts = data.get("alerts")
     if not isinstance(alerts, dict):
         raise NormsError(f"norms profile {chain[-1]!r} has no [alerts] section")
@@ -154,24 +155,24 @@ def _alerts_reader(name_or_path: str | Path) -> _Reader:
         raise NormsError("[alerts.sources] must be a table")
     merged = dict(data)
     merged["sources"] = {**data.get("sources", {}), **extra_sources}
-    return _Reader(merged, chain[-1])
+    return LeafReader(merged, chain[-1])
 
 
-def _number(r: _Reader, path: str, *, positive: bool = False) -> float:
+def _number(r: LeafReader, path: str, *, positive: bool = False) -> float:
     value = r.number(f"alerts.{path}")
     if value < 0 or (positive and value == 0):
         raise NormsError(f"alerts.{path} must be {'positive' if positive else '≥ 0'}")
     return value
 
 
-def _fraction(r: _Reader, path: str) -> float:
+def _fraction(r: LeafReader, path: str) -> float:
     value = _number(r, path)
     if value > 1:
         raise NormsError(f"alerts.{path} must be a fraction in [0, 1]")
     return value
 
 
-def _kind_rules(r: _Reader) -> dict[AlertKind, KindRule]:
+def _kind_rules(r: LeafReader) -> dict[AlertKind, KindRule]:
     kinds: dict[AlertKind, KindRule] = {}
     for kind in AlertKind:
         base = f"kinds.{kind.value}"
@@ -189,7 +190,7 @@ def _kind_rules(r: _Reader) -> dict[AlertKind, KindRule]:
     return kinds
 
 
-def _gas_alarms(r: _Reader) -> tuple[tuple[float, ...], float, tuple[float, ...]]:
+def _gas_alarms(r: LeafReader) -> tuple[tuple[float, ...], float, tuple[float, ...]]:
     """The oxygen low alarms (increasing, as every level list: [second, first]), the oxygen
     high alarm and the methane alarms [first, second], % vol."""
     o2_low = _levels(r.leaf("alerts.oxygen.low_pct_vol"), "oxygen.low_pct_vol")
@@ -302,13 +303,13 @@ def load_alert_actions(name_or_path: str | Path = "default") -> dict[str, str]:
     Raises:
         NormsError: when an action is missing, not text or cites an undefined source.
     """
-    data, chain = _read(name_or_path, ())
+    data, chain = read_profile(name_or_path)
     alerts = data.get("alerts")
     if not isinstance(alerts, dict):
         raise NormsError(f"norms profile {chain[-1]!r} has no [alerts] section")
     merged = dict(data)
     merged["sources"] = {**data.get("sources", {}), **alerts.get("sources", {})}
-    r = _Reader(merged, chain[-1])
+    r = LeafReader(merged, chain[-1])
     actions: dict[str, str] = {}
     for key in ACTION_KEYS:
         value = r.leaf(f"alerts.actions.{key}")

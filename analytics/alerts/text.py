@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from analytics.alerts.params import AlertKind
 from analytics.alerts.subjects import SubjectSpec
@@ -22,6 +24,15 @@ KIND_TEXT: dict[AlertKind, str] = {
     AlertKind.DEVICE_OFFLINE: "device offline",
     AlertKind.CALIBRATION_OVERDUE: "calibration overdue",
 }
+
+#: Formats epoch seconds for a person in an IANA zone: ``(time_s, zone) -> text``.
+TimeText = Callable[[float, str], str]
+
+
+def utc_time_text(time_s: float, zone: str) -> str:
+    """Epoch seconds as ``HH:MM UTC``: right, though not local (the core reads no zone data;
+    the shell passes a formatter that gives the enterprise's local time with its zone)."""
+    return f"{datetime.fromtimestamp(time_s, UTC):%H:%M} UTC"
 
 
 def fmt(x: float) -> str:
@@ -68,4 +79,13 @@ def cleared(kind: AlertKind, spec: SubjectSpec, value: float, unit: str) -> str:
     return f"cleared ({KIND_TEXT[kind]}) at {where(spec)}{now}"
 
 
-__all__ = ["KIND_TEXT", "cleared", "duration", "fmt", "what", "where"]
+__all__ = [
+    "KIND_TEXT",
+    "TimeText",
+    "cleared",
+    "duration",
+    "fmt",
+    "utc_time_text",
+    "what",
+    "where",
+]

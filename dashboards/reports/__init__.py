@@ -1,13 +1,12 @@
 """Shift reports of a workplace: per-sensor charts, metrics, classes, В, ПР and the alerts of
 the shift, as PDF (matplotlib), CSV or Excel (openpyxl), in Kazakh, Russian or English.
 ``render(report, format, lang=...)`` turns a :class:`ShiftReport` (filled by the API or the CLI
-from the stored shift assessment) into bytes."""
+from the stored shift assessment) into bytes: the ``ReportRenderer`` of
+``application.report_files``, which the composition root hands the API."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
-
+from application.report_files import FORMATS, MEDIA_TYPES, ReportFormat
 from application.report_model import (
     AlertRow,
     FactorRow,
@@ -18,14 +17,6 @@ from application.report_model import (
     quantity_title,
 )
 from dashboards.reports.language import LANGUAGES, Language, ReportText, pick_language
-
-ReportFormat = Literal["pdf", "csv", "xlsx"]
-FORMATS: tuple[ReportFormat, ...] = ("pdf", "csv", "xlsx")
-MEDIA_TYPES: Mapping[str, str] = {
-    "pdf": "application/pdf",
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 def render(

@@ -6,24 +6,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import cast
 
 from babel.core import Locale
 from babel.numbers import get_decimal_symbol
 
 from application import localisation
-from application.localisation import LocaleCode
+
+# The language of a report, and how a request chooses it, are the API's business too.
+from application.report_files import LANGUAGES, Language, pick_language
 from application.report_model import fmt
 
-Language = LocaleCode
-LANGUAGES: tuple[str, ...] = localisation.LOCALES
 DOMAIN = "reports"
 
-
-def pick_language(accept_language: str | None, default: Language) -> Language:
-    """The best of ``LANGUAGES`` an ``Accept-Language`` header asks for, else ``default``."""
-    found = localisation.negotiate(None, accept_language, default)
-    return cast(Language, found)  # negotiate answers one of LOCALES
+__all__ = ["DOMAIN", "LANGUAGES", "Language", "ReportText", "pick_language"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.source import Receive
-from ingest.mqtt import mqtt5_client
+from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 
 

@@ -24,12 +24,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.settings import ApiSettings
+    from dashboards.reports import render as render_report
     from qorgau.runtime import load_settings, setup_logging
 
     setup_logging()
     settings = load_settings(ApiSettings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, render_report=render_report),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -10,9 +10,12 @@ import math
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from _csv import Reader
+    from collections.abc import Iterator
+
     from analytics import Norms, SensorSeries, WorkplaceAssessment
 
 COLUMNS = ("time", "sensor", "quantity", "unit", "substance", "value")
@@ -127,6 +130,21 @@ def _number(text: str, decimal_comma: bool, line: int) -> float:
         raise CsvError(f"line {line}: value {text!r} is not a number{hint}") from None
 
 
+class _Reading(NamedTuple):
+    """One row of the CSV, parsed and checked on its own."""
+
+    sensor: str
+    quantity: str
+    substance: str  # "" when none
+    unit: str
+    time: datetime
+    value: float
+
+
+# Per (sensor, quantity, substance): its unit, and its readings by time as (value, line).
+_Rows = dict[tuple[str, str, str], tuple[str, dict[datetime, tuple[float, int]]]]
+
+
 def read_series(
     path: Path, shift_start: datetime | None, norms: Norms | None = None
 ) -> tuple[list[SensorSeries], datetime]:
@@ -137,15 +155,29 @@ def read_series(
     number or lies outside the profile's physical range for its quantity, two different values
     of one sensor at one time. Identical repeated rows (an export run twice) are kept once.
     """
-    import numpy as np
-
-    from analytics import AnalyticsError, InputError, SensorSeries, normalize_unit
-    from analytics.assess import is_alarm_channel, physical_range
-
     text = _decode(path)
-    first_line = text.split("\n", 1)[0]
-    delimiter, decimal_comma = _dialect(first_line)
+    delimiter, decimal_comma = _dialect(text.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    col, width = _header_columns(reader)
+    rows: _Rows = {}
+    ranges: dict[tuple[str, str, str], tuple[float, float]] = {}
+    first: datetime | None = None
+    for line, rec in _records(reader):
+        if len(rec) != width:
+            raise _field_count_error(line, len(rec), width, delimiter)
+        reading = _parse_reading(rec, col, decimal_comma, line)
+        _check_range(reading, _range(norms, ranges, reading, line), line)
+        _add(rows, reading, line)
+        t = reading.time
+        first = t if first is None or t < first else first
+    if not rows or first is None:
+        raise CsvError("the CSV has no readings")
+    origin = shift_start or first
+    return _series(rows, origin), origin
+
+
+def _header_columns(reader: Reader) -> tuple[dict[str, int], int]:
+    """Where each of ``COLUMNS`` is in the header, and how many fields the header has."""
     try:
         header = [c.strip().lower() for c in next(reader, [])]
     except csv.Error as exc:
@@ -157,85 +189,122 @@ def read_series(
             + ",".join(COLUMNS)
             + " (separated by ',' or ';')"
         )
-    col = {c: header.index(c) for c in COLUMNS}
-    rows: dict[tuple[str, str, str], tuple[str, dict[datetime, tuple[float, int]]]] = {}
-    ranges: dict[tuple[str, str, str], tuple[float, float]] = {}
-    first: datetime | None = None
+    return {c: header.index(c) for c in COLUMNS}, len(header)
+
+
+def _records(reader: Reader) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank records with their line numbers (a quoting error is a CsvError)."""
     while True:
         try:
             rec = next(reader, None)
         except csv.Error as exc:
             raise CsvError(f"line {reader.line_num}: {exc}") from None
         if rec is None:
-            break
-        line = reader.line_num
-        if not rec or all(not f.strip() for f in rec):
-            continue  # blank line
-        if len(rec) != len(header):
-            raise CsvError(
-                f"line {line}: {len(rec)} fields, the header has {len(header)}; "
-                + (
-                    f"remove the extra field(s) or quote a value that contains {delimiter!r}"
-                    if len(rec) > len(header)
-                    else "fill in the missing field(s) (an empty substance is written as ,,)"
-                )
-            )
-        q = rec[col["quantity"]].strip()
+            return
+        if rec and any(f.strip() for f in rec):
+            yield reader.line_num, rec
+
+
+def _field_count_error(line: int, fields: int, width: int, delimiter: str) -> CsvError:
+    return CsvError(
+        f"line {line}: {fields} fields, the header has {width}; "
+        + (
+            f"remove the extra field(s) or quote a value that contains {delimiter!r}"
+            if fields > width
+            else "fill in the missing field(s) (an empty substance is written as ,,)"
+        )
+    )
+
+
+def _parse_reading(rec: list[str], col: dict[str, int], decimal_comma: bool, line: int) -> _Reading:
+    from analytics import InputError, normalize_unit
+
+    q = rec[col["quantity"]].strip()
+    try:
+        unit = normalize_unit(q, rec[col["unit"]])
+    except InputError as exc:
+        raise CsvError(f"line {line}: {exc}") from None
+    t = _parse_time(rec[col["time"]], line)
+    v = _number(rec[col["value"]], decimal_comma, line)
+    sub = rec[col["substance"]].strip()
+    if q in ("gas", "dust") and not sub:
+        raise CsvError(f"line {line}: a {q} reading needs a substance (e.g. CO)")
+    sensor = rec[col["sensor"]].strip()
+    if not sensor:
+        raise CsvError(f"line {line}: empty sensor id")
+    return _Reading(sensor, q, sub, unit, t, v)
+
+
+def _range(
+    norms: Norms | None,
+    ranges: dict[tuple[str, str, str], tuple[float, float]],
+    r: _Reading,
+    line: int,
+) -> tuple[float, float]:
+    """The profile's physical range of the reading's sensor, looked up once per sensor;
+    unbounded without a profile."""
+    from analytics import AnalyticsError
+    from analytics.assess import is_alarm_channel, physical_range
+
+    key = (r.sensor, r.quantity, r.substance)
+    if norms is not None and key not in ranges:
         try:
-            unit = normalize_unit(q, rec[col["unit"]])
-        except InputError as exc:
+            measured = r.quantity in ("gas", "dust") and not is_alarm_channel(r.quantity, r.unit)
+            found = norms.substance(r.substance) if measured else None
+            ranges[key] = physical_range(norms, r.quantity, r.unit, found)
+        except AnalyticsError as exc:
             raise CsvError(f"line {line}: {exc}") from None
-        t = _parse_time(rec[col["time"]], line)
-        v = _number(rec[col["value"]], decimal_comma, line)
-        sub = rec[col["substance"]].strip()
-        if q in ("gas", "dust") and not sub:
-            raise CsvError(f"line {line}: a {q} reading needs a substance (e.g. CO)")
-        sensor = rec[col["sensor"]].strip()
-        if not sensor:
-            raise CsvError(f"line {line}: empty sensor id")
-        key = (sensor, q, sub)
-        if norms is not None and key not in ranges:
-            try:
-                measured = q in ("gas", "dust") and not is_alarm_channel(q, unit)
-                found = norms.substance(sub) if measured else None
-                ranges[key] = physical_range(norms, q, unit, found)
-            except AnalyticsError as exc:
-                raise CsvError(f"line {line}: {exc}") from None
-        lo, hi = ranges.get(key, (-math.inf, math.inf))
-        if v < 0 and q not in ("noise_laeq", "noise_lcpeak"):
-            what = "concentration" if q in ("gas", "dust") else "acceleration"
-            raise CsvError(f"line {line}: negative {what} {v:g}; fix or drop the reading")
-        if not (lo <= v <= hi) or not math.isfinite(v):
-            raise CsvError(
-                f"line {line}: {q} value {v:g} {unit} is outside the physical range "
-                f"[{lo:g}, {hi:g}] {unit}: a sensor or unit fault; fix or drop the reading"
-            )
-        if key not in rows:
-            rows[key] = (unit, {})
-        elif rows[key][0] != unit:
-            raise CsvError(
-                f"line {line}: sensor {sensor!r} {q} mixes units {rows[key][0]} and {unit}; "
-                "convert to one unit"
-            )
-        seen = rows[key][1]
-        if t in seen and seen[t][0] != v:
-            raise CsvError(
-                f"line {line}: sensor {sensor!r} has two different readings at "
-                f"{t.isoformat()} ({seen[t][0]:g} on line {seen[t][1]}, {v:g} here); "
-                "keep the right one"
-            )
-        seen.setdefault(t, (v, line))
-        first = t if first is None or t < first else first
-    if not rows or first is None:
-        raise CsvError("the CSV has no readings")
-    origin = shift_start or first
+    return ranges.get(key, (-math.inf, math.inf))
+
+
+def _check_range(r: _Reading, bounds: tuple[float, float], line: int) -> None:
+    q, v = r.quantity, r.value
+    lo, hi = bounds
+    if v < 0 and q not in ("noise_laeq", "noise_lcpeak"):
+        what = "concentration" if q in ("gas", "dust") else "acceleration"
+        raise CsvError(f"line {line}: negative {what} {v:g}; fix or drop the reading")
+    if not (lo <= v <= hi) or not math.isfinite(v):
+        raise CsvError(
+            f"line {line}: {q} value {v:g} {r.unit} is outside the physical range "
+            f"[{lo:g}, {hi:g}] {r.unit}: a sensor or unit fault; fix or drop the reading"
+        )
+
+
+def _add(rows: _Rows, r: _Reading, line: int) -> None:
+    """Keep the reading under its sensor: one unit per sensor, one value per time (an identical
+    repeat is kept once)."""
+    key = (r.sensor, r.quantity, r.substance)
+    if key not in rows:
+        rows[key] = (r.unit, {})
+    elif rows[key][0] != r.unit:
+        raise CsvError(
+            f"line {line}: sensor {r.sensor!r} {r.quantity} mixes units {rows[key][0]} and "
+            f"{r.unit}; convert to one unit"
+        )
+    seen = rows[key][1]
+    t, v = r.time, r.value
+    if t in seen and seen[t][0] != v:
+        raise CsvError(
+            f"line {line}: sensor {r.sensor!r} has two different readings at "
+            f"{t.isoformat()} ({seen[t][0]:g} on line {seen[t][1]}, {v:g} here); "
+            "keep the right one"
+        )
+    seen.setdefault(t, (v, line))
+
+
+def _series(rows: _Rows, origin: datetime) -> list[SensorSeries]:
+    """Each sensor's readings in time order, times in seconds from ``origin``."""
+    import numpy as np
+
+    from analytics import SensorSeries
+
     series = []
     for (sensor, q, sub), (unit, by_time) in rows.items():
         times = sorted(by_time)
         t_arr = np.array([(t - origin).total_seconds() for t in times], dtype=np.float64)
         v_arr = np.array([by_time[t][0] for t in times], dtype=np.float64)
         series.append(SensorSeries(sensor, q, unit, sub or None, t_arr, v_arr))
-    return series, origin
+    return series
 
 
 def _table(result: WorkplaceAssessment) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import textwrap
 from collections.abc import Callable
@@ -11,10 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from qorgau.runtime import CONNECTION_SETTINGS, settings_help
 
 if TYPE_CHECKING:
-    from ingest.service import CommitResult
+    from ingest.service import CommitResult, IngestWorker
+    from ingest.settings import IngestSettings
     from store.deadletters import DeadLetter
 
 T = TypeVar("T")
+log = logging.getLogger("qorgau.deadletters")
 WHAT = (
     "A dead letter is a readings message that ingest failed to process QORGAU_INGEST_MAX_ATTEMPTS "
     "times for a reason that is neither its content (bad content is quarantined at once, with a "
@@ -142,47 +145,74 @@ def _show(letter: DeadLetter, *, payload: bool) -> None:
 def _replay(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ingest.service import IngestWorker
     from ingest.settings import IngestSettings
     from qorgau.runtime import load_settings
-    from store.deadletters import list_dead_letters, record_replay
 
     settings = load_settings(IngestSettings)
-
-    async def main() -> tuple[int, int]:
-        conn = await _connect()
-        async with conn:
-            letters = await list_dead_letters(conn, ids=args.ids)
-            if args.ids:
-                missing = sorted(set(args.ids) - {letter.id for letter in letters})
-                if missing:
-                    print(f"no dead letter with id {', '.join(map(str, missing))}")
-            worker = IngestWorker(settings)
-            done = failed = 0
-            try:
-                for letter in letters:
-                    try:
-                        result = await worker.replay(letter.topic, letter.payload)
-                    except Exception as exc:  # whatever failed in ingest fails here: recorded
-                        failed += 1
-                        error = f"{type(exc).__name__}: {str(exc).strip()}"
-                        await record_replay(conn, letter.id, done=False, outcome=error)
-                        print(f"#{letter.id}: failed again: {error}")
-                        continue
-                    done += 1
-                    outcome = _outcome(result)
-                    await record_replay(conn, letter.id, done=True, outcome=outcome)
-                    print(f"#{letter.id}: {outcome}")
-            finally:
-                await worker.close()
-            return done, failed
-
-    counts = _guarded("replay", lambda: asyncio.run(main()))
+    counts = _guarded("replay", lambda: asyncio.run(_replay_all(settings, args.ids)))
     if counts is None:
         return 1
     done, failed = counts
     print(f"replayed {done}, failed {failed}")
     return 1 if failed else 0
+
+
+async def _replay_all(settings: IngestSettings, ids: list[int] | None) -> tuple[int, int]:
+    """Replay the dead letters ``ids`` (default: every one waiting) through one ingest worker;
+    how many were done and how many failed again."""
+    from ingest.service import IngestWorker
+    from store.deadletters import list_dead_letters
+
+    conn = await _connect()
+    async with conn:
+        letters = await list_dead_letters(conn, ids=ids)
+        if ids:
+            missing = sorted(set(ids) - {letter.id for letter in letters})
+            if missing:
+                print(f"no dead letter with id {', '.join(map(str, missing))}")
+        worker = IngestWorker(settings)
+        done = failed = 0
+        try:
+            for letter in letters:
+                if await _replay_one(conn, worker, letter):
+                    done += 1
+                else:
+                    failed += 1
+        finally:
+            await worker.close()
+        return done, failed
+
+
+async def _replay_one(conn: Any, worker: IngestWorker, letter: DeadLetter) -> bool:
+    """Run one dead letter through ingest and record the outcome on it; False when it failed
+    again. Whatever failed in ingest fails here, and is recorded rather than raised: what the
+    database refuses (a registry row, a changed schema), one of Qorgau's errors, or a bug."""
+    import psycopg
+
+    from store.deadletters import record_replay
+    from vocabulary.errors import QorgauError
+
+    try:
+        result = await worker.replay(letter.topic, letter.payload)
+    except (psycopg.Error, QorgauError) as exc:
+        await _record_failure(conn, letter, exc)
+        return False
+    except Exception as exc:  # a bug of ours: recorded the same way, its traceback on the log
+        log.exception("replaying dead letter #%s failed", letter.id)
+        await _record_failure(conn, letter, exc)
+        return False
+    outcome = _outcome(result)
+    await record_replay(conn, letter.id, done=True, outcome=outcome)
+    print(f"#{letter.id}: {outcome}")
+    return True
+
+
+async def _record_failure(conn: Any, letter: DeadLetter, exc: Exception) -> None:
+    from store.deadletters import record_replay
+
+    error = f"{type(exc).__name__}: {str(exc).strip()}"
+    await record_replay(conn, letter.id, done=False, outcome=error)
+    print(f"#{letter.id}: failed again: {error}")
 
 
 def _outcome(result: CommitResult) -> str:

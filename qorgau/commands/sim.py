@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import logging
+    import threading
     from collections.abc import Callable
     from datetime import datetime, timezone
 
+    from edge.agent import EdgeAgent
+    from edge.settings import EdgeSettings
     from firmware_sim.device import SimulatedDevice
     from firmware_sim.scenario import Scenario
 
@@ -99,20 +104,27 @@ def _parse_start(text: str, tz: timezone) -> datetime:
     return start.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run simulates: the devices, from when, until when, and how."""
+
+    scenario: Scenario | None
+    tz: timezone
+    seed: int
+    start: datetime
+    end: datetime | None  # None: live until stopped
+    memory_s: float
+    codes: list[str]
+    drivers: list[SimulatedDevice]
+
+
 def _run(args: argparse.Namespace) -> int:
     import logging
-    import signal
     import sys
-    import threading
-    from datetime import UTC, datetime, timedelta
-    from pathlib import Path
+    from datetime import UTC, datetime
 
-    from edge.agent import EdgeAgent
-    from edge.clock import ScaledClock
     from edge.settings import EdgeSettings
-    from firmware_sim.device import standard_device
-    from firmware_sim.scenario import ScenarioError, load_faults, load_scenario
-    from firmware_sim.schedule import parse_duration
+    from firmware_sim.scenario import ScenarioError
     from qorgau.runtime import load_settings, setup_logging
     from vocabulary.errors import QorgauError
 
@@ -122,113 +134,201 @@ def _run(args: argparse.Namespace) -> int:
     backfill = args.backfill or args.backfill_seconds is not None
     if args.speed <= 0:
         raise SystemExit("qorgau sim: --speed must be positive")
-
     try:
-        scenario: Scenario | None = None
-        if args.scenario:
-            scenario = load_scenario(args.scenario)
-            if args.faults:
-                scenario = scenario.with_faults(load_faults(Path(args.faults)))
-        elif args.faults or args.workplace:
-            raise SystemExit("qorgau sim: --faults and --workplace need --scenario")
-        tz = scenario.tz if scenario else UTC
-        seed = args.seed if args.seed is not None else (scenario.seed if scenario else 0)
-
-        duration_s: float | None = None
-        if args.backfill_seconds is not None:
-            duration_s = args.backfill_seconds
-        elif args.duration:
-            duration_s = parse_duration(args.duration)
-        live_realtime = not backfill and not args.export_csv and args.speed == 1.0
-        if args.start:
-            start = _parse_start(args.start, tz)
-        elif args.backfill_seconds is not None:
-            start = now - timedelta(seconds=args.backfill_seconds)
-        elif live_realtime:
-            start = now
-        elif duration_s is not None and scenario is None:
-            start = now - timedelta(seconds=duration_s)
-        elif scenario is not None:
-            start, _ = scenario.shifts.last_complete(now)
-        else:
-            start = now - timedelta(hours=8)
-        if duration_s is None and not live_realtime:
-            duration_s = scenario.shifts.length_s if scenario else 8 * 3600.0
-        end = start + timedelta(seconds=duration_s) if duration_s is not None else None
-
-        codes = _device_codes(args, scenario)
-        # A live device may catch up on what it missed while stopped (up to a day back), as
-        # an instrument with a data logger does; a run with an explicit period never does.
-        memory_s = 86_400.0 if live_realtime and not args.start else 0.0
-        drivers: list[SimulatedDevice] = [
-            scenario.build(
-                code, start=start, seed=seed, memory_s=memory_s, faults=not args.no_faults
-            )
-            if scenario
-            else standard_device(code, start, seed=seed, memory_s=memory_s)
-            for code in codes
-        ]
+        plan = _plan(args, now, backfill=backfill)
     except (ScenarioError, ValueError) as exc:
         print(f"qorgau sim: {exc}", file=sys.stderr)
         return 2
 
     if args.export_csv:
-        assert end is not None
-        return _export(args.export_csv, drivers, scenario, end, tz)
+        assert plan.end is not None
+        return _export(args.export_csv, plan.drivers, plan.scenario, plan.end, plan.tz)
 
     try:
-        settings = load_settings(EdgeSettings)
-        if scenario is not None:
-            settings = settings.model_copy(update={"enterprise": scenario.enterprise})
-        agents = [
-            EdgeAgent(
-                settings,
-                driver,
-                payload_filter=(
-                    scenario.message_faults(driver.code, seed)
-                    if scenario and not args.no_faults
-                    else None
-                ),
-            )
-            for driver in drivers
-        ]
+        agents = _agents(args, load_settings(EdgeSettings), plan)
     except QorgauError as exc:
         print(f"qorgau sim: {exc}", file=sys.stderr)
         return 2
 
+    stop = _stop_on_signals()
+    if backfill:
+        return _publish_backfill(args, plan, agents, stop)
+    _run_live(args, plan, agents, stop, log)
+    return 0
+
+
+def _plan(args: argparse.Namespace, now: datetime, *, backfill: bool) -> _Plan:
+    """The run the arguments ask for; ``ScenarioError`` or ``ValueError`` when they cannot be
+    met, ``SystemExit`` when they contradict each other."""
+    from datetime import UTC
+
+    from firmware_sim.device import standard_device
+
+    scenario = _scenario(args)
+    tz = scenario.tz if scenario else UTC
+    seed = args.seed if args.seed is not None else (scenario.seed if scenario else 0)
+    live_realtime = not backfill and not args.export_csv and args.speed == 1.0
+    start, end = _period(args, scenario, tz, now, live_realtime=live_realtime)
+    codes = _device_codes(args, scenario)
+    # A live device may catch up on what it missed while stopped (up to a day back), as
+    # an instrument with a data logger does; a run with an explicit period never does.
+    memory_s = 86_400.0 if live_realtime and not args.start else 0.0
+    drivers: list[SimulatedDevice] = [
+        scenario.build(code, start=start, seed=seed, memory_s=memory_s, faults=not args.no_faults)
+        if scenario
+        else standard_device(code, start, seed=seed, memory_s=memory_s)
+        for code in codes
+    ]
+    return _Plan(scenario, tz, seed, start, end, memory_s, codes, drivers)
+
+
+def _scenario(args: argparse.Namespace) -> Scenario | None:
+    from pathlib import Path
+
+    from firmware_sim.scenario import load_faults, load_scenario
+
+    if not args.scenario:
+        if args.faults or args.workplace:
+            raise SystemExit("qorgau sim: --faults and --workplace need --scenario")
+        return None
+    scenario = load_scenario(args.scenario)
+    if args.faults:
+        scenario = scenario.with_faults(load_faults(Path(args.faults)))
+    return scenario
+
+
+def _period(
+    args: argparse.Namespace,
+    scenario: Scenario | None,
+    tz: timezone,
+    now: datetime,
+    *,
+    live_realtime: bool,
+) -> tuple[datetime, datetime | None]:
+    """Start and end of the simulated period (end None: live until stopped)."""
+    from datetime import timedelta
+
+    from firmware_sim.schedule import parse_duration
+
+    duration_s: float | None = None
+    if args.backfill_seconds is not None:
+        duration_s = args.backfill_seconds
+    elif args.duration:
+        duration_s = parse_duration(args.duration)
+    start = _default_start(args, scenario, tz, now, duration_s, live_realtime=live_realtime)
+    if duration_s is None and not live_realtime:
+        duration_s = scenario.shifts.length_s if scenario else 8 * 3600.0
+    end = start + timedelta(seconds=duration_s) if duration_s is not None else None
+    return start, end
+
+
+def _default_start(
+    args: argparse.Namespace,
+    scenario: Scenario | None,
+    tz: timezone,
+    now: datetime,
+    duration_s: float | None,
+    *,
+    live_realtime: bool,
+) -> datetime:
+    """--start, else now when live in real time, else the last complete shift (or the period
+    ending now)."""
+    from datetime import timedelta
+
+    if args.start:
+        return _parse_start(args.start, tz)
+    if args.backfill_seconds is not None:
+        return now - timedelta(seconds=args.backfill_seconds)
+    if live_realtime:
+        return now
+    if duration_s is not None and scenario is None:
+        return now - timedelta(seconds=duration_s)
+    if scenario is not None:
+        start, _ = scenario.shifts.last_complete(now)
+        return start
+    return now - timedelta(hours=8)
+
+
+def _agents(args: argparse.Namespace, settings: EdgeSettings, plan: _Plan) -> list[EdgeAgent]:
+    """One edge agent (outbox and broker connection) per simulated device."""
+    from edge.agent import EdgeAgent
+
+    scenario = plan.scenario
+    if scenario is not None:
+        settings = settings.model_copy(update={"enterprise": scenario.enterprise})
+    return [
+        EdgeAgent(
+            settings,
+            driver,
+            payload_filter=(
+                scenario.message_faults(driver.code, plan.seed)
+                if scenario and not args.no_faults
+                else None
+            ),
+        )
+        for driver in plan.drivers
+    ]
+
+
+def _stop_on_signals() -> threading.Event:
+    import signal
+    import threading
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
 
-    if backfill:
-        assert end is not None
-        step = timedelta(seconds=args.batch_seconds or 60.0)
-        for agent, driver in zip(agents, drivers, strict=True):
-            t = driver.position
-            while t < end and not stop.is_set():
-                t = min(t + step, end)
-                agent.collect(t)
-        for agent in agents:
-            agent.start()
-        # Publish everything, every connection kept alive; a signal ends it early (what is
-        # left stays in the outboxes for the next run).
-        while not stop.is_set() and any(not a.outbox.is_empty() for a in agents):
-            for agent in agents:
-                agent.step(0.005)
-        for agent in agents:
-            agent.stop(flush_timeout_s=0 if stop.is_set() else None)
-        if stop.is_set():
-            print("stopped early: what was not published stays in the outboxes for the next run")
-        else:
-            print(
-                f"published {start.isoformat()} .. {end.isoformat()} of "
-                f"{len(agents)} device(s): {', '.join(codes)}"
-            )
-        return 0
 
-    # Live: resume where the previous run of these outboxes stopped.
+def _publish_backfill(
+    args: argparse.Namespace, plan: _Plan, agents: list[EdgeAgent], stop: threading.Event
+) -> int:
+    """Generate the whole period into the outboxes, then publish it; a signal ends it early
+    (what is left stays in the outboxes for the next run)."""
+    from datetime import timedelta
+
+    end = plan.end
+    assert end is not None
+    step = timedelta(seconds=args.batch_seconds or 60.0)
+    for agent, driver in zip(agents, plan.drivers, strict=True):
+        t = driver.position
+        while t < end and not stop.is_set():
+            t = min(t + step, end)
+            agent.collect(t)
+    for agent in agents:
+        agent.start()
+    # Publish everything, every connection kept alive.
+    while not stop.is_set() and any(not a.outbox.is_empty() for a in agents):
+        for agent in agents:
+            agent.step(0.005)
+    for agent in agents:
+        agent.stop(flush_timeout_s=0 if stop.is_set() else None)
+    if stop.is_set():
+        print("stopped early: what was not published stays in the outboxes for the next run")
+    else:
+        print(
+            f"published {plan.start.isoformat()} .. {end.isoformat()} of "
+            f"{len(agents)} device(s): {', '.join(plan.codes)}"
+        )
+    return 0
+
+
+def _run_live(
+    args: argparse.Namespace,
+    plan: _Plan,
+    agents: list[EdgeAgent],
+    stop: threading.Event,
+    log: logging.Logger,
+) -> None:
+    """Each agent in its own thread on one (scaled) clock, until ``plan.end`` or a signal."""
+    import threading
+
+    from edge.clock import ScaledClock
+
+    start, end = plan.start, plan.end
+    # Resume where the previous run of these outboxes stopped.
     origin = max([start, *(a.outbox.cursor() or start for a in agents)])
-    if memory_s and origin > start:
+    if plan.memory_s and origin > start:
         origin = start  # the devices catch up on their own
     clock = _capped(ScaledClock(origin, args.speed))
     for agent in agents:
@@ -249,7 +349,6 @@ def _run(args: argparse.Namespace) -> int:
     for thread in threads:
         while thread.is_alive():
             thread.join(0.2)
-    return 0
 
 
 def _capped(clock: Callable[[], datetime]) -> Callable[[], datetime]:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from store.alerts import record_of, write_transitions
 from store.auth import Role, create_token
 from store.connection import connect_async
@@ -69,7 +70,7 @@ class Api:
 async def in_process(settings: ApiSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app of ``settings`` started (its lifespan run) and a client that calls it through
     ASGI, without a server."""
-    app = create_app(settings)
+    app = create_app(settings, render_report=render_report)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from analytics.alerts.lifecycle import ACKNOWLEDGED
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from ingest.alerting.webhooks import SIGNATURE_HEADER, verify
 from qorgau.demo import EmbeddedServer
 from qorgau.localservices import free_port
@@ -79,7 +80,8 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
         ApiSettings(
             database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
             topic_prefix=topic_prefix, api_sse_keepalive_s=0.5,
-        )
+        ),
+        render_report=render_report,
     )  # fmt: skip
     start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     conn = await connect_async(pg_url, schema, autocommit=True)

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from qorgau.demo import EmbeddedServer
 from qorgau.localservices import free_port
 from store.auth import Role
@@ -192,7 +193,8 @@ async def test_alert_stream_is_filtered_by_tenant(
     a, b = world
     app = create_app(
         ApiSettings(database_url=api.pg_url, database_schema=api.schema, mqtt_url=mqtt_url,
-                    api_sse_keepalive_s=0.2)
+                    api_sse_keepalive_s=0.2),
+        render_report=render_report,
     )  # fmt: skip
     port = free_port()
     server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))

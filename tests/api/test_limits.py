@@ -16,6 +16,7 @@ import uvicorn
 
 from api.app import DOCS_ASSETS, create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from qorgau.demo import EmbeddedServer
 from qorgau.localservices import free_port
 from store.auth import Role
@@ -225,7 +226,8 @@ async def test_a_real_server_refuses_big_bodies_and_keeps_serving(
     answering."""
     app = create_app(
         ApiSettings(database_url=pg_url, database_schema=schema, api_alert_stream=False,
-                    api_live_stream=False, api_max_body_bytes=SMALL_LIMIT)
+                    api_live_stream=False, api_max_body_bytes=SMALL_LIMIT),
+        render_report=render_report,
     )  # fmt: skip
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, http=http)

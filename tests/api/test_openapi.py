@@ -6,10 +6,11 @@ from typing import Any
 
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 
 
 def schema() -> dict[str, Any]:
-    return create_app(ApiSettings()).openapi()
+    return create_app(ApiSettings(), render_report=render_report).openapi()
 
 
 def test_every_request_body_has_an_example() -> None:

@@ -19,6 +19,7 @@ from schemathesis.core.result import Err
 
 from api.app import create_app
 from api.settings import ApiSettings
+from dashboards.reports import render as render_report
 from qorgau.demo import EmbeddedServer
 from qorgau.localservices import free_port
 from store.auth import Role
@@ -38,7 +39,8 @@ def live_api(pg_url: str, schema: str) -> Iterator[str]:
             database_schema=schema,
             api_alert_stream=False,
             api_live_stream=False,
-        )
+        ),
+        render_report=render_report,
     )
     server = EmbeddedServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

@@ -426,13 +426,17 @@ def test_the_alerts_healthcheck_reads_the_engine_readiness_gauge(resolved: dict[
 
 def test_the_api_healthcheck_calls_the_health_route(resolved: dict[str, Any]) -> None:
     from api.app import create_app
+    from dashboards.reports import render as render_report
 
     service = services(resolved)["api"]
     port, path = port_in(healthcheck_code(service))
     env = environment(service)
     assert port == int(env["QORGAU_API_PORT"])
     assert env["QORGAU_API_HOST"] == "0.0.0.0", "the API must listen beyond the container"
-    routes = {getattr(r, "path", None) for r in create_app(ApiSettings()).routes}
+    routes = {
+        getattr(r, "path", None)
+        for r in create_app(ApiSettings(), render_report=render_report).routes
+    }
     assert path in routes
     published = [str(p) for p in service["ports"]]
     assert any(str(port) in p for p in published)

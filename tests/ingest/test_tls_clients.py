@@ -1,6 +1,7 @@
 """The services' MQTT connections (ingest, alert engine, the API's alert stream and live view)
-all come from ``ingest.mqtt.mqtt5_client``: with an ``mqtts://`` URL they verify the broker
-against the system's trust store (``SSL_CERT_FILE`` here) and refuse one they cannot verify."""
+all come from ``vocabulary.mqtt_client.mqtt5_client``: with an ``mqtts://`` URL they verify the
+broker against the system's trust store (``SSL_CERT_FILE`` here) and refuse one they cannot
+verify."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import aiomqtt
 import pytest
 
 from api.alert_stream import AlertHub
-from ingest.mqtt import mqtt5_client
 from tests.tls_support import TlsBroker, needs_openssl
+from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 
 pytestmark = [pytest.mark.anyio, pytest.mark.services, needs_openssl]

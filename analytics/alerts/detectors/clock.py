@@ -1,0 +1,162 @@
+"""Detectors about what has *not* happened, run on ``now`` (the engine clock) over every
+subject, since a silent sensor sends no batch that could trigger them.
+
+* ``device_offline``: the device's status topic says ``online: false``.
+* ``sensor_silent``: ``now − last arrival > factor × interval`` while the device is not offline;
+  the interval is learned from the cadence of the sensor's messages (sample times).
+* ``sequence_gap``: sequence numbers missing among the device's last ``sequence_window``.
+* ``calibration_overdue``: ``now`` past the registry's calibration date.
+"""
+
+# Messages are closures over loop variables on purpose: the lifecycle formats one at once,
+# inside the same iteration, and only when a transition happens.
+# ruff: noqa: B023
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analytics.alerts.detectors.stepper import Stepper
+from analytics.alerts.lifecycle import Observation
+from analytics.alerts.params import AlertKind
+from analytics.alerts.state import DetectorState
+from analytics.alerts.subjects import DEVICE
+from analytics.alerts.text import fmt, where
+from analytics.types import BoolArray, IntArray
+
+
+def clock_detectors(state: DetectorState, now: float, st: Stepper) -> None:
+    """Every clock-driven detector over every registered subject, in a fixed order (the
+    order of the events they return)."""
+    n = state.n
+    if n == 0:
+        return
+    slots = np.arange(n)
+    is_dev = state.quantity[:n] == DEVICE
+    device_offline(state, now, st, slots, is_dev)
+    sensor_silent(state, now, st, slots, is_dev)
+    sequence_gap(state, now, st, slots, is_dev)
+    calibration_overdue(state, now, st, slots)
+
+
+def device_offline(
+    state: DetectorState, now: float, st: Stepper, slots: IntArray, is_dev: BoolArray
+) -> None:
+    """What the status topic of each device last said."""
+    a = state.alerts
+    online = state.online[: state.n]
+    offline = is_dev & (online == 0)
+    back = is_dev & (online == 1)
+    for i in st.interesting(AlertKind.DEVICE_OFFLINE, slots, offline):
+        if not is_dev[i]:
+            continue
+        spec = state.subjects[int(i)]
+        st.step(
+            int(i),
+            AlertKind.DEVICE_OFFLINE,
+            Observation(
+                bool(offline[i]), bool(back[i]), now, 0.0, 0.0,
+                a.kinds[AlertKind.DEVICE_OFFLINE].severity, "", "",
+                lambda: f"device {spec.device} reports that it is offline",
+            ),
+        )  # fmt: skip
+
+
+def sensor_silent(
+    state: DetectorState, now: float, st: Stepper, slots: IntArray, is_dev: BoolArray
+) -> None:
+    """Silent sensors of devices that are not offline (an offline device says why it is quiet)."""
+    a = state.alerts
+    n = state.n
+    dev = state.device_slot[:n]
+    dev_offline = np.where(dev >= 0, state.online[np.maximum(dev, 0)] == 0, False)
+    learned = (~is_dev) & (state.intervals_seen[:n] >= a.silence_min_messages)
+    silent_s = now - state.last_arrival_now[:n]
+    limit = a.silence_interval_factor * state.interval[:n]
+    with np.errstate(invalid="ignore"):
+        silent = learned & ~dev_offline & (silent_s > limit)
+        talking = learned & (silent_s <= limit)
+    for i in st.interesting(AlertKind.SENSOR_SILENT, slots, silent):
+        spec = state.subjects[int(i)]
+
+        def msg() -> str:
+            return (
+                f"{where(spec)} has sent nothing for {fmt(float(silent_s[i]))} s while its device "
+                f"is live (usual interval {fmt(float(state.interval[i]))} s)"
+            )
+
+        st.step(
+            int(i),
+            AlertKind.SENSOR_SILENT,
+            Observation(
+                bool(silent[i]), bool(talking[i] or dev_offline[i]), now, float(silent_s[i]),
+                float(limit[i]), a.kinds[AlertKind.SENSOR_SILENT].severity, "s", "s", msg,
+            ),
+        )  # fmt: skip
+
+
+def sequence_gap(
+    state: DetectorState, now: float, st: Stepper, slots: IntArray, is_dev: BoolArray
+) -> None:
+    """Missing sequence numbers among each device's last window (see
+    :mod:`analytics.alerts.admission`)."""
+    a = state.alerts
+    n = state.n
+    hi, lo = state.seq_hi[:n], state.seq_lo[:n]
+    known = is_dev & (hi >= 0)
+    missing = np.where(known, (hi - lo + 1) - state.seq_seen[:n].sum(axis=1), 0)
+    gap = known & (missing > 0)
+    for i in st.interesting(AlertKind.SEQUENCE_GAP, slots, gap):
+        if not known[i]:
+            continue
+        spec = state.subjects[int(i)]
+
+        def msg() -> str:
+            return (
+                f"{int(missing[i])} of the last {int(hi[i] - lo[i] + 1)} messages of device "
+                f"{spec.device} are missing (sequence numbers {int(lo[i])}-{int(hi[i])})"
+            )
+
+        st.step(
+            int(i),
+            AlertKind.SEQUENCE_GAP,
+            Observation(
+                bool(gap[i]), not bool(gap[i]), now, float(missing[i]), 0.0,
+                a.kinds[AlertKind.SEQUENCE_GAP].severity, "messages", "messages", msg,
+            ),
+        )  # fmt: skip
+
+
+def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: IntArray) -> None:
+    """``now`` past the calibration date the registry gave."""
+    a = state.alerts
+    due = state.calibration_due[: state.n]
+    with np.errstate(invalid="ignore"):
+        overdue = np.isfinite(due) & (now >= due)
+        fine = ~overdue
+    for i in st.interesting(AlertKind.CALIBRATION_OVERDUE, slots, overdue):
+        spec = state.subjects[int(i)]
+        days = (now - float(due[i])) / 86400.0 if math.isfinite(float(due[i])) else 0.0
+
+        def msg() -> str:
+            return f"calibration of {where(spec)} is overdue by {max(days, 0.0):.0f} days"
+
+        st.step(
+            int(i),
+            AlertKind.CALIBRATION_OVERDUE,
+            Observation(
+                bool(overdue[i]), bool(fine[i]), now, days, 0.0,
+                a.kinds[AlertKind.CALIBRATION_OVERDUE].severity, "d", "d", msg,
+            ),
+        )  # fmt: skip
+
+
+__all__ = [
+    "calibration_overdue",
+    "clock_detectors",
+    "device_offline",
+    "sensor_silent",
+    "sequence_gap",
+]

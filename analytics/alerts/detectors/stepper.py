@@ -1,0 +1,53 @@
+"""The one way a detector hands its findings to the lifecycle.
+
+Detectors compute *active* and *clear* as arrays over all the sensors of a batch; only the
+cells that are active or already hold an alert need the per-cell lifecycle rules, and
+:class:`Stepper` picks those out and steps them, collecting the events in order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics.alerts.lifecycle import IDLE, AlertEvent, Observation, step_cell
+from analytics.alerts.params import KIND_INDEX, AlertKind, AlertNorms
+from analytics.alerts.state import DetectorState
+from analytics.types import BoolArray, FloatArray, IntArray
+
+
+def hysteresis_clear(
+    th: FloatArray, is_db: BoolArray, kind: AlertKind, a: AlertNorms
+) -> FloatArray:
+    """The level below which ``kind``'s condition is clear: levels in dB step down by decibels,
+    other quantities by a fraction of the threshold."""
+    rule = a.kinds[kind]
+    return np.where(is_db, th - rule.hysteresis_db, th * (1.0 - rule.hysteresis_fraction))
+
+
+class Stepper:
+    """Feeds observations of interesting cells into the lifecycle."""
+
+    def __init__(self, state: DetectorState, now: float, events: list[AlertEvent]) -> None:
+        self.state = state
+        self.now = now
+        self.events = events
+
+    def interesting(self, kind: AlertKind, slots: IntArray, active: BoolArray) -> IntArray:
+        held = self.state.cells.status[slots, KIND_INDEX[kind]] != IDLE
+        result: IntArray = np.nonzero(active | held)[0]
+        return result
+
+    def step(self, slot: int, kind: AlertKind, obs: Observation) -> None:
+        step_cell(
+            self.state.cells,
+            self.state.subjects[slot],
+            slot,
+            KIND_INDEX[kind],
+            obs,
+            self.state.alerts,
+            self.now,
+            self.events,
+        )
+
+
+__all__ = ["Stepper", "hysteresis_clear"]
