@@ -24,45 +24,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import aio_pika
 import aio_pika.abc
 import aiormq
 import pamqp.exceptions
 
+from ingest.amqp_broker import EXCHANGE, amqp_urls, closed, redacted, routing_prefix, topic_of
 from ingest.batching import CHUNK_MESSAGES
 from ingest.items import Item, Received
 from ingest.settings import IngestSettings
 from ingest.source import Intake
-from vocabulary.errors import ConfigurationError
 from vocabulary.protocol.topics import WIRE_VERSION_SEGMENT
 
 log = logging.getLogger(__name__)
-
-EXCHANGE = "amq.topic"  # where RabbitMQ's MQTT plugin publishes
-
-
-def amqp_urls(setting: str) -> list[str]:
-    """The node URLs of ``QORGAU_AMQP_URL`` (comma-separated); ``ConfigurationError`` for one
-    that is not ``amqp://`` or ``amqps://`` with a host."""
-    urls = [url.strip() for url in setting.split(",") if url.strip()]
-    if not urls:
-        raise ConfigurationError(
-            "QORGAU_AMQP_URL names no broker: give amqp://user:password@host:5672/"
-        )
-    for url in urls:
-        parsed = urlsplit(url)
-        if parsed.scheme not in ("amqp", "amqps") or not parsed.hostname:
-            raise ConfigurationError(
-                f"QORGAU_AMQP_URL: {_redacted(url)!r} is not an amqp:// or amqps:// URL with a "
-                "host (e.g. amqp://user:password@rabbitmq-1:5672/)"
-            )
-    return urls
-
-
-def routing_prefix(topic_prefix: str) -> str:
-    return topic_prefix.replace("/", ".")
 
 
 def readings_binding(topic_prefix: str) -> str:
@@ -70,23 +45,6 @@ def readings_binding(topic_prefix: str) -> str:
     device code with a dot is still routed to the queue (and quarantined there, see
     :func:`topic_of`), never dropped as unroutable."""
     return f"{routing_prefix(topic_prefix)}.{WIRE_VERSION_SEGMENT}.#.readings"
-
-
-def topic_of(routing_key: str, topic_prefix: str) -> str:
-    """The MQTT topic a device published to, from the routing key RabbitMQ made of it.
-
-    The plugin turns every ``/`` into ``.``; since codes may contain dots themselves, only the
-    known layout tells them apart: ``{prefix}.v1.{enterprise}.{device}.readings``. With more
-    than one dot between prefix and kind the split is ambiguous; the dots become slashes and
-    the message is quarantined by the topic checks, with the topic in the record.
-    """
-    head = f"{routing_prefix(topic_prefix)}.{WIRE_VERSION_SEGMENT}."
-    if routing_key.startswith(head):
-        middle, dot, kind = routing_key[len(head) :].rpartition(".")
-        if dot and middle.count(".") == 1:
-            enterprise, device = middle.split(".")
-            return f"{topic_prefix}/{WIRE_VERSION_SEGMENT}/{enterprise}/{device}/{kind}"
-    return routing_key.replace(".", "/")
 
 
 async def declare_topology(
@@ -131,7 +89,7 @@ class AmqpSource:
         self._ack_done = asyncio.Event()
 
     def label(self) -> str:
-        return _redacted(self.urls[self._url_index % len(self.urls)])
+        return redacted(self.urls[self._url_index % len(self.urls)])
 
     async def retire(
         self, run: Callable[[asyncio.Event], Awaitable[None]], *, idle_s: float
@@ -162,7 +120,7 @@ class AmqpSource:
                 self._consume(intake, queue, generation), name="ingest-reader"
             )
             acker = asyncio.create_task(self._ack_loop(channel), name="ingest-acks")
-            lost = asyncio.create_task(_closed(connection, channel))
+            lost = asyncio.create_task(closed(connection, channel))
             stopping = asyncio.create_task(stop.wait())
             tasks = {reader, acker, lost, stopping, writer}
             try:
@@ -266,28 +224,3 @@ class AmqpSource:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ack_done.wait(), timeout_s)
-
-
-async def _closed(
-    connection: aio_pika.abc.AbstractConnection, channel: aio_pika.abc.AbstractChannel
-) -> None:
-    """Return when the connection or the channel closes (the node died, the broker closed the
-    channel): the session ends and the supervisor reconnects."""
-    done = asyncio.get_running_loop().create_future()
-
-    def closed(*_: Any) -> None:
-        if not done.done():
-            done.set_result(None)
-
-    connection.close_callbacks.add(closed)
-    channel.close_callbacks.add(closed)
-    await done
-
-
-def _redacted(url: str) -> str:
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, userinfo = head.partition("://")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{tail}"

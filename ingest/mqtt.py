@@ -39,7 +39,7 @@ from paho.mqtt.exception import MalformedPacket
 
 # The factory's home is vocabulary (every surface opens its connections with it); re-exported
 # here (``as``) for the modules of ingest that import it from this one.
-from vocabulary.mqtt_client import mqtt5_client as mqtt5_client
+from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 
 

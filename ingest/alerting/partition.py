@@ -20,10 +20,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiomqtt
 import psycopg
 
 from ingest.alerting.metrics import AlertMetrics
@@ -171,12 +171,13 @@ class Ownership:
             log.warning("could not check which enterprises are owned: %s", exc)
             self._db.discard()
 
-    async def forget_stale(self, client: aiomqtt.Client) -> None:
+    async def forget_stale(self, unsubscribe: Callable[[list[str]], Awaitable[object]]) -> None:
         """Unsubscribe the session's filters this engine no longer owns (after subscribing the
-        current ones: an enterprise kept across the change never misses a message)."""
+        current ones: an enterprise kept across the change never misses a message). On
+        RabbitMQ ``unsubscribe`` removes the queue's bindings of those filters."""
         if not self.stale:
             return
-        await client.unsubscribe(list(self.stale))
+        await unsubscribe(list(self.stale))
         log.info("alert engine unsubscribed filters it no longer owns: %s", ", ".join(self.stale))
         self.stale = ()
 

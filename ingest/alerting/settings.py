@@ -7,6 +7,7 @@ It validates readings exactly as ingest does, so it reads ingest's validation se
 from __future__ import annotations
 
 import socket
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -20,6 +21,21 @@ class AlertsSettings(DatabaseSettings, NotificationSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")
+    broker: Literal["mosquitto", "rabbitmq"] = Field(
+        default="mosquitto",
+        description="where the engine reads and publishes: mosquitto (a persistent MQTT 5 "
+        "session on QORGAU_MQTT_URL) or rabbitmq (a quorum queue of its own named after "
+        "QORGAU_ALERTS_CLIENT_ID, bound to amq.topic, read over AMQP from QORGAU_AMQP_URL); "
+        "see docs/alerts.md",
+    )
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="with QORGAU_BROKER=rabbitmq: the cluster's AMQP URLs, comma-separated; the "
+        "engine moves to the next when its node goes away",
+    )
+    amqp_quorum_replicas: int = Field(
+        default=3, ge=1, le=9, description="replicas of the engine's queue when qorgau declares it"
+    )
     topic_prefix: str = Field(default="qorgau", description="first topic segment(s)")
     ingest_max_payload_bytes: int = Field(
         default=256 * 1024, ge=1024, description="same as ingest: larger payloads are refused"

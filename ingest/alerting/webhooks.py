@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from ingest.alerting.errors import DB_ERRORS, HTTP_LIBRARY_ERRORS
 from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.notifications.channels import (
     SIGNATURE_HEADER,
@@ -34,7 +35,7 @@ from vocabulary.webhook_url import check_webhook_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SIGNATURE_HEADER", "WebhookDispatcher", "check_webhook_url", "signature", "verify"]
+__all__ = ["SIGNATURE_HEADER", "WebhookDispatcher", "signature", "verify"]
 
 # Longest error text kept on a webhook (an HTTP library's message can quote a whole URL).
 _ERROR_CHARS = 500
@@ -110,7 +111,7 @@ class WebhookDispatcher:
                 while not stop.is_set():
                     try:
                         self.hooks = await self._load()
-                    except Exception as exc:  # keep the last list; the database may be back soon
+                    except DB_ERRORS as exc:  # keep the last list; the database may be back soon
                         log.warning("could not reload webhooks: %s", exc)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.refresh_s)
@@ -129,15 +130,24 @@ class WebhookDispatcher:
                 continue
             task = asyncio.create_task(self._deliver(hook, message), name=f"webhook-{hook.id}")
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A delivery task that failed of an error ``_deliver`` does not know (a bug) is
+        logged with its traceback here, not lost until the task is freed."""
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        self.metrics.webhooks.labels("failed").inc()
+        log.error("%s: delivery failed", task.get_name(), exc_info=task.exception())
 
     async def _deliver(self, hook: Webhook, message: AlertMessage) -> None:
         """One delivery with its outcome counted, logged and recorded; never raises (but for
         cancellation at shutdown)."""
-        unexpected: Exception | None = None
+        unexpected: BaseException | None = None
         try:
             problem = await self._attempts(hook, message)
-        except Exception as exc:  # an error of no known kind: still one outcome, not a lost task
+        except HTTP_LIBRARY_ERRORS as exc:  # of no known kind: still one outcome, not a lost task
             unexpected = exc
             problem = f"unexpected error: {type(exc).__name__}: {exc}"
         if problem is None:
@@ -168,7 +178,7 @@ class WebhookDispatcher:
         at = datetime.fromtimestamp(self.clock(), UTC)
         try:
             await self._record(hook.id, at, problem)
-        except Exception as exc:  # the database may be away; the log and the metric still tell
+        except DB_ERRORS as exc:  # the database may be away; the log and the metric still tell
             # One warning per outage, not one per delivery.
             level = logging.DEBUG if self._record_failing else logging.WARNING
             self._record_failing = True

@@ -4,10 +4,13 @@ settings of the RabbitMQ source."""
 from __future__ import annotations
 
 import pytest
+from paho.mqtt.client import topic_matches_sub
 
-from ingest.amqp import amqp_urls, readings_binding, topic_of
+from ingest.alerting.partition import subscriptions
+from ingest.amqp import readings_binding
+from ingest.amqp_broker import amqp_urls, binding_key, routing_key, topic_of
 from vocabulary.errors import ConfigurationError
-from vocabulary.protocol import parse_device_topic, readings_topic
+from vocabulary.protocol import parse_device_topic, readings_topic, status_topic
 
 
 @pytest.mark.parametrize("prefix", ["qorgau", "site/qorgau"])
@@ -41,3 +44,33 @@ def test_the_amqp_urls_are_one_per_node_and_checked() -> None:
         with pytest.raises(ConfigurationError, match="QORGAU_AMQP_URL") as caught:
             amqp_urls(bad)
         assert "secret" not in str(caught.value)
+
+
+def _routes(binding: str, key: str) -> bool:
+    """RabbitMQ's topic matching, for bindings without ``#``: ``*`` is exactly one word."""
+    words, pattern = key.split("."), binding.split(".")
+    return len(words) == len(pattern) and all(
+        p in ("*", w) for p, w in zip(pattern, words, strict=True)
+    )
+
+
+@pytest.mark.parametrize("enterprises", [None, frozenset({"acme", "globex"})])
+def test_the_alert_engines_bindings_route_what_its_mqtt_filters_match(
+    enterprises: frozenset[str] | None,
+) -> None:
+    wanted = subscriptions("site/qorgau", enterprises)
+    topics = [
+        readings_topic("site/qorgau", "acme", "dev-1"),
+        status_topic("site/qorgau", "globex", "dev-2"),
+        readings_topic("site/qorgau", "initech", "dev-3"),
+        "site/qorgau/v1/acme/alerts/ceiling",
+        "site/qorgau/v1/initech/alerts/ceiling",
+        "site/qorgau/v1/acme/dev-1/other",
+        "qorgau/v1/acme/dev-1/readings",
+    ]
+    for topic in topics:
+        by_mqtt = any(topic_matches_sub(f, topic) for f in wanted.filters)
+        by_amqp = any(_routes(binding_key(f), routing_key(topic)) for f in wanted.filters)
+        assert by_amqp == by_mqtt, topic
+    # Not every topic, nor none: the filters do select.
+    assert 0 < sum(any(topic_matches_sub(f, t) for f in wanted.filters) for t in topics) < 7

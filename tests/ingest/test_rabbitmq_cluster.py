@@ -12,7 +12,8 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from ingest.amqp import EXCHANGE, declare_topology
+from ingest.amqp import declare_topology
+from ingest.amqp_broker import EXCHANGE
 from ingest.service import make_worker
 from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster

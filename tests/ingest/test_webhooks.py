@@ -15,12 +15,12 @@ from ingest.alerting.metrics import AlertMetrics
 from ingest.alerting.webhooks import (
     SIGNATURE_HEADER,
     WebhookDispatcher,
-    check_webhook_url,
     signature,
     verify,
 )
 from store.alerts import Webhook
 from vocabulary.protocol.alerts import AlertMessage
+from vocabulary.webhook_url import check_webhook_url
 
 pytestmark = pytest.mark.anyio
 
