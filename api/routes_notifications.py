@@ -123,11 +123,16 @@ class RouteIn(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"enterprise": "mine-01", "recipient_id": 1, "level": 0, "min_severity": "high",
-                 "workplace": "face-1"}
+                {
+                    "enterprise": "mine-01",
+                    "recipient_id": 1,
+                    "level": 0,
+                    "min_severity": "high",
+                    "workplace": "face-1",
+                }
             ]
         }
-    )  # fmt: skip
+    )
 
     enterprise: EnterpriseCode
     recipient_id: int = Field(ge=1)
@@ -148,11 +153,15 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"escalate_after_min": 10, "reminder_every_min": 15, "max_reminders": 3,
-                 "notify_on_resolve": True}
+                {
+                    "escalate_after_min": 10,
+                    "reminder_every_min": 15,
+                    "max_reminders": 3,
+                    "notify_on_resolve": True,
+                }
             ]
         }
-    )  # fmt: skip
+    )
 
     escalate_after_min: float = Field(
         default=10, gt=0, le=1440, description="minutes unacknowledged before the next level"
@@ -442,6 +451,8 @@ async def timeline(
             headers={"Content-Disposition": f'attachment; filename="qorgau-alert-{alert_id}.csv"'},
         )
     return Timeline(
-        alert_id=str(alert_id), enterprise=found["enterprise"], state=found["state"],
+        alert_id=str(alert_id),
+        enterprise=found["enterprise"],
+        state=found["state"],
         entries=entries,
-    )  # fmt: skip
+    )

@@ -382,9 +382,15 @@ def _sensor_parts(b: _Sensor, lo_us: IntArray, hi_us: IntArray, width_us: int) -
     rounded = np.round(b.level, 9)
     found = {}
     for m, (k, i, j, a, size) in enumerate(
-        zip(ks.tolist(), first[ks].tolist(), end[ks].tolist(), seg.tolist(), lens.tolist(),
-            strict=True)
-    ):  # fmt: skip
+        zip(
+            ks.tolist(),
+            first[ks].tolist(),
+            end[ks].tolist(),
+            seg.tolist(),
+            lens.tolist(),
+            strict=True,
+        )
+    ):
         found[k] = _Part(
             b,
             i,

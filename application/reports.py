@@ -45,8 +45,13 @@ NORMS_PATHS: dict[str, tuple[str, ...]] = {
     "gas": ("bands.chemical_",),
     "dust": ("bands.dust_fibrogenic_",),
 }
-EVERY_REPORT_PATHS = ("sampling.min_coverage", "combination.", "harmfulness.", "risk.weight_",
-                      "risk.level_thresholds")  # fmt: skip
+EVERY_REPORT_PATHS = (
+    "sampling.min_coverage",
+    "combination.",
+    "harmfulness.",
+    "risk.weight_",
+    "risk.level_thresholds",
+)
 
 
 def norms_references(norms: Norms, sensors: list[tuple[str, str | None]]) -> tuple[str, ...]:
@@ -170,12 +175,14 @@ async def shift_report(
             explanation=risk.risk.explanation,
             level_names={
                 lang: names[risk.risk.level - 1]
-                for lang, names in (("en", norms.risk.level_names),
-                                    ("ru", norms.risk.level_names_ru),
-                                    ("kk", norms.risk.level_names_kz))
+                for lang, names in (
+                    ("en", norms.risk.level_names),
+                    ("ru", norms.risk.level_names_ru),
+                    ("kk", norms.risk.level_names_kz),
+                )
                 if len(names) >= risk.risk.level
             },
-        )  # fmt: skip
+        )
     alerts = await alerts_during(
         conn, enterprise["code"], workplace["code"], shift.start, shift.end
     )

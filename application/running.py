@@ -171,9 +171,13 @@ def running_metrics(
         time_to_limit = None
         if limit is not None:
             time_to_limit = time_to_level(
-                int(state.projection[slot]), limit, float(state.proj_k[slot]),
-                float(state.shift_sum[slot]), float(p.rate[j]), projected,
-            )  # fmt: skip
+                int(state.projection[slot]),
+                limit,
+                float(state.proj_k[slot]),
+                float(state.shift_sum[slot]),
+                float(p.rate[j]),
+                projected,
+            )
         found[i] = RunningMetric(
             metric=_METRIC_LABEL[th.projection],
             unit=th.projection_unit,
@@ -205,11 +209,13 @@ def limit_lines(th: Thresholds, unit: str = "") -> tuple[LimitLine, ...]:
         *actions, limit = th.projection_levels
         for level in actions:
             lines.append(LimitLine(f"action {_fmt(level)} {unit}", level, "action"))
-        lines.append(LimitLine(f"{th.projection_metric} limit {_fmt(limit)} {unit}", limit,
-                               "limit"))  # fmt: skip
+        lines.append(
+            LimitLine(f"{th.projection_metric} limit {_fmt(limit)} {unit}", limit, "limit")
+        )
     if math.isfinite(th.short_term):
-        lines.append(LimitLine(f"ПДК_max {_fmt(th.short_term)} {unit}", th.short_term,
-                               "short_term"))  # fmt: skip
+        lines.append(
+            LimitLine(f"ПДК_max {_fmt(th.short_term)} {unit}", th.short_term, "short_term")
+        )
     elif th.projection == PROJ_NONE and math.isfinite(th.pre):
         # Alarm channels (% LEL, methane): the first alarm below the ceiling.
         lines.append(LimitLine(f"first alarm {_fmt(th.pre)} {unit}", th.pre, "action"))
@@ -218,8 +224,9 @@ def limit_lines(th: Thresholds, unit: str = "") -> tuple[LimitLine, ...]:
             unit = "dB(C)"
         elif th.is_db:
             unit = "dB(A)"
-        lines.append(LimitLine(f"{th.ceiling_label} {_fmt(th.ceiling)} {unit}", th.ceiling,
-                               "ceiling"))  # fmt: skip
+        lines.append(
+            LimitLine(f"{th.ceiling_label} {_fmt(th.ceiling)} {unit}", th.ceiling, "ceiling")
+        )
     for value, label in ((th.pre_floor, th.pre_floor_label), (th.floor, th.floor_label)):
         if math.isfinite(value):  # oxygen: the low alarms
             lines.append(LimitLine(f"{label} {_fmt(value)} {unit}", value, "floor"))

@@ -189,9 +189,16 @@ def _message(device: str, seq: int, t0: float, samples: int, rng: np.random.Gene
 
 
 def publisher(
-    mqtt_url: str, devices: int, samples: int, rate_hz: float | None, seconds: float,
-    seq_base: int, stop: Any, sent: Any, backfill_from: float | None = None,
-) -> None:  # fmt: skip
+    mqtt_url: str,
+    devices: int,
+    samples: int,
+    rate_hz: float | None,
+    seconds: float,
+    seq_base: int,
+    stop: Any,
+    sent: Any,
+    backfill_from: float | None = None,
+) -> None:
     """Background devices (a separate process): each sends one message per 1/rate_hz holding
     the last second of ``samples`` per channel; ``rate_hz=None`` floods as fast as the broker
     takes them, with sample times from ``backfill_from`` on (one second per message, as an
@@ -285,12 +292,17 @@ def small_publisher(mqtt_url: str, devices: int, seconds: float, stop: Any, sent
                 link.read_acks(wait_s=0.01)
             device = f"sm-{d}"
             channels = [
-                {"sensor": f"{device}.{name}", "quantity": quantity, "unit": unit,
-                 **({"substance": substance} if substance else {}),
-                 "t0": datetime.fromtimestamp(time.time(), UTC).isoformat(), "period_s": 1.0,
-                 "values": [round(base * (1 + 0.05 * float(rng.standard_normal())), 3)]}
+                {
+                    "sensor": f"{device}.{name}",
+                    "quantity": quantity,
+                    "unit": unit,
+                    **({"substance": substance} if substance else {}),
+                    "t0": datetime.fromtimestamp(time.time(), UTC).isoformat(),
+                    "period_s": 1.0,
+                    "values": [round(base * (1 + 0.05 * float(rng.standard_normal())), 3)],
+                }
                 for name, quantity, unit, substance, base in SMALL_CHANNELS
-            ]  # fmt: skip
+            ]
             payload = orjson.dumps({"v": 1, "device": device, "seq": tick, "channels": channels})
             link.send([link.packet(readings_topic(PREFIX, ENT, device), payload)])
             count += 1
@@ -426,14 +438,22 @@ def _probe_payload(sensor: str, seq: int, t: float) -> bytes:
     """One H2S reading far above its ceiling, as a readings message of the probe device."""
     return orjson.dumps(
         {
-            "v": 1, "device": "probe", "seq": seq,
-            "channels": [{
-                "sensor": sensor, "quantity": "gas", "unit": "mg/m3", "substance": "H2S",
-                "t0": datetime.fromtimestamp(t, UTC).isoformat(), "period_s": 1.0,
-                "values": [30.0],
-            }],
+            "v": 1,
+            "device": "probe",
+            "seq": seq,
+            "channels": [
+                {
+                    "sensor": sensor,
+                    "quantity": "gas",
+                    "unit": "mg/m3",
+                    "substance": "H2S",
+                    "t0": datetime.fromtimestamp(t, UTC).isoformat(),
+                    "period_s": 1.0,
+                    "values": [30.0],
+                }
+            ],
         }
-    )  # fmt: skip
+    )
 
 
 async def _arrived_both(sensor: str, *arrivals: dict[str, float]) -> None:
@@ -548,9 +568,11 @@ def main(argv: list[str] | None = None) -> int:
         "--smtp-outage", type=float, default=0.0, help="s the mail server is down mid-run"
     )
     parser.add_argument(
-        "--small-devices", type=int, default=1000,
+        "--small-devices",
+        type=int,
+        default=1000,
         help="devices of the realistic phase, one 8-reading message a second each (0: skip it)",
-    )  # fmt: skip
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--keep", action="store_true", help="keep the logs folder (printed)")
     args = parser.parse_args(argv)

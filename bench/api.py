@@ -186,9 +186,13 @@ async def build(
                     mean, sq = level, level * level * 1.05
                 out = io.StringIO()
                 columns = zip(
-                    (mean * n).tolist(), (sq * n).tolist(), pow10.tolist(),
-                    (level * 0.5).tolist(), (level * 1.6).tolist(), strict=True,
-                )  # fmt: skip
+                    (mean * n).tolist(),
+                    (sq * n).tolist(),
+                    pow10.tolist(),
+                    (level * 0.5).tolist(),
+                    (level * 1.6).tolist(),
+                    strict=True,
+                )
                 for stamp, (sv, sq_, sp, lo, hi) in zip(starts, columns, strict=True):
                     out.write(f"{sid}\t{stamp}\t{n}\t{sv!r}\t{sq_!r}\t{sp!r}\t{lo!r}\t{hi!r}\n")
                 await copy.write(out.getvalue())
@@ -254,8 +258,11 @@ def main() -> int:
     try:
         upgrade(pg.url, SCHEMA, timescale="off")
         if not _has_rollups(pg.url):
-            print("bench/api.py: this schema has no readings_1h rollups (store/rollups.py "
-                  "is not merged yet); nothing to measure", file=sys.stderr)  # fmt: skip
+            print(
+                "bench/api.py: this schema has no readings_1h rollups (store/rollups.py "
+                "is not merged yet); nothing to measure",
+                file=sys.stderr,
+            )
             return 2
         last = datetime.now(UTC).date() - timedelta(days=1)
         first = last - timedelta(days=args.days - 1)
@@ -340,14 +347,22 @@ def main() -> int:
             **boards,
         }
         if cold:
-            result.update({
-                "history_shifts_per_request": shifts,
-                "history_source": source,
-                "history_cold": {"requests": len(cold), "p50_ms": percentile_ms(cold, 50),
-                                 "p99_ms": percentile_ms(cold, 99)},
-                "history_warm": {"requests": len(warm), "p50_ms": percentile_ms(warm, 50),
-                                 "p99_ms": percentile_ms(warm, 99)},
-            })  # fmt: skip
+            result.update(
+                {
+                    "history_shifts_per_request": shifts,
+                    "history_source": source,
+                    "history_cold": {
+                        "requests": len(cold),
+                        "p50_ms": percentile_ms(cold, 50),
+                        "p99_ms": percentile_ms(cold, 99),
+                    },
+                    "history_warm": {
+                        "requests": len(warm),
+                        "p50_ms": percentile_ms(warm, 50),
+                        "p99_ms": percentile_ms(warm, 99),
+                    },
+                }
+            )
         result.update({"load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()})
         if args.json:
             print(json.dumps(result))

@@ -95,10 +95,17 @@ def run_stream(
     asyncio.run(workload.register(pg_url, schema))
     payloads = workload.payloads()
     workers = [
-        WorkerProcess(pg_url, schema, mqtt_urls[0], prefix, f"bench-w{i}",
-                      folder / f"{schema}-w{i}.log", env=env).start()
+        WorkerProcess(
+            pg_url,
+            schema,
+            mqtt_urls[0],
+            prefix,
+            f"bench-w{i}",
+            folder / f"{schema}-w{i}.log",
+            env=env,
+        ).start()
         for i, env in enumerate(worker_env)
-    ]  # fmt: skip
+    ]
     killed = None
     try:
         for worker in workers:
@@ -107,10 +114,13 @@ def run_stream(
             ready()
         parts = [payloads[i::publishers] for i in range(publishers)]
         pubs = [
-            FailoverPublisher(mqtt_urls[i % len(mqtt_urls) :] + mqtt_urls[: i % len(mqtt_urls)],
-                              part, name=f"publisher-{i}")
+            FailoverPublisher(
+                mqtt_urls[i % len(mqtt_urls) :] + mqtt_urls[: i % len(mqtt_urls)],
+                part,
+                name=f"publisher-{i}",
+            )
             for i, part in enumerate(parts)
-        ]  # fmt: skip
+        ]
         for pub in pubs:
             pub.start()
         deadline = time.monotonic() + timeout_s
@@ -165,11 +175,16 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100, help="simulated devices")
     parser.add_argument("--values", type=int, default=2, help="samples per channel per message")
     parser.add_argument("--workers", type=int, default=2, help="qorgau ingest processes")
-    parser.add_argument("--publishers", type=int, default=3,
-                        help="MQTT publishers, each starting on its own node")  # fmt: skip
+    parser.add_argument(
+        "--publishers", type=int, default=3, help="MQTT publishers, each starting on its own node"
+    )
     parser.add_argument("--prefetch", type=int, default=500, help="consumer prefetch per worker")
-    parser.add_argument("--kill-at", type=float, default=0.25,
-                        help="kill the queue leader once this share is acknowledged")  # fmt: skip
+    parser.add_argument(
+        "--kill-at",
+        type=float,
+        default=0.25,
+        help="kill the queue leader once this share is acknowledged",
+    )
     parser.add_argument("--no-mosquitto", action="store_true", help="skip the Mosquitto run")
     args = parser.parse_args()
     if not rabbitmq_installed():
@@ -217,12 +232,20 @@ def main() -> None:
                 raise RuntimeError(f"queue {queue} has no leader")
 
         rabbit = run_stream(
-            pg_url=pg.url, folder=folder, workload_args=workload_args,
-            mqtt_urls=cluster.mqtt_urls, worker_env=env, kill=kill_leader, ready=find_leader,
-            kill_at=args.kill_at, publishers=args.publishers,
-        )  # fmt: skip
-        say(f"  {rabbit['messages_per_s']:,.0f} msg/s, lost {rabbit['lost']}, "
-            f"duplicated {rabbit['duplicated']}")  # fmt: skip
+            pg_url=pg.url,
+            folder=folder,
+            workload_args=workload_args,
+            mqtt_urls=cluster.mqtt_urls,
+            worker_env=env,
+            kill=kill_leader,
+            ready=find_leader,
+            kill_at=args.kill_at,
+            publishers=args.publishers,
+        )
+        say(
+            f"  {rabbit['messages_per_s']:,.0f} msg/s, lost {rabbit['lost']}, "
+            f"duplicated {rabbit['duplicated']}"
+        )
         cluster.stop()
         result.update(
             nodes=len(cluster.nodes),
@@ -236,12 +259,14 @@ def main() -> None:
             try:
                 say("Mosquitto: the same stream, one node…")
                 mosq = run_stream(
-                    pg_url=pg.url, folder=folder, workload_args=workload_args,
+                    pg_url=pg.url,
+                    folder=folder,
+                    workload_args=workload_args,
                     mqtt_urls=[broker.url],
                     worker_env=[{"QORGAU_INGEST_RECEIVE_MAXIMUM": str(args.prefetch)}]
                     * args.workers,
                     publishers=args.publishers,
-                )  # fmt: skip
+                )
             finally:
                 broker.stop()
             say(f"  {mosq['messages_per_s']:,.0f} msg/s")

@@ -97,8 +97,9 @@ class Counter:
     def __init__(self, url: str, topic: str) -> None:
         self.count = 0
         self.ready = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter",
-                                  protocol=paho.MQTTv5)  # fmt: skip
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-counter", protocol=paho.MQTTv5
+        )
         self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self.ready.set()
         self.client.on_message = self._on_message
@@ -190,12 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     batches = one_second_batches(max(args.messages, args.replay))
-    full = timed("outbox writes, synchronous=full", lambda: bench_writes(
-        batches[: args.messages], "full"))  # fmt: skip
-    normal = timed("outbox writes, synchronous=normal", lambda: bench_writes(
-        batches[: args.messages], "normal"))  # fmt: skip
-    replay = timed("replay to Mosquitto", lambda: bench_replay(
-        batches[: args.replay], args.window))  # fmt: skip
+    full = timed(
+        "outbox writes, synchronous=full", lambda: bench_writes(batches[: args.messages], "full")
+    )
+    normal = timed(
+        "outbox writes, synchronous=normal",
+        lambda: bench_writes(batches[: args.messages], "normal"),
+    )
+    replay = timed("replay to Mosquitto", lambda: bench_replay(batches[: args.replay], args.window))
     bpr = full["bytes_per_reading"]
     hours = (DEFAULT_MAX_BYTES - WAL_LIMIT_BYTES) / (bpr * CHANNELS * 3600)
     result = {
@@ -213,10 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"device: {result['device']}")
-    print(f"outbox writes (synchronous=full):   {full['messages_per_s']:8.0f} messages/s  "
-          f"{full['readings_per_s']:9.0f} readings/s")  # fmt: skip
-    print(f"outbox writes (synchronous=normal): {normal['messages_per_s']:8.0f} messages/s  "
-          f"{normal['readings_per_s']:9.0f} readings/s")  # fmt: skip
+    print(
+        f"outbox writes (synchronous=full):   {full['messages_per_s']:8.0f} messages/s  "
+        f"{full['readings_per_s']:9.0f} readings/s"
+    )
+    print(
+        f"outbox writes (synchronous=normal): {normal['messages_per_s']:8.0f} messages/s  "
+        f"{normal['readings_per_s']:9.0f} readings/s"
+    )
     print(
         f"replay of {replay['messages']:.0f} messages after an outage: "
         f"{replay['messages_per_s']:.0f} messages/s ({replay['readings_per_s']:.0f} readings/s)"

@@ -182,9 +182,13 @@ async def register(url: str, schema: str, shape: Shape) -> list[list[int]]:
             row = []
             for suffix, quantity, unit, substance, _, _ in CHANNELS:
                 sensor = await upsert_sensor(
-                    conn, device, f"{shape.device(d)}.{suffix}", quantity=quantity, unit=unit,
+                    conn,
+                    device,
+                    f"{shape.device(d)}.{suffix}",
+                    quantity=quantity,
+                    unit=unit,
                     substance=substance,
-                )  # fmt: skip
+                )
                 row.append(sensor.id)
             ids.append(row)
     return ids
@@ -397,8 +401,9 @@ class RawPublisher:
         mid = self.next_mid
         self.next_mid = mid % 65535 + 1
         name = topic.encode()
-        body = b"".join((len(name).to_bytes(2, "big"), name, mid.to_bytes(2, "big"), b"\x00",
-                         payload))  # fmt: skip
+        body = b"".join(
+            (len(name).to_bytes(2, "big"), name, mid.to_bytes(2, "big"), b"\x00", payload)
+        )
         return b"\x32" + _varint(len(body)) + body
 
     def send(self, packets: list[bytes]) -> None:
@@ -501,9 +506,14 @@ class Worker:
 
 
 def start_worker(
-    pg: str, mqtt: str, schema: str, prefix: str, name: str, folder: Path,
+    pg: str,
+    mqtt: str,
+    schema: str,
+    prefix: str,
+    name: str,
+    folder: Path,
     extra_env: dict[str, str] | None = None,
-) -> Worker:  # fmt: skip
+) -> Worker:
     port = free_port()
     log = folder / f"{name}.log"
     env = {
@@ -520,10 +530,17 @@ def start_worker(
     }
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from qorgau.cli import main; sys.exit(main())",
-             "ingest", "--no-upgrade"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import sys; from qorgau.cli import main; sys.exit(main())",
+                "ingest",
+                "--no-upgrade",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     worker = Worker(process, port, log)
     deadline = time.monotonic() + 30
     while not worker.ready():
@@ -545,9 +562,12 @@ class Burst:
 
 
 def _pace(
-    senders: list[Any], committed_now: Callable[[], float], allowed: Any, published: Any,
+    senders: list[Any],
+    committed_now: Callable[[], float],
+    allowed: Any,
+    published: Any,
     window_messages: int,
-) -> float:  # fmt: skip
+) -> float:
     """Keep the publishers at most ``window_messages`` ahead of the commits until they have
     stopped and everything published is committed; returns when the last commit was seen."""
     committed = 0.0
@@ -566,10 +586,16 @@ def _pace(
 
 
 def burst(
-    procs: list[Worker], mqtt_port: int, shape: Shape, prefix: str, seconds: float,
-    window_messages: int, on_started: Callable[[], None] | None = None,
-    publishers: int = 1, progress: Callable[[], float] | None = None,
-) -> Burst:  # fmt: skip
+    procs: list[Worker],
+    mqtt_port: int,
+    shape: Shape,
+    prefix: str,
+    seconds: float,
+    window_messages: int,
+    on_started: Callable[[], None] | None = None,
+    publishers: int = 1,
+    progress: Callable[[], float] | None = None,
+) -> Burst:
     """Publish ``shape``'s messages for ``seconds`` with at most ``window_messages`` ahead of
     the workers' commits, and wait until they have committed them all: what the workers
     sustain end to end when never starved and never buried. ``progress`` counts the messages
@@ -601,8 +627,7 @@ def burst(
         if on_started is not None:
             on_started()
         started = time.monotonic()
-        last_change = _pace(senders, lambda: done() - baseline, allowed, published,
-                            window_messages)  # fmt: skip
+        last_change = _pace(senders, lambda: done() - baseline, allowed, published, window_messages)
         for sender in senders:
             sender.join()
     finally:
@@ -615,46 +640,83 @@ def burst(
 
 
 def end_to_end(
-    pg: str, mqtt_url: str, mqtt_port: int, shape: Shape, seconds: float, workers: int,
-    window_messages: int, folder: Path, profile: Path | None = None, publishers: int = 1,
-    label: str = "", backend: str = "plain", env: dict[str, str] | None = None,
+    pg: str,
+    mqtt_url: str,
+    mqtt_port: int,
+    shape: Shape,
+    seconds: float,
+    workers: int,
+    window_messages: int,
+    folder: Path,
+    profile: Path | None = None,
+    publishers: int = 1,
+    label: str = "",
+    backend: str = "plain",
+    env: dict[str, str] | None = None,
     services: dict[str, int] | None = None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """``services``: name → process id of a server (PostgreSQL, Mosquitto) whose CPU per
     message, with its children's, is reported as ``{name}_cpu_us_per_message``."""
     schema = f"bench_e2e{label}{workers}"
     prefix = f"bench{label}{workers}"
     fresh_schema(pg, schema, shape, backend)
-    procs = [start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder, env)
-             for n in range(workers)]  # fmt: skip
+    procs = [
+        start_worker(pg, mqtt_url, schema, prefix, f"{prefix}-w{n}", folder, env)
+        for n in range(workers)
+    ]
     spies: list[subprocess.Popen[bytes]] = []
 
     def profile_workers() -> None:
         if profile is None:
             return
         for n, w in enumerate(procs):  # py-spy (pip install py-spy), collapsed stacks per worker
-            spies.append(subprocess.Popen(
-                ["py-spy", "record", "--format", "raw", "--rate", "200", "--pid",
-                 str(w.process.pid), "--duration", str(int(seconds)), "--output",
-                 str(profile.with_suffix(f".w{n}.txt"))],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))  # fmt: skip
+            spies.append(
+                subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--pid",
+                        str(w.process.pid),
+                        "--duration",
+                        str(int(seconds)),
+                        "--output",
+                        str(profile.with_suffix(f".w{n}.txt")),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
 
     try:
         cpu_before = sum(_cpu_s(w.process.pid) for w in procs)
         services_before = {name: _tree_cpu_s(sid) for name, sid in (services or {}).items()}
         machine_before = _machine_cpu_s()
         children_before = _children_cpu_s()
-        run = burst(procs, mqtt_port, shape, prefix, seconds, window_messages, profile_workers,
-                    publishers=publishers)  # fmt: skip
+        run = burst(
+            procs,
+            mqtt_port,
+            shape,
+            prefix,
+            seconds,
+            window_messages,
+            profile_workers,
+            publishers=publishers,
+        )
         cpu_s = sum(_cpu_s(w.process.pid) for w in procs) - cpu_before
         # Where the machine's CPU went during the run: the workers, each server, the publishers
         # (this process's children that have ended), and everything on the machine.
-        spent = {f"{name}_cpu_s": _tree_cpu_s(sid) - services_before[name]
-                 for name, sid in (services or {}).items()}  # fmt: skip
+        spent = {
+            f"{name}_cpu_s": _tree_cpu_s(sid) - services_before[name]
+            for name, sid in (services or {}).items()
+        }
         spent["publishers_cpu_s"] = _children_cpu_s() - children_before
-        busy, machine_s = (now - before for now, before in zip(_machine_cpu_s(), machine_before,
-                                                                strict=True))  # fmt: skip
+        busy, machine_s = (
+            now - before for now, before in zip(_machine_cpu_s(), machine_before, strict=True)
+        )
         spent["machine_cpu_s"] = busy
         batches = sum(w.metric("qorgau_ingest_batch_readings_count") for w in procs)
         commit_s = sum(w.metric("qorgau_ingest_commit_seconds_sum") for w in procs)
@@ -703,8 +765,11 @@ def _cpu_s(pid: int) -> float:
 
 def _server_pids(pg: LocalPostgres, broker: LocalMosquitto) -> dict[str, int]:
     """The process ids of the bench's servers."""
-    return {name: server.process.pid for name, server in (("postgres", pg), ("broker", broker))
-            if server.process is not None}  # fmt: skip
+    return {
+        name: server.process.pid
+        for name, server in (("postgres", pg), ("broker", broker))
+        if server.process is not None
+    }
 
 
 def _tree_cpu_s(root: int) -> float:
@@ -761,9 +826,12 @@ def bare_subscriber_main(
 
     async def run() -> None:
         client = mqtt.build_client(
-            MqttEndpoint.parse(f"mqtt://127.0.0.1:{mqtt_port}"), client_id=client_id,
-            session_expiry_s=0, receive_maximum=2000, clean_start=True,
-        )  # fmt: skip
+            MqttEndpoint.parse(f"mqtt://127.0.0.1:{mqtt_port}"),
+            client_id=client_id,
+            session_expiry_s=0,
+            receive_maximum=2000,
+            clean_start=True,
+        )
         inbox = mqtt.Inbox(client)
         async with client:
             await client.subscribe(readings_subscription(prefix, "qorgau-ingest"), qos=1)
@@ -783,9 +851,13 @@ def bare_subscriber_main(
 
 
 def bare_subscriber(
-    mqtt_port: int, shape: Shape, seconds: float, window_messages: int, publishers: int,
+    mqtt_port: int,
+    shape: Shape,
+    seconds: float,
+    window_messages: int,
+    publishers: int,
     subscribers: int = 2,
-) -> float:  # fmt: skip
+) -> float:
     """Messages per second that ``subscribers`` bare subscribers take and acknowledge."""
     ctx = mp.get_context("spawn")
     taken = ctx.Value("q", 0)
@@ -793,18 +865,27 @@ def bare_subscriber(
     readies = [ctx.Event() for _ in range(subscribers)]
     prefix = "benchbare"
     procs = [
-        ctx.Process(target=bare_subscriber_main,
-                    args=(mqtt_port, prefix, f"bare-{n}", taken, ready, stop))
+        ctx.Process(
+            target=bare_subscriber_main, args=(mqtt_port, prefix, f"bare-{n}", taken, ready, stop)
+        )
         for n, ready in enumerate(readies)
-    ]  # fmt: skip
+    ]
     try:
         for proc in procs:
             proc.start()
         for ready in readies:
             if not ready.wait(30):
                 raise RuntimeError("bare subscriber did not start")
-        run = burst([], mqtt_port, shape, prefix, seconds, window_messages,
-                    publishers=publishers, progress=lambda: float(taken.value))  # fmt: skip
+        run = burst(
+            [],
+            mqtt_port,
+            shape,
+            prefix,
+            seconds,
+            window_messages,
+            publishers=publishers,
+            progress=lambda: float(taken.value),
+        )
     finally:
         stop.set()
         for proc in procs:
@@ -822,11 +903,21 @@ def publisher_alone(mqtt_port: int, shape: Shape, seconds: float, publishers: in
     published = ctx.Value("q", 0)
     readies = [ctx.Event() for _ in range(publishers)]
     senders = [
-        ctx.Process(target=publisher_main,
-                    args=(mqtt_port, shape, "benchalone", seconds, allowed, published, ready,
-                          (n, publishers)))
+        ctx.Process(
+            target=publisher_main,
+            args=(
+                mqtt_port,
+                shape,
+                "benchalone",
+                seconds,
+                allowed,
+                published,
+                ready,
+                (n, publishers),
+            ),
+        )
         for n, ready in enumerate(readies)
-    ]  # fmt: skip
+    ]
     for sender in senders:
         sender.start()
     for ready in readies:
@@ -838,17 +929,27 @@ def publisher_alone(mqtt_port: int, shape: Shape, seconds: float, publishers: in
 
 
 def small_messages(
-    pg: str, broker: LocalMosquitto, seconds: float, devices: int, window: int,
-    publishers: int, folder: Path, say: Callable[..., None], profile: Path | None = None,
-    backend: str = "plain", env: dict[str, str] | None = None,
+    pg: str,
+    broker: LocalMosquitto,
+    seconds: float,
+    devices: int,
+    window: int,
+    publishers: int,
+    folder: Path,
+    say: Callable[..., None],
+    profile: Path | None = None,
+    backend: str = "plain",
+    env: dict[str, str] | None = None,
     services: dict[str, int] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The realistic mode: 8 readings per message (see the module docstring)."""
     shape = Shape(
-        devices=devices, values=1, period_s=1.0,
+        devices=devices,
+        values=1,
+        period_s=1.0,
         start=(datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0),
         device_prefix="small-dev",
-    )  # fmt: skip
+    )
     say(f"small messages ({shape.per_message} readings): publishers alone…")
     alone = publisher_alone(broker.port, shape, min(seconds, 10.0), publishers)
     say(f"  {alone:,.0f} messages/s")
@@ -859,10 +960,21 @@ def small_messages(
     for n in (1, 2):
         say(f"small messages: {n} worker(s)…")
         runs[n] = end_to_end(
-            pg, broker.url, broker.port, shape, seconds, n, window, folder,
-            profile if n == 1 else None, publishers=publishers, label="small", backend=backend,
-            env=env, services=services,
-        )  # fmt: skip
+            pg,
+            broker.url,
+            broker.port,
+            shape,
+            seconds,
+            n,
+            window,
+            folder,
+            profile if n == 1 else None,
+            publishers=publishers,
+            label="small",
+            backend=backend,
+            env=env,
+            services=services,
+        )
         say(f"  {runs[n]['messages_per_s']:,.0f} messages/s")
     return {
         "small_messages_per_s": round(runs[2]["messages_per_s"]),
@@ -978,9 +1090,11 @@ def main() -> None:
         "the realistic mode's)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=1,
+        "--rounds",
+        type=int,
+        default=1,
         help="repeat ceiling and end-to-end runs; figures are medians (a busy machine varies)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     try:
         overrides = {k: int(v) for k, v in (item.split("=", 1) for item in args.broker_set)}
@@ -989,9 +1103,11 @@ def main() -> None:
 
     small_backend = args.small_backend or ("timescale" if timescaledb_installed() else "plain")
     shape = Shape(
-        devices=args.devices, values=args.values, period_s=args.period_s,
+        devices=args.devices,
+        values=args.values,
+        period_s=args.period_s,
         start=(datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0),
-    )  # fmt: skip
+    )
     load_before = os.getloadavg()[0]  # other work on the machine skews every figure
     folder = scratch_dir("qorgau-bench-")
     pg = LocalPostgres(folder / "pg", durable=not args.no_fsync)
@@ -1008,8 +1124,12 @@ def main() -> None:
 
         if args.only != "small":
             say("naive ingestor…")
-            naive_rate = naive(pg.url, shape, Payloads(shape, "naive"),
-                               args.naive_seconds or min(args.seconds / 2, 10.0))  # fmt: skip
+            naive_rate = naive(
+                pg.url,
+                shape,
+                Payloads(shape, "naive"),
+                args.naive_seconds or min(args.seconds / 2, 10.0),
+            )
             say(f"  {naive_rate:,.0f} readings/s")
         for r in range(args.rounds if args.only != "small" else 0):
             say(f"round {r + 1} of {args.rounds}: raw COPY ceiling…")
@@ -1019,18 +1139,33 @@ def main() -> None:
             for n in (1, 2):
                 say(f"round {r + 1}: end to end, {n} worker(s)…")
                 runs[n] = end_to_end(
-                    pg.url, broker.url, broker.port, shape, args.seconds, n,
-                    args.window_messages, folder, args.profile if n == 1 and r == 0 else None,
-                )  # fmt: skip
+                    pg.url,
+                    broker.url,
+                    broker.port,
+                    shape,
+                    args.seconds,
+                    n,
+                    args.window_messages,
+                    folder,
+                    args.profile if n == 1 and r == 0 else None,
+                )
                 say(f"  {runs[n]['readings_per_s']:,.0f} readings/s")
             rounds.append({"raw": raw, 1: runs[1], 2: runs[2]})
         if args.only != "large":
             small = small_messages(
-                pg.url, broker, args.small_seconds, args.small_devices, args.small_window,
-                args.publishers, folder, say, args.profile if args.only == "small" else None,
-                small_backend, dict(item.split("=", 1) for item in args.worker_set),
+                pg.url,
+                broker,
+                args.small_seconds,
+                args.small_devices,
+                args.small_window,
+                args.publishers,
+                folder,
+                say,
+                args.profile if args.only == "small" else None,
+                small_backend,
+                dict(item.split("=", 1) for item in args.worker_set),
                 _server_pids(pg, broker),
-            )  # fmt: skip
+            )
     finally:
         broker.stop()
         pg.stop()
@@ -1077,10 +1212,12 @@ def main() -> None:
         }
     result |= small
     # Over every end-to-end run, large and small messages.
-    result["lost"] = int(sum(r[n]["lost"] for r in rounds for n in (1, 2))
-                         + small.get("small_lost", 0))  # fmt: skip
-    result["duplicated"] = int(sum(r[n]["duplicated"] for r in rounds for n in (1, 2))
-                               + small.get("small_duplicated", 0))  # fmt: skip
+    result["lost"] = int(
+        sum(r[n]["lost"] for r in rounds for n in (1, 2)) + small.get("small_lost", 0)
+    )
+    result["duplicated"] = int(
+        sum(r[n]["duplicated"] for r in rounds for n in (1, 2)) + small.get("small_duplicated", 0)
+    )
     result |= {
         "broker_settings": overrides,
         "date": datetime.now(UTC).date().isoformat(),

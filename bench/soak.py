@@ -549,9 +549,14 @@ def _soak_rate(
     heard_before = metric(alerts, "qorgau_alerts_messages_total")
     marks: list[float] = []
     run = burst(
-        workers, broker_port, burst_shape, PREFIX, args.burst_seconds, 120,
+        workers,
+        broker_port,
+        burst_shape,
+        PREFIX,
+        args.burst_seconds,
+        120,
         lambda: marks.append(time.monotonic()),
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 120
     while metric(alerts, "qorgau_alerts_messages_total") - heard_before < run.messages:
         if time.monotonic() > deadline:

@@ -72,19 +72,18 @@ def _gases(
     for sub, found in norms.substances.items():
         if found.kind == "gas":
             for unit in units:
-                yield Series("gas", unit, sub, name.format(sub=re.escape(sub),
-                             unit=re.escape(unit)), kinds)  # fmt: skip
+                yield Series(
+                    "gas", unit, sub, name.format(sub=re.escape(sub), unit=re.escape(unit)), kinds
+                )
     if kinds is None:
         for sub, unit in ALARM_CHANNELS:
-            yield Series("gas", unit, sub,
-                         name.format(sub=re.escape(sub), unit=re.escape(unit)))  # fmt: skip
+            yield Series("gas", unit, sub, name.format(sub=re.escape(sub), unit=re.escape(unit)))
 
 
 def _dusts(norms: Norms, name: str, kinds: tuple[str, ...] | None = None) -> Iterator[Series]:
     for sub, found in norms.substances.items():
         if found.kind == "dust":
-            yield Series("dust", "mg/m3", sub,
-                         name.format(sub=re.escape(sub), unit="mg/m3"), kinds)  # fmt: skip
+            yield Series("dust", "mg/m3", sub, name.format(sub=re.escape(sub), unit="mg/m3"), kinds)
 
 
 def _vibration(name: str, kinds: tuple[str, ...] | None = None) -> list[Series]:
@@ -170,8 +169,10 @@ def apply_limits(board: dict[str, Any], norms: Norms, alert_norms: AlertNorms) -
         else:
             # Series with their own units and limits: the defaults draw none of them.
             defaults["unit"] = GRAFANA_UNITS[chosen[0].unit]
-            defaults["thresholds"] = {"mode": "absolute",
-                                      "steps": [{"color": "green", "value": None}]}  # fmt: skip
+            defaults["thresholds"] = {
+                "mode": "absolute",
+                "steps": [{"color": "green", "value": None}],
+            }
             if custom is not None:
                 custom["thresholdsStyle"] = {"mode": "off"}
         config["overrides"] = [

@@ -165,14 +165,20 @@ def load_faults(path: Path) -> list[dict[str, Any]]:
 
 
 def parse_scenario(data: Mapping[str, Any], name: str) -> Scenario:
-    _known(data, {"scenario", "enterprise", "shifts", "workplaces", "devices", "events",
-                  "faults"}, name)  # fmt: skip
+    _known(
+        data,
+        {"scenario", "enterprise", "shifts", "workplaces", "devices", "events", "faults"},
+        name,
+    )
     meta = _table(data, "scenario", name, required=False)
     _known(meta, {"description", "seed", "notes"}, f"{name}.scenario")
     ent = _table(data, "enterprise", name)
     _known(ent, {"code", "name", "region", "utc_offset"}, f"{name}.enterprise")
-    tz = _parse(parse_utc_offset, _get(ent, "utc_offset", f"{name}.enterprise", "+00:00"),
-                f"{name}.enterprise.utc_offset")  # fmt: skip
+    tz = _parse(
+        parse_utc_offset,
+        _get(ent, "utc_offset", f"{name}.enterprise", "+00:00"),
+        f"{name}.enterprise.utc_offset",
+    )
 
     sh = _table(data, "shifts", name)
     _known(sh, {"starts", "hours", "breaks"}, f"{name}.shifts")
@@ -234,9 +240,11 @@ def parse_scenario(data: Mapping[str, Any], name: str) -> Scenario:
         # Build each device once so that a bad fault or channel name fails at load time.
         for device in devices:
             SimulatedDevice(
-                device.code, device.instruments, start=datetime.fromtimestamp(0, tz),
+                device.code,
+                device.instruments,
+                start=datetime.fromtimestamp(0, tz),
                 faults=device.faults,
-            )  # fmt: skip
+            )
     except ValueError as exc:
         raise ScenarioError(f"{name}: {exc}") from None
     return Scenario(
@@ -321,8 +329,11 @@ def _apply_faults(
     params = {"rate_per_h", "factor", "value", "per_hour", "offset", "share"}
     for i, fault in enumerate(faults):
         where = f"faults[{i}]"
-        _known(fault, {"device", "channel", "channels", "kind", "at", "duration", "since",
-                       "until", *params}, where)  # fmt: skip
+        _known(
+            fault,
+            {"device", "channel", "channels", "kind", "at", "duration", "since", "until", *params},
+            where,
+        )
         kind = str(_req(fault, "kind", where))
         codes = [str(fault["device"])] if "device" in fault else list(by_code)
         for code in codes:

@@ -67,8 +67,10 @@ class MqttSource:
         )
         async with client:
             await client.publish(self.settings.status_topic(), b"", qos=1, retain=True)
-        log.info("retired client id %s: its session is drained and deleted",
-                 self.settings.ingest_client_id)  # fmt: skip
+        log.info(
+            "retired client id %s: its session is drained and deleted",
+            self.settings.ingest_client_id,
+        )
 
     async def session(
         self, intake: Intake, stop: asyncio.Event, writer: asyncio.Task[None]
@@ -181,5 +183,6 @@ class MqttSource:
         try:
             mqtt.ack_many(client, mids)
         except (OSError, ValueError) as exc:  # a dead socket (or its closed descriptor)
-            log.info("could not acknowledge %d messages (%s); they will be redelivered",
-                     len(mids), exc)  # fmt: skip
+            log.info(
+                "could not acknowledge %d messages (%s); they will be redelivered", len(mids), exc
+            )

@@ -60,8 +60,9 @@ class Preparer:
             general = await self._prepare_fast(received, generation, arrived, items)
         except Exception:
             # A bug here must not cost a message: the general path takes the whole chunk.
-            log.exception("the fast path failed on %d messages; checking them one by one",
-                          len(received))  # fmt: skip
+            log.exception(
+                "the fast path failed on %d messages; checking them one by one", len(received)
+            )
             self.metrics.processing_failures.labels("validate").inc()
             items = [None] * len(received)
             general = list(range(len(received)))

@@ -126,14 +126,22 @@ async def register_device(
             conn, enterprise_id, workplace, workplace_name, profession="Miner", headcount=12
         )
         device_id = await upsert_device(
-            conn, enterprise_id, device.device, name="Simulated multi-gas and noise station",
+            conn,
+            enterprise_id,
+            device.device,
+            name="Simulated multi-gas and noise station",
             workplace_id=workplace_id,
-        )  # fmt: skip
+        )
         for spec in device.channels():
             await upsert_sensor(
-                conn, device_id, spec.sensor, quantity=spec.quantity.value, unit=spec.unit,
-                substance=spec.substance, workplace_id=workplace_id,
-            )  # fmt: skip
+                conn,
+                device_id,
+                spec.sensor,
+                quantity=spec.quantity.value,
+                unit=spec.unit,
+                substance=spec.substance,
+                workplace_id=workplace_id,
+            )
 
 
 @dataclass(frozen=True)
@@ -148,9 +156,12 @@ class DemoAccess:
 
 
 async def prepare_api_access(
-    database_url: str, schema: str, *, enterprise: str = DEMO_ENTERPRISE,
+    database_url: str,
+    schema: str,
+    *,
+    enterprise: str = DEMO_ENTERPRISE,
     workplace: str = DEMO_WORKPLACE,
-) -> DemoAccess:  # fmt: skip
+) -> DemoAccess:
     """Mint an admin and a safety-officer token (only their hashes are stored, so each run gets
     new ones) and, once, example assessor inputs so that ПР can be read straight away."""
     conn = await connect_async(database_url, schema, autocommit=True)
@@ -177,10 +188,15 @@ async def prepare_api_access(
         if not (await current_indicators(conn, [workplace_id])).get(workplace_id):
             for name, value in (("T", 3), ("Ob", 2), ("SIZ", 2), ("Z", 1)):
                 await add_indicator(
-                    conn, workplace_id, indicator=name, value=value,
-                    assessed_by="demo data", assessed_on=day,
-                    evidence="invented for the demo", entered_by=None,
-                )  # fmt: skip
+                    conn,
+                    workplace_id,
+                    indicator=name,
+                    value=value,
+                    assessed_by="demo data",
+                    assessed_on=day,
+                    evidence="invented for the demo",
+                    entered_by=None,
+                )
     return DemoAccess(admin, officer, workplace_id, current.day.isoformat(), current.number)
 
 

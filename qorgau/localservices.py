@@ -208,9 +208,15 @@ class LocalPostgres:
             )
         cmd = [
             str(postgres_bindir() / "initdb"),
-            "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
             "--locale=C",
-        ]  # fmt: skip
+        ]
         if not self.durable:
             cmd.append("--no-sync")
         result = subprocess.run(
@@ -231,20 +237,29 @@ class LocalPostgres:
         _chown_tree(socket_dir, user)
         cmd = [
             str(postgres_bindir() / "postgres"),
-            "-D", str(self.data_dir),
-            "-p", str(self.port),
-            "-k", str(socket_dir),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "max_connections=200",
-            "-c", "shared_buffers=256MB",
-            "-c", "max_wal_size=2GB",
-        ]  # fmt: skip
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(socket_dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "max_wal_size=2GB",
+        ]
         if self.timescaledb if self.timescaledb is not None else timescaledb_installed():
             cmd += [
-                "-c", "shared_preload_libraries=timescaledb",
+                "-c",
+                "shared_preload_libraries=timescaledb",
                 # Nothing of a local server reports to the network.
-                "-c", "timescaledb.telemetry_level=off",
-            ]  # fmt: skip
+                "-c",
+                "timescaledb.telemetry_level=off",
+            ]
         if not self.durable:
             # Throwaway test servers: skip fsync (a crash of the machine is not a test case;
             # a killed server still recovers from its WAL in the page cache).

@@ -471,10 +471,14 @@ async def shift_sums(
         HAVING sum(n) > 0
         """,
         {
-            "e_ids": edge_ids, "e_lo": edge_lo, "e_hi": edge_hi,
-            "w_ids": whole_ids, "w_lo": whole_lo, "w_hi": whole_hi,
+            "e_ids": edge_ids,
+            "e_lo": edge_lo,
+            "e_hi": edge_hi,
+            "w_ids": whole_ids,
+            "w_lo": whole_lo,
+            "w_hi": whole_hi,
         },
-    )  # fmt: skip
+    )
     return [
         BinStats(
             sensor_id=int(r[0]),

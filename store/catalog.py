@@ -129,10 +129,20 @@ _ENTERPRISE = _Kind(
               e.updated_at
        FROM enterprises e""",
     frozenset(
-        {"code", "name", "region", "timezone", "norms_profile", "activity_code",
-         "activity_risk_class", "base_rate_pct", "latitude", "longitude"}
+        {
+            "code",
+            "name",
+            "region",
+            "timezone",
+            "norms_profile",
+            "activity_code",
+            "activity_risk_class",
+            "base_rate_pct",
+            "latitude",
+            "longitude",
+        }
     ),
-)  # fmt: skip
+)
 _SITE = _Kind(
     "site",
     "sites",
@@ -150,10 +160,18 @@ _WORKPLACE = _Kind(
               w.created_at, w.updated_at
        FROM workplaces w JOIN enterprises e ON e.id = w.enterprise_id""",
     frozenset(
-        {"enterprise_id", "site_id", "code", "name", "profession", "headcount", "shift_starts",
-         "shift_duration_s"}
+        {
+            "enterprise_id",
+            "site_id",
+            "code",
+            "name",
+            "profession",
+            "headcount",
+            "shift_starts",
+            "shift_duration_s",
+        }
     ),
-)  # fmt: skip
+)
 _DEVICE = _Kind(
     "device",
     "devices",
@@ -161,9 +179,10 @@ _DEVICE = _Kind(
     """SELECT d.id, d.enterprise_id, d.workplace_id, d.code, d.name, d.model, d.serial_number,
               d.calibrated_on, d.calibration_certificate, d.created_at, d.updated_at
        FROM devices d JOIN enterprises e ON e.id = d.enterprise_id""",
-    frozenset({"enterprise_id", "workplace_id", "code", "name", *INSTRUMENT_COLUMNS,
-               "calibrated_on"}),
-)  # fmt: skip
+    frozenset(
+        {"enterprise_id", "workplace_id", "code", "name", *INSTRUMENT_COLUMNS, "calibrated_on"}
+    ),
+)
 _SENSOR = _Kind(
     "sensor",
     "sensors",
@@ -177,10 +196,21 @@ _SENSOR = _Kind(
        JOIN enterprises e ON e.id = d.enterprise_id
        LEFT JOIN workplaces w ON w.id = s.workplace_id""",
     frozenset(
-        {"device_id", "code", "quantity", "unit", "substance", "workplace_id", "min_value",
-         "max_value", "calibrated_on", "calibration_due", *INSTRUMENT_COLUMNS}
+        {
+            "device_id",
+            "code",
+            "quantity",
+            "unit",
+            "substance",
+            "workplace_id",
+            "min_value",
+            "max_value",
+            "calibrated_on",
+            "calibration_due",
+            *INSTRUMENT_COLUMNS,
+        }
     ),
-)  # fmt: skip
+)
 
 KINDS: Mapping[str, _Kind] = {k.noun: k for k in (_ENTERPRISE, _SITE, _WORKPLACE, _DEVICE, _SENSOR)}
 

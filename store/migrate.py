@@ -119,8 +119,9 @@ def _choose_backend(
         problem = "the timescaledb extension is installed but the server does not preload it"
         if mode == "on":
             raise DatabaseError(f"QORGAU_DB_TIMESCALE=on but {problem}: {ENABLE_TIMESCALEDB_HINT}")
-        log.warning("using plain PostgreSQL: %s. To use TimescaleDB, %s", problem,
-                    ENABLE_TIMESCALEDB_HINT)  # fmt: skip
+        log.warning(
+            "using plain PostgreSQL: %s. To use TimescaleDB, %s", problem, ENABLE_TIMESCALEDB_HINT
+        )
         return "plain", f"{problem} (to use it, {ENABLE_TIMESCALEDB_HINT})"
     try:
         with conn.transaction():

@@ -100,9 +100,15 @@ async def plan_notifications(conn: AsyncConnection[Any], records: Sequence[Alert
             if r.transition in ("opened", "updated", "escalated"):
                 await cur.execute(
                     _ROUTE,
-                    {"event": "raised", "key": "raised", "due": r.at, "alert_id": r.alert_id,
-                     "lo": 0, "hi": 0},
-                )  # fmt: skip
+                    {
+                        "event": "raised",
+                        "key": "raised",
+                        "due": r.at,
+                        "alert_id": r.alert_id,
+                        "lo": 0,
+                        "hi": 0,
+                    },
+                )
                 if r.transition == "opened":
                     await cur.execute(
                         _START_ESCALATION,
@@ -409,9 +415,13 @@ async def save_recipient(conn: AsyncConnection[Any], recipient: Recipient) -> in
     """Create (``id`` 0) or replace a recipient with its channels; returns its id."""
     async with conn.transaction():
         values = [
-            recipient.enterprise, recipient.name, recipient.language,
-            recipient.on_call_start, recipient.on_call_end, recipient.active,
-        ]  # fmt: skip
+            recipient.enterprise,
+            recipient.name,
+            recipient.language,
+            recipient.on_call_start,
+            recipient.on_call_end,
+            recipient.active,
+        ]
         if recipient.id == 0:
             cur = await conn.execute(
                 "INSERT INTO alert_recipients (enterprise, name, language, on_call_start, "
@@ -483,10 +493,15 @@ async def add_route(conn: AsyncConnection[Any], route: Route) -> int:
         "INSERT INTO alert_routes (enterprise, recipient_id, level, min_severity, kinds, site, "
         "workplace) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
         [
-            route.enterprise, route.recipient_id, route.level, route.min_severity,
-            list(route.kinds) if route.kinds is not None else None, route.site, route.workplace,
+            route.enterprise,
+            route.recipient_id,
+            route.level,
+            route.min_severity,
+            list(route.kinds) if route.kinds is not None else None,
+            route.site,
+            route.workplace,
         ],
-    )  # fmt: skip
+    )
     row = await cur.fetchone()
     assert row is not None
     return int(row[0])
@@ -543,10 +558,13 @@ async def set_policy(conn: AsyncConnection[Any], policy: EscalationPolicy) -> No
             notify_on_resolve = EXCLUDED.notify_on_resolve
         """,
         [
-            policy.enterprise, policy.escalate_after_s, policy.reminder_every_s,
-            policy.max_reminders, policy.notify_on_resolve,
+            policy.enterprise,
+            policy.escalate_after_s,
+            policy.reminder_every_s,
+            policy.max_reminders,
+            policy.notify_on_resolve,
         ],
-    )  # fmt: skip
+    )
 
 
 async def delete_policy(conn: AsyncConnection[Any], enterprise: str) -> bool:

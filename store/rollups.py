@@ -193,10 +193,13 @@ _STATS_ROW: Final = np.dtype(
         ("bucket", ">i8"),
         ("n_len", ">i4"),
         ("n", ">i8"),
-        *((name, t) for col in ("sum_value", "sum_sq", "sum_pow10", "min_value", "max_value")
-          for name, t in ((f"{col}_len", ">i4"), (col, ">f8"))),
+        *(
+            (name, t)
+            for col in ("sum_value", "sum_sq", "sum_pow10", "min_value", "max_value")
+            for name, t in ((f"{col}_len", ">i4"), (col, ">f8"))
+        ),
     ]
-)  # fmt: skip
+)
 
 
 def encode_stats_copy(stats: BucketStats) -> bytes:
@@ -482,6 +485,13 @@ def rollup_from_block(block: ReadingBlock, sensor_id: int, bucket: Bucket) -> Ro
         BUCKET_US[bucket],
     )
     return Rollup(
-        sensor_id, bucket, stats.starts_us, stats.n, stats.sum_value, stats.sum_sq,
-        stats.sum_pow10, stats.min_value, stats.max_value,
-    )  # fmt: skip
+        sensor_id,
+        bucket,
+        stats.starts_us,
+        stats.n,
+        stats.sum_value,
+        stats.sum_sq,
+        stats.sum_pow10,
+        stats.min_value,
+        stats.max_value,
+    )

@@ -79,8 +79,10 @@ def rabbitmq_cluster() -> Iterator[LocalRabbitCluster]:
     """A 3-node RabbitMQ cluster on loopback (Debian's package, MQTT plugin on), shared by the
     session: a test that kills a node starts it again (``start_node``) before it ends."""
     if not rabbitmq_installed():
-        pytest.skip("RabbitMQ is not installed: apt-get install rabbitmq-server (or run "
-                    "scripts/bootstrap --test)")  # fmt: skip
+        pytest.skip(
+            "RabbitMQ is not installed: apt-get install rabbitmq-server (or run "
+            "scripts/bootstrap --test)"
+        )
     folder = scratch_dir("qorgau-test-rabbitmq-")
     cluster = LocalRabbitCluster(folder, size=3)
     try:

@@ -42,11 +42,15 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     port = free_port()
     server = EmbeddedServer(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
             # Open event streams (a browser left on a live page) must not hold the shutdown.
             timeout_graceful_shutdown=2,
         )
-    )  # fmt: skip
+    )
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: server.started, what="server start")
@@ -73,9 +77,11 @@ class World:
         endpoint = MqttEndpoint.parse(self.mqtt_url)
         message = ReadingsMessage(device=device, seq=next(self.seq), channels=channels)
         async with aiomqtt.Client(
-            endpoint.host, endpoint.port, identifier=f"pub-{uuid.uuid4().hex[:8]}",
+            endpoint.host,
+            endpoint.port,
+            identifier=f"pub-{uuid.uuid4().hex[:8]}",
             protocol=aiomqtt.ProtocolVersion.V5,
-        ) as client:  # fmt: skip
+        ) as client:
             topic = readings_topic(self.prefix, ENTERPRISE, device)
             await client.publish(topic, encode_readings(message), qos=1)
 
@@ -93,14 +99,27 @@ class World:
         ident = str(uuid.uuid4())
         now = datetime.now(UTC)
         opened = AlertMessage(
-            alert_id=ident, transition="opened", state="open", kind=kind, severity=severity,
-            enterprise=ENTERPRISE, device=DEVICE, sensor=NOISE, workplace=WORKPLACE,
-            quantity="noise_laeq", value=88.4, unit="dB(A)", threshold=85.0,
-            threshold_unit="dB(A)", time_left_s=5400.0,
+            alert_id=ident,
+            transition="opened",
+            state="open",
+            kind=kind,
+            severity=severity,
+            enterprise=ENTERPRISE,
+            device=DEVICE,
+            sensor=NOISE,
+            workplace=WORKPLACE,
+            quantity="noise_laeq",
+            value=88.4,
+            unit="dB(A)",
+            threshold=85.0,
+            threshold_unit="dB(A)",
+            time_left_s=5400.0,
             message=f"at the current level sensor {NOISE} at workplace {WORKPLACE} ends the "
             "shift at LEX,8h 88.4 dB(A), over 85 dB(A)",
-            at=now, opened_at=now, sent_at=now,
-        )  # fmt: skip
+            at=now,
+            opened_at=now,
+            sent_at=now,
+        )
         conn = await connect_async(self.pg_url, self.schema, autocommit=True)
         async with conn:
             await write_transitions(conn, [record_of(opened)])
@@ -109,9 +128,13 @@ class World:
 
 def noise(t0: datetime, values: list[float], sensor: str = NOISE) -> Channel:
     return Channel(
-        sensor=sensor, quantity=Quantity.NOISE_LAEQ, unit="dB(A)", t0=t0, period_s=1.0,
+        sensor=sensor,
+        quantity=Quantity.NOISE_LAEQ,
+        unit="dB(A)",
+        t0=t0,
+        period_s=1.0,
         values=values,
-    )  # fmt: skip
+    )
 
 
 @contextlib.asynccontextmanager
@@ -128,22 +151,38 @@ async def live_world(
     now = datetime.now(UTC).replace(microsecond=0)
     device = standard_device(DEVICE, now - timedelta(minutes=minutes), seed=3)
     await register_device(
-        pg_url, schema, device, enterprise=ENTERPRISE, enterprise_name="Live test mine",
-        workplace=WORKPLACE, workplace_name="Longwall face",
-    )  # fmt: skip
+        pg_url,
+        schema,
+        device,
+        enterprise=ENTERPRISE,
+        enterprise_name="Live test mine",
+        workplace=WORKPLACE,
+        workplace_name="Longwall face",
+    )
     access = await prepare_api_access(pg_url, schema, enterprise=ENTERPRISE, workplace=WORKPLACE)
     await store_readings(pg_url, schema, [device], now)
     app = create_app(
         ApiSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=prefix, api_live_exposure_s=exposure_every_s,
-            api_sse_keepalive_s=1.0, **api_settings,
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=prefix,
+            api_live_exposure_s=exposure_every_s,
+            api_sse_keepalive_s=1.0,
+            **api_settings,
         ),
         render_report=render_report,
-    )  # fmt: skip
+    )
     async with serve(app) as base:
         await eventually(lambda: app.state.alert_hub.connected.is_set(), what="alert hub")
         yield World(
-            base, app, pg_url, schema, mqtt_url, prefix,
-            access.admin_token, access.officer_token, access.workplace_id,
-        )  # fmt: skip
+            base,
+            app,
+            pg_url,
+            schema,
+            mqtt_url,
+            prefix,
+            access.admin_token,
+            access.officer_token,
+            access.workplace_id,
+        )

@@ -72,19 +72,30 @@ async def register_scenario(pg_url: str, schema: str, scenario: Scenario) -> dic
         workplaces: dict[str, int] = {}
         for wp in scenario.workplaces.values():
             workplaces[wp.code] = await upsert_workplace(
-                conn, enterprise_id, wp.code, wp.name,
-                profession=wp.profession, headcount=wp.headcount,
-            )  # fmt: skip
+                conn,
+                enterprise_id,
+                wp.code,
+                wp.name,
+                profession=wp.profession,
+                headcount=wp.headcount,
+            )
         for spec in scenario.devices:
             device_id = await upsert_device(
-                conn, enterprise_id, spec.code, name=spec.name,
+                conn,
+                enterprise_id,
+                spec.code,
+                name=spec.name,
                 workplace_id=workplaces[spec.workplace],
-            )  # fmt: skip
+            )
             device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
             for channel in device.channels():
                 await upsert_sensor(
-                    conn, device_id, channel.sensor, quantity=channel.quantity.value,
-                    unit=channel.unit, substance=channel.substance,
+                    conn,
+                    device_id,
+                    channel.sensor,
+                    quantity=channel.quantity.value,
+                    unit=channel.unit,
+                    substance=channel.substance,
                     workplace_id=workplaces[spec.workplace],
-                )  # fmt: skip
+                )
         return workplaces

@@ -138,7 +138,7 @@ def substance_names() -> set[str]:
         ("substances of the norms", substance_names()),
         ("unit symbols", set(localisation.UNIT_SYMBOLS.values()) - {"%", "°C"}),
     ],
-)  # fmt: skip
+)
 def test_every_text_shown_has_a_catalogue_entry(what: str, msgids: set[str]) -> None:
     assert msgids, f"found no msgids of {what}: the extraction is broken"
     missing = sorted(msgids - set(messages("en")))

@@ -132,10 +132,14 @@ async def test_simulated_readings_arrive_exactly_once_at_the_api(
             for name, value in {"T": 4, "Ob": 2, "SIZ": 3, "Z": 1}.items():
                 entered = await http.post(
                     f"{wp_path}/indicators",
-                    json={"indicator": name, "value": value, "assessed_by": "e2e",
-                          "assessed_on": local.date().isoformat()},
+                    json={
+                        "indicator": name,
+                        "value": value,
+                        "assessed_by": "e2e",
+                        "assessed_on": local.date().isoformat(),
+                    },
                     headers=as_admin,
-                )  # fmt: skip
+                )
                 assert entered.status_code == 201, entered.text
             # The assessment service (one pass here) stores the shift under the new schedule.
             assert await assess_now(pg_url, schema) >= 1

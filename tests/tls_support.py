@@ -39,14 +39,42 @@ def make_certificates(folder: Path) -> None:
     """A throwaway CA (``ca.pem``) and a server certificate for 127.0.0.1 signed by it
     (``server.pem``, ``server.key``) in ``folder``."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(folder, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=qorgau-test-ca")  # fmt: skip
-    _openssl(folder, "req", *ec, "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1")  # fmt: skip
+    _openssl(
+        folder,
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=qorgau-test-ca",
+    )
+    _openssl(
+        folder, "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"
+    )
     (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl(folder, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "server.pem", "-days", "2",
-             "-extfile", "san.ext")  # fmt: skip
+    _openssl(
+        folder,
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
 
 
 @pytest.fixture

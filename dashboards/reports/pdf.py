@@ -47,10 +47,22 @@ from dashboards.reports.wording import (
 A4_IN = (8.27, 11.69)
 MARGIN = 0.07  # of the page width and height
 LINE = 0.0155  # height of one line of 8-pt text, as a fraction of the page
-LINE_COLOURS = {"action": "#ef6c00", "limit": "#c62828", "short_term": "#6a1b9a",
-                "ceiling": "#7f0000", "floor": "#283593"}  # fmt: skip
-CLASS_COLOURS = {"1": "#dff1e0", "2": "#dff1e0", "3.1": "#fff3c4", "3.2": "#ffe0c2",
-                 "3.3": "#ffc9a8", "3.4": "#fbd3d3", "4": "#e57373"}  # fmt: skip
+LINE_COLOURS = {
+    "action": "#ef6c00",
+    "limit": "#c62828",
+    "short_term": "#6a1b9a",
+    "ceiling": "#7f0000",
+    "floor": "#283593",
+}
+CLASS_COLOURS = {
+    "1": "#dff1e0",
+    "2": "#dff1e0",
+    "3.1": "#fff3c4",
+    "3.2": "#ffe0c2",
+    "3.3": "#ffc9a8",
+    "3.4": "#fbd3d3",
+    "4": "#e57373",
+}
 STYLE = {
     "pdf.fonttype": 42,
     "font.family": "DejaVu Sans",
@@ -98,15 +110,29 @@ class _Pages:
         self.y = 1.0 - MARGIN
         r, t = self.report, self.t
         self.fig.text(
-            MARGIN, MARGIN / 2,
-            t("Qorgau shift report · {enterprise}/{workplace} · {date} shift {number} · norms "
-              "{norms} · generated {generated} UTC", enterprise=r.enterprise,
-              workplace=r.workplace, date=r.shift_date, number=r.shift_number, norms=r.norms,
-              generated=f"{r.generated_at:%Y-%m-%d %H:%M}"),
-            fontsize=6.5, color="#5f6b7a",
-        )  # fmt: skip
-        self.fig.text(1 - MARGIN, MARGIN / 2, t("page {number}", number=self.number),
-                      fontsize=6.5, color="#5f6b7a", ha="right")  # fmt: skip
+            MARGIN,
+            MARGIN / 2,
+            t(
+                "Qorgau shift report · {enterprise}/{workplace} · {date} shift {number} · norms "
+                "{norms} · generated {generated} UTC",
+                enterprise=r.enterprise,
+                workplace=r.workplace,
+                date=r.shift_date,
+                number=r.shift_number,
+                norms=r.norms,
+                generated=f"{r.generated_at:%Y-%m-%d %H:%M}",
+            ),
+            fontsize=6.5,
+            color="#5f6b7a",
+        )
+        self.fig.text(
+            1 - MARGIN,
+            MARGIN / 2,
+            t("page {number}", number=self.number),
+            fontsize=6.5,
+            color="#5f6b7a",
+            ha="right",
+        )
 
     def flush(self) -> None:
         if self.fig is not None:
@@ -122,18 +148,39 @@ class _Pages:
         if self.y - height < MARGIN:
             self.new_page()
 
-    def text(self, text: str, *, size: float = 8, bold: bool = False, colour: str = "#1d2430",
-             wrap: int = 110, gap: float = 0.0) -> None:  # fmt: skip
+    def text(
+        self,
+        text: str,
+        *,
+        size: float = 8,
+        bold: bool = False,
+        colour: str = "#1d2430",
+        wrap: int = 110,
+        gap: float = 0.0,
+    ) -> None:
         for line in textwrap.wrap(_clean(text), wrap) or [""]:
             height = LINE * size / 8
             self.room(height)
-            self.page.text(MARGIN, self.y - height, line, fontsize=size, color=colour,
-                           fontweight="bold" if bold else "normal", va="bottom")  # fmt: skip
+            self.page.text(
+                MARGIN,
+                self.y - height,
+                line,
+                fontsize=size,
+                color=colour,
+                fontweight="bold" if bold else "normal",
+                va="bottom",
+            )
             self.y -= height * 1.15
         self.y -= gap
 
-    def table(self, headers: Sequence[str], widths: Sequence[float],
-              rows: Sequence[Sequence[str]], *, shade: int | None = None) -> None:  # fmt: skip
+    def table(
+        self,
+        headers: Sequence[str],
+        widths: Sequence[float],
+        rows: Sequence[Sequence[str]],
+        *,
+        shade: int | None = None,
+    ) -> None:
         """Columns of ``widths`` (fractions of the text width); cells wrap; column ``shade``
         gets the colour of the class of working conditions it holds."""
         span = 1 - 2 * MARGIN
@@ -150,23 +197,36 @@ class _Pages:
             if fill:
                 self.page.add_artist(
                     Rectangle(
-                        (MARGIN, self.y - height), span, height, transform=self.page.transFigure,
-                        color=fill, zorder=0,
+                        (MARGIN, self.y - height),
+                        span,
+                        height,
+                        transform=self.page.transFigure,
+                        color=fill,
+                        zorder=0,
                     )
-                )  # fmt: skip
+                )
             x = MARGIN
             for i, (cell, width) in enumerate(zip(wrapped, widths, strict=True)):
                 colour = CLASS_COLOURS.get(cells[i]) if shade == i and not bold else None
                 if colour:
                     self.page.add_artist(
                         Rectangle(
-                            (x, self.y - height), width * span, height,
-                            transform=self.page.transFigure, color=colour, zorder=0,
+                            (x, self.y - height),
+                            width * span,
+                            height,
+                            transform=self.page.transFigure,
+                            color=colour,
+                            zorder=0,
                         )
-                    )  # fmt: skip
+                    )
                 for k, line in enumerate(cell):
-                    self.page.text(x + 0.004, self.y - LINE * (k + 1), line, fontsize=7.5,
-                                   fontweight="bold" if bold else "normal")  # fmt: skip
+                    self.page.text(
+                        x + 0.004,
+                        self.y - LINE * (k + 1),
+                        line,
+                        fontsize=7.5,
+                        fontweight="bold" if bold else "normal",
+                    )
                 x += width * span
             self.y -= height
             self.page.add_artist(
@@ -186,8 +246,9 @@ class _Pages:
 
     def axes(self, height: float) -> Axes:
         self.room(height)
-        ax = self.page.add_axes((MARGIN + 0.06, self.y - height + 0.035, 1 - 2 * MARGIN - 0.08,
-                                 height - 0.06))  # fmt: skip
+        ax = self.page.add_axes(
+            (MARGIN + 0.06, self.y - height + 0.035, 1 - 2 * MARGIN - 0.08, height - 0.06)
+        )
         self.y -= height
         return ax
 
@@ -216,12 +277,23 @@ def _line_label(line: LimitMark, unit: str, t: ReportText) -> str:
 def _chart(ax: Axes, s: SensorSection, zone: ZoneInfo, t: ReportText) -> None:
     # The data line is embedded as an image (a shift is hundreds of points per sensor); titles,
     # axes, ticks and legends stay text, so the report can still be searched.
-    ax.plot(s.chart_times, s.chart_values, color="#1565c0", linewidth=0.9, rasterized=True,
-            label=f"{t(s.chart_label)}, {s.unit}")  # fmt: skip
+    ax.plot(
+        s.chart_times,
+        s.chart_values,
+        color="#1565c0",
+        linewidth=0.9,
+        rasterized=True,
+        label=f"{t(s.chart_label)}, {s.unit}",
+    )
     ax.fill_between(s.chart_times, s.chart_values, alpha=0.08, color="#1565c0")
     for line in s.lines:
-        ax.axhline(line.value, color=LINE_COLOURS.get(line.kind, "#555"), linestyle="--",
-                   linewidth=0.9, label=_line_label(line, s.unit, t))  # fmt: skip
+        ax.axhline(
+            line.value,
+            color=LINE_COLOURS.get(line.kind, "#555"),
+            linestyle="--",
+            linewidth=0.9,
+            label=_line_label(line, s.unit, t),
+        )
     cls = " · " + t("class {cls}", cls=s.working_class) if s.working_class else ""
     ax.set_title(_clean(f"{_title(s, t)} — {s.sensor}{cls}"), loc="left")
     ax.set_ylabel(s.unit)
@@ -241,11 +313,17 @@ def render_pdf(report: ShiftReport, t: ReportText | None = None) -> bytes:
     zone = ZoneInfo(r.timezone)
     out = io.BytesIO()
     metadata = {
-        "Title": _clean(t("Shift report {workplace} {date} shift {number}",
-                          workplace=r.workplace_name, date=r.shift_date, number=r.shift_number)),
+        "Title": _clean(
+            t(
+                "Shift report {workplace} {date} shift {number}",
+                workplace=r.workplace_name,
+                date=r.shift_date,
+                number=r.shift_number,
+            )
+        ),
         "Author": "Qorgau",
         "Subject": t("exposure, classes of working conditions, В, ПР"),
-    }  # fmt: skip
+    }
     style: Any = STYLE
     with matplotlib.rc_context(style), PdfPages(out, metadata=metadata) as pdf:
         pages = _Pages(pdf, r, t)
@@ -253,9 +331,15 @@ def render_pdf(report: ShiftReport, t: ReportText | None = None) -> bytes:
         _tables(pages, r, t)
         pages.room(0.33)  # the heading goes with the first chart
         pages.text(t("Readings through the shift"), size=11, bold=True, gap=0.004)
-        pages.text(t("One point per minute: energy-mean level for noise (10·lg of the mean of "
-                     "10^(L/10)), r.m.s. for vibration, mean for concentrations; dashed lines are "
-                     "the limits in the sensor's unit."), colour="#5f6b7a", gap=0.006)  # fmt: skip
+        pages.text(
+            t(
+                "One point per minute: energy-mean level for noise (10·lg of the mean of "
+                "10^(L/10)), r.m.s. for vibration, mean for concentrations; dashed lines are "
+                "the limits in the sensor's unit."
+            ),
+            colour="#5f6b7a",
+            gap=0.006,
+        )
         for s in r.sensors:
             if s.chart_values.size:
                 _chart(pages.axes(0.25), s, zone, t)
@@ -263,13 +347,19 @@ def render_pdf(report: ShiftReport, t: ReportText | None = None) -> bytes:
         pages.table(
             [t("Opened"), t("Severity"), t("Kind"), t("State"), t("Message")],
             [0.1, 0.09, 0.15, 0.12, 0.54],
-            [[f"{a.opened_at.astimezone(zone):%H:%M}", word(SEVERITY, a.severity, t),
-              a.kind.replace("_", " "),
-              word(ALERT_STATE, a.state, t)
-              + (" " + t("by {who}", who=a.acknowledged_by) if a.acknowledged_by else ""),
-              a.message]
-             for a in r.alerts] or [["", "", "", "", t("No alerts in this shift.")]],
-        )  # fmt: skip
+            [
+                [
+                    f"{a.opened_at.astimezone(zone):%H:%M}",
+                    word(SEVERITY, a.severity, t),
+                    a.kind.replace("_", " "),
+                    word(ALERT_STATE, a.state, t)
+                    + (" " + t("by {who}", who=a.acknowledged_by) if a.acknowledged_by else ""),
+                    a.message,
+                ]
+                for a in r.alerts
+            ]
+            or [["", "", "", "", t("No alerts in this shift.")]],
+        )
         _instruments_and_method(pages, r, t)
         _signatures(pages, t)
         pages.flush()
@@ -277,54 +367,86 @@ def render_pdf(report: ShiftReport, t: ReportText | None = None) -> bytes:
 
 
 def _headline(pages: _Pages, r: ShiftReport, t: ReportText, zone: ZoneInfo) -> None:
-    pages.text(t("Shift report — {workplace}", workplace=r.workplace_name), size=16, bold=True,
-               gap=0.004)  # fmt: skip
+    pages.text(
+        t("Shift report — {workplace}", workplace=r.workplace_name), size=16, bold=True, gap=0.004
+    )
     start, end = r.start.astimezone(zone), r.end.astimezone(zone)
     pages.text(
-        t("{enterprise_name} ({enterprise}) · workplace {workplace} · {profession} · "
-          "{headcount} persons", enterprise_name=r.enterprise_name, enterprise=r.enterprise,
-          workplace=r.workplace, profession=r.profession or t("profession not given"),
-          headcount=r.headcount),
-        size=9, colour="#5f6b7a",
-    )  # fmt: skip
+        t(
+            "{enterprise_name} ({enterprise}) · workplace {workplace} · {profession} · "
+            "{headcount} persons",
+            enterprise_name=r.enterprise_name,
+            enterprise=r.enterprise,
+            workplace=r.workplace,
+            profession=r.profession or t("profession not given"),
+            headcount=r.headcount,
+        ),
+        size=9,
+        colour="#5f6b7a",
+    )
     pages.text(
-        t("Shift {number} of {date}: {start} – {end} ({zone})", number=r.shift_number,
-          date=r.shift_date, start=f"{start:%Y-%m-%d %H:%M}", end=f"{end:%Y-%m-%d %H:%M}",
-          zone=r.timezone),
-        size=9, colour="#5f6b7a", gap=0.01,
-    )  # fmt: skip
+        t(
+            "Shift {number} of {date}: {start} – {end} ({zone})",
+            number=r.shift_number,
+            date=r.shift_date,
+            start=f"{start:%Y-%m-%d %H:%M}",
+            end=f"{end:%Y-%m-%d %H:%M}",
+            zone=r.timezone,
+        ),
+        size=9,
+        colour="#5f6b7a",
+        gap=0.01,
+    )
     if r.insufficient_data:
         lowest = "—" if r.coverage_min is None else f"{t.num(r.coverage_min * 100)} %"
         pages.text(
-            t("PROVISIONAL — not enough data (lowest coverage {lowest}): the class and В below "
-              "are not a finding", lowest=lowest),
-            size=12, bold=True, colour="#b3261e",
-        )  # fmt: skip
+            t(
+                "PROVISIONAL — not enough data (lowest coverage {lowest}): the class and В below "
+                "are not a finding",
+                lowest=lowest,
+            ),
+            size=12,
+            bold=True,
+            colour="#b3261e",
+        )
     b = "—" if r.b is None else f"{r.b} ({t.num(r.b_continuous)})"
     if r.insufficient_data and r.b is not None:
         b += " " + t("(provisional)")
     pages.text(
-        t("Class of working conditions: {cls}    Harmfulness index В: {b}",
-          cls=headline_class(r, t), b=b),
-        size=12, bold=True,
-    )  # fmt: skip
+        t(
+            "Class of working conditions: {cls}    Harmfulness index В: {b}",
+            cls=headline_class(r, t),
+            b=b,
+        ),
+        size=12,
+        bold=True,
+    )
     if r.status != "final":
         pages.text(
-            t("Assessment status: {status} (late readings may still change it)",
-              status=word(STATUS, r.status, t)),
-            size=9, colour="#5f6b7a",
-        )  # fmt: skip
+            t(
+                "Assessment status: {status} (late readings may still change it)",
+                status=word(STATUS, r.status, t),
+            ),
+            size=9,
+            colour="#5f6b7a",
+        )
     if r.risk is not None:
         pages.text(
-            t("Occupational risk ПР: {pr}, level {level} ({name}), protection class {protection}",
-              pr=t.num(r.risk.pr), level=r.risk.level, name=level_name(r, t),
-              protection=r.risk.protection_class),
-            size=12, bold=True,
-        )  # fmt: skip
+            t(
+                "Occupational risk ПР: {pr}, level {level} ({name}), protection class {protection}",
+                pr=t.num(r.risk.pr),
+                level=r.risk.level,
+                name=level_name(r, t),
+                protection=r.risk.protection_class,
+            ),
+            size=12,
+            bold=True,
+        )
         pages.text(r.risk.explanation, colour="#5f6b7a")
     else:
-        pages.text(t("Occupational risk ПР: not available — {why}", why=r.risk_note or "—"),
-                   size=10)  # fmt: skip
+        pages.text(
+            t("Occupational risk ПР: not available — {why}", why=r.risk_note or "—"), size=10
+        )
     if r.explanation:
         pages.text(r.explanation, colour="#5f6b7a", gap=0.01)
 
@@ -334,11 +456,20 @@ def _tables(pages: _Pages, r: ShiftReport, t: ReportText) -> None:
     pages.table(
         [t("Factor"), t("Class"), "В", t("В cont."), t("Source"), t("Basis")],
         [0.2, 0.07, 0.05, 0.08, 0.1, 0.5],
-        [[f.factor, f.working_class, str(f.b), t.num(f.b_continuous), word(SOURCE, f.source, t),
-          f.basis] for f in r.factors]
+        [
+            [
+                f.factor,
+                f.working_class,
+                str(f.b),
+                t.num(f.b_continuous),
+                word(SOURCE, f.source, t),
+                f.basis,
+            ]
+            for f in r.factors
+        ]
         or [["—", "", "", "", "", t("no factor could be classed")]],
         shade=1,
-    )  # fmt: skip
+    )
     pages.text(t("Metrics per sensor"), size=11, bold=True, gap=0.004)
     rows = []
     for s in r.sensors:
@@ -348,8 +479,12 @@ def _tables(pages: _Pages, r: ShiftReport, t: ReportText) -> None:
             cov += " " + t("(insufficient)")
         rows.append([s.sensor, _title(s, t), _key_figures(s, t), s.working_class or "—", cov])
     rows += [[code, "", why, "—", ""] for code, why in r.skipped]
-    pages.table([t("Sensor"), t("Quantity"), t("Shift metrics"), t("Class"), t("Coverage")],
-                [0.2, 0.17, 0.43, 0.07, 0.13], rows, shade=3)  # fmt: skip
+    pages.table(
+        [t("Sensor"), t("Quantity"), t("Shift metrics"), t("Class"), t("Coverage")],
+        [0.2, 0.17, 0.43, 0.07, 0.13],
+        rows,
+        shade=3,
+    )
 
 
 def _instruments_and_method(pages: _Pages, r: ShiftReport, t: ReportText) -> None:
@@ -360,19 +495,32 @@ def _instruments_and_method(pages: _Pages, r: ShiftReport, t: ReportText) -> Non
         calibrated = "—" if i.calibrated_on is None else i.calibrated_on.isoformat()
         if i.calibration_overdue(day):
             calibrated += " " + t("(calibration overdue since {due})", due=i.calibration_due)
-        rows.append([i.sensor, i.device_name or i.device, i.model or "—", i.serial_number or "—",
-                     calibrated, i.calibration_certificate or "—"])  # fmt: skip
+        rows.append(
+            [
+                i.sensor,
+                i.device_name or i.device,
+                i.model or "—",
+                i.serial_number or "—",
+                calibrated,
+                i.calibration_certificate or "—",
+            ]
+        )
     pages.table(
-        [t("Sensor"), t("Device"), t("Model"), t("Serial number"), t("Last calibration"),
-         t("Certificate")],
+        [
+            t("Sensor"),
+            t("Device"),
+            t("Model"),
+            t("Serial number"),
+            t("Last calibration"),
+            t("Certificate"),
+        ],
         [0.2, 0.2, 0.15, 0.14, 0.16, 0.15],
         rows or [["—", "", "", "", "", t("no instrument registered for this workplace")]],
-    )  # fmt: skip
+    )
     pages.text(t("Measurement method"), size=11, bold=True, gap=0.004)
     for line in methods_of(r, t):
         pages.text(line, gap=0.002)
-    pages.text(t("Norms applied: profile {profile}", profile=r.norms), size=9, bold=True,
-               gap=0.002)  # fmt: skip
+    pages.text(t("Norms applied: profile {profile}", profile=r.norms), size=9, bold=True, gap=0.002)
     if r.norms_description:
         pages.text(r.norms_description, colour="#5f6b7a", gap=0.002)
     for reference in r.norms_references:

@@ -31,8 +31,15 @@ from dashboards.reports.language import ReportText
 from store.registry import InstrumentRecord
 
 CSV_HEADER = ("section", "item", "name", "value", "unit")
-CLASS_FILLS = {"1": "DFF1E0", "2": "DFF1E0", "3.1": "FFF3C4", "3.2": "FFE0C2", "3.3": "FFC9A8",
-               "3.4": "FBD3D3", "4": "E57373"}  # fmt: skip
+CLASS_FILLS = {
+    "1": "DFF1E0",
+    "2": "DFF1E0",
+    "3.1": "FFF3C4",
+    "3.2": "FFE0C2",
+    "3.3": "FFC9A8",
+    "3.4": "FBD3D3",
+    "4": "E57373",
+}
 
 
 def _num(value: float | None) -> float | None:
@@ -110,13 +117,34 @@ def render_csv(report: ShiftReport) -> bytes:
 
 
 # Columns of the wide CSV: the shift, the workplace's result, then per sensor.
-WIDE_SHIFT = ("enterprise", "workplace", "date", "shift", "start", "end", "timezone", "status",
-              "workplace_class", "B", "B_continuous", "insufficient_data", "PR",
-              "risk_level")  # fmt: skip
-WIDE_SENSOR = ("sensor", "quantity", "substance", "unit", "samples", "class", "factor",
-               "sensor_insufficient_data", "coverage_pct")  # fmt: skip
-WIDE_INSTRUMENT = ("device", "model", "serial_number", "calibrated_on",
-                   "calibration_certificate")  # fmt: skip
+WIDE_SHIFT = (
+    "enterprise",
+    "workplace",
+    "date",
+    "shift",
+    "start",
+    "end",
+    "timezone",
+    "status",
+    "workplace_class",
+    "B",
+    "B_continuous",
+    "insufficient_data",
+    "PR",
+    "risk_level",
+)
+WIDE_SENSOR = (
+    "sensor",
+    "quantity",
+    "substance",
+    "unit",
+    "samples",
+    "class",
+    "factor",
+    "sensor_insufficient_data",
+    "coverage_pct",
+)
+WIDE_INSTRUMENT = ("device", "model", "serial_number", "calibrated_on", "calibration_certificate")
 # Metric ids already carry their unit (lex8h_db, twa8h_mg_m3); coverage has its own column.
 WIDE_METRICS = tuple(k for k in METRICS if k != "coverage")
 
@@ -131,12 +159,21 @@ def render_wide_csv(report: ShiftReport) -> bytes:
     r = report
     zone = ZoneInfo(r.timezone)
     shift: list[object] = [
-        r.enterprise, r.workplace, r.shift_date, r.shift_number,
-        r.start.astimezone(zone).isoformat(), r.end.astimezone(zone).isoformat(), r.timezone,
-        r.status, r.working_class or "", "" if r.b is None else r.b, _blank(r.b_continuous),
-        str(r.insufficient_data).lower(), "" if r.risk is None else _num(r.risk.pr),
+        r.enterprise,
+        r.workplace,
+        r.shift_date,
+        r.shift_number,
+        r.start.astimezone(zone).isoformat(),
+        r.end.astimezone(zone).isoformat(),
+        r.timezone,
+        r.status,
+        r.working_class or "",
+        "" if r.b is None else r.b,
+        _blank(r.b_continuous),
+        str(r.insufficient_data).lower(),
+        "" if r.risk is None else _num(r.risk.pr),
         "" if r.risk is None else r.risk.level,
-    ]  # fmt: skip
+    ]
     instruments = {i.sensor: i for i in r.instruments}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -144,10 +181,16 @@ def render_wide_csv(report: ShiftReport) -> bytes:
     for s in r.sensors:
         coverage = s.metrics.get("coverage")
         sensor: list[object] = [
-            s.sensor, s.quantity, s.substance or "", s.unit, s.samples, s.working_class or "",
-            s.factor or "", str(s.insufficient).lower(),
+            s.sensor,
+            s.quantity,
+            s.substance or "",
+            s.unit,
+            s.samples,
+            s.working_class or "",
+            s.factor or "",
+            str(s.insufficient).lower(),
             "" if coverage is None else _num(coverage * 100),
-        ]  # fmt: skip
+        ]
         metrics = [_blank(s.metrics.get(k)) for k in WIDE_METRICS]
         i = instruments.get(s.sensor)
         device = [] if i is None else [v for _, v in _instrument_fields(i)][:5]
@@ -162,8 +205,9 @@ def _blank(value: object) -> object:
     return "" if shown is None else shown
 
 
-def _sheet(ws: Worksheet, headers: list[str], rows: list[list[object]],
-           shade: int | None = None) -> None:  # fmt: skip
+def _sheet(
+    ws: Worksheet, headers: list[str], rows: list[list[object]], shade: int | None = None
+) -> None:
     ws.append(headers)
     for cell in ws[1]:
         cell.font = Font(bold=True)
@@ -190,29 +234,33 @@ def render_xlsx(report: ShiftReport, t: ReportText | None = None) -> bytes:
     assert summary is not None
     summary.title = t("Summary")
     risk = r.risk
-    _sheet(summary, [t("item"), t("value")], [
-        [t("enterprise"), f"{r.enterprise_name} ({r.enterprise})"],
-        [t("workplace"), f"{r.workplace_name} ({r.workplace})"],
-        [t("profession"), r.profession or ""],
-        [t("headcount, persons"), r.headcount],
-        [t("shift"), t("{date} shift {number}", date=r.shift_date, number=r.shift_number)],
-        [t("start"), r.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
-        [t("end"), r.end.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
-        [t("time zone"), r.timezone],
-        [t("class of working conditions"), w.headline_class(r, t)],
-        [t("assessment status"), w.word(w.STATUS, r.status, t)],
-        [t("insufficient data"), r.insufficient_data],
-        [t("lowest coverage"), _num(r.coverage_min)],
-        [t("harmfulness index В (1..5)"), r.b],
-        [t("В continuous"), _num(r.b_continuous)],
-        [t("deciding factors"), ", ".join(r.deciding_factors)],
-        ["ПР", None if risk is None else _num(risk.pr)],
-        [t("risk level"), None if risk is None else f"{risk.level} ({w.level_name(r, t)})"],
-        [t("protection class"), None if risk is None else risk.protection_class],
-        [t("ПР note"), r.risk_note or ""],
-        [t("norms"), r.norms],
-        [t("generated (UTC)"), r.generated_at.strftime("%Y-%m-%d %H:%M:%S")],
-    ])  # fmt: skip
+    _sheet(
+        summary,
+        [t("item"), t("value")],
+        [
+            [t("enterprise"), f"{r.enterprise_name} ({r.enterprise})"],
+            [t("workplace"), f"{r.workplace_name} ({r.workplace})"],
+            [t("profession"), r.profession or ""],
+            [t("headcount, persons"), r.headcount],
+            [t("shift"), t("{date} shift {number}", date=r.shift_date, number=r.shift_number)],
+            [t("start"), r.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
+            [t("end"), r.end.astimezone(zone).strftime("%Y-%m-%d %H:%M")],
+            [t("time zone"), r.timezone],
+            [t("class of working conditions"), w.headline_class(r, t)],
+            [t("assessment status"), w.word(w.STATUS, r.status, t)],
+            [t("insufficient data"), r.insufficient_data],
+            [t("lowest coverage"), _num(r.coverage_min)],
+            [t("harmfulness index В (1..5)"), r.b],
+            [t("В continuous"), _num(r.b_continuous)],
+            [t("deciding factors"), ", ".join(r.deciding_factors)],
+            ["ПР", None if risk is None else _num(risk.pr)],
+            [t("risk level"), None if risk is None else f"{risk.level} ({w.level_name(r, t)})"],
+            [t("protection class"), None if risk is None else risk.protection_class],
+            [t("ПР note"), r.risk_note or ""],
+            [t("norms"), r.norms],
+            [t("generated (UTC)"), r.generated_at.strftime("%Y-%m-%d %H:%M:%S")],
+        ],
+    )
     keys = [k for k in METRICS if any(k in s.metrics for s in r.sensors)]
     headers = [t("sensor"), t("quantity"), t("samples"), t("class"), t("insufficient data")]
     for key in keys:
@@ -226,23 +274,74 @@ def render_xlsx(report: ShiftReport, t: ReportText | None = None) -> bytes:
         rows.append(row)
     rows += [[code, why, 0, None, None] + [None] * len(keys) for code, why in r.skipped]
     _sheet(wb.create_sheet(t("Sensors")), headers, rows, shade=3)
-    _sheet(wb.create_sheet(t("Factors")), [t("factor"), t("class"), "В", t("В continuous"),
-           t("source"), t("basis")], [[f.factor, f.working_class, f.b, _num(f.b_continuous),
-                                       w.word(w.SOURCE, f.source, t), f.basis]
-                                      for f in r.factors], shade=1)  # fmt: skip
-    _sheet(wb.create_sheet(t("Alerts")), [t("opened"), t("severity"), t("kind"), t("state"),
-           t("sensor"), t("acknowledged by"), t("resolved"), t("message")], [[
-               a.opened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-               w.word(w.SEVERITY, a.severity, t), a.kind, w.word(w.ALERT_STATE, a.state, t),
-               a.sensor,
-               a.acknowledged_by,
-               None if a.resolved_at is None
-               else a.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-               a.message] for a in r.alerts])  # fmt: skip
-    _sheet(wb.create_sheet(t("Instruments")), [t("sensor"), t("device"), t("model"),
-           t("serial number"), t("last calibration"), t("certificate"), t("calibration due")],
-           [[i.sensor, i.device_name or i.device, i.model, i.serial_number, i.calibrated_on,
-             i.calibration_certificate, i.calibration_due] for i in r.instruments])  # fmt: skip
+    _sheet(
+        wb.create_sheet(t("Factors")),
+        [t("factor"), t("class"), "В", t("В continuous"), t("source"), t("basis")],
+        [
+            [
+                f.factor,
+                f.working_class,
+                f.b,
+                _num(f.b_continuous),
+                w.word(w.SOURCE, f.source, t),
+                f.basis,
+            ]
+            for f in r.factors
+        ],
+        shade=1,
+    )
+    _sheet(
+        wb.create_sheet(t("Alerts")),
+        [
+            t("opened"),
+            t("severity"),
+            t("kind"),
+            t("state"),
+            t("sensor"),
+            t("acknowledged by"),
+            t("resolved"),
+            t("message"),
+        ],
+        [
+            [
+                a.opened_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                w.word(w.SEVERITY, a.severity, t),
+                a.kind,
+                w.word(w.ALERT_STATE, a.state, t),
+                a.sensor,
+                a.acknowledged_by,
+                None
+                if a.resolved_at is None
+                else a.resolved_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                a.message,
+            ]
+            for a in r.alerts
+        ],
+    )
+    _sheet(
+        wb.create_sheet(t("Instruments")),
+        [
+            t("sensor"),
+            t("device"),
+            t("model"),
+            t("serial number"),
+            t("last calibration"),
+            t("certificate"),
+            t("calibration due"),
+        ],
+        [
+            [
+                i.sensor,
+                i.device_name or i.device,
+                i.model,
+                i.serial_number,
+                i.calibrated_on,
+                i.calibration_certificate,
+                i.calibration_due,
+            ]
+            for i in r.instruments
+        ],
+    )
     method: list[list[object]] = [[line] for line in w.methods_of(r, t)]
     method += [[t("Norms applied: profile {profile}", profile=r.norms)], [r.norms_description]]
     method += [[reference] for reference in r.norms_references]
@@ -250,20 +349,30 @@ def render_xlsx(report: ShiftReport, t: ReportText | None = None) -> bytes:
     method += [[f"{t(role)}: ______________    {w.signature_fields(t)}"] for role in w.SIGNATURES]
     _sheet(wb.create_sheet(t("Method and signatures")), [t("Measurement method")], method)
     charted = [s for s in r.sensors if s.chart_values.size]
-    minutes = sorted({int(t) for s in charted for t in s.chart_times.astype("datetime64[s]")
-                      .astype(np.int64)})  # fmt: skip
+    minutes = sorted(
+        {int(t) for s in charted for t in s.chart_times.astype("datetime64[s]").astype(np.int64)}
+    )
     by_sensor = [
-        dict(zip(s.chart_times.astype("datetime64[s]").astype(np.int64).tolist(),
-                 s.chart_values.tolist(), strict=True))
+        dict(
+            zip(
+                s.chart_times.astype("datetime64[s]").astype(np.int64).tolist(),
+                s.chart_values.tolist(),
+                strict=True,
+            )
+        )
         for s in charted
-    ]  # fmt: skip
+    ]
     data_rows: list[list[object]] = [
         [datetime.fromtimestamp(m, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")]
         + [_num(values.get(m)) for values in by_sensor]
         for m in minutes
     ]
-    _sheet(wb.create_sheet(t("Per minute")), [t("minute ({zone})", zone=r.timezone)] + [
-        f"{s.sensor} {t(s.chart_label)}, {s.unit}" for s in charted], data_rows)  # fmt: skip
+    _sheet(
+        wb.create_sheet(t("Per minute")),
+        [t("minute ({zone})", zone=r.timezone)]
+        + [f"{s.sensor} {t(s.chart_label)}, {s.unit}" for s in charted],
+        data_rows,
+    )
     for ws in wb.worksheets:
         for row in ws.iter_rows(min_row=2):
             for cell in row:

@@ -47,12 +47,20 @@ COVERAGE_METHOD = N_(
 )
 
 STATUS = {"running": N_("running"), "provisional": N_("provisional"), "final": N_("final")}
-SEVERITY = {"info": N_("info"), "low": N_("low"), "medium": N_("medium"), "high": N_("high"),
-            "critical": N_("critical")}  # fmt: skip
-ALERT_STATE = {"open": N_("open"), "acknowledged": N_("acknowledged"),
-               "resolved": N_("resolved")}  # fmt: skip
-LINE_KINDS = {"action": N_("action level"), "limit": N_("limit"), "ceiling": N_("ceiling"),
-              "floor": N_("alarm floor")}  # fmt: skip
+SEVERITY = {
+    "info": N_("info"),
+    "low": N_("low"),
+    "medium": N_("medium"),
+    "high": N_("high"),
+    "critical": N_("critical"),
+}
+ALERT_STATE = {"open": N_("open"), "acknowledged": N_("acknowledged"), "resolved": N_("resolved")}
+LINE_KINDS = {
+    "action": N_("action level"),
+    "limit": N_("limit"),
+    "ceiling": N_("ceiling"),
+    "floor": N_("alarm floor"),
+}
 SOURCE = {"measured": N_("measured"), "entered": N_("entered")}
 
 # The signature block: who signs what, with a line each for name, signature and date.

@@ -157,8 +157,12 @@ class AlertDelivery:
                 self.metrics.db_retries.inc()
                 self._db.discard()
                 delay = backoff_delay_s(attempt, cap_s=self.settings.alerts_retry_max_s)
-                log.warning("storing %d alert transitions failed (%s); retrying in %.1f s",
-                            len(batch), exc, delay)  # fmt: skip
+                log.warning(
+                    "storing %d alert transitions failed (%s); retrying in %.1f s",
+                    len(batch),
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 continue
             attempt = 0

@@ -95,8 +95,11 @@ class EngineDevices:
                 log.error(
                     "enterprise %s: norms profile %r cannot be loaded (%s); its alerts use "
                     "the default profile %r until it is fixed",
-                    reg.enterprise, profile, exc, self.settings.alerts_norms_profile,
-                )  # fmt: skip
+                    reg.enterprise,
+                    profile,
+                    exc,
+                    self.settings.alerts_norms_profile,
+                )
         profile = self.settings.alerts_norms_profile
         return profile, self.state(profile)
 

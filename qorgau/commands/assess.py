@@ -309,15 +309,34 @@ def _series(rows: _Rows, origin: datetime) -> list[SensorSeries]:
 
 def _table(result: WorkplaceAssessment) -> str:
     units = {
-        "laeq_db": "dB(A)", "lex8h_db": "dB(A)", "lamax_db": "dB(A)", "dose_pct": "%",
-        "lcpeak_db": "dB(C)", "a8_m_s2": "m/s²", "a8_db": "dB", "a_rms_m_s2": "m/s²",
-        "twa8h_mg_m3": "mg/m³", "mean_mg_m3": "mg/m³", "max15min_mg_m3": "mg/m³",
-        "max_mg_m3": "mg/m³", "coverage": "", "k_twa": "", "k_max15": "",
-        "min_pct_vol": "% vol", "max_pct_vol": "% vol", "mean_pct_vol": "% vol",
-        "min_pct_lel": "% LEL", "max_pct_lel": "% LEL", "mean_pct_lel": "% LEL",
-        "lex8h_projected_db": "dB(A)", "dose_projected_pct": "%", "a8_projected_m_s2": "m/s²",
-        "a8_projected_db": "dB", "twa8h_projected_mg_m3": "mg/m³", "k_twa_measured": "",
-    }  # fmt: skip
+        "laeq_db": "dB(A)",
+        "lex8h_db": "dB(A)",
+        "lamax_db": "dB(A)",
+        "dose_pct": "%",
+        "lcpeak_db": "dB(C)",
+        "a8_m_s2": "m/s²",
+        "a8_db": "dB",
+        "a_rms_m_s2": "m/s²",
+        "twa8h_mg_m3": "mg/m³",
+        "mean_mg_m3": "mg/m³",
+        "max15min_mg_m3": "mg/m³",
+        "max_mg_m3": "mg/m³",
+        "coverage": "",
+        "k_twa": "",
+        "k_max15": "",
+        "min_pct_vol": "% vol",
+        "max_pct_vol": "% vol",
+        "mean_pct_vol": "% vol",
+        "min_pct_lel": "% LEL",
+        "max_pct_lel": "% LEL",
+        "mean_pct_lel": "% LEL",
+        "lex8h_projected_db": "dB(A)",
+        "dose_projected_pct": "%",
+        "a8_projected_m_s2": "m/s²",
+        "a8_projected_db": "dB",
+        "twa8h_projected_mg_m3": "mg/m³",
+        "k_twa_measured": "",
+    }
     out = [f"{'sensor':<16} {'quantity':<13} {'subst.':<8} {'class':<5} metrics"]
     for s in result.sensors:
         parts = []

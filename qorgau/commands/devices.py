@@ -442,9 +442,10 @@ def _register(
                     await upsert_device(
                         conn, enterprise_id, code, name=name, workplace_id=workplace_id
                     )
-                    done.append(f"registered device {code} of {enterprise}" + (
-                        f" at workplace {workplace}" if workplace else ""
-                    ))  # fmt: skip
+                    done.append(
+                        f"registered device {code} of {enterprise}"
+                        + (f" at workplace {workplace}" if workplace else "")
+                    )
                 then()
         for line in done:
             print(line)
@@ -489,9 +490,13 @@ def _register_scenario(
                 workplace_ids: dict[str, int] = {}
                 for wp in scenario.workplaces.values():
                     workplace_ids[wp.code] = await upsert_workplace(
-                        conn, enterprise_id, wp.code, wp.name,
-                        profession=wp.profession, headcount=wp.headcount,
-                    )  # fmt: skip
+                        conn,
+                        enterprise_id,
+                        wp.code,
+                        wp.name,
+                        profession=wp.profession,
+                        headcount=wp.headcount,
+                    )
                 for spec in scenario.devices:
                     workplace_id = workplace_ids[spec.workplace]
                     device_id = await upsert_device(
@@ -500,10 +505,14 @@ def _register_scenario(
                     device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
                     for channel in device.channels():
                         await upsert_sensor(
-                            conn, device_id, channel.sensor, quantity=channel.quantity.value,
-                            unit=channel.unit, substance=channel.substance,
+                            conn,
+                            device_id,
+                            channel.sensor,
+                            quantity=channel.quantity.value,
+                            unit=channel.unit,
+                            substance=channel.substance,
                             workplace_id=workplace_id,
-                        )  # fmt: skip
+                        )
                 then()
         print(
             f"registered {scenario.enterprise}: {len(workplace_ids)} workplaces, "

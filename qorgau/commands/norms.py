@@ -99,8 +99,11 @@ def render(n: Norms) -> str:
         lines.append(
             f"  {k:<26} {b.metric:<10} [{b.unit}]  {edges}  {b.classes[-1].value}>{b.upper[-1]:g}"
         )
-    lines += ["", f"  {'substance':<14} {'kind':<5} {'group':<7} {'M g/mol':>8} "
-              f"{'ПДК_max mg/m³':>14} {'ПДК_сс mg/m³':>13}"]  # fmt: skip
+    lines += [
+        "",
+        f"  {'substance':<14} {'kind':<5} {'group':<7} {'M g/mol':>8} "
+        f"{'ПДК_max mg/m³':>14} {'ПДК_сс mg/m³':>13}",
+    ]
     for s in n.substances.values():
         mm = "-" if s.molar_mass_g_mol is None else f"{s.molar_mass_g_mol:.3f}"
         pmax = "-" if s.pdk_max_mg_m3 is None else f"{s.pdk_max_mg_m3:g}"

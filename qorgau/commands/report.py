@@ -157,8 +157,10 @@ async def _workplaces(conn: AsyncConnection[Any], args: argparse.Namespace) -> l
     wanted = str(args.workplace)
     found = [w for w in rows if str(w["id"]) == wanted or w["code"] == wanted]
     if not found:
-        raise QorgauError(f"no workplace {wanted!r}" + (
-            f" in enterprise {args.enterprise!r}" if args.enterprise else ""))  # fmt: skip
+        raise QorgauError(
+            f"no workplace {wanted!r}"
+            + (f" in enterprise {args.enterprise!r}" if args.enterprise else "")
+        )
     if len(found) > 1:
         raise QorgauError(
             f"workplace code {wanted!r} exists in several enterprises "
@@ -206,8 +208,9 @@ async def _write_reports(
 
     written = 0
     without_readings: list[str] = []
-    with tqdm(total=len(jobs), unit="report", disable=len(jobs) < 2, file=sys.stderr,
-              desc="shift reports") as progress:  # fmt: skip
+    with tqdm(
+        total=len(jobs), unit="report", disable=len(jobs) < 2, file=sys.stderr, desc="shift reports"
+    ) as progress:
         for w, s in jobs:
             enterprise = await catalog.require(conn, "enterprise", w["enterprise_id"], Scope())
             workplace = await catalog.require(conn, "workplace", w["id"], Scope())

@@ -76,16 +76,30 @@ def test_the_night_shift_across_the_change_of_clocks_lasts_its_duration() -> Non
     night_start, night_end = _local(24, 19, 30), _local(25, 6, 30)
     assert night_end - night_start == 12 * 3600
     samples = np.array(
-        [_local(24, 19, 30), _local(25, 2, 30), _local(25, 6, 29), _local(25, 6, 45),
-         _local(25, 7, 0), _local(25, 7, 15), _local(25, 19, 15), _local(25, 19, 30)]
-    )  # fmt: skip
+        [
+            _local(24, 19, 30),
+            _local(25, 2, 30),
+            _local(25, 6, 29),
+            _local(25, 6, 45),
+            _local(25, 7, 0),
+            _local(25, 7, 15),
+            _local(25, 19, 15),
+            _local(25, 19, 30),
+        ]
+    )
     start, end = cal.find(np.zeros(samples.size, dtype=np.intp), samples)
     day = (_local(25, 7), _local(25, 19))
     evening = (_local(25, 19, 30), _local(26, 7, 30))
     want = [
-        (night_start, night_end), (night_start, night_end), (night_start, night_end),
-        (math.nan, math.nan), day, day, (math.nan, math.nan), evening,
-    ]  # fmt: skip
+        (night_start, night_end),
+        (night_start, night_end),
+        (night_start, night_end),
+        (math.nan, math.nan),
+        day,
+        day,
+        (math.nan, math.nan),
+        evening,
+    ]
     np.testing.assert_array_equal(start, [w[0] for w in want])
     np.testing.assert_array_equal(end, [w[1] for w in want])
     # Where two shifts overlap (07:00-07:30 on an ordinary day), the later one holds the
@@ -141,10 +155,16 @@ def test_projection_runs_to_the_end_of_the_schedules_shift(
     slot = add_subject(
         state,
         SubjectSpec(
-            enterprise="e", device="d", sensor="d.noise", quantity="noise_laeq", unit="dB(A)",
-            workplace="press-2", schedule=TWO_SHIFTS, timezone=ZONE,
+            enterprise="e",
+            device="d",
+            sensor="d.noise",
+            quantity="noise_laeq",
+            unit="dB(A)",
+            workplace="press-2",
+            schedule=TWO_SHIFTS,
+            timezone=ZONE,
         ),
-    )  # fmt: skip
+    )
     set_calendars(state, {TWO_SHIFTS: _calendar()})
     start = _local(24, 19, 30)
     events = []
@@ -207,9 +227,15 @@ def test_registry_refresh_keeps_the_shift_and_a_new_schedule_starts_afresh(
     state = new_state(norms, alert_norms)
     add_subject(state, SubjectSpec(enterprise="e", device="d"))
     spec = SubjectSpec(
-        enterprise="e", device="d", sensor="d.noise", quantity="noise_laeq", unit="dB(A)",
-        workplace="press-2", schedule=TWO_SHIFTS, timezone=ZONE,
-    )  # fmt: skip
+        enterprise="e",
+        device="d",
+        sensor="d.noise",
+        quantity="noise_laeq",
+        unit="dB(A)",
+        workplace="press-2",
+        schedule=TWO_SHIFTS,
+        timezone=ZONE,
+    )
     slot = add_subject(state, spec)
     set_calendars(state, {TWO_SHIFTS: _calendar()})
     t = _local(27, 8) + np.arange(60.0)

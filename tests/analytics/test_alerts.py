@@ -49,18 +49,29 @@ def alert_norms() -> AlertNorms:
 
 
 def _state(
-    norms: Norms, alert_norms: AlertNorms, quantity: str = "gas", unit: str = "mg/m3",
-    substance: str | None = "H2S", **kw: float,
-) -> tuple[DetectorState, int, int]:  # fmt: skip
+    norms: Norms,
+    alert_norms: AlertNorms,
+    quantity: str = "gas",
+    unit: str = "mg/m3",
+    substance: str | None = "H2S",
+    **kw: float,
+) -> tuple[DetectorState, int, int]:
     state = new_state(norms, alert_norms)
     dev = add_subject(state, SubjectSpec(enterprise="e", device="d1"))
     slot = add_subject(
         state,
         SubjectSpec(
-            enterprise="e", device="d1", sensor="d1.s", quantity=quantity, unit=unit,
-            substance=substance, workplace="wp", schedule=BLOCKS, **kw,  # type: ignore[arg-type]
+            enterprise="e",
+            device="d1",
+            sensor="d1.s",
+            quantity=quantity,
+            unit=unit,
+            substance=substance,
+            workplace="wp",
+            schedule=BLOCKS,
+            **kw,  # type: ignore[arg-type]
         ),
-    )  # fmt: skip
+    )
     starts = T0 + 28800.0 * np.arange(-3, 10)
     set_calendars(state, {BLOCKS: ShiftCalendar.of(starts, starts + 28800.0)})
     return state, dev, slot
@@ -496,10 +507,14 @@ def test_thresholds_come_from_the_profile(norms: Norms, alert_norms: AlertNorms)
         slot = add_subject(
             state,
             SubjectSpec(
-                enterprise="e", device="d", sensor=f"d.{quantity}.{unit}", quantity=quantity,
-                unit=unit, substance=substance,
+                enterprise="e",
+                device="d",
+                sensor=f"d.{quantity}.{unit}",
+                quantity=quantity,
+                unit=unit,
+                substance=substance,
             ),
-        )  # fmt: skip
+        )
         return state.thresholds[slot]
 
     assert th("noise_lcpeak", "dB(C)").ceiling == 137.0

@@ -151,10 +151,33 @@ def test_assess_workplace_refuses_impossible_values(norms: Norms) -> None:
 
 
 _FIELD = st.sampled_from(
-    ["", "2025-03-03T08:00:00+05:00", "2025-03-03T08:00:00", "s", "noise_laeq", "gas", "dust",
-     "vib_hav", "dB(A)", "mg/m3", "ppm", "CO", "H2S", "80", "-1", "1e308", "nan", "inf", "83,5",
-     '"', "\x00", "é", ";", "\r"]
-) | st.text(max_size=8)  # fmt: skip
+    [
+        "",
+        "2025-03-03T08:00:00+05:00",
+        "2025-03-03T08:00:00",
+        "s",
+        "noise_laeq",
+        "gas",
+        "dust",
+        "vib_hav",
+        "dB(A)",
+        "mg/m3",
+        "ppm",
+        "CO",
+        "H2S",
+        "80",
+        "-1",
+        "1e308",
+        "nan",
+        "inf",
+        "83,5",
+        '"',
+        "\x00",
+        "é",
+        ";",
+        "\r",
+    ]
+) | st.text(max_size=8)
 
 
 @settings(

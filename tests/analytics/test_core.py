@@ -311,9 +311,13 @@ def test_whole_body_xy_a8_carries_k_and_keeps_its_class(norms: Norms) -> None:
 
     assert norms.k_xy == pytest.approx(1.4)
     published = ClassBands(
-        "published_xy", "a_db", "dB", "db", (112.0, 118.0, 124.0, 130.0, 136.0),
+        "published_xy",
+        "a_db",
+        "dB",
+        "db",
+        (112.0, 118.0, 124.0, 130.0, 136.0),
         norms.band("vibration_whole_body_xy").classes,
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(15)
     levels = np.concatenate((rng.uniform(0.05, 8.0, 200), [0.3, 0.399, 0.401, 0.8, 1.6]))
     t = np.arange(480, dtype=np.float64) * 60.0
@@ -342,9 +346,13 @@ def test_partial_hand_arm_exposures_combine_as_root_sum_of_squares(norms: Norms)
     assert total == pytest.approx(math.sqrt(36 * 2 / 8 + 16 * 3 / 8), rel=1e-12)
     # The same worker's two tools logged by one meter, back to back: the same A(8).
     both = SensorSeries(
-        "worker", "vib_hav", "m/s2", None, np.concatenate((t1, t2)),
+        "worker",
+        "vib_hav",
+        "m/s2",
+        None,
+        np.concatenate((t1, t2)),
         np.concatenate((np.full(t1.size, 6.0), np.full(t2.size, 4.0))),
-    )  # fmt: skip
+    )
     assert assess_workplace([both], norms).sensors[0].metrics["a8_m_s2"] == pytest.approx(total)
 
 

@@ -161,11 +161,20 @@ async def make_tenant(api: Api, code: str, region: str, risk_class: int | None =
     alert_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     opened = AlertMessage(
-        alert_id=alert_id, transition="opened", state="open", kind="ceiling",
-        severity="critical", enterprise=code, device=device["code"], sensor=sensor["code"],
-        sensor_id=sensor["id"], message=f"test alert of {code}", at=now, opened_at=now,
+        alert_id=alert_id,
+        transition="opened",
+        state="open",
+        kind="ceiling",
+        severity="critical",
+        enterprise=code,
+        device=device["code"],
+        sensor=sensor["code"],
+        sensor_id=sensor["id"],
+        message=f"test alert of {code}",
+        at=now,
+        opened_at=now,
         sent_at=now,
-    )  # fmt: skip
+    )
     conn = await connect_async(api.pg_url, api.schema, autocommit=True)
     async with conn:
         await write_transitions(conn, [record_of(opened)])
@@ -173,9 +182,12 @@ async def make_tenant(api: Api, code: str, region: str, risk_class: int | None =
         "POST",
         "/api/v1/notifications/recipients",
         officer,
-        json={"enterprise": code, "name": f"officer of {code}",
-              "channels": [{"channel": "email", "address": f"hse@{code}.kz"}]},
-    )  # fmt: skip
+        json={
+            "enterprise": code,
+            "name": f"officer of {code}",
+            "channels": [{"channel": "email", "address": f"hse@{code}.kz"}],
+        },
+    )
     route = await api.ok(
         "POST",
         "/api/v1/notifications/routes",

@@ -78,11 +78,14 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
 
     api = create_app(
         ApiSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix, api_sse_keepalive_s=0.5,
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            api_sse_keepalive_s=0.5,
         ),
         render_report=render_report,
-    )  # fmt: skip
+    )
     start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:

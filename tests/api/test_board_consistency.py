@@ -48,9 +48,13 @@ async def indicators(api: Api, tenant: Tenant, workplace_id: int, t: int, ob: in
             "POST",
             f"/api/v1/workplaces/{workplace_id}/indicators",
             tenant.officer,
-            json={"indicator": name, "value": value, "assessed_by": "OSH engineer",
-                  "assessed_on": "2026-11-01"},
-        )  # fmt: skip
+            json={
+                "indicator": name,
+                "value": value,
+                "assessed_by": "OSH engineer",
+                "assessed_on": "2026-11-01",
+            },
+        )
 
 
 async def sensor(api: Api, tenant: Tenant, code: str, **fields: Any) -> int:
@@ -80,8 +84,12 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
 
     # B: London (UTC+0 in November), 08:00 for 8 h; a gap in the middle of day 1 and CO.
     b = await make_tenant(api, "ent-b", "Almaty")
-    await api.ok("PATCH", f"/api/v1/enterprises/{b.enterprise['id']}", api.tokens["admin"],
-                 json={"timezone": "Europe/London"})  # fmt: skip
+    await api.ok(
+        "PATCH",
+        f"/api/v1/enterprises/{b.enterprise['id']}",
+        api.tokens["admin"],
+        json={"timezone": "Europe/London"},
+    )
     b_start = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
     co = await sensor(api, b, "co", quantity="gas", unit="mg/m3", substance="CO")
     await write(
@@ -97,8 +105,12 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
     # C: Kolkata (UTC+05:30), so its shifts start on a half hour: minute buckets. A second
     # workplace of the same enterprise with two 12-h shifts, the night one crossing midnight.
     c = await make_tenant(api, "ent-c", "Almaty")
-    await api.ok("PATCH", f"/api/v1/enterprises/{c.enterprise['id']}", api.tokens["admin"],
-                 json={"timezone": "Asia/Kolkata"})  # fmt: skip
+    await api.ok(
+        "PATCH",
+        f"/api/v1/enterprises/{c.enterprise['id']}",
+        api.tokens["admin"],
+        json={"timezone": "Asia/Kolkata"},
+    )
     c_start = datetime(2026, 11, 10, 2, 30, tzinfo=UTC)
     await write(
         api,
@@ -110,9 +122,14 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
         "POST",
         f"/api/v1/enterprises/{c.enterprise['id']}/workplaces",
         c.officer,
-        json={"code": "ent-c-night", "name": "Kiln", "headcount": 4,
-              "shift_starts": ["08:00", "20:00"], "shift_duration_s": 43200},
-    )  # fmt: skip
+        json={
+            "code": "ent-c-night",
+            "name": "Kiln",
+            "headcount": 4,
+            "shift_starts": ["08:00", "20:00"],
+            "shift_duration_s": 43200,
+        },
+    )
     night_device = await api.ok(
         "POST",
         f"/api/v1/enterprises/{c.enterprise['id']}/devices",
@@ -169,16 +186,20 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
         row = rows[code]
         source = mine["B_source"]
         assert (row["b"], row["b_class"], row["b_date"], row["b_shift"]) == (
-            mine["B"], source["working_class"], source["date"], source["shift"]
-        ), code  # fmt: skip
+            mine["B"],
+            source["working_class"],
+            source["date"],
+            source["shift"],
+        ), code
         assert row["b_deciding_factors"] == " ".join(source["deciding_factors"]), code
         assert (row["t"], row["ob"], row["siz"], row["z"]) == tuple(
             mine["indicators"][k]["value"] for k in ("T", "Ob", "SIZ", "Z")
         ), code
         assert row["pr"] == round(mine["pr"], 6), code
         assert (row["level"], row["protection_class"]) == (
-            mine["level"], mine["protection_class"]
-        ), code  # fmt: skip
+            mine["level"],
+            mine["protection_class"],
+        ), code
         assert row["tariff_pct"] == round(mine["tariff"]["tariff_pct"], 6), code
     # The cases above are not all alike: otherwise this test could not tell paths apart.
     assert own["ent-a-wp"]["B_source"]["date"] == D.isoformat()
@@ -187,8 +208,11 @@ async def test_board_and_exports_equal_each_workplaces_own_risk(api: Api) -> Non
 
     board = await api.ok("GET", "/api/v1/map", scoring, params=PERIOD)
     for e in board["enterprises"]:
-        members = [(own[r["workplace_code"]]["pr"], r["headcount"]) for r in export_rows
-                if r["enterprise_code"] == e["enterprise"]]  # fmt: skip
+        members = [
+            (own[r["workplace_code"]]["pr"], r["headcount"])
+            for r in export_rows
+            if r["enterprise_code"] == e["enterprise"]
+        ]
         weight = sum(h for _, h in members)
         assert e["mean_pr"] == pytest.approx(sum(p * h for p, h in members) / weight, abs=1e-6)
         alone = await api.ok(
@@ -244,9 +268,13 @@ async def test_board_picks_the_same_worst_shift_on_ties_and_band_edges(api: Api)
                 "POST",
                 f"/api/v1/workplaces/{tenant.workplace['id']}/factor-classes",
                 tenant.officer,
-                json={"factor": "microclimate", "working_class": entered,
-                      "assessed_by": "lab", "assessed_on": "2026-10-01"},
-            )  # fmt: skip
+                json={
+                    "factor": "microclimate",
+                    "working_class": entered,
+                    "assessed_by": "lab",
+                    "assessed_on": "2026-10-01",
+                },
+            )
         workplaces.append((tenant, f"edge-{name}-wp"))
     await api.assess()
 
@@ -263,9 +291,12 @@ async def test_board_picks_the_same_worst_shift_on_ties_and_band_edges(api: Api)
         row = rows_by_code[code]
         source = mine["B_source"]
         assert (row["b"], row["b_class"], row["b_date"], row["b_shift"], row["pr"]) == (
-            mine["B"], source["working_class"], source["date"], source["shift"],
+            mine["B"],
+            source["working_class"],
+            source["date"],
+            source["shift"],
             round(mine["pr"], 6),
-        ), code  # fmt: skip
+        ), code
     last = (D + timedelta(days=days - 1)).isoformat()
     # Ties go to the latest shift, not to the loudest or the first.
     assert own["edge-tie-wp"]["B_source"]["date"] == last
@@ -300,6 +331,8 @@ async def test_board_answer_follows_new_readings(api: Api) -> None:
     )
     assert after["b_date"] == (D + timedelta(days=2)).isoformat()
     assert (after["b"], after["b_class"], after["b_date"]) == (
-        own["B"], own["B_source"]["working_class"], own["B_source"]["date"],
-    )  # fmt: skip
+        own["B"],
+        own["B_source"]["working_class"],
+        own["B_source"]["date"],
+    )
     assert after["b"] > before["b"]

@@ -34,9 +34,18 @@ pytestmark = [pytest.mark.anyio, pytest.mark.services]
 # Prometheus metrics (route templates and counts, no tenant's data: tests/api/test_metrics.py);
 # the page's message catalogues (tests/api/test_localisation.py).
 OPEN = {
-    "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/docs-assets",
-    "/", "/static", "/metrics", "/i18n/index.json", "/i18n/{locale}.json",
-}  # fmt: skip
+    "/health",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/docs-assets",
+    "/",
+    "/static",
+    "/metrics",
+    "/i18n/index.json",
+    "/i18n/{locale}.json",
+}
 # Path parameters that name no tenant's object (service-wide settings, admin only).
 SERVICE_WIDE: dict[str, int | str] = {
     "subscriber_kind": "role",
@@ -192,10 +201,14 @@ async def test_alert_stream_is_filtered_by_tenant(
 ) -> None:
     a, b = world
     app = create_app(
-        ApiSettings(database_url=api.pg_url, database_schema=api.schema, mqtt_url=mqtt_url,
-                    api_sse_keepalive_s=0.2),
+        ApiSettings(
+            database_url=api.pg_url,
+            database_schema=api.schema,
+            mqtt_url=mqtt_url,
+            api_sse_keepalive_s=0.2,
+        ),
         render_report=render_report,
-    )  # fmt: skip
+    )
     port = free_port()
     server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
@@ -221,12 +234,19 @@ async def test_alert_stream_is_filtered_by_tenant(
         for tenant in (b, a, b):
             hub.fan_out(
                 AlertMessage(
-                    alert_id=str(uuid.uuid4()), transition="opened", state="open",
-                    kind="ceiling", severity="critical",
-                    enterprise=tenant.enterprise["code"], device=tenant.device["code"],
-                    message="x", at=now, opened_at=now, sent_at=now,
+                    alert_id=str(uuid.uuid4()),
+                    transition="opened",
+                    state="open",
+                    kind="ceiling",
+                    severity="critical",
+                    enterprise=tenant.enterprise["code"],
+                    device=tenant.device["code"],
+                    message="x",
+                    at=now,
+                    opened_at=now,
+                    sent_at=now,
                 )
-            )  # fmt: skip
+            )
         await eventually(lambda: len(received) >= 1, what="A's alert on A's stream")
         await asyncio.sleep(0.5)
         assert received == [a.enterprise["code"]]

@@ -169,9 +169,11 @@ async def test_other_taken_codes_say_which_kind_without_values(api: Api) -> None
         f"/api/v1/enterprises/{eid}/sites": {"code": a.site["code"], "name": "again"},
         f"/api/v1/enterprises/{eid}/workplaces": {"code": a.workplace["code"], "name": "again"},
         f"/api/v1/devices/{a.device['id']}/sensors": {
-            "code": a.sensor["code"], "quantity": "noise_laeq", "unit": "dB(A)",
+            "code": a.sensor["code"],
+            "quantity": "noise_laeq",
+            "unit": "dB(A)",
         },
-    }  # fmt: skip
+    }
     for path, body in cases.items():
         response = await api.call("POST", path, api.tokens["admin"], json=body)
         assert response.status_code == 409, (path, response.text)
@@ -225,10 +227,15 @@ async def test_a_real_server_refuses_big_bodies_and_keeps_serving(
     framings, the client gets the 413 and not a reset connection, and the server keeps
     answering."""
     app = create_app(
-        ApiSettings(database_url=pg_url, database_schema=schema, api_alert_stream=False,
-                    api_live_stream=False, api_max_body_bytes=SMALL_LIMIT),
+        ApiSettings(
+            database_url=pg_url,
+            database_schema=schema,
+            api_alert_stream=False,
+            api_live_stream=False,
+            api_max_body_bytes=SMALL_LIMIT,
+        ),
         render_report=render_report,
-    )  # fmt: skip
+    )
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, http=http)
     server = EmbeddedServer(config)

@@ -44,9 +44,12 @@ WORKPLACE = {
 
 
 def running(
-    quantity: str, unit: str, t: np.ndarray[Any, Any], values: np.ndarray[Any, Any],
+    quantity: str,
+    unit: str,
+    t: np.ndarray[Any, Any],
+    values: np.ndarray[Any, Any],
     substance: str | None = None,
-) -> RunningMetric | None:  # fmt: skip
+) -> RunningMetric | None:
     """The dashboard's running figure of one sensor sampled at 1 Hz at ``t`` s into its shift,
     the samples fed to the detectors as the alert engine's stream feeds them."""
     sensor = SensorRef(7, "s", quantity, unit, substance)
@@ -140,10 +143,11 @@ async def test_live_exposure_and_stream(
     async with (
         live_world(pg_url, mqtt_url, schema, topic_prefix, exposure_every_s=0.5) as world,
         httpx.AsyncClient(
-            base_url=world.base, timeout=10,
+            base_url=world.base,
+            timeout=10,
             headers={"Authorization": f"Bearer {world.officer}"},
         ) as http,
-    ):  # fmt: skip
+    ):
         path = f"/api/v1/workplaces/{world.workplace_id}/live"
         exposure = (await http.get(f"{path}/exposure")).json()
         assert exposure["running"] is True
@@ -199,9 +203,10 @@ def test_oxygen_and_methane_charts_carry_their_alarm_lines() -> None:
     o2 = {line.kind: line for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")}
     first, second = ALERTS.oxygen_low_pct_vol
     floors = sorted(
-        line.value for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")
+        line.value
+        for line in limit_lines(thresholds("gas", "%vol", "O2"), "%vol")
         if line.kind == "floor"
-    )  # fmt: skip
+    )
     assert floors == [second, first]
     assert o2["ceiling"].value == ALERTS.oxygen_high_pct_vol
     assert o2["ceiling"].label.endswith("%vol")

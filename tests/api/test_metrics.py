@@ -52,9 +52,12 @@ async def test_requests_are_counted_by_route_template_and_status(api: Api) -> No
 
 async def test_metrics_can_be_switched_off(pg_url: str, schema: str) -> None:
     settings = ApiSettings(
-        database_url=pg_url, database_schema=schema, api_alert_stream=False,
-        api_live_stream=False, api_metrics=False,
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        api_alert_stream=False,
+        api_live_stream=False,
+        api_metrics=False,
+    )
     async with in_process(settings) as (_, http):
         assert (await http.get("/metrics")).status_code == 404
 
@@ -63,9 +66,12 @@ async def test_the_alert_link_to_the_broker_is_reported(
     pg_url: str, schema: str, mqtt_url: str
 ) -> None:
     settings = ApiSettings(
-        database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-        api_alert_stream=True, api_live_stream=False,
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        mqtt_url=mqtt_url,
+        api_alert_stream=True,
+        api_live_stream=False,
+    )
     async with in_process(settings) as (_, http):
 
         async def connected() -> bool:

@@ -31,12 +31,20 @@ async def test_a_safety_officer_manages_their_own_enterprise(api: Api) -> None:
     a = await make_tenant(api, "ent-a", "Almaty")
     b = await make_tenant(api, "ent-b", "Karaganda")
     created = await api.ok(
-        "POST", f"{N}/recipients", a.officer,
-        json={"enterprise": "ent-a", "name": "Dana, director", "language": "en",
-              "channels": [{"channel": "sms", "address": "+7 701 123 45 67"},
-                           {"channel": "telegram", "address": "-100200300"}],
-              "on_call": {"start": "20:00", "end": "08:00"}},
-    )  # fmt: skip
+        "POST",
+        f"{N}/recipients",
+        a.officer,
+        json={
+            "enterprise": "ent-a",
+            "name": "Dana, director",
+            "language": "en",
+            "channels": [
+                {"channel": "sms", "address": "+7 701 123 45 67"},
+                {"channel": "telegram", "address": "-100200300"},
+            ],
+            "on_call": {"start": "20:00", "end": "08:00"},
+        },
+    )
     assert created["channels"][0]["address"] == "+77011234567"
     listed = await api.ok("GET", f"{N}/recipients", a.officer)
     assert {r["enterprise"] for r in listed} == {"ent-a"}
@@ -45,28 +53,44 @@ async def test_a_safety_officer_manages_their_own_enterprise(api: Api) -> None:
     assert night["on_call"] == {"start": "20:00:00", "end": "08:00:00"}
 
     bad = await api.call(
-        "POST", f"{N}/recipients", a.officer,
-        json={"enterprise": "ent-a", "name": "x",
-              "channels": [{"channel": "email", "address": "no"}]},
-    )  # fmt: skip
+        "POST",
+        f"{N}/recipients",
+        a.officer,
+        json={
+            "enterprise": "ent-a",
+            "name": "x",
+            "channels": [{"channel": "email", "address": "no"}],
+        },
+    )
     assert bad.status_code == 422
     assert "not an email address" in bad.text
     other = await api.call(
-        "POST", f"{N}/routes", a.officer,
+        "POST",
+        f"{N}/routes",
+        a.officer,
         json={"enterprise": "ent-a", "recipient_id": b.recipient_id},
-    )  # fmt: skip
+    )
     assert other.status_code == 404  # B's recipient does not exist for A
 
     route = await api.ok(
-        "POST", f"{N}/routes", a.officer,
-        json={"enterprise": "ent-a", "recipient_id": created["id"], "level": 2,
-              "min_severity": "critical", "workplace": a.workplace["code"]},
-    )  # fmt: skip
+        "POST",
+        f"{N}/routes",
+        a.officer,
+        json={
+            "enterprise": "ent-a",
+            "recipient_id": created["id"],
+            "level": 2,
+            "min_severity": "critical",
+            "workplace": a.workplace["code"],
+        },
+    )
     assert route["level"] == 2
     policy = await api.ok(
-        "PUT", f"{N}/policies/ent-a", a.officer,
+        "PUT",
+        f"{N}/policies/ent-a",
+        a.officer,
         json={"escalate_after_min": 5, "reminder_every_min": 0.5, "notify_on_resolve": True},
-    )  # fmt: skip
+    )
     assert policy["reminder_every_min"] == 0.5
     assert (await api.ok("GET", f"{N}/policies/ent-a", a.officer))["escalate_after_min"] == 5
     # The list holds the enterprises' policies the token manages: A's officer sees A's alone.
@@ -85,10 +109,19 @@ async def test_acknowledge_needs_the_action_and_the_timeline_tells_the_whole_sto
     now = datetime.now(UTC)
     try:
         opened = AlertMessage(
-            alert_id=alert_id, transition="opened", state="open", kind="ceiling",
-            severity="high", enterprise="ent-a", device=a.device["code"],
-            workplace=a.workplace["code"], message="gas", at=now, opened_at=now, sent_at=now,
-        )  # fmt: skip
+            alert_id=alert_id,
+            transition="opened",
+            state="open",
+            kind="ceiling",
+            severity="high",
+            enterprise="ent-a",
+            device=a.device["code"],
+            workplace=a.workplace["code"],
+            message="gas",
+            at=now,
+            opened_at=now,
+            sent_at=now,
+        )
         conn = await connect_async(api.pg_url, api.schema, autocommit=True)
         async with conn:
             await write_transitions(conn, [record_of(opened)])
@@ -113,9 +146,11 @@ async def test_acknowledge_needs_the_action_and_the_timeline_tells_the_whole_sto
     assert refused.status_code == 422
     assert "action" in refused.json()["detail"]
     acked = await api.ok(
-        "POST", f"{path}/acknowledge", a.officer,
+        "POST",
+        f"{path}/acknowledge",
+        a.officer,
         json={"by": "aigerim", "comment": "seen", "action": "evacuated the face"},
-    )  # fmt: skip
+    )
     assert acked["ack_action"] == "evacuated the face"
     done = scalar(
         api.pg_url, api.schema, "SELECT done FROM alert_escalations WHERE alert_id = %s", [alert_id]
@@ -136,8 +171,10 @@ async def test_acknowledge_needs_the_action_and_the_timeline_tells_the_whole_sto
     ]
     notified = story["entries"][1]
     assert (notified["channel"], notified["address"], notified["result"]) == (
-        "email", "hse@ent-a.kz", "sent",
-    )  # fmt: skip
+        "email",
+        "hse@ent-a.kz",
+        "sent",
+    )
     assert "evacuated the face" in story["entries"][2]["detail"]
     assert "a leaking valve" in story["entries"][3]["detail"]
 

@@ -87,9 +87,11 @@ async def test_the_norms_profile_is_the_enterprises_and_only_an_admin_sets_it(ap
     back = await api.ok("PATCH", path, admin, json={"norms_profile": None})
     assert back["norms_profile"] is None
     created = await api.ok(
-        "POST", "/api/v1/enterprises", admin,
+        "POST",
+        "/api/v1/enterprises",
+        admin,
         json={"code": "ent-p", "name": "P", "norms_profile": "default"},
-    )  # fmt: skip
+    )
     assert created["norms_profile"] == "default"
 
 
@@ -179,19 +181,38 @@ async def test_instrument_model_serial_and_calibration(api: Api) -> None:
     creation, on a sensor where it has its own; too long a value is refused with the field."""
     tenant = await make_tenant(api, "ent-i", "Almaty")
     eid = tenant.enterprise["id"]
-    device = await api.ok("POST", f"/api/v1/enterprises/{eid}/devices", tenant.officer, json={
-        "code": "ent-i-slm-1", "name": "Sound level meter", "model": "Svantek SV 971A",
-        "serial_number": "97112", "calibrated_on": "2026-08-14",
-        "calibration_certificate": "КZ-2026/0815"})  # fmt: skip
+    device = await api.ok(
+        "POST",
+        f"/api/v1/enterprises/{eid}/devices",
+        tenant.officer,
+        json={
+            "code": "ent-i-slm-1",
+            "name": "Sound level meter",
+            "model": "Svantek SV 971A",
+            "serial_number": "97112",
+            "calibrated_on": "2026-08-14",
+            "calibration_certificate": "КZ-2026/0815",
+        },
+    )
     assert (device["model"], device["serial_number"]) == ("Svantek SV 971A", "97112")
     assert device["calibrated_on"] == "2026-08-14"
-    sensor = await api.ok("POST", f"/api/v1/devices/{device['id']}/sensors", tenant.officer, json={
-        "code": "ent-i-slm-1.noise", "quantity": "noise_laeq", "unit": "dB(A)",
-        "serial_number": "MIC-40AE-311", "calibration_due": "2027-08-14"})  # fmt: skip
+    sensor = await api.ok(
+        "POST",
+        f"/api/v1/devices/{device['id']}/sensors",
+        tenant.officer,
+        json={
+            "code": "ent-i-slm-1.noise",
+            "quantity": "noise_laeq",
+            "unit": "dB(A)",
+            "serial_number": "MIC-40AE-311",
+            "calibration_due": "2027-08-14",
+        },
+    )
     got = await api.ok("GET", f"/api/v1/sensors/{sensor['id']}", tenant.officer)
     assert got["serial_number"] == "MIC-40AE-311"
     assert got["model"] is None  # its device's model shows on reports
-    refused = await api.call("PATCH", f"/api/v1/devices/{device['id']}", tenant.officer,
-                             json={"serial_number": "x" * 65})  # fmt: skip
+    refused = await api.call(
+        "PATCH", f"/api/v1/devices/{device['id']}", tenant.officer, json={"serial_number": "x" * 65}
+    )
     assert refused.status_code == 422
     assert "serial_number" in refused.text

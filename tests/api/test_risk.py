@@ -240,17 +240,25 @@ async def test_map_and_exports(api: Api) -> None:
         "POST",
         f"/api/v1/workplaces/{wp2['id']}/factor-classes",
         a.officer,
-        json={"factor": "lighting", "working_class": "2", "assessed_by": "lab",
-              "assessed_on": "2026-01-01"},
-    )  # fmt: skip
+        json={
+            "factor": "lighting",
+            "working_class": "2",
+            "assessed_by": "lab",
+            "assessed_on": "2026-01-01",
+        },
+    )
     for name, value in {"T": 1, "Ob": 1, "SIZ": 1, "Z": 1}.items():
         await api.ok(
             "POST",
             f"/api/v1/workplaces/{wp2['id']}/indicators",
             a.officer,
-            json={"indicator": name, "value": value, "assessed_by": "x",
-                  "assessed_on": "2026-01-01"},
-        )  # fmt: skip
+            json={
+                "indicator": name,
+                "value": value,
+                "assessed_by": "x",
+                "assessed_on": "2026-01-01",
+            },
+        )
     await api.assess()  # the assessment service stores the office's shifts (entered class)
     period = {"from": DAY.isoformat(), "to": DAY.isoformat()}
     scoring_token = await api.token(Role.SCORING)
@@ -327,11 +335,19 @@ async def test_stored_shift_from_rollups_agrees_with_raw_readings(api: Api) -> N
             await write_as_ingest(conn, ReadingBlock.from_rows(rows))
     assert await api.assess() == 1
     oracle = assess_workplace(
-        [SensorSeries("raw", "noise_laeq", "dB(A)", None,
-                      np.arange(n, dtype=np.float64) * PERIOD_S, np.array(values))],
+        [
+            SensorSeries(
+                "raw",
+                "noise_laeq",
+                "dB(A)",
+                None,
+                np.arange(n, dtype=np.float64) * PERIOD_S,
+                np.array(values),
+            )
+        ],
         load_norms("default"),
         shift_duration_s=8 * 3600.0,
-    )  # fmt: skip
+    )
     path = f"/api/v1/workplaces/{tenant.workplace['id']}"
     stored = await api.ok(
         "GET", f"{path}/exposure", tenant.officer, params={"date": DAY.isoformat()}

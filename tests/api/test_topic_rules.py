@@ -23,10 +23,18 @@ from vocabulary.protocol.alerts import AlertMessage
 def alert(enterprise: str, kind: str = "ceiling") -> AlertMessage:
     now = datetime.now(UTC)
     return AlertMessage(
-        alert_id=str(uuid.uuid4()), transition="opened", state="open", kind=kind,
-        severity="critical", enterprise=enterprise, device="dev-1", message="x", at=now,
-        opened_at=now, sent_at=now,
-    )  # fmt: skip
+        alert_id=str(uuid.uuid4()),
+        transition="opened",
+        state="open",
+        kind=kind,
+        severity="critical",
+        enterprise=enterprise,
+        device="dev-1",
+        message="x",
+        at=now,
+        opened_at=now,
+        sent_at=now,
+    )
 
 
 @pytest.mark.anyio

@@ -56,9 +56,13 @@ async def noise_chart_id(world: World, page: Page) -> str:
 
 
 async def test_pages_load_without_console_errors_and_look_right(
-    browser: Browser, pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
+    browser: Browser,
+    pg_url: str,
+    mqtt_url: str,
+    schema: str,
+    topic_prefix: str,
     artifacts: Path,
-) -> None:  # fmt: skip
+) -> None:
     async with live_world(pg_url, mqtt_url, schema, topic_prefix) as world:
         await world.alert()
         page, console = await signed_in(browser, world, world.officer)

@@ -42,9 +42,15 @@ async def place_enterprises(world: World) -> int:
         assert patched.status_code == 200, patched.text
         other = await http.post(
             "/api/v1/enterprises",
-            json={"code": "alm-1", "name": "Almaty Works", "region": "Алматы",
-                  "latitude": 43.24, "longitude": 76.95, "activity_code": "24.10"},
-        )  # fmt: skip
+            json={
+                "code": "alm-1",
+                "name": "Almaty Works",
+                "region": "Алматы",
+                "latitude": 43.24,
+                "longitude": 76.95,
+                "activity_code": "24.10",
+            },
+        )
         assert other.status_code == 201, other.text
     return int(mine["id"])
 
@@ -226,9 +232,13 @@ async def test_tiles_when_configured(
     lets it load them from that server only); without it, none is asked for (the other tests)."""
     tiles = "http://tiles.test/{z}/{x}/{y}.png"
     async with mapped_world(
-        pg_url, mqtt_url, schema, topic_prefix,
-        map_tiles_url=tiles, map_tiles_attribution="© test tiles",
-    ) as world:  # fmt: skip
+        pg_url,
+        mqtt_url,
+        schema,
+        topic_prefix,
+        map_tiles_url=tiles,
+        map_tiles_attribution="© test tiles",
+    ) as world:
         context, page, console = await open_page(
             browser, world, "en", {"width": 1300, "height": 900}
         )

@@ -37,16 +37,23 @@ async def set_up_notifications(world: World) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=world.base, headers=headers) as http:
         made = await http.post(
             "/api/v1/notifications/recipients",
-            json={"enterprise": ENTERPRISE, "name": RECIPIENT, "language": "kk",
-                  "channels": [{"channel": "email", "address": "aigerim@mine.kz"}]},
-        )  # fmt: skip
+            json={
+                "enterprise": ENTERPRISE,
+                "name": RECIPIENT,
+                "language": "kk",
+                "channels": [{"channel": "email", "address": "aigerim@mine.kz"}],
+            },
+        )
         assert made.status_code == 201, made.text
         recipient: dict[str, object] = made.json()
         route = await http.post(
             "/api/v1/notifications/routes",
-            json={"enterprise": ENTERPRISE, "recipient_id": recipient["id"],
-                  "min_severity": "warning"},
-        )  # fmt: skip
+            json={
+                "enterprise": ENTERPRISE,
+                "recipient_id": recipient["id"],
+                "min_severity": "warning",
+            },
+        )
         assert route.status_code == 201, route.text
         policy = await http.put(
             f"/api/v1/notifications/policies/{ENTERPRISE}",
@@ -91,9 +98,7 @@ async def test_the_timeline_and_the_notifications_section(
         notified = f"{row} .timeline tr[data-event=notified]"
         await page.wait_for_selector(notified)
         cells = await page.locator(f"{notified} td").all_inner_texts()
-        assert cells[2:5] == [
-            RECIPIENT, f"{texts['email']}\naigerim@mine.kz", texts["sent"]
-        ], cells  # fmt: skip
+        assert cells[2:5] == [RECIPIENT, f"{texts['email']}\naigerim@mine.kz", texts["sent"]], cells
         # Times are the enterprise's (Asia/Almaty), whatever the browser's zone (UTC here).
         async with httpx.AsyncClient(base_url=world.base, headers=headers) as http:
             story = (await http.get(f"/api/v1/alerts/{ident}/timeline")).json()

@@ -94,8 +94,13 @@ def _folders(state: State, method: str, parts: list[str], body: Any) -> Answer:
             return 409, {"message": "a folder with the same uid already exists"}
         if not body.get("title"):
             return 400, {"message": "folder title cannot be empty"}
-        folder = {"id": next(state.ids), "uid": uid, "title": body["title"],
-                  "url": f"/dashboards/f/{uid}/", "version": 1}  # fmt: skip
+        folder = {
+            "id": next(state.ids),
+            "uid": uid,
+            "title": body["title"],
+            "url": f"/dashboards/f/{uid}/",
+            "version": 1,
+        }
         state.folders[uid] = folder
         return 200, folder
     return _NOT_FOUND
@@ -113,8 +118,12 @@ def _datasources(state: State, method: str, parts: list[str], body: Any) -> Answ
             stored = {**body, "id": state.datasources[uid]["id"], "uid": uid}
             stored["version"] = state.datasources[uid]["version"] + 1
             state.datasources[uid] = stored
-            return 200, {"datasource": stored, "id": stored["id"],
-                         "message": "Datasource updated", "name": stored["name"]}  # fmt: skip
+            return 200, {
+                "datasource": stored,
+                "id": stored["id"],
+                "message": "Datasource updated",
+                "name": stored["name"],
+            }
     if method == "POST" and len(parts) == 2:
         if any(d["name"] == body.get("name") for d in state.datasources.values()):
             return 409, {"message": "data source with the same name already exists"}
@@ -124,8 +133,12 @@ def _datasources(state: State, method: str, parts: list[str], body: Any) -> Answ
         uid = body.get("uid") or f"ds{len(state.datasources)}"
         stored = {**body, "id": next(state.ids), "uid": uid, "version": 1}
         state.datasources[uid] = stored
-        return 200, {"datasource": stored, "id": stored["id"], "message": "Datasource added",
-                     "name": stored["name"]}  # fmt: skip
+        return 200, {
+            "datasource": stored,
+            "id": stored["id"],
+            "message": "Datasource added",
+            "name": stored["name"],
+        }
     return _NOT_FOUND
 
 
@@ -144,15 +157,23 @@ def _save_dashboard(state: State, body: Any) -> Answer:
         and not body.get("overwrite")
         and dashboard.get("version") != old["dashboard"].get("version")
     ):
-        return 412, {"message": "The dashboard has been changed by someone else",
-                     "status": "version-mismatch"}  # fmt: skip
+        return 412, {
+            "message": "The dashboard has been changed by someone else",
+            "status": "version-mismatch",
+        }
     version = 1 if old is None else old["dashboard"]["version"] + 1
     ident = next(state.ids) if old is None else old["dashboard"]["id"]
     saved = {**dashboard, "id": ident, "version": version}
     state.dashboards[uid] = {"dashboard": saved, "folderUid": folder}
     slug = str(dashboard["title"]).lower().replace(" ", "-")
-    return 200, {"id": ident, "uid": uid, "url": f"/d/{uid}/{slug}", "status": "success",
-                 "version": version, "slug": slug}  # fmt: skip
+    return 200, {
+        "id": ident,
+        "uid": uid,
+        "url": f"/d/{uid}/{slug}",
+        "status": "success",
+        "version": version,
+        "slug": slug,
+    }
 
 
 class _Server(ThreadingHTTPServer):

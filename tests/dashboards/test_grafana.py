@@ -130,17 +130,30 @@ async def mine(pg_url: str, schema: str) -> str:
         for i, (workplace, state) in enumerate((("heading", "open"), ("longwall", "resolved"))):
             at = START + timedelta(minutes=30 + i)
             message = AlertMessage(
-                alert_id=f"00000000-0000-4000-8000-00000000000{i}", transition="opened",
-                state="open", kind="ceiling", severity="critical", enterprise=scenario.enterprise,
-                device=f"{scenario.enterprise}-x", sensor=None, workplace=workplace,
-                message=f"test alert {i}", at=at, opened_at=at, sent_at=at,
-            )  # fmt: skip
+                alert_id=f"00000000-0000-4000-8000-00000000000{i}",
+                transition="opened",
+                state="open",
+                kind="ceiling",
+                severity="critical",
+                enterprise=scenario.enterprise,
+                device=f"{scenario.enterprise}-x",
+                sensor=None,
+                workplace=workplace,
+                message=f"test alert {i}",
+                at=at,
+                opened_at=at,
+                sent_at=at,
+            )
             records.append(record_of(message))
             if state == "resolved":
                 resolved = message.model_copy(
-                    update={"transition": "resolved", "state": "resolved",
-                            "at": at + timedelta(minutes=5), "reason": "cleared"}
-                )  # fmt: skip
+                    update={
+                        "transition": "resolved",
+                        "state": "resolved",
+                        "at": at + timedelta(minutes=5),
+                        "reason": "cleared",
+                    }
+                )
                 records.append(record_of(resolved))
         for record in records:
             await write_transitions(conn, [record])
@@ -208,8 +221,12 @@ async def test_panels_average_energy_not_decibels(pg_url: str, schema: str, mine
 
     def check() -> None:
         workplace = run(pg_url, f"SELECT id FROM {schema}.workplaces WHERE code = 'heading'")[1]
-        ctx = Context(START, END, interval_s=300.0, variables={
-            "schema": schema, "enterprise": mine, "workplace": str(workplace[0][0])})  # fmt: skip
+        ctx = Context(
+            START,
+            END,
+            interval_s=300.0,
+            variables={"schema": schema, "enterprise": mine, "workplace": str(workplace[0][0])},
+        )
         for title, sensor, quantity in (
             ("Noise LAeq, energy mean per interval", "mine-01-hd-1.noise", "noise_laeq"),
             ("Vibration, r.m.s. per interval", "mine-01-hd-1.hav", "vib_hav"),
@@ -245,8 +262,19 @@ DB_URL = "postgresql://grafana_reader:s3cret@db.internal:5433/qorgau"
 
 
 def publish(grafana: FakeGrafana, *extra: str, token: str = TOKEN) -> int:
-    return main(["dashboards", "publish", "--url", grafana.url, "--token", token,
-                 "--database-url", DB_URL, *extra])  # fmt: skip
+    return main(
+        [
+            "dashboards",
+            "publish",
+            "--url",
+            grafana.url,
+            "--token",
+            token,
+            "--database-url",
+            DB_URL,
+            *extra,
+        ]
+    )
 
 
 def test_publish_creates_folder_datasource_and_dashboards_once(
@@ -275,8 +303,7 @@ def test_publish_creates_folder_datasource_and_dashboards_once(
         assert set(state.dashboards) == shipped >= {"qorgau-workplace", "qorgau-enterprise"}
         for saved in state.dashboards.values():
             assert saved["folderUid"] == "qorgau"
-            schema = [v for v in saved["dashboard"]["templating"]["list"]
-                      if v["name"] == "schema"]  # fmt: skip
+            schema = [v for v in saved["dashboard"]["templating"]["list"] if v["name"] == "schema"]
             if schema:
                 assert schema[0]["query"] == "plant_7"
         posted = [r.body for r in state.requests if r.path == "/api/dashboards/db"]
@@ -416,8 +443,11 @@ async def test_limit_overrides_match_the_series_the_panels_return(
         for ctx in contexts(pg_url, schema, board):
             ctx.interval_s = 60.0
             for panel, target in sql_targets(board):
-                patterns = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]
-                            if o["matcher"]["id"] == "byRegexp"]  # fmt: skip
+                patterns = [
+                    o["matcher"]["options"]
+                    for o in panel["fieldConfig"]["overrides"]
+                    if o["matcher"]["id"] == "byRegexp"
+                ]
                 if not patterns or target["format"] != "time_series":
                     continue
                 columns, rows = run(pg_url, expand(target["rawSql"], ctx))
@@ -434,6 +464,9 @@ def test_shift_results_have_panels() -> None:
     sql = {p["title"]: " ".join(t["rawSql"] for t in p.get("targets", [])) for p in panels}
     assert any("shift_assessments a" in q and "working_class" in q for q in sql.values())
     assert sum("shift_assessment_sensors" in q for q in sql.values()) >= 3
-    enterprise = " ".join(t["rawSql"] for p in panels_of("qorgau-enterprise.json").values()
-                          for t in p.get("targets", []))  # fmt: skip
+    enterprise = " ".join(
+        t["rawSql"]
+        for p in panels_of("qorgau-enterprise.json").values()
+        for t in p.get("targets", [])
+    )
     assert "shift_assessments a" in enterprise

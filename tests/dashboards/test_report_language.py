@@ -61,8 +61,9 @@ def test_kazakh_and_russian_are_translations(lang: str) -> None:
     sentences = [m for m in messages if len(m.split()) >= 4]
     assert sentences
     assert [m for m in sentences if messages[m] == m] == []
-    cyrillic = sum(any("а" <= c.lower() <= "я" or c in "әғқңөұүһі" for c in t)
-                   for t in messages.values())  # fmt: skip
+    cyrillic = sum(
+        any("а" <= c.lower() <= "я" or c in "әғқңөұүһі" for c in t) for t in messages.values()
+    )
     assert cyrillic > 0.8 * len(messages)
 
 
@@ -75,8 +76,13 @@ def test_numbers_take_the_locale_decimal_sign() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("ru-RU,ru;q=0.9,kk;q=0.8", "ru"), ("en;q=0.2, kk-KZ", "kk"), ("de-DE", "en"), (None, "en"),
-     ("fr;q=x, ru", "ru")],
-)  # fmt: skip
+    [
+        ("ru-RU,ru;q=0.9,kk;q=0.8", "ru"),
+        ("en;q=0.2, kk-KZ", "kk"),
+        ("de-DE", "en"),
+        (None, "en"),
+        ("fr;q=x, ru", "ru"),
+    ],
+)
 def test_accept_language_picks_a_report_language(header: str | None, expected: str) -> None:
     assert pick_language(header, "en") == expected

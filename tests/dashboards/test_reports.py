@@ -66,17 +66,36 @@ async def mine(api: Api) -> Mine:
     async with conn:
         for name, value in (("T", 4), ("Ob", 2), ("SIZ", 3), ("Z", 1)):
             await add_indicator(
-                conn, wp, indicator=name, value=value, assessed_by="OSH engineer",
-                assessed_on=DAY - timedelta(days=3), evidence=None, entered_by=None,
-            )  # fmt: skip
+                conn,
+                wp,
+                indicator=name,
+                value=value,
+                assessed_by="OSH engineer",
+                assessed_on=DAY - timedelta(days=3),
+                evidence=None,
+                entered_by=None,
+            )
         alert = AlertMessage(
-            alert_id="6f1c1f0e-3c4c-4a77-9b8e-2a7d6f0e0001", transition="opened", state="open",
-            kind="short_term", severity="high", enterprise=scenario.enterprise,
-            device="mine-01-hd-1", sensor="mine-01-hd-1.co", workplace=HEADING, quantity="gas",
-            substance="CO", value=23.3, unit="mg/m3", threshold=20.0, threshold_unit="mg/m3",
+            alert_id="6f1c1f0e-3c4c-4a77-9b8e-2a7d6f0e0001",
+            transition="opened",
+            state="open",
+            kind="short_term",
+            severity="high",
+            enterprise=scenario.enterprise,
+            device="mine-01-hd-1",
+            sensor="mine-01-hd-1.co",
+            workplace=HEADING,
+            quantity="gas",
+            substance="CO",
+            value=23.3,
+            unit="mg/m3",
+            threshold=20.0,
+            threshold_unit="mg/m3",
             message="CO 15-min mean 23.3 mg/m3 above ПДК_max 20 mg/m3 (blasting fumes)",
-            at=at, opened_at=at, sent_at=at,
-        )  # fmt: skip
+            at=at,
+            opened_at=at,
+            sent_at=at,
+        )
         await write_transitions(conn, [record_of(alert)])
     return Mine(wp, [ch.sensor for d in devices for ch in d.channels()])
 
@@ -109,12 +128,17 @@ class Rendered:
 
 def open_pdf(pdf: Path, folder: Path) -> Rendered:
     """What poppler makes of the file: its pages as PNG, its text, its embedded images."""
-    subprocess.run([poppler("pdftoppm"), "-png", "-r", "60", str(pdf), str(folder / "page")],
-                   check=True, capture_output=True)  # fmt: skip
-    text = subprocess.run([poppler("pdftotext"), "-layout", str(pdf), "-"], check=True,
-                          capture_output=True, text=True).stdout  # fmt: skip
-    listing = subprocess.run([poppler("pdfimages"), "-list", str(pdf)], check=True,
-                             capture_output=True, text=True).stdout.splitlines()[2:]  # fmt: skip
+    subprocess.run(
+        [poppler("pdftoppm"), "-png", "-r", "60", str(pdf), str(folder / "page")],
+        check=True,
+        capture_output=True,
+    )
+    text = subprocess.run(
+        [poppler("pdftotext"), "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    listing = subprocess.run(
+        [poppler("pdfimages"), "-list", str(pdf)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()[2:]
     images = [row for row in listing if row.split()[2] == "image"]
     return Rendered(sorted(folder.glob("page-*.png")), text, images)
 
@@ -139,8 +163,13 @@ async def test_pdf_report_renders_with_charts_and_the_class_table(
     assert "Class of working conditions: 3.4" in text
     assert "Harmfulness index В: 5" in text
     assert "Occupational risk ПР:" in text
-    for factor in ("noise", "vibration_hand_arm", "chemical:CO", "chemical:NO2",
-                   "dust:silica_10_70"):  # fmt: skip
+    for factor in (
+        "noise",
+        "vibration_hand_arm",
+        "chemical:CO",
+        "chemical:NO2",
+        "dust:silica_10_70",
+    ):
         assert factor in text, factor
     assert "LEX,8h 99.3 dB(A)" in text
     assert "above ПДК_max 20 mg/m3" in text  # the alert of the shift
@@ -164,8 +193,15 @@ async def test_csv_and_xlsx_carry_the_same_figures(api: Api, mine: Mine) -> None
     assert any(r["section"] == "alert" for r in rows)
 
     book = load_workbook(io.BytesIO(await report(api, mine, "xlsx")))
-    assert book.sheetnames == ["Summary", "Sensors", "Factors", "Alerts", "Instruments",
-                               "Method and signatures", "Per minute"]  # fmt: skip
+    assert book.sheetnames == [
+        "Summary",
+        "Sensors",
+        "Factors",
+        "Alerts",
+        "Instruments",
+        "Method and signatures",
+        "Per minute",
+    ]
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True)}
     assert summary["class of working conditions"] == "3.4"
     assert summary["harmfulness index В (1..5)"] == 5
@@ -187,17 +223,42 @@ async def test_command_line_writes_one_or_many(
 ) -> None:
     out = tmp_path / "heading.csv"
     code = await asyncio.to_thread(
-        main, ["report", "--workplace", HEADING, "--enterprise", "mine-01", "--date",
-               DAY.isoformat(), "--shift", "1", "--format", "csv", "--out", str(out)],
-    )  # fmt: skip
+        main,
+        [
+            "report",
+            "--workplace",
+            HEADING,
+            "--enterprise",
+            "mine-01",
+            "--date",
+            DAY.isoformat(),
+            "--shift",
+            "1",
+            "--format",
+            "csv",
+            "--out",
+            str(out),
+        ],
+    )
     assert code == 0, capsys.readouterr().err
     assert "section,item,name,value,unit" in out.read_text()
 
     many = tmp_path / "all"
     code = await asyncio.to_thread(
-        main, ["report", "--all-workplaces", "--date", DAY.isoformat(), "--to",
-               (DAY + timedelta(days=1)).isoformat(), "--format", "xlsx", "--out-dir", str(many)],
-    )  # fmt: skip
+        main,
+        [
+            "report",
+            "--all-workplaces",
+            "--date",
+            DAY.isoformat(),
+            "--to",
+            (DAY + timedelta(days=1)).isoformat(),
+            "--format",
+            "xlsx",
+            "--out-dir",
+            str(many),
+        ],
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     files = sorted(p.name for p in many.iterdir())
@@ -223,43 +284,97 @@ async def describe_instruments(api: Api, mine: Mine) -> dict[str, str]:
     admin = api.tokens["admin"]
     sensors = (await api.ok("GET", "/api/v1/sensors", admin, params={"limit": 100}))["items"]
     co = next(s for s in sensors if s["code"] == "mine-01-hd-1.co")
-    device = await api.ok("PATCH", f"/api/v1/devices/{co['device_id']}", admin, json={
-        "model": "Octava-110A-Eco", "serial_number": "A110-07412", "calibrated_on": "2026-09-01",
-        "calibration_certificate": "ВА-24-0917"})  # fmt: skip
+    device = await api.ok(
+        "PATCH",
+        f"/api/v1/devices/{co['device_id']}",
+        admin,
+        json={
+            "model": "Octava-110A-Eco",
+            "serial_number": "A110-07412",
+            "calibrated_on": "2026-09-01",
+            "calibration_certificate": "ВА-24-0917",
+        },
+    )
     assert device["model"] == "Octava-110A-Eco"
     assert device["calibrated_on"] == "2026-09-01"
-    updated = await api.ok("PATCH", f"/api/v1/sensors/{co['id']}", admin, json={
-        "model": "Dräger Polytron 7000", "serial_number": "ARFH-0231",
-        "calibration_certificate": "GAS-2026-118", "calibration_due": "2026-10-01"})  # fmt: skip
+    updated = await api.ok(
+        "PATCH",
+        f"/api/v1/sensors/{co['id']}",
+        admin,
+        json={
+            "model": "Dräger Polytron 7000",
+            "serial_number": "ARFH-0231",
+            "calibration_certificate": "GAS-2026-118",
+            "calibration_due": "2026-10-01",
+        },
+    )
     assert updated["serial_number"] == "ARFH-0231"
     # Table cells wrap at spaces: what the PDF must show, as words.
-    return {"device_model": "Octava-110A-Eco", "device_serial": "A110-07412",
-            "device_certificate": "ВА-24-0917", "sensor_model": "Polytron",
-            "sensor_serial": "ARFH-0231", "sensor_certificate": "GAS-2026-118"}  # fmt: skip
+    return {
+        "device_model": "Octava-110A-Eco",
+        "device_serial": "A110-07412",
+        "device_certificate": "ВА-24-0917",
+        "sensor_model": "Polytron",
+        "sensor_serial": "ARFH-0231",
+        "sensor_certificate": "GAS-2026-118",
+    }
 
 
 @pytest.mark.parametrize(
     ("lang", "phrases"),
     [
-        ("en", ["Shift report — Development heading", "Class of working conditions: 3.4",
-                "Instruments", "Measurement method", "Norms applied: profile default",
-                "Signatures", "Measurements made by", "overdue"]),
-        ("ru", ["Отчёт о смене — Development heading", "Класс условий труда: 3.4",
-                "Средства измерений", "Методика измерений", "Применённые нормы", "Подписи",
-                "Измерения провёл", "просрочена", "Показатели по датчикам"]),
-        ("kk", ["Ауысым есебі — Development heading", "Еңбек жағдайларының сыныбы: 3.4",
-                "Өлшеу құралдары", "Өлшеу әдістемесі", "Қолданылған нормалар", "Қолдар",
-                "Өлшеуді жүргізген", "Датчиктер бойынша көрсеткіштер"]),
+        (
+            "en",
+            [
+                "Shift report — Development heading",
+                "Class of working conditions: 3.4",
+                "Instruments",
+                "Measurement method",
+                "Norms applied: profile default",
+                "Signatures",
+                "Measurements made by",
+                "overdue",
+            ],
+        ),
+        (
+            "ru",
+            [
+                "Отчёт о смене — Development heading",
+                "Класс условий труда: 3.4",
+                "Средства измерений",
+                "Методика измерений",
+                "Применённые нормы",
+                "Подписи",
+                "Измерения провёл",
+                "просрочена",
+                "Показатели по датчикам",
+            ],
+        ),
+        (
+            "kk",
+            [
+                "Ауысым есебі — Development heading",
+                "Еңбек жағдайларының сыныбы: 3.4",
+                "Өлшеу құралдары",
+                "Өлшеу әдістемесі",
+                "Қолданылған нормалар",
+                "Қолдар",
+                "Өлшеуді жүргізген",
+                "Датчиктер бойынша көрсеткіштер",
+            ],
+        ),
     ],
-)  # fmt: skip
+)
 async def test_pdf_names_instruments_method_norms_and_signatures_in_each_language(
     api: Api, mine: Mine, tmp_path: Path, lang: str, phrases: list[str]
 ) -> None:
     shown = await describe_instruments(api, mine)
     response = await api.call(
-        "GET", f"/api/v1/workplaces/{mine.workplace_id}/report", api.tokens["admin"],
+        "GET",
+        f"/api/v1/workplaces/{mine.workplace_id}/report",
+        api.tokens["admin"],
         params={"date": DAY.isoformat(), "shift": 1, "format": "pdf", "lang": lang},
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(response.content)
@@ -276,9 +391,11 @@ async def test_report_language_follows_accept_language(api: Api, mine: Mine) -> 
     response = await api.http.get(
         f"/api/v1/workplaces/{mine.workplace_id}/report",
         params={"date": DAY.isoformat(), "shift": 1, "format": "xlsx"},
-        headers={"Authorization": f"Bearer {api.tokens['admin']}",
-                 "Accept-Language": "ru-RU,ru;q=0.9,kk;q=0.8"},
-    )  # fmt: skip
+        headers={
+            "Authorization": f"Bearer {api.tokens['admin']}",
+            "Accept-Language": "ru-RU,ru;q=0.9,kk;q=0.8",
+        },
+    )
     assert response.status_code == 200
     book = load_workbook(io.BytesIO(response.content))
     assert book.sheetnames[:3] == ["Сводка", "Датчики", "Факторы"]
@@ -289,15 +406,19 @@ async def test_report_language_follows_accept_language(api: Api, mine: Mine) -> 
 async def test_wide_csv_has_a_row_per_sensor_with_the_apis_figures(api: Api, mine: Mine) -> None:
     await describe_instruments(api, mine)
     response = await api.call(
-        "GET", f"/api/v1/workplaces/{mine.workplace_id}/report", api.tokens["admin"],
+        "GET",
+        f"/api/v1/workplaces/{mine.workplace_id}/report",
+        api.tokens["admin"],
         params={"date": DAY.isoformat(), "shift": 1, "format": "csv", "layout": "wide"},
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     rows = list(csv.DictReader(io.StringIO(response.text)))
     exposure = await api.ok(
-        "GET", f"/api/v1/workplaces/{mine.workplace_id}/exposure", api.tokens["admin"],
+        "GET",
+        f"/api/v1/workplaces/{mine.workplace_id}/exposure",
+        api.tokens["admin"],
         params={"date": DAY.isoformat(), "shift": 1},
-    )  # fmt: skip
+    )
     measured = {s["sensor"]: s for s in exposure["sensors"] if s["samples"]}
     assert sorted(r["sensor"] for r in rows) == sorted(measured)
     compared = 0

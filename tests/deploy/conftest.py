@@ -48,10 +48,20 @@ def run_compose(
         k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE")
     }
     return subprocess.run(
-        [*command, "--project-directory", str(project), "-f", str(project / COMPOSE_FILE.name),
-         *args],
-        capture_output=True, text=True, check=False, env={**clean, **(env or {})}, timeout=120,
-    )  # fmt: skip
+        [
+            *command,
+            "--project-directory",
+            str(project),
+            "-f",
+            str(project / COMPOSE_FILE.name),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**clean, **(env or {})},
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="session")

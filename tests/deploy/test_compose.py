@@ -385,10 +385,15 @@ async def test_the_ingest_healthcheck_asks_the_worker_its_readiness(
 
     def status() -> WorkerStatus:
         return WorkerStatus(
-            healthy=healthy["value"], broker_connected=healthy["value"], database_ok=True,
-            writer_running=True, queue_messages=0, unacknowledged=0, last_commit_age_s=None,
+            healthy=healthy["value"],
+            broker_connected=healthy["value"],
+            database_ok=True,
+            writer_running=True,
+            queue_messages=0,
+            unacknowledged=0,
+            last_commit_age_s=None,
             database_error=None,
-        )  # fmt: skip
+        )
 
     server = await serve_http("127.0.0.1", 0, IngestMetrics().registry, status)
     try:

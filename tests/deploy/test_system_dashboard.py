@@ -19,8 +19,21 @@ from tests.deploy.conftest import ROOT
 BOARD = ROOT / "dashboards" / "grafana" / "qorgau-system.json"
 # Prometheus's own series about every scrape, not ours.
 PROMETHEUS_BUILTINS = {"up"}
-KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
-            "and", "or", "unless", "inf", "nan"}  # fmt: skip
+KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+}
 SUFFIXES = {
     "counter": ("_total", "_created"),
     "histogram": ("_bucket", "_sum", "_count", "_created"),
@@ -86,9 +99,15 @@ def served() -> set[str]:
 
     async def scrape_ingest() -> str:
         status = WorkerStatus(
-            healthy=True, broker_connected=True, database_ok=True, writer_running=True,
-            queue_messages=0, unacknowledged=0, last_commit_age_s=None, database_error=None,
-        )  # fmt: skip
+            healthy=True,
+            broker_connected=True,
+            database_ok=True,
+            writer_running=True,
+            queue_messages=0,
+            unacknowledged=0,
+            last_commit_age_s=None,
+            database_error=None,
+        )
         server = await serve_http("127.0.0.1", 0, IngestMetrics().registry, lambda: status)
         try:
             port = server.sockets[0].getsockname()[1]

@@ -61,8 +61,9 @@ class Consumer:
     def _on_connect(self, client: paho.Client, *args: Any) -> None:
         client.subscribe([(f, 1) for f in self.topic_filters])
 
-    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, codes: Any,
-                      properties: Any) -> None:  # fmt: skip
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, codes: Any, properties: Any
+    ) -> None:
         if all(not c.is_failure for c in codes):
             self.subscribed.set()
 
@@ -81,8 +82,9 @@ class Consumer:
     def statuses(self) -> list[DeviceStatus]:
         return [decode_status(p) for p in self.payloads("/status")]
 
-    def wait_for(self, check: Callable[[Consumer], bool], timeout_s: float = 30.0,
-                 what: str = "messages") -> None:  # fmt: skip
+    def wait_for(
+        self, check: Callable[[Consumer], bool], timeout_s: float = 30.0, what: str = "messages"
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while not check(self):
             if time.monotonic() > deadline:

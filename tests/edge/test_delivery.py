@@ -178,10 +178,20 @@ def test_sim_killed_mid_stream_and_restarted_every_reading_arrives_in_order_once
     start = past_start(3.0)
     end = start + timedelta(minutes=40)
     cmd, env = sim_command(
-        topic_prefix, tmp_path / "outbox", mqtt_url,
-        "--scenario", "mine", "--device", device, "--speed", "300",
-        "--start", start.isoformat(), "--duration", "40m",
-    )  # fmt: skip
+        topic_prefix,
+        tmp_path / "outbox",
+        mqtt_url,
+        "--scenario",
+        "mine",
+        "--device",
+        device,
+        "--speed",
+        "300",
+        "--start",
+        start.isoformat(),
+        "--duration",
+        "40m",
+    )
     with subprocess.Popen(cmd, env=env) as first:
         try:
             consumer.wait_for(lambda c: len(c.payloads()) >= 15, what="the first messages")
@@ -229,8 +239,9 @@ def test_a_full_outbox_drops_oldest_first_and_reports_the_exact_count(
     start = past_start()
     device = standard_device("dev-cap", start, seed=9)
     channels = len(device.channels())
-    agent = EdgeAgent(settings(broker.url, topic_prefix, tmp_path,
-                               edge_outbox_max_bytes=64 * 1024), device)  # fmt: skip
+    agent = EdgeAgent(
+        settings(broker.url, topic_prefix, tmp_path, edge_outbox_max_bytes=64 * 1024), device
+    )
     collected: list[int] = []
     with caplog.at_level(logging.WARNING, logger="edge.agent"):
         for second in range(1, 4001):
@@ -372,9 +383,10 @@ def test_transmission_faults_reach_the_wire_and_only_the_wire(
     faults = MessageFaults(seed=4, duplicate_share=0.2, malformed_share=0.1)
     start = past_start()
     agent = EdgeAgent(
-        settings(mqtt_url, topic_prefix, tmp_path), standard_device("dev-f", start),
+        settings(mqtt_url, topic_prefix, tmp_path),
+        standard_device("dev-f", start),
         payload_filter=faults,
-    )  # fmt: skip
+    )
     seqs = [s for second in range(1, 101) for s in agent.collect(start + timedelta(seconds=second))]
     planned = {seq: faults(seq, b"x") for seq in seqs}
     corrupted = {seq for seq, out in planned.items() if out != [b"x"] and len(out) == 1}
@@ -404,10 +416,19 @@ def test_backfill_publishes_the_period_once_even_when_run_twice(
     consumers.append(consumer)
     start = past_start(5.0)
     cmd, env = sim_command(
-        topic_prefix, tmp_path / "outbox", mqtt_url,
-        "--scenario", "mine", "--device", device, "--backfill",
-        "--start", start.isoformat(), "--duration", "2h",
-    )  # fmt: skip
+        topic_prefix,
+        tmp_path / "outbox",
+        mqtt_url,
+        "--scenario",
+        "mine",
+        "--device",
+        device,
+        "--backfill",
+        "--start",
+        start.isoformat(),
+        "--duration",
+        "2h",
+    )
     assert subprocess.run(cmd, env=env, check=False, capture_output=True).returncode == 0
     # 2 h in 60 s messages: 120 of them.
     consumer.wait_for(lambda c: len(distinct_seqs(c)) == 120, what="the backfill")

@@ -123,8 +123,9 @@ def secured(
     """A broker with two devices (one hashed by mosquitto_passwd, one by us) and a reader."""
     monkeypatch.setenv("QORGAU_TOPIC_PREFIX", topic_prefix)
     out_a = devices(capsys, "add", "--enterprise", "ent-a", "--device", "dev-a", "--no-db")
-    out_b = devices(capsys, "add", "--enterprise", "ent-a", "--device", "dev-b", "--no-db",
-                    "--no-tool")  # fmt: skip
+    out_b = devices(
+        capsys, "add", "--enterprise", "ent-a", "--device", "dev-b", "--no-db", "--no-tool"
+    )
     out_r = devices(capsys, "add-service", "--user", "reader", "--role", "reader")
     broker = broker_factory(password_file=auth_env["passwd"], acl_file=auth_env["acl"])
     return {
@@ -178,8 +179,13 @@ def test_a_device_with_its_password_publishes_under_its_own_topic(
     secured: dict[str, Any], topic_prefix: str, tmp_path: Path, device: str
 ) -> None:
     broker = secured["broker"]
-    consumer = Consumer(broker.url, [f"{topic_prefix}/v1/#"], client_id=f"r-{device}",
-                        username="reader", password=secured["reader"])  # fmt: skip
+    consumer = Consumer(
+        broker.url,
+        [f"{topic_prefix}/v1/#"],
+        client_id=f"r-{device}",
+        username="reader",
+        password=secured["reader"],
+    )
     try:
         agent = agent_for(broker, topic_prefix, tmp_path, device, device, secured[device])
         fill(agent, 20)
@@ -195,8 +201,13 @@ def test_publishing_under_another_devices_topic_is_refused_and_nothing_arrives(
     secured: dict[str, Any], topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = secured["broker"]
-    consumer = Consumer(broker.url, [f"{topic_prefix}/v1/#"], client_id="r-spoof",
-                        username="reader", password=secured["reader"])  # fmt: skip
+    consumer = Consumer(
+        broker.url,
+        [f"{topic_prefix}/v1/#"],
+        client_id="r-spoof",
+        username="reader",
+        password=secured["reader"],
+    )
     try:
         # A raw client: MQTT 5 PUBACK with reason 0x87 Not authorized.
         reasons: list[int] = []
@@ -204,8 +215,9 @@ def test_publishing_under_another_devices_topic_is_refused_and_nothing_arrives(
         raw = paho.Client(CallbackAPIVersion.VERSION2, client_id="spoofer", protocol=paho.MQTTv5)
         raw.username_pw_set("dev-a", secured["dev-a"])
 
-        def on_publish(client: paho.Client, userdata: Any, mid: int, reason: Any,
-                       properties: Any) -> None:  # fmt: skip
+        def on_publish(
+            client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any
+        ) -> None:
             reasons.append(int(reason.value))
             acked.set()
 
@@ -248,8 +260,9 @@ def publish_as(broker: LocalMosquitto, user: str, password: str, topic: str) -> 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"p-{user}", protocol=paho.MQTTv5)
     client.username_pw_set(user, password)
 
-    def on_publish(client: paho.Client, userdata: Any, mid: int, reason: Any,
-                   properties: Any) -> None:  # fmt: skip
+    def on_publish(
+        client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
         reasons.append(int(reason.value))
         acked.set()
 
@@ -320,8 +333,13 @@ def test_a_device_added_later_works_after_a_reload(
     broker = secured["broker"]
     broker.reload()
     time.sleep(0.5)
-    consumer = Consumer(broker.url, [f"{topic_prefix}/v1/#"], client_id="r-late",
-                        username="reader", password=secured["reader"])  # fmt: skip
+    consumer = Consumer(
+        broker.url,
+        [f"{topic_prefix}/v1/#"],
+        client_id="r-late",
+        username="reader",
+        password=secured["reader"],
+    )
     try:
         agent = agent_for(broker, topic_prefix, tmp_path, "dev-c", "dev-c", password_in(out))
         fill(agent, 3)
@@ -368,8 +386,18 @@ def test_devices_add_registers_the_device_in_the_database(
     monkeypatch.setenv("QORGAU_DATABASE_URL", pg_url)
     monkeypatch.setenv("QORGAU_DATABASE_SCHEMA", schema)
     saved = auth_env["acl"].parent / "pw"
-    out = devices(capsys, "add", "--enterprise", "ent-db", "--device", "dev-db",
-                  "--workplace", "wp-1", "--save-password", str(saved))  # fmt: skip
+    out = devices(
+        capsys,
+        "add",
+        "--enterprise",
+        "ent-db",
+        "--device",
+        "dev-db",
+        "--workplace",
+        "wp-1",
+        "--save-password",
+        str(saved),
+    )
     assert "shown once" not in out
     assert saved.stat().st_mode & 0o777 == 0o600
     devices(capsys, "add-scenario", "--scenario", "mine", "--no-broker")
@@ -392,8 +420,18 @@ def test_the_acl_example_is_what_the_commands_write(
     monkeypatch.setenv("QORGAU_TOPIC_PREFIX", "qorgau")
     devices(capsys, "add-service", "--user", "qorgau-ingest", "--role", "ingest", "--no-tool")
     devices(capsys, "add-service", "--user", "grafana", "--role", "reader", "--no-tool")
-    devices(capsys, "add", "--enterprise", "mine-01", "--device", "mine-01-lw-1",
-            "--workplace", "longwall", "--no-db", "--no-tool")  # fmt: skip
+    devices(
+        capsys,
+        "add",
+        "--enterprise",
+        "mine-01",
+        "--device",
+        "mine-01-lw-1",
+        "--workplace",
+        "longwall",
+        "--no-db",
+        "--no-tool",
+    )
     example = Path(__file__).parents[2] / "deploy" / "mosquitto" / "acl.example"
     rules = [line for line in example.read_text().splitlines() if not line.startswith("#")]
     written = [
@@ -408,8 +446,17 @@ def test_the_password_can_come_from_stdin(
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO("chosen-by-operator\n"))
-    out = devices(capsys, "add", "--enterprise", "e", "--device", "d-stdin", "--no-db",
-                  "--password-stdin", "--no-tool")  # fmt: skip
+    out = devices(
+        capsys,
+        "add",
+        "--enterprise",
+        "e",
+        "--device",
+        "d-stdin",
+        "--no-db",
+        "--password-stdin",
+        "--no-tool",
+    )
     assert "chosen-by-operator" not in out
     user, hashed = auth_env["passwd"].read_text().strip().split(":", 1)
     assert user == "d-stdin"

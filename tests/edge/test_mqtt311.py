@@ -42,11 +42,10 @@ async def test_an_agent_on_3_1_1_reaches_the_quorum_queue_through_rabbitmq(
         # The first node named is away: the agent moves on to the next, as in a failover.
         urls = f"mqtt://guest:guest@127.0.0.1:{free_port()},{rabbitmq_cluster.mqtt_urls[1]}"
         agent = EdgeAgent(
-            settings(urls, topic_prefix, tmp_path, enterprise="ent-1",
-                     edge_mqtt_protocol="3.1.1"),
+            settings(urls, topic_prefix, tmp_path, enterprise="ent-1", edge_mqtt_protocol="3.1.1"),
             standard_device("dev-rmq", start, seed=3),
             clock=ScaledClock(start, speed=60.0),
-        )  # fmt: skip
+        )
         await asyncio.to_thread(agent.run, threading.Event(), until=end)
         assert agent.stats.acknowledged == agent.stats.collected_messages > 0
         assert agent.endpoint.port == int(rabbitmq_cluster.mqtt_urls[1].rsplit(":", 1)[1])

@@ -65,8 +65,10 @@ def test_a_new_outbox_starts_at_the_clock_in_milliseconds(tmp_path: Path) -> Non
 
 def test_oldest_first_and_payloads_round_trip_exactly(tmp_path: Path) -> None:
     with open_outbox(tmp_path / "d.sqlite3") as box:
-        sent = {box.append(lambda s: payload(s, s * 7), readings=s)[0]: payload(s, s * 7)
-                for s in range(20)}  # fmt: skip
+        sent = {
+            box.append(lambda s: payload(s, s * 7), readings=s)[0]: payload(s, s * 7)
+            for s in range(20)
+        }
         first = box.oldest(5)
         assert [e.seq for e in first] == [0, 1, 2, 3, 4]
         assert [e.seq for e in box.oldest(3, after_seq=4)] == [5, 6, 7]

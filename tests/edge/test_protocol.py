@@ -27,9 +27,13 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 def message(**channel_overrides: object) -> dict[str, object]:
     channel: dict[str, object] = {
-        "sensor": "d1.noise", "quantity": "noise_laeq", "unit": "dB(A)",
-        "t0": T0.isoformat(), "period_s": 1.0, "values": [80.0, 81.5],
-    }  # fmt: skip
+        "sensor": "d1.noise",
+        "quantity": "noise_laeq",
+        "unit": "dB(A)",
+        "t0": T0.isoformat(),
+        "period_s": 1.0,
+        "values": [80.0, 81.5],
+    }
     channel.update(channel_overrides)
     return {"v": 1, "device": "d1", "seq": 5, "channels": [channel]}
 
@@ -48,11 +52,16 @@ def test_encode_then_decode_gives_the_same_samples(values: list[float], seq: int
         seq=seq,
         channels=[
             Channel(
-                sensor="dev-1.co", quantity=Quantity.GAS, unit="mg/m3", substance="CO",
-                t0=T0, period_s=0.5, values=values,
+                sensor="dev-1.co",
+                quantity=Quantity.GAS,
+                unit="mg/m3",
+                substance="CO",
+                t0=T0,
+                period_s=0.5,
+                values=values,
             )
         ],
-    )  # fmt: skip
+    )
     decoded = decode_readings(encode_readings(original))
     assert decoded.seq == seq
     assert decoded.rejected == ()
@@ -135,8 +144,11 @@ def test_topics_round_trip() -> None:
     assert topic == "t-1/qorgau/v1/ent/dev-9/readings"
     parsed = parse_device_topic(topic)
     assert (parsed.prefix, parsed.enterprise, parsed.device, parsed.kind) == (
-        "t-1/qorgau", "ent", "dev-9", "readings",
-    )  # fmt: skip
+        "t-1/qorgau",
+        "ent",
+        "dev-9",
+        "readings",
+    )
     assert readings_subscription("qorgau", "g") == "$share/g/qorgau/v1/+/+/readings"
     with pytest.raises(ValueError, match="not of the form"):
         parse_device_topic("qorgau/v2/ent/dev/readings")
@@ -148,9 +160,12 @@ def test_device_status_round_trips_and_old_and_new_agents_are_understood() -> No
     from vocabulary.protocol import DeviceStatus, OutboxStatus, decode_status, encode_status
 
     status = DeviceStatus(
-        online=True, device="d1", at=T0, next_seq=7,
+        online=True,
+        device="d1",
+        at=T0,
+        next_seq=7,
         outbox=OutboxStatus(pending_messages=2, dropped_messages=3, dropped_readings=24),
-    )  # fmt: skip
+    )
     assert decode_status(encode_status(status)) == status
     assert decode_status(b'{"online": false}') == DeviceStatus(online=False)  # the skeleton's
     newer = decode_status(b'{"online": true, "battery_pct": 80, "outbox": {"queue": 1}}')

@@ -90,9 +90,15 @@ def outcome(payload: bytes) -> str:
         assert isinstance(decoded.reason, RejectReason)
         assert decoded.detail
         record = quarantine_record(
-            TOPIC, "d1", None, None, decoded.reason, decoded.detail, payload,
+            TOPIC,
+            "d1",
+            None,
+            None,
+            decoded.reason,
+            decoded.detail,
+            payload,
             payload_cap=payload_cap(),
-        )  # fmt: skip
+        )
         assert_quarantinable(record.row())
         assert live is None
         return "refused"

@@ -117,10 +117,15 @@ def test_builtin_scenarios_stay_in_physical_ranges(name: str) -> None:
         for quantity, vs in values.items():
             assert all(math.isfinite(v) for v in vs)
             lo, hi = {
-                "noise_laeq": (30.0, 125.0), "noise_lcpeak": (40.0, 150.0),
-                "gas": (0.0, 500.0), "dust": (0.0, 100.0), "vib_hav": (0.0, 40.0),
-                "vib_wbv_x": (0.0, 3.0), "vib_wbv_y": (0.0, 3.0), "vib_wbv_z": (0.0, 3.0),
-            }[quantity]  # fmt: skip
+                "noise_laeq": (30.0, 125.0),
+                "noise_lcpeak": (40.0, 150.0),
+                "gas": (0.0, 500.0),
+                "dust": (0.0, 100.0),
+                "vib_hav": (0.0, 40.0),
+                "vib_wbv_x": (0.0, 3.0),
+                "vib_wbv_y": (0.0, 3.0),
+                "vib_wbv_z": (0.0, 3.0),
+            }[quantity]
             assert lo <= min(vs), (spec.code, quantity, min(vs))
             assert max(vs) <= hi, (spec.code, quantity, max(vs))
 
@@ -163,9 +168,14 @@ def test_gas_release_rises_peaks_and_decays() -> None:
 
 def test_gas_drift_and_resolution() -> None:
     sensor = GasSensor(
-        substance="H2S", baseline=1.0, noise=0.0, wander=0.0, drift_per_day=2.0, resolution=0.5,
+        substance="H2S",
+        baseline=1.0,
+        noise=0.0,
+        wander=0.0,
+        drift_per_day=2.0,
+        resolution=0.5,
         calibration_interval_s=10 * 86_400.0,
-    )  # fmt: skip
+    )
     day0 = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=20_000)  # a calibration day
     device = SimulatedDevice("g", [sensor], start=day0)
     first = device.read(day0 + timedelta(seconds=1))[0].values[0]

@@ -17,13 +17,34 @@ EXPECTED: dict[str, tuple[str, dict[str, tuple[str, dict[str, str]]]]] = {
     "mine": (
         "2026-11-23T08:00:00+05:00",
         {
-            "longwall": ("3.2", {"noise": "3.2", "dust:silica_10_70": "3.1",
-                                 "chemical:CO": "2", "chemical:H2S": "2"}),
-            "heading": ("3.4", {"noise": "3.3", "vibration_hand_arm": "3.2",
-                                "chemical:CO": "3.1", "chemical:NO2": "3.1",
-                                "dust:silica_10_70": "3.1"}),
-            "haulage": ("3.2", {"noise": "3.2", "vibration_whole_body": "3.1",
-                                "chemical:CO": "2", "chemical:NO2": "2"}),
+            "longwall": (
+                "3.2",
+                {
+                    "noise": "3.2",
+                    "dust:silica_10_70": "3.1",
+                    "chemical:CO": "2",
+                    "chemical:H2S": "2",
+                },
+            ),
+            "heading": (
+                "3.4",
+                {
+                    "noise": "3.3",
+                    "vibration_hand_arm": "3.2",
+                    "chemical:CO": "3.1",
+                    "chemical:NO2": "3.1",
+                    "dust:silica_10_70": "3.1",
+                },
+            ),
+            "haulage": (
+                "3.2",
+                {
+                    "noise": "3.2",
+                    "vibration_whole_body": "3.1",
+                    "chemical:CO": "2",
+                    "chemical:NO2": "2",
+                },
+            ),
             "dispatch": ("2", {"noise": "2", "chemical:CO": "2"}),
         },
     ),
@@ -32,22 +53,26 @@ EXPECTED: dict[str, tuple[str, dict[str, tuple[str, dict[str, str]]]]] = {
         {
             "melting": ("3.2", {"noise": "3.2", "chemical:CO": "3.1", "chemical:SO2": "2"}),
             "shakeout": ("3.3", {"noise": "3.3", "dust:silica_gt70": "3.1"}),
-            "fettling": ("3.3", {"noise": "3.2", "vibration_hand_arm": "3.2",
-                                 "dust:silica_10_70": "2"}),
+            "fettling": (
+                "3.3",
+                {"noise": "3.2", "vibration_hand_arm": "3.2", "dust:silica_10_70": "2"},
+            ),
             "crane": ("2", {"noise": "2", "vibration_whole_body": "2", "chemical:CO": "2"}),
         },
     ),
     "construction": (
         "2026-11-23T08:00:00+05:00",
         {
-            "demolition": ("3.4", {"noise": "3.3", "vibration_hand_arm": "3.3",
-                                   "dust:silica_10_70": "3.1"}),
+            "demolition": (
+                "3.4",
+                {"noise": "3.3", "vibration_hand_arm": "3.3", "dust:silica_10_70": "3.1"},
+            ),
             "earthworks": ("3.1", {"vibration_whole_body": "3.1", "noise": "2"}),
             "welding": ("3.2", {"noise": "3.2", "chemical:CO": "2", "chemical:NO2": "2"}),
             "finishing": ("2", {"noise": "2", "dust:silica_2_10": "2"}),
         },
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.slow  # a whole simulated shift per scenario

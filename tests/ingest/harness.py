@@ -94,9 +94,13 @@ class Workload:
                 device_id = await upsert_device(conn, enterprise, self.device(d))
                 for suffix, quantity, unit, substance, _, _ in CHANNELS:
                     await upsert_sensor(
-                        conn, device_id, f"{self.device(d)}.{suffix}", quantity=quantity,
-                        unit=unit, substance=substance,
-                    )  # fmt: skip
+                        conn,
+                        device_id,
+                        f"{self.device(d)}.{suffix}",
+                        quantity=quantity,
+                        unit=unit,
+                        substance=substance,
+                    )
 
 
 NO_MATCHING_SUBSCRIBERS = 0x10
@@ -245,10 +249,17 @@ class WorkerProcess:
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from qorgau.cli import main; sys.exit(main())",
-             "ingest", "--no-upgrade"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import sys; from qorgau.cli import main; sys.exit(main())",
+                "ingest",
+                "--no-upgrade",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         return self
 

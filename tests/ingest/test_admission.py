@@ -36,9 +36,13 @@ class Registry:
 
 def payload(device: str = "dev-1", seq: int = 4) -> bytes:
     channel = {
-        "sensor": f"{device}.noise", "quantity": "noise_laeq", "unit": "dB(A)",
-        "t0": "2026-12-03T08:00:00Z", "period_s": 1.0, "values": [80.0, 81.5],
-    }  # fmt: skip
+        "sensor": f"{device}.noise",
+        "quantity": "noise_laeq",
+        "unit": "dB(A)",
+        "t0": "2026-12-03T08:00:00Z",
+        "period_s": 1.0,
+        "values": [80.0, 81.5],
+    }
     return json.dumps({"v": 1, "device": device, "seq": seq, "channels": [channel]}).encode()
 
 
@@ -72,8 +76,10 @@ async def test_a_registered_device_under_its_enterprise_is_admitted() -> None:
     result = await admitted(registry, payload())
     assert isinstance(result, Admitted)
     assert (result.device, result.message.seq, result.where.enterprise) == (
-        Device("dev-1", "ent"), 4, "ent",
-    )  # fmt: skip
+        Device("dev-1", "ent"),
+        4,
+        "ent",
+    )
 
 
 @pytest.mark.parametrize(

@@ -33,9 +33,13 @@ def _mqtt311(url: str, identifier: str) -> aiomqtt.Client:
     """A client of RabbitMQ 3.10's MQTT plugin, which speaks 3.1.1 only."""
     endpoint = MqttEndpoint.parse(url)
     return aiomqtt.Client(
-        endpoint.host, endpoint.port, username=endpoint.username, password=endpoint.password,
-        identifier=identifier, protocol=aiomqtt.ProtocolVersion.V311,
-    )  # fmt: skip
+        endpoint.host,
+        endpoint.port,
+        username=endpoint.username,
+        password=endpoint.password,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V311,
+    )
 
 
 def _whole(cluster: LocalRabbitCluster) -> None:
@@ -77,10 +81,16 @@ async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
     queue = f"alerts-{topic_prefix}"
     amqp, mqtt = rabbitmq_cluster.amqp_urls, rabbitmq_cluster.mqtt_urls
     settings = AlertsSettings(
-        database_url=pg_url, database_schema=schema, topic_prefix=topic_prefix,
-        broker="rabbitmq", amqp_url=",".join(amqp), alerts_client_id=queue,
-        alerts_enterprises=ENT, alerts_tick_s=0.05, alerts_warm_start=False,
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        topic_prefix=topic_prefix,
+        broker="rabbitmq",
+        amqp_url=",".join(amqp),
+        alerts_client_id=queue,
+        alerts_enterprises=ENT,
+        alerts_tick_s=0.05,
+        alerts_warm_start=False,
+    )
     received: list[AlertMessage] = []
     listener = _mqtt311(mqtt[2], f"listen-{topic_prefix}")
     device = _mqtt311(mqtt[1], f"device-{topic_prefix}")
@@ -146,9 +156,15 @@ async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
             listening.cancel()
         assert [m.kind for m in received if m.transition == "opened"] == ["ceiling"]
         out = rabbitmq_cluster.ctl(
-            rabbitmq_cluster.any_running(), "list_queues", "name", "type", "members",
-            "arguments", "--formatter", "json",
-        )  # fmt: skip
+            rabbitmq_cluster.any_running(),
+            "list_queues",
+            "name",
+            "type",
+            "members",
+            "arguments",
+            "--formatter",
+            "json",
+        )
         row = next(r for r in json.loads(out) if r["name"] == queue)
         assert row["type"] == "quorum"
         assert len(row["members"]) == len(rabbitmq_cluster.nodes)
@@ -166,11 +182,16 @@ async def test_the_engine_moves_to_another_node_when_its_node_dies(
     queue = f"alerts-{topic_prefix}"
     first = rabbitmq_cluster.nodes[0]
     settings = AlertsSettings(
-        database_url=pg_url, database_schema=schema, topic_prefix=topic_prefix,
-        broker="rabbitmq", amqp_url=",".join(rabbitmq_cluster.amqp_urls),
-        alerts_client_id=queue, alerts_tick_s=0.05, alerts_warm_start=False,
+        database_url=pg_url,
+        database_schema=schema,
+        topic_prefix=topic_prefix,
+        broker="rabbitmq",
+        amqp_url=",".join(rabbitmq_cluster.amqp_urls),
+        alerts_client_id=queue,
+        alerts_tick_s=0.05,
+        alerts_warm_start=False,
         alerts_retry_max_s=1.0,
-    )  # fmt: skip
+    )
     received: list[AlertMessage] = []
     try:
         async with _engine(settings) as engine:

@@ -34,9 +34,16 @@ def test_calendars_cover_the_accepted_past_and_are_renewed_before_they_run_out()
     add_subject(state, SubjectSpec(enterprise="e", device="d"))
     slot = add_subject(
         state,
-        SubjectSpec(enterprise="e", device="d", sensor="d.n", quantity="noise_laeq",
-                    unit="dB(A)", schedule=SCHEDULE, timezone=SCHEDULE.timezone),
-    )  # fmt: skip
+        SubjectSpec(
+            enterprise="e",
+            device="d",
+            sensor="d.n",
+            quantity="noise_laeq",
+            unit="dB(A)",
+            schedule=SCHEDULE,
+            timezone=SCHEDULE.timezone,
+        ),
+    )
     calendars = ShiftCalendars()
     now = datetime(2026, 12, 2, 10, 15, tzinfo=UTC)
     calendars.attach(state, now.timestamp())

@@ -74,9 +74,16 @@ async def register(
         dev = await upsert_device(conn, ent, device, workplace_id=wp)
         for code, quantity, unit, substance in sensors:
             await upsert_sensor(
-                conn, dev, code, quantity=quantity, unit=unit, substance=substance,
-                workplace_id=wp, min_value=0.0, max_value=1000.0,
-            )  # fmt: skip
+                conn,
+                dev,
+                code,
+                quantity=quantity,
+                unit=unit,
+                substance=substance,
+                workplace_id=wp,
+                min_value=0.0,
+                max_value=1000.0,
+            )
 
 
 @dataclass
@@ -113,18 +120,25 @@ async def rig(
     if with_ingest:
         worker = IngestWorker(
             IngestSettings(
-                database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-                topic_prefix=prefix, ingest_client_id=f"ingest-{prefix}",
+                database_url=pg_url,
+                database_schema=schema,
+                mqtt_url=mqtt_url,
+                topic_prefix=prefix,
+                ingest_client_id=f"ingest-{prefix}",
             )
-        )  # fmt: skip
+        )
         tasks.append(asyncio.create_task(worker.run(stop)))
         await asyncio.wait_for(worker.subscribed.wait(), 10)
     engine = AlertService(
         AlertsSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url, topic_prefix=prefix,
-            alerts_client_id=f"alerts-{prefix}", alerts_tick_s=0.05,
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=prefix,
+            alerts_client_id=f"alerts-{prefix}",
+            alerts_tick_s=0.05,
         )
-    )  # fmt: skip
+    )
     tasks.append(asyncio.create_task(engine.run(stop)))
     await asyncio.wait_for(engine.subscribed.wait(), 10)
     endpoint = MqttEndpoint.parse(mqtt_url)
@@ -163,9 +177,14 @@ async def set_schedule(
 
 def gas(sensor: str, t0: datetime, values: np.ndarray, substance: str = "H2S") -> Channel:
     return Channel(
-        sensor=sensor, quantity=Quantity.GAS, unit="mg/m3", substance=substance, t0=t0,
-        period_s=1.0, values=[float(v) for v in values],
-    )  # fmt: skip
+        sensor=sensor,
+        quantity=Quantity.GAS,
+        unit="mg/m3",
+        substance=substance,
+        t0=t0,
+        period_s=1.0,
+        values=[float(v) for v in values],
+    )
 
 
 def opened(messages: list[AlertMessage]) -> list[str]:
@@ -302,12 +321,15 @@ async def test_projected_overexposure_is_raised_before_the_limit_is_reached(
             await r.publish(
                 [
                     Channel(
-                        sensor=f"{DEV}.noise", quantity=Quantity.NOISE_LAEQ, unit="dB(A)",
-                        t0=start + timedelta(seconds=i), period_s=1.0,
+                        sensor=f"{DEV}.noise",
+                        quantity=Quantity.NOISE_LAEQ,
+                        unit="dB(A)",
+                        t0=start + timedelta(seconds=i),
+                        period_s=1.0,
                         values=[float(v) for v in levels[i : i + 10]],
                     )
                 ]
-            )  # fmt: skip
+            )
         await eventually(lambda: bool(r.of("projected_exposure")), what="projection alert")
         state = next(iter(r.engine.states.values()))
         slot = state.index[f"{DEV}/{DEV}.noise"]
@@ -410,10 +432,17 @@ async def test_a_restart_mid_shift_projects_from_the_whole_shift_so_far(
         quiet_from = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=120)
         for i in range(12):
             await r.publish(
-                [Channel(sensor=f"{DEV}.noise", quantity=Quantity.NOISE_LAEQ, unit="dB(A)",
-                         t0=quiet_from + timedelta(seconds=10 * i), period_s=1.0,
-                         values=[70.0] * 10)]
-            )  # fmt: skip
+                [
+                    Channel(
+                        sensor=f"{DEV}.noise",
+                        quantity=Quantity.NOISE_LAEQ,
+                        unit="dB(A)",
+                        t0=quiet_from + timedelta(seconds=10 * i),
+                        period_s=1.0,
+                        values=[70.0] * 10,
+                    )
+                ]
+            )
         await eventually(
             lambda: any(m.transition == "opened" for m in r.of("projected_exposure")),
             what="the projection alert after the restart",
@@ -464,9 +493,14 @@ async def test_qorgau_alerts_stops_cleanly_on_sigterm(
         "QORGAU_ALERTS_CLIENT_ID": f"sigterm-{topic_prefix}",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qorgau.cli", "alerts", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "qorgau.cli",
+        "alerts",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         async with httpx.AsyncClient() as http:
 
@@ -507,9 +541,14 @@ def engine_settings(
     pg_url: str, mqtt_url: str, schema: str, prefix: str, client_id: str, enterprises: str
 ) -> AlertsSettings:
     return AlertsSettings(
-        database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url, topic_prefix=prefix,
-        alerts_client_id=client_id, alerts_enterprises=enterprises, alerts_tick_s=0.05,
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        mqtt_url=mqtt_url,
+        topic_prefix=prefix,
+        alerts_client_id=client_id,
+        alerts_enterprises=enterprises,
+        alerts_tick_s=0.05,
+    )
 
 
 @dataclass
@@ -648,9 +687,13 @@ async def test_two_engines_split_the_enterprises_and_raise_each_alert_once(
         ceiling = next(m for m in f.received if m.kind == "ceiling" and m.enterprise == "acme")
         # A person acknowledges acme's ceiling alert through the API (which publishes it).
         ack = ceiling.model_copy(
-            update={"transition": "acknowledged", "state": "acknowledged", "source": "api",
-                    "actor": "shift-lead"}
-        )  # fmt: skip
+            update={
+                "transition": "acknowledged",
+                "state": "acknowledged",
+                "source": "api",
+                "actor": "shift-lead",
+            }
+        )
         await f.publisher.publish(ack.topic(topic_prefix), ack.payload(), qos=1)
         # The broker handles messages in order: once the engines have evaluated these, they
         # have been sent everything published before.
@@ -754,9 +797,15 @@ async def test_an_engine_refuses_to_start_beside_a_live_engine_owning_some_of_it
             "QORGAU_ALERTS_ENTERPRISES": "acme",
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "qorgau.cli", "alerts", "--no-upgrade", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "qorgau.cli",
+            "alerts",
+            "--no-upgrade",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 2
         assert "'alerts-a'" in err.decode()
@@ -770,11 +819,12 @@ async def test_an_engine_refuses_to_start_beside_a_live_engine_owning_some_of_it
     # A claim that stopped being renewed (a crashed engine) blocks nothing once it is older than
     # the heartbeat timeout; a fresh one does.
     rows(
-        pg_url, schema,
+        pg_url,
+        schema,
         "INSERT INTO alert_engines (client_id, enterprises, heartbeat_at) VALUES "
         "('ghost', '{acme}', now() - interval '1 hour'), ('fresh', '{globex}', now()) "
         "RETURNING client_id",
-    )  # fmt: skip
+    )
     async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-e": "acme"}):
         pass
     assert "'fresh'" in await refused("alerts-f", "globex")
@@ -784,24 +834,35 @@ async def test_people_transitions_count_only_on_their_own_enterprise_topic(
     pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
     await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
-    await register(pg_url, schema, [("globex-dev-1.h2s", "gas", "mg/m3", "H2S")],
-                   enterprise="globex", device="globex-dev-1")  # fmt: skip
+    await register(
+        pg_url,
+        schema,
+        [("globex-dev-1.h2s", "gas", "mg/m3", "H2S")],
+        enterprise="globex",
+        device="globex-dev-1",
+    )
     start = (datetime.now(UTC) - timedelta(minutes=10)).replace(microsecond=0)
     async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
         await r.publish([gas(f"{DEV}.h2s", start, np.full(5, 25.0))])
         await eventually(lambda: bool(r.of("ceiling")), what="acme's ceiling alert")
         ceiling = r.of("ceiling")[0]
         ack = ceiling.model_copy(
-            update={"transition": "acknowledged", "state": "acknowledged", "source": "api",
-                    "actor": "intruder"}
-        )  # fmt: skip
+            update={
+                "transition": "acknowledged",
+                "state": "acknowledged",
+                "source": "api",
+                "actor": "intruder",
+            }
+        )
         forged = [
             # globex's topic (whoever may publish there), acme in the payload
             (ack.topic(topic_prefix).replace("/acme/", "/globex/"), ack),
             # globex's topic and name, acme's alert
-            (ack.topic(topic_prefix).replace("/acme/", "/globex/"),
-             ack.model_copy(update={"enterprise": "globex"})),
-        ]  # fmt: skip
+            (
+                ack.topic(topic_prefix).replace("/acme/", "/globex/"),
+                ack.model_copy(update={"enterprise": "globex"}),
+            ),
+        ]
         for topic, message in forged:
             await r.publisher.publish(topic, message.payload(), qos=1)
         # Messages arrive in order: once this one is evaluated, the forgeries were handled.
@@ -860,11 +921,17 @@ async def test_the_dashboard_shows_the_projection_the_engine_holds(
             mg = rng.uniform(*((25.0, 30.0) if loud else (3.0, 6.0)), 60)
             await r.publish(
                 [
-                    Channel(sensor=noise, quantity=Quantity.NOISE_LAEQ, unit="dB(A)", t0=t0,
-                            period_s=1.0, values=[float(v) for v in db]),
+                    Channel(
+                        sensor=noise,
+                        quantity=Quantity.NOISE_LAEQ,
+                        unit="dB(A)",
+                        t0=t0,
+                        period_s=1.0,
+                        values=[float(v) for v in db],
+                    ),
                     gas(co, t0, mg, "CO"),
                 ]
-            )  # fmt: skip
+            )
         conn = await connect_async(pg_url, schema, autocommit=True)
         async with conn:
 

@@ -35,9 +35,14 @@ async def test_a_backlog_stays_with_the_broker_and_nothing_is_acknowledged_befor
     work = Workload(topic_prefix, devices=10, messages=12, values=1)  # 120 small messages
     await work.register(pg_url, schema)
     worker = WorkerProcess(
-        pg_url, schema, mqtt_url, topic_prefix, "backlog", tmp_path / "w.log",
+        pg_url,
+        schema,
+        mqtt_url,
+        topic_prefix,
+        "backlog",
+        tmp_path / "w.log",
         env={"QORGAU_INGEST_RECEIVE_MAXIMUM": str(WINDOW)},
-    )  # fmt: skip
+    )
     await asyncio.to_thread(worker.start().wait_ready)
     replacement: WorkerProcess | None = None
     publisher = ReliablePublisher(mqtt_url, work.payloads())
@@ -64,9 +69,14 @@ async def test_a_backlog_stays_with_the_broker_and_nothing_is_acknowledged_befor
             # so the broker keeps all of its window for the client id.
             worker.kill()
         replacement = WorkerProcess(
-            pg_url, schema, mqtt_url, topic_prefix, "backlog", tmp_path / "w2.log",
+            pg_url,
+            schema,
+            mqtt_url,
+            topic_prefix,
+            "backlog",
+            tmp_path / "w2.log",
             env={"QORGAU_INGEST_RECEIVE_MAXIMUM": str(WINDOW)},
-        )  # fmt: skip
+        )
         await asyncio.to_thread(replacement.start().wait_ready)
         await all_stored_once(pg_url, schema, work.readings)
         assert replacement.metric("qorgau_ingest_messages_committed_total") == 120

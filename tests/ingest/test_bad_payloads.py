@@ -29,11 +29,15 @@ def good(device: str, seq: int, t0: datetime, n: int = 10) -> bytes:
         seq=seq,
         channels=[
             Channel(
-                sensor=f"{device}.noise", quantity="noise_laeq", unit="dB(A)", t0=t0,
-                period_s=1.0, values=[80.0 + i for i in range(n)],
+                sensor=f"{device}.noise",
+                quantity="noise_laeq",
+                unit="dB(A)",
+                t0=t0,
+                period_s=1.0,
+                values=[80.0 + i for i in range(n)],
             )
         ],
-    )  # fmt: skip
+    )
     return encode_readings(message)
 
 
@@ -61,9 +65,16 @@ async def test_bad_payloads_are_quarantined_and_good_ones_kept(
     mixed = json.loads(good("bad-dev", 2, t0 + timedelta(seconds=20)))
     mixed["channels"].append(
         # Registered as mg/m3 of CO: a ppm reading under the same sensor id is a mismatch.
-        {"sensor": "bad-dev.co", "quantity": "gas", "unit": "ppm", "substance": "CO",
-         "t0": t0.isoformat(), "period_s": 1.0, "values": [5.0, 6.0]}
-    )  # fmt: skip
+        {
+            "sensor": "bad-dev.co",
+            "quantity": "gas",
+            "unit": "ppm",
+            "substance": "CO",
+            "t0": t0.isoformat(),
+            "period_s": 1.0,
+            "values": [5.0, 6.0],
+        }
+    )
     endpoint = MqttEndpoint.parse(mqtt_url)
     async with aiomqtt.Client(endpoint.host, endpoint.port) as publisher:
         await publisher.publish(topic, good("bad-dev", 0, t0), qos=1)
@@ -85,8 +96,12 @@ async def test_bad_payloads_are_quarantined_and_good_ones_kept(
             what="4 quarantine records",
         )
         reasons = sorted(r[0] for r in rows(pg_url, schema, "SELECT reason FROM quarantine"))
-        assert reasons == ["malformed_json", "topic_mismatch", "unit_mismatch",
-                           "unsupported_version"]  # fmt: skip
+        assert reasons == [
+            "malformed_json",
+            "topic_mismatch",
+            "unit_mismatch",
+            "unsupported_version",
+        ]
         # Every quarantine record says why, and keeps the payload for inspection.
         for detail, payload in rows(pg_url, schema, "SELECT detail, payload FROM quarantine"):
             assert detail

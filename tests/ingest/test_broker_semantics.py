@@ -47,8 +47,9 @@ class Subscriber:
         with self._lock:
             self.received.append((int(msg.payload), bool(msg.dup)))
 
-    def _on_connect(self, _c: paho.Client, _u: object, _f: object, _rc: object,
-                    props: Properties | None) -> None:  # fmt: skip
+    def _on_connect(
+        self, _c: paho.Client, _u: object, _f: object, _rc: object, props: Properties | None
+    ) -> None:
         self.connack = props
 
     def connect(self) -> Subscriber:

@@ -32,9 +32,16 @@ def _device() -> DeviceInfo:
     ]
     for n, (code, quantity, unit, substance, lo, hi) in enumerate(specs):
         device.sensors[code] = SensorInfo(
-            id=100 + n, device_id=7, code=code, quantity=quantity, unit=unit,
-            substance=substance, workplace_id=3, min_value=lo, max_value=hi,
-        )  # fmt: skip
+            id=100 + n,
+            device_id=7,
+            code=code,
+            quantity=quantity,
+            unit=unit,
+            substance=substance,
+            workplace_id=3,
+            min_value=lo,
+            max_value=hi,
+        )
     return device
 
 
@@ -54,10 +61,17 @@ times = st.one_of(
     recent.map(lambda t: t.isoformat(sep=" ")),
     recent.map(lambda t: t.isoformat(timespec="milliseconds")),
     st.integers(-400 * 86400, 3600).map(lambda s: (NOW + timedelta(seconds=s)).isoformat()),
-    st.sampled_from(["2026-12-03T07:00:00", "20261203T070000Z", "2026-02-30T00:00:00Z",
-                     "9999-12-31T23:59:59Z", "2026-12-03T07:00:00+24:00"]),
+    st.sampled_from(
+        [
+            "2026-12-03T07:00:00",
+            "20261203T070000Z",
+            "2026-02-30T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-12-03T07:00:00+24:00",
+        ]
+    ),
     st.integers(1_700_000_000, 1_800_000_000),
-)  # fmt: skip
+)
 wild_value = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
     st.integers(-5, 200),
@@ -187,12 +201,25 @@ def test_the_messages_devices_send_take_the_fast_path() -> None:
         "seq": 12,
         "sent_at": NOW.isoformat(),
         "channels": [
-            {"sensor": "dev-1.noise", "quantity": "noise_laeq", "unit": "dB(A)", "t0": t0,
-             "period_s": 1.0, "values": [81.5]},
-            {"sensor": "dev-1.co", "quantity": "gas", "unit": "mg/m3", "substance": "CO",
-             "t0": t0, "period_s": 1.0, "values": [3.25]},
+            {
+                "sensor": "dev-1.noise",
+                "quantity": "noise_laeq",
+                "unit": "dB(A)",
+                "t0": t0,
+                "period_s": 1.0,
+                "values": [81.5],
+            },
+            {
+                "sensor": "dev-1.co",
+                "quantity": "gas",
+                "unit": "mg/m3",
+                "substance": "CO",
+                "t0": t0,
+                "period_s": 1.0,
+                "values": [3.25],
+            },
         ],
-    }  # fmt: skip
+    }
     path = FastPath(max_payload_bytes=262144)
     block = fast_path(path, json.dumps(message).encode())
     assert block is not None
@@ -206,8 +233,17 @@ def test_a_bad_sample_sends_only_its_message_to_the_general_path() -> None:
     t0 = (NOW - timedelta(seconds=5)).isoformat()
 
     def message(seq: int, value: float) -> list[Any]:
-        return [{"sensor": "dev-1.co", "quantity": "gas", "unit": "mg/m3", "substance": "CO",
-                 "t0": t0, "period_s": 1.0, "values": [value]}]  # fmt: skip
+        return [
+            {
+                "sensor": "dev-1.co",
+                "quantity": "gas",
+                "unit": "mg/m3",
+                "substance": "CO",
+                "t0": t0,
+                "period_s": 1.0,
+                "values": [value],
+            }
+        ]
 
     path = FastPath(max_payload_bytes=262144)
     batch = [(i, DEVICE, i, None, message(i, v)) for i, v in enumerate([1.0, 99.0, 2.0, 3.0])]

@@ -84,9 +84,11 @@ async def test_worker_killed_mid_stream_and_restarted_loses_and_duplicates_nothi
 
 
 async def test_broker_restarted_mid_stream_loses_and_duplicates_nothing(
-    pg_url: str, schema: str, topic_prefix: str,
+    pg_url: str,
+    schema: str,
+    topic_prefix: str,
     broker_factory: Callable[..., LocalMosquitto],
-) -> None:  # fmt: skip
+) -> None:
     broker = broker_factory()
     work = Workload(topic_prefix, devices=10, messages=60)
     await work.register(pg_url, schema)
@@ -146,9 +148,10 @@ async def test_postgres_restarted_mid_stream_loses_and_duplicates_nothing(
         # Listeners saw exactly what was committed: every reading once, none that was not.
         heard = sorted(
             (s.sensor_id, int(t), float(v))
-            for b in seen for s in b.sensors
+            for b in seen
+            for s in b.sensors
             for t, v in zip(s.times_us, s.values, strict=True)
-        )  # fmt: skip
+        )
         assert heard == await asyncio.to_thread(stored_rows, pg.url, schema)
     finally:
         publisher.stop()

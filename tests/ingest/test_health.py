@@ -36,14 +36,20 @@ async def retained_status(url: str, topic: str) -> dict[str, object]:
 
 
 async def test_health_metrics_and_status_topic(
-    pg_url: str, schema: str, topic_prefix: str,
+    pg_url: str,
+    schema: str,
+    topic_prefix: str,
     broker_factory: Callable[..., LocalMosquitto],
-) -> None:  # fmt: skip
+) -> None:
     broker = broker_factory()
     settings = IngestSettings(
-        database_url=pg_url, database_schema=schema, mqtt_url=broker.url,
-        topic_prefix=topic_prefix, ingest_client_id="health-check", ingest_retry_max_s=0.5,
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        mqtt_url=broker.url,
+        topic_prefix=topic_prefix,
+        ingest_client_id="health-check",
+        ingest_retry_max_s=0.5,
+    )
     worker = IngestWorker(settings)
     port = free_port()
     server = await serve_http("127.0.0.1", port, worker.metrics.registry, worker.status)
@@ -98,10 +104,13 @@ async def test_failing_timescaledb_jobs_show_on_health_and_metrics(
     try:
         broken = break_compression_job(pg_url, schema)
         settings = IngestSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix, ingest_client_id=f"jobs-{topic_prefix}",
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            ingest_client_id=f"jobs-{topic_prefix}",
             db_maintenance_interval_s=0.3,
-        )  # fmt: skip
+        )
         worker = IngestWorker(settings)
         port = free_port()
         server = await serve_http("127.0.0.1", port, worker.metrics.registry, worker.status)

@@ -50,13 +50,18 @@ class Plan:
     def topic(self, device: str, enterprise: str = "ent-good") -> str:
         return readings_topic(self.prefix, enterprise, device)
 
-    def channel(self, device: str, suffix: str, t0: datetime, values: list[float],
-                **override: Any) -> dict[str, Any]:  # fmt: skip
+    def channel(
+        self, device: str, suffix: str, t0: datetime, values: list[float], **override: Any
+    ) -> dict[str, Any]:
         quantity, unit, substance, _ = SENSORS[suffix]
         ch: dict[str, Any] = {
-            "sensor": f"{device}.{suffix}", "quantity": quantity, "unit": unit,
-            "t0": t0.isoformat(), "period_s": 1.0, "values": values,
-        }  # fmt: skip
+            "sensor": f"{device}.{suffix}",
+            "quantity": quantity,
+            "unit": unit,
+            "t0": t0.isoformat(),
+            "period_s": 1.0,
+            "values": values,
+        }
         if substance:
             ch["substance"] = substance
         ch.update(override)
@@ -68,8 +73,14 @@ class Plan:
         self.seq[device] += 1
         return device, seq, self.base + timedelta(seconds=30 * seq)
 
-    def expect_good(self, device: str, suffix: str, t0: datetime, values: list[float],
-                    keep: list[bool] | None = None) -> None:  # fmt: skip
+    def expect_good(
+        self,
+        device: str,
+        suffix: str,
+        t0: datetime,
+        values: list[float],
+        keep: list[bool] | None = None,
+    ) -> None:
         for i, v in enumerate(values):
             if keep is None or keep[i]:
                 self.good.append((f"{device}.{suffix}", datetime_to_us(t0) + i * 1_000_000, v))
@@ -88,16 +99,20 @@ class Plan:
         device, seq, t0 = self.keyed()
         noise = [round(self.rng.uniform(60, 110), 2) for _ in range(10)]
         co = [round(self.rng.uniform(0, 30), 3) for _ in range(10)]
-        body = self.message(device, seq, [self.channel(device, "noise", t0, noise),
-                                          self.channel(device, "co", t0, co)])  # fmt: skip
+        body = self.message(
+            device,
+            seq,
+            [self.channel(device, "noise", t0, noise), self.channel(device, "co", t0, co)],
+        )
         self.expect_good(device, "noise", t0, noise)
         self.expect_good(device, "co", t0, co)
         self.add(self.topic(device), body)
         if self.rng.random() < 0.2:  # a redelivery: stored once, not quarantined
             self.add(self.topic(device), body)
 
-    def with_good_neighbour(self, bad: dict[str, Any], device: str, seq: int, t0: datetime,
-                            *reasons: str) -> None:  # fmt: skip
+    def with_good_neighbour(
+        self, bad: dict[str, Any], device: str, seq: int, t0: datetime, *reasons: str
+    ) -> None:
         co = [round(self.rng.uniform(0, 30), 3) for _ in range(5)]
         self.expect_good(device, "co", t0, co)
         good = self.channel(device, "co", t0, co)
@@ -115,8 +130,11 @@ class Plan:
 
     def unreadable(self) -> None:
         for i in range(20):
-            self.add(self.topic(DEVICES[0]), b'{"v": 1, "pad": "' + b"x" * (300_000 + i) + b'"}',
-                     "oversized")  # fmt: skip
+            self.add(
+                self.topic(DEVICES[0]),
+                b'{"v": 1, "pad": "' + b"x" * (300_000 + i) + b'"}',
+                "oversized",
+            )
         junk = [b"{not json", b"\xff\xfe\x00garbage", b'{"v": 1, "device": "good-000", "seq"']
         for i in range(500):
             payload = junk[i % 3] if i % 5 else bytes(self.rng.getrandbits(8) for _ in range(40))
@@ -143,8 +161,9 @@ class Plan:
             device, seq, t0 = self.keyed()
             body = self.message(device, seq, [self.channel(device, "noise", t0, [90.0])])
             if i % 2:
-                self.add(self.topic(DEVICES[(DEVICES.index(device) + 1) % 5]), body,
-                         "topic_mismatch")  # fmt: skip
+                self.add(
+                    self.topic(DEVICES[(DEVICES.index(device) + 1) % 5]), body, "topic_mismatch"
+                )
             else:
                 self.add(self.topic(device, "ent-other"), body, "topic_mismatch")
         for i in range(500):
@@ -167,21 +186,25 @@ class Plan:
             device, seq, t0 = self.keyed()
             values = [80.0, math.nan, 81.5, math.inf, 82.25, -math.inf]
             keep = [math.isfinite(v) for v in values]
-            text = json.dumps(self.message(device, seq, [
-                self.channel(device, "noise", t0, values)]))  # fmt: skip
+            text = json.dumps(
+                self.message(device, seq, [self.channel(device, "noise", t0, values)])
+            )
             self.expect_good(device, "noise", t0, values, keep)
             self.add(self.topic(device), text.encode(), "non_finite")
         for i in range(100):  # outside the registered or the physical range
             device, seq, t0 = self.keyed()
-            suffix, values = ("noise", [85.0, 500.0, 20.0, 95.0]) if i % 2 else (
-                "hav", [1.5, -0.2, 2.5, 1e6])  # fmt: skip
+            suffix, values = (
+                ("noise", [85.0, 500.0, 20.0, 95.0]) if i % 2 else ("hav", [1.5, -0.2, 2.5, 1e6])
+            )
             lo, hi = SENSORS[suffix][3]
             lo, hi = (0.0 if lo is None else lo), (1e4 if hi is None else hi)
             keep = [lo <= v <= hi for v in values]
             self.expect_good(device, suffix, t0, values, keep)
-            self.add(self.topic(device),
-                     self.message(device, seq, [self.channel(device, suffix, t0, values)]),
-                     "out_of_range")  # fmt: skip
+            self.add(
+                self.topic(device),
+                self.message(device, seq, [self.channel(device, suffix, t0, values)]),
+                "out_of_range",
+            )
         for _ in range(100):
             device, seq, t0 = self.keyed()
             late = datetime.now(UTC) + timedelta(hours=1)
@@ -203,9 +226,15 @@ async def register(url: str, schema: str) -> dict[str, int]:
             device_id = await upsert_device(conn, good, device)
             for suffix, (quantity, unit, substance, (lo, hi)) in SENSORS.items():
                 sensor = await upsert_sensor(
-                    conn, device_id, f"{device}.{suffix}", quantity=quantity, unit=unit,
-                    substance=substance, min_value=lo, max_value=hi,
-                )  # fmt: skip
+                    conn,
+                    device_id,
+                    f"{device}.{suffix}",
+                    quantity=quantity,
+                    unit=unit,
+                    substance=substance,
+                    min_value=lo,
+                    max_value=hi,
+                )
                 ids[sensor.code] = sensor.id
     return ids
 
@@ -219,11 +248,14 @@ async def test_hostile_stream_keeps_every_good_reading_and_quarantines_the_rest(
     assert len(plan.messages) > 3000
     worker = IngestWorker(
         IngestSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix, ingest_client_id=f"hostile-{topic_prefix}",
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            ingest_client_id=f"hostile-{topic_prefix}",
             ingest_auto_register_sensors=False,
         )
-    )  # fmt: skip
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -258,9 +290,10 @@ async def test_hostile_stream_keeps_every_good_reading_and_quarantines_the_rest(
         assert worker.metrics.quarantined.labels(reason)._value.get() == count
     # Oversized payloads are kept only up to the cap, with their real size.
     for kept, size in rows(
-        pg_url, schema, "SELECT length(payload), payload_bytes FROM quarantine "
-        "WHERE reason = 'oversized'"
-    ):  # fmt: skip
+        pg_url,
+        schema,
+        "SELECT length(payload), payload_bytes FROM quarantine WHERE reason = 'oversized'",
+    ):
         assert kept == worker.settings.ingest_quarantine_payload_bytes
         assert size > worker.settings.ingest_max_payload_bytes
     for detail, topic in rows(pg_url, schema, "SELECT detail, topic FROM quarantine"):

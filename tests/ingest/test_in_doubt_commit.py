@@ -26,23 +26,30 @@ async def test_a_commit_with_a_lost_answer_is_settled_not_repeated(
 ) -> None:
     caplog.set_level(logging.INFO, logger="ingest")
     work = Workload(
-        topic_prefix, devices=2, messages=5, values=20,
+        topic_prefix,
+        devices=2,
+        messages=5,
+        values=20,
         start=(datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0),
-    )  # fmt: skip
+    )
     await work.register(pg_url, schema)
     port = int(pg_url.rsplit(":", 1)[1].split("/")[0])
     async with CommitCutter(port) as cutter:
         proxied = pg_url.replace(f":{port}/", f":{cutter.port}/")
         worker = IngestWorker(
             IngestSettings(
-                database_url=proxied, database_schema=schema, mqtt_url=mqtt_url,
-                topic_prefix=topic_prefix, ingest_client_id=f"doubt-{topic_prefix}",
-                ingest_retry_max_s=0.5, ingest_batch_max_delay_ms=300,
+                database_url=proxied,
+                database_schema=schema,
+                mqtt_url=mqtt_url,
+                topic_prefix=topic_prefix,
+                ingest_client_id=f"doubt-{topic_prefix}",
+                ingest_retry_max_s=0.5,
+                ingest_batch_max_delay_ms=300,
                 # The proxy cuts the first COMMIT it sees on any connection: it must be the
                 # writer's, so no background job may share the proxy.
                 db_maintenance_interval_s=0,
             )
-        )  # fmt: skip
+        )
         seen: list[CommittedBatch] = []
 
         async def listen(batch: CommittedBatch) -> None:
@@ -77,7 +84,9 @@ async def test_a_commit_with_a_lost_answer_is_settled_not_repeated(
     assert total == distinct == work.readings
     heard = sorted(
         (s.sensor_id, int(t), float(v))
-        for b in seen for s in b.sensors for t, v in zip(s.times_us, s.values, strict=True)
-    )  # fmt: skip
+        for b in seen
+        for s in b.sensors
+        for t, v in zip(s.times_us, s.values, strict=True)
+    )
     assert heard == stored_rows(pg_url, schema)
     assert worker.metrics.duplicates._value.get() == 0

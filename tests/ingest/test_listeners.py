@@ -50,17 +50,24 @@ async def test_listeners_see_committed_readings_once_and_bad_listeners_harm_noth
     pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
     work = Workload(
-        topic_prefix, devices=4, messages=30, values=20,
+        topic_prefix,
+        devices=4,
+        messages=30,
+        values=20,
         start=(datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0),
-    )  # fmt: skip
+    )
     await work.register(pg_url, schema)
     worker = IngestWorker(
         IngestSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix, ingest_client_id=f"listen-{topic_prefix}",
-            ingest_listener_queue_batches=2, ingest_listener_timeout_s=0.2,
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            ingest_client_id=f"listen-{topic_prefix}",
+            ingest_listener_queue_batches=2,
+            ingest_listener_timeout_s=0.2,
         )
-    )  # fmt: skip
+    )
     seen: list[CommittedBatch] = []
     release_slow = asyncio.Event()
 
@@ -105,8 +112,10 @@ async def test_listeners_see_committed_readings_once_and_bad_listeners_harm_noth
     assert total == distinct == work.readings
     heard = sorted(
         (s.sensor_id, int(t), float(v))
-        for b in seen for s in b.sensors for t, v in zip(s.times_us, s.values, strict=True)
-    )  # fmt: skip
+        for b in seen
+        for s in b.sensors
+        for t, v in zip(s.times_us, s.values, strict=True)
+    )
     assert heard == stored_rows(pg_url, schema)
     assert worker.metrics.duplicates._value.get() > 0
     batches = len(seen)

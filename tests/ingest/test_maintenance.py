@@ -54,18 +54,26 @@ async def test_redeliveries_within_the_horizon_stay_duplicates_after_pruning(
     pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
     work = Workload(
-        topic_prefix, devices=2, messages=5, values=10,
+        topic_prefix,
+        devices=2,
+        messages=5,
+        values=10,
         start=(datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0),
-    )  # fmt: skip
+    )
     await work.register(pg_url, schema)
     old_partition = await age_the_database(pg_url, schema)
     worker = IngestWorker(
         IngestSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix, ingest_client_id=f"prune-{topic_prefix}",
-            db_retention="5 days", db_maintenance_interval_s=0.2, db_maintenance_batch_rows=4,
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            ingest_client_id=f"prune-{topic_prefix}",
+            db_retention="5 days",
+            db_maintenance_interval_s=0.2,
+            db_maintenance_batch_rows=4,
         )
-    )  # fmt: skip
+    )
     runs = worker.metrics.maintenance_runs.labels("done")
     payloads = work.payloads()
     stop = asyncio.Event()
@@ -111,11 +119,16 @@ async def test_qorgau_ingest_runs_the_maintenance_job_on_its_timer(
     old_partition = await age_the_database(pg_url, schema)
     workers = [
         WorkerProcess(
-            pg_url, schema, mqtt_url, topic_prefix, f"timer-{n}", tmp_path / f"{n}.log",
+            pg_url,
+            schema,
+            mqtt_url,
+            topic_prefix,
+            f"timer-{n}",
+            tmp_path / f"{n}.log",
             env={"QORGAU_DB_RETENTION": "5 days", "QORGAU_DB_MAINTENANCE_INTERVAL_S": "0.3"},
         ).start()
         for n in range(2)
-    ]  # fmt: skip
+    ]
     try:
         for worker in workers:
             worker.wait_ready()

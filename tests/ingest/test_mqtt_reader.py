@@ -66,9 +66,11 @@ class ScriptedSocket:
 
 def inbox_reading(pieces: list[bytes]) -> tuple[mqtt.Inbox, list[tuple[int, bytes]], Any]:
     client = mqtt.build_client(
-        MqttEndpoint.parse("mqtt://127.0.0.1:1"), client_id="t", session_expiry_s=0,
+        MqttEndpoint.parse("mqtt://127.0.0.1:1"),
+        client_id="t",
+        session_expiry_s=0,
         receive_maximum=10,
-    )  # fmt: skip
+    )
     inbox = mqtt.Inbox(client)
     paho: Any = client._client
     handled: list[tuple[int, bytes]] = []

@@ -22,14 +22,26 @@ from ingest.alerting.notifications.texts import (
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 ALERT: dict[str, Any] = {
-    "alert_id": "6f1c7a52-3a0e-5d7c-9a55-0c3f4f6b8e01", "enterprise": "kz-mine",
-    "enterprise_name": "Karaganda mine No 3", "site_name": "North shaft",
-    "workplace": "face-1", "workplace_name": "Longwall face 12", "device": "dev-1",
-    "device_name": "Gas monitor A", "sensor": "dev-1.ch4", "quantity": "gas", "substance": "CH4",
-    "kind": "ceiling", "severity": "critical", "value": 2.345, "unit": "%vol",
-    "threshold": 2.0, "threshold_unit": "%vol", "opened_at": NOW - timedelta(minutes=7),
+    "alert_id": "6f1c7a52-3a0e-5d7c-9a55-0c3f4f6b8e01",
+    "enterprise": "kz-mine",
+    "enterprise_name": "Karaganda mine No 3",
+    "site_name": "North shaft",
+    "workplace": "face-1",
+    "workplace_name": "Longwall face 12",
+    "device": "dev-1",
+    "device_name": "Gas monitor A",
+    "sensor": "dev-1.ch4",
+    "quantity": "gas",
+    "substance": "CH4",
+    "kind": "ceiling",
+    "severity": "critical",
+    "value": 2.345,
+    "unit": "%vol",
+    "threshold": 2.0,
+    "threshold_unit": "%vol",
+    "opened_at": NOW - timedelta(minutes=7),
     "timezone": "Asia/Almaty",
-}  # fmt: skip
+}
 
 
 def test_the_catalogues_have_the_same_msgids_and_no_empty_translation() -> None:
@@ -96,8 +108,12 @@ def test_the_sms_request_follows_the_configured_template() -> None:
 def test_a_language_without_catalogue_falls_back_to_english() -> None:
     catalogues = Catalogues()
     subject, text = render(
-        catalogues, language="de", event="raised", alert=ALERT, actions=load_alert_actions(),
+        catalogues,
+        language="de",
+        event="raised",
+        alert=ALERT,
+        actions=load_alert_actions(),
         now=NOW,
-    )  # fmt: skip
+    )
     assert text.startswith("Alert: ceiling exceeded.")
     assert "Longwall face 12" in subject

@@ -74,14 +74,33 @@ def record(
     now = at or datetime.now(UTC)
     state = {"acknowledged": "acknowledged", "resolved": "resolved"}.get(transition, "open")
     return AlertRecord(
-        alert_id=alert_id, transition=transition, state=state, enterprise=ENT, device="dev-1",
-        sensor="dev-1.h2s", sensor_id=None, workplace=workplace, quantity="gas",
-        substance="H2S", kind=kind, severity=severity, value=31.5, unit="mg/m3",
-        threshold=20.0, threshold_unit="mg/m3", time_left_s=None,
-        message="H2S above the ceiling", opened_at=now - timedelta(minutes=3), at=now,
-        escalations=0, actor=actor, comment=None, reason=None,
-        source="api" if actor else "engine", action=action,
-    )  # fmt: skip
+        alert_id=alert_id,
+        transition=transition,
+        state=state,
+        enterprise=ENT,
+        device="dev-1",
+        sensor="dev-1.h2s",
+        sensor_id=None,
+        workplace=workplace,
+        quantity="gas",
+        substance="H2S",
+        kind=kind,
+        severity=severity,
+        value=31.5,
+        unit="mg/m3",
+        threshold=20.0,
+        threshold_unit="mg/m3",
+        time_left_s=None,
+        message="H2S above the ceiling",
+        opened_at=now - timedelta(minutes=3),
+        at=now,
+        escalations=0,
+        actor=actor,
+        comment=None,
+        reason=None,
+        source="api" if actor else "engine",
+        action=action,
+    )
 
 
 async def write(pg_url: str, schema: str, *records: AlertRecord) -> None:
@@ -106,11 +125,15 @@ async def person(
         ident = await save_recipient(
             conn,
             Recipient(
-                id=0, enterprise=ENT, name=name, language=language, channels=tuple(channels),
+                id=0,
+                enterprise=ENT,
+                name=name,
+                language=language,
+                channels=tuple(channels),
                 on_call_start=on_call[0] if on_call else None,
                 on_call_end=on_call[1] if on_call else None,
             ),
-        )  # fmt: skip
+        )
         await store_add_route(
             conn, Route(id=0, enterprise=ENT, recipient_id=ident, level=level, **route)
         )
@@ -148,9 +171,14 @@ def smtp() -> Iterator[SmtpSink]:
 
 def plain_smtp(smtp: SmtpSink, **more: Any) -> NotificationSettings:
     return NotificationSettings(
-        notify_smtp_host="127.0.0.1", notify_smtp_port=smtp.port, notify_smtp_starttls=False,
-        notify_smtp_from="alerts@qorgau.kz", notify_poll_s=0.1, notify_retry_max_s=0.3, **more,
-    )  # fmt: skip
+        notify_smtp_host="127.0.0.1",
+        notify_smtp_port=smtp.port,
+        notify_smtp_starttls=False,
+        notify_smtp_from="alerts@qorgau.kz",
+        notify_poll_s=0.1,
+        notify_retry_max_s=0.3,
+        **more,
+    )
 
 
 @needs_openssl
@@ -165,12 +193,18 @@ async def test_every_channel_delivers_a_text_the_person_understands(
     try:
         async with http_sink() as http:
             await person(
-                pg_url, schema, "Aigerim", [
-                    ("email", "aigerim@mine.kz"), ("telegram", "100200"), ("sms", "+77011234567"),
+                pg_url,
+                schema,
+                "Aigerim",
+                [
+                    ("email", "aigerim@mine.kz"),
+                    ("telegram", "100200"),
+                    ("sms", "+77011234567"),
                     ("webhook", f"{http.url}/hook"),
                 ],
-                language="kk", min_severity="high",
-            )  # fmt: skip
+                language="kk",
+                min_severity="high",
+            )
             await person(pg_url, schema, "Ivan", [("email", "ivan@mine.kz")], language="ru")
             await write(pg_url, schema, record())
             # Planning the same transition again (a replay after a store retry) queues nothing.
@@ -178,16 +212,20 @@ async def test_every_channel_delivers_a_text_the_person_understands(
             assert scalar(pg_url, schema, "SELECT count(*) FROM alert_notifications") == 5
 
             settings = NotificationSettings(
-                notify_smtp_host="127.0.0.1", notify_smtp_port=smtp.port,
-                notify_smtp_starttls=True, notify_smtp_username=SMTP_USER,
-                notify_smtp_password=SMTP_PASSWORD, notify_smtp_from="alerts@qorgau.kz",
+                notify_smtp_host="127.0.0.1",
+                notify_smtp_port=smtp.port,
+                notify_smtp_starttls=True,
+                notify_smtp_username=SMTP_USER,
+                notify_smtp_password=SMTP_PASSWORD,
+                notify_smtp_from="alerts@qorgau.kz",
                 notify_smtp_ca_file=str(tls / "ca.pem"),
-                notify_telegram_token="123:abc", notify_telegram_api_url=http.url,
+                notify_telegram_token="123:abc",
+                notify_telegram_api_url=http.url,
                 notify_sms_url=f"{http.url}/sms",
                 notify_sms_fields='{"recipient": "$phone", "message": "$text", "from": "QORGAU"}',
                 notify_sms_headers='{"X-Api-Key": "sms-key"}',
                 notify_webhook_secret="a-long-notification-secret",
-            )  # fmt: skip
+            )
             async with sender(pg_url, schema, settings) as notifier:
                 while await notifier.step():
                     pass
@@ -231,16 +269,20 @@ async def test_every_channel_delivers_a_text_the_person_understands(
             assert json.loads(hook.body)["alert_id"] == ALERT
 
         attempts = rows(
-            pg_url, schema,
+            pg_url,
+            schema,
             "SELECT n.channel, n.recipient, t.result FROM alert_notification_attempts t "
             "JOIN alert_notifications n ON n.id = t.notification_id ORDER BY n.channel",
-        )  # fmt: skip
+        )
         assert sorted(attempts) == sorted(
             [
-                ("email", "Aigerim", "sent"), ("email", "Ivan", "sent"), ("sms", "Aigerim", "sent"),
-                ("telegram", "Aigerim", "sent"), ("webhook", "Aigerim", "sent"),
+                ("email", "Aigerim", "sent"),
+                ("email", "Ivan", "sent"),
+                ("sms", "Aigerim", "sent"),
+                ("telegram", "Aigerim", "sent"),
+                ("webhook", "Aigerim", "sent"),
             ]
-        )  # fmt: skip
+        )
     finally:
         smtp.stop()
 
@@ -291,9 +333,11 @@ async def test_a_channel_down_for_a_while_delays_and_loses_nothing(
 
     def retried() -> tuple[int, int]:
         found = rows(
-            pg_url, schema, "SELECT count(*), count(DISTINCT notification_id) "
+            pg_url,
+            schema,
+            "SELECT count(*), count(DISTINCT notification_id) "
             "FROM alert_notification_attempts WHERE result = 'retry'",
-        )[0]  # fmt: skip
+        )[0]
         return int(found[0]), int(found[1])
 
     async with sender(pg_url, schema, plain_smtp(smtp)) as notifier:
@@ -325,9 +369,10 @@ async def test_a_channel_down_for_a_while_delays_and_loses_nothing(
     states = rows(pg_url, schema, "SELECT state, count(*) FROM alert_notifications GROUP BY 1")
     assert states == [("sent", 15)]
     errors = rows(
-        pg_url, schema,
+        pg_url,
+        schema,
         "SELECT DISTINCT error FROM alert_notification_attempts WHERE result = 'retry'",
-    )  # fmt: skip
+    )
     assert all("SMTP" in e[0] or "onnect" in e[0] for e in errors), errors
 
 
@@ -357,10 +402,11 @@ async def test_escalation_deadlines_survive_a_restart_and_stop_at_acknowledgemen
     reminded = smtp.to("sup@mine.kz")[1]
     assert "Напоминание" in reminded.text
     late = scalar(
-        pg_url, schema,
+        pg_url,
+        schema,
         "SELECT max(extract(epoch FROM sent_at - due_at)) FROM alert_notifications "
         "WHERE event = 'escalation'",
-    )  # fmt: skip
+    )
     assert late > 0  # sent after the deadline it waited for, never before
 
     # Acknowledged: the director is never told.
@@ -430,9 +476,11 @@ async def test_the_engine_restarted_mid_escalation_escalates_on_time(
     escalates to level 1 from the stored deadline."""
 
     for name, value in {
-        "QORGAU_NOTIFY_SMTP_HOST": "127.0.0.1", "QORGAU_NOTIFY_SMTP_PORT": str(smtp.port),
-        "QORGAU_NOTIFY_SMTP_STARTTLS": "false", "QORGAU_NOTIFY_POLL_S": "0.1",
-    }.items():  # fmt: skip
+        "QORGAU_NOTIFY_SMTP_HOST": "127.0.0.1",
+        "QORGAU_NOTIFY_SMTP_PORT": str(smtp.port),
+        "QORGAU_NOTIFY_SMTP_STARTTLS": "false",
+        "QORGAU_NOTIFY_POLL_S": "0.1",
+    }.items():
         monkeypatch.setenv(name, value)
     await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
     conn = await connect_async(pg_url, schema, autocommit=True)

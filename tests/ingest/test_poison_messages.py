@@ -58,9 +58,14 @@ class Corpus:
     def channel(self, device: str, seq: int, values: list[Any], **override: Any) -> dict[str, Any]:
         t0 = self.base + timedelta(seconds=10 * seq)
         return {
-            "sensor": f"{device}.noise", "quantity": "noise_laeq", "unit": "dB(A)",
-            "t0": t0.isoformat(), "period_s": 1.0, "values": values, **override,
-        }  # fmt: skip
+            "sensor": f"{device}.noise",
+            "quantity": "noise_laeq",
+            "unit": "dB(A)",
+            "t0": t0.isoformat(),
+            "period_s": 1.0,
+            "values": values,
+            **override,
+        }
 
     def body(self, device: str, seq: int, *channels: dict[str, Any]) -> bytes:
         message = {"v": 1, "device": device, "seq": seq, "channels": list(channels)}
@@ -89,12 +94,14 @@ class Corpus:
         self.add_bad(d, b"[1, 2, 3]", "schema")
         self.add_bad(d, b'"readings"', "schema")
         self.add_bad(d, self.body(d, 2**70, self.channel(d, 0, [80.0])), "schema")
-        self.add_bad(d, self.body(d, seq).replace(b"[]", b"[" + b"9" * 5000 + b"]"),
-                     "malformed_json")  # fmt: skip
+        self.add_bad(
+            d, self.body(d, seq).replace(b"[]", b"[" + b"9" * 5000 + b"]"), "malformed_json"
+        )
         self.add_bad(d, b'{"v": ' + b"[" * 500 + b"]" * 500 + b"}", "unsupported_version")
         # Refused channel by channel (the message is known, its channel is not stored).
-        self.add_bad(d, self.body(d, seq + 1, self.channel(d, 0, [80.0], extra=nested(30))),
-                     "too_deep")  # fmt: skip
+        self.add_bad(
+            d, self.body(d, seq + 1, self.channel(d, 0, [80.0], extra=nested(30))), "too_deep"
+        )
         gas = {"quantity": "gas", "unit": "mg/m3"}
         for n, substance in enumerate(["C\ud800O", "C\x00O"]):  # not storable text
             bad = self.channel(d, 0, [1.0], **gas, substance=substance)
@@ -102,8 +109,11 @@ class Corpus:
         late = self.channel(d, 0, [80.0, 81.0], t0="9999-12-31T23:59:00Z", period_s=3600.0)
         self.add_bad(d, self.body(d, seq + 4, late), "schema")
         # A device naming a sensor after another device: never registered (auto-registration on).
-        self.add_bad(d, self.body(d, seq + 5, self.channel(d, 0, [80.0], sensor="pdev-2.noise")),
-                     "foreign_sensor")  # fmt: skip
+        self.add_bad(
+            d,
+            self.body(d, seq + 5, self.channel(d, 0, [80.0], sensor="pdev-2.noise")),
+            "foreign_sensor",
+        )
         # Samples refused one by one: these are only NaN or infinite, so nothing is stored.
         self.add_bad(
             d, self.body(d, seq + 6, self.channel(d, 0, [math.nan, math.inf])), "non_finite"
@@ -128,17 +138,29 @@ async def register(url: str, schema: str) -> dict[str, int]:
         ids = {}
         for device in DEVICES:
             device_id = await upsert_device(conn, enterprise, device)
-            sensor = await upsert_sensor(conn, device_id, f"{device}.noise", quantity="noise_laeq",
-                                         unit="dB(A)", min_value=30.0, max_value=140.0)  # fmt: skip
+            sensor = await upsert_sensor(
+                conn,
+                device_id,
+                f"{device}.noise",
+                quantity="noise_laeq",
+                unit="dB(A)",
+                min_value=30.0,
+                max_value=140.0,
+            )
             ids[sensor.code] = sensor.id
     return ids
 
 
 def settings(pg_url: str, schema: str, mqtt_url: str, prefix: str, **extra: Any) -> IngestSettings:
     return IngestSettings(
-        database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url, topic_prefix=prefix,
-        ingest_client_id=f"poison-{prefix}", ingest_retry_max_s=0.3, **extra,
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        mqtt_url=mqtt_url,
+        topic_prefix=prefix,
+        ingest_client_id=f"poison-{prefix}",
+        ingest_retry_max_s=0.3,
+        **extra,
+    )
 
 
 async def publish(url: str, messages: list[tuple[str, bytes]]) -> None:
@@ -209,8 +231,11 @@ async def test_hostile_messages_between_good_ones_through_a_restart(
     # Nothing the content did counts as a processing failure.
     assert scalar(pg_url, schema, "SELECT count(*) FROM dead_letters") == 0
     assert second.metrics.processing_failures.labels("validate")._value.get() == 0
-    sensors = rows(pg_url, schema, "SELECT s.code FROM sensors s JOIN devices d ON d.id = "
-                   "s.device_id WHERE d.code = 'pdev-1'")  # fmt: skip
+    sensors = rows(
+        pg_url,
+        schema,
+        "SELECT s.code FROM sensors s JOIN devices d ON d.id = s.device_id WHERE d.code = 'pdev-1'",
+    )
     assert sensors == [("pdev-1.noise",)], "no sensor named after another device"
 
 
@@ -224,17 +249,28 @@ def execute(pg_url: str, schema: str, statement: sql.Composed) -> None:
 
 def refuse_writes(pg_url: str, schema: str, table: str, condition: str) -> None:
     """A fault of the database that is not an outage: a trigger refusing some rows."""
-    execute(pg_url, schema, sql.SQL(
-        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'test fault: this row is refused'; END $$; "
-        "CREATE TRIGGER refuse BEFORE INSERT ON {t} FOR EACH ROW WHEN ({c}) EXECUTE FUNCTION {f}()"
-    ).format(f=sql.Identifier(schema, "refuse"), t=sql.Identifier(schema, table),
-             c=sql.SQL(condition)))  # fmt: skip
+    execute(
+        pg_url,
+        schema,
+        sql.SQL(
+            "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'test fault: this row is refused'; END $$; "
+            "CREATE TRIGGER refuse BEFORE INSERT ON {t} FOR EACH ROW WHEN ({c}) "
+            "EXECUTE FUNCTION {f}()"
+        ).format(
+            f=sql.Identifier(schema, "refuse"),
+            t=sql.Identifier(schema, table),
+            c=sql.SQL(condition),
+        ),
+    )
 
 
 def allow_writes(pg_url: str, schema: str, table: str) -> None:
-    execute(pg_url, schema, sql.SQL("DROP TRIGGER refuse ON {t}").format(
-        t=sql.Identifier(schema, table)))  # fmt: skip
+    execute(
+        pg_url,
+        schema,
+        sql.SQL("DROP TRIGGER refuse ON {t}").format(t=sql.Identifier(schema, table)),
+    )
 
 
 async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -252,16 +288,29 @@ async def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]
     ],
 )
 async def test_a_message_that_keeps_failing_becomes_a_dead_letter_and_replays(
-    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    stage: str, table: str, condition: str,
-) -> None:  # fmt: skip
+    pg_url: str,
+    mqtt_url: str,
+    schema: str,
+    topic_prefix: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    table: str,
+    condition: str,
+) -> None:
     ids = await register(pg_url, schema)
     corpus = Corpus(topic_prefix)
     corpus.build(messages_per_device=6)
     poison_topic = corpus.topic("pdev-1")
-    dust = corpus.channel("pdev-1", 3, [0.5, 0.6], sensor="pdev-1.dust", quantity="dust",
-                          unit="mg/m3", substance="silica_10_70")  # fmt: skip
+    dust = corpus.channel(
+        "pdev-1",
+        3,
+        [0.5, 0.6],
+        sensor="pdev-1.dust",
+        quantity="dust",
+        unit="mg/m3",
+        substance="silica_10_70",
+    )
     if stage == "validate":  # the same message, with a sensor that cannot be registered
         corpus.good[6] = (poison_topic, corpus.body("pdev-1", 3, dust))
     pdev_1 = scalar(pg_url, schema, "SELECT id FROM devices WHERE code = 'pdev-1'")
@@ -277,9 +326,15 @@ async def test_a_message_that_keeps_failing_becomes_a_dead_letter_and_replays(
         await publish(mqtt_url, corpus.good)
         await eventually(lambda: worker.status().dead_letters == 1, what="a dead letter")
         # The rest of the stream went on: everything but the poison message is stored.
-        others = [r for r in corpus.expected if not (r[0] == "pdev-1.noise" and
-                  r[1] >= datetime_to_us(corpus.base + timedelta(seconds=30)) and
-                  r[1] < datetime_to_us(corpus.base + timedelta(seconds=40)))]  # fmt: skip
+        others = [
+            r
+            for r in corpus.expected
+            if not (
+                r[0] == "pdev-1.noise"
+                and r[1] >= datetime_to_us(corpus.base + timedelta(seconds=30))
+                and r[1] < datetime_to_us(corpus.base + timedelta(seconds=40))
+            )
+        ]
         await eventually(lambda: stored(pg_url, schema)[0] == len(others), what="the others")
         await worker.flush(10)
         assert worker.status().unacknowledged == 0, "the dead letter is acknowledged"
@@ -298,8 +353,9 @@ async def test_a_message_that_keeps_failing_becomes_a_dead_letter_and_replays(
         server.close()
         await server.wait_closed()
 
-    letter = rows(pg_url, schema, "SELECT stage, topic, device, attempts, error, payload "
-                  "FROM dead_letters")  # fmt: skip
+    letter = rows(
+        pg_url, schema, "SELECT stage, topic, device, attempts, error, payload FROM dead_letters"
+    )
     assert len(letter) == 1
     got_stage, topic, device, attempts, error, payload = letter[0]
     assert (got_stage, topic, device, attempts) == (stage, poison_topic, "pdev-1", 3)
@@ -321,13 +377,17 @@ async def test_a_message_that_keeps_failing_becomes_a_dead_letter_and_replays(
     assert code == 0, out
     assert "replayed 1, failed 0" in out
     poison = json.loads(bytes(payload))["channels"][0]
-    expected = [(c, t, v) for c, t, v in corpus.expected if (c, t, v) in others or
-                (c == poison["sensor"] and stage == "write")]  # fmt: skip
+    expected = [
+        (c, t, v)
+        for c, t, v in corpus.expected
+        if (c, t, v) in others or (c == poison["sensor"] and stage == "write")
+    ]
     if stage == "validate":
         t0 = datetime_to_us(datetime.fromisoformat(poison["t0"]))
         expected += [("pdev-1.dust", t0 + i * 1_000_000, v) for i, v in enumerate(poison["values"])]
-        ids["pdev-1.dust"] = scalar(pg_url, schema, "SELECT id FROM sensors WHERE code = %s",
-                                    ["pdev-1.dust"])  # fmt: skip
+        ids["pdev-1.dust"] = scalar(
+            pg_url, schema, "SELECT id FROM sensors WHERE code = %s", ["pdev-1.dust"]
+        )
     assert stored_rows(pg_url, schema) == sorted((ids[c], t, v) for c, t, v in expected)
     code, out = await cli(capsys, "list")
     assert "no dead letters waiting for a replay" in out

@@ -79,7 +79,12 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
     mqtt = rabbitmq_cluster.mqtt_urls
     workers = [
         WorkerProcess(
-            pg_url, schema, mqtt[0], topic_prefix, f"w{i}", tmp_path / f"w{i}.log",
+            pg_url,
+            schema,
+            mqtt[0],
+            topic_prefix,
+            f"w{i}",
+            tmp_path / f"w{i}.log",
             env={
                 "QORGAU_BROKER": "rabbitmq",
                 # Each worker starts on its own node and moves on along the list.
@@ -89,7 +94,7 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
             },
         ).start()
         for i in range(2)
-    ]  # fmt: skip
+    ]
     publishers: list[FailoverPublisher] = []
     try:
         for worker in workers:
@@ -152,10 +157,15 @@ async def test_a_worker_acknowledges_only_what_it_committed_and_leaves_nothing_b
     workload = Workload(prefix=topic_prefix, devices=5, messages=40, values=5)
     await workload.register(pg_url, schema)
     settings = IngestSettings(
-        database_url=pg_url, database_schema=schema, topic_prefix=topic_prefix, broker="rabbitmq",
-        amqp_url=",".join(rabbitmq_cluster.amqp_urls), ingest_share_group=queue,
-        ingest_receive_maximum=50, ingest_client_id=f"ingest-{topic_prefix}",
-    )  # fmt: skip
+        database_url=pg_url,
+        database_schema=schema,
+        topic_prefix=topic_prefix,
+        broker="rabbitmq",
+        amqp_url=",".join(rabbitmq_cluster.amqp_urls),
+        ingest_share_group=queue,
+        ingest_receive_maximum=50,
+        ingest_client_id=f"ingest-{topic_prefix}",
+    )
     worker = make_worker(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -179,16 +189,23 @@ async def test_a_worker_acknowledges_only_what_it_committed_and_leaves_nothing_b
         stop.set()
         await asyncio.wait_for(task, 60)
         assert exactly_once(pg_url, schema, expected) == {
-            "stored": expected, "lost": 0, "duplicated": 0,
-        }  # fmt: skip
+            "stored": expected,
+            "lost": 0,
+            "duplicated": 0,
+        }
         assert worker.metrics.duplicates._value.get() == 0
         assert worker.metrics.mqtt_reconnects._value.get() == 0
 
         def left_in_queue() -> tuple[int, int]:
             out = rabbitmq_cluster.ctl(
-                rabbitmq_cluster.any_running(), "list_queues", "name", "messages",
-                "messages_unacknowledged", "--formatter", "json",
-            )  # fmt: skip
+                rabbitmq_cluster.any_running(),
+                "list_queues",
+                "name",
+                "messages",
+                "messages_unacknowledged",
+                "--formatter",
+                "json",
+            )
             row = next(r for r in json.loads(out) if r["name"] == queue)
             return row["messages"], row["messages_unacknowledged"]
 

@@ -32,8 +32,7 @@ def session_present(url: str, client_id: str) -> bool:
         answer["present"] = bool(flags.session_present)
         connected.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv5)  # fmt: skip
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     client.on_connect = on_connect
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0
@@ -51,16 +50,22 @@ async def test_a_retired_worker_hands_in_its_share_and_leaves_the_group(
     pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
     first = Workload(
-        topic_prefix, devices=6, messages=20, values=10,
+        topic_prefix,
+        devices=6,
+        messages=20,
+        values=10,
         start=(datetime.now(UTC) - timedelta(hours=6)).replace(microsecond=0),
-    )  # fmt: skip
+    )
     await first.register(pg_url, schema)
 
     def settings(client_id: str) -> IngestSettings:
         return IngestSettings(
-            database_url=pg_url, database_schema=schema, mqtt_url=mqtt_url,
-            topic_prefix=topic_prefix, ingest_client_id=client_id,
-        )  # fmt: skip
+            database_url=pg_url,
+            database_schema=schema,
+            mqtt_url=mqtt_url,
+            topic_prefix=topic_prefix,
+            ingest_client_id=client_id,
+        )
 
     gone_id = f"gone-{topic_prefix}"
     stays = IngestWorker(settings(f"stays-{topic_prefix}"))
@@ -89,9 +94,13 @@ async def test_a_retired_worker_hands_in_its_share_and_leaves_the_group(
 
         # The group is one worker now: it takes everything, at once.
         later = Workload(
-            topic_prefix, devices=6, messages=10, values=10, first_seq=first.messages,
+            topic_prefix,
+            devices=6,
+            messages=10,
+            values=10,
+            first_seq=first.messages,
             start=first.start,
-        )  # fmt: skip
+        )
         before = stays.metrics.messages_committed._value.get()
         publisher = ReliablePublisher(mqtt_url, later.payloads())
         publisher.start()

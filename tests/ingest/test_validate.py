@@ -26,9 +26,16 @@ WINDOW = TimeWindow.around(NOW, max_past_s=30 * 86_400, max_future_s=300)
 
 def sensor(code: str = "d1.co", **kw: object) -> SensorInfo:
     fields: dict[str, object] = {
-        "id": 10, "device_id": 1, "code": code, "quantity": "gas", "unit": "mg/m3",
-        "substance": "CO", "workplace_id": None, "min_value": 0.0, "max_value": 500.0,
-    }  # fmt: skip
+        "id": 10,
+        "device_id": 1,
+        "code": code,
+        "quantity": "gas",
+        "unit": "mg/m3",
+        "substance": "CO",
+        "workplace_id": None,
+        "min_value": 0.0,
+        "max_value": 500.0,
+    }
     fields.update(kw)
     return SensorInfo(**fields)  # type: ignore[arg-type]
 
@@ -42,9 +49,14 @@ def device(*sensors: SensorInfo) -> DeviceInfo:
 
 def co(values: list[float], t0: datetime = NOW - timedelta(minutes=1), **kw: object) -> Channel:
     fields: dict[str, object] = {
-        "sensor": "d1.co", "quantity": Quantity.GAS, "unit": "mg/m3", "substance": "CO",
-        "t0": t0, "period_s": 1.0, "values": values,
-    }  # fmt: skip
+        "sensor": "d1.co",
+        "quantity": Quantity.GAS,
+        "unit": "mg/m3",
+        "substance": "CO",
+        "t0": t0,
+        "period_s": 1.0,
+        "values": values,
+    }
     fields.update(kw)
     return Channel(**fields)
 
@@ -92,10 +104,21 @@ def test_bad_samples_are_quarantined_and_their_neighbours_kept() -> None:
 
 
 def test_a_sensor_without_a_registered_range_gets_the_physical_one() -> None:
-    noise = sensor("d1.noise", quantity="noise_laeq", unit="dB(A)", substance=None,
-                   min_value=None, max_value=None)  # fmt: skip
-    channel = co([85.0, 300.0, -80.0, 249.0], sensor="d1.noise", quantity=Quantity.NOISE_LAEQ,
-                 unit="dB(A)", substance=None)  # fmt: skip
+    noise = sensor(
+        "d1.noise",
+        quantity="noise_laeq",
+        unit="dB(A)",
+        substance=None,
+        min_value=None,
+        max_value=None,
+    )
+    channel = co(
+        [85.0, 300.0, -80.0, 249.0],
+        sensor="d1.noise",
+        quantity=Quantity.NOISE_LAEQ,
+        unit="dB(A)",
+        substance=None,
+    )
     out = check(channel, dev=device(noise))
     assert out.channels[0].values.tolist() == [85.0, 249.0]
     assert [r.reason for r in out.rejections] == [RejectReason.OUT_OF_RANGE]

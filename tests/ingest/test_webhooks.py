@@ -39,10 +39,18 @@ def test_signature_verifies_and_rejects_tampering_and_replays() -> None:
 def _message(kind: str = "ceiling", severity: str = "critical") -> AlertMessage:
     now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     return AlertMessage(
-        alert_id="6f0b7c52-3c1e-4d7a-9a55-2b4f1f0d6a11", transition="opened", state="open",
-        kind=kind, severity=severity, enterprise="acme", device="d", message="m", at=now,
-        opened_at=now, sent_at=now,
-    )  # fmt: skip
+        alert_id="6f0b7c52-3c1e-4d7a-9a55-2b4f1f0d6a11",
+        transition="opened",
+        state="open",
+        kind=kind,
+        severity=severity,
+        enterprise="acme",
+        device="d",
+        message="m",
+        at=now,
+        opened_at=now,
+        sent_at=now,
+    )
 
 
 async def test_delivery_retries_until_the_receiver_accepts_and_filters_by_preference() -> None:
@@ -157,9 +165,14 @@ async def _dispatch(
 
     metrics = AlertMetrics()
     dispatcher = WebhookDispatcher(
-        load, metrics, record=outcomes, retry_base_s=0.01, refresh_s=0.05,
-        max_attempts=max_attempts, transport=transport,
-    )  # fmt: skip
+        load,
+        metrics,
+        record=outcomes,
+        retry_base_s=0.01,
+        refresh_s=0.05,
+        max_attempts=max_attempts,
+        transport=transport,
+    )
     stop = asyncio.Event()
     runner = asyncio.create_task(dispatcher.run(stop))
     try:

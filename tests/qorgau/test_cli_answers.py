@@ -27,8 +27,12 @@ def qorgau(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
     return subprocess.run(
         [sys.executable, "-m", "qorgau.cli", *args],
-        cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def one_line(stderr: str) -> str:
@@ -79,8 +83,10 @@ def test_the_demo_settings_file_is_found_by_other_commands(pg_url: str, tmp_path
     """A file as ``qorgau demo`` writes it, in the folder the demo runs in: ``qorgau db
     upgrade`` and ``qorgau tokens`` there use its database without any variable set."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    write_env_file(tmp_path / DEFAULT_ENV_FILE,
-                   {"QORGAU_DATABASE_URL": pg_url, "QORGAU_DATABASE_SCHEMA": schema})  # fmt: skip
+    write_env_file(
+        tmp_path / DEFAULT_ENV_FILE,
+        {"QORGAU_DATABASE_URL": pg_url, "QORGAU_DATABASE_SCHEMA": schema},
+    )
     try:
         upgraded = qorgau("db", "upgrade", cwd=tmp_path)
         assert upgraded.returncode == 0, upgraded.stderr
@@ -104,8 +110,10 @@ def many_sensors_csv(path: Path, sensors: int = 150) -> Path:
     """Readings of ``sensors`` noise sensors: JSON output far beyond a pipe's 64 KiB buffer."""
     lines = ["time,sensor,quantity,unit,substance,value"]
     for n in range(sensors):
-        lines += [f"2026-11-23T08:0{m}:00+05:00,noise-{n},noise_laeq,dB(A),,{80 + n % 9}"
-                  for m in range(3)]  # fmt: skip
+        lines += [
+            f"2026-11-23T08:0{m}:00+05:00,noise-{n},noise_laeq,dB(A),,{80 + n % 9}"
+            for m in range(3)
+        ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -127,8 +135,14 @@ def test_broken_pipe_leaves_no_traceback(tmp_path: Path) -> None:
         f"'{sys.executable}' -m qorgau.cli assess --json --csv '{readings}' 2>'{tmp_path}/err' "
         "| head -c 20 >/dev/null; echo ${PIPESTATUS[0]}"
     )
-    done = subprocess.run(["bash", "-c", pipeline], cwd=tmp_path, env=clean,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", pipeline],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (tmp_path / "err").read_text() == ""
     assert done.stdout.strip() == "141"  # the output did outgrow the pipe: the reader left
 
@@ -149,13 +163,25 @@ def test_numpy_warnings_stay_out_of_user_output(tmp_path: Path) -> None:
         "np.log10(np.zeros(3)); np.mean(np.empty(0))\n"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert done.stderr == ""
     unfiltered = code.replace("cli._keep_warnings_out()", "")
-    loud = subprocess.run([sys.executable, "-c", unfiltered], cwd=tmp_path, env=clean,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    loud = subprocess.run(
+        [sys.executable, "-c", unfiltered],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "RuntimeWarning" in loud.stderr  # the check above can fail
 
 
@@ -188,9 +214,13 @@ def test_demo_writes_its_settings_for_the_commands_beside_it() -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
     clean["QORGAU_API_PORT"] = str(free_port())
     demo = subprocess.Popen(
-        [sys.executable, "-m", "qorgau.cli", "demo"], cwd=tmp_path, env=clean,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "qorgau.cli", "demo"],
+        cwd=tmp_path,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert demo.stdout is not None
     env_file = tmp_path / DEFAULT_ENV_FILE
     try:

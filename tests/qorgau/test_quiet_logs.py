@@ -43,8 +43,14 @@ assert render(report, "pdf", lang="kk").startswith(b"%PDF")
 def test_third_party_info_logs_stay_quiet(level: str, quiet: bool, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QORGAU_")}
     env["QORGAU_LOG_LEVEL"] = level
-    done = subprocess.run([sys.executable, "-c", RENDER_ONE_REPORT], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", RENDER_ONE_REPORT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     font_lines = [line for line in done.stderr.splitlines() if "fontTools" in line]
     if quiet:

@@ -37,9 +37,13 @@ pytestmark = [pytest.mark.anyio, pytest.mark.services, pytest.mark.plain]
 DAY = timedelta(days=1)
 WINDOW: dict[str, Any] = {"max_past_s": 28 * 86_400.0, "max_future_s": 300.0}
 POLICY = MaintenancePolicy(
-    retention="5 days", rollup_retention="3 days", dedupe_horizon="30 days",
-    quarantine_retention="90 days", batch_rows=10, **WINDOW,
-)  # fmt: skip
+    retention="5 days",
+    rollup_retention="3 days",
+    dedupe_horizon="30 days",
+    quarantine_retention="90 days",
+    batch_rows=10,
+    **WINDOW,
+)
 SENSORS = (7, 8)
 
 

@@ -167,9 +167,10 @@ async def test_span_totals_are_exact_and_decibels_are_energy_averaged(
 async def test_two_levels_combine_as_energy_not_as_numbers(backend_schema: BackendSchema) -> None:
     t = datetime_to_us(START)
     block = ReadingBlock(
-        np.array([t, t + 1_000_000], np.int64), np.array([NOISE, NOISE], np.int32),
+        np.array([t, t + 1_000_000], np.int64),
+        np.array([NOISE, NOISE], np.int32),
         np.array([80.0, 100.0]),
-    )  # fmt: skip
+    )
     await store(backend_schema, block, pieces=2)
     conn = await connect_async(backend_schema.url, backend_schema.schema, autocommit=True)
     async with conn:

@@ -57,11 +57,17 @@ def device_offline(
             int(i),
             AlertKind.DEVICE_OFFLINE,
             Observation(
-                bool(offline[i]), bool(back[i]), now, 0.0, 0.0,
-                a.kinds[AlertKind.DEVICE_OFFLINE].severity, "", "",
+                bool(offline[i]),
+                bool(back[i]),
+                now,
+                0.0,
+                0.0,
+                a.kinds[AlertKind.DEVICE_OFFLINE].severity,
+                "",
+                "",
                 lambda: f"device {spec.device} reports that it is offline",
             ),
-        )  # fmt: skip
+        )
 
 
 def sensor_silent(
@@ -91,10 +97,17 @@ def sensor_silent(
             int(i),
             AlertKind.SENSOR_SILENT,
             Observation(
-                bool(silent[i]), bool(talking[i] or dev_offline[i]), now, float(silent_s[i]),
-                float(limit[i]), a.kinds[AlertKind.SENSOR_SILENT].severity, "s", "s", msg,
+                bool(silent[i]),
+                bool(talking[i] or dev_offline[i]),
+                now,
+                float(silent_s[i]),
+                float(limit[i]),
+                a.kinds[AlertKind.SENSOR_SILENT].severity,
+                "s",
+                "s",
+                msg,
             ),
-        )  # fmt: skip
+        )
 
 
 def sequence_gap(
@@ -123,10 +136,17 @@ def sequence_gap(
             int(i),
             AlertKind.SEQUENCE_GAP,
             Observation(
-                bool(gap[i]), not bool(gap[i]), now, float(missing[i]), 0.0,
-                a.kinds[AlertKind.SEQUENCE_GAP].severity, "messages", "messages", msg,
+                bool(gap[i]),
+                not bool(gap[i]),
+                now,
+                float(missing[i]),
+                0.0,
+                a.kinds[AlertKind.SEQUENCE_GAP].severity,
+                "messages",
+                "messages",
+                msg,
             ),
-        )  # fmt: skip
+        )
 
 
 def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: IntArray) -> None:
@@ -147,10 +167,17 @@ def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: In
             int(i),
             AlertKind.CALIBRATION_OVERDUE,
             Observation(
-                bool(overdue[i]), bool(fine[i]), now, days, 0.0,
-                a.kinds[AlertKind.CALIBRATION_OVERDUE].severity, "d", "d", msg,
+                bool(overdue[i]),
+                bool(fine[i]),
+                now,
+                days,
+                0.0,
+                a.kinds[AlertKind.CALIBRATION_OVERDUE].severity,
+                "d",
+                "d",
+                msg,
             ),
-        )  # fmt: skip
+        )
 
 
 __all__ = [

@@ -75,10 +75,17 @@ def ceilings(
                 s,
                 kind,
                 Observation(
-                    bool(active[i]), bool(clear[i]), float(t[i]), value, limit, severity,
-                    spec.unit, spec.unit, msg,
+                    bool(active[i]),
+                    bool(clear[i]),
+                    float(t[i]),
+                    value,
+                    limit,
+                    severity,
+                    spec.unit,
+                    spec.unit,
+                    msg,
                 ),
-            )  # fmt: skip
+            )
 
 
 def floors(
@@ -113,10 +120,17 @@ def floors(
                 s,
                 kind,
                 Observation(
-                    bool(active[i]), bool(clear[i]), float(t[i]), value, limit,
-                    a.kinds[kind].severity, spec.unit, spec.unit, msg,
+                    bool(active[i]),
+                    bool(clear[i]),
+                    float(t[i]),
+                    value,
+                    limit,
+                    a.kinds[kind].severity,
+                    spec.unit,
+                    spec.unit,
+                    msg,
                 ),
-            )  # fmt: skip
+            )
 
 
 __all__ = ["ceilings", "floors"]

@@ -74,9 +74,13 @@ def projected_exposure(state: DetectorState, touched: IntArray, t: FloatArray, s
         level = th.projection_levels[j]
         severity = th.projection_severities[j]
         time_left = time_to_level(
-            int(kk[i]), level, float(state.proj_k[s]), float(state.shift_sum[s]),
-            float(rate[i]), value,
-        )  # fmt: skip
+            int(kk[i]),
+            level,
+            float(state.proj_k[s]),
+            float(state.shift_sum[s]),
+            float(rate[i]),
+            value,
+        )
         at_s = float(tt[i])
         shift_end = float(end[i])
 
@@ -101,10 +105,18 @@ def projected_exposure(state: DetectorState, touched: IntArray, t: FloatArray, s
             s,
             AlertKind.PROJECTED_EXPOSURE,
             Observation(
-                bool(active[i]), bool(clear[i]), float(tt[i]), value, level, severity,
-                th.projection_unit, th.projection_unit, msg, time_left,
+                bool(active[i]),
+                bool(clear[i]),
+                float(tt[i]),
+                value,
+                level,
+                severity,
+                th.projection_unit,
+                th.projection_unit,
+                msg,
+                time_left,
             ),
-        )  # fmt: skip
+        )
 
 
 __all__ = ["projected_exposure", "running_projections"]

@@ -44,10 +44,17 @@ def flatline(state: DetectorState, touched: IntArray, t: FloatArray, st: Stepper
             s,
             AlertKind.FLATLINE,
             Observation(
-                bool(flat[i]), bool(not_flat[i]), float(t[i]), float(vmax[i]),
-                a.flatline_window_s, a.kinds[AlertKind.FLATLINE].severity, spec.unit, "s", msg,
+                bool(flat[i]),
+                bool(not_flat[i]),
+                float(t[i]),
+                float(vmax[i]),
+                a.flatline_window_s,
+                a.kinds[AlertKind.FLATLINE].severity,
+                spec.unit,
+                "s",
+                msg,
             ),
-        )  # fmt: skip
+        )
 
 
 def out_of_range(state: DetectorState, touched: IntArray, t: FloatArray, st: Stepper) -> None:
@@ -69,10 +76,17 @@ def out_of_range(state: DetectorState, touched: IntArray, t: FloatArray, st: Ste
             s,
             AlertKind.OUT_OF_RANGE,
             Observation(
-                bool(active[i]), not bool(active[i]), float(t[i]), float(bad[i]), 0.0,
-                a.kinds[AlertKind.OUT_OF_RANGE].severity, "samples", "samples", msg,
+                bool(active[i]),
+                not bool(active[i]),
+                float(t[i]),
+                float(bad[i]),
+                0.0,
+                a.kinds[AlertKind.OUT_OF_RANGE].severity,
+                "samples",
+                "samples",
+                msg,
             ),
-        )  # fmt: skip
+        )
 
 
 __all__ = ["flatline", "out_of_range"]

@@ -51,11 +51,17 @@ def short_term_mean(
             s,
             AlertKind.SHORT_TERM,
             Observation(
-                bool(active[i]), bool(clear[i]), float(t[has][i]), float(mean[i]),
-                float(lim[i]), a.kinds[AlertKind.SHORT_TERM].severity, spec.unit, spec.unit,
+                bool(active[i]),
+                bool(clear[i]),
+                float(t[has][i]),
+                float(mean[i]),
+                float(lim[i]),
+                a.kinds[AlertKind.SHORT_TERM].severity,
+                spec.unit,
+                spec.unit,
                 msg,
             ),
-        )  # fmt: skip
+        )
 
 
 __all__ = ["short_term_mean"]

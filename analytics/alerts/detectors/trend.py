@@ -69,11 +69,18 @@ def trend(state: DetectorState, touched: IntArray, t: FloatArray, st: Stepper) -
             s,
             AlertKind.TREND,
             Observation(
-                bool(active[i]), bool(clear[i]), float(tt[i]), float(latest[i]), float(lim[i]),
-                rule.severity, spec.unit, spec.unit, msg,
+                bool(active[i]),
+                bool(clear[i]),
+                float(tt[i]),
+                float(latest[i]),
+                float(lim[i]),
+                rule.severity,
+                spec.unit,
+                spec.unit,
+                msg,
                 left if math.isfinite(left) and left > 0 else None,
             ),
-        )  # fmt: skip
+        )
 
 
 __all__ = ["trend"]

@@ -114,10 +114,14 @@ class WebhookChannel:
 
     async def send(self, message: Outgoing) -> None:
         body = json.dumps(
-            {"subject": message.subject, "text": message.text, "language": message.language,
-             **message.data},
+            {
+                "subject": message.subject,
+                "text": message.text,
+                "language": message.language,
+                **message.data,
+            },
             default=str,
-        ).encode()  # fmt: skip
+        ).encode()
         await post_signed(
             self.client,
             message.address,

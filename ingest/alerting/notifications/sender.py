@@ -134,8 +134,9 @@ class NotificationSender:
                 failures += 1
                 self._db.discard()
                 delay = backoff_delay_s(failures, cap_s=10.0)
-                log.warning("notifications: database unavailable (%s); retrying in %.1f s",
-                            exc, delay)  # fmt: skip
+                log.warning(
+                    "notifications: database unavailable (%s); retrying in %.1f s", exc, delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 continue
@@ -179,9 +180,14 @@ class NotificationSender:
         for note, (result, error, duration_ms, retry_at) in zip(taken, outcomes, strict=True):
             at = datetime.fromtimestamp(self.clock(), UTC)
             await record_attempt(
-                conn, note.id, at=at, result=result, error=error, duration_ms=duration_ms,
+                conn,
+                note.id,
+                at=at,
+                result=result,
+                error=error,
+                duration_ms=duration_ms,
                 retry_at=retry_at,
-            )  # fmt: skip
+            )
             self.metrics.notifications.labels(note.channel, result).inc()
             if result == "sent":
                 worked.add(note.channel)
@@ -200,12 +206,16 @@ class NotificationSender:
             rounds = self.paused.get(name, (0, 0.0))[0] + 1
             wait = max(
                 self.retry_base_s,
-                backoff_delay_s(rounds, base_s=self.retry_base_s,
-                                cap_s=self.settings.notify_retry_max_s),
-            )  # fmt: skip
+                backoff_delay_s(
+                    rounds, base_s=self.retry_base_s, cap_s=self.settings.notify_retry_max_s
+                ),
+            )
             if rounds == 1:
-                log.warning("notifications: the %s channel fails; its notifications wait in the "
-                            "outbox and one probes it with backoff", name)  # fmt: skip
+                log.warning(
+                    "notifications: the %s channel fails; its notifications wait in the "
+                    "outbox and one probes it with backoff",
+                    name,
+                )
             self.paused[name] = (rounds, self.clock() + wait)
 
     def _actions_of(self, profile: str | None) -> Mapping[str, str]:
@@ -215,8 +225,12 @@ class NotificationSender:
             try:
                 found = load_alert_actions(name)
             except NormsError as exc:
-                log.error("norms profile %r has no usable [alerts.actions] (%s); using %r",
-                          name, exc, self.default_profile)  # fmt: skip
+                log.error(
+                    "norms profile %r has no usable [alerts.actions] (%s); using %r",
+                    name,
+                    exc,
+                    self.default_profile,
+                )
                 found = load_alert_actions(self.default_profile)
             self._actions[name] = found
         return found
@@ -276,8 +290,13 @@ class NotificationSender:
         now = self.clock()
         overdue = now - note.due_at.timestamp() > self.settings.notify_give_up_after_s
         if permanent or overdue:
-            log.warning("notification %s to %s by %s failed: %s", note.id, note.recipient,
-                        note.channel, error)  # fmt: skip
+            log.warning(
+                "notification %s to %s by %s failed: %s",
+                note.id,
+                note.recipient,
+                note.channel,
+                error,
+            )
             return "failed", error, duration_ms, None
         delay = max(
             self.retry_base_s,
@@ -285,6 +304,7 @@ class NotificationSender:
                 note.attempts, base_s=self.retry_base_s, cap_s=self.settings.notify_retry_max_s
             ),
         )
-        log.info("notification %s by %s: %s; retrying in %.0f s", note.id, note.channel,
-                 error, delay)  # fmt: skip
+        log.info(
+            "notification %s by %s: %s; retrying in %.0f s", note.id, note.channel, error, delay
+        )
         return "retry", error, duration_ms, datetime.fromtimestamp(now + delay, UTC)

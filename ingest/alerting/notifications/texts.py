@@ -29,9 +29,15 @@ DOMAIN: Final = "alerts"
 LANGUAGES: Final = localisation.LOCALES
 
 HEALTH_KINDS: Final = frozenset(
-    {"flatline", "out_of_range", "sensor_silent", "sequence_gap", "device_offline",
-     "calibration_overdue"}
-)  # fmt: skip
+    {
+        "flatline",
+        "out_of_range",
+        "sensor_silent",
+        "sequence_gap",
+        "device_offline",
+        "calibration_overdue",
+    }
+)
 
 
 def _(msgid: str) -> str:
@@ -109,8 +115,9 @@ class Catalogues:
             try:
                 found = localisation.translations(language, DOMAIN)
             except (OSError, ValueError) as exc:  # unknown locale, unreadable catalogue
-                log.error("notification texts in %s: no catalogue (%s); sending English",
-                          language, exc)  # fmt: skip
+                log.error(
+                    "notification texts in %s: no catalogue (%s); sending English", language, exc
+                )
                 found = NullTranslations()
             self.translations[language] = found
         return found
@@ -223,7 +230,21 @@ def render(
 def msgids() -> list[str]:
     """Every msgid the texts use but the actions (those come from the norms profiles)."""
     fixed = [
-        SUBJECT, WHERE, MEASURED_WITH_LIMIT, MEASURED, SENSOR, SINCE, TODO, FOOTER, NO_WORKPLACE,
-    ]  # fmt: skip
-    return [*SEVERITY.values(), *KIND.values(), *QUANTITY.values(), *UNIT.values(),
-            *EVENT.values(), *fixed]  # fmt: skip
+        SUBJECT,
+        WHERE,
+        MEASURED_WITH_LIMIT,
+        MEASURED,
+        SENSOR,
+        SINCE,
+        TODO,
+        FOOTER,
+        NO_WORKPLACE,
+    ]
+    return [
+        *SEVERITY.values(),
+        *KIND.values(),
+        *QUANTITY.values(),
+        *UNIT.values(),
+        *EVENT.values(),
+        *fixed,
+    ]
