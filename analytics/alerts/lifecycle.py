@@ -37,7 +37,7 @@ from analytics.alerts.params import KINDS, AlertKind, AlertNorms, Severity
 from analytics.alerts.subjects import SubjectSpec
 from analytics.alerts.text import cleared
 from analytics.errors import AnalyticsError
-from analytics.types import FloatArray
+from analytics.types import BoolArray, FloatArray, IntArray
 
 IDLE, PENDING, OPEN, ACKNOWLEDGED, REARM = 0, 1, 2, 3, 4
 ALERT_NAMESPACE = uuid.UUID("6f0b7c52-3c1e-4d7a-9a55-2b4f1f0d6a11")
@@ -198,6 +198,18 @@ class Observation:
     time_left_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class QuietObservations:
+    """What a detector says about many cells of one kind at one moment, for
+    :func:`step_quiet`: arrays (or scalars) aligned with the slots."""
+
+    active: BoolArray
+    clear: BoolArray
+    t: FloatArray | float
+    value: FloatArray | float
+    severity: Severity
+
+
 def step_cell(
     cells: Cells,
     subject: SubjectSpec,
@@ -229,6 +241,44 @@ def step_cell(
         _step_raised(cells, subject, slot, kind_index, obs, rule.clear_duration_s, now, events)
     elif status == REARM and obs.clear:
         cells.status[slot, kind_index] = IDLE
+
+
+def step_quiet(
+    cells: Cells,
+    slots: IntArray,
+    kind_index: int,
+    obs: QuietObservations,
+    norms: AlertNorms,
+) -> BoolArray:
+    """Advance at once the cells whose step raises no event, exactly as :func:`step_cell`
+    would; return the mask of the others, which the caller steps one by one in order.
+
+    A cell held for a long time (a sensor silent for days) is observed every clock tick but
+    changes only its latest value and clear timer; stepping those per cell made a tick cost
+    grow with the number of open alerts. ``slots`` must not repeat.
+    """
+    rule = norms.kinds[KINDS[kind_index]]
+    k = kind_index
+    status = cells.status[slots, k]
+    since = cells.since[slots, k]
+    clear_since = cells.clear_since[slots, k]
+    raised = (status == OPEN) | (status == ACKNOWLEDGED)
+    active, clear = obs.active, obs.clear
+    with np.errstate(invalid="ignore"):
+        opening = (status == PENDING) & active & (obs.t - since >= rule.min_duration_s)
+        clear_from = np.where(np.isnan(clear_since), obs.t, clear_since)
+        resolving = raised & ~active & clear & (obs.t - clear_from >= rule.clear_duration_s)
+    raising = raised & active & (int(obs.severity) > cells.severity[slots, k])
+    loud: BoolArray = ((status == IDLE) & active) | opening | raising | resolving
+    quiet = ~loud
+    # pending (not opening) and clear, or re-armed and clear: back to idle
+    to_idle = quiet & clear & ((status == PENDING) | (status == REARM))
+    cells.status[slots[to_idle], k] = IDLE
+    cells.since[slots[to_idle & (status == PENDING)], k] = np.nan
+    held = quiet & raised
+    cells.value[slots[held], k] = np.broadcast_to(obs.value, slots.shape)[held]
+    cells.clear_since[slots[held], k] = np.where(active | ~clear, np.nan, clear_from)[held]
+    return loud
 
 
 def _step_raised(
@@ -469,6 +519,7 @@ __all__ = [
     "AlertState",
     "Cells",
     "Observation",
+    "QuietObservations",
     "Transition",
     "TransitionError",
     "act",
@@ -477,4 +528,5 @@ __all__ = [
     "next_state",
     "restore",
     "step_cell",
+    "step_quiet",
 ]

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from analytics.alerts.detectors.stepper import Stepper
-from analytics.alerts.lifecycle import Observation
+from analytics.alerts.lifecycle import Observation, QuietObservations
 from analytics.alerts.params import AlertKind
 from analytics.alerts.state import DetectorState
 from analytics.alerts.subjects import DEVICE
@@ -49,9 +49,11 @@ def device_offline(
     online = state.online[: state.n]
     offline = is_dev & (online == 0)
     back = is_dev & (online == 1)
-    for i in st.interesting(AlertKind.DEVICE_OFFLINE, slots, offline):
-        if not is_dev[i]:
-            continue
+    kind = AlertKind.DEVICE_OFFLINE
+    held = st.interesting(kind, slots, offline)
+    held = held[is_dev[held]]
+    quiet = QuietObservations(offline[held], back[held], now, 0.0, a.kinds[kind].severity)
+    for i in st.loud(kind, held, quiet):
         spec = state.subjects[int(i)]
         st.step(
             int(i),
@@ -84,7 +86,16 @@ def sensor_silent(
     with np.errstate(invalid="ignore"):
         silent = learned & ~dev_offline & (silent_s > limit)
         talking = learned & (silent_s <= limit)
-    for i in st.interesting(AlertKind.SENSOR_SILENT, slots, silent):
+    kind = AlertKind.SENSOR_SILENT
+    held = st.interesting(kind, slots, silent)
+    quiet = QuietObservations(
+        silent[held],
+        talking[held] | dev_offline[held],
+        now,
+        silent_s[held],
+        a.kinds[kind].severity,
+    )
+    for i in st.loud(kind, held, quiet):
         spec = state.subjects[int(i)]
 
         def msg() -> str:
@@ -121,9 +132,13 @@ def sequence_gap(
     known = is_dev & (hi >= 0)
     missing = np.where(known, (hi - lo + 1) - state.seq_seen[:n].sum(axis=1), 0)
     gap = known & (missing > 0)
-    for i in st.interesting(AlertKind.SEQUENCE_GAP, slots, gap):
-        if not known[i]:
-            continue
+    kind = AlertKind.SEQUENCE_GAP
+    held = st.interesting(kind, slots, gap)
+    held = held[known[held]]
+    quiet = QuietObservations(
+        gap[held], ~gap[held], now, missing[held].astype(float), a.kinds[kind].severity
+    )
+    for i in st.loud(kind, held, quiet):
         spec = state.subjects[int(i)]
 
         def msg() -> str:
@@ -156,7 +171,13 @@ def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: In
     with np.errstate(invalid="ignore"):
         overdue = np.isfinite(due) & (now >= due)
         fine = ~overdue
-    for i in st.interesting(AlertKind.CALIBRATION_OVERDUE, slots, overdue):
+        overdue_days = np.where(np.isfinite(due), (now - due) / 86400.0, 0.0)
+    kind = AlertKind.CALIBRATION_OVERDUE
+    held = st.interesting(kind, slots, overdue)
+    quiet = QuietObservations(
+        overdue[held], fine[held], now, overdue_days[held], a.kinds[kind].severity
+    )
+    for i in st.loud(kind, held, quiet):
         spec = state.subjects[int(i)]
         days = (now - float(due[i])) / 86400.0 if math.isfinite(float(due[i])) else 0.0
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.alerts.lifecycle import IDLE, AlertEvent, Observation, step_cell
+from analytics.alerts.lifecycle import (
+    IDLE,
+    AlertEvent,
+    Observation,
+    QuietObservations,
+    step_cell,
+    step_quiet,
+)
 from analytics.alerts.params import KIND_INDEX, AlertKind, AlertNorms
 from analytics.alerts.state import DetectorState
 from analytics.types import BoolArray, FloatArray, IntArray
@@ -35,6 +42,13 @@ class Stepper:
     def interesting(self, kind: AlertKind, slots: IntArray, active: BoolArray) -> IntArray:
         held = self.state.cells.status[slots, KIND_INDEX[kind]] != IDLE
         result: IntArray = np.nonzero(active | held)[0]
+        return result
+
+    def loud(self, kind: AlertKind, slots: IntArray, obs: QuietObservations) -> IntArray:
+        """Step the cells of ``slots`` whose step raises no event at once; return the others,
+        in order, for :meth:`step` (the observations are aligned with ``slots``)."""
+        mask = step_quiet(self.state.cells, slots, KIND_INDEX[kind], obs, self.state.alerts)
+        result: IntArray = slots[mask]
         return result
 
     def step(self, slot: int, kind: AlertKind, obs: Observation) -> None:
