@@ -2,7 +2,10 @@
 
 Detectors compute *active* and *clear* as arrays over all the sensors of a batch; only the
 cells that are active or already hold an alert need the per-cell lifecycle rules, and
-:class:`Stepper` picks those out and steps them, collecting the events in order.
+:class:`Stepper` picks those out and steps them, collecting the events in order. The clock
+detectors see the same held cells every tick (a fleet always has offline devices and silent
+sensors): :meth:`Stepper.loud` steps those that raise no event at once, so that a tick costs
+array operations rather than a Python step per open alert.
 """
 
 from __future__ import annotations
