@@ -59,16 +59,15 @@ from analytics.norms import Norms, Substance
 from analytics.types import FloatArray, IntArray
 from analytics.units import MOLAR_VOLUME_20C_L_MOL, acceleration_db
 from analytics.vibration import combine_a8, vibration_irregular
+from vocabulary.protocol.quantities import UNITS_BY_QUANTITY, Quantity, normalise_unit
 
+#: The quantities a shift is assessed on, with the units each is accepted in (canonical spelling
+#: first): the wire format's one table (``vocabulary.protocol.quantities``), less LAmax, which
+#: no class table takes (the alert engine's ceiling uses it).
 QUANTITY_UNITS: Mapping[str, tuple[str, ...]] = {
-    "noise_laeq": ("dB(A)", "dBA"),
-    "noise_lcpeak": ("dB(C)", "dBC"),
-    "vib_hav": ("m/s2", "m/s²", "m/s^2"),
-    "vib_wbv_x": ("m/s2", "m/s²", "m/s^2"),
-    "vib_wbv_y": ("m/s2", "m/s²", "m/s^2"),
-    "vib_wbv_z": ("m/s2", "m/s²", "m/s^2"),
-    "gas": ("mg/m3", "mg/m³", "ppm", "%vol", "%LEL"),
-    "dust": ("mg/m3", "mg/m³"),
+    quantity.value: units
+    for quantity, units in UNITS_BY_QUANTITY.items()
+    if quantity is not Quantity.NOISE_LAMAX
 }
 QUANTITIES: tuple[str, ...] = tuple(QUANTITY_UNITS)
 
@@ -193,10 +192,9 @@ def normalize_unit(quantity: str, unit: str) -> str:
     if quantity not in QUANTITY_UNITS:
         raise InputError(f"unknown quantity {quantity!r}; use one of {', '.join(QUANTITIES)}")
     accepted = QUANTITY_UNITS[quantity]
-    u = unit.strip()
-    for a in accepted:
-        if u.replace(" ", "").lower() == a.lower():  # "% vol" as instruments often write it
-            return a if a in ("ppm", *ALARM_UNITS) else accepted[0]
+    canonical = normalise_unit(unit.replace(" ", ""))  # "% vol", "mg / m3" as instruments write
+    if canonical in accepted:
+        return canonical
     raise InputError(
         f"unit {unit!r} does not fit quantity {quantity!r}; use {' or '.join(accepted)}"
     )
