@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +50,10 @@ class ClaimResult:
     conflicts: tuple[EngineClaim, ...]  # live claims of other engines that overlap; then no claim
 
 
-_COLUMNS = """client_id, enterprises, topic_filters, host, heartbeat_at,
+_COLUMNS = sql.SQL(
+    """client_id, enterprises, topic_filters, host, heartbeat_at,
     stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => %(timeout)s) AS live"""
+)
 
 
 def _claim(row: Any) -> EngineClaim:
@@ -67,7 +69,8 @@ def _claim(row: Any) -> EngineClaim:
 
 async def engine_claims(conn: AsyncConnection[Any], timeout_s: float) -> list[EngineClaim]:
     cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM alert_engines ORDER BY client_id", {"timeout": timeout_s}
+        sql.SQL("SELECT {} FROM alert_engines ORDER BY client_id").format(_COLUMNS),
+        {"timeout": timeout_s},
     )
     return [_claim(r) for r in await cur.fetchall()]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Final
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from store.notifications import plan_notifications
@@ -118,12 +118,21 @@ async def write_transitions(conn: AsyncConnection[Any], records: Sequence[AlertR
         await plan_notifications(conn, records)
 
 
-_COLUMNS = """id::text AS alert_id, enterprise, device, sensor, sensor_id, workplace, quantity,
+_COLUMNS = sql.SQL(
+    """id::text AS alert_id, enterprise, device, sensor, sensor_id, workplace, quantity,
     substance, kind, severity, state, value, unit, threshold, threshold_unit, time_left_s,
     message, opened_at, updated_at, escalations, acknowledged_at, acknowledged_by, ack_comment,
     resolved_at, resolved_by, resolution, ack_action, resolution_cause"""
+)
 
 SEVERITY_ORDER = ("info", "warning", "high", "critical")
+
+
+def _where(conditions: Sequence[sql.Composable]) -> sql.Composable:
+    """A WHERE clause of the ``conditions`` all true; nothing when there are none."""
+    if not conditions:
+        return sql.SQL("")
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)
 
 
 async def list_alerts(
@@ -138,30 +147,32 @@ async def list_alerts(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    where: list[str] = []
+    where: list[sql.Composable] = []
     args: list[Any] = []
     if enterprises is not None:
-        where.append("enterprise = ANY(%s)")
+        where.append(sql.SQL("enterprise = ANY(%s)"))
         args.append(list(enterprises))
     if states:
-        where.append("state = ANY(%s)")
+        where.append(sql.SQL("state = ANY(%s)"))
         args.append(list(states))
     if kinds:
-        where.append("kind = ANY(%s)")
+        where.append(sql.SQL("kind = ANY(%s)"))
         args.append(list(kinds))
     if min_severity:
-        where.append("severity = ANY(%s)")
+        where.append(sql.SQL("severity = ANY(%s)"))
         args.append(list(SEVERITY_ORDER[SEVERITY_ORDER.index(min_severity) :]))
     if sensor_id is not None:
-        where.append("sensor_id = %s")
+        where.append(sql.SQL("sensor_id = %s"))
         args.append(sensor_id)
     if since is not None:
-        where.append("opened_at >= %s")
+        where.append(sql.SQL("opened_at >= %s"))
         args.append(since)
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    clause = _where(where)
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        f"SELECT {_COLUMNS} FROM alerts {clause} ORDER BY opened_at DESC, id LIMIT %s OFFSET %s",
+        sql.SQL("SELECT {} FROM alerts {} ORDER BY opened_at DESC, id LIMIT %s OFFSET %s").format(
+            _COLUMNS, clause
+        ),
         [*args, limit, offset],
     )
     return list(await cur.fetchall())
@@ -169,7 +180,7 @@ async def list_alerts(
 
 async def get_alert(conn: AsyncConnection[Any], alert_id: str) -> dict[str, Any] | None:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = %s", [alert_id])
+    await cur.execute(sql.SQL("SELECT {} FROM alerts WHERE id = %s").format(_COLUMNS), [alert_id])
     return await cur.fetchone()
 
 
@@ -192,10 +203,14 @@ async def open_alerts(
     """Alerts not yet resolved (of ``enterprises`` only, when given)."""
     cur = conn.cursor(row_factory=dict_row)
     if enterprises is None:
-        await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE state <> 'resolved'")
+        await cur.execute(
+            sql.SQL("SELECT {} FROM alerts WHERE state <> 'resolved'").format(_COLUMNS)
+        )
     else:
         await cur.execute(
-            f"SELECT {_COLUMNS} FROM alerts WHERE state <> 'resolved' AND enterprise = ANY(%s)",
+            sql.SQL(
+                "SELECT {} FROM alerts WHERE state <> 'resolved' AND enterprise = ANY(%s)"
+            ).format(_COLUMNS),
             [list(enterprises)],
         )
     return list(await cur.fetchall())
@@ -259,17 +274,17 @@ async def load_registry(
     sensors' workplace schedules and the enterprise's zone and norms profile (of
     ``device_codes`` and of ``enterprises`` only, when given)."""
     cur = conn.cursor(row_factory=dict_row)
-    where: list[str] = []
+    where: list[sql.Composable] = []
     args: list[Any] = []
     if device_codes is not None:
-        where.append("d.code = ANY(%s)")
+        where.append(sql.SQL("d.code = ANY(%s)"))
         args.append(list(device_codes))
     if enterprises is not None:
-        where.append("e.code = ANY(%s)")
+        where.append(sql.SQL("e.code = ANY(%s)"))
         args.append(list(enterprises))
-    filter_ = ("WHERE " + " AND ".join(where)) if where else ""
+    filter_ = _where(where)
     await cur.execute(
-        f"""
+        sql.SQL("""
         SELECT d.id AS device_id, d.code AS device, d.enterprise_id, e.code AS enterprise,
                e.timezone, e.norms_profile,
                dw.code AS device_workplace, s.id AS sensor_id, s.code AS sensor, s.quantity,
@@ -280,9 +295,9 @@ async def load_registry(
         LEFT JOIN workplaces dw ON dw.id = d.workplace_id
         LEFT JOIN sensors s ON s.device_id = d.id
         LEFT JOIN workplaces sw ON sw.id = s.workplace_id
-        {filter_}
+        {}
         ORDER BY d.id, s.id
-        """,
+        """).format(filter_),
         args,
     )
     devices: dict[int, tuple[dict[str, Any], list[RegistrySensor]]] = {}
@@ -337,7 +352,7 @@ class BinStats:
 _MINUTE_US: Final = BUCKET_US["1 min"]
 # Σ10^(v/10) of raw readings by the rule of the rollups, so the raw edges of a span and its
 # rollup minutes add up term for term (and no level can make power() fail).
-_POW10_R: Final = pow10_sql("r.value")
+_POW10_R: Final = sql.SQL(pow10_sql("r.value"))
 
 
 async def latest_reading_times(
@@ -348,12 +363,12 @@ async def latest_reading_times(
     The latest minute comes from the minute rollups, and only that minute of raw readings is
     read: a shift of 1 Hz readings per sensor is far more than its minutes."""
     first_minute = us_to_datetime(datetime_to_us(since) // _MINUTE_US * _MINUTE_US)
-    only = "AND sensor_id = ANY(%(ids)s::int[])" if sensor_ids is not None else ""
+    only = sql.SQL("AND sensor_id = ANY(%(ids)s::int[])" if sensor_ids is not None else "")
     cur = await conn.execute(
-        f"""
+        sql.SQL("""
         WITH latest AS (
             SELECT sensor_id, max(bucket) AS bucket FROM readings_1m
-            WHERE bucket >= %(first)s {only}
+            WHERE bucket >= %(first)s {}
             GROUP BY sensor_id
         )
         SELECT l.sensor_id, t.time
@@ -364,7 +379,7 @@ async def latest_reading_times(
               AND r.time < l.bucket + interval '1 minute'
         ) t
         WHERE t.time IS NOT NULL
-        """,
+        """).format(only),
         {"first": first_minute, "since": since, "ids": list(sensor_ids or ())},
     )
     return {int(r[0]): r[1] for r in await cur.fetchall()}
@@ -385,14 +400,14 @@ async def recent_bins(
     if not since:
         return []
     cur = await conn.execute(
-        f"""
+        sql.SQL("""
         SELECT r.sensor_id, floor(extract(epoch FROM r.time) / %(b)s) * %(b)s,
                count(*), extract(epoch FROM max(r.time) - min(r.time)),
-               sum(r.value), sum({_POW10_R}), sum(r.value * r.value), min(r.value), max(r.value)
+               sum(r.value), sum({}), sum(r.value * r.value), min(r.value), max(r.value)
         FROM unnest(%(ids)s::int[], %(since)s::timestamptz[]) AS s(sensor_id, since)
         JOIN readings r ON r.sensor_id = s.sensor_id AND r.time >= s.since
         GROUP BY 1, 2
-        """,
+        """).format(_POW10_R),
         {"b": bin_s, "ids": list(since), "since": list(since.values())},
     )
     return _stats(await cur.fetchall())
@@ -446,10 +461,10 @@ async def shift_sums(
         return []
     # Each edge is its own index range scan; n is numeric in views that sum counts, so cast.
     cur = await conn.execute(
-        f"""
+        sql.SQL("""
         WITH parts AS (
             SELECT r.sensor_id, count(*)::bigint AS n, sum(r.value) AS sum_value,
-                   sum({_POW10_R}) AS sum_pow10, sum(r.value * r.value) AS sum_sq,
+                   sum({}) AS sum_pow10, sum(r.value * r.value) AS sum_sq,
                    min(r.value) AS min_value, max(r.value) AS max_value
             FROM unnest(%(e_ids)s::int[], %(e_lo)s::timestamptz[], %(e_hi)s::timestamptz[])
                 AS e(sensor_id, lo, hi)
@@ -469,7 +484,7 @@ async def shift_sums(
         FROM parts
         GROUP BY sensor_id
         HAVING sum(n) > 0
-        """,
+        """).format(_POW10_R),
         {
             "e_ids": edge_ids,
             "e_lo": edge_lo,
@@ -577,24 +592,22 @@ async def list_webhooks(
 ) -> list[Webhook]:
     """Webhooks; with ``enterprises``, those that can receive alerts of one of them (their own
     enterprise's, or every enterprise's)."""
-    where: list[str] = []
+    where: list[sql.Composable] = []
     args: list[Any] = []
     if active_only:
-        where.append("w.active")
+        where.append(sql.SQL("w.active"))
     if enterprises is not None:
-        where.append("(w.enterprise IS NULL OR w.enterprise = ANY(%s))")
+        where.append(sql.SQL("(w.enterprise IS NULL OR w.enterprise = ANY(%s))"))
         args.append(list(enterprises))
     cur = await conn.execute(
-        """
+        sql.SQL("""
         SELECT w.id, w.enterprise, w.url, w.secret, w.min_severity, w.kinds,
                w.subscriber_kind, w.subscriber, p.min_severity, p.kinds,
                w.last_error, w.last_error_at, w.last_delivered_at
         FROM alert_webhooks w
         LEFT JOIN alert_preferences p
                ON p.subscriber_kind = w.subscriber_kind AND p.subscriber = w.subscriber
-        """
-        + ("WHERE " + " AND ".join(where) + " " if where else "")
-        + "ORDER BY w.id",
+        {} ORDER BY w.id""").format(_where(where)),
         args,
     )
     hooks = []
@@ -667,10 +680,10 @@ async def alerts_during(
     the end and not resolved before the start (shift reports)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        f"""SELECT {_COLUMNS} FROM alerts
+        sql.SQL("""SELECT {} FROM alerts
             WHERE enterprise = %s AND workplace = %s AND opened_at < %s
               AND (resolved_at IS NULL OR resolved_at >= %s)
-            ORDER BY opened_at, id""",
+            ORDER BY opened_at, id""").format(_COLUMNS),
         [enterprise, workplace, end, start],
     )
     return list(await cur.fetchall())

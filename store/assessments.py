@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from store.catalog import Row, translate_errors
@@ -21,15 +21,17 @@ def _day_start(day: date) -> datetime:
 
 INDICATORS: tuple[str, ...] = ("T", "Ob", "SIZ", "Z")
 
-_INDICATOR_COLUMNS = (
+_INDICATOR_COLUMNS = sql.SQL(
     "id, workplace_id, indicator, value, assessed_by, assessed_on, evidence, entered_at"
 )
-_FACTOR_COLUMNS = (
+_FACTOR_COLUMNS = sql.SQL(
     "id, workplace_id, factor, working_class, assessed_by, assessed_on, evidence, entered_at"
 )
 
 
-async def _rows(conn: AsyncConnection[Any], query: str, params: Sequence[Any]) -> list[Row]:
+async def _rows(
+    conn: AsyncConnection[Any], query: sql.Composed, params: Sequence[Any]
+) -> list[Row]:
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
         await cur.execute(query, params)
@@ -49,9 +51,11 @@ async def add_indicator(
 ) -> Row:
     rows = await _rows(
         conn,
-        f"""INSERT INTO indicator_assessments
+        sql.SQL(
+            """INSERT INTO indicator_assessments
                 (workplace_id, indicator, value, assessed_by, assessed_on, evidence, entered_by)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_INDICATOR_COLUMNS}""",
+            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {}"""
+        ).format(_INDICATOR_COLUMNS),
         [workplace_id, indicator, value, assessed_by, assessed_on, evidence, entered_by],
     )
     return rows[0]
@@ -70,10 +74,12 @@ async def add_factor(
 ) -> Row:
     rows = await _rows(
         conn,
-        f"""INSERT INTO factor_assessments
+        sql.SQL(
+            """INSERT INTO factor_assessments
                 (workplace_id, factor, working_class, assessed_by, assessed_on, evidence,
                  entered_by)
-            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_FACTOR_COLUMNS}""",
+            VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {}"""
+        ).format(_FACTOR_COLUMNS),
         [workplace_id, factor, working_class, assessed_by, assessed_on, evidence, entered_by],
     )
     # The stored shifts from that date on are assessed again (a day early: local dates).
@@ -87,8 +93,10 @@ async def indicator_history(
 ) -> list[Row]:
     return await _rows(
         conn,
-        f"""SELECT {_INDICATOR_COLUMNS} FROM indicator_assessments WHERE workplace_id = %s
-            ORDER BY assessed_on DESC, id DESC LIMIT %s OFFSET %s""",
+        sql.SQL(
+            """SELECT {} FROM indicator_assessments WHERE workplace_id = %s
+            ORDER BY assessed_on DESC, id DESC LIMIT %s OFFSET %s"""
+        ).format(_INDICATOR_COLUMNS),
         [workplace_id, limit, offset],
     )
 
@@ -98,8 +106,10 @@ async def factor_history(
 ) -> list[Row]:
     return await _rows(
         conn,
-        f"""SELECT {_FACTOR_COLUMNS} FROM factor_assessments WHERE workplace_id = %s
-            ORDER BY assessed_on DESC, id DESC LIMIT %s OFFSET %s""",
+        sql.SQL(
+            """SELECT {} FROM factor_assessments WHERE workplace_id = %s
+            ORDER BY assessed_on DESC, id DESC LIMIT %s OFFSET %s"""
+        ).format(_FACTOR_COLUMNS),
         [workplace_id, limit, offset],
     )
 
@@ -124,17 +134,18 @@ async def _in_force(
     conn: AsyncConnection[Any],
     table: str,
     key: str,
-    columns: str,
+    columns: sql.Composable,
     workplace_ids: Sequence[int],
     on: date | None,
 ) -> dict[int, dict[str, Row]]:
-    # table, key and columns are this module's constants, never user input.
     rows = await _rows(
         conn,
-        f"""SELECT DISTINCT ON (workplace_id, {key}) {columns}
-            FROM {table}
+        sql.SQL(
+            """SELECT DISTINCT ON (workplace_id, {}) {}
+            FROM {}
             WHERE workplace_id = ANY(%s) AND (%s::date IS NULL OR assessed_on <= %s::date)
-            ORDER BY workplace_id, {key}, assessed_on DESC, id DESC""",
+            ORDER BY workplace_id, {}, assessed_on DESC, id DESC"""
+        ).format(sql.Identifier(key), columns, sql.Identifier(table), sql.Identifier(key)),
         [list(workplace_ids), on, on],
     )
     found: dict[int, dict[str, Row]] = {}
@@ -147,8 +158,10 @@ async def factor_entries(conn: AsyncConnection[Any], workplace_id: int) -> list[
     """Every factor-class entry of a workplace, newest first (to resolve many dates at once)."""
     return await _rows(
         conn,
-        f"""SELECT {_FACTOR_COLUMNS} FROM factor_assessments WHERE workplace_id = %s
-            ORDER BY assessed_on DESC, id DESC""",
+        sql.SQL(
+            """SELECT {} FROM factor_assessments WHERE workplace_id = %s
+            ORDER BY assessed_on DESC, id DESC"""
+        ).format(_FACTOR_COLUMNS),
         [workplace_id],
     )
 
@@ -169,8 +182,10 @@ async def factor_entries_of(
     """:func:`factor_entries` of several workplaces at once."""
     rows = await _rows(
         conn,
-        f"""SELECT {_FACTOR_COLUMNS} FROM factor_assessments WHERE workplace_id = ANY(%s)
-            ORDER BY workplace_id, assessed_on DESC, id DESC""",
+        sql.SQL(
+            """SELECT {} FROM factor_assessments WHERE workplace_id = ANY(%s)
+            ORDER BY workplace_id, assessed_on DESC, id DESC"""
+        ).format(_FACTOR_COLUMNS),
         [list(workplace_ids)],
     )
     found: dict[int, list[Row]] = {w: [] for w in workplace_ids}

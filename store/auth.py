@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from store.catalog import InvalidInputError, Scope, translate_errors
@@ -76,7 +76,9 @@ def _info(row: dict[str, Any]) -> TokenInfo:
     )
 
 
-_COLUMNS = "id, name, role, enterprise_id, regions, created_at, expires_at, revoked_at, locale"
+_COLUMNS = sql.SQL(
+    "id, name, role, enterprise_id, regions, created_at, expires_at, revoked_at, locale"
+)
 
 
 async def create_token(
@@ -101,11 +103,11 @@ async def create_token(
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
         await cur.execute(
-            f"""
+            sql.SQL("""
             INSERT INTO api_tokens (token_sha256, name, role, enterprise_id, regions, expires_at)
             VALUES (%s, %s, %s, %s, %s, %s)
-            RETURNING {_COLUMNS}
-            """,
+            RETURNING {}
+            """).format(_COLUMNS),
             [token_digest(token), name, role.value, enterprise_id, list(regions), expires_at],
         )
         row = await cur.fetchone()
@@ -117,11 +119,11 @@ async def resolve_token(conn: AsyncConnection[Any], token: str) -> TokenInfo | N
     """The live (not revoked, not expired) token with this value, or None."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        f"""
-        SELECT {_COLUMNS} FROM api_tokens
+        sql.SQL("""
+        SELECT {} FROM api_tokens
         WHERE token_sha256 = %s AND revoked_at IS NULL
           AND (expires_at IS NULL OR expires_at > now())
-        """,
+        """).format(_COLUMNS),
         [token_digest(token)],
     )
     row = await cur.fetchone()
@@ -130,7 +132,7 @@ async def resolve_token(conn: AsyncConnection[Any], token: str) -> TokenInfo | N
 
 async def list_tokens(conn: AsyncConnection[Any]) -> list[TokenInfo]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(f"SELECT {_COLUMNS} FROM api_tokens ORDER BY id")
+    await cur.execute(sql.SQL("SELECT {} FROM api_tokens ORDER BY id").format(_COLUMNS))
     return [_info(row) for row in await cur.fetchall()]
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Any, Final
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 if TYPE_CHECKING:
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
 CHANNELS: Final = ("email", "telegram", "sms", "webhook")
 LANGUAGES: Final = ("kk", "ru", "en")
-_SEVERITIES: Final = "ARRAY['info', 'warning', 'high', 'critical']"
+_SEVERITIES: Final = sql.SQL("ARRAY['info', 'warning', 'high', 'critical']")
 
 # The notifications of one event to the recipients of the alert's routes at the levels asked.
 # The alert must still be open (an engine update after an acknowledgement tells nobody); the
 # recipient must be on call now in the enterprise's local time.
-_ROUTE = f"""
+_ROUTE = sql.SQL("""
 INSERT INTO alert_notifications (alert_id, enterprise, event, dedupe_key, recipient_id,
                                  recipient, channel, address, language, level, due_at)
 SELECT DISTINCT ON (r.id, c.channel, c.address)
@@ -52,7 +52,7 @@ WHERE a.id = %(alert_id)s AND a.state = 'open'
   AND rt.level BETWEEN %(lo)s AND %(hi)s
   AND (rt.workplace IS NULL OR rt.workplace = a.workplace)
   AND (rt.site IS NULL OR rt.site = s.code)
-  AND array_position({_SEVERITIES}, a.severity) >= array_position({_SEVERITIES}, rt.min_severity)
+  AND array_position({}, a.severity) >= array_position({}, rt.min_severity)
   AND (rt.kinds IS NULL OR a.kind = ANY(rt.kinds))
   AND (r.on_call_start IS NULL
        OR (r.on_call_start <= r.on_call_end
@@ -61,7 +61,7 @@ WHERE a.id = %(alert_id)s AND a.state = 'open'
            AND (local_now.t >= r.on_call_start OR local_now.t < r.on_call_end)))
 ORDER BY r.id, c.channel, c.address, rt.level DESC
 ON CONFLICT (alert_id, dedupe_key) DO NOTHING
-"""
+""").format(_SEVERITIES, _SEVERITIES)
 
 # The first escalation deadline of a newly raised alert, when its enterprise has a policy.
 _START_ESCALATION = """
@@ -123,10 +123,12 @@ async def plan_notifications(conn: AsyncConnection[Any], records: Sequence[Alert
 # ------------------------------------------------------------------ escalation deadlines
 
 
-def _owned(enterprises: Sequence[str] | None, column: str) -> tuple[str, list[Any]]:
+def _owned(enterprises: Sequence[str] | None, *column: str) -> tuple[sql.Composable, list[Any]]:
+    """The condition that keeps rows whose ``column`` (qualified by its table alias when given
+    as two names) is one of ``enterprises``, and its parameters; all rows when ``None``."""
     if enterprises is None:
-        return "TRUE", []
-    return f"{column} = ANY(%s)", [list(enterprises)]
+        return sql.SQL("TRUE"), []
+    return sql.SQL("{} = ANY(%s)").format(sql.Identifier(*column)), [list(enterprises)]
 
 
 async def run_due_escalations(
@@ -137,12 +139,12 @@ async def run_due_escalations(
     escalated to, the lower levels reminded); past it, remind every level, ``max_reminders``
     times every ``reminder_every_s``. An alert no longer open ends its escalation. Returns the
     notifications queued. Rows are locked (SKIP LOCKED): a deadline is acted on once."""
-    cond, args = _owned(enterprises, "x.enterprise")
+    cond, args = _owned(enterprises, "x", "enterprise")
     queued = 0
     async with conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            f"""
+            sql.SQL("""
             SELECT x.alert_id::text AS alert_id, x.step, x.due_at, a.state,
                    p.escalate_after_s, p.reminder_every_s, p.max_reminders,
                    (SELECT max(level) FROM alert_routes rt WHERE rt.enterprise = x.enterprise)
@@ -150,11 +152,11 @@ async def run_due_escalations(
             FROM alert_escalations x
             JOIN alerts a ON a.id = x.alert_id
             LEFT JOIN alert_escalation_policies p ON p.enterprise = x.enterprise
-            WHERE NOT x.done AND x.due_at <= now() AND {cond}
+            WHERE NOT x.done AND x.due_at <= now() AND {}
             ORDER BY x.due_at
             LIMIT %s
             FOR UPDATE OF x SKIP LOCKED
-            """,
+            """).format(cond),
             [*args, limit],
         )
         for row in await cur.fetchall():
@@ -197,7 +199,8 @@ async def next_escalation_at(
     """The earliest pending escalation deadline (of ``enterprises``), for the sender's sleep."""
     cond, args = _owned(enterprises, "enterprise")
     cur = await conn.execute(
-        f"SELECT min(due_at) FROM alert_escalations WHERE NOT done AND {cond}", args
+        sql.SQL("SELECT min(due_at) FROM alert_escalations WHERE NOT done AND {}").format(cond),
+        args,
     )
     row = await cur.fetchone()
     return row[0] if row else None
@@ -238,15 +241,15 @@ async def take_due(
     if not channels or limit < 1:
         return []
     cond, args = _owned(enterprises, "enterprise")
-    cond += " AND channel = ANY(%s)"
+    cond += sql.SQL(" AND channel = ANY(%s)")
     args.append(list(channels))
     cur = conn.cursor(row_factory=dict_row)
     async with conn.transaction():
         await cur.execute(
-            f"""
+            sql.SQL("""
             WITH due AS (
                 SELECT id FROM alert_notifications
-                WHERE state = 'pending' AND next_attempt_at <= now() AND {cond}
+                WHERE state = 'pending' AND next_attempt_at <= now() AND {}
                 ORDER BY next_attempt_at, id
                 LIMIT %s
                 FOR UPDATE SKIP LOCKED
@@ -256,7 +259,7 @@ async def take_due(
             FROM due WHERE n.id = due.id
             RETURNING n.id, n.alert_id::text AS alert_id, n.event, n.recipient, n.channel,
                       n.address, n.language, n.level, n.due_at, n.attempts
-            """,
+            """).format(cond),
             [*args, limit, lease_s],
         )
         taken = await cur.fetchall()
@@ -383,17 +386,17 @@ class Recipient:
 async def list_recipients(
     conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
 ) -> list[Recipient]:
-    cond, args = _owned(enterprises, "r.enterprise")
+    cond, args = _owned(enterprises, "r", "enterprise")
     cur = await conn.execute(
-        f"""
+        sql.SQL("""
         SELECT r.id, r.enterprise, r.name, r.language, r.on_call_start, r.on_call_end, r.active,
                coalesce(array_agg(c.channel ORDER BY c.id) FILTER (WHERE c.id IS NOT NULL), '{{}}'),
                coalesce(array_agg(c.address ORDER BY c.id) FILTER (WHERE c.id IS NOT NULL), '{{}}')
         FROM alert_recipients r
         LEFT JOIN alert_recipient_channels c ON c.recipient_id = r.id
-        WHERE {cond}
+        WHERE {}
         GROUP BY r.id ORDER BY r.id
-        """,
+        """).format(cond),
         args,
     )
     return [
@@ -478,8 +481,10 @@ async def list_routes(
 ) -> list[Route]:
     cond, args = _owned(enterprises, "enterprise")
     cur = await conn.execute(
-        "SELECT id, enterprise, recipient_id, level, min_severity, kinds, site, workplace "
-        f"FROM alert_routes WHERE {cond} ORDER BY enterprise, level, id",
+        sql.SQL(
+            "SELECT id, enterprise, recipient_id, level, min_severity, kinds, site, workplace "
+            "FROM alert_routes WHERE {} ORDER BY enterprise, level, id"
+        ).format(cond),
         args,
     )
     return [
@@ -527,7 +532,7 @@ class EscalationPolicy:
     notify_on_resolve: bool = False
 
 
-_POLICIES = (
+_POLICIES = sql.SQL(
     "SELECT enterprise, escalate_after_s, reminder_every_s, max_reminders, notify_on_resolve "
     "FROM alert_escalation_policies"
 )
@@ -542,7 +547,9 @@ async def list_policies(
     conn: AsyncConnection[Any], enterprises: Sequence[str] | None = None
 ) -> list[EscalationPolicy]:
     cond, args = _owned(enterprises, "enterprise")
-    cur = await conn.execute(f"{_POLICIES} WHERE {cond} ORDER BY enterprise", args)
+    cur = await conn.execute(
+        sql.SQL("{} WHERE {} ORDER BY enterprise").format(_POLICIES, cond), args
+    )
     return [EscalationPolicy(*row) for row in await cur.fetchall()]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 
@@ -34,7 +34,7 @@ class DeviceInfo:
     sensors: dict[str, SensorInfo] = field(default_factory=dict)
 
 
-_SENSOR_COLUMNS = (
+_SENSOR_COLUMNS = sql.SQL(
     "id, device_id, code, quantity, unit, substance, workplace_id, min_value, max_value"
 )
 
@@ -133,20 +133,22 @@ async def upsert_sensor(
     """Register a sensor, or return the registered one unchanged if it exists."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        f"""
+        sql.SQL("""
         INSERT INTO sensors (device_id, code, quantity, unit, substance, workplace_id,
                              min_value, max_value)
         VALUES (%s, %s, %s, %s, %s,
                 COALESCE(%s, (SELECT workplace_id FROM devices WHERE id = %s)), %s, %s)
         ON CONFLICT (device_id, code) DO NOTHING
-        RETURNING {_SENSOR_COLUMNS}
-        """,
+        RETURNING {}
+        """).format(_SENSOR_COLUMNS),
         [device_id, code, quantity, unit, substance, workplace_id, device_id, min_value, max_value],
     )
     row = await cur.fetchone()
     if row is None:
         await cur.execute(
-            f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE device_id = %s AND code = %s",
+            sql.SQL("SELECT {} FROM sensors WHERE device_id = %s AND code = %s").format(
+                _SENSOR_COLUMNS
+            ),
             [device_id, code],
         )
         row = await cur.fetchone()
@@ -217,7 +219,9 @@ async def find_device(conn: AsyncConnection[Any], code: str) -> DeviceInfo | Non
     if row is None:
         return None
     device = DeviceInfo(**row)
-    await cur.execute(f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE device_id = %s", [device.id])
+    await cur.execute(
+        sql.SQL("SELECT {} FROM sensors WHERE device_id = %s").format(_SENSOR_COLUMNS), [device.id]
+    )
     for sensor_row in await cur.fetchall():
         sensor = _sensor(sensor_row)
         device.sensors[sensor.code] = sensor
@@ -243,7 +247,9 @@ async def find_devices(conn: AsyncConnection[Any], codes: Sequence[str]) -> dict
     by_id = {device.id: device for device in devices.values()}
     if by_id:
         await cur.execute(
-            f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE device_id = ANY(%s::bigint[])",
+            sql.SQL("SELECT {} FROM sensors WHERE device_id = ANY(%s::bigint[])").format(
+                _SENSOR_COLUMNS
+            ),
             [list(by_id)],
         )
         for sensor_row in await cur.fetchall():
