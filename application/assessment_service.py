@@ -363,36 +363,48 @@ def rebuild_in_processes(
                 return since_at, list(workplace_ids)
             return since_at, await stored.workplaces_with_data(conn, since_at)
 
-    since_at, ids = asyncio.run(chosen())
-    if since_at is None:
-        return 0, 0
-    # Small parts keep both processes busy to the end; each commits its own transactions.
-    step = min(settings.assess_batch_workplaces, 50)
-    parts = [
-        _Part(
-            settings.database_url,
-            settings.database_schema,
-            settings.norms_profile,
-            since,
-            settings.ingest_max_past_s,
-            tuple(ids[k : k + step]),
-            step,
-            now,
-            since_at,
-        )
-        for k in range(0, len(ids), step)
-    ]
-    total = 0
-    if jobs <= 1:
-        done: Iterator[int] = map(_rebuild_part, parts)
+    def parts_of(since_at: datetime, ids: Sequence[int]) -> list[_Part]:
+        # Small parts keep both processes busy to the end; each commits its own transactions.
+        step = min(settings.assess_batch_workplaces, 50)
+        return [
+            _Part(
+                settings.database_url,
+                settings.database_schema,
+                settings.norms_profile,
+                since,
+                settings.ingest_max_past_s,
+                tuple(ids[k : k + step]),
+                step,
+                now,
+                since_at,
+            )
+            for k in range(0, len(ids), step)
+        ]
+
+    def collect(done: Iterator[int]) -> int:
+        total = 0
         for written in done:
             total += written
             if progress is not None:
                 progress(written)
-        return len(ids), total
+        return total
+
+    if jobs <= 1:
+        since_at, ids = asyncio.run(chosen())
+        if since_at is None:
+            return 0, 0
+        return len(ids), collect(map(_rebuild_part, parts_of(since_at, ids)))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        for written in pool.map(_rebuild_part, parts):
-            total += written
-            if progress is not None:
-                progress(written)
-    return len(ids), total
+        # The processes start (a second or two of imports each) while the workplaces are
+        # chosen (a scan of the rollups): neither waits for the other.
+        ready = [pool.submit(_ready) for _ in range(jobs)]
+        since_at, ids = asyncio.run(chosen())
+        for f in ready:
+            f.result()
+        if since_at is None:
+            return 0, 0
+        return len(ids), collect(pool.map(_rebuild_part, parts_of(since_at, ids)))
+
+
+def _ready() -> None:
+    """A task for a new rebuild process: it is running and has imported this module."""

@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from analytics import load_norms
-from application.assessment_service import AssessmentService, rebuild
+from application.assessment_service import AssessmentService, rebuild, rebuild_in_processes
 from application.settings import AssessmentSettings
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
@@ -109,6 +110,25 @@ async def test_a_failed_pass_loses_no_change(api: Api) -> None:
     assert scalar(api.pg_url, api.schema, "SELECT count(*) FROM assessment_changes") == 1
     assert stored(api) == []
     assert (await one_pass(api, service(api, START + timedelta(days=1)))).shifts_written == 1
+
+
+async def test_a_rebuild_in_processes_stores_what_the_service_stored(api: Api) -> None:
+    settings = AssessmentSettings(database_url=api.pg_url, database_schema=api.schema)
+
+    def in_processes() -> tuple[int, int]:
+        return rebuild_in_processes(settings, since=None, jobs=2)
+
+    assert await anyio.to_thread.run_sync(in_processes) == (0, 0)  # no rollups yet
+    tenant = await make_tenant(api, "ent-a", "Almaty")
+    for day in range(3):
+        await write(api, tenant.sensor["id"], START + timedelta(days=day), 8, 85.0 + 5 * day)
+    await api.assess()
+    first = stored(api)
+    assert [r[2] for r in first] == [2, 3, 3]
+    async with await connect_async(api.pg_url, api.schema, autocommit=True) as conn:
+        await conn.execute("UPDATE shift_assessments SET b = 5")  # as a stale norms version
+    assert await anyio.to_thread.run_sync(in_processes) == (1, 3)
+    assert [(r[0], r[2]) for r in stored(api)] == [(r[0], r[2]) for r in first]
 
 
 async def test_rebuild_replaces_every_stored_shift(api: Api) -> None:
