@@ -13,8 +13,10 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from qorgau.localrabbitmq import LocalRabbitCluster
 from store.connection import connect
 from tests.ingest.harness import publish_next, stored
+from tests.support import wait_until
 from vocabulary.mqtt_url import MqttEndpoint
 
 
@@ -160,3 +162,16 @@ def commits_out_of_order(url: str, schema: str) -> int:
             " AS before FROM ingested_messages) AS ordered"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def restore_nodes(cluster: LocalRabbitCluster) -> None:
+    """Start again any node a test killed (a test of another module may have), and wait until
+    every node runs in the cluster."""
+    for node in cluster.nodes:
+        if not node.running:
+            cluster.start_node(node)
+    wait_until(
+        lambda: len(cluster.running_nodes()) == len(cluster.nodes),
+        "every node back in the cluster",
+        timeout_s=120,
+    )

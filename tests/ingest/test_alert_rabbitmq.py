@@ -20,8 +20,9 @@ from ingest.alerting.service import AlertService
 from ingest.alerting.settings import AlertsSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
 from qorgau.localservices import ServiceStartError
+from tests.ingest.cluster_harness import restore_nodes
 from tests.ingest.test_alerting import DEV, ENT, gas, register
-from tests.support import eventually, rows, wait_until
+from tests.support import eventually, rows
 from vocabulary.mqtt_url import MqttEndpoint
 from vocabulary.protocol import ReadingsMessage, encode_readings, readings_topic
 from vocabulary.protocol.alerts import AlertMessage, alerts_subscription
@@ -39,18 +40,6 @@ def _mqtt311(url: str, identifier: str) -> aiomqtt.Client:
         password=endpoint.password,
         identifier=identifier,
         protocol=aiomqtt.ProtocolVersion.V311,
-    )
-
-
-def _whole(cluster: LocalRabbitCluster) -> None:
-    """Every node running (a test of another module may have killed one)."""
-    for node in cluster.nodes:
-        if not node.running:
-            cluster.start_node(node)
-    wait_until(
-        lambda: len(cluster.running_nodes()) == len(cluster.nodes),
-        "every node back in the cluster",
-        timeout_s=120,
     )
 
 
@@ -76,7 +65,7 @@ def _reading(seq: int, value: float, *, device: str = DEV) -> bytes:
 async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
     rabbitmq_cluster: LocalRabbitCluster, pg_url: str, schema: str, topic_prefix: str
 ) -> None:
-    _whole(rabbitmq_cluster)
+    restore_nodes(rabbitmq_cluster)
     await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
     queue = f"alerts-{topic_prefix}"
     amqp, mqtt = rabbitmq_cluster.amqp_urls, rabbitmq_cluster.mqtt_urls
@@ -177,7 +166,7 @@ async def test_the_engine_on_rabbitmq_raises_stores_and_publishes_an_alert(
 async def test_the_engine_moves_to_another_node_when_its_node_dies(
     rabbitmq_cluster: LocalRabbitCluster, pg_url: str, schema: str, topic_prefix: str
 ) -> None:
-    _whole(rabbitmq_cluster)
+    restore_nodes(rabbitmq_cluster)
     await register(pg_url, schema, [(f"{DEV}.h2s", "gas", "mg/m3", "H2S")])
     queue = f"alerts-{topic_prefix}"
     first = rabbitmq_cluster.nodes[0]
@@ -229,6 +218,6 @@ async def test_the_engine_moves_to_another_node_when_its_node_dies(
 
         await eventually(stored, what="the alert stored")
     finally:
-        _whole(rabbitmq_cluster)
+        restore_nodes(rabbitmq_cluster)
         with contextlib.suppress(ServiceStartError):
             rabbitmq_cluster.ctl(rabbitmq_cluster.any_running(), "delete_queue", queue)

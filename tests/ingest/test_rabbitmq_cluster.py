@@ -18,9 +18,9 @@ from ingest.service import make_worker
 from ingest.settings import IngestSettings
 from qorgau.localrabbitmq import LocalRabbitCluster
 from qorgau.localservices import ServiceStartError
-from tests.ingest.cluster_harness import FailoverPublisher, exactly_once
+from tests.ingest.cluster_harness import FailoverPublisher, exactly_once, restore_nodes
 from tests.ingest.harness import CHANNELS, ENTERPRISE, WorkerProcess, Workload
-from tests.support import eventually, rows, wait_until
+from tests.support import eventually, rows
 from vocabulary.protocol import readings_topic
 
 pytestmark = [pytest.mark.services, pytest.mark.anyio]
@@ -31,18 +31,6 @@ def _queue_row(cluster: LocalRabbitCluster, queue: str) -> dict[str, object]:
         cluster.any_running(), "list_queues", "name", "type", "members", "--formatter", "json"
     )
     return next(row for row in json.loads(out) if row["name"] == queue)
-
-
-def _whole(cluster: LocalRabbitCluster) -> None:
-    """Start again any node a test killed, and wait until it runs in the cluster."""
-    for node in cluster.nodes:
-        if not node.running:
-            cluster.start_node(node)
-    wait_until(
-        lambda: len(cluster.running_nodes()) == len(cluster.nodes),
-        "every node back in the cluster",
-        timeout_s=120,
-    )
 
 
 async def test_qorgau_declares_a_replicated_quorum_queue_idempotently(
@@ -70,7 +58,7 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
     topic_prefix: str,
     tmp_path: Path,
 ) -> None:
-    _whole(rabbitmq_cluster)
+    restore_nodes(rabbitmq_cluster)
     queue = f"{topic_prefix}-ingest"
     workload = Workload(prefix=topic_prefix, devices=10, messages=80, values=10)
     await workload.register(pg_url, schema)
@@ -141,7 +129,7 @@ async def test_every_acknowledged_reading_is_stored_once_when_the_queue_leader_d
             publisher.stop()
         for worker in workers:
             worker.terminate()
-        _whole(rabbitmq_cluster)
+        restore_nodes(rabbitmq_cluster)
         with contextlib.suppress(ServiceStartError):  # not declared if the workers never ran
             rabbitmq_cluster.ctl(rabbitmq_cluster.any_running(), "delete_queue", queue)
 
@@ -152,7 +140,7 @@ async def test_a_worker_acknowledges_only_what_it_committed_and_leaves_nothing_b
     """In-process, without failures: every message stored once, no copy redelivered (an
     acknowledgement refused by the broker would close the channel and bring copies), and after
     a graceful stop the queue holds nothing, delivered or not."""
-    _whole(rabbitmq_cluster)
+    restore_nodes(rabbitmq_cluster)
     queue = f"{topic_prefix}-ingest"
     workload = Workload(prefix=topic_prefix, devices=5, messages=40, values=5)
     await workload.register(pg_url, schema)
