@@ -10,9 +10,9 @@ Alerts go out on a second connection (client id ``{QORGAU_ALERTS_CLIENT_ID}-publ
 session, no subscriptions). On the reading connection a PUBACK arrives behind every reading the
 broker has queued for the engine, and paho reads one packet per turn of the event loop: under
 load an alert waited seconds for its acknowledgement (and timed out), though it had reached the
-broker at once. The engine's own alerts therefore do come back on the reading connection (no-local
-spares only a connection's own); the engine drops them unread, as it drops every alert whose
-source is not the API.
+broker at once. No-local spares a connection only its own messages, so the engine's alerts
+carry its client id as a user property and the reader drops them unread when they come back
+(as ``app_id`` on RabbitMQ).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.alerting.partition import Ownership
@@ -34,13 +36,18 @@ from vocabulary.mqtt_url import MqttEndpoint
 #: Longest wait for an alert's PUBACK on the publishing connection: it carries nothing else, so a
 #: slower one means the connection is gone (both connections are then opened again).
 PUBLISH_TIMEOUT_S = 5.0
+#: User property naming the engine that published an alert.
+ENGINE_PROPERTY = "qorgau-engine"
 
 
 class MqttLink:
-    def __init__(self, reading: aiomqtt.Client, publishing: aiomqtt.Client) -> None:
+    def __init__(self, reading: aiomqtt.Client, publishing: aiomqtt.Client, own: str) -> None:
         self._reading = reading
         self._publishing = publishing
         self._publisher_lost = asyncio.Event()
+        self._signature = (ENGINE_PROPERTY, own)
+        self._properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        self._properties.UserProperty = [self._signature]
 
     async def read(self, receive: Receive) -> None:
         messages = asyncio.create_task(self._messages(receive), name="alerts-mqtt-messages")
@@ -57,6 +64,11 @@ class MqttLink:
 
     async def _messages(self, receive: Receive) -> None:
         async for message in self._reading.messages:
+            properties = message.properties
+            if properties is not None and self._signature in getattr(
+                properties, "UserProperty", ()
+            ):
+                continue  # one of our own alerts coming back
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
@@ -64,7 +76,9 @@ class MqttLink:
 
     async def publish(self, topic: str, payload: bytes) -> None:
         try:
-            await self._publishing.publish(topic, payload, qos=1, timeout=PUBLISH_TIMEOUT_S)
+            await self._publishing.publish(
+                topic, payload, qos=1, properties=self._properties, timeout=PUBLISH_TIMEOUT_S
+            )
         except aiomqtt.MqttError:
             # The session reconnects both connections; the publisher retries after that.
             self._publisher_lost.set()
@@ -105,7 +119,7 @@ class MqttSource:
             wanted = self.ownership.subscriptions
             await client.subscribe([(f, SubscribeOptions(qos=1)) for f in wanted.devices])
             # People's actions (the API's alerts); the engine's own come back too, from its
-            # publishing connection, and are dropped unread.
+            # publishing connection, and are dropped unread (``MqttLink``).
             await client.subscribe([(f, SubscribeOptions(qos=1)) for f in wanted.alerts])
             await self.ownership.forget_stale(client.unsubscribe)
-            yield MqttLink(client, publishing)
+            yield MqttLink(client, publishing, self.settings.alerts_client_id)
