@@ -107,9 +107,13 @@ class MqttSource:
 
     def publishing_client(self) -> aiomqtt.Client:
         """Nothing to keep between connections: the outbox holds what was not acknowledged."""
-        return mqtt5_client(
+        client = mqtt5_client(
             self.endpoint, client_id=f"{self.settings.alerts_client_id}-publish", clean_start=True
         )
+        # The publisher keeps up to a hundred alerts awaiting acknowledgement by design; aiomqtt
+        # warns beyond ten (one log line per publish during a burst of transitions).
+        client.pending_calls_threshold = 1000
+        return client
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[MqttLink]:
