@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Transitions written to the database in one statement at most.
 _STORE_BATCH = 500
+# Alerts published and awaiting their acknowledgement at once, at most.
+_PUBLISH_WINDOW = 100
 
 
 class AlertDelivery:
@@ -117,23 +119,50 @@ class AlertDelivery:
     # ------------------------------------------------------------------ publisher
 
     async def publisher_loop(self) -> None:
-        prefix = self.settings.topic_prefix
+        """Publish the outbox in order, up to ``_PUBLISH_WINDOW`` alerts awaiting their
+        acknowledgement at once (one round trip each, one after another, could not keep up with
+        a burst of transitions). An alert leaves the outbox once acknowledged; the ones that
+        failed are sent again, in order, before anything later is taken."""
         while True:
-            message = await self._outbox.get()
-            while True:
+            pending = [await self._outbox.get()]
+            while len(pending) < _PUBLISH_WINDOW and not self._outbox.empty():
+                pending.append(self._outbox.get_nowait())
+            while pending:
                 await self._connected.wait()
                 link = self._link
                 if link is None:
                     await asyncio.sleep(0.05)
                     continue
-                try:
-                    await link.publish(message.topic(prefix), message.payload())
-                    break
-                except self._publish_errors as exc:
-                    self.metrics.publish_failures.inc()
-                    log.warning("could not publish alert %s (%s); retrying", message.alert_id, exc)
+                pending = await self._publish(link, pending)
+                if pending:
                     await asyncio.sleep(0.2)
-            self._outbox.task_done()
+
+    async def _publish(self, link: BrokerLink, messages: list[AlertMessage]) -> list[AlertMessage]:
+        """Publish ``messages`` (handed to the client in this order); return those that failed."""
+        prefix = self.settings.topic_prefix
+        outcomes = await asyncio.gather(
+            *(link.publish(m.topic(prefix), m.payload()) for m in messages),
+            return_exceptions=True,
+        )
+        failed: list[AlertMessage] = []
+        errors: list[BaseException] = []
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if outcome is None:
+                self._outbox.task_done()
+            elif isinstance(outcome, self._publish_errors):
+                failed.append(message)
+                errors.append(outcome)
+            else:
+                raise outcome  # a bug, not the broker: fail loudly
+        if failed:
+            self.metrics.publish_failures.inc(len(failed))
+            log.warning(
+                "could not publish %d alerts, the first %s (%s); retrying",
+                len(failed),
+                failed[0].alert_id,
+                errors[0],
+            )
+        return failed
 
     async def drain_outbox(self, timeout_s: float) -> None:
         with contextlib.suppress(TimeoutError):
