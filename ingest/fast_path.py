@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from pydantic import ValidationError
 
@@ -61,6 +62,10 @@ class Passed:
     seq: int
     sent_at: datetime | None
     block: ReadingBlock
+    #: Each reading's channel period (s), for the alert engine's sample durations.
+    period_s: npt.NDArray[np.float64]
+    #: Where each of the message's channels starts in ``block`` (its first row is 0).
+    channel_starts: npt.NDArray[np.intp]
 
 
 class FastPath:
@@ -108,7 +113,7 @@ class FastPath:
         devices' sensors and the time window; returns what passed whole and the indices of the
         rest (for the general path)."""
         slow: list[int] = []
-        accepted: list[tuple[int, DeviceInfo, int, datetime | None, int, int]] = []
+        accepted: list[tuple[int, DeviceInfo, int, datetime | None, int, int, int, int]] = []
         t0s: list[int] = []
         periods: list[float] = []
         counts: list[int] = []
@@ -145,7 +150,9 @@ class FastPath:
                 del lows[first:], highs[first:], values[row_start:]
                 slow.append(index)
                 continue
-            accepted.append((index, device, seq, sent_at, row_start, len(values)))
+            accepted.append(
+                (index, device, seq, sent_at, row_start, len(values), first, len(counts))
+            )
         if not accepted:
             return [], slow
         count = np.array(counts, dtype=np.int64)
@@ -166,18 +173,27 @@ class FastPath:
         good &= (times >= window.earliest_us) & (times <= window.latest_us)
         good &= times <= _LATEST_US
         block = ReadingBlock(times, np.repeat(np.array(sensor_ids, dtype=np.int32), count), column)
+        period = np.repeat(np.array(periods), count)
+        # Row of each channel's first reading.
+        channel_row = np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.intp)
         passed = []
         bad = None if good.all() else ~good
-        for index, device, seq, sent_at, start, stop in accepted:
+        for index, device, seq, sent_at, start, stop, first_channel, end_channel in accepted:
             if bad is not None and bad[start:stop].any():
                 slow.append(index)
                 continue
             rows = ReadingBlock(
                 block.times_us[start:stop], block.sensor_ids[start:stop], block.values[start:stop]
             )
-            passed.append(Passed(index, device, seq, sent_at, rows))
+            starts = channel_row[first_channel:end_channel] - start
+            passed.append(Passed(index, device, seq, sent_at, rows, period[start:stop], starts))
         slow.sort()
         return passed, slow
+
+    def device_of(self, topic: str) -> str | None:
+        """The device a plain readings topic names (None for any other topic)."""
+        where = self._topic(topic)
+        return None if where is None else where[1]
 
     def _topic(self, topic: str) -> tuple[str, str] | None:
         try:

@@ -103,6 +103,9 @@ class RawMessage(NamedTuple):
     payload: bytes
     mid: int
     qos: int
+    #: The PUBLISH properties as sent (their length first, as paho's ``Properties.unpack``
+    #: reads them); empty when there are none, as in the messages devices send.
+    properties: bytes = b""
 
 
 class Inbox:
@@ -278,7 +281,7 @@ def _fixed_header(buf: bytes, pos: int, size: int) -> tuple[int, int] | None:
 
 def _publish_at(buf: bytes, command: int, start: int, end: int) -> RawMessage:
     """A QoS 0 or 1 PUBLISH (MQTT 5) whose body is ``buf[start:end]``: topic, packet id,
-    properties (skipped), payload."""
+    properties (kept as bytes, unparsed), payload."""
     qos = (command & 0x06) >> 1
     try:
         at = start + 2 + int.from_bytes(buf[start : start + 2], "big")
@@ -289,7 +292,7 @@ def _publish_at(buf: bytes, command: int, start: int, end: int) -> RawMessage:
         if qos:
             mid = int.from_bytes(buf[at : at + 2], "big")
             at += 2
-        length, shift = 0, 0
+        length, shift, properties_at = 0, 0, at
         while True:  # the properties' length, a variable byte integer
             if at >= end:
                 raise IndexError
@@ -304,7 +307,7 @@ def _publish_at(buf: bytes, command: int, start: int, end: int) -> RawMessage:
             raise IndexError
     except IndexError:
         raise MalformedPacket("PUBLISH shorter than its headers say") from None
-    return RawMessage(topic, buf[at:end], mid, qos)
+    return RawMessage(topic, buf[at:end], mid, qos, buf[properties_at:at] if length else b"")
 
 
 class _BufferedSocket:

@@ -81,6 +81,28 @@ class BatchBuilder:
         self._arr_end.append(float(np.max(time_s)))
         self._arr_now.append(received_now_s)
 
+    def columns(
+        self,
+        slot: IntArray,
+        time_s: FloatArray,
+        value: FloatArray,
+        duration_s: FloatArray,
+        channel_starts: IntArray,
+        received_now_s: float,
+    ) -> None:
+        """Many channels' valid samples at once, as columns (one row a sample); each channel is
+        the rows from its entry of ``channel_starts`` to the next one's (one arrival each)."""
+        if slot.size == 0:
+            return
+        self._slot.append(np.asarray(slot, dtype=np.intp))
+        self._time.append(np.asarray(time_s, dtype=np.float64))
+        self._value.append(np.asarray(value, dtype=np.float64))
+        self._dur.append(np.asarray(duration_s, dtype=np.float64))
+        self._valid.append(np.ones(slot.size, dtype=bool))
+        self._arr_slot.extend(slot[channel_starts].tolist())
+        self._arr_end.extend(np.maximum.reduceat(time_s, channel_starts).tolist())
+        self._arr_now.extend([received_now_s] * channel_starts.size)
+
     def status(self, device_slot: int, online: bool) -> None:
         self._st_slot.append(device_slot)
         self._st_online.append(online)

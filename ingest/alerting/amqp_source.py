@@ -95,9 +95,13 @@ class AmqpLink:
     async def _hand_on(
         self, chunk: list[aio_pika.abc.AbstractIncomingMessage], receive: Receive
     ) -> None:
-        for message in chunk:
-            if message.app_id != self._own:  # not one of our own alerts coming back
-                await receive(topic_of(message.routing_key or "", self._prefix), message.body)
+        await receive(
+            [
+                (topic_of(message.routing_key or "", self._prefix), message.body)
+                for message in chunk
+                if message.app_id != self._own  # not one of our own alerts coming back
+            ]
+        )
         last = chunk[-1]
         if last.delivery_tag is not None:  # None only for basic.get, never here
             channel = last.channel

@@ -6,13 +6,18 @@ disconnection (``QORGAU_ALERTS_SESSION_EXPIRY_S``), so messages published while 
 away are delivered when it returns. Device and alert topics are subscribed at QoS 1 (the API
 publishes people's actions on the alert topics).
 
+The reading connection is read as ingest reads (``ingest.mqtt``): the socket 64 KiB at a time,
+every PUBLISH that has arrived parsed in one wake-up into an ``Inbox``, handed to the engine a
+batch at a time and acknowledged in one write once the batch is in the detectors' pending
+samples. (aiomqtt hands one message per turn of the event loop; at a thousand small messages a
+second the engine fell seconds behind on reading alone.)
+
 Alerts go out on a second connection (client id ``{QORGAU_ALERTS_CLIENT_ID}-publish``, clean
-session, no subscriptions). On the reading connection a PUBACK arrives behind every reading the
-broker has queued for the engine, and paho reads one packet per turn of the event loop: under
-load an alert waited seconds for its acknowledgement (and timed out), though it had reached the
-broker at once. No-local spares a connection only its own messages, so the engine's alerts
-carry its client id as a user property and the reader drops them unread when they come back
-(as ``app_id`` on RabbitMQ).
+session, no subscriptions): on the reading connection an alert's PUBACK waited behind every
+reading the broker had queued for the engine, and under load timed out though the alert had
+reached the broker at once. No-local spares a connection only its own messages, so the engine's
+alerts carry its client id as the user property ``qorgau-engine`` and the reader drops them,
+unread, when they come back (as ``app_id`` on RabbitMQ).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiomqtt
+from paho.mqtt.exception import MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -30,6 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 from ingest.alerting.source import Receive
+from ingest.mqtt import Inbox, RawMessage, ack_many, build_client
 from vocabulary.mqtt_client import mqtt5_client
 from vocabulary.mqtt_url import MqttEndpoint
 
@@ -38,15 +45,20 @@ from vocabulary.mqtt_url import MqttEndpoint
 PUBLISH_TIMEOUT_S = 5.0
 #: User property naming the engine that published an alert.
 ENGINE_PROPERTY = "qorgau-engine"
+#: Messages handed to the engine at most at once (what has arrived, when fewer).
+_BATCH_MESSAGES = 1000
 
 
 class MqttLink:
-    def __init__(self, reading: aiomqtt.Client, publishing: aiomqtt.Client, own: str) -> None:
+    def __init__(
+        self, reading: aiomqtt.Client, inbox: Inbox, publishing: aiomqtt.Client, own: str
+    ) -> None:
         self._reading = reading
+        self._inbox = inbox
         self._publishing = publishing
         self._publisher_lost = asyncio.Event()
-        self._signature = (ENGINE_PROPERTY, own)
         self._properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        self._signature = (ENGINE_PROPERTY, own)
         self._properties.UserProperty = [self._signature]
 
     async def read(self, receive: Receive) -> None:
@@ -59,20 +71,29 @@ class MqttLink:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if messages.done() and not messages.cancelled() and messages.exception() is not None:
+            messages.result()  # the reading connection failed
         # Only ever reached when the publishing connection failed: the reader ends by raising.
         raise aiomqtt.MqttError("the connection publishing alerts failed")
 
     async def _messages(self, receive: Receive) -> None:
-        async for message in self._reading.messages:
-            properties = message.properties
-            if properties is not None and self._signature in getattr(
-                properties, "UserProperty", ()
-            ):
-                continue  # one of our own alerts coming back
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            await receive(str(message.topic), bytes(payload))
+        while True:
+            taken = await self._inbox.take(_BATCH_MESSAGES)
+            await receive(
+                [(m.topic, m.payload) for m in taken if not m.properties or not self._own(m)]
+            )
+            # Acknowledged once handed to the detectors' pending batch, as on RabbitMQ: the
+            # session's Receive Maximum bounds what waits unread.
+            ack_many(self._reading, [message.mid for message in taken if message.qos])
+
+    def _own(self, message: RawMessage) -> bool:
+        """One of this engine's alerts coming back (devices' messages carry no properties)."""
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        try:
+            properties.unpack(message.properties)  # type: ignore[no-untyped-call]
+        except (MQTTException, LookupError, ValueError, TypeError):
+            return False  # not ours: ours are well formed
+        return self._signature in getattr(properties, "UserProperty", ())
 
     async def publish(self, topic: str, payload: bytes) -> None:
         try:
@@ -97,7 +118,7 @@ class MqttSource:
         return self.endpoint.redacted()
 
     def client(self) -> aiomqtt.Client:
-        return mqtt5_client(
+        return build_client(
             self.endpoint,
             client_id=self.settings.alerts_client_id,
             session_expiry_s=self.settings.alerts_session_expiry_s,
@@ -118,6 +139,8 @@ class MqttSource:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[MqttLink]:
         client = self.client()
+        # Before connecting: a resumed session delivers its queued messages right after CONNACK.
+        inbox = Inbox(client)
         publishing = self.publishing_client()
         async with client, publishing:
             wanted = self.ownership.subscriptions
@@ -126,4 +149,4 @@ class MqttSource:
             # publishing connection, and are dropped unread (``MqttLink``).
             await client.subscribe([(f, SubscribeOptions(qos=1)) for f in wanted.alerts])
             await self.ownership.forget_stale(client.unsubscribe)
-            yield MqttLink(client, publishing, self.settings.alerts_client_id)
+            yield MqttLink(client, inbox, publishing, self.settings.alerts_client_id)

@@ -9,23 +9,23 @@ its alerts reach every MQTT subscriber of the alert topics.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ingest.alerting.partition import Ownership
 from ingest.alerting.settings import AlertsSettings
 
-#: Takes one message: its MQTT topic and payload.
-Receive = Callable[[str, bytes], Awaitable[None]]
+#: Takes the messages that have arrived, in order: each its MQTT topic and payload.
+Receive = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
 
 
 class BrokerLink(Protocol):
     """One connection to the broker, subscribed to what the engine owns."""
 
     async def read(self, receive: Receive) -> None:
-        """Hand every message to ``receive``, in arrival order, until the connection ends (then
-        raise one of the source's ``errors``)."""
+        """Hand every message to ``receive`` (what has arrived, a batch at a time), in arrival
+        order, until the connection ends (then raise one of the source's ``errors``)."""
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Publish an alert at least once (QoS 1, or a confirmed persistent message)."""

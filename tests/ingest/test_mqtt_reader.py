@@ -94,7 +94,7 @@ def read_all(paho: Any) -> None:
 STREAM = [
     publish("p/v1/e/d1/readings", b'{"v":1}', 1),
     packet(PUBACK, struct.pack("!HB", 7, 0)),
-    publish("p/v1/e/d2/readings", b"x" * 300, 2, properties=b"\x01\x01"),  # a property, skipped
+    publish("p/v1/e/d2/readings", b"x" * 300, 2, properties=b"\x01\x01"),  # a property, kept
     packet(PINGRESP, b""),
     publish("p/v1/e/d3/readings", b"", 0, qos=0),
     publish("p/v1/e/d4/readings", b"y" * 70000, 65535),  # longer than one read
@@ -103,7 +103,7 @@ STREAM = [
 ]
 EXPECTED = [
     mqtt.RawMessage("p/v1/e/d1/readings", b'{"v":1}', 1, 1),
-    mqtt.RawMessage("p/v1/e/d2/readings", b"x" * 300, 2, 1),
+    mqtt.RawMessage("p/v1/e/d2/readings", b"x" * 300, 2, 1, properties=b"\x02\x01\x01"),
     mqtt.RawMessage("p/v1/e/d3/readings", b"", 0, 0),
     mqtt.RawMessage("p/v1/e/d4/readings", b"y" * 70000, 65535, 1),
     mqtt.RawMessage("p/v1/e/d5/readings", b"last", 3, 1),
