@@ -3,6 +3,7 @@ and on its way to the database (``Item``), and what a commit made of a batch (``
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,18 @@ class Item:
     readings: int = 0
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     dead_letter: DeadLetterRecord | None = None
+
+    @classmethod
+    def arriving(cls, topic: str, payload: bytes, mid: int, qos: int, generation: int) -> Item:
+        """The item of a message taken now, before anything is known of its content."""
+        return cls(
+            mid=mid,
+            qos=qos,
+            generation=generation,
+            received=time.monotonic(),
+            topic=topic,
+            payload=payload,
+        )
 
     @property
     def key(self) -> tuple[int, int] | None:

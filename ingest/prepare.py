@@ -153,14 +153,7 @@ class Preparer:
                     exc_info=failures == 1,
                 )
                 if failures >= self.settings.ingest_max_attempts:
-                    item = Item(
-                        mid=mid,
-                        qos=qos,
-                        generation=generation,
-                        received=time.monotonic(),
-                        topic=topic,
-                        payload=payload,
-                    )
+                    item = Item.arriving(topic, payload, mid, qos, generation)
                     item.give_up(
                         self.settings.ingest_client_id, DeadLetterStage.VALIDATE, failures, exc
                     )
@@ -173,14 +166,7 @@ class Preparer:
         self, topic: str, payload: bytes, mid: int, qos: int, generation: int
     ) -> Item:
         """Admit and check one message; everything bad becomes a quarantine record."""
-        item = Item(
-            mid=mid,
-            qos=qos,
-            generation=generation,
-            received=time.monotonic(),
-            topic=topic,
-            payload=payload,
-        )
+        item = Item.arriving(topic, payload, mid, qos, generation)
         now = datetime.now(UTC)
         cap = self.settings.ingest_quarantine_payload_bytes
         where = read_topic(topic)

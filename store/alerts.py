@@ -352,7 +352,7 @@ class BinStats:
 _MINUTE_US: Final = BUCKET_US["1 min"]
 # Σ10^(v/10) of raw readings by the rule of the rollups, so the raw edges of a span and its
 # rollup minutes add up term for term (and no level can make power() fail).
-_POW10_R: Final = sql.SQL(pow10_sql("r.value"))
+_POW10_R: Final = pow10_sql(sql.Identifier("r", "value"))
 
 
 async def latest_reading_times(

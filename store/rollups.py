@@ -82,14 +82,14 @@ def pow10_terms(values: F64) -> F64:
     return terms
 
 
-def pow10_sql(column: str) -> str:
+def pow10_sql(column: sql.Composable) -> sql.Composed:
     """The SQL for ``pow10_terms`` of ``column`` (the rule the migrations' rollups apply), for
     queries that add raw readings to rollup sums and must agree with them term for term."""
-    return (
-        f"CASE WHEN {column} > {POW10_LIMIT_DB} THEN 'Infinity'::float8 "
-        f"WHEN {column} < -{POW10_LIMIT_DB} THEN 0::float8 "
-        f"ELSE power(10::float8, {column} / 10) END"
-    )
+    return sql.SQL(
+        "CASE WHEN {column} > {limit} THEN 'Infinity'::float8 "
+        "WHEN {column} < -{limit} THEN 0::float8 "
+        "ELSE power(10::float8, {column} / 10) END"
+    ).format(column=column, limit=sql.Literal(POW10_LIMIT_DB))
 
 
 @dataclass(frozen=True, slots=True)

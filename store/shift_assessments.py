@@ -22,13 +22,39 @@ from store.binary_arrays import Int8Array, float8_array, int8_array
 from store.catalog import Row, Scope, matching, translate_errors
 from store.readings import ReadingBlock
 
-_COLUMNS: Final = (
-    "workplace_id, shift_start, shift_end, local_day, shift_number, timezone, status, "
-    "working_class, b, b_continuous, coverage_min, insufficient_data, deciding_factors, detail, "
-    "norms_profile, "
-    "norms_version, inputs_digest, computed_at"
+_COLUMN_NAMES: Final = (
+    "workplace_id",
+    "shift_start",
+    "shift_end",
+    "local_day",
+    "shift_number",
+    "timezone",
+    "status",
+    "working_class",
+    "b",
+    "b_continuous",
+    "coverage_min",
+    "insufficient_data",
+    "deciding_factors",
+    "detail",
+    "norms_profile",
+    "norms_version",
+    "inputs_digest",
+    "computed_at",
 )
-_WRITTEN: Final = _COLUMNS.replace(", computed_at", "").split(", ")
+_COLUMNS: Final = sql.SQL(", ").join(map(sql.Identifier, _COLUMN_NAMES))
+_WRITTEN: Final = [c for c in _COLUMN_NAMES if c != "computed_at"]
+# The upsert of the written columns: the first two are the key, the others are replaced.
+_UPSERT: Final = sql.SQL(
+    "INSERT INTO shift_assessments ({names}) VALUES ({marks}) "
+    "ON CONFLICT (workplace_id, shift_start) DO UPDATE SET {updates}, computed_at = now()"
+).format(
+    names=sql.SQL(", ").join(map(sql.Identifier, _WRITTEN)),
+    marks=sql.SQL(", ").join([sql.Placeholder()] * len(_WRITTEN)),
+    updates=sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in _WRITTEN[2:]
+    ),
+)
 
 
 # How far back a change reaches by itself: readings arrive at most ingest's window late, but an
@@ -158,14 +184,9 @@ async def upsert(conn: AsyncConnection[Any], rows: Sequence[Mapping[str, Any]]) 
     ``computed_at``); returns how many were written."""
     if not rows:
         return 0
-    names = ", ".join(_WRITTEN)
-    marks = ", ".join(["%s"] * len(_WRITTEN))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _WRITTEN[2:])
     async with translate_errors(), conn.cursor() as cur:
         await cur.executemany(
-            f"INSERT INTO shift_assessments ({names}) VALUES ({marks}) "
-            f"ON CONFLICT (workplace_id, shift_start) DO UPDATE SET {updates}, "
-            "computed_at = now()",
+            _UPSERT,
             [[Jsonb(r[c], _dumps) if c == "detail" else r[c] for c in _WRITTEN] for r in rows],
         )
     return len(rows)
@@ -205,8 +226,10 @@ async def shifts_of(
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
         await cur.execute(
-            f"SELECT {_COLUMNS} FROM shift_assessments "
-            "WHERE workplace_id = %s AND local_day BETWEEN %s AND %s ORDER BY shift_start",
+            sql.SQL(
+                "SELECT {} FROM shift_assessments "
+                "WHERE workplace_id = %s AND local_day BETWEEN %s AND %s ORDER BY shift_start"
+            ).format(_COLUMNS),
             [workplace_id, first, last],
         )
         return await cur.fetchall()
@@ -218,8 +241,9 @@ async def shift_at(
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
         await cur.execute(
-            f"SELECT {_COLUMNS} FROM shift_assessments "
-            "WHERE workplace_id = %s AND shift_start = %s",
+            sql.SQL(
+                "SELECT {} FROM shift_assessments WHERE workplace_id = %s AND shift_start = %s"
+            ).format(_COLUMNS),
             [workplace_id, shift_start],
         )
         return await cur.fetchone()
@@ -241,22 +265,22 @@ async def worst_shifts(
     """The shift that sets each workplace's В over local dates ``first..last`` (rated shifts
     only; workplaces without one are absent). Without ``detail`` the per-sensor and per-factor
     detail is left out (an empty object): the map and exports need the headline only."""
-    columns = ", ".join(
-        "'{}'::jsonb AS detail" if c == "detail" and not detail else f"a.{c}"
-        for c in _COLUMNS.split(", ")
+    columns = sql.SQL(", ").join(
+        sql.SQL("'{}'::jsonb AS detail") if c == "detail" and not detail else sql.Identifier("a", c)
+        for c in _COLUMN_NAMES
     )
     cur = conn.cursor(row_factory=dict_row)
     async with translate_errors():
         # First the key of each worst shift from the index alone, then those rows only.
         await cur.execute(
-            f"""
+            sql.SQL("""
             SELECT {columns}
             FROM unnest(%s::bigint[]) AS w(workplace_id)
             CROSS JOIN LATERAL (
                 SELECT shift_start FROM shift_assessments
                 WHERE workplace_id = w.workplace_id AND local_day BETWEEN %s AND %s
                   AND b IS NOT NULL
-                ORDER BY {WORST_ORDER}
+                ORDER BY {worst_order}
                 LIMIT 1
             ) k
             CROSS JOIN LATERAL (
@@ -264,7 +288,7 @@ async def worst_shifts(
                 WHERE workplace_id = w.workplace_id AND shift_start = k.shift_start
                 LIMIT 1  -- keeps the planner from flattening this into a hash join
             ) a
-            """,
+            """).format(columns=columns, worst_order=sql.SQL(WORST_ORDER)),
             [list(workplace_ids), first, last],
         )
         return {row["workplace_id"]: row for row in await cur.fetchall()}

@@ -117,7 +117,9 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
         (listed_hook,) = (await http.get("/api/v1/alerts/webhooks")).json()
         assert listed_hook["min_severity"] == "critical"
         assert listed_hook["kinds"] == ["ceiling"]
-        await eventually(lambda: api.state.alert_hub.connected.is_set(), what="API on MQTT")
+        hub = api.state.alert_hub
+        await eventually(hub.connected.is_set, what="API on MQTT")
+        streams_before = hub.subscriber_count()
 
         everything: list[dict[str, Any]] = []
         inspector: list[dict[str, Any]] = []
@@ -131,7 +133,9 @@ async def test_list_acknowledge_resolve_stream_preferences_and_webhooks(
                 )
             ),
         ]
-        await asyncio.sleep(0.5)  # both streams subscribed
+        await eventually(
+            lambda: hub.subscriber_count() == streams_before + 2, what="both streams subscribed"
+        )
         async with rig(pg_url, mqtt_url, schema, topic_prefix, with_ingest=False) as r:
             await eventually(lambda: bool(r.engine.webhooks.hooks), what="webhooks loaded")
             await leak(r, start)

@@ -36,8 +36,12 @@ async def test_viewers_cancelled_while_leaving_leave_no_error_behind(
                         scope.cancel()
                         await anyio.sleep(1)
             await eventually(lambda: not hub.topics(), what="every viewer gone")
-            # Time for the broker's UNSUBACKs to come back to the client.
-            await asyncio.sleep(1.0)
+            # The broker answers a client's packets in order: once the SUBACK of a subscription
+            # sent after the UNSUBSCRIBEs is in, so is every UNSUBACK, and whatever an answer
+            # to a forgotten exchange would log has been logged.
+            async with hub.watch([readings_topic(topic_prefix, "ent", "probe")]):
+                pass
+            await eventually(lambda: not hub._exchanges, what="every (un)subscribe finished")
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert errors == [], [r.getMessage() for r in errors]
         assert not hub._exchanges  # every (un)subscribe finished

@@ -8,18 +8,12 @@ subject, since a silent sensor sends no batch that could trigger them.
 * ``calibration_overdue``: ``now`` past the registry's calibration date.
 """
 
-# Messages are closures over loop variables on purpose: the lifecycle formats one at once,
-# inside the same iteration, and only when a transition happens.
-# ruff: noqa: B023
-
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from analytics.alerts.detectors.stepper import Stepper
-from analytics.alerts.lifecycle import Observation, QuietObservations
+from analytics.alerts.lifecycle import QuietObservations
 from analytics.alerts.params import AlertKind
 from analytics.alerts.state import DetectorState
 from analytics.alerts.subjects import DEVICE
@@ -53,23 +47,22 @@ def device_offline(
     held = st.interesting(kind, slots, offline)
     held = held[is_dev[held]]
     quiet = QuietObservations(offline[held], back[held], now, 0.0, a.kinds[kind].severity)
-    for i in st.loud(kind, held, quiet):
-        spec = state.subjects[int(i)]
-        st.step(
-            int(i),
-            AlertKind.DEVICE_OFFLINE,
-            Observation(
-                bool(offline[i]),
-                bool(back[i]),
-                now,
-                0.0,
-                0.0,
-                a.kinds[AlertKind.DEVICE_OFFLINE].severity,
-                "",
-                "",
-                lambda: f"device {spec.device} reports that it is offline",
-            ),
-        )
+
+    def msg(i: int) -> str:
+        return f"device {state.subjects[i].device} reports that it is offline"
+
+    st.step_cells(
+        kind,
+        st.loud(kind, held, quiet),
+        slots,
+        active=offline,
+        clear=back,
+        t=now,
+        value=0.0,
+        threshold=0.0,
+        unit="",
+        message=msg,
+    )
 
 
 def sensor_silent(
@@ -95,30 +88,25 @@ def sensor_silent(
         silent_s[held],
         a.kinds[kind].severity,
     )
-    for i in st.loud(kind, held, quiet):
-        spec = state.subjects[int(i)]
 
-        def msg() -> str:
-            return (
-                f"{where(spec)} has sent nothing for {fmt(float(silent_s[i]))} s while its device "
-                f"is live (usual interval {fmt(float(state.interval[i]))} s)"
-            )
-
-        st.step(
-            int(i),
-            AlertKind.SENSOR_SILENT,
-            Observation(
-                bool(silent[i]),
-                bool(talking[i] or dev_offline[i]),
-                now,
-                float(silent_s[i]),
-                float(limit[i]),
-                a.kinds[AlertKind.SENSOR_SILENT].severity,
-                "s",
-                "s",
-                msg,
-            ),
+    def msg(i: int) -> str:
+        return (
+            f"{where(state.subjects[i])} has sent nothing for {fmt(float(silent_s[i]))} s while "
+            f"its device is live (usual interval {fmt(float(state.interval[i]))} s)"
         )
+
+    st.step_cells(
+        kind,
+        st.loud(kind, held, quiet),
+        slots,
+        active=silent,
+        clear=talking | dev_offline,
+        t=now,
+        value=silent_s,
+        threshold=limit,
+        unit="s",
+        message=msg,
+    )
 
 
 def sequence_gap(
@@ -138,30 +126,25 @@ def sequence_gap(
     quiet = QuietObservations(
         gap[held], ~gap[held], now, missing[held].astype(float), a.kinds[kind].severity
     )
-    for i in st.loud(kind, held, quiet):
-        spec = state.subjects[int(i)]
 
-        def msg() -> str:
-            return (
-                f"{int(missing[i])} of the last {int(hi[i] - lo[i] + 1)} messages of device "
-                f"{spec.device} are missing (sequence numbers {int(lo[i])}-{int(hi[i])})"
-            )
-
-        st.step(
-            int(i),
-            AlertKind.SEQUENCE_GAP,
-            Observation(
-                bool(gap[i]),
-                not bool(gap[i]),
-                now,
-                float(missing[i]),
-                0.0,
-                a.kinds[AlertKind.SEQUENCE_GAP].severity,
-                "messages",
-                "messages",
-                msg,
-            ),
+    def msg(i: int) -> str:
+        return (
+            f"{int(missing[i])} of the last {int(hi[i] - lo[i] + 1)} messages of device "
+            f"{state.subjects[i].device} are missing (sequence numbers {int(lo[i])}-{int(hi[i])})"
         )
+
+    st.step_cells(
+        kind,
+        st.loud(kind, held, quiet),
+        slots,
+        active=gap,
+        clear=~gap,
+        t=now,
+        value=missing,
+        threshold=0.0,
+        unit="messages",
+        message=msg,
+    )
 
 
 def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: IntArray) -> None:
@@ -177,28 +160,23 @@ def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: In
     quiet = QuietObservations(
         overdue[held], fine[held], now, overdue_days[held], a.kinds[kind].severity
     )
-    for i in st.loud(kind, held, quiet):
-        spec = state.subjects[int(i)]
-        days = (now - float(due[i])) / 86400.0 if math.isfinite(float(due[i])) else 0.0
 
-        def msg() -> str:
-            return f"calibration of {where(spec)} is overdue by {max(days, 0.0):.0f} days"
+    def msg(i: int) -> str:
+        days = max(float(overdue_days[i]), 0.0)
+        return f"calibration of {where(state.subjects[i])} is overdue by {days:.0f} days"
 
-        st.step(
-            int(i),
-            AlertKind.CALIBRATION_OVERDUE,
-            Observation(
-                bool(overdue[i]),
-                bool(fine[i]),
-                now,
-                days,
-                0.0,
-                a.kinds[AlertKind.CALIBRATION_OVERDUE].severity,
-                "d",
-                "d",
-                msg,
-            ),
-        )
+    st.step_cells(
+        kind,
+        st.loud(kind, held, quiet),
+        slots,
+        active=overdue,
+        clear=fine,
+        t=now,
+        value=overdue_days,
+        threshold=0.0,
+        unit="d",
+        message=msg,
+    )
 
 
 __all__ = [

@@ -21,7 +21,6 @@ import math
 import numpy as np
 
 from analytics.alerts.detectors.stepper import Stepper, hysteresis_clear
-from analytics.alerts.lifecycle import Observation
 from analytics.alerts.params import AlertKind
 from analytics.alerts.state import DetectorState
 from analytics.alerts.text import fmt, what, where
@@ -47,45 +46,38 @@ def ceilings(
         over = vmax > thr if kind is AlertKind.CEILING else vmax >= thr
         active = applies & over
         clear = applies & (vmax < hysteresis_clear(thr, is_db, kind, a))
-        for i in st.interesting(kind, touched, active):
-            if not applies[i]:
-                continue
-            s = int(touched[i])
-            spec = state.subjects[s]
-            th = state.thresholds[s]
-            value, limit = float(vmax[i]), float(thr[i])
-            if kind is AlertKind.CEILING:
+        if kind is AlertKind.CEILING:
 
-                def msg() -> str:
-                    return (
-                        f"{what(spec)} {fmt(value)} {spec.unit} at {where(spec)} is above the "
-                        f"{th.ceiling_label} of {fmt(limit)} {spec.unit}"
-                    )
-            else:
+            def msg(i: int) -> str:
+                spec, th = state.subjects[int(touched[i])], state.thresholds[int(touched[i])]
+                return (
+                    f"{what(spec)} {fmt(float(vmax[i]))} {spec.unit} at {where(spec)} is above "
+                    f"the {th.ceiling_label} of {fmt(float(thr[i]))} {spec.unit}"
+                )
+        else:
+
+            def msg(i: int) -> str:
+                spec, th = state.subjects[int(touched[i])], state.thresholds[int(touched[i])]
+                value = float(vmax[i])
                 pct = 100.0 * value / th.pre_of if th.pre_of else math.nan
+                return (
+                    f"{what(spec)} {fmt(value)} {spec.unit} at {where(spec)} has reached "
+                    f"{pct:.0f} % of {th.pre_label} {fmt(th.pre_of)} {spec.unit}"
+                )
 
-                def msg() -> str:
-                    return (
-                        f"{what(spec)} {fmt(value)} {spec.unit} at {where(spec)} has reached "
-                        f"{pct:.0f} % of {th.pre_label} {fmt(th.pre_of)} {spec.unit}"
-                    )
-
-            severity = a.kinds[kind].severity
-            st.step(
-                s,
-                kind,
-                Observation(
-                    bool(active[i]),
-                    bool(clear[i]),
-                    float(t[i]),
-                    value,
-                    limit,
-                    severity,
-                    spec.unit,
-                    spec.unit,
-                    msg,
-                ),
-            )
+        rows = st.interesting(kind, touched, active)
+        st.step_cells(
+            kind,
+            rows[applies[rows]],
+            touched,
+            active=active,
+            clear=clear,
+            t=t,
+            value=vmax,
+            threshold=thr,
+            unit=None,
+            message=msg,
+        )
 
 
 def floors(
@@ -101,36 +93,28 @@ def floors(
             continue
         active = applies & ((vmin < thr) if kind is AlertKind.FLOOR else (vmin <= thr))
         clear = applies & (vmin > thr * (1.0 + a.kinds[kind].hysteresis_fraction))
-        for i in st.interesting(kind, touched, active):
-            if not applies[i]:
-                continue
-            s = int(touched[i])
-            spec = state.subjects[s]
-            th = state.thresholds[s]
-            value, limit = float(vmin[i]), float(thr[i])
+
+        def msg(i: int) -> str:
+            spec, th = state.subjects[int(touched[i])], state.thresholds[int(touched[i])]
             label = th.floor_label if kind is AlertKind.FLOOR else th.pre_floor_label
-
-            def msg(value: float = value, limit: float = limit, label: str = label) -> str:
-                return (
-                    f"{what(spec)} {fmt(value)} {spec.unit} at {where(spec)} is below the "
-                    f"{label} of {fmt(limit)} {spec.unit}"
-                )
-
-            st.step(
-                s,
-                kind,
-                Observation(
-                    bool(active[i]),
-                    bool(clear[i]),
-                    float(t[i]),
-                    value,
-                    limit,
-                    a.kinds[kind].severity,
-                    spec.unit,
-                    spec.unit,
-                    msg,
-                ),
+            return (
+                f"{what(spec)} {fmt(float(vmin[i]))} {spec.unit} at {where(spec)} is below the "
+                f"{label} of {fmt(float(thr[i]))} {spec.unit}"
             )
+
+        rows = st.interesting(kind, touched, active)
+        st.step_cells(
+            kind,
+            rows[applies[rows]],
+            touched,
+            active=active,
+            clear=clear,
+            t=t,
+            value=vmin,
+            threshold=thr,
+            unit=None,
+            message=msg,
+        )
 
 
 __all__ = ["ceilings", "floors"]

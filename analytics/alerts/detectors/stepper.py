@@ -5,10 +5,14 @@ cells that are active or already hold an alert need the per-cell lifecycle rules
 :class:`Stepper` picks those out and steps them, collecting the events in order. The clock
 detectors see the same held cells every tick (a fleet always has offline devices and silent
 sensors): :meth:`Stepper.loud` steps those that raise no event at once, so that a tick costs
-array operations rather than a Python step per open alert.
+array operations rather than a Python step per open alert. :meth:`Stepper.step_cells` steps the
+cells that are left, one at a time, from the detector's arrays.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -54,6 +58,43 @@ class Stepper:
         result: IntArray = slots[mask]
         return result
 
+    def step_cells(
+        self,
+        kind: AlertKind,
+        rows: IntArray,
+        slots: IntArray,
+        *,
+        active: BoolArray,
+        clear: BoolArray,
+        t: FloatArray | float,
+        value: FloatArray | float,
+        threshold: FloatArray | float,
+        unit: str | None,
+        message: Callable[[int], str],
+    ) -> None:
+        """Step, in order, the cells of ``kind`` at ``rows`` of the detector's arrays: row ``i``
+        is the subject ``slots[i]`` and observes ``active[i]``, ``clear[i]``, ``t[i]``,
+        ``value[i]`` and ``threshold[i]`` (a scalar holds for every row) with the kind's
+        severity. ``unit`` is that of the value and of the threshold (``None``: the subject's
+        own); ``message(i)`` is formatted only when a transition happens."""
+        severity = self.state.alerts.kinds[kind].severity
+        for row in rows:
+            i = int(row)
+            slot = int(slots[i])
+            u = self.state.subjects[slot].unit if unit is None else unit
+            obs = Observation(
+                bool(active[i]),
+                bool(clear[i]),
+                _at(t, i),
+                _at(value, i),
+                _at(threshold, i),
+                severity,
+                u,
+                u,
+                partial(message, i),
+            )
+            self.step(slot, kind, obs)
+
     def step(self, slot: int, kind: AlertKind, obs: Observation) -> None:
         step_cell(
             self.state.cells,
@@ -65,6 +106,10 @@ class Stepper:
             self.now,
             self.events,
         )
+
+
+def _at(x: FloatArray | float, i: int) -> float:
+    return float(x[i]) if isinstance(x, np.ndarray) else float(x)
 
 
 __all__ = ["Stepper", "hysteresis_clear"]
