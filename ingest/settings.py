@@ -1,4 +1,5 @@
-"""Settings of ``qorgau ingest`` (environment variables ``QORGAU_*``)."""
+"""Settings of ``qorgau ingest`` (environment variables ``QORGAU_*``), and the broker settings
+it shares with ``qorgau alerts`` (``ingest/alerting/settings.py``)."""
 
 from __future__ import annotations
 
@@ -7,31 +8,46 @@ from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.policies import MaintenancePolicy, StoragePolicies
 from store.settings import SampleWindowSettings
 
 
-class IngestSettings(SampleWindowSettings):
+class BrokerSettings(BaseSettings):
+    """Where the services that read the devices' messages find the broker: ingest workers and
+    the alert engine read the same variables, so one setting moves both."""
+
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")
     broker: Literal["mosquitto", "rabbitmq"] = Field(
         default="mosquitto",
-        description="where workers read readings: mosquitto (an MQTT 5 shared subscription on "
-        "QORGAU_MQTT_URL) or rabbitmq (a quorum queue named after QORGAU_INGEST_SHARE_GROUP, "
-        "bound to amq.topic, read over AMQP from QORGAU_AMQP_URL); see docs/operations.md",
+        description="where readings are read (and the alert engine publishes alerts): mosquitto "
+        "(MQTT 5 on QORGAU_MQTT_URL) or rabbitmq (over AMQP from QORGAU_AMQP_URL, each service "
+        "from a quorum queue of its own bound to amq.topic: ingest's named after "
+        "QORGAU_INGEST_SHARE_GROUP, the alert engine's after QORGAU_ALERTS_CLIENT_ID); see "
+        "docs/operations.md and docs/alerts.md",
     )
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
-        description="with QORGAU_BROKER=rabbitmq: the cluster's AMQP URLs, comma-separated; a "
-        "worker moves to the next when its node goes away",
+        description="with QORGAU_BROKER=rabbitmq: the cluster's AMQP URLs, comma-separated; the "
+        "service moves to the next when its node goes away",
     )
     amqp_quorum_replicas: int = Field(
-        default=3, ge=1, le=9, description="replicas of the quorum queue when qorgau declares it"
+        default=3,
+        ge=1,
+        le=9,
+        description="replicas of the service's quorum queue when qorgau declares it",
     )
     topic_prefix: str = Field(default="qorgau", description="first topic segment(s)")
+
+
+# BrokerSettings first among the bases: pydantic orders inherited fields by the reversed MRO, so
+# --help lists the broker's after the database's and before this class's own.
+class IngestSettings(BrokerSettings, SampleWindowSettings):
+    model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
+
     ingest_share_group: str = Field(
         default="qorgau-ingest", description="MQTT 5 shared-subscription group of the workers"
     )

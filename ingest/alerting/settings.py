@@ -1,42 +1,28 @@
 """Settings of ``qorgau alerts`` (environment variables ``QORGAU_*``).
 
-It validates readings exactly as ingest does, so it reads ingest's validation settings too
+It reads the broker settings ingest reads (``BrokerSettings`` in ``ingest/settings.py``), and it
+validates readings exactly as ingest does, so it reads ingest's validation settings too
 (``QORGAU_INGEST_MAX_FUTURE_S``, ``QORGAU_INGEST_MAX_PAYLOAD_BYTES``).
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ingest.alerting.notifications.settings import NotificationSettings
+from ingest.settings import BrokerSettings
 from store.settings import DatabaseSettings
 from vocabulary.protocol.topics import check_segment
 
 
-class AlertsSettings(DatabaseSettings, NotificationSettings):
+# BrokerSettings first among the bases: pydantic orders inherited fields by the reversed MRO, so
+# --help lists the broker's after the database's and before this class's own.
+class AlertsSettings(BrokerSettings, DatabaseSettings, NotificationSettings):
     model_config = SettingsConfigDict(env_prefix="QORGAU_", extra="ignore")
 
-    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker URL")
-    broker: Literal["mosquitto", "rabbitmq"] = Field(
-        default="mosquitto",
-        description="where the engine reads and publishes: mosquitto (a persistent MQTT 5 "
-        "session on QORGAU_MQTT_URL) or rabbitmq (a quorum queue of its own named after "
-        "QORGAU_ALERTS_CLIENT_ID, bound to amq.topic, read over AMQP from QORGAU_AMQP_URL); "
-        "see docs/alerts.md",
-    )
-    amqp_url: str = Field(
-        default="amqp://guest:guest@127.0.0.1:5672/",
-        description="with QORGAU_BROKER=rabbitmq: the cluster's AMQP URLs, comma-separated; the "
-        "engine moves to the next when its node goes away",
-    )
-    amqp_quorum_replicas: int = Field(
-        default=3, ge=1, le=9, description="replicas of the engine's queue when qorgau declares it"
-    )
-    topic_prefix: str = Field(default="qorgau", description="first topic segment(s)")
     ingest_max_payload_bytes: int = Field(
         default=256 * 1024, ge=1024, description="same as ingest: larger payloads are refused"
     )
