@@ -857,8 +857,9 @@ def bare_subscriber(
     window_messages: int,
     publishers: int,
     subscribers: int = 2,
-) -> float:
-    """Messages per second that ``subscribers`` bare subscribers take and acknowledge."""
+) -> tuple[float, float]:
+    """Messages per second that ``subscribers`` bare subscribers take and acknowledge, and the
+    machine's CPU time per message meanwhile (µs: publishers, broker and subscribers)."""
     ctx = mp.get_context("spawn")
     taken = ctx.Value("q", 0)
     stop = ctx.Event()
@@ -876,6 +877,7 @@ def bare_subscriber(
         for ready in readies:
             if not ready.wait(30):
                 raise RuntimeError("bare subscriber did not start")
+        machine_before = _machine_cpu_s()[0]
         run = burst(
             [],
             mqtt_port,
@@ -886,13 +888,16 @@ def bare_subscriber(
             publishers=publishers,
             progress=lambda: float(taken.value),
         )
+        busy_s = _machine_cpu_s()[0] - machine_before
     finally:
         stop.set()
         for proc in procs:
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
-    return run.messages / run.elapsed_s if run.elapsed_s > 0 else 0.0
+    if run.elapsed_s <= 0 or not run.messages:
+        return 0.0, 0.0
+    return run.messages / run.elapsed_s, 1e6 * busy_s / run.messages
 
 
 def publisher_alone(mqtt_port: int, shape: Shape, seconds: float, publishers: int) -> float:
@@ -954,7 +959,7 @@ def small_messages(
     alone = publisher_alone(broker.port, shape, min(seconds, 10.0), publishers)
     say(f"  {alone:,.0f} messages/s")
     say("small messages: bare subscriber (2 processes)…")
-    bare = bare_subscriber(broker.port, shape, seconds, window, publishers)
+    bare, bare_cpu_us = bare_subscriber(broker.port, shape, seconds, window, publishers)
     say(f"  {bare:,.0f} messages/s")
     runs = {}
     for n in (1, 2):
@@ -980,6 +985,9 @@ def small_messages(
         "small_messages_per_s": round(runs[2]["messages_per_s"]),
         "small_messages_1_worker_per_s": round(runs[1]["messages_per_s"]),
         "bare_subscriber_messages_per_s": round(bare),
+        # What the MQTT path alone (publishers, broker, bare subscribers) costs the machine per
+        # message: on shared cores it bounds the ratio any ingest can reach (docs/ingest.md).
+        "bare_subscriber_machine_cpu_us_per_message": round(bare_cpu_us, 1),
         "ratio_to_bare_subscriber": round(runs[2]["messages_per_s"] / bare, 3) if bare else 0.0,
         "ratio_1_worker_to_bare_subscriber": (
             round(runs[1]["messages_per_s"] / bare, 3) if bare else 0.0

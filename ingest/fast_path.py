@@ -62,10 +62,26 @@ class Passed:
     seq: int
     sent_at: datetime | None
     block: ReadingBlock
-    #: Each reading's channel period (s), for the alert engine's sample durations.
-    period_s: npt.NDArray[np.float64]
-    #: Where each of the message's channels starts in ``block`` (its first row is 0).
-    channel_starts: npt.NDArray[np.intp]
+    # Where the message is in the batch's columns, for what only the alert engine asks
+    # (references, not slices: ingest pays nothing for them).
+    _batch: _BatchColumns
+    _row: int
+    _channels: tuple[int, int]
+
+    def period_s(self) -> npt.NDArray[np.float64]:
+        """Each reading's channel period (s)."""
+        return self._batch.period_s[self._row : self._row + len(self.block)]
+
+    def channel_starts(self) -> npt.NDArray[np.intp]:
+        """Where each of the message's channels starts in ``block`` (the first at 0)."""
+        first, end = self._channels
+        return self._batch.channel_row[first:end] - self._row
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchColumns:
+    period_s: npt.NDArray[np.float64]  # a row's channel period
+    channel_row: npt.NDArray[np.intp]  # a channel's first row
 
 
 class FastPath:
@@ -173,9 +189,10 @@ class FastPath:
         good &= (times >= window.earliest_us) & (times <= window.latest_us)
         good &= times <= _LATEST_US
         block = ReadingBlock(times, np.repeat(np.array(sensor_ids, dtype=np.int32), count), column)
-        period = np.repeat(np.array(periods), count)
-        # Row of each channel's first reading.
-        channel_row = np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.intp)
+        columns = _BatchColumns(
+            np.repeat(np.array(periods), count),
+            np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.intp),
+        )
         passed = []
         bad = None if good.all() else ~good
         for index, device, seq, sent_at, start, stop, first_channel, end_channel in accepted:
@@ -185,8 +202,11 @@ class FastPath:
             rows = ReadingBlock(
                 block.times_us[start:stop], block.sensor_ids[start:stop], block.values[start:stop]
             )
-            starts = channel_row[first_channel:end_channel] - start
-            passed.append(Passed(index, device, seq, sent_at, rows, period[start:stop], starts))
+            passed.append(
+                Passed(
+                    index, device, seq, sent_at, rows, columns, start, (first_channel, end_channel)
+                )
+            )
         slow.sort()
         return passed, slow
 

@@ -142,8 +142,8 @@ class FastReadings:
             columns.slots.extend(slots)
             columns.times_us.append(p.block.times_us)
             columns.values.append(p.block.values)
-            columns.periods.append(p.period_s)
-            columns.starts.append(p.channel_starts + columns.rows)
+            columns.periods.append(p.period_s())
+            columns.starts.append(p.channel_starts() + columns.rows)
             columns.rows += len(slots)
         samples = 0
         for profile, columns in by_profile.items():
