@@ -17,6 +17,7 @@ Run on sample time, once per batch, so a peak between two evaluations is not los
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -65,19 +66,7 @@ def ceilings(
                     f"{pct:.0f} % of {th.pre_label} {fmt(th.pre_of)} {spec.unit}"
                 )
 
-        rows = st.interesting(kind, touched, active)
-        st.step_cells(
-            kind,
-            rows[applies[rows]],
-            touched,
-            active=active,
-            clear=clear,
-            t=t,
-            value=vmax,
-            threshold=thr,
-            unit=None,
-            message=msg,
-        )
+        _step_level(st, kind, touched, applies, active, clear, t, vmax, thr, msg)
 
 
 def floors(
@@ -102,19 +91,36 @@ def floors(
                 f"{label} of {fmt(float(thr[i]))} {spec.unit}"
             )
 
-        rows = st.interesting(kind, touched, active)
-        st.step_cells(
-            kind,
-            rows[applies[rows]],
-            touched,
-            active=active,
-            clear=clear,
-            t=t,
-            value=vmin,
-            threshold=thr,
-            unit=None,
-            message=msg,
-        )
+        _step_level(st, kind, touched, applies, active, clear, t, vmin, thr, msg)
+
+
+def _step_level(
+    st: Stepper,
+    kind: AlertKind,
+    touched: IntArray,
+    applies: BoolArray,
+    active: BoolArray,
+    clear: BoolArray,
+    t: FloatArray,
+    value: FloatArray,
+    threshold: FloatArray,
+    message: Callable[[int], str],
+) -> None:
+    """Step the cells of a level kind that may change: active now, or open before, where a
+    threshold applies; value and threshold are in the subject's unit."""
+    rows = st.interesting(kind, touched, active)
+    st.step_cells(
+        kind,
+        rows[applies[rows]],
+        touched,
+        active=active,
+        clear=clear,
+        t=t,
+        value=value,
+        threshold=threshold,
+        unit=None,
+        message=message,
+    )
 
 
 __all__ = ["ceilings", "floors"]
