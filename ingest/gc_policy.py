@@ -1,5 +1,5 @@
-"""Python's cyclic garbage collector, set for a worker that handles thousands of small messages a
-second.
+"""Python's cyclic garbage collector, set for a service that handles thousands of small messages
+a second: an ingest worker, and the alert engine (which decodes them with ingest's fast path).
 
 Each message's decoded JSON is a few dozen lists and dicts, freed by reference counting as soon
 as its batch is built; but every 700 allocations the collector also walks the young objects, and

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ingest import gc_policy
     from ingest.alerting.service import AlertService
     from ingest.alerting.settings import AlertsSettings
     from qorgau.runtime import load_settings, run_until_signal, setup_logging
@@ -46,6 +47,16 @@ def _run(args: argparse.Namespace) -> int:
             from prometheus_client import start_http_server
 
             start_http_server(settings.alerts_metrics_port, registry=service.metrics.registry)
-        await service.run(stop)
+
+        async def settle() -> None:
+            # Once the registry and open alerts are loaded: they stay for the process's life.
+            await service.ready.wait()
+            gc_policy.settle_after_startup()
+
+        settling = asyncio.create_task(settle())
+        try:
+            await service.run(stop)
+        finally:
+            settling.cancel()
 
     return run_until_signal(main)
