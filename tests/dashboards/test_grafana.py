@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from psycopg.sql import SQL, Composed, Identifier
 
 from analytics import load_norms
 from analytics.alerts import load_alert_norms
@@ -160,9 +161,12 @@ async def mine(pg_url: str, schema: str) -> str:
     return scenario.enterprise
 
 
-def run(pg_url: str, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run(
+    pg_url: str, sql: str | SQL | Composed, params: Sequence[Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows of a query as Grafana sends it (expanded panel text), or of one composed here."""
     with psycopg.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(sql)
+        cur.execute(sql, params)
         assert cur.description is not None
         return [c.name for c in cur.description], cur.fetchall()
 
@@ -220,7 +224,10 @@ async def test_panels_average_energy_not_decibels(pg_url: str, schema: str, mine
     panels = {p["title"]: p for p in board["panels"]}
 
     def check() -> None:
-        workplace = run(pg_url, f"SELECT id FROM {schema}.workplaces WHERE code = 'heading'")[1]
+        workplace = run(
+            pg_url,
+            SQL("SELECT id FROM {}.workplaces WHERE code = 'heading'").format(Identifier(schema)),
+        )[1]
         ctx = Context(
             START,
             END,
@@ -237,9 +244,12 @@ async def test_panels_average_energy_not_decibels(pg_url: str, schema: str, mine
             assert len(got) == 24  # 2 h in 5-minute groups
             _, raw = run(
                 pg_url,
-                f"SELECT extract(epoch FROM time)::float8, value FROM {schema}.readings r "
-                f"JOIN {schema}.sensors s ON s.id = r.sensor_id WHERE s.code = '{sensor}' "
-                f"AND time >= '{START.isoformat()}' AND time < '{END.isoformat()}'",
+                SQL(
+                    "SELECT extract(epoch FROM time)::float8, value FROM {s}.readings r "
+                    "JOIN {s}.sensors s ON s.id = r.sensor_id WHERE s.code = %s "
+                    "AND time >= %s AND time < %s"
+                ).format(s=Identifier(schema)),
+                [sensor, START, END],
             )
             t = np.array([r[0] for r in raw])
             v = np.array([r[1] for r in raw])

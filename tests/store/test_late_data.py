@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from ingest.settings import IngestSettings
 from qorgau.cli import main
@@ -74,8 +75,10 @@ def counted(url: str, schema: str, view: str, at: datetime) -> int:
     width = "1 minute" if view == "readings_1m" else "1 hour"
     with connect(url, schema, autocommit=True) as conn:
         row = conn.execute(
-            f"SELECT coalesce(sum(n), 0) FROM {view} "  # one of two view names
-            "WHERE sensor_id = %s AND bucket = time_bucket(%s::interval, %s::timestamptz)",
+            sql.SQL(
+                "SELECT coalesce(sum(n), 0) FROM {} "
+                "WHERE sensor_id = %s AND bucket = time_bucket(%s::interval, %s::timestamptz)"
+            ).format(sql.Identifier(view)),
             [SENSOR, width, at],
         ).fetchone()
     return int(row[0]) if row else 0

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from ingest.settings import IngestSettings
 from qorgau.cli import main
@@ -90,7 +91,9 @@ def partitions(url: str, schema: str) -> list[str]:
 def snapshot(url: str, schema: str) -> dict[str, Any]:
     with connect(url, schema, autocommit=True) as conn:
         counts = {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            table: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            ).fetchone()
             for table in ("readings", "readings_default", "readings_1m", "readings_1h")
         }
         counts["ingested_messages"] = conn.execute(
