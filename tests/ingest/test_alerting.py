@@ -766,6 +766,29 @@ async def test_an_engine_restarted_without_an_enterprise_stops_receiving_it(
     assert all("/v1/acme/" in t for t in filters)
 
 
+async def test_readings_published_while_the_engine_was_away_raise_their_alert_when_it_returns(
+    pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
+) -> None:
+    """The engine's persistent session holds what arrives while it is stopped, and its reader
+    (ingest's inbox, set up before connecting) takes it right after CONNACK."""
+    await register(pg_url, schema, h2s("acme-dev-1"), enterprise="acme", device="acme-dev-1")
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-back": "acme"}) as f:
+        await f.publish_to("alerts-back", "acme", "acme-dev-1", 1.0)
+    # The engine is stopped and its session outlives it; the fleet's next message (its next
+    # seq) goes out through a client of our own.
+    endpoint = MqttEndpoint.parse(mqtt_url)
+    async with aiomqtt.Client(endpoint.host, endpoint.port, identifier="pub-while-away") as pub:
+        f.publisher = pub
+        await f.publish("acme", "acme-dev-1", np.full(5, 25.0))  # over the ceiling
+    async with fleet(pg_url, mqtt_url, schema, topic_prefix, {"alerts-back": "acme"}) as g:
+        engine = g.engines["alerts-back"]
+        await eventually(
+            lambda: any(m.kind == "ceiling" for m in g.published["alerts-back"]),
+            what="the ceiling alert of the reading published while the engine was away",
+        )
+        assert engine.metrics.messages._value.get() >= 1
+
+
 async def test_an_engine_refuses_to_start_beside_a_live_engine_owning_some_of_its_enterprises(
     pg_url: str, mqtt_url: str, schema: str, topic_prefix: str
 ) -> None:
