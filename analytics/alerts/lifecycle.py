@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -148,6 +148,19 @@ class Cells:
     ids: np.ndarray[Any, np.dtype[np.object_]]
     by_id: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    #: The per-cell arrays (every field but ``by_id``).
+    ARRAYS: ClassVar[tuple[str, ...]] = (
+        "status",
+        "since",
+        "clear_since",
+        "severity",
+        "escalations",
+        "notified_now",
+        "value",
+        "threshold",
+        "ids",
+    )
+
     @classmethod
     def empty(cls, subjects: int) -> Cells:
         shape = (subjects, len(KINDS))
@@ -168,17 +181,7 @@ class Cells:
         if extra <= 0:
             return
         more = Cells.empty(extra)
-        for name in (
-            "status",
-            "since",
-            "clear_since",
-            "severity",
-            "escalations",
-            "notified_now",
-            "value",
-            "threshold",
-            "ids",
-        ):
+        for name in self.ARRAYS:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(more, name)]))
 
 

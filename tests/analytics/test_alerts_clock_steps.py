@@ -48,17 +48,6 @@ CLOCK_KINDS = (
     AlertKind.SEQUENCE_GAP,
     AlertKind.CALIBRATION_OVERDUE,
 )
-CELL_ARRAYS = (
-    "status",
-    "since",
-    "clear_since",
-    "severity",
-    "escalations",
-    "notified_now",
-    "value",
-    "threshold",
-    "ids",
-)
 
 
 def _every_cell_by_itself(
@@ -151,7 +140,7 @@ def test_stepping_held_cells_at_once_changes_nothing(
     kinds = {e["kind"] for e in events}
     assert {AlertKind.SENSOR_SILENT.value, AlertKind.DEVICE_OFFLINE.value} <= kinds
     assert events == expected
-    for name in CELL_ARRAYS:
+    for name in Cells.ARRAYS:
         got, want = getattr(state.cells, name), getattr(expected_state.cells, name)
         if want.dtype.kind == "f":
             np.testing.assert_array_equal(got, want, err_msg=name)
@@ -211,7 +200,7 @@ def test_step_quiet_then_the_loud_cells_equals_step_cell_for_every_state(seed: i
             step_cell(reference, subjects[i], int(i), k, observation(int(i)), a, T0, want)
         assert [repr(e) for e in got] == [repr(e) for e in want]  # NaN != NaN
         assert len(want) > 0
-        for name in CELL_ARRAYS:
+        for name in Cells.ARRAYS:
             g, w = getattr(cells, name), getattr(reference, name)
             if w.dtype.kind == "f":
                 np.testing.assert_array_equal(g, w, err_msg=name)
