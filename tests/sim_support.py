@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from firmware_sim.scenario import Scenario
+from qorgau.commands.devices import upsert_scenario
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
-from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
 from tests.support import assess_now, write_as_ingest
 from vocabulary.driver import Driver, SampleBlock
 
@@ -66,36 +66,4 @@ async def register_scenario(pg_url: str, schema: str, scenario: Scenario) -> dic
     add-scenario`` registers them); returns workplace code → id."""
     conn = await connect_async(pg_url, schema, autocommit=True)
     async with conn:
-        enterprise_id = await upsert_enterprise(
-            conn, scenario.enterprise, scenario.enterprise_name, scenario.region
-        )
-        workplaces: dict[str, int] = {}
-        for wp in scenario.workplaces.values():
-            workplaces[wp.code] = await upsert_workplace(
-                conn,
-                enterprise_id,
-                wp.code,
-                wp.name,
-                profession=wp.profession,
-                headcount=wp.headcount,
-            )
-        for spec in scenario.devices:
-            device_id = await upsert_device(
-                conn,
-                enterprise_id,
-                spec.code,
-                name=spec.name,
-                workplace_id=workplaces[spec.workplace],
-            )
-            device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
-            for channel in device.channels():
-                await upsert_sensor(
-                    conn,
-                    device_id,
-                    channel.sensor,
-                    quantity=channel.quantity.value,
-                    unit=channel.unit,
-                    substance=channel.substance,
-                    workplace_id=workplaces[spec.workplace],
-                )
-        return workplaces
+        return await upsert_scenario(conn, scenario)

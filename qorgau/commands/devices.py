@@ -7,12 +7,14 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
     from firmware_sim.scenario import Scenario
 
 
@@ -465,6 +467,43 @@ async def _translated(work: Awaitable[None]) -> None:
         raise DatabaseError(f"the registry database refused the change: {exc}".strip()) from exc
 
 
+async def upsert_scenario(conn: AsyncConnection[Any], scenario: Scenario) -> dict[str, int]:
+    """Register (or update) a scenario's enterprise, workplaces, devices and sensors in the
+    caller's transaction; returns workplace code → id."""
+    from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
+
+    enterprise_id = await upsert_enterprise(
+        conn, scenario.enterprise, scenario.enterprise_name, scenario.region
+    )
+    workplace_ids: dict[str, int] = {}
+    for wp in scenario.workplaces.values():
+        workplace_ids[wp.code] = await upsert_workplace(
+            conn,
+            enterprise_id,
+            wp.code,
+            wp.name,
+            profession=wp.profession,
+            headcount=wp.headcount,
+        )
+    for spec in scenario.devices:
+        workplace_id = workplace_ids[spec.workplace]
+        device_id = await upsert_device(
+            conn, enterprise_id, spec.code, name=spec.name, workplace_id=workplace_id
+        )
+        device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
+        for channel in device.channels():
+            await upsert_sensor(
+                conn,
+                device_id,
+                channel.sensor,
+                quantity=channel.quantity.value,
+                unit=channel.unit,
+                substance=channel.substance,
+                workplace_id=workplace_id,
+            )
+    return workplace_ids
+
+
 def _register_scenario(
     settings: DevicesSettings, scenario: Scenario, *, then: Callable[[], None] = lambda: None
 ) -> None:
@@ -473,46 +512,12 @@ def _register_scenario(
     async def run() -> None:
         from store.connection import connect_async
         from store.migrate import require_schema_async
-        from store.registry import (
-            upsert_device,
-            upsert_enterprise,
-            upsert_sensor,
-            upsert_workplace,
-        )
 
         conn = await connect_async(settings.database_url, settings.database_schema, autocommit=True)
         async with conn:
             await require_schema_async(conn, settings.database_schema)
             async with conn.transaction():
-                enterprise_id = await upsert_enterprise(
-                    conn, scenario.enterprise, scenario.enterprise_name, scenario.region
-                )
-                workplace_ids: dict[str, int] = {}
-                for wp in scenario.workplaces.values():
-                    workplace_ids[wp.code] = await upsert_workplace(
-                        conn,
-                        enterprise_id,
-                        wp.code,
-                        wp.name,
-                        profession=wp.profession,
-                        headcount=wp.headcount,
-                    )
-                for spec in scenario.devices:
-                    workplace_id = workplace_ids[spec.workplace]
-                    device_id = await upsert_device(
-                        conn, enterprise_id, spec.code, name=spec.name, workplace_id=workplace_id
-                    )
-                    device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
-                    for channel in device.channels():
-                        await upsert_sensor(
-                            conn,
-                            device_id,
-                            channel.sensor,
-                            quantity=channel.quantity.value,
-                            unit=channel.unit,
-                            substance=channel.substance,
-                            workplace_id=workplace_id,
-                        )
+                workplace_ids = await upsert_scenario(conn, scenario)
                 then()
         print(
             f"registered {scenario.enterprise}: {len(workplace_ids)} workplaces, "
