@@ -40,6 +40,17 @@ from application.schedule import (
 
 ZONE = "Europe/Berlin"
 TWO_SHIFTS = Schedule.of([time(7, 0), time(19, 30)], 12 * 3600, ZONE)
+# A noise sensor of a workplace on TWO_SHIFTS (its device "d" is registered first).
+PRESS_NOISE = SubjectSpec(
+    enterprise="e",
+    device="d",
+    sensor="d.noise",
+    quantity="noise_laeq",
+    unit="dB(A)",
+    workplace="press-2",
+    schedule=TWO_SHIFTS,
+    timezone=ZONE,
+)
 # Summer time ends on Sunday 25 October 2026 at 03:00 CEST (01:00 UTC).
 LO = datetime(2026, 10, 20, tzinfo=UTC)
 HI = datetime(2026, 10, 30, tzinfo=UTC)
@@ -152,19 +163,7 @@ def test_projection_runs_to_the_end_of_the_schedules_shift(
 
     state = new_state(norms, alert_norms, time_text=clock)
     add_subject(state, SubjectSpec(enterprise="e", device="d"))
-    slot = add_subject(
-        state,
-        SubjectSpec(
-            enterprise="e",
-            device="d",
-            sensor="d.noise",
-            quantity="noise_laeq",
-            unit="dB(A)",
-            workplace="press-2",
-            schedule=TWO_SHIFTS,
-            timezone=ZONE,
-        ),
-    )
+    slot = add_subject(state, PRESS_NOISE)
     set_calendars(state, {TWO_SHIFTS: _calendar()})
     start = _local(24, 19, 30)
     events = []
@@ -226,17 +225,7 @@ def test_registry_refresh_keeps_the_shift_and_a_new_schedule_starts_afresh(
 ) -> None:
     state = new_state(norms, alert_norms)
     add_subject(state, SubjectSpec(enterprise="e", device="d"))
-    spec = SubjectSpec(
-        enterprise="e",
-        device="d",
-        sensor="d.noise",
-        quantity="noise_laeq",
-        unit="dB(A)",
-        workplace="press-2",
-        schedule=TWO_SHIFTS,
-        timezone=ZONE,
-    )
-    slot = add_subject(state, spec)
+    slot = add_subject(state, PRESS_NOISE)
     set_calendars(state, {TWO_SHIFTS: _calendar()})
     t = _local(27, 8) + np.arange(60.0)
     b = BatchBuilder()
@@ -244,12 +233,12 @@ def test_registry_refresh_keeps_the_shift_and_a_new_schedule_starts_afresh(
     evaluate(state, b.build(), float(t[-1]))
     # The same schedule read again from the registry (an equal value): nothing changes.
     again = Schedule.of([time(19, 30), time(7, 0)], 12 * 3600, ZONE)
-    add_subject(state, replace(spec, schedule=again))
+    add_subject(state, replace(PRESS_NOISE, schedule=again))
     assert state.shift_w[slot] == 60.0
     assert state.shift_start[slot] == _local(27, 7)
     # The workplace moved to one 8-h shift from 08:00: the old shift is not one of it.
     moved = Schedule.of([time(8, 0)], 8 * 3600, ZONE)
-    add_subject(state, replace(spec, schedule=moved))
+    add_subject(state, replace(PRESS_NOISE, schedule=moved))
     assert state.shift_w[slot] == 0.0
     set_calendars(state, {moved: _calendar(moved)})
     np.testing.assert_array_equal(
