@@ -84,6 +84,7 @@ class FastReadings:
                 decoded.append((index, envelope))
         devices: dict[str, EngineDevice | None] = {}
         for code in {envelope[1] for _, envelope in decoded}:
+            # Most are known already: no coroutine for those (``find`` looks up the rest).
             devices[code] = cached(code) or await find(code)
         ready: list[tuple[int, DeviceInfo, int, object, list[object]]] = []
         owner: dict[int, EngineDevice] = {}
