@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import uvicorn
@@ -24,6 +25,7 @@ from qorgau.demo import EmbeddedServer, prepare_api_access, register_device
 from qorgau.localservices import free_port
 from store.alerts import record_of, write_transitions
 from store.connection import connect_async
+from store.registry import enterprise_timezone, set_shift_schedule, workplace_by_codes
 from tests.sim_support import store_readings
 from tests.support import eventually
 from vocabulary.mqtt_url import MqttEndpoint
@@ -137,6 +139,22 @@ def noise(t0: datetime, values: list[float], sensor: str = NOISE) -> Channel:
     )
 
 
+async def hold_the_window_in_one_shift(pg_url: str, schema: str, start: datetime) -> None:
+    """Round-the-clock 8-h shifts, one of them starting at ``start``: the demo's shifts start
+    at fixed hours, and a test run minutes after one of them would find the readings of the
+    last minutes split over two shifts."""
+    conn = await connect_async(pg_url, schema, autocommit=True)
+    async with conn:
+        found = await workplace_by_codes(conn, ENTERPRISE, WORKPLACE)
+        assert found is not None
+        enterprise_id, workplace_id = found
+        zone = await enterprise_timezone(conn, enterprise_id)
+        assert zone is not None
+        first = start.astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0)
+        starts = sorted((first + timedelta(hours=8 * k)).time() for k in range(3))
+        await set_shift_schedule(conn, workplace_id, starts, 8 * 3600)
+
+
 @contextlib.asynccontextmanager
 async def live_world(
     pg_url: str,
@@ -160,6 +178,7 @@ async def live_world(
         workplace_name="Longwall face",
     )
     access = await prepare_api_access(pg_url, schema, enterprise=ENTERPRISE, workplace=WORKPLACE)
+    await hold_the_window_in_one_shift(pg_url, schema, now - timedelta(minutes=minutes + 30))
     await store_readings(pg_url, schema, [device], now)
     app = create_app(
         ApiSettings(

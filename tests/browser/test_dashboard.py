@@ -88,6 +88,8 @@ async def test_pages_load_without_console_errors_and_look_right(
         await page.screenshot(path=str(artifacts / "dashboard-workplace.png"), full_page=True)
 
         await page.click("nav a[href='#/alerts']")
+        # The workplace page has an alert feed too: wait for the alerts page's own.
+        await page.wait_for_selector("h1:text-is('Alerts')")
         await page.wait_for_selector("#alert-feed li")
         await page.screenshot(path=str(artifacts / "dashboard-alerts.png"))
         await page.click("nav a[href='#/']")

@@ -126,7 +126,9 @@ async def test_each_language_in_its_browser_with_screenshots(
             await page.screenshot(path=str(shots / f"workplace-{locale}.png"), full_page=True)
 
             await page.click("nav a[href='#/alerts']")
-            await page.wait_for_selector("#alert-feed li")
+            # The workplace page has an alert feed too: wait for the alerts page's own.
+            await page.wait_for_selector(f"h1:text-is('{texts['Alerts']}')")
+            await page.wait_for_selector("#alert-feed li button[data-action=acknowledge]")
             assert texts["Acknowledge"] in await page.inner_text("#alert-feed")
             await page.screenshot(path=str(shots / f"alerts-{locale}.png"), full_page=True)
             assert console.errors == []
