@@ -43,9 +43,8 @@ from store.migrate import upgrade_from_settings
 from store.registry import (
     enterprise_timezone,
     set_shift_schedule,
-    upsert_device,
+    upsert_device_channels,
     upsert_enterprise,
-    upsert_sensor,
     upsert_workplace,
     workplace_by_codes,
 )
@@ -125,23 +124,13 @@ async def register_device(
         workplace_id = await upsert_workplace(
             conn, enterprise_id, workplace, workplace_name, profession="Miner", headcount=12
         )
-        device_id = await upsert_device(
+        await upsert_device_channels(
             conn,
             enterprise_id,
-            device.device,
+            device,
             name="Simulated multi-gas and noise station",
             workplace_id=workplace_id,
         )
-        for spec in device.channels():
-            await upsert_sensor(
-                conn,
-                device_id,
-                spec.sensor,
-                quantity=spec.quantity.value,
-                unit=spec.unit,
-                substance=spec.substance,
-                workplace_id=workplace_id,
-            )
 
 
 @dataclass(frozen=True)

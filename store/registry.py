@@ -10,6 +10,8 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from vocabulary.driver import Driver
+
 
 @dataclass(frozen=True, slots=True)
 class SensorInfo:
@@ -154,6 +156,32 @@ async def upsert_sensor(
         row = await cur.fetchone()
         assert row is not None
     return _sensor(row)
+
+
+async def upsert_device_channels(
+    conn: AsyncConnection[Any],
+    enterprise_id: int,
+    device: Driver,
+    *,
+    name: str | None = None,
+    workplace_id: int | None = None,
+) -> int:
+    """Register ``device`` and a sensor for each channel its driver reports; returns the
+    device's id."""
+    device_id = await upsert_device(
+        conn, enterprise_id, device.device, name=name, workplace_id=workplace_id
+    )
+    for channel in device.channels():
+        await upsert_sensor(
+            conn,
+            device_id,
+            channel.sensor,
+            quantity=channel.quantity.value,
+            unit=channel.unit,
+            substance=channel.substance,
+            workplace_id=workplace_id,
+        )
+    return device_id
 
 
 async def enterprise_id_of(conn: AsyncConnection[Any], code: str) -> int | None:

@@ -470,7 +470,7 @@ async def _translated(work: Awaitable[None]) -> None:
 async def upsert_scenario(conn: AsyncConnection[Any], scenario: Scenario) -> dict[str, int]:
     """Register (or update) a scenario's enterprise, workplaces, devices and sensors in the
     caller's transaction; returns workplace code → id."""
-    from store.registry import upsert_device, upsert_enterprise, upsert_sensor, upsert_workplace
+    from store.registry import upsert_device_channels, upsert_enterprise, upsert_workplace
 
     enterprise_id = await upsert_enterprise(
         conn, scenario.enterprise, scenario.enterprise_name, scenario.region
@@ -487,20 +487,10 @@ async def upsert_scenario(conn: AsyncConnection[Any], scenario: Scenario) -> dic
         )
     for spec in scenario.devices:
         workplace_id = workplace_ids[spec.workplace]
-        device_id = await upsert_device(
-            conn, enterprise_id, spec.code, name=spec.name, workplace_id=workplace_id
-        )
         device = scenario.build(spec.code, start=datetime(1970, 1, 1, tzinfo=UTC))
-        for channel in device.channels():
-            await upsert_sensor(
-                conn,
-                device_id,
-                channel.sensor,
-                quantity=channel.quantity.value,
-                unit=channel.unit,
-                substance=channel.substance,
-                workplace_id=workplace_id,
-            )
+        await upsert_device_channels(
+            conn, enterprise_id, device, name=spec.name, workplace_id=workplace_id
+        )
     return workplace_ids
 
 
