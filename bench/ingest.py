@@ -73,6 +73,7 @@ from qorgau.localservices import (  # noqa: E402
     scratch_dir,
     timescaledb_installed,
 )
+from qorgau.worker_process import spawn_ingest_worker  # noqa: E402
 from store.connection import connect, connect_async  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.readings import (  # noqa: E402
@@ -516,31 +517,16 @@ def start_worker(
 ) -> Worker:
     port = free_port()
     log = folder / f"{name}.log"
-    env = {
-        **os.environ,
-        "QORGAU_DATABASE_URL": pg,
-        "QORGAU_DATABASE_SCHEMA": schema,
-        "QORGAU_MQTT_URL": mqtt,
-        "QORGAU_TOPIC_PREFIX": prefix,
-        "QORGAU_INGEST_CLIENT_ID": name,
-        "QORGAU_INGEST_METRICS_PORT": str(port),
-        "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
-        "QORGAU_LOG_LEVEL": "warning",
-        **(extra_env or {}),
-    }
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from qorgau.cli import main; sys.exit(main())",
-                "ingest",
-                "--no-upgrade",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_ingest_worker(
+        database_url=pg,
+        schema=schema,
+        mqtt_url=mqtt,
+        prefix=prefix,
+        client_id=name,
+        metrics_port=port,
+        log_path=log,
+        env=extra_env,
+    )
     worker = Worker(process, port, log)
     deadline = time.monotonic() + 30
     while not worker.ready():

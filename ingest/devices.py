@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -61,7 +62,7 @@ class DeviceDirectory:
         self._devices[code] = (device, now + self._cache_s)
         return device
 
-    async def find_many(self, codes: list[str]) -> dict[str, DeviceInfo | None]:
+    async def find_many(self, codes: Collection[str]) -> dict[str, DeviceInfo | None]:
         """``find`` for many codes in one registry lookup: a worker that starts, or whose cached
         entries expire together, meets its whole fleet in one chunk."""
         now = time.monotonic()

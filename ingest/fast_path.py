@@ -19,10 +19,10 @@ and keeps the rest. So a message is stored the same way on either path;
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +78,20 @@ class Passed:
         return self._batch.channel_row[first:end] - self._row
 
 
+D = TypeVar("D")
+
+
+@dataclass(frozen=True, slots=True)
+class Screened(Generic[D]):
+    """A batch after :meth:`FastPath.screen`."""
+
+    passed: list[Passed]
+    #: Indices of the messages for the general path, in order.
+    general: list[int]
+    #: The caller's device of each code the batch named (None: not registered).
+    devices: Mapping[str, D | None]
+
+
 @dataclass(frozen=True, slots=True)
 class _BatchColumns:
     period_s: npt.NDArray[np.float64]  # a row's channel period
@@ -119,6 +133,43 @@ class FastPath:
         ):
             return None
         return where[0], where[1], seq, raw.get("sent_at"), channels
+
+    async def screen(
+        self,
+        messages: Iterable[tuple[str, bytes]],
+        *,
+        lookup: Callable[[Collection[str]], Awaitable[Mapping[str, D | None]]],
+        info: Callable[[D], DeviceInfo],
+        window: Callable[[], TimeWindow],
+        owns: Callable[[str], bool] | None = None,
+    ) -> Screened[D]:
+        """The fast path's whole admission of a batch of ``(topic, payload)``: decode, find the
+        devices (``lookup`` of the codes named, ``info`` of what it finds), match each to the
+        enterprise of its topic, then :meth:`check` in the ``window`` of the moment after the
+        lookups. Messages of enterprises ``owns`` refuses, unknown devices, another
+        enterprise's devices and whatever :meth:`check` refuses go to the general path, which
+        says why."""
+        general: list[int] = []
+        decoded = []
+        for index, (topic, payload) in enumerate(messages):
+            envelope = self.decode(topic, payload)
+            if envelope is None or (owns is not None and not owns(envelope[0])):
+                general.append(index)
+            else:
+                decoded.append((index, envelope))
+        devices = await lookup({envelope[1] for _, envelope in decoded})
+        ready = []
+        for index, (enterprise, code, seq, sent_at, channels) in decoded:
+            device = devices[code]
+            found = None if device is None else info(device)
+            if found is None or found.enterprise_code != enterprise:
+                general.append(index)
+            else:
+                ready.append((index, found, seq, sent_at, channels))
+        passed, rest = self.check(ready, window())
+        general.extend(rest)
+        general.sort()
+        return Screened(passed, general, devices)
 
     def check(
         self,

@@ -31,6 +31,10 @@ from vocabulary.protocol import DecodedMessage
 log = logging.getLogger(__name__)
 
 
+def _itself(device: DeviceInfo) -> DeviceInfo:
+    return device
+
+
 def _enterprise_of(device: DeviceInfo) -> str:
     return device.enterprise_code
 
@@ -82,36 +86,13 @@ class Preparer:
     ) -> list[int]:
         """Fill ``items`` with the messages the fast path passes whole; return the indices of
         the others."""
-        fast = self._fast_path
-        general: list[int] = []
-        decoded = []
-        for index, message in enumerate(received):
-            envelope = fast.decode(message.topic, message.payload)
-            if envelope is None:
-                general.append(index)
-            else:
-                decoded.append((index, envelope))
-        devices: dict[str, DeviceInfo | None] = {}
-        fresh_until = time.monotonic()
-        missing: list[str] = []
-        for code in {e[1] for _, e in decoded}:
-            device = self.devices.cached(code, fresh_until)  # most are: no coroutine for those
-            if device is None:
-                missing.append(code)
-            devices[code] = device
-        if missing:
-            devices.update(await self.devices.find_many(missing))
-        ready = []
-        for index, (enterprise, code, seq, sent_at, channels) in decoded:
-            device = devices[code]
-            # Unknown, or another enterprise's: the general path quarantines it with a reason.
-            if device is None or device.enterprise_code != enterprise:
-                general.append(index)
-            else:
-                ready.append((index, device, seq, sent_at, channels))
-        now = datetime.now(UTC)
-        passed, rest = fast.check(ready, self._window(now))
-        for p in passed:
+        screened = await self._fast_path.screen(
+            [(message.topic, message.payload) for message in received],
+            lookup=self.devices.find_many,
+            info=_itself,
+            window=lambda: self._window(datetime.now(UTC)),
+        )
+        for p in screened.passed:
             message = received[p.index]
             items[p.index] = Item(
                 mid=message.mid,
@@ -125,11 +106,10 @@ class Preparer:
                 block=p.block,
                 readings=len(p.block),
             )
-        if passed and passed[-1].sent_at is not None:
-            self.metrics.broker_lag.set((now - passed[-1].sent_at).total_seconds())
-        general.extend(rest)
-        general.sort()
-        return general
+        last = screened.passed[-1].sent_at if screened.passed else None
+        if last is not None:
+            self.metrics.broker_lag.set((datetime.now(UTC) - last).total_seconds())
+        return screened.general
 
     async def prepare_with_retries(
         self, topic: str, payload: bytes, mid: int, qos: int, generation: int

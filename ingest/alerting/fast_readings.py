@@ -14,7 +14,7 @@ before. ``tests/ingest/test_alert_fast_readings.py`` holds the two paths to the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -54,6 +54,10 @@ class Taken:
     dropped: dict[str, int]
 
 
+def _info(device: EngineDevice) -> DeviceInfo:
+    return device.info
+
+
 class FastReadings:
     def __init__(self, max_payload_bytes: int, max_future_s: float) -> None:
         self._fast = FastPath(max_payload_bytes)
@@ -74,47 +78,37 @@ class FastReadings:
         return the others' indices. Nothing is changed before every check has been made, so a
         failure here leaves the whole batch to the one-message path."""
         fast = self._fast
-        general: list[int] = []
-        decoded = []
-        for index, (topic, payload) in enumerate(messages):
-            envelope = fast.decode(topic, payload)
-            if envelope is None or not owns(envelope[0]):
-                general.append(index)
-            else:
-                decoded.append((index, envelope))
-        devices: dict[str, EngineDevice | None] = {}
-        for code in {envelope[1] for _, envelope in decoded}:
+
+        async def lookup(codes: Collection[str]) -> dict[str, EngineDevice | None]:
             # Most are known already: no coroutine for those (``find`` looks up the rest).
-            devices[code] = cached(code) or await find(code)
-        ready: list[tuple[int, DeviceInfo, int, object, list[object]]] = []
-        owner: dict[int, EngineDevice] = {}
-        for index, (enterprise, code, seq, sent_at, channels) in decoded:
-            device = devices[code]
-            if device is None or device.info.enterprise_code != enterprise:
-                general.append(index)
-                continue
-            owner[index] = device
-            ready.append((index, device.info, seq, sent_at, channels))
-        window = TimeWindow.around(
-            datetime.fromtimestamp(received, UTC),
-            max_past_s=DEFAULT_MAX_PAST_S,
-            max_future_s=self._max_future_s,
+            return {code: cached(code) or await find(code) for code in codes}
+
+        screened = await fast.screen(
+            messages,
+            lookup=lookup,
+            info=_info,
+            window=lambda: TimeWindow.around(
+                datetime.fromtimestamp(received, UTC),
+                max_past_s=DEFAULT_MAX_PAST_S,
+                max_future_s=self._max_future_s,
+            ),
+            owns=owns,
         )
-        passed, rest = fast.check(ready, window)
-        general.extend(rest)
+        general = screened.general
         # A device's messages are de-duplicated in their order of arrival: after one of its
         # messages goes the one-message way, its later ones follow it there.
         first_general: dict[str, int] = {}
-        for index in sorted(general):
+        for index in general:
             where = fast.device_of(messages[index][0])
             if where is not None:
                 first_general.setdefault(where, index)
         mapped = []
-        for p in passed:
+        for p in screened.passed:
             if p.index > first_general.get(p.device.code, p.index):
                 general.append(p.index)
                 continue
-            device = owner[p.index]
+            device = screened.devices[p.device.code]
+            assert device is not None  # it passed: its device was found
             slots = [device.sensor_slots.get(s, -1) for s in p.block.sensor_ids.tolist()]
             mapped.append((p, device, slots))
         general.sort()

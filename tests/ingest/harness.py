@@ -7,10 +7,8 @@ import asyncio
 import collections
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -23,6 +21,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from qorgau.localservices import free_port
+from qorgau.worker_process import spawn_ingest_worker
 from store.connection import DatabaseUnavailableError, connect, connect_async
 from store.registry import upsert_device, upsert_enterprise, upsert_sensor
 from vocabulary.mqtt_url import MqttEndpoint
@@ -234,33 +233,16 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        env = {
-            **os.environ,
-            "QORGAU_DATABASE_URL": self.database_url,
-            "QORGAU_DATABASE_SCHEMA": self.schema,
-            "QORGAU_MQTT_URL": self.mqtt_url,
-            "QORGAU_TOPIC_PREFIX": self.prefix,
-            "QORGAU_INGEST_CLIENT_ID": self.client_id,
-            "QORGAU_INGEST_METRICS_PORT": str(self.metrics_port),
-            "QORGAU_INGEST_METRICS_HOST": "127.0.0.1",
-            "QORGAU_INGEST_RETRY_MAX_S": "1",
-            "QORGAU_LOG_LEVEL": "warning",
-            **self.env,
-        }
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from qorgau.cli import main; sys.exit(main())",
-                "ingest",
-                "--no-upgrade",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        self.process = spawn_ingest_worker(
+            database_url=self.database_url,
+            schema=self.schema,
+            mqtt_url=self.mqtt_url,
+            prefix=self.prefix,
+            client_id=self.client_id,
+            metrics_port=self.metrics_port,
+            log_path=self.log_path,
+            env={"QORGAU_INGEST_RETRY_MAX_S": "1", **self.env},
         )
-        log.close()
         return self
 
     def health(self) -> dict[str, object] | None:
