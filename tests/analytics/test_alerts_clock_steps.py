@@ -28,7 +28,7 @@ from analytics.alerts import (
     new_state,
     resolve,
 )
-from analytics.alerts.detectors.stepper import Stepper
+from analytics.alerts.detectors import stepper
 from analytics.alerts.lifecycle import (
     IDLE,
     REARM,
@@ -39,7 +39,7 @@ from analytics.alerts.lifecycle import (
     step_quiet,
 )
 from analytics.alerts.params import KIND_INDEX
-from analytics.types import FloatArray, IntArray
+from analytics.types import BoolArray, FloatArray, IntArray
 
 T0 = 1_800_000_000.0
 CLOCK_KINDS = (
@@ -51,10 +51,11 @@ CLOCK_KINDS = (
 
 
 def _every_cell_by_itself(
-    _self: Stepper, _kind: AlertKind, slots: IntArray, _obs: QuietObservations
-) -> IntArray:
-    """The stepping before cells were stepped at once: every held or active cell one by one."""
-    return slots
+    _cells: Cells, slots: IntArray, _kind: int, _obs: QuietObservations, _a: AlertNorms
+) -> BoolArray:
+    """The stepping before cells were stepped at once: every held or active cell one by one
+    (none stepped quietly, all left loud)."""
+    return np.ones(slots.size, dtype=bool)
 
 
 def _slow_norms(a: AlertNorms) -> AlertNorms:
@@ -135,7 +136,7 @@ def test_stepping_held_cells_at_once_changes_nothing(
         a = _slow_norms(a)
     events, state = _run(norms, a, seed)
     with monkeypatch.context() as m:
-        m.setattr(Stepper, "loud", _every_cell_by_itself)
+        m.setattr(stepper, "step_quiet", _every_cell_by_itself)
         expected, expected_state = _run(norms, a, seed)
     kinds = {e["kind"] for e in events}
     assert {AlertKind.SENSOR_SILENT.value, AlertKind.DEVICE_OFFLINE.value} <= kinds

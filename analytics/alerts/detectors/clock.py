@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.alerts.detectors.stepper import Stepper
-from analytics.alerts.lifecycle import QuietObservations
 from analytics.alerts.params import AlertKind
 from analytics.alerts.state import DetectorState
 from analytics.alerts.subjects import DEVICE
@@ -39,29 +38,23 @@ def device_offline(
     state: DetectorState, now: float, st: Stepper, slots: IntArray, is_dev: BoolArray
 ) -> None:
     """What the status topic of each device last said."""
-    a = state.alerts
     online = state.online[: state.n]
     offline = is_dev & (online == 0)
     back = is_dev & (online == 1)
-    kind = AlertKind.DEVICE_OFFLINE
-    held = st.interesting(kind, slots, offline)
-    held = held[is_dev[held]]
-    quiet = QuietObservations(offline[held], back[held], now, 0.0, a.kinds[kind].severity)
 
     def msg(i: int) -> str:
         return f"device {state.subjects[i].device} reports that it is offline"
 
-    st.step_cells(
-        kind,
-        st.loud(kind, held, quiet),
+    st.step_clock(
+        AlertKind.DEVICE_OFFLINE,
         slots,
         active=offline,
         clear=back,
-        t=now,
         value=0.0,
         threshold=0.0,
         unit="",
         message=msg,
+        among=is_dev,
     )
 
 
@@ -79,15 +72,6 @@ def sensor_silent(
     with np.errstate(invalid="ignore"):
         silent = learned & ~dev_offline & (silent_s > limit)
         talking = learned & (silent_s <= limit)
-    kind = AlertKind.SENSOR_SILENT
-    held = st.interesting(kind, slots, silent)
-    quiet = QuietObservations(
-        silent[held],
-        talking[held] | dev_offline[held],
-        now,
-        silent_s[held],
-        a.kinds[kind].severity,
-    )
 
     def msg(i: int) -> str:
         return (
@@ -95,13 +79,11 @@ def sensor_silent(
             f"its device is live (usual interval {fmt(float(state.interval[i]))} s)"
         )
 
-    st.step_cells(
-        kind,
-        st.loud(kind, held, quiet),
+    st.step_clock(
+        AlertKind.SENSOR_SILENT,
         slots,
         active=silent,
         clear=talking | dev_offline,
-        t=now,
         value=silent_s,
         threshold=limit,
         unit="s",
@@ -114,18 +96,11 @@ def sequence_gap(
 ) -> None:
     """Missing sequence numbers among each device's last window (see
     :mod:`analytics.alerts.admission`)."""
-    a = state.alerts
     n = state.n
     hi, lo = state.seq_hi[:n], state.seq_lo[:n]
     known = is_dev & (hi >= 0)
     missing = np.where(known, (hi - lo + 1) - state.seq_seen[:n].sum(axis=1), 0)
     gap = known & (missing > 0)
-    kind = AlertKind.SEQUENCE_GAP
-    held = st.interesting(kind, slots, gap)
-    held = held[known[held]]
-    quiet = QuietObservations(
-        gap[held], ~gap[held], now, missing[held].astype(float), a.kinds[kind].severity
-    )
 
     def msg(i: int) -> str:
         return (
@@ -133,45 +108,36 @@ def sequence_gap(
             f"{state.subjects[i].device} are missing (sequence numbers {int(lo[i])}-{int(hi[i])})"
         )
 
-    st.step_cells(
-        kind,
-        st.loud(kind, held, quiet),
+    st.step_clock(
+        AlertKind.SEQUENCE_GAP,
         slots,
         active=gap,
         clear=~gap,
-        t=now,
-        value=missing,
+        value=missing.astype(float),
         threshold=0.0,
         unit="messages",
         message=msg,
+        among=known,
     )
 
 
 def calibration_overdue(state: DetectorState, now: float, st: Stepper, slots: IntArray) -> None:
     """``now`` past the calibration date the registry gave."""
-    a = state.alerts
     due = state.calibration_due[: state.n]
     with np.errstate(invalid="ignore"):
         overdue = np.isfinite(due) & (now >= due)
         fine = ~overdue
         overdue_days = np.where(np.isfinite(due), (now - due) / 86400.0, 0.0)
-    kind = AlertKind.CALIBRATION_OVERDUE
-    held = st.interesting(kind, slots, overdue)
-    quiet = QuietObservations(
-        overdue[held], fine[held], now, overdue_days[held], a.kinds[kind].severity
-    )
 
     def msg(i: int) -> str:
         days = max(float(overdue_days[i]), 0.0)
         return f"calibration of {where(state.subjects[i])} is overdue by {days:.0f} days"
 
-    st.step_cells(
-        kind,
-        st.loud(kind, held, quiet),
+    st.step_clock(
+        AlertKind.CALIBRATION_OVERDUE,
         slots,
         active=overdue,
         clear=fine,
-        t=now,
         value=overdue_days,
         threshold=0.0,
         unit="d",

@@ -4,9 +4,9 @@ Detectors compute *active* and *clear* as arrays over all the sensors of a batch
 cells that are active or already hold an alert need the per-cell lifecycle rules, and
 :class:`Stepper` picks those out and steps them, collecting the events in order. The clock
 detectors see the same held cells every tick (a fleet always has offline devices and silent
-sensors): :meth:`Stepper.loud` steps those that raise no event at once, so that a tick costs
-array operations rather than a Python step per open alert. :meth:`Stepper.step_cells` steps the
-cells that are left, one at a time, from the detector's arrays.
+sensors): :meth:`Stepper.step_clock` steps those that raise no event at once as arrays, so that
+a tick costs array operations rather than a Python step per open alert. :meth:`Stepper.step_cells`
+steps the cells that are left, one at a time, from the detector's arrays.
 """
 
 from __future__ import annotations
@@ -51,12 +51,46 @@ class Stepper:
         result: IntArray = np.nonzero(active | held)[0]
         return result
 
-    def loud(self, kind: AlertKind, slots: IntArray, obs: QuietObservations) -> IntArray:
-        """Step the cells of ``slots`` whose step raises no event at once; return the others,
-        in order, for :meth:`step` (the observations are aligned with ``slots``)."""
-        mask = step_quiet(self.state.cells, slots, KIND_INDEX[kind], obs, self.state.alerts)
-        result: IntArray = slots[mask]
-        return result
+    def step_clock(
+        self,
+        kind: AlertKind,
+        slots: IntArray,
+        *,
+        active: BoolArray,
+        clear: BoolArray,
+        value: FloatArray | float,
+        threshold: FloatArray | float,
+        unit: str,
+        message: Callable[[int], str],
+        among: BoolArray | None = None,
+    ) -> None:
+        """A clock detector's findings over every subject ``slots`` (of ``among``, if given)
+        at ``now``: the cells that are active or hold an alert are stepped, those whose step
+        raises no event at once as arrays (:func:`step_quiet`), the others by
+        :meth:`step_cells`."""
+        held = self.interesting(kind, slots, active)
+        if among is not None:
+            held = held[among[held]]
+        quiet = QuietObservations(
+            active[held],
+            clear[held],
+            self.now,
+            value[held] if isinstance(value, np.ndarray) else value,
+            self.state.alerts.kinds[kind].severity,
+        )
+        mask = step_quiet(self.state.cells, held, KIND_INDEX[kind], quiet, self.state.alerts)
+        self.step_cells(
+            kind,
+            held[mask],
+            slots,
+            active=active,
+            clear=clear,
+            t=self.now,
+            value=value,
+            threshold=threshold,
+            unit=unit,
+            message=message,
+        )
 
     def step_cells(
         self,
