@@ -114,6 +114,7 @@ class AlertNorms:
     flatline_relative_tolerance: float
     out_of_range_window_s: float
     silence_interval_factor: float
+    silence_min_s: float
     silence_min_messages: int
     interval_smoothing: float
     sequence_window: int
@@ -268,6 +269,7 @@ def load_alert_norms(name_or_path: str | Path = "default") -> AlertNorms:
         flatline_relative_tolerance=num("health.flatline_relative_tolerance"),
         out_of_range_window_s=num("health.out_of_range_window_s", positive=True),
         silence_interval_factor=num("health.silence_interval_factor", positive=True),
+        silence_min_s=num("health.silence_min_s"),
         silence_min_messages=int(num("health.silence_min_messages", positive=True)),
         interval_smoothing=fraction("health.interval_smoothing"),
         sequence_window=int(num("health.sequence_window", positive=True)),

@@ -233,31 +233,63 @@ def test_projected_noise_overexposure_warns_before_the_limit_is_reached(
     assert "dB(A)" in first.message
 
 
-def test_silent_sensor_is_flagged_within_twice_its_interval(
-    norms: Norms, alert_norms: AlertNorms
-) -> None:
-    state, _dev, slot = _state(norms, alert_norms)
-    interval = 5.0
-    for i in range(10):
+def _feed_every(state: DetectorState, slot: int, gaps: list[float], interval: float) -> float:
+    """One one-sample message of ``slot`` after each of ``gaps`` (s); returns the last time."""
+    t = T0
+    for gap in gaps:
+        t += gap
         b = BatchBuilder()
-        t = T0 + i * interval
         b.channel(slot, np.array([t]), np.array([1.0]), interval, np.ones(1, bool), t)
         evaluate(state, b.build(), t)
-    last = T0 + 9 * interval
-    factor = alert_norms.silence_interval_factor
+    return t
+
+
+@pytest.mark.parametrize("interval", [1.0, 5.0, 20.0])
+def test_silent_sensor_is_flagged_after_its_intervals_or_the_floor(
+    norms: Norms, alert_norms: AlertNorms, interval: float
+) -> None:
+    state, _dev, slot = _state(norms, alert_norms)
+    last = _feed_every(state, slot, [interval] * 10, interval)
+    factor, floor = alert_norms.silence_interval_factor, alert_norms.silence_min_s
     assert factor < 2.0
-    _, before = evaluate(state, BatchBuilder().build(), last + factor * interval - 0.1)
+    assert floor > 2.0
+    # A slow sensor is flagged within two of its intervals, a fast one after the floor.
+    limit = max(factor * interval, floor)
+    _, before = evaluate(state, BatchBuilder().build(), last + limit - 0.1)
     assert not before
-    _, after = evaluate(state, BatchBuilder().build(), last + factor * interval + 0.1)
+    _, after = evaluate(state, BatchBuilder().build(), last + limit + 0.1)
     (silent,) = after
     assert silent.kind is AlertKind.SENSOR_SILENT
-    assert silent.threshold == pytest.approx(7.5)
+    assert silent.threshold == pytest.approx(limit)
+    assert silent.unit == "s"
     # it reports again: resolved
     b = BatchBuilder()
-    t = last + 3 * interval
+    t = last + limit + 1.0
     b.channel(slot, np.array([t]), np.array([1.0]), interval, np.ones(1, bool), t)
     _, back = evaluate(state, b.build(), t)
     assert [e.transition for e in back] == ["resolved"]
+
+
+def test_a_1_hz_sensor_whose_messages_come_2_s_apart_at_times_is_not_silent(
+    norms: Norms, alert_norms: AlertNorms
+) -> None:
+    """An agent that samples at 1 Hz on one timer and publishes on another sends a message 2 s
+    after the last now and then, and the network delays some more than others: a live sensor."""
+    state, _dev, slot = _state(norms, alert_norms)
+    sample_t = T0 + np.cumsum([1.0, 1.0, 2.0, 1.0, 0.9, 2.1, 1.0, 1.0, 2.0, 1.0] * 6)
+    arrival = sample_t + np.resize([0.05, 0.6, 0.1], sample_t.size)
+    events: list[AlertEvent] = []
+    clock = float(arrival[0])
+    for t, at in zip(sample_t.tolist(), arrival.tolist(), strict=True):
+        while clock + 0.25 < at:  # the engine's clock checks while it waits
+            clock += 0.25
+            events += evaluate(state, BatchBuilder().build(), clock)[1]
+        clock = at
+        b = BatchBuilder()
+        b.channel(slot, np.array([t]), np.array([1.0]), 1.0, np.ones(1, bool), at)
+        events += evaluate(state, b.build(), at)[1]
+    assert state.interval[slot] > 1.0  # the 2-s gaps count in the learned interval
+    assert [e for e in events if e.kind is AlertKind.SENSOR_SILENT] == []
 
 
 def test_an_offline_device_raises_offline_not_silence(

@@ -2,8 +2,9 @@
 subject, since a silent sensor sends no batch that could trigger them.
 
 * ``device_offline``: the device's status topic says ``online: false``.
-* ``sensor_silent``: ``now − last arrival > factor × interval`` while the device is not offline;
-  the interval is learned from the cadence of the sensor's messages (sample times).
+* ``sensor_silent``: ``now − last arrival > max(factor × interval, silence_min_s)`` while the
+  device is not offline; the interval is learned from the cadence of the sensor's messages
+  (sample times).
 * ``sequence_gap``: sequence numbers missing among the device's last ``sequence_window``.
 * ``calibration_overdue``: ``now`` past the registry's calibration date.
 """
@@ -68,7 +69,7 @@ def sensor_silent(
     dev_offline = np.where(dev >= 0, state.online[np.maximum(dev, 0)] == 0, False)
     learned = (~is_dev) & (state.intervals_seen[:n] >= a.silence_min_messages)
     silent_s = now - state.last_arrival_now[:n]
-    limit = a.silence_interval_factor * state.interval[:n]
+    limit = np.maximum(a.silence_interval_factor * state.interval[:n], a.silence_min_s)
     with np.errstate(invalid="ignore"):
         silent = learned & ~dev_offline & (silent_s > limit)
         talking = learned & (silent_s <= limit)
