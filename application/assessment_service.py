@@ -207,7 +207,11 @@ class AssessmentService:
         if result.oldest_change is not None:
             self.state.last_lag_s = (now - result.oldest_change).total_seconds()
         if result.changes or result.settled:
-            log.info(
+            # The shift in progress changes with every pass: that is routine (DEBUG, and
+            # /health and /metrics count it). Settled shifts and a backlog are news (INFO).
+            news = result.settled or result.changes >= self.settings.assess_batch_changes
+            log.log(
+                logging.INFO if news else logging.DEBUG,
                 "assessments: %d change(s) of %d workplace(s): %d shift(s) assessed, %d stored, "
                 "%d status change(s)",
                 result.changes,

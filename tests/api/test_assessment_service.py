@@ -4,6 +4,7 @@ stored, and nothing is lost when a pass fails."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,12 @@ import anyio
 import pytest
 
 from analytics import load_norms
-from application.assessment_service import AssessmentService, rebuild, rebuild_in_processes
+from application.assessment_service import (
+    AssessmentService,
+    PassResult,
+    rebuild,
+    rebuild_in_processes,
+)
 from application.settings import AssessmentSettings
 from store.connection import connect_async
 from store.readings import ReadingBlock, ensure_partitions
@@ -152,3 +158,27 @@ async def test_rebuild_replaces_every_stored_shift(api: Api) -> None:
     assert shifts == 3
     assert sum(progress) >= 3
     assert [r[2] for r in stored(api)] == [2, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("result", "level"),
+    [
+        (PassResult(changes=5, workplaces=1, shifts_assessed=1, shifts_written=1), "DEBUG"),
+        (PassResult(changes=5, workplaces=1, shifts_assessed=2, settled=1), "INFO"),
+        (PassResult(changes=50_000, workplaces=900, shifts_assessed=900), "INFO"),
+    ],
+)
+def test_a_routine_pass_logs_at_debug_and_news_at_info(
+    result: PassResult, level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shift in progress changes with every pass of a live plant: a line every few seconds
+    at INFO would bury what matters (settled shifts, a backlog being worked off)."""
+    svc = AssessmentService(
+        AssessmentSettings(database_url="postgresql://nowhere/none", assess_batch_changes=5000),
+        load_norms(),
+    )
+    with caplog.at_level(logging.DEBUG, logger="application.assessment_service"):
+        svc._record(result)
+    (record,) = caplog.records
+    assert record.levelname == level
+    assert f"{result.changes} change(s)" in record.getMessage()
