@@ -38,12 +38,6 @@ class DeviceDirectory:
             purpose="registry lookup",
         )
 
-    def cached(self, code: str, now: float) -> DeviceInfo | None:
-        """The device if cached and still fresh at ``now`` (``time.monotonic()``), without a
-        coroutine: most messages' devices are."""
-        cached = self._devices.get(code)
-        return cached[0] if cached is not None and cached[1] > now else None
-
     async def find(self, code: str) -> DeviceInfo | None:
         """The registered device of that code, or None."""
         now = time.monotonic()
